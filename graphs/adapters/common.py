@@ -1,0 +1,47 @@
+"""Shared tail of every ``prepare`` adapter: validate, write atomically, summarize."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.contract import write_dataset
+
+
+def save_dataset(
+    out: str | Path,
+    source: str,
+    items: pl.DataFrame,
+    interactions: pl.DataFrame | None = None,
+    users: pl.DataFrame | None = None,
+    queries: pl.DataFrame | None = None,
+    summary: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a contract dataset into ``out`` atomically and return its manifest.
+
+    The manifest (``manifest.json``) holds ``kind="dataset"``, the adapter name, row
+    counts per table, items per type, and the adapter's own ``summary`` (e.g. rows it
+    dropped and why).
+    """
+    manifest: dict[str, Any] = {
+        "kind": "dataset",
+        "source": source,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "counts": {
+            "items": items.height,
+            "interactions": 0 if interactions is None else interactions.height,
+            "users": 0 if users is None else users.height,
+            "queries": 0 if queries is None else queries.height,
+        },
+        "items_per_type": dict(
+            items.group_by("item_type", maintain_order=True).len().iter_rows()),
+        "summary": summary or {},
+    }
+    with atomic_dir(out) as tmp:
+        write_dataset(tmp, items, interactions, users, queries)
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
