@@ -66,7 +66,8 @@ def read_dataset(path: str | Path, drop_unknown: bool = False) -> Dataset:
     if (f := _find(path, "interactions")) is not None:
         inter = normalize_interactions(_read_table(f), f.name)
         ds.interactions, ds.dropped_unknown["interactions"] = _check_known(
-            inter, known, f.name, drop_unknown)
+            inter, known, f.name, drop_unknown
+        )
     if (f := _find(path, "users")) is not None:
         ds.users = normalize_users(_read_table(f), f.name)
     if (f := _find(path, "queries")) is not None:
@@ -90,7 +91,8 @@ def write_dataset(
     if interactions is not None:
         inter = normalize_interactions(interactions, "interactions.parquet")
         _check_known(inter, known, "interactions.parquet", False)[0].write_parquet(
-            out / "interactions.parquet")
+            out / "interactions.parquet"
+        )
     if users is not None:
         normalize_users(users, "users.parquet").write_parquet(out / "users.parquet")
     if queries is not None:
@@ -115,8 +117,10 @@ def normalize_items(df: pl.DataFrame, file: str) -> pl.DataFrame:
         raise _example(dup, file, "item_id", "duplicate item_id")
     df = df.with_columns(pl.col("title").fill_null(""))
     df = df.with_columns(
-        pl.col("description").fill_null("") if "description" in df.columns
-        else pl.lit("").alias("description"))
+        pl.col("description").fill_null("")
+        if "description" in df.columns
+        else pl.lit("").alias("description")
+    )
     df = df.with_columns(_tags_expr(df, file))
     front = ["item_id", "item_type", "title", "description", "tags"]
     return df.select(front + [c for c in df.columns if c not in front])
@@ -131,14 +135,17 @@ def normalize_interactions(df: pl.DataFrame, file: str) -> pl.DataFrame:
             df = _as_text(df, file, col)
     _no_nulls(df, file, ["user_id", "item_id"])
     df = df.with_columns(
-        _number(df, file, "weight", pl.Float64).fill_null(1.0) if "weight" in df.columns
+        _number(df, file, "weight", pl.Float64).fill_null(1.0)
+        if "weight" in df.columns
         else pl.lit(1.0, pl.Float64).alias("weight"),
-        pl.col("signal").fill_null(DEFAULT_SIGNAL) if "signal" in df.columns
+        pl.col("signal").fill_null(DEFAULT_SIGNAL)
+        if "signal" in df.columns
         else pl.lit(DEFAULT_SIGNAL).alias("signal"),
         _timestamp(df, file) if "ts" in df.columns else pl.lit(None, pl.Int64).alias("ts"),
     )
     bad = df.with_row_index("_row").filter(
-        pl.col("weight").is_nan() | pl.col("weight").is_infinite() | (pl.col("weight") < 0))
+        pl.col("weight").is_nan() | pl.col("weight").is_infinite() | (pl.col("weight") < 0)
+    )
     if bad.height:
         raise _example(bad, file, "weight", "weight must be a finite number >= 0")
     front = ["user_id", "item_id", "weight", "signal", "ts"]
@@ -198,14 +205,18 @@ def _check_utf8(raw: bytes, file: str) -> None:
     except UnicodeDecodeError as exc:
         line_start = raw.rfind(b"\n", 0, exc.start) + 1
         line_end = raw.find(b"\n", exc.start)
-        line = raw[line_start: line_end if line_end >= 0 else len(raw)]
+        line = raw[line_start : line_end if line_end >= 0 else len(raw)]
         header = raw[: raw.find(b"\n")].decode("utf-8", "replace").strip().split(",")
-        col_pos = raw[line_start: exc.start].count(b",")
+        col_pos = raw[line_start : exc.start].count(b",")
         column = header[col_pos] if col_pos < len(header) else None
         row = raw[:line_start].count(b"\n") - 1
         raise contract_error(
-            file, column, "undecodable text (not UTF-8)",
-            {"line": line.decode("utf-8", "replace")}, row) from None
+            file,
+            column,
+            "undecodable text (not UTF-8)",
+            {"line": line.decode("utf-8", "replace")},
+            row,
+        ) from None
 
 
 def _require(df: pl.DataFrame, file: str, cols: list[str]) -> None:
@@ -213,7 +224,8 @@ def _require(df: pl.DataFrame, file: str, cols: list[str]) -> None:
     if missing:
         raise ContractError(
             f"{file}, column '{missing[0]}': missing required column "
-            f"(columns present: {', '.join(df.columns)})")
+            f"(columns present: {', '.join(df.columns)})"
+        )
 
 
 def _example(bad: pl.DataFrame, file: str, column: str, problem: str) -> ContractError:
@@ -221,8 +233,9 @@ def _example(bad: pl.DataFrame, file: str, column: str, problem: str) -> Contrac
     row_number = row.pop("_row", None)
     shown = {k: v for k, v in row.items() if not k.startswith("_")}
     keep = [column] + [k for k in shown if k != column][:3]
-    return contract_error(file, column, problem, {k: shown[k] for k in keep if k in shown},
-                          row_number)
+    return contract_error(
+        file, column, problem, {k: shown[k] for k in keep if k in shown}, row_number
+    )
 
 
 def _as_text(df: pl.DataFrame, file: str, col: str) -> pl.DataFrame:
@@ -232,12 +245,20 @@ def _as_text(df: pl.DataFrame, file: str, col: str) -> pl.DataFrame:
     if dtype == pl.Binary:
         try:
             return df.with_columns(pl.col(col).cast(pl.Utf8, strict=True))
-        except Exception:  # noqa: BLE001
-            bad = df.with_row_index("_row").filter(
-                pl.col(col).is_not_null() & pl.col(col).cast(pl.Utf8, strict=False).is_null())
-            raise _example(bad, file, col, "undecodable text (not UTF-8)") from None
+        except Exception:  # noqa: BLE001 - find the first offending row for the message
+            row = next(i for i, v in enumerate(df[col].to_list()) if not _utf8(v))
+            raise contract_error(
+                file, col, "undecodable text (not UTF-8)", {col: df[col][row]}, row
+            ) from None
     bad = df.with_row_index("_row")
     raise _example(bad, file, col, f"expected a string column, got {dtype}")
+
+
+def _utf8(value: bytes | None) -> bool:
+    try:
+        return value is None or bool(value.decode("utf-8")) or True
+    except UnicodeDecodeError:
+        return False
 
 
 def _no_nulls(df: pl.DataFrame, file: str, cols: list[str]) -> None:
@@ -261,8 +282,8 @@ def _number(df: pl.DataFrame, file: str, col: str, dtype: pl.DataType) -> pl.Exp
     if src == pl.Utf8:
         cast = pl.col(col).str.strip_chars().cast(dtype, strict=False)
         bad = df.with_row_index("_row").filter(
-            pl.col(col).is_not_null() & (pl.col(col).str.strip_chars() != "")
-            & cast.is_null())
+            pl.col(col).is_not_null() & (pl.col(col).str.strip_chars() != "") & cast.is_null()
+        )
         if bad.height:
             raise _example(bad, file, col, "not a number")
         return cast
@@ -276,8 +297,11 @@ def _timestamp(df: pl.DataFrame, file: str) -> pl.Expr:
     if src == pl.Date:
         return pl.col("ts").cast(pl.Datetime("us")).dt.epoch("s").alias("ts")
     if src.is_numeric() or src == pl.Null:
-        bad = df.with_row_index("_row").filter(pl.col("ts").is_nan()) if src.is_float() \
+        bad = (
+            df.with_row_index("_row").filter(pl.col("ts").is_nan())
+            if src.is_float()
             else df.head(0)
+        )
         if bad.height:
             raise _example(bad, file, "ts", "timestamp is NaN")
         return pl.col("ts").cast(pl.Int64).alias("ts")
@@ -288,7 +312,8 @@ def _timestamp(df: pl.DataFrame, file: str) -> pl.Expr:
             s.str.to_datetime(strict=False, time_zone="UTC").dt.epoch("s"),
         )
         bad = df.with_row_index("_row").filter(
-            pl.col("ts").is_not_null() & (s != "") & parsed.is_null())
+            pl.col("ts").is_not_null() & (s != "") & parsed.is_null()
+        )
         if bad.height:
             raise _example(bad, file, "ts", "not unix seconds or an ISO datetime")
         return parsed.alias("ts")
@@ -300,31 +325,47 @@ def _tags_expr(df: pl.DataFrame, file: str) -> pl.Expr:
         return pl.lit([], pl.List(pl.Utf8)).alias("tags")
     src = df.schema["tags"]
     if src in (pl.Utf8, pl.Null):
-        split = pl.col("tags").cast(pl.Utf8).str.split("|").list.eval(
-            pl.element().str.strip_chars().filter(pl.element() != ""))
+        split = (
+            pl.col("tags")
+            .cast(pl.Utf8)
+            .str.split("|")
+            .list.eval(pl.element().str.strip_chars().filter(pl.element() != ""))
+        )
         return split.fill_null([]).alias("tags")
     if isinstance(src, pl.List) and src.inner in (pl.Utf8, pl.Null):
         return pl.col("tags").cast(pl.List(pl.Utf8)).list.drop_nulls().fill_null([]).alias("tags")
-    raise _example(df.with_row_index("_row"), file, "tags",
-                   f"expected a list of strings or a '|'-separated string, got {src}")
+    raise _example(
+        df.with_row_index("_row"),
+        file,
+        "tags",
+        f"expected a list of strings or a '|'-separated string, got {src}",
+    )
 
 
 def _check_known(
-    df: pl.DataFrame, known: pl.DataFrame, file: str, drop: bool,
+    df: pl.DataFrame,
+    known: pl.DataFrame,
+    file: str,
+    drop: bool,
 ) -> tuple[pl.DataFrame, int]:
     flagged = df.with_row_index("_row").join(
-        known.with_columns(pl.lit(True).alias("_known")), on="item_id", how="left",
-        maintain_order="left")
+        known.with_columns(pl.lit(True).alias("_known")),
+        on="item_id",
+        how="left",
+        maintain_order="left",
+    )
     unknown = flagged.filter(pl.col("_known").is_null())
     if unknown.height == 0:
         return df, 0
     if not drop:
         raise _example(
-            unknown.drop("_known"), file, "item_id",
+            unknown.drop("_known"),
+            file,
+            "item_id",
             f"{unknown.height} rows reference item_ids not in the items table "
-            "(use --drop-unknown to drop them)")
+            "(use --drop-unknown to drop them)",
+        )
     kept = flagged.filter(pl.col("_known").is_not_null()).drop(["_row", "_known"])
     if kept.height == 0:
         raise ContractError(f"{file}: no rows left after dropping unknown item_ids")
     return kept, unknown.height
-

@@ -10,7 +10,10 @@ class ContractError(ValueError):
 
 
 def contract_error(
-    file: str, column: str | None, problem: str, row: dict[str, Any] | None = None,
+    file: str,
+    column: str | None,
+    problem: str,
+    row: dict[str, Any] | None = None,
     row_number: int | None = None,
 ) -> ContractError:
     """Build a one-line :class:`ContractError`.

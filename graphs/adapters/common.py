@@ -37,8 +37,7 @@ def save_dataset(
             "users": 0 if users is None else users.height,
             "queries": 0 if queries is None else queries.height,
         },
-        "items_per_type": dict(
-            items.group_by("item_type", maintain_order=True).len().iter_rows()),
+        "items_per_type": dict(items.group_by("item_type", maintain_order=True).len().iter_rows()),
         "summary": summary or {},
     }
     with atomic_dir(out) as tmp:

@@ -1,0 +1,280 @@
+"""Synthetic audio catalog: the embedded default dataset (no input files needed).
+
+Planted latent topics drive both the item text and the interactions:
+
+* every item has a main ``topic`` (Zipf-like topic popularity; kept as an item feature
+  column so later stages can probe embeddings), a long-tail (lognormal) popularity and
+  text drawn from its topic's vocabulary with some noise words;
+* every user has a sparse mix of 1-3 topics used for *all* item types (so podcast and
+  audiobook choices agree), an activity level and a type propensity: everyone streams
+  music, ~60% of users podcasts and ~10% audiobooks (the sparse type);
+* interactions are ``stream`` rows (weight = play count) plus weak ``follow`` (podcasts)
+  and ``preview`` (music, audiobooks) rows of weight 1, over a 180-day window;
+* queries are topic phrases whose relevant items are that topic's items tagged with a
+  word of the phrase.
+
+Everything is vectorized numpy/polars (no loops over users, items or interactions) and
+deterministic per ``seed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from graphs.adapters.common import save_dataset
+from graphs.adapters.synthetic_vocab import COUNTRIES, FILLER, TEMPLATES, TOPICS
+from graphs.errors import ContractError
+
+DEFAULT_ITEMS: dict[str, int] = {"music": 2000, "podcast": 1000, "audiobook": 300}
+T0 = 1_700_000_000  # start of the interaction window (unix seconds)
+DAY = 86_400
+WINDOW_S = 180 * DAY
+# per type: (share of users using it, relative event rate for them, mean replays per event)
+BEHAVIOUR = {"music": (1.0, 1.0, 1.0), "podcast": (0.6, 0.8, 0.2), "audiobook": (0.1, 0.6, 1.5)}
+OTHER_BEHAVIOUR = (0.3, 0.6, 0.5)  # any other item type
+TOPIC_NOISE = 0.1  # chance an event ignores the user's topic mix
+WORD_NOISE = 0.15  # chance a title/description word is a random (off-topic/filler) word
+SIGNALS = ("stream", "follow", "preview")
+QUERY_CAP = 50  # relevant items per query
+
+
+def topic_table(topics: int) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Names and vocabularies of ``topics`` topics: topic ``t`` is entry ``t % len(TOPICS)``
+    of the table, names and words suffixed with ``2``, ``3``... beyond it to stay distinct."""
+    names, vocab = [], []
+    for t in range(topics):
+        name, words = TOPICS[t % len(TOPICS)]
+        k = t // len(TOPICS) + 1
+        names.append(name if k == 1 else f"{name} {k}")
+        vocab.append(words if k == 1 else tuple(f"{w}{k}" for w in words))
+    return names, vocab
+
+
+def generate_synthetic(
+    users: int = 3000,
+    items: dict[str, int] | None = None,
+    seed: int = 0,
+    topics: int = 16,
+    interactions_per_user: float = 12.0,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Generate ``(items, interactions, users, queries)`` frames following the contract.
+
+    Args:
+        users: number of users (each has at least one interaction).
+        items: items per type, default ``{"music": 2000, "podcast": 1000, "audiobook": 300}``;
+            ids are ``"<type>:<n>"``, unique across types.
+        seed: seed of ``np.random.default_rng``; the same seed gives identical frames.
+        topics: number of latent topics.
+        interactions_per_user: mean number of listening events per user (an event is one
+            item choice; repeats of a choice are merged into one row's play count).
+    """
+    counts = dict(DEFAULT_ITEMS if items is None else items)
+    if users < 1 or topics < 1 or interactions_per_user < 1:
+        raise ContractError("synthetic: users, topics and interactions_per_user must be >= 1")
+    if not counts or min(counts.values()) < 1:
+        raise ContractError(f"synthetic: every item type needs >= 1 item (got {counts})")
+    rng = np.random.default_rng(seed)
+    vocab = topic_table(topics)[1]
+    topic_p = rng.permutation(1.0 / np.arange(1, topics + 1) ** 0.9)
+    topic_p /= topic_p.sum()
+    items_df, item_type, pop = _items(rng, counts, vocab, topic_p)
+    top, mix = _user_topics(rng, users, topic_p)
+    users_df = _users(rng, top, mix, topics)
+    item_topic = items_df["topic"].to_numpy()
+    inter = _interactions(rng, list(counts), item_type, item_topic, pop, top, mix, topic_p,
+                          interactions_per_user)  # fmt: skip
+    inter = inter.select(
+        user_id=pl.concat_str(pl.lit("u"), pl.col("_u").cast(pl.Utf8)),
+        item_id=items_df["item_id"].gather(inter["_i"]), weight="weight",
+        signal=pl.Series(SIGNALS).gather(inter["_s"]), ts="ts")  # fmt: skip
+    return items_df, inter, users_df, _queries(rng, items_df, vocab, pop)
+
+
+def _items(rng, counts, vocab, topic_p) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Items of every type: topic, title (2-4 words), templated description, 2-4 tags."""
+    lens = np.array([len(v) for v in vocab])
+    offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    words = pl.Series([w for v in vocab for w in v] + list(FILLER))
+    frames = []
+    for type_, n in counts.items():
+        topic = rng.choice(len(vocab), size=n, p=topic_p)
+        m = min(n, len(vocab))
+        topic[:m] = rng.permutation(len(vocab))[:m]  # every topic present when n >= topics
+        keys = rng.random((n, lens.max()))  # distinct topic words: shuffle the vocabulary
+        keys[np.arange(lens.max()) >= lens[topic][:, None]] = 2.0
+        pick = offs[topic][:, None] + np.argsort(keys, axis=1)[:, :7]
+        noisy = rng.random((n, 7)) < WORD_NOISE  # text columns: 0-3 title, 4-6 description
+        text = np.where(noisy, rng.integers(0, len(words), (n, 7)), pick)
+        cols = {f"w{j}": words.gather(text[:, j]) for j in range(7)}
+        cols |= {f"t{j}": words.gather(pick[:, j + 2]) for j in range(4)}  # clean tags
+        cols |= {"nt": rng.integers(2, 5, n), "ng": rng.integers(2, 5, n)}
+        cols |= {"tmpl": rng.integers(0, 2, n), "topic": topic.astype(np.int64)}
+        desc = [pl.col(f"w{j}") for j in (4, 5, 6)]
+        templates = TEMPLATES.get(type_, (f"A {type_} about {{}}, {{}} and {{}}.",) * 2)
+        title = [pl.when(pl.col("nt") > j).then(pl.col(f"w{j}")) for j in range(4)]
+        tags = [pl.when(pl.col("ng") > j).then(pl.col(f"t{j}")) for j in range(4)]
+        frames.append(pl.DataFrame(cols).select(
+            item_id=pl.concat_str(pl.lit(f"{type_}:"), pl.int_range(n).cast(pl.Utf8)),
+            item_type=pl.lit(type_),
+            title=pl.concat_str(title, separator=" ", ignore_nulls=True).str.to_titlecase(),
+            description=pl.when(pl.col("tmpl") == 0).then(_fill(templates[0], desc))
+            .otherwise(_fill(templates[1], desc)),
+            tags=pl.concat_list(tags).list.drop_nulls(),
+            topic="topic",
+        ))  # fmt: skip
+    item_type = np.repeat(np.arange(len(counts)), list(counts.values()))
+    return pl.concat(frames), item_type, rng.lognormal(0.0, 1.5, item_type.size)
+
+
+def _fill(template: str, cols: list[pl.Expr]) -> pl.Expr:
+    parts = template.split("{}")
+    exprs = [pl.lit(parts[0])]
+    for col, part in zip(cols, parts[1:], strict=True):
+        exprs += [col, pl.lit(part)]
+    return pl.concat_str(exprs)
+
+
+def _user_topics(rng, users: int, topic_p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's 1-3 preferred topics (Gumbel top-k by popularity) and Dirichlet mix."""
+    m = min(3, topic_p.size)
+    gumbel = np.log(topic_p)[None, :] + rng.gumbel(size=(users, topic_p.size))
+    top = np.argsort(-gumbel, axis=1)[:, :m]
+    k = np.minimum(rng.choice([1, 2, 3], size=users, p=[0.4, 0.4, 0.2]), m)
+    mix = rng.gamma(1.0, size=(users, m))
+    mix[np.arange(m) >= k[:, None]] = 0.0
+    return top, mix / mix.sum(axis=1, keepdims=True)
+
+
+def _users(rng, top: np.ndarray, mix: np.ndarray, topics: int) -> pl.DataFrame:
+    """Users frame: ``country`` and ``age`` correlate weakly with the main topic."""
+    n = top.shape[0]
+    main = top[np.arange(n), mix.argmax(axis=1)]
+    country_p = 1.0 / np.arange(1, len(COUNTRIES) + 1)
+    country = rng.choice(len(COUNTRIES), size=n, p=country_p / country_p.sum())
+    country = np.where(rng.random(n) < 0.3, rng.integers(0, len(COUNTRIES), topics)[main], country)
+    age = 34 + rng.uniform(-8, 8, topics)[main] + rng.normal(0, 11, n)
+    return pl.DataFrame({"_u": np.arange(n)}).select(
+        user_id=pl.concat_str(pl.lit("u"), pl.col("_u").cast(pl.Utf8)),
+        country=pl.Series(COUNTRIES).gather(country),
+        age=np.clip(np.round(age), 16, 80).astype(np.int64),
+    )
+
+
+def _interactions(rng, types, item_type, item_topic, pop, top, mix, topic_p, per_user):
+    """Rows ``_u, _i, weight, _s (signal code), ts``; vectorized over all events."""
+    n_users, n_items, n_topics = top.shape[0], item_type.size, topic_p.size
+    prop, rate, replay = np.array([BEHAVIOUR.get(t, OTHER_BEHAVIOUR) for t in types]).T
+    active = rng.random((n_users, len(types))) < prop
+    active[:, 0] |= ~active.any(axis=1)
+    type_cdf = np.cumsum(active * rate, axis=1)
+    type_cdf /= type_cdf[:, -1:]
+    sigma = 1.0  # activity: 1 + Poisson(lognormal) with mean per_user
+    lam = rng.lognormal(np.log(max(per_user - 1, 1e-3)) - sigma**2 / 2, sigma, n_users)
+    uidx = np.repeat(np.arange(n_users, dtype=np.int32), 1 + rng.poisson(lam))
+    n = uidx.size
+    u = rng.random(n)
+    etype = sum((u > type_cdf[:, j][uidx]).astype(np.int64) for j in range(len(types) - 1))
+    u, mix_cdf = rng.random(n), np.cumsum(mix, axis=1)
+    slot = sum((u > mix_cdf[:, j][uidx]).astype(np.int64) for j in range(mix.shape[1] - 1))
+    etopic = top[uidx, slot]
+    noise = rng.random(n) < TOPIC_NOISE
+    etopic[noise] = rng.choice(n_topics, size=int(noise.sum()), p=topic_p)
+    # item within (type, topic) proportional to popularity: one CDF with per-group offsets
+    group = item_type * n_topics + item_topic
+    order = np.argsort(group, kind="stable")
+    size = np.bincount(group, minlength=len(types) * n_topics)
+    fallback = size.reshape(len(types), n_topics).argmax(axis=1)  # for an empty group
+    etopic = np.where(size[etype * n_topics + etopic] == 0, fallback[etype], etopic)
+    g = etype * n_topics + etopic
+    end = np.cumsum(size)
+    start = end - size
+    cum = np.cumsum(pop[order])
+    base = np.where(start > 0, cum[np.maximum(start - 1, 0)], 0.0)
+    total = cum[np.maximum(end - 1, 0)] - base
+    pos = np.searchsorted(cum, base[g] + rng.random(n) * total[g], side="right")
+    key = uidx.astype(np.int64) * n_items + order[np.clip(pos, start[g], end[g] - 1)]
+    ts = T0 + rng.integers(0, WINDOW_S, n)
+    o = np.argsort(key, kind="stable")  # events come grouped by user: nearly sorted, fast
+    key, ts = key[o], ts[o]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])  # one stream row per pair
+    choices, ts = np.diff(np.r_[first, n]), np.minimum.reduceat(ts, first)
+    su, si = key[first] // n_items, key[first] % n_items
+    tidx = item_type[si]
+    plays = choices + rng.poisson(replay[tidx] * choices)
+    r, shift = rng.random(first.size), rng.integers(0, 7 * DAY, first.size)
+    fol = (tidx == _index(types, "podcast")) & (r < 1 - np.exp(-0.3 * plays))
+    pre = np.isin(tidx, [_index(types, "music"), _index(types, "audiobook")]) & (r < 0.2)
+    cols = {
+        "_u": np.concatenate([su, su[fol], su[pre]]),
+        "_i": np.concatenate([si, si[fol], si[pre]]),
+        "weight": np.concatenate([plays, np.ones(fol.sum() + pre.sum())]).astype(np.float64),
+        "_s": np.repeat(np.arange(3, dtype=np.int8), [first.size, fol.sum(), pre.sum()]),
+        "ts": np.concatenate([ts, np.minimum(ts[fol] + shift[fol], T0 + WINDOW_S - 1),
+                              np.maximum(ts[pre] - shift[pre] // 2, T0)]),
+    }  # fmt: skip
+    o = np.argsort(cols["_u"], kind="stable")
+    return pl.DataFrame({k: v[o] for k, v in cols.items()})
+
+
+def _index(types: list[str], name: str) -> int:
+    return types.index(name) if name in types else -1
+
+
+def _queries(rng, items: pl.DataFrame, vocab, pop: np.ndarray) -> pl.DataFrame:
+    """Per topic two 1-word and two 2-word phrases; relevant = the topic's items tagged
+    with a word of the phrase, the ``QUERY_CAP`` most popular of them."""
+    rows = []
+    for t, words in enumerate(vocab):
+        p = [words[j] for j in rng.permutation(len(words))[:6]]
+        for k, q in enumerate(([p[0]], [p[1]], p[2:4], p[4:6])):
+            rows += [(4 * t + k, " ".join(q), t, w) for w in q]
+    phrases = pl.DataFrame(rows, schema=["_q", "query", "topic", "tags"], orient="row")
+    tagged = items.select("item_id", "topic", "tags", _pop=pop, _idx=pl.int_range(pl.len()))
+    relevant = tagged.explode("tags").join(phrases, on=["topic", "tags"])
+    relevant = relevant.unique(["query", "item_id"]).sort(
+        ["_q", "_pop", "_idx"], descending=[False, True, False])  # fmt: skip
+    return relevant.group_by("_q", maintain_order=True).head(QUERY_CAP).select("query", "item_id")
+
+
+def prepare_synthetic(
+    out: str | Path,
+    users: int = 3000,
+    items: dict[str, int] | None = None,
+    seed: int = 0,
+    topics: int = 16,
+    interactions_per_user: float = 12.0,
+) -> dict[str, Any]:
+    """Generate the synthetic dataset (see :func:`generate_synthetic`), write it into
+    ``out`` with :func:`~graphs.adapters.common.save_dataset` and return the manifest."""
+    items_df, inter, users_df, queries = generate_synthetic(
+        users, items, seed, topics, interactions_per_user)  # fmt: skip
+    summary = {
+        "users": users, "items": dict(DEFAULT_ITEMS if items is None else items), "seed": seed,
+        "topics": topic_table(topics)[0], "interactions_per_user": interactions_per_user,
+        "rows_per_signal": dict(inter.group_by("signal").len().sort("signal").iter_rows()),
+    }  # fmt: skip
+    queries = queries if queries.height else None  # a tiny catalog may tag no query word
+    return save_dataset(out, "synthetic", items_df, inter, users_df, queries, summary)
+
+
+def parse_item_counts(spec: str) -> dict[str, int]:
+    """Parse ``"music=2000,podcast=1000,audiobook=300"`` into ``{type: count}``.
+
+    Raises:
+        ContractError: on an empty entry, a missing ``=``, a count that is not an integer
+            >= 1, or a type given twice.
+    """
+    counts: dict[str, int] = {}
+    for part in (p.strip() for p in spec.split(",")):
+        name, eq, value = (s.strip() for s in part.partition("="))
+        if not (name and eq and value.isdigit() and int(value) > 0) or name in counts:
+            raise ContractError(
+                f"item counts '{spec}': bad entry '{part}' (expected distinct TYPE=N "
+                "entries with N >= 1, e.g. music=2000,podcast=1000)"
+            )
+        counts[name] = int(value)
+    return counts

@@ -1,0 +1,216 @@
+"""``build-graph``: dataset directory → heterogeneous co-interaction graph directory.
+
+Nodes are the catalog's items (every item, with or without interactions), one node
+type per ``item_type``. For every ordered pair of item types ``(s, d)`` there is an
+edge type ``(s, "co", d)``; ``(s, "co", d)`` is the exact reverse of ``(d, "co", s)``
+(PyG convention), so each co-interaction appears once in each direction. Edge weight
+= number of distinct users who consumed both items (no normalization).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from torch_geometric.data import HeteroData
+
+from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.coint import co_interaction_pairs, prune_top_k
+from graphs.contract import Dataset, read_dataset
+from graphs.errors import ContractError
+from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+from graphs.progress import step
+from graphs.store import edge_key, save_graph_tensors
+
+STAGE = "build-graph"
+
+
+@dataclass
+class GraphConfig:
+    """Options of ``build-graph``.
+
+    Attributes:
+        min_users: link two items when at least this many users consumed both.
+        user_cap: per-user history cap (``None`` = none); bounds the pair count.
+        cap_by: which items a capped user keeps: ``"weight"`` (heaviest) or ``"recent"``.
+        top_k: per node and edge type keep the ``top_k`` heaviest neighbours (``None`` = all).
+        signals: signals that count as consumption (``None`` = all signals).
+        encoder: local model folder, ``"default"`` (bundled MiniLM) or ``"none"`` (no text
+            features; every node is featureless and ``feature_dim`` is 0).
+        cache_dir: text-embedding cache folder (``None`` disables the cache).
+        batch_size: texts per encoder batch.
+        device: encoder device.
+        drop_unknown: drop interactions with unknown item ids instead of failing.
+    """
+
+    min_users: int = 1
+    user_cap: int | None = 100
+    cap_by: str = "weight"
+    top_k: int | None = 50
+    signals: list[str] | None = None
+    encoder: str = "default"
+    cache_dir: str | None = str(DEFAULT_CACHE)
+    batch_size: int = 128
+    device: str = "cpu"
+    drop_unknown: bool = False
+
+    def validate(self) -> None:
+        """Raise ContractError on out-of-range options."""
+        if self.min_users < 1:
+            raise ContractError(f"--min-users must be >= 1, got {self.min_users}")
+        for name in ("user_cap", "top_k"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ContractError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+        if self.cap_by not in ("weight", "recent"):
+            raise ContractError(f"--cap-by must be 'weight' or 'recent', got {self.cap_by!r}")
+
+
+def build_graph(
+    data_dir: str | Path, out_dir: str | Path, cfg: GraphConfig | None = None, quiet: bool = False
+) -> dict[str, Any]:
+    """Build the co-interaction graph of ``data_dir`` into ``out_dir`` (atomically).
+
+    Returns the manifest written to ``out_dir/manifest.json``.
+    """
+    cfg = cfg or GraphConfig()
+    cfg.validate()
+    t0 = time.perf_counter()
+    with step(STAGE, "read dataset", quiet) as s:
+        ds = read_dataset(data_dir, drop_unknown=cfg.drop_unknown)
+        s["rows"] = 0 if ds.interactions is None else ds.interactions.height
+    types = ds.item_types
+    items = ds.items.with_columns(
+        type_code=pl.col("item_type").replace_strict(
+            types, list(range(len(types))), return_dtype=pl.UInt16
+        ),
+        node_index=pl.int_range(pl.len(), dtype=pl.Int64).over("item_type"),
+    )
+    with step(STAGE, "features", quiet) as s:
+        x, has_text, enc_info = _features(ds, cfg, quiet)
+        s["note"] = (
+            f"{enc_info['id']}: encoded {enc_info['encoded']:,}, cached "
+            f"{enc_info['cached']:,}, empty {enc_info['empty']:,}"
+            if enc_info
+            else "no encoder (--encoder none)"
+        )
+    with step(STAGE, "co-interaction pairs", quiet) as s:
+        pairs = _pairs(ds, items, cfg)
+        s["rows"] = pairs.height
+    with step(STAGE, "top-k pruning", quiet) as s:
+        pairs = prune_top_k(pairs, items["type_code"].to_numpy(), cfg.top_k)
+        s["rows"] = pairs.height
+    t_edges = time.perf_counter()
+    data = _hetero_data(items, types, x, has_text, pairs)
+    manifest = _manifest(data, ds, cfg, enc_info, x.shape[1])
+    with step(STAGE, "write", quiet), atomic_dir(out_dir) as tmp:
+        nodes = items.select("item_id", "item_type", "node_index")
+        save_graph_tensors(tmp, data, nodes)
+        manifest["build_seconds"] = {
+            "features": round(enc_info.get("seconds", 0.0), 3) if enc_info else 0.0,
+            "total": round(time.perf_counter() - t0, 3),
+            "edges": round(t_edges - t0 - (enc_info.get("seconds", 0.0) if enc_info else 0), 3),
+        }
+        write_json(tmp / MANIFEST, manifest)
+    if not quiet:
+        e = sum(manifest["edge_types"].values())
+        print(
+            f"[{STAGE}] done: {manifest['num_nodes']:,} nodes in {len(types)} types, "
+            f"{e:,} directed edges in {len(manifest['edge_types'])} edge types, "
+            f"feature dim {manifest['feature_dim']} -> {out_dir} "
+            f"({manifest['build_seconds']['total']:.1f}s)"
+        )
+    return manifest
+
+
+def _features(ds: Dataset, cfg: GraphConfig, quiet: bool):
+    n = ds.items.height
+    if cfg.encoder == "none":
+        return np.zeros((n, 0), np.float32), np.zeros(n, dtype=bool), {}
+    t = time.perf_counter()
+    texts = item_texts(ds.items)
+    enc = TextEncoder(None if cfg.encoder == "default" else cfg.encoder, device=cfg.device)
+    x, has_text, stats = featurize_texts(texts, enc, cfg.cache_dir, cfg.batch_size, not quiet)
+    return (
+        x,
+        has_text,
+        {
+            "path": str(enc.path),
+            "id": enc.id,
+            "dim": enc.dim,
+            **stats,
+            "seconds": time.perf_counter() - t,
+        },
+    )
+
+
+def _pairs(ds: Dataset, items: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+    if ds.interactions is None:
+        return pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "n_users": pl.UInt32})
+    inter = ds.interactions.lazy()
+    if cfg.signals is not None:
+        inter = inter.filter(pl.col("signal").is_in(cfg.signals))
+    index = items.lazy().select("item_id", item=pl.int_range(pl.len(), dtype=pl.UInt32))
+    lf = inter.join(index, on="item_id").select(
+        user=pl.col("user_id").cast(pl.Categorical).to_physical(),
+        item="item",
+        weight="weight",
+        ts="ts",
+    )
+    return co_interaction_pairs(lf, cfg.min_users, cfg.user_cap, cfg.cap_by).collect()
+
+
+def _hetero_data(
+    items: pl.DataFrame, types: list[str], x: np.ndarray, has_text: np.ndarray, pairs: pl.DataFrame
+) -> HeteroData:
+    code = items["type_code"].to_numpy().astype(np.int64)
+    local = items["node_index"].to_numpy()
+    data = HeteroData()
+    for k, t in enumerate(types):
+        rows = np.flatnonzero(code == k)
+        data[t].x = torch.from_numpy(np.ascontiguousarray(x[rows]))
+        data[t].has_text = torch.from_numpy(has_text[rows])
+        data[t].num_nodes = len(rows)
+    a, b = pairs["a"].to_numpy().astype(np.int64), pairs["b"].to_numpy().astype(np.int64)
+    w = pairs["n_users"].to_numpy().astype(np.float32)
+    src, dst, ww = np.r_[a, b], np.r_[b, a], np.r_[w, w]
+    for i, s in enumerate(types):
+        for j, d in enumerate(types):
+            m = (code[src] == i) & (code[dst] == j)
+            order = np.lexsort((local[dst[m]], local[src[m]]))
+            ei = np.stack([local[src[m]][order], local[dst[m]][order]])
+            data[s, "co", d].edge_index = torch.from_numpy(np.ascontiguousarray(ei))
+            data[s, "co", d].edge_weight = torch.from_numpy(ww[m][order])
+    return data
+
+
+def _manifest(
+    data: HeteroData, ds: Dataset, cfg: GraphConfig, enc_info: dict, dim: int
+) -> dict[str, Any]:
+    return {
+        "kind": "graph",
+        "format_version": 1,
+        "node_types": {t: int(data[t].num_nodes) for t in data.node_types},
+        "edge_types": {edge_key(et): int(data[et].edge_index.shape[1]) for et in data.edge_types},
+        "feature_dim": int(dim),
+        "featureless": {t: int((~data[t].has_text).sum()) for t in data.node_types},
+        "num_nodes": int(sum(data[t].num_nodes for t in data.node_types)),
+        "num_edges": int(sum(data[et].edge_index.shape[1] for et in data.edge_types)),
+        "encoder": (
+            {k: v for k, v in enc_info.items() if k in ("path", "id", "dim")} if enc_info else None
+        ),
+        "dataset": str(Path(ds.path).absolute()) if ds.path else None,
+        "config": asdict(cfg),
+        "stats": {
+            "interactions": 0 if ds.interactions is None else ds.interactions.height,
+            "dropped_unknown": ds.dropped_unknown,
+            "text_cache": {k: enc_info[k] for k in ("encoded", "cached", "empty")}
+            if enc_info
+            else None,
+        },
+    }

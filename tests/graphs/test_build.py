@@ -1,0 +1,211 @@
+"""Co-interaction graph: exact counts on real data, a brute-force reference, invariants."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from collections import Counter, defaultdict
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graphs.adapters.douban import prepare_douban
+from graphs.adapters.lastfm import prepare_lastfm
+from graphs.build import GraphConfig, build_graph
+from graphs.coint import co_interaction_pairs, prune_top_k
+from graphs.store import load_graph, load_node_ids
+
+NO_TEXT = {"encoder": "none"}
+
+
+def reference_pairs(users, items, cap=None, weights=None):
+    """Brute force: {(a, b): n_users} with a < b, optional per-user cap by weight."""
+    hist = defaultdict(dict)
+    for k, (u, i) in enumerate(zip(users, items, strict=True)):
+        hist[u][i] = hist[u].get(i, 0.0) + (1.0 if weights is None else weights[k])
+    out = Counter()
+    for h in hist.values():
+        kept = sorted(h, key=lambda i: (-h[i], i))[:cap] if cap else list(h)
+        for a, b in itertools.combinations(sorted(kept), 2):
+            out[(a, b)] += 1
+    return dict(out)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 12), st.integers(0, 25), st.integers(1, 5)),
+        min_size=1,
+        max_size=120,
+    ),
+    st.sampled_from([None, 1, 2, 4]),
+)
+def test_pairs_match_brute_force(rows, cap):
+    users, items, w = map(list, zip(*rows, strict=True))
+    df = pl.DataFrame(
+        {
+            "user": users,
+            "item": pl.Series(items, dtype=pl.UInt32),
+            "weight": pl.Series(w, dtype=pl.Float64),
+            "ts": pl.Series([0] * len(users), dtype=pl.Int64),
+        }
+    )
+    got = co_interaction_pairs(df.lazy(), user_cap=cap).collect()
+    assert {(a, b): n for a, b, n in got.iter_rows()} == reference_pairs(users, items, cap, w)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.dictionaries(
+        st.tuples(st.integers(0, 30), st.integers(0, 30)), st.integers(1, 4), max_size=150
+    ),
+    st.integers(1, 4),
+    st.integers(1, 3),
+)
+def test_top_k_keeps_union_of_each_endpoints_best(edges, k, n_types):
+    edges = {(min(a, b), max(a, b)): n for (a, b), n in edges.items() if a != b}
+    pairs = pl.DataFrame(
+        {
+            "a": pl.Series([a for a, _ in edges], dtype=pl.UInt32),
+            "b": pl.Series([b for _, b in edges], dtype=pl.UInt32),
+            "n_users": pl.Series(list(edges.values()), dtype=pl.UInt32),
+        }
+    )
+    node_type = np.arange(31) % n_types
+    got = {(a, b) for a, b, _ in prune_top_k(pairs, node_type, k).iter_rows()}
+    nbrs = defaultdict(list)
+    for (a, b), n in edges.items():
+        nbrs[(a, node_type[b])].append((-n, b, (a, b)))
+        nbrs[(b, node_type[a])].append((-n, a, (a, b)))
+    expected = {e for lst in nbrs.values() for _, _, e in sorted(lst)[:k]}
+    assert got == expected
+
+
+@pytest.fixture(scope="module")
+def lastfm_data(tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("lastfm") / "data"
+    prepare_lastfm(data_root / "lastfm-hetrec-2k", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def douban_data(tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("douban") / "data"
+    prepare_douban(data_root / "douban-music-book", out)
+    return out
+
+
+def test_lastfm_graph_counts(lastfm_data, tmp_path):
+    m = build_graph(lastfm_data, tmp_path / "g", GraphConfig(**NO_TEXT), quiet=True)
+    assert m["node_types"] == {"artist": 17_632}  # every artist is a node
+    assert m["edge_types"] == {"artist__co__artist": 1_646_132}
+    m = build_graph(
+        lastfm_data,
+        tmp_path / "g2",
+        GraphConfig(min_users=2, user_cap=50, top_k=20, signals=["stream"], **NO_TEXT),
+        quiet=True,
+    )
+    assert m["edge_types"] == {"artist__co__artist": 171_420}
+
+
+def test_douban_graph_counts_and_reference(douban_data, tmp_path):
+    m = build_graph(douban_data, tmp_path / "g", GraphConfig(**NO_TEXT), quiet=True)
+    assert m["node_types"] == {"music": 5_567, "book": 6_777}
+    assert m["edge_types"] == {
+        "music__co__music": 477_486,
+        "music__co__book": 467_318,
+        "book__co__music": 467_318,
+        "book__co__book": 603_336,
+    }
+    full = build_graph(
+        douban_data,
+        tmp_path / "full",
+        GraphConfig(user_cap=None, top_k=None, **NO_TEXT),
+        quiet=True,
+    )
+    assert full["edge_types"] == {
+        "music__co__music": 11_839_222,
+        "music__co__book": 5_059_666,
+        "book__co__music": 5_059_666,
+        "book__co__book": 9_995_420,
+    }
+    # independent reference: book x music co-occurrence counts = A_book^T A_music (dense)
+    inter = pl.read_parquet(douban_data / "interactions.parquet").unique(["user_id", "item_id"])
+    nodes = load_node_ids(tmp_path / "full")
+    local = dict(zip(nodes["item_id"].to_list(), nodes["node_index"].to_list(), strict=True))
+    users = {u: k for k, u in enumerate(inter["user_id"].unique(maintain_order=True))}
+    mats = {t: torch.zeros(len(users), full["node_types"][t]) for t in ("music", "book")}
+    for u, i in inter.select("user_id", "item_id").iter_rows():
+        mats[i.split(":")[0]][users[u], local[i]] = 1.0
+    co = mats["book"].t() @ mats["music"]
+    data = load_graph(tmp_path / "full")
+    got = torch.zeros_like(co)
+    et = data["book", "co", "music"]
+    got[et.edge_index[0], et.edge_index[1]] = et.edge_weight
+    assert torch.equal(got, co)
+
+
+def test_graph_invariants_and_hetero_data(douban_data, tmp_path):
+    build_graph(
+        douban_data, tmp_path / "g", GraphConfig(min_users=3, top_k=10, **NO_TEXT), quiet=True
+    )
+    data = load_graph(tmp_path / "g")
+    assert set(data.node_types) == {"music", "book"}
+    assert len(data.edge_types) == 4
+    for s, _, d in data.edge_types:
+        fwd, rev = data[s, "co", d], data[d, "co", s]
+        pairs = set(map(tuple, fwd.edge_index.t().tolist()))
+        assert pairs == set(map(tuple, rev.edge_index.flip(0).t().tolist()))  # exact reverse
+        assert (fwd.edge_weight >= 3).all()  # min_users respected
+        assert fwd.edge_index[0].max() < data[s].num_nodes
+        assert fwd.edge_index[1].max() < data[d].num_nodes
+        if s == d:
+            assert (fwd.edge_index[0] != fwd.edge_index[1]).all()  # no self loops
+    assert data["music"].x.shape == (5_567, 0) and not data["music"].has_text.any()
+
+
+def test_build_is_deterministic(douban_data, tmp_path):
+    for name in ("a", "b"):
+        build_graph(douban_data, tmp_path / name, GraphConfig(top_k=5, **NO_TEXT), quiet=True)
+    a = (tmp_path / "a" / "graph.safetensors").read_bytes()
+    assert a == (tmp_path / "b" / "graph.safetensors").read_bytes()
+
+
+def test_cli_prepare_build_info(douban_data, tmp_path):
+    out = tmp_path / "g"
+    cmd = [sys.executable, "-c", "from pipeline.cli import main; main()"]
+    res = subprocess.run(
+        cmd
+        + [
+            "build-graph",
+            str(douban_data),
+            "--out",
+            str(out),
+            "--encoder",
+            "none",
+            "--quiet",
+            "--min-users",
+            "2",
+        ],
+        capture_output=True,
+    )
+    assert res.returncode == 0, res.stderr
+    info = json.loads(
+        subprocess.run(
+            cmd + ["info", str(out), "--json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert set(info["node_types"]) == {"music", "book"} and info["feature_dim"] == 0
+    assert set(info["edge_types"]) == {
+        "music__co__music",
+        "music__co__book",
+        "book__co__music",
+        "book__co__book",
+    }
+    assert info["config"]["min_users"] == 2
