@@ -20,7 +20,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphs.atomic import MANIFEST, atomic_dir, write_json
-from graphs.coint import co_interaction_pairs, prune_top_k
+from graphs.coint import co_interaction_edges, user_items
 from graphs.contract import Dataset, read_dataset
 from graphs.errors import ContractError
 from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
@@ -44,6 +44,7 @@ class GraphConfig:
             features; every node is featureless and ``feature_dim`` is 0).
         cache_dir: text-embedding cache folder (``None`` disables the cache).
         batch_size: texts per encoder batch.
+        max_length: encoder token limit per text.
         device: encoder device.
         drop_unknown: drop interactions with unknown item ids instead of failing.
     """
@@ -56,6 +57,7 @@ class GraphConfig:
     encoder: str = "default"
     cache_dir: str | None = str(DEFAULT_CACHE)
     batch_size: int = 128
+    max_length: int = 128
     device: str = "cpu"
     drop_unknown: bool = False
 
@@ -99,11 +101,8 @@ def build_graph(
             if enc_info
             else "no encoder (--encoder none)"
         )
-    with step(STAGE, "co-interaction pairs", quiet) as s:
-        pairs = _pairs(ds, items, cfg)
-        s["rows"] = pairs.height
-    with step(STAGE, "top-k pruning", quiet) as s:
-        pairs = prune_top_k(pairs, items["type_code"].to_numpy(), cfg.top_k)
+    with step(STAGE, "co-interaction edges", quiet) as s:
+        pairs = _pairs(ds, items, cfg, quiet)
         s["rows"] = pairs.height
     t_edges = time.perf_counter()
     data = _hetero_data(items, types, x, has_text, pairs)
@@ -134,7 +133,11 @@ def _features(ds: Dataset, cfg: GraphConfig, quiet: bool):
         return np.zeros((n, 0), np.float32), np.zeros(n, dtype=bool), {}
     t = time.perf_counter()
     texts = item_texts(ds.items)
-    enc = TextEncoder(None if cfg.encoder == "default" else cfg.encoder, device=cfg.device)
+    enc = TextEncoder(
+        None if cfg.encoder == "default" else cfg.encoder,
+        device=cfg.device,
+        max_length=cfg.max_length,
+    )
     x, has_text, stats = featurize_texts(texts, enc, cfg.cache_dir, cfg.batch_size, not quiet)
     return (
         x,
@@ -149,7 +152,8 @@ def _features(ds: Dataset, cfg: GraphConfig, quiet: bool):
     )
 
 
-def _pairs(ds: Dataset, items: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
+def _pairs(ds: Dataset, items: pl.DataFrame, cfg: GraphConfig, quiet: bool) -> pl.DataFrame:
+    """Undirected pairs ``a < b`` (global item rows) with ``n_users``."""
     if ds.interactions is None:
         return pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "n_users": pl.UInt32})
     inter = ds.interactions.lazy()
@@ -162,7 +166,10 @@ def _pairs(ds: Dataset, items: pl.DataFrame, cfg: GraphConfig) -> pl.DataFrame:
         weight="weight",
         ts="ts",
     )
-    return co_interaction_pairs(lf, cfg.min_users, cfg.user_cap, cfg.cap_by).collect()
+    ui = user_items(lf, cfg.user_cap, cfg.cap_by)
+    return co_interaction_edges(
+        ui, items["type_code"].to_numpy(), cfg.min_users, cfg.top_k, progress=not quiet
+    )
 
 
 def _hetero_data(
@@ -176,16 +183,38 @@ def _hetero_data(
         data[t].x = torch.from_numpy(np.ascontiguousarray(x[rows]))
         data[t].has_text = torch.from_numpy(has_text[rows])
         data[t].num_nodes = len(rows)
-    a, b = pairs["a"].to_numpy().astype(np.int64), pairs["b"].to_numpy().astype(np.int64)
-    w = pairs["n_users"].to_numpy().astype(np.float32)
-    src, dst, ww = np.r_[a, b], np.r_[b, a], np.r_[w, w]
+    n, t2 = len(code), len(types) ** 2
+    if t2 * n * n >= 2**64:
+        raise ContractError(f"too many items for one graph ({n:,} items, {len(types)} types)")
+    type_of, local_of = pl.lit(pl.Series(code)), pl.lit(pl.Series(local))
+    # both directions, one parallel sort by (edge type, src, dst): CSR-friendly, deterministic
+    directed = (
+        pl.concat(
+            [
+                pairs.lazy().select(src="a", dst="b", w="n_users"),
+                pairs.lazy().select(src="b", dst="a", w="n_users"),
+            ]
+        )
+        .with_columns(t=type_of.gather("src") * len(types) + type_of.gather("dst"))
+        .with_columns(
+            key=pl.col("t").cast(pl.UInt64) * (n * n)
+            + pl.col("src").cast(pl.UInt64) * n
+            + pl.col("dst")
+        )
+        .sort("key")
+        .select(
+            "t", s=local_of.gather("src"), d=local_of.gather("dst"), w=pl.col("w").cast(pl.Float32)
+        )
+        .collect()
+    )
+    bounds = np.searchsorted(directed["t"].to_numpy(), np.arange(t2 + 1))
+    ei_all = np.stack([directed["s"].to_numpy(), directed["d"].to_numpy()])
+    w_all = directed["w"].to_numpy()
     for i, s in enumerate(types):
         for j, d in enumerate(types):
-            m = (code[src] == i) & (code[dst] == j)
-            order = np.lexsort((local[dst[m]], local[src[m]]))
-            ei = np.stack([local[src[m]][order], local[dst[m]][order]])
-            data[s, "co", d].edge_index = torch.from_numpy(np.ascontiguousarray(ei))
-            data[s, "co", d].edge_weight = torch.from_numpy(ww[m][order])
+            lo, hi = bounds[i * len(types) + j], bounds[i * len(types) + j + 1]
+            data[s, "co", d].edge_index = torch.from_numpy(np.ascontiguousarray(ei_all[:, lo:hi]))
+            data[s, "co", d].edge_weight = torch.from_numpy(w_all[lo:hi])
     return data
 
 

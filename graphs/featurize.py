@@ -8,7 +8,9 @@ Text per item (all types, see :func:`item_texts`)::
 
     "{title}. {description} Tags: {tag1}, {tag2}, ..."
 
-with empty parts left out. Items whose text is empty get a zero vector and are
+with empty parts left out and at most ``MAX_TAGS`` (10) tags, the first ones listed
+(adapters list the most used tags first). Texts are truncated to ``max_length`` tokens
+(128 by default: encoder cost grows with tokens and CPU encoding is the slow step). Items whose text is empty get a zero vector and are
 marked featureless (``has_text = False``); later stages give them learned embeddings.
 
 Cache: ``CACHE_DIR/<encoder id>/*.parquet`` with columns ``text_hash`` (sha256 of the
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 
 from graphs.errors import ContractError
 
+MAX_TAGS = 10
 DEFAULT_CACHE = Path(os.environ.get("AUDIOGRAPH_CACHE", Path.home() / ".cache" / "audiograph"))
 
 
@@ -38,7 +41,7 @@ def item_texts(items: pl.DataFrame) -> list[str]:
     """One text per item row (``title``, ``description``, ``tags`` as in the contract)."""
     title = pl.col("title").str.strip_chars()
     desc = pl.col("description").str.strip_chars()
-    tags = pl.col("tags").cast(pl.List(pl.Utf8)).list.join(", ")
+    tags = pl.col("tags").cast(pl.List(pl.Utf8)).list.head(MAX_TAGS).list.join(", ")
     parts = (
         pl.concat_list(
             pl.when(title != "").then(title + "."),
@@ -80,7 +83,7 @@ class TextEncoder:
     """
 
     def __init__(
-        self, path: str | Path | None = None, device: str = "cpu", max_length: int = 256
+        self, path: str | Path | None = None, device: str = "cpu", max_length: int = 128
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -98,7 +101,7 @@ class TextEncoder:
         self.model = AutoModel.from_pretrained(self.path, local_files_only=True).to(device).eval()
         self.device, self.max_length = device, max_length
         self.dim = int(self.model.config.hidden_size)
-        self.id = encoder_id(self.path)
+        self.id = f"{encoder_id(self.path)}-len{max_length}"  # truncation changes vectors
 
     @torch.inference_mode()
     def encode(self, texts: list[str], batch_size: int = 128, progress: bool = True) -> np.ndarray:

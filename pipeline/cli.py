@@ -110,6 +110,7 @@ def build_graph(
     ] = None,
     cache_dir: Annotated[str | None, typer.Option(help="Text-embedding cache folder.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Encoder batch size [128].")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Encoder tokens per text [128].")] = None,
     device: Annotated[str | None, typer.Option(help="Encoder device [cpu].")] = None,
     drop_unknown: Annotated[
         bool,
@@ -131,6 +132,7 @@ def build_graph(
         encoder=encoder,
         cache_dir=cache_dir,
         batch_size=batch_size,
+        max_length=max_length,
         device=device,
         drop_unknown=drop_unknown or None,
     )

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from graphs.adapters.douban import prepare_douban
 from graphs.adapters.lastfm import prepare_lastfm
 from graphs.build import GraphConfig, build_graph
-from graphs.coint import co_interaction_pairs, prune_top_k
+from graphs.coint import co_interaction_edges, user_items
 from graphs.store import load_graph, load_node_ids
 
 NO_TEXT = {"encoder": "none"}
@@ -37,16 +37,18 @@ def reference_pairs(users, items, cap=None, weights=None):
     return dict(out)
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 12), st.integers(0, 25), st.integers(1, 5)),
-        min_size=1,
-        max_size=120,
-    ),
-    st.sampled_from([None, 1, 2, 4]),
-)
-def test_pairs_match_brute_force(rows, cap):
+def reference_top_k(pairs, node_type, k):
+    """Union over endpoints of each (node, neighbour type)'s k best neighbours, ranked by
+    n_users then the documented hash tie-break."""
+    nbrs = defaultdict(list)
+    for (a, b), n in pairs.items():
+        for s, d in ((a, b), (b, a)):
+            tie = ((s ^ d) * 2654435761) % 2**32
+            nbrs[(s, node_type[d])].append(((n, tie), (a, b)))
+    return {e for lst in nbrs.values() for _, e in sorted(lst, reverse=True)[:k]}
+
+
+def edges_of(rows, node_type, min_users=1, cap=None, top_k=None, rows_per_chunk=7):
     users, items, w = map(list, zip(*rows, strict=True))
     df = pl.DataFrame(
         {
@@ -56,35 +58,32 @@ def test_pairs_match_brute_force(rows, cap):
             "ts": pl.Series([0] * len(users), dtype=pl.Int64),
         }
     )
-    got = co_interaction_pairs(df.lazy(), user_cap=cap).collect()
-    assert {(a, b): n for a, b, n in got.iter_rows()} == reference_pairs(users, items, cap, w)
+    ui = user_items(df.lazy(), user_cap=cap)
+    got = co_interaction_edges(ui, node_type, min_users, top_k, rows_per_chunk=rows_per_chunk)
+    assert got["a"].to_list() == sorted(got["a"].to_list())
+    return {(a, b): n for a, b, n in got.iter_rows()}, reference_pairs(users, items, cap, w)
+
+
+ROWS = st.lists(
+    st.tuples(st.integers(0, 12), st.integers(0, 25), st.integers(1, 5)), min_size=1, max_size=150
+)
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    st.dictionaries(
-        st.tuples(st.integers(0, 30), st.integers(0, 30)), st.integers(1, 4), max_size=150
-    ),
-    st.integers(1, 4),
-    st.integers(1, 3),
-)
-def test_top_k_keeps_union_of_each_endpoints_best(edges, k, n_types):
-    edges = {(min(a, b), max(a, b)): n for (a, b), n in edges.items() if a != b}
-    pairs = pl.DataFrame(
-        {
-            "a": pl.Series([a for a, _ in edges], dtype=pl.UInt32),
-            "b": pl.Series([b for _, b in edges], dtype=pl.UInt32),
-            "n_users": pl.Series(list(edges.values()), dtype=pl.UInt32),
-        }
-    )
-    node_type = np.arange(31) % n_types
-    got = {(a, b) for a, b, _ in prune_top_k(pairs, node_type, k).iter_rows()}
-    nbrs = defaultdict(list)
-    for (a, b), n in edges.items():
-        nbrs[(a, node_type[b])].append((-n, b, (a, b)))
-        nbrs[(b, node_type[a])].append((-n, a, (a, b)))
-    expected = {e for lst in nbrs.values() for _, _, e in sorted(lst)[:k]}
-    assert got == expected
+@given(ROWS, st.sampled_from([None, 1, 2, 4]), st.integers(1, 3), st.sampled_from([3, 50, 10**9]))
+def test_pairs_match_brute_force(rows, cap, min_users, rows_per_chunk):
+    got, ref = edges_of(rows, np.zeros(26, int), min_users, cap, None, rows_per_chunk)
+    assert got == {e: n for e, n in ref.items() if n >= min_users}
+
+
+@settings(max_examples=40, deadline=None)
+@given(ROWS, st.integers(1, 4), st.integers(1, 3), st.sampled_from([3, 10**9]))
+def test_top_k_keeps_union_of_each_endpoints_best(rows, k, n_types, rows_per_chunk):
+    node_type = np.arange(26) % n_types
+    got, ref = edges_of(rows, node_type, top_k=k, rows_per_chunk=rows_per_chunk)
+    expected = reference_top_k(ref, node_type, k)
+    assert set(got) == expected
+    assert all(got[e] == ref[e] for e in got)
 
 
 @pytest.fixture(scope="module")
@@ -104,24 +103,27 @@ def douban_data(tmp_path_factory, data_root):
 def test_lastfm_graph_counts(lastfm_data, tmp_path):
     m = build_graph(lastfm_data, tmp_path / "g", GraphConfig(**NO_TEXT), quiet=True)
     assert m["node_types"] == {"artist": 17_632}  # every artist is a node
-    assert m["edge_types"] == {"artist__co__artist": 1_646_132}
+    assert m["edge_types"] == {"artist__co__artist": 1_531_890}
+    # without the user cap, 1,624,304 was cross-checked against reference_top_k (brute force)
+    m = build_graph(lastfm_data, tmp_path / "g1", GraphConfig(user_cap=None, **NO_TEXT), quiet=True)
+    assert m["edge_types"] == {"artist__co__artist": 1_624_304}
     m = build_graph(
         lastfm_data,
         tmp_path / "g2",
         GraphConfig(min_users=2, user_cap=50, top_k=20, signals=["stream"], **NO_TEXT),
         quiet=True,
     )
-    assert m["edge_types"] == {"artist__co__artist": 171_420}
+    assert m["edge_types"] == {"artist__co__artist": 168_156}
 
 
 def test_douban_graph_counts_and_reference(douban_data, tmp_path):
     m = build_graph(douban_data, tmp_path / "g", GraphConfig(**NO_TEXT), quiet=True)
     assert m["node_types"] == {"music": 5_567, "book": 6_777}
     assert m["edge_types"] == {
-        "music__co__music": 477_486,
-        "music__co__book": 467_318,
-        "book__co__music": 467_318,
-        "book__co__book": 603_336,
+        "music__co__music": 432_140,
+        "music__co__book": 411_199,
+        "book__co__music": 411_199,
+        "book__co__book": 553_230,
     }
     full = build_graph(
         douban_data,

@@ -1,0 +1,98 @@
+"""Graph-build benchmark: synthetic 1 M users / ~10 M interactions.
+
+Prints wall time and peak RSS of ``build-graph`` without text features (each step is
+run in a fresh child process so the peak RSS is the build's own), then text
+featurization throughput measured separately on a sample of the catalog's items.
+
+    python benchmarks/graph_build.py                   # full size
+    python benchmarks/graph_build.py --users 100000    # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD_BUILD = """
+import json, resource, sys, time
+from graphs.build import GraphConfig, build_graph
+t = time.perf_counter()
+m = build_graph(sys.argv[1], sys.argv[2], GraphConfig(encoder="none", user_cap=int(sys.argv[3]),
+                top_k=int(sys.argv[4])))
+print(json.dumps({"seconds": time.perf_counter() - t, "edges": m["num_edges"],
+                  "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+"""
+
+CHILD_TEXT = """
+import json, sys, time
+import polars as pl
+from graphs.featurize import TextEncoder, featurize_texts, item_texts
+items = pl.read_parquet(sys.argv[1] + "/items.parquet").sample(int(sys.argv[2]), seed=0)
+enc = TextEncoder()
+t = time.perf_counter()
+featurize_texts(item_texts(items), enc, cache_dir=None, progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t, "items": items.height}))
+"""
+
+
+def child(code: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=1_000_000)
+    ap.add_argument("--items", default="music=200000,podcast=50000,audiobook=5000")
+    ap.add_argument("--interactions-per-user", type=float, default=10.0)
+    ap.add_argument("--user-cap", type=int, default=100)
+    ap.add_argument("--top-k", type=int, default=50)
+    ap.add_argument("--text-sample", type=int, default=2000)
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from graphs.adapters.synthetic import parse_item_counts, prepare_synthetic
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="ag-bench-"))
+    data, graph = work / "data", work / "graph"
+    t = time.perf_counter()
+    m = prepare_synthetic(
+        data,
+        users=args.users,
+        items=parse_item_counts(args.items),
+        seed=0,
+        interactions_per_user=args.interactions_per_user,
+    )
+    gen_s = time.perf_counter() - t
+    build = child(CHILD_BUILD, str(data), str(graph), str(args.user_cap), str(args.top_k))
+    text = child(CHILD_TEXT, str(data), str(args.text_sample))
+    row = {
+        "users": args.users,
+        "items": m["counts"]["items"],
+        "interactions": m["counts"]["interactions"],
+        "generate_s": round(gen_s, 1),
+        "build_s": round(build["seconds"], 1),
+        "build_peak_rss_gb": round(build["rss_gb"], 2),
+        "directed_edges": build["edges"],
+        "text_items_per_s": round(text["items"] / text["seconds"], 1),
+        "max_rss_gb_parent": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
+    if args.json:
+        print(json.dumps(row))
+        return
+    print(f"\n{'metric':<28}{'value':>16}")
+    for k, v in row.items():
+        print(f"{k:<28}{v:>16,}" if isinstance(v, int) else f"{k:<28}{v:>16}")
+
+
+if __name__ == "__main__":
+    main()
