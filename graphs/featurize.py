@@ -10,8 +10,9 @@ Text per item (all types, see :func:`item_texts`)::
 
 with empty parts left out and at most ``MAX_TAGS`` (10) tags, the first ones listed
 (adapters list the most used tags first). Texts are truncated to ``max_length`` tokens
-(128 by default: encoder cost grows with tokens and CPU encoding is the slow step). Items whose text is empty get a zero vector and are
-marked featureless (``has_text = False``); later stages give them learned embeddings.
+(128 by default: encoder cost grows with tokens and CPU encoding is the slow step).
+Items whose text is empty get a zero vector and are marked featureless
+(``has_text = False``); later stages give them learned embeddings.
 
 Cache: ``CACHE_DIR/<encoder id>/*.parquet`` with columns ``text_hash`` (sha256 of the
 text, hex) and ``vector`` (float32 array). A rebuild encodes only new or changed
