@@ -1,6 +1,18 @@
 """Stage 1: catalog data contract, text featurization and the co-interaction graph."""
 
+from graphs.build import GraphConfig, build_graph
 from graphs.contract import Dataset, read_dataset, write_dataset
 from graphs.errors import ContractError
+from graphs.store import graph_info, load_graph, load_node_ids
 
-__all__ = ["ContractError", "Dataset", "read_dataset", "write_dataset"]
+__all__ = [
+    "ContractError",
+    "Dataset",
+    "GraphConfig",
+    "build_graph",
+    "graph_info",
+    "load_graph",
+    "load_node_ids",
+    "read_dataset",
+    "write_dataset",
+]

@@ -158,6 +158,19 @@ def info(
         print(f"  edge {k:<24}{n:>12,}")
 
 
+@app.command(
+    "bench-sampler",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench_sampler(ctx: typer.Context) -> None:
+    """Benchmark the neighbour sampler against PyG (options: see --help of the script:
+    --device, --batches, --scale, --json)."""
+    from benchmarks.sampler import main as run
+
+    sys.argv = ["audiograph bench-sampler", *ctx.args]
+    run()
+
+
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option(help="Working folder.")] = Path("runs/demo"),

@@ -37,8 +37,13 @@ class Adjacency:
     num_src: int
 
     @classmethod
-    def from_edge_index(cls, edge_index: torch.Tensor, num_src: int, num_dst: int,
-                        weight: torch.Tensor | None = None) -> Adjacency:
+    def from_edge_index(
+        cls,
+        edge_index: torch.Tensor,
+        num_src: int,
+        num_dst: int,
+        weight: torch.Tensor | None = None,
+    ) -> Adjacency:
         """Build from ``edge_index`` ``[2, E]`` (row 0 = source, row 1 = destination)."""
         src, dst = edge_index[0].long(), edge_index[1].long()
         perm = torch.argsort(dst * max(num_src, 1) + src, stable=True)
@@ -51,17 +56,22 @@ class Adjacency:
     def to(self, device: torch.device | str) -> Adjacency:
         """Copy to ``device``."""
         w = None if self.weight is None else self.weight.to(device)
-        return Adjacency(self.colptr.to(device), self.row.to(device), self.perm.to(device), w,
-                         self.num_src)
+        return Adjacency(
+            self.colptr.to(device), self.row.to(device), self.perm.to(device), w, self.num_src
+        )
 
     @property
     def num_edges(self) -> int:
         return int(self.row.numel())
 
 
-def sample_neighbors(adj: Adjacency, nodes: torch.Tensor, k: int, weighted: bool = False,
-                     generator: torch.Generator | None = None,
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_neighbors(
+    adj: Adjacency,
+    nodes: torch.Tensor,
+    k: int,
+    weighted: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample up to ``k`` in-neighbours of each node without replacement.
 
     Args:
@@ -115,8 +125,13 @@ def _floyd(deg: torch.Tensor, k: int, generator: torch.Generator | None) -> torc
     return out
 
 
-def _weighted(adj: Adjacency, start: torch.Tensor, deg: torch.Tensor, k: int,
-              generator: torch.Generator | None) -> torch.Tensor:
+def _weighted(
+    adj: Adjacency,
+    start: torch.Tensor,
+    deg: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     """Top-``k`` of ``log(u) / w`` per row, rows bucketed by degree → slots ``[R, k]``."""
     if adj.weight is None:
         raise ValueError("weighted sampling needs edge weights")

@@ -23,6 +23,7 @@ from samplers.adjacency import Adjacency, sample_neighbors
 
 EdgeType = tuple[str, str, str]
 FanOut = list[int] | dict[EdgeType | str, list[int]]
+_NEVER = torch.iinfo(torch.long).max
 
 
 class NeighborSampler:
@@ -37,8 +38,13 @@ class NeighborSampler:
         device: where adjacency, features and sampling live (default: CPU).
     """
 
-    def __init__(self, data: HeteroData, num_neighbors: FanOut, weighted: bool = False,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        data: HeteroData,
+        num_neighbors: FanOut,
+        weighted: bool = False,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.device = torch.device(device)
         self.weighted = weighted
         self.node_types = list(data.node_types)
@@ -51,16 +57,32 @@ class NeighborSampler:
             s, _, d = et
             w = data[et].get("edge_weight") if weighted else None
             self.adj[et] = Adjacency.from_edge_index(
-                data[et].edge_index.to(self.device), self.num_nodes[s], self.num_nodes[d],
-                None if w is None else w.to(self.device))
-        self.x = {t: data[t].x.to(self.device) for t in self.node_types
-                  if data[t].get("x") is not None and data[t].x.shape[-1] > 0}
+                data[et].edge_index.to(self.device),
+                self.num_nodes[s],
+                self.num_nodes[d],
+                None if w is None else w.to(self.device),
+            )
+        self.x = {
+            t: data[t].x.to(self.device)
+            for t in self.node_types
+            if data[t].get("x") is not None and data[t].x.shape[-1] > 0
+        }
         # global id -> local id per type (-1 = not sampled); reset after every call
-        self._local = {t: torch.full((n,), -1, dtype=torch.long, device=self.device)
-                       for t, n in self.num_nodes.items()}
+        self._local = {
+            t: torch.full((n,), -1, dtype=torch.long, device=self.device)
+            for t, n in self.num_nodes.items()
+        }
+        self._first = {
+            t: torch.full((n,), _NEVER, dtype=torch.long, device=self.device)
+            for t, n in self.num_nodes.items()
+        }
 
-    def sample(self, seeds: dict[str, torch.Tensor], generator: torch.Generator | None = None,
-               exclude: dict[EdgeType, torch.Tensor] | None = None) -> HeteroData:
+    def sample(
+        self,
+        seeds: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+        exclude: dict[EdgeType, torch.Tensor] | None = None,
+    ) -> HeteroData:
         """Sample the k-hop subgraph around ``seeds``.
 
         Args:
@@ -72,10 +94,10 @@ class NeighborSampler:
         Returns:
             the sampled subgraph (see module docstring).
         """
-        nodes = {t: [torch.empty(0, dtype=torch.long, device=self.device)]
-                 for t in self.node_types}
+        nodes = {t: [torch.empty(0, dtype=torch.long, device=self.device)] for t in self.node_types}
         count = dict.fromkeys(self.node_types, 0)
         frontier: dict[str, torch.Tensor] = {}
+        start = dict.fromkeys(self.node_types, 0)  # local id of each frontier's first node
         for t, ids in seeds.items():
             ids = ids.to(self.device).long()
             self._local[t][ids] = torch.arange(ids.numel(), device=self.device)
@@ -106,11 +128,12 @@ class NeighborSampler:
                     new = self._add(s, src, count)
                     added[s].append(new)
                     rows[et].append(self._local[s][src])
-                    cols[et].append(self._local[d][dst[which]])
+                    cols[et].append(which + start[d])
                     eids[et].append(adj.perm[slot])
                     hop_edges[et].append(int(src.numel()))
                 for t in self.node_types:
                     new = torch.cat(added[t]) if added[t] else nodes[t][0][:0]
+                    start[t] = count[t] - new.numel()
                     nodes[t].append(new)
                     frontier[t] = new
                     hop_nodes[t].append(int(new.numel()))
@@ -120,16 +143,16 @@ class NeighborSampler:
                 self._local[t][torch.cat(nodes[t])] = -1
 
     def _add(self, t: str, cand: torch.Tensor, count: dict[str, int]) -> torch.Tensor:
-        """Give local ids to the not-yet-seen nodes of ``cand`` (first occurrence order)."""
+        """Give local ids to the not-yet-seen nodes of ``cand`` in first-occurrence order
+        (no sort: the first position of each node is found with a scatter-min)."""
         unseen = cand[self._local[t][cand] < 0]
         if unseen.numel() == 0:
             return unseen
-        uniq, inverse = torch.unique(unseen, return_inverse=True)
-        first = torch.full((uniq.numel(),), unseen.numel(), dtype=torch.long,
-                           device=self.device)
-        first.scatter_reduce_(0, inverse, torch.arange(unseen.numel(), device=self.device),
-                              "amin")
-        new = uniq[torch.argsort(first)]
+        pos = torch.arange(unseen.numel(), device=self.device)
+        first = self._first[t]
+        first.scatter_reduce_(0, unseen, pos, "amin")
+        new = unseen[first[unseen] == pos]
+        first[unseen] = _NEVER
         self._local[t][new] = torch.arange(count[t], count[t] + new.numel(), device=self.device)
         count[t] += new.numel()
         return new

@@ -1,0 +1,266 @@
+"""Link-prediction loader (samplers.link_loader) on the synthetic demo-size graph: no label
+leakage, label/negative mapping, epoch coverage, resume and prefetch determinism."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from sampling_checks import CHI2_999, DEVICES, assert_same_hetero, check_subgraph, chi_square
+from sampling_checks import subgraph_edges as message_edges
+
+from graphs.adapters.synthetic import prepare_synthetic
+from graphs.build import GraphConfig, build_graph
+from graphs.store import load_graph
+from samplers.link_loader import LinkNeighborLoader
+from samplers.multilink import balanced_counts, link_edges
+
+ITEMS = {"music": 300, "podcast": 150, "audiobook": 40}
+FAN = [5, 3]
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("synthetic_loader")
+    prepare_synthetic(tmp / "data", users=500, items=ITEMS, seed=0)
+    build_graph(tmp / "data", tmp / "graph", GraphConfig(encoder="none"), quiet=True)
+    return load_graph(tmp / "graph")
+
+
+def keys_of(e: torch.Tensor, n_dst: int) -> torch.Tensor:
+    return (e[0] * n_dst + e[1]).cpu()
+
+
+def supervision(out, et) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global ``[2, B]`` positives and ``[B, K]`` negatives of link type ``et``."""
+    s, _, d = et
+    eli = out[et].edge_label_index
+    pos = torch.stack([out[s].n_id[eli[0]], out[d].n_id[eli[1]]]).cpu()
+    return pos, out[d].n_id[out[et].neg_dst].cpu()
+
+
+def check_batch(data, loader, out, device):
+    """Labels are real edges of their type, negatives are destination-type seeds, the seeds
+    are exactly the label/negative nodes and no label edge is a message-passing edge."""
+    n = {t: data[t].num_nodes for t in data.node_types}
+    seeds = {t: [] for t in data.node_types}
+    exclude = {}
+    for et in data.edge_types:
+        if "edge_label_index" not in out[et]:
+            continue
+        s, r, d = et
+        eli, neg_dst = out[et].edge_label_index, out[et].neg_dst
+        assert eli.dtype == neg_dst.dtype == torch.long
+        assert eli.device.type == neg_dst.device.type == torch.device(device).type
+        b = eli.shape[1]
+        assert b > 0 and neg_dst.shape == (b, loader.num_negatives)
+        # label and negative nodes are seeds (the first batch_size local ids of their type)
+        assert (eli[0] < out[s].batch_size).all() and (eli[1] < out[d].batch_size).all()
+        assert ((neg_dst >= 0) & (neg_dst < out[d].batch_size)).all()
+        pos, neg = supervision(out, et)
+        assert torch.isin(keys_of(pos, n[d]), keys_of(data[et].edge_index, n[d])).all()
+        assert ((neg >= 0) & (neg < n[d])).all()
+        seeds[s].append(pos[0])
+        seeds[d] += [pos[1], neg.flatten()]
+        # no leakage: the labels are in neither direction among the message-passing edges
+        fwd, rev = keys_of(pos, n[d]), keys_of(pos.flip(0), n[s])
+        assert not torch.isin(fwd, keys_of(message_edges(out, et), n[d])).any()
+        assert not torch.isin(rev, keys_of(message_edges(out, (d, r, s)), n[s])).any()
+        exclude.setdefault(et, []).append(fwd)
+        exclude.setdefault((d, r, s), []).append(rev)
+    want = {t: torch.unique(torch.cat(v)) for t, v in seeds.items() if v}
+    for t in data.node_types:
+        assert out[t].batch_size == (want[t].numel() if t in want else 0)
+    exclude = {et: torch.cat(v) for et, v in exclude.items()}
+    check_subgraph(data, out, want, {et: FAN for et in data.edge_types}, exclude, False, device)
+
+
+def epoch_supervision(data, batches):
+    got = {}
+    for out in batches:
+        for et in data.edge_types:
+            if "edge_label_index" in out[et]:
+                got.setdefault(et, []).append(supervision(out, et)[0])
+    return {et: torch.cat(v, 1) for et, v in got.items()}
+
+
+def same_edges(a: torch.Tensor, b: torch.Tensor, n_dst: int) -> bool:
+    """Equal as multisets of columns."""
+    return torch.equal(torch.sort(keys_of(a, n_dst)).values, torch.sort(keys_of(b, n_dst)).values)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_epoch_batches_cover_balanced_edges_without_leakage(graph, device):
+    loader = LinkNeighborLoader(graph, FAN, batch_size=64, num_negatives=3, seed=5, device=device)
+    sizes = {et: e.shape[1] for et, e in link_edges(graph).items()}
+    counts = balanced_counts(sizes)
+    assert len(set(counts.values())) == 1  # every link type cut to the smallest (110)
+    for epoch in (0, 1):
+        ref = loader.epoch_edges(epoch)
+        assert {et: e.shape[1] for et, e in ref.items()} == counts
+        batches = list(loader.iter_epoch(epoch))
+        total = sum(counts.values())
+        assert len(batches) == loader.num_batches(epoch) == -(-total // 64)
+        per_batch = [
+            sum(b[et].edge_label_index.shape[1] for et in b.edge_types if "neg_dst" in b[et])
+            for b in batches
+        ]
+        assert per_batch == [64] * (len(batches) - 1) + [total - 64 * (len(batches) - 1)]
+        for out in batches:
+            check_batch(graph, loader, out, device)
+        # each balanced edge exactly once per epoch
+        got = epoch_supervision(graph, batches)
+        assert set(got) == set(ref)
+        for et, e in ref.items():
+            n_dst = graph[et[2]].num_nodes
+            assert torch.unique(keys_of(got[et], n_dst)).numel() == got[et].shape[1]
+            assert same_edges(got[et], e, n_dst)
+    e0, e1 = loader.epoch_edges(0), loader.epoch_edges(1)
+    assert all(
+        not same_edges(e0[et], e1[et], graph[et[2]].num_nodes)
+        for et in e0
+        if e0[et].shape[1] < sizes[et]
+    )
+
+
+def test_resume_and_prefetch_reproduce_the_same_batches(graph):
+    kw = {"num_neighbors": FAN, "batch_size": 48, "num_negatives": 2, "seed": 3}
+    loader = LinkNeighborLoader(graph, **kw)
+    full = list(loader.iter_epoch(2))
+    assert len(full) == loader.num_batches(2) > 5
+    for b in (0, 1, 5, len(full) - 1, len(full)):
+        tail = list(loader.iter_epoch(2, start_batch=b))
+        assert len(tail) == len(full) - b
+        for x, y in zip(tail, full[b:], strict=True):
+            assert_same_hetero(x, y)
+    # prefetching in a background thread, or a fresh loader, changes nothing
+    for other in (LinkNeighborLoader(graph, **kw, prefetch=2), LinkNeighborLoader(graph, **kw)):
+        for x, y in zip(other.iter_epoch(2), full, strict=True):
+            assert_same_hetero(x, y)
+    pre = LinkNeighborLoader(graph, **kw, prefetch=2)
+    for x, y in zip(pre.iter_epoch(2, start_batch=4), full[4:], strict=True):
+        assert_same_hetero(x, y)
+    # another epoch or another seed gives other batches
+    for other in (
+        loader.iter_epoch(3),
+        LinkNeighborLoader(graph, **{**kw, "seed": 4}).iter_epoch(2),
+    ):
+        first = next(iter(other))
+        assert any(
+            "neg_dst" in full[0][et]
+            and "neg_dst" in first[et]
+            and not torch.equal(supervision(full[0], et)[0], supervision(first, et)[0])
+            for et in graph.edge_types
+        )
+
+
+def test_unbalanced_epoch_uses_every_edge(graph):
+    loader = LinkNeighborLoader(graph, FAN, batch_size=512, balance_target=None, seed=1)
+    edges = link_edges(graph)
+    total = sum(e.shape[1] for e in edges.values())
+    assert total * 2 == sum(graph[et].edge_index.shape[1] for et in graph.edge_types)
+    assert loader.num_batches(0) == -(-total // 512)
+    for epoch in (0, 7):
+        assert all(torch.equal(loader.epoch_edges(epoch)[et], e) for et, e in edges.items())
+    batches = list(loader.iter_epoch(0))
+    assert len(batches) == loader.num_batches(0)
+    got = epoch_supervision(graph, batches)
+    for et, e in edges.items():
+        assert same_edges(got[et], e, graph[et[2]].num_nodes)
+    check_batch(graph, loader, batches[0], "cpu")
+
+
+def test_balance_subset_and_cap(graph):
+    edges = link_edges(graph)
+    sizes = {et: e.shape[1] for et, e in edges.items()}
+    big = sorted(sizes, key=sizes.get)[-2:]
+    loader = LinkNeighborLoader(graph, FAN, batch_size=256, balance_target=1000, balance=big)
+    got = {et: e.shape[1] for et, e in loader.epoch_edges(0).items()}
+    assert got == {et: min(n, 1000) if et in big else n for et, n in sizes.items()}
+    assert loader.num_batches(0) == -(-sum(got.values()) // 256)
+
+
+def negative_counts(graph, sampling, num_negatives=200, seed=0):
+    et = ("audiobook", "co", "audiobook")
+    loader = LinkNeighborLoader(graph, [2], num_negatives=num_negatives, negative_sampling=sampling)
+    pos = link_edges(graph)[et]
+    out = loader.sample_batch({et: pos}, torch.Generator().manual_seed(seed))
+    got, neg = supervision(out, et)
+    assert torch.equal(got, pos)
+    assert neg.shape == (pos.shape[1], num_negatives)
+    return torch.bincount(neg.flatten(), minlength=graph["audiobook"].num_nodes).numpy()
+
+
+def test_uniform_negatives_chi_square(graph):
+    counts = negative_counts(graph, "uniform")
+    n = counts.size
+    assert chi_square(counts, np.full(n, counts.sum() / n)) < CHI2_999[n - 1]
+
+
+def test_popularity_negatives_follow_degree_power(graph):
+    counts = negative_counts(graph, "popularity")
+    deg = sum(
+        torch.bincount(graph[et].edge_index[1], minlength=graph["audiobook"].num_nodes)
+        for et in graph.edge_types
+        if et[2] == "audiobook"
+    ).double()
+    p = ((deg + 1) ** 0.75 / ((deg + 1) ** 0.75).sum()).numpy()
+    assert chi_square(counts, counts.sum() * p) < CHI2_999[counts.size - 1]
+    # and clearly not uniform
+    assert chi_square(counts, np.full(counts.size, counts.sum() / counts.size)) > 1000
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_popularity_loader_batches_are_valid(graph, device):
+    loader = LinkNeighborLoader(
+        graph,
+        FAN,
+        batch_size=128,
+        num_negatives=4,
+        negative_sampling="popularity",
+        seed=2,
+        device=device,
+    )
+    batches = list(loader.iter_epoch(0))
+    for out in batches:
+        check_batch(graph, loader, out, device)
+    again = list(loader.iter_epoch(0))
+    for x, y in zip(batches, again, strict=True):
+        assert_same_hetero(x, y)
+
+
+def test_bad_negative_sampling_raises(graph):
+    with pytest.raises(ValueError, match="negative_sampling"):
+        LinkNeighborLoader(graph, FAN, negative_sampling="hard")
+
+
+def blocked_in_put(thread: threading.Thread) -> bool:
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code.co_name == "put" and "queue" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_abandoned_prefetching_epoch_stops_its_thread(graph):
+    """Stopping early (e.g. a step budget) once the prefetch queue is full must not leave
+    the background thread blocked forever on the full queue, holding its batches."""
+    loader = LinkNeighborLoader(graph, FAN, batch_size=32, prefetch=2)
+    before = set(threading.enumerate())
+    it = loader.iter_epoch(0)
+    next(it)
+    started = set(threading.enumerate()) - before
+    assert len(started) == 1
+    (worker,) = started
+    deadline = time.monotonic() + 20
+    while not blocked_in_put(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)  # wait until the worker is ahead by `prefetch` batches
+    assert blocked_in_put(worker)
+    it.close()
+    worker.join(timeout=2)
+    assert not worker.is_alive(), "prefetch thread still blocked after the epoch was closed"
