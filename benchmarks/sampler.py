@@ -24,7 +24,6 @@ from torch_geometric.data import HeteroData
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from samplers.multilink import balanced_epoch, link_edges  # noqa: E402
 from samplers.neighbor import NeighborSampler  # noqa: E402
 
 SIZES = {"track": 1_000_000, "podcast": 200_000, "audiobook": 20_000}

@@ -80,7 +80,7 @@ class LinkNeighborLoader:
         if negative_sampling == "popularity":
             for t, n in self.num_nodes.items():
                 deg = torch.zeros(n, device=self.device)
-                for (s, _, d), adj in self.sampler.adj.items():
+                for (_, _, d), adj in self.sampler.adj.items():
                     if d == t:
                         deg += (adj.colptr[1:] - adj.colptr[:-1]).float()
                 self._popularity[t] = (deg + 1).pow(0.75)
