@@ -166,7 +166,7 @@ class NeighborSampler:
             out[t].num_sampled_nodes = hop_nodes[t]
             out[t].batch_size = int(seeds[t].numel()) if t in seeds else 0
             if t in self.x:
-                out[t].x = self.x[t][n_id]
+                out[t].x = torch.index_select(self.x[t], 0, n_id)
         empty = torch.empty(0, dtype=torch.long, device=self.device)
         for et in self.edge_types:
             r = torch.cat(rows[et]) if rows[et] else empty
