@@ -87,28 +87,35 @@ def sample_neighbors(
         the node each edge was sampled for ``[M]``. Nodes taking all
         their neighbours come first, then the sampled ones.
     """
-    start = adj.colptr[nodes]
-    deg = adj.colptr[nodes + 1] - start
+    start = take(adj.colptr, nodes)
+    deg = take(adj.colptr, nodes + 1) - start
     if k < 0:
         return _take_all(start, deg)
     full = deg <= k
-    slot_a, which_a = _take_all(start[full], deg[full])
-    which_a = torch.nonzero(full).flatten()[which_a]
+    small = torch.nonzero(full).flatten()
+    slot_a, which_a = _take_all(take(start, small), take(deg, small))
+    which_a = take(small, which_a)
     big = torch.nonzero(~full).flatten()
     if big.numel() == 0:
         return slot_a, which_a
+    start_b, deg_b = take(start, big), take(deg, big)
     if weighted:
-        slot_b = _weighted(adj, start[big], deg[big], k, generator)
+        slot_b = _weighted(adj, start_b, deg_b, k, generator)
     else:
-        slot_b = start[big, None] + _floyd(deg[big], k, generator)
+        slot_b = start_b[:, None] + _floyd(deg_b, k, generator)
     which_b = big.repeat_interleave(k)
     return torch.cat([slot_a, slot_b.flatten()]), torch.cat([which_a, which_b])
+
+
+def take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[index]`` for 1-D tensors via ``index_select`` (faster than ``[]`` on CPU)."""
+    return torch.index_select(values, 0, index)
 
 
 def _take_all(start: torch.Tensor, deg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     which = torch.repeat_interleave(torch.arange(deg.numel(), device=deg.device), deg)
     offsets = torch.cumsum(deg, 0) - deg
-    slot = torch.arange(which.numel(), device=deg.device) - offsets[which] + start[which]
+    slot = torch.arange(which.numel(), device=deg.device) + take(start - offsets, which)
     return slot, which
 
 

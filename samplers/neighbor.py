@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import HeteroData
 
-from samplers.adjacency import Adjacency, sample_neighbors
+from samplers.adjacency import Adjacency, sample_neighbors, take
 
 EdgeType = tuple[str, str, str]
 FanOut = list[int] | dict[EdgeType | str, list[int]]
@@ -121,15 +121,16 @@ class NeighborSampler:
                         continue
                     adj = self.adj[et]
                     slot, which = sample_neighbors(adj, dst, k, self.weighted, generator)
-                    src = adj.row[slot]
+                    src = take(adj.row, slot)
                     if exclude is not None and et in exclude and exclude[et].numel():
-                        keep = ~torch.isin(src * self.num_nodes[d] + dst[which], exclude[et])
-                        slot, which, src = slot[keep], which[keep], src[keep]
+                        key = src * self.num_nodes[d] + take(dst, which)
+                        keep = torch.nonzero(~torch.isin(key, exclude[et])).flatten()
+                        slot, which, src = take(slot, keep), take(which, keep), take(src, keep)
                     new = self._add(s, src, count)
                     added[s].append(new)
-                    rows[et].append(self._local[s][src])
+                    rows[et].append(take(self._local[s], src))
                     cols[et].append(which + start[d])
-                    eids[et].append(adj.perm[slot])
+                    eids[et].append(take(adj.perm, slot))
                     hop_edges[et].append(int(src.numel()))
                 for t in self.node_types:
                     new = torch.cat(added[t]) if added[t] else nodes[t][0][:0]
@@ -140,20 +141,21 @@ class NeighborSampler:
             return self._output(seeds, nodes, hop_nodes, rows, cols, eids, hop_edges)
         finally:
             for t in self.node_types:
-                self._local[t][torch.cat(nodes[t])] = -1
+                self._local[t].index_fill_(0, torch.cat(nodes[t]), -1)
 
     def _add(self, t: str, cand: torch.Tensor, count: dict[str, int]) -> torch.Tensor:
         """Give local ids to the not-yet-seen nodes of ``cand`` in first-occurrence order
         (no sort: the first position of each node is found with a scatter-min)."""
-        unseen = cand[self._local[t][cand] < 0]
+        unseen = take(cand, torch.nonzero(take(self._local[t], cand) < 0).flatten())
         if unseen.numel() == 0:
             return unseen
         pos = torch.arange(unseen.numel(), device=self.device)
         first = self._first[t]
         first.scatter_reduce_(0, unseen, pos, "amin")
-        new = unseen[first[unseen] == pos]
-        first[unseen] = _NEVER
-        self._local[t][new] = torch.arange(count[t], count[t] + new.numel(), device=self.device)
+        new = take(unseen, torch.nonzero(take(first, unseen) == pos).flatten())
+        first.index_fill_(0, unseen, _NEVER)
+        self._local[t].index_copy_(
+            0, new, torch.arange(count[t], count[t] + new.numel(), device=self.device))
         count[t] += new.numel()
         return new
 
