@@ -155,7 +155,8 @@ class NeighborSampler:
         new = take(unseen, torch.nonzero(take(first, unseen) == pos).flatten())
         first.index_fill_(0, unseen, _NEVER)
         self._local[t].index_copy_(
-            0, new, torch.arange(count[t], count[t] + new.numel(), device=self.device))
+            0, new, torch.arange(count[t], count[t] + new.numel(), device=self.device)
+        )
         count[t] += new.numel()
         return new
 

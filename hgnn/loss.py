@@ -1,0 +1,41 @@
+"""Link-prediction losses over a sampled batch (see ``samplers.link_loader``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch_geometric.data import HeteroData
+
+
+def max_margin_loss(
+    z: dict[str, torch.Tensor], batch: HeteroData, margin: float = 0.1
+) -> torch.Tensor:
+    """The paper's ``mean(max(0, z_a·z_n - z_a·z_p + margin))`` over every positive and
+    each of its negatives (``batch[et].edge_label_index`` ``[2, B]``, ``neg_dst`` ``[B, k]``)."""
+    losses = []
+    for et in batch.edge_types:
+        if "edge_label_index" not in batch[et]:
+            continue
+        s, _, d = et
+        src, dst = batch[et].edge_label_index
+        za, zp, zn = z[s][src], z[d][dst], z[d][batch[et].neg_dst]
+        pos = (za * zp).sum(-1, keepdim=True)
+        neg = torch.einsum("bh,bkh->bk", za, zn)
+        losses.append(F.relu(neg - pos + margin).flatten())
+    return torch.cat(losses).mean()
+
+
+def in_batch_softmax_loss(
+    z: dict[str, torch.Tensor], batch: HeteroData, temperature: float = 0.05
+) -> torch.Tensor:
+    """Sampled softmax: each positive against the batch's other destinations of its type."""
+    losses = []
+    for et in batch.edge_types:
+        if "edge_label_index" not in batch[et]:
+            continue
+        s, _, d = et
+        src, dst = batch[et].edge_label_index
+        logits = z[s][src] @ z[d][dst].t() / temperature
+        target = torch.arange(src.numel(), device=logits.device)
+        losses.append(F.cross_entropy(logits, target, reduction="none"))
+    return torch.cat(losses).mean()
