@@ -158,6 +158,45 @@ def info(
         print(f"  edge {k:<24}{n:>12,}")
 
 
+@app.command("train-hgnn")
+def train_hgnn(
+    graph_dir: Annotated[Path, typer.Argument(help="Graph directory (build-graph).")],
+    out: Out = ...,
+    epochs: Annotated[int | None, typer.Option(help="Epochs [10].")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda [cpu].")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with an [hgnn] table.")] = None,
+    hidden: Annotated[int | None, typer.Option(help="Hidden/output size [128].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Positive edges per batch [256].")] = None,
+    loss: Annotated[str | None, typer.Option(help="margin | softmax [margin].")] = None,
+    balance: Annotated[str | None, typer.Option(help="Multi-link target: min | none.")] = None,
+    conv: Annotated[str | None, typer.Option(help="maxpool | sage-mean | gatv2.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [0].")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Train the heterogeneous GraphSAGE by link prediction (multi-link sampler)."""
+    from hgnn.train import HGNNConfig
+    from hgnn.train import train_hgnn as run
+    from pipeline.config import merge, read_section
+
+    cfg = merge(
+        HGNNConfig,
+        read_section(config, "hgnn"),
+        {
+            "epochs": epochs,
+            "device": device,
+            "hidden": hidden,
+            "batch_size": batch_size,
+            "loss": loss,
+            "balance": balance,
+            "conv": conv,
+            "seed": seed,
+        },
+        str(config or "flags"),
+    )
+    run(graph_dir, out, cfg, resume=resume, quiet=quiet)
+
+
 @app.command(
     "bench-sampler",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},

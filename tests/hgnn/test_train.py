@@ -1,0 +1,91 @@
+"""train-hgnn: resume equals an uninterrupted run; run-dir contract; CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from graphs.adapters.synthetic import prepare_synthetic
+from graphs.build import GraphConfig, build_graph
+from graphs.errors import ContractError
+from hgnn.train import HGNNConfig, train_hgnn
+
+SMALL = {
+    "hidden": 16,
+    "fanout": [4, 3],
+    "batch_size": 64,
+    "num_negatives": 2,
+    "prefetch": 0,
+    "eval_candidates": 20,
+    "max_val_edges": 100,
+    "seed": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    prepare_synthetic(
+        root / "data", users=300, items={"music": 80, "podcast": 40, "audiobook": 15}, seed=4
+    )
+    build_graph(root / "data", root / "g", GraphConfig(encoder="none", top_k=10), quiet=True)
+    return root / "g"
+
+
+def weights(run_dir):
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
+
+
+def test_resume_equals_uninterrupted(graph, tmp_path):
+    train_hgnn(graph, tmp_path / "full", HGNNConfig(epochs=3, **SMALL), quiet=True)
+    train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=1, **SMALL), quiet=True)
+    last = train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=3), resume=True, quiet=True)
+    assert last["epoch"] == 2
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [0, 1, 2]
+    full = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train_loss"] for r in full] == [json.loads(x)["train_loss"] for x in lines]
+    for name in ("model.safetensors", "config.json", "curves.svg"):
+        assert (tmp_path / "cut" / name).exists()
+
+
+def test_run_dir_guards(graph, tmp_path):
+    with pytest.raises(ContractError, match="nothing to resume"):
+        train_hgnn(graph, tmp_path / "none", HGNNConfig(**SMALL), resume=True, quiet=True)
+    train_hgnn(graph, tmp_path / "r", HGNNConfig(epochs=1, **SMALL), quiet=True)
+    with pytest.raises(ContractError, match="already holds a run"):
+        train_hgnn(graph, tmp_path / "r", HGNNConfig(epochs=1, **SMALL), quiet=True)
+
+
+def test_cli_writes_metrics_per_epoch(graph, tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[hgnn]\nhidden = 8\nfanout = [3, 2]\nprefetch = 0\neval_candidates = 10\n")
+    cmd = [
+        sys.executable,
+        "-c",
+        "from pipeline.cli import main; main()",
+        "train-hgnn",
+        str(graph),
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "2",
+        "--quiet",
+        "--config",
+        str(cfg),
+        "--batch-size",
+        "128",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert all(0.0 <= v["auc"] <= 1.0 for r in rows for v in r["val"].values())
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["hidden"] == 8 and saved["train"]["batch_size"] == 128
