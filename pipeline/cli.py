@@ -197,6 +197,42 @@ def train_hgnn(
     run(graph_dir, out, cfg, resume=resume, quiet=quiet)
 
 
+@app.command("export")
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (train-hgnn).")],
+    out: Out = ...,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dataset dir: its items not in the graph get embeddings from their text."
+        ),
+    ] = None,
+    chunk_size: Annotated[int, typer.Option(help="Nodes per layer-wise chunk.")] = 65536,
+    device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
+) -> None:
+    """Layer-wise full-graph inference: an embedding for every item."""
+    from hgnn.export import export_embeddings
+
+    m = export_embeddings(run_dir, out, catalog=catalog, chunk_size=chunk_size, device=device)
+    print(f"[export] {m['count']:,} embeddings of dim {m['dim']} {m['per_type']} -> {out}")
+
+
+@app.command("neighbors")
+def neighbors(
+    emb_dir: Annotated[Path, typer.Argument(help="Embeddings directory (export).")],
+    item_id: Annotated[str, typer.Argument(help="Query item id.")],
+    k: Annotated[int, typer.Option("-k", help="Number of neighbours.")] = 10,
+    catalog: Annotated[Path | None, typer.Option(help="Dataset dir for titles.")] = None,
+) -> None:
+    """Print the nearest items (exact cosine) with titles."""
+    from hgnn.export import nearest_neighbors
+
+    df = nearest_neighbors(emb_dir, item_id, k=k, catalog=catalog)
+    for row in df.iter_rows(named=True):
+        title = row.get("title") or ""
+        print(f"{row['score']:.4f}  {row['item_type']:<12}{row['item_id']:<24}{title}")
+
+
 @app.command(
     "bench-sampler",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
