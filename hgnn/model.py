@@ -119,10 +119,28 @@ class HeteroSAGE(nn.Module):
         return out
 
     def forward(
-        self, h0: dict[str, torch.Tensor], edge_index: dict[EdgeType, torch.Tensor]
+        self,
+        h0: dict[str, torch.Tensor],
+        edge_index: dict[EdgeType, torch.Tensor],
+        num_sampled_nodes: dict[str, list[int]] | None = None,
+        num_sampled_edges: dict[EdgeType, list[int]] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """All layers on a (sampled) subgraph → L2-normalized ``{type: [N_t, hidden]}``."""
-        h = h0
-        for i in range(len(self.convs)):
+        """All layers → L2-normalized ``{type: [N_t, hidden]}``.
+
+        With the per-hop counts of a sampled subgraph (``samplers.NeighborSampler``
+        output), layer ``i`` only processes the nodes and edges that can still reach the
+        seeds (PyG's ``trim_to_layer``); the output then covers the first
+        ``num_sampled_nodes[t][0]`` nodes of each type — the seeds — which are exact.
+        """
+        h, layers = h0, len(self.convs)
+        for i in range(layers):
+            if num_sampled_nodes is not None and num_sampled_edges is not None and i > 0:
+                keep = layers - i  # hops still needed
+                h = {t: v[: sum(num_sampled_nodes[t][: keep + 1])] for t, v in h.items()}
+                edge_index = {
+                    et: e[:, : sum(num_sampled_edges[et][:keep])] for et, e in edge_index.items()
+                }
             h = self.layer(i, h, edge_index)
+        if num_sampled_nodes is not None:
+            h = {t: v[: num_sampled_nodes[t][0]] for t, v in h.items()}
         return {t: F.normalize(v, dim=-1) for t, v in h.items()}

@@ -78,7 +78,12 @@ def embed_batch(
         t: model.encode_input(t, batch[t].n_id, batch[t].get("x"), has_text[t][batch[t].n_id])
         for t in batch.node_types
     }
-    return model(h0, {et: batch[et].edge_index for et in batch.edge_types})
+    return model(
+        h0,
+        {et: batch[et].edge_index for et in batch.edge_types},
+        {t: batch[t].num_sampled_nodes for t in batch.node_types},
+        {et: batch[et].num_sampled_edges for et in batch.edge_types},
+    )
 
 
 def train_hgnn(

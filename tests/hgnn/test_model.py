@@ -91,3 +91,33 @@ def test_loss_decreases_within_a_few_epochs(mixed_graph):
             losses.append(loss.item())
         means.append(sum(losses) / len(losses))
     assert means[-1] < 0.8 * means[0], means
+
+
+def test_trimmed_forward_equals_full_forward_on_seeds(mixed_graph):
+    data = mixed_graph
+    torch.manual_seed(1)
+    model = HeteroSAGE(
+        data.node_types,
+        data.edge_types,
+        {t: data[t].num_nodes for t in data.node_types},
+        384,
+        16,
+        2,
+    )
+    batch = next(LinkNeighborLoader(data, [4, 3], batch_size=32).iter_epoch(0))
+    h0 = {
+        t: model.encode_input(t, batch[t].n_id, batch[t].x, data[t].has_text[batch[t].n_id])
+        for t in batch.node_types
+    }
+    ei = {et: batch[et].edge_index for et in batch.edge_types}
+    full = model(h0, ei)
+    trimmed = model(
+        h0,
+        ei,
+        {t: batch[t].num_sampled_nodes for t in batch.node_types},
+        {et: batch[et].num_sampled_edges for et in batch.edge_types},
+    )
+    for t in batch.node_types:
+        seeds = batch[t].num_sampled_nodes[0]
+        assert trimmed[t].shape[0] == seeds
+        assert torch.allclose(trimmed[t], full[t][:seeds], atol=1e-6)
