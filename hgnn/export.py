@@ -1,0 +1,355 @@
+"""Item embeddings from a trained HGNN run, and exact nearest neighbours.
+
+``RUN_DIR`` (written by the trainer): ``config.json`` (``{"kind": "hgnn-run", "graph_dir",
+"model": <HeteroSAGE kwargs>, "encoder": {"path", "max_length"} | null, ...}``) and
+``model.safetensors`` (``model.state_dict()``).
+
+``EMB_DIR`` (written atomically by :func:`export_embeddings`):
+
+* ``embeddings.npy`` — float32 ``[N, dim]``, rows L2-normalized;
+* ``ids.parquet`` — ``item_id``, ``item_type``, ``row`` (row of ``embeddings.npy``);
+* ``embeddings.parquet`` — ``item_id``, ``item_type``, ``in_graph``, ``vector`` (f32 array);
+* ``manifest.json`` — ``kind="embeddings"``, counts, the run's model config, sources.
+
+Rows: graph nodes in ``nodes.parquet`` order, then inductive catalog items in catalog order.
+Graph nodes get deterministic layer-wise full-graph inference (every neighbour, no sampling).
+Catalog items not in the graph are embedded inductively from their text alone: exactly what
+the model computes for a node with that text and no neighbours. The index is ``"exact"``:
+:func:`nearest_neighbors` is a brute-force cosine top-k over ``embeddings.npy`` (one matmul,
+fine up to ~1M items); no ANN library is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+from torch_geometric.data import HeteroData
+
+from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.contract import _find, _read_table, normalize_items
+from graphs.errors import ContractError, contract_error
+from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+from graphs.progress import step
+from graphs.store import load_graph, load_node_ids, read_manifest
+from hgnn.model import HeteroSAGE
+from samplers.adjacency import Adjacency
+
+STAGE = "export"
+RUN_CONFIG, WEIGHTS = "config.json", "model.safetensors"
+NPY, IDS, PARQUET = "embeddings.npy", "ids.parquet", "embeddings.parquet"
+
+
+def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[HeteroSAGE, dict[str, Any]]:
+    """Rebuild the run's :class:`HeteroSAGE` from ``config["model"]``, load its weights and
+    return ``(model in eval mode on device, config)``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RUN_CONFIG).exists() or not (run_dir / WEIGHTS).exists():
+        raise ContractError(
+            f"{run_dir}: not an HGNN run directory (no {RUN_CONFIG} / {WEIGHTS});"
+            " create one with 'audiograph train-hgnn'"
+        )
+    config = json.loads((run_dir / RUN_CONFIG).read_text())
+    if config.get("kind") != "hgnn-run":
+        raise ContractError(
+            f"{run_dir / RUN_CONFIG}: kind is {config.get('kind')!r}, expected 'hgnn-run'"
+        )
+    m = config["model"]
+    keys = ("node_types", "num_nodes", "feature_dim", "hidden", "num_layers", "conv")
+    ets = [tuple(et) for et in m["edge_types"]]
+    model = HeteroSAGE(edge_types=ets, **{k: m[k] for k in keys if k in m})
+    model.load_state_dict(load_file(str(run_dir / WEIGHTS)))
+    return model.to(device).eval(), config
+
+
+def _messages(
+    conv: nn.Module,
+    h_src: torch.Tensor,
+    src: torch.Tensor,
+    dst_local: torch.Tensor,
+    h_dst: torch.Tensor,
+) -> torch.Tensor:
+    """One relation's output ``[n_dst, hidden]`` for destinations ``h_dst`` whose in-edges
+    are ``src[j] -> dst_local[j]`` (``src`` indexes the full ``h_src``). Only the distinct
+    sources are gathered, so memory is O(edges of the chunk)."""
+    uniq, inv = torch.unique(src, return_inverse=True)
+    x_src = h_src.index_select(0, uniq).to(h_dst.device)
+    edge_index = torch.stack([inv.view(-1), dst_local]).to(h_dst.device)
+    return conv((x_src, h_dst), edge_index)
+
+
+def _update(
+    model: HeteroSAGE, i: int, t: str, h_dst: torch.Tensor, msgs: list[torch.Tensor]
+) -> torch.Tensor:
+    """``self_lin + sum of relations`` (+ relu except after the last layer), as ``layer``."""
+    z = model.self_lin[i][t](h_dst)
+    if msgs:  # HeteroConv(aggr="sum") stacks relation outputs and sums them
+        z = z + torch.stack(msgs).sum(0)
+    return F.relu(z) if i < len(model.convs) - 1 else z
+
+
+@torch.inference_mode()
+def full_graph_embeddings(
+    model: HeteroSAGE, data: HeteroData, chunk_size: int = 65536, device: str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Layer-wise full-graph inference: ``{type: [n_type, hidden]}`` float32 on CPU,
+    L2-normalized; equal to ``model(h0, all edge_index)`` on the whole graph.
+
+    Layer ``i`` is computed for all nodes before layer ``i + 1``; destination nodes are
+    processed in chunks of ``chunk_size`` with all their in-neighbours (CSC per edge type),
+    so memory is O(chunk_size x max in-degree) messages besides the ``[N, hidden]`` states
+    (kept on CPU; each chunk runs on ``device``, where the model is moved).
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    model = model.to(device).eval()
+    h: dict[str, torch.Tensor] = {}
+    for t in model.node_types:
+        n, x, has_text = data[t].num_nodes, data[t].get("x"), data[t].get("has_text")
+        parts = []
+        for lo in range(0, n, chunk_size):
+            hi = min(lo + chunk_size, n)
+            xc = None if x is None else x[lo:hi].to(device)
+            hc = None if has_text is None else has_text[lo:hi].to(device)
+            ids = torch.arange(lo, hi, device=device)
+            parts.append(model.encode_input(t, ids, xc, hc).float().cpu())
+        h[t] = torch.cat(parts) if parts else torch.zeros(0, model.embed[t].embedding_dim)
+    adj = {
+        et: Adjacency.from_edge_index(
+            data[et].edge_index, data[et[0]].num_nodes, data[et[2]].num_nodes
+        )
+        for et in data.edge_types
+        if et[0] in h and et[2] in h
+    }
+    for i, hetero in enumerate(model.convs):
+        rels = [(et, conv) for et, conv in hetero.convs.items() if et in adj]
+        new = {}
+        for d, hd in h.items():
+            mine = [(et, conv) for et, conv in rels if et[2] == d]
+            out = torch.empty(hd.shape[0], model.self_lin[i][d].out_features)
+            for lo in range(0, hd.shape[0], chunk_size):
+                hi = min(lo + chunk_size, hd.shape[0])
+                h_dst = hd[lo:hi].to(device)
+                msgs = []
+                for et, conv in mine:
+                    ptr = adj[et].colptr
+                    deg = ptr[lo + 1 : hi + 1] - ptr[lo:hi]
+                    dst_local = torch.repeat_interleave(torch.arange(hi - lo), deg)
+                    src = adj[et].row[int(ptr[lo]) : int(ptr[hi])]
+                    msgs.append(_messages(conv, h[et[0]], src, dst_local, h_dst))
+                out[lo:hi] = _update(model, i, d, h_dst, msgs).cpu()
+            new[d] = out
+        h = new
+    return {t: F.normalize(v, dim=-1) for t, v in h.items()}
+
+
+@torch.inference_mode()
+def isolated_embeddings(
+    model: HeteroSAGE, node_type: str, x: torch.Tensor, chunk_size: int = 65536, device: str = "cpu"
+) -> torch.Tensor:
+    """Embeddings ``[N, hidden]`` (CPU, L2-normalized) of new nodes of ``node_type`` from their
+    text features ``x`` ``[N, feature_dim]`` and no neighbours: ``h0 = model.text[type](x)``,
+    then every layer with each relation run on zero edges (0 for max/mean pooling; whatever
+    the conv gives an isolated node otherwise, e.g. GATv2's bias) — as the full model would."""
+    if model.text is None:
+        raise ContractError("the run's model has no text input (feature_dim 0)")
+    model = model.to(device).eval()
+    empty = torch.zeros(0, dtype=torch.long)
+    parts = []
+    for lo in range(0, x.shape[0], chunk_size):
+        h = model.text[node_type](x[lo : lo + chunk_size].to(device))
+        for i, hetero in enumerate(model.convs):
+            msgs = [
+                _messages(conv, h, empty, empty, h)
+                for et, conv in hetero.convs.items()
+                if et[2] == node_type
+            ]
+            h = _update(model, i, node_type, h, msgs)
+        parts.append(F.normalize(h, dim=-1).float().cpu())
+    dim = model.self_lin[-1][node_type].out_features
+    return torch.cat(parts) if parts else torch.zeros(0, dim)
+
+
+def _read_items(catalog: str | Path) -> pl.DataFrame:
+    """The validated items table of a dataset dir (interactions are not read)."""
+    f = _find(Path(catalog), "items")
+    if not Path(catalog).is_dir() or f is None:
+        raise ContractError(f"{catalog}: not a dataset directory (no items.parquet / items.csv)")
+    return normalize_items(_read_table(f), f.name)
+
+
+def _encoder(config: dict[str, Any], device: str) -> TextEncoder:
+    """The run's text encoder (``config["encoder"]``, else the graph's, else the default)."""
+    enc = config.get("encoder")
+    if enc is None:
+        g = read_manifest(config["graph_dir"])
+        enc = {**(g.get("encoder") or {}), "max_length": g.get("config", {}).get("max_length")}
+    return TextEncoder(enc.get("path"), device=device, max_length=enc.get("max_length") or 128)
+
+
+def _inductive(
+    model: HeteroSAGE,
+    config: dict[str, Any],
+    catalog: str | Path,
+    known: pl.Series,
+    chunk_size: int,
+    device: str,
+    cache_dir: str | Path | None,
+    quiet: bool,
+) -> tuple[pl.DataFrame, torch.Tensor, int]:
+    """Catalog items not in ``known`` with text → ``(items, vectors [n, hidden], skipped)``."""
+    items = _read_items(catalog).filter(~pl.col("item_id").is_in(known.implode()))
+    bad = items.filter(~pl.col("item_type").is_in(model.node_types))
+    if bad.height:
+        raise contract_error(
+            str(catalog),
+            "item_type",
+            f"item type not in the run's model {model.node_types}",
+            bad.select("item_id", "item_type", "title").row(0, named=True),
+        )
+    texts = item_texts(items)
+    keep = pl.Series([bool(x.strip()) for x in texts], dtype=pl.Boolean)
+    items, texts = items.filter(keep), [x for x in texts if x.strip()]
+    new = torch.zeros(items.height, model.self_lin[-1][model.node_types[0]].out_features)
+    if items.height == 0:
+        return items, new, int((~keep).sum())
+    if model.text is None:
+        raise ContractError(
+            f"{catalog}: {items.height} items are not in the graph and the run's model has"
+            " no text input (graph built with --encoder none)"
+        )
+    enc = _encoder(config, device)
+    if enc.dim != model.text[model.node_types[0]].in_features:
+        raise ContractError(f"encoder {enc.path}: dim {enc.dim} != the model's feature dim")
+    x = torch.from_numpy(featurize_texts(texts, enc, cache_dir, progress=not quiet)[0])
+    for t in items["item_type"].unique(maintain_order=True).to_list():
+        rows = torch.tensor((items["item_type"] == t).to_numpy())
+        new[rows] = isolated_embeddings(model, t, x[rows], chunk_size, device)
+    return items, new, int((~keep).sum())
+
+
+def export_embeddings(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    catalog: str | Path | None = None,
+    chunk_size: int = 65536,
+    device: str = "cpu",
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Embed every graph node of the run (and every text item of ``catalog`` not in the
+    graph, inductively) into ``out_dir`` (layout in the module docstring).
+
+    Catalog items not in the graph with empty text are skipped (``skipped_no_text``); such
+    items of a type the model lacks raise ContractError. Returns the manifest.
+    """
+    t0 = time.perf_counter()
+    model, config = load_model(run_dir, device)
+    graph_dir = config["graph_dir"]
+    with step(STAGE, "full-graph inference", quiet) as s:
+        data, nodes = load_graph(graph_dir), load_node_ids(graph_dir)
+        want = {t: model.embed[t].num_embeddings for t in model.node_types}
+        have = {t: int(data[t].num_nodes) for t in data.node_types}
+        if want != have:
+            raise ContractError(
+                f"{graph_dir}: graph does not match the run's model (nodes per type {have},"
+                f" model {want}); export with the graph the run was trained on"
+            )
+        emb = full_graph_embeddings(model, data, chunk_size, device)
+        dim = next(iter(emb.values())).shape[1]
+        vectors = torch.zeros(nodes.height, dim)
+        for t, v in emb.items():
+            mask = torch.tensor((nodes["item_type"] == t).to_numpy())
+            vectors[mask] = v[torch.tensor(nodes["node_index"].to_numpy())[mask]]
+        s["rows"] = nodes.height
+    frames = [nodes.select("item_id", "item_type", in_graph=pl.lit(True))]
+    mats, skipped = [vectors], 0
+    if catalog is not None:
+        with step(STAGE, "inductive items", quiet) as s:
+            items, new, skipped = _inductive(
+                model, config, catalog, nodes["item_id"], chunk_size, device, cache_dir, quiet
+            )
+            frames.append(items.select("item_id", "item_type", in_graph=pl.lit(False)))
+            mats.append(new)
+            s["rows"], s["note"] = items.height, f"skipped {skipped} without text"
+    ids = pl.concat(frames)
+    mat = torch.cat(mats).numpy().astype(np.float32, copy=False)
+    g = read_manifest(graph_dir)
+    manifest = {
+        "kind": "embeddings", "format_version": 1, "dim": int(dim), "count": ids.height,
+        "per_type": dict(ids.group_by("item_type", maintain_order=True).len().iter_rows()),
+        "in_graph": nodes.height, "inductive": ids.height - nodes.height,
+        "skipped_no_text": skipped, "normalized": True, "index": "exact",
+        "run_dir": str(Path(run_dir).absolute()), "graph_dir": str(Path(graph_dir).absolute()),
+        "dataset": g.get("dataset"),
+        "catalog": None if catalog is None else str(Path(catalog).absolute()),
+        "model": config["model"], "encoder": config.get("encoder"),
+    }  # fmt: skip
+    with step(STAGE, "write", quiet), atomic_dir(out_dir) as tmp:
+        np.save(tmp / NPY, np.ascontiguousarray(mat))
+        ids.select(
+            "item_id", "item_type", row=pl.int_range(ids.height, dtype=pl.Int64)
+        ).write_parquet(tmp / IDS)
+        ids.with_columns(vector=pl.Series(mat, dtype=pl.Array(pl.Float32, int(dim)))).write_parquet(
+            tmp / PARQUET
+        )
+        manifest["seconds"] = round(time.perf_counter() - t0, 3)
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def _titles(sources: list[str | Path | None]) -> pl.DataFrame | None:
+    """``item_id, title`` from the first dataset dirs (of ``sources``) that have items."""
+    frames = []
+    for src in sources:
+        if src is not None and _find(Path(src), "items") is not None:
+            frames.append(_read_items(src).select("item_id", "title"))
+    return (
+        pl.concat(frames).unique("item_id", keep="first", maintain_order=True) if frames else None
+    )
+
+
+def nearest_neighbors(
+    emb_dir: str | Path, item_id: str, k: int = 10, catalog: str | Path | None = None
+) -> pl.DataFrame:
+    """Exact cosine top-``k`` of ``item_id`` (itself excluded) → ``item_id, item_type, score``
+    (+ ``title`` from ``catalog``, else from the export's catalog/dataset when found), sorted
+    by score, descending."""
+    emb_dir = Path(emb_dir)
+    f = emb_dir / MANIFEST
+    manifest = json.loads(f.read_text()) if f.exists() else {}
+    if manifest.get("kind") != "embeddings" or not (emb_dir / NPY).exists():
+        raise ContractError(f"{emb_dir}: not an embeddings directory (create one with export)")
+    if k < 1:
+        raise ContractError(f"k must be >= 1, got {k}")
+    ids = pl.read_parquet(emb_dir / IDS)
+    hit = ids.filter(pl.col("item_id") == item_id)
+    if not hit.height:
+        raise ContractError(f"{emb_dir}: item_id {item_id!r} not in embeddings")
+    row = int(hit["row"][0])
+    mm = np.load(emb_dir / NPY, mmap_mode="r")
+    q = torch.from_numpy(np.array(mm[row]))
+    scores = torch.cat(
+        [torch.from_numpy(np.array(mm[lo : lo + 262144])) @ q for lo in range(0, len(mm), 262144)]
+    )
+    scores[row] = -float("inf")
+    top = torch.topk(scores, min(k, len(mm) - 1))
+    out = ids[top.indices.tolist()].with_columns(score=pl.Series(top.values.numpy()))
+    out = out.sort(["score", "row"], descending=[True, False]).select(
+        "item_id", "item_type", "score"
+    )
+    sources = (
+        [catalog] if catalog is not None else [manifest.get("catalog"), manifest.get("dataset")]
+    )
+    titles = _titles(sources)
+    if titles is not None:
+        out = out.join(titles, on="item_id", how="left", maintain_order="left")
+    return out
