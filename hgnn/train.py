@@ -47,7 +47,7 @@ class HGNNConfig:
     epochs: int = 10
     patience: int = 3
     val_fraction: float = 0.1
-    balance: str = "min"
+    balance: str | int | float = "min"  # multi-link target: "min", "none", cap, ratio
     weighted: bool = False
     eval_candidates: int = 100
     max_val_edges: int = 2000

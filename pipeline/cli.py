@@ -158,6 +158,18 @@ def info(
         print(f"  edge {k:<24}{n:>12,}")
 
 
+def _number_or_text(value: str | None) -> str | int | float | None:
+    """``"5000"`` → 5000, ``"1.5"`` → 1.5, other text unchanged."""
+    if value is None:
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            continue
+    return value
+
+
 @app.command("train-hgnn")
 def train_hgnn(
     graph_dir: Annotated[Path, typer.Argument(help="Graph directory (build-graph).")],
@@ -169,7 +181,9 @@ def train_hgnn(
     hidden: Annotated[int | None, typer.Option(help="Hidden/output size [128].")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Positive edges per batch [256].")] = None,
     loss: Annotated[str | None, typer.Option(help="margin | softmax [margin].")] = None,
-    balance: Annotated[str | None, typer.Option(help="Multi-link target: min | none.")] = None,
+    balance: Annotated[
+        str | None, typer.Option(help="Multi-link target: min | none | int cap | float ratio.")
+    ] = None,
     conv: Annotated[str | None, typer.Option(help="maxpool | sage-mean | gatv2.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed [0].")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
