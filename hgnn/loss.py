@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch_geometric.data import HeteroData
+
+
+def labelled_pairs(
+    z: dict[str, torch.Tensor], batch: HeteroData
+) -> Iterator[tuple[tuple[str, str, str], torch.Tensor, torch.Tensor]]:
+    """``(edge type, z_src [B, h], z_dst [B, h])`` of each link type's positives."""
+    for et in batch.edge_types:
+        if "edge_label_index" in batch[et]:
+            src, dst = batch[et].edge_label_index
+            yield et, z[et[0]][src], z[et[2]][dst]
 
 
 def max_margin_loss(
@@ -13,12 +25,8 @@ def max_margin_loss(
     """The paper's ``mean(max(0, z_a·z_n - z_a·z_p + margin))`` over every positive and
     each of its negatives (``batch[et].edge_label_index`` ``[2, B]``, ``neg_dst`` ``[B, k]``)."""
     losses = []
-    for et in batch.edge_types:
-        if "edge_label_index" not in batch[et]:
-            continue
-        s, _, d = et
-        src, dst = batch[et].edge_label_index
-        za, zp, zn = z[s][src], z[d][dst], z[d][batch[et].neg_dst]
+    for et, za, zp in labelled_pairs(z, batch):
+        zn = z[et[2]][batch[et].neg_dst]
         pos = (za * zp).sum(-1, keepdim=True)
         neg = torch.einsum("bh,bkh->bk", za, zn)
         losses.append(F.relu(neg - pos + margin).flatten())
@@ -30,12 +38,8 @@ def in_batch_softmax_loss(
 ) -> torch.Tensor:
     """Sampled softmax: each positive against the batch's other destinations of its type."""
     losses = []
-    for et in batch.edge_types:
-        if "edge_label_index" not in batch[et]:
-            continue
-        s, _, d = et
-        src, dst = batch[et].edge_label_index
-        logits = z[s][src] @ z[d][dst].t() / temperature
-        target = torch.arange(src.numel(), device=logits.device)
+    for _, za, zp in labelled_pairs(z, batch):
+        logits = za @ zp.t() / temperature
+        target = torch.arange(za.shape[0], device=logits.device)
         losses.append(F.cross_entropy(logits, target, reduction="none"))
     return torch.cat(losses).mean()
