@@ -54,12 +54,7 @@ def read_dataset(path: str | Path, drop_unknown: bool = False) -> Dataset:
             queries whose ``item_id`` is not in the items table instead of failing.
     """
     path = Path(path)
-    if not path.is_dir():
-        raise ContractError(f"{path}: not a dataset directory")
-    items_file = _find(path, "items")
-    if items_file is None:
-        raise ContractError(f"{path}: no items.parquet or items.csv")
-    items = normalize_items(_read_table(items_file), items_file.name)
+    items = read_items(path)
     known = items.select("item_id")
     ds = Dataset(items=items, path=path)
 
@@ -74,6 +69,22 @@ def read_dataset(path: str | Path, drop_unknown: bool = False) -> Dataset:
         q = normalize_queries(_read_table(f), f.name)
         ds.queries, ds.dropped_unknown["queries"] = _check_known(q, known, f.name, drop_unknown)
     return ds
+
+
+def read_items(path: str | Path) -> pl.DataFrame:
+    """Only the validated items table of the dataset directory ``path``."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ContractError(f"{path}: not a dataset directory")
+    items_file = _find(path, "items")
+    if items_file is None:
+        raise ContractError(f"{path}: no items.parquet or items.csv")
+    return normalize_items(_read_table(items_file), items_file.name)
+
+
+def has_items(path: str | Path) -> bool:
+    """Whether ``path`` is a directory with an items table."""
+    return Path(path).is_dir() and _find(Path(path), "items") is not None
 
 
 def write_dataset(
@@ -256,7 +267,9 @@ def _as_text(df: pl.DataFrame, file: str, col: str) -> pl.DataFrame:
 
 def _utf8(value: bytes | None) -> bool:
     try:
-        return value is None or bool(value.decode("utf-8")) or True
+        if value is not None:
+            value.decode("utf-8")
+        return True
     except UnicodeDecodeError:
         return False
 

@@ -35,7 +35,7 @@ from torch import nn
 from torch_geometric.data import HeteroData
 
 from graphs.atomic import MANIFEST, atomic_dir, write_json
-from graphs.contract import _find, _read_table, normalize_items
+from graphs.contract import has_items, read_items
 from graphs.errors import ContractError, contract_error
 from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
 from graphs.progress import step
@@ -178,14 +178,6 @@ def isolated_embeddings(
     return torch.cat(parts) if parts else torch.zeros(0, dim)
 
 
-def _read_items(catalog: str | Path) -> pl.DataFrame:
-    """The validated items table of a dataset dir (interactions are not read)."""
-    f = _find(Path(catalog), "items")
-    if not Path(catalog).is_dir() or f is None:
-        raise ContractError(f"{catalog}: not a dataset directory (no items.parquet / items.csv)")
-    return normalize_items(_read_table(f), f.name)
-
-
 def _encoder(config: dict[str, Any], device: str) -> TextEncoder:
     """The run's text encoder (``config["encoder"]``, else the graph's, else the default)."""
     enc = config.get("encoder")
@@ -206,7 +198,7 @@ def _inductive(
     quiet: bool,
 ) -> tuple[pl.DataFrame, torch.Tensor, int]:
     """Catalog items not in ``known`` with text → ``(items, vectors [n, hidden], skipped)``."""
-    items = _read_items(catalog).filter(~pl.col("item_id").is_in(known.implode()))
+    items = read_items(catalog).filter(~pl.col("item_id").is_in(known.implode()))
     bad = items.filter(~pl.col("item_type").is_in(model.node_types))
     if bad.height:
         raise contract_error(
@@ -310,8 +302,8 @@ def _titles(sources: list[str | Path | None]) -> pl.DataFrame | None:
     """``item_id, title`` from the first dataset dirs (of ``sources``) that have items."""
     frames = []
     for src in sources:
-        if src is not None and _find(Path(src), "items") is not None:
-            frames.append(_read_items(src).select("item_id", "title"))
+        if src is not None and has_items(src):
+            frames.append(read_items(src).select("item_id", "title"))
     return (
         pl.concat(frames).unique("item_id", keep="first", maintain_order=True) if frames else None
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_geometric.data import HeteroData
 from torch_geometric.nn import GATv2Conv, HeteroConv, MessagePassing, SAGEConv
 
 EdgeType = tuple[str, str, str]
@@ -144,3 +145,20 @@ class HeteroSAGE(nn.Module):
         if num_sampled_nodes is not None:
             h = {t: v[: num_sampled_nodes[t][0]] for t, v in h.items()}
         return {t: F.normalize(v, dim=-1) for t, v in h.items()}
+
+
+def embed_batch(
+    model: HeteroSAGE, batch: HeteroData, has_text: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Model output for the seeds of a sampled batch (``{type: [seeds_t, hidden]}``),
+    with layers trimmed to the hops that reach the seeds."""
+    h0 = {
+        t: model.encode_input(t, batch[t].n_id, batch[t].get("x"), has_text[t][batch[t].n_id])
+        for t in batch.node_types
+    }
+    return model(
+        h0,
+        {et: batch[et].edge_index for et in batch.edge_types},
+        {t: batch[t].num_sampled_nodes for t in batch.node_types},
+        {et: batch[et].num_sampled_edges for et in batch.edge_types},
+    )

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from graphs.errors import ContractError
 from graphs.store import load_graph, read_manifest
 from hgnn.loss import in_batch_softmax_loss, max_margin_loss
-from hgnn.model import HeteroSAGE
+from hgnn.model import HeteroSAGE, embed_batch
 from hgnn.validate import link_metrics, split_edges
 from samplers import LinkNeighborLoader, NeighborSampler
 
@@ -67,22 +67,6 @@ def build_model(data: HeteroData, cfg: HGNNConfig, feature_dim: int) -> HeteroSA
         cfg.hidden,
         cfg.num_layers,
         cfg.conv,
-    )
-
-
-def embed_batch(
-    model: HeteroSAGE, batch: HeteroData, has_text: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """Model output for a sampled batch (``{type: [N_t, hidden]}``)."""
-    h0 = {
-        t: model.encode_input(t, batch[t].n_id, batch[t].get("x"), has_text[t][batch[t].n_id])
-        for t in batch.node_types
-    }
-    return model(
-        h0,
-        {et: batch[et].edge_index for et in batch.edge_types},
-        {t: batch[t].num_sampled_nodes for t in batch.node_types},
-        {et: batch[et].num_sampled_edges for et in batch.edge_types},
     )
 
 

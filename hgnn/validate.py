@@ -17,6 +17,7 @@ import math
 import torch
 from torch_geometric.data import HeteroData
 
+from hgnn.model import embed_batch
 from samplers import NeighborSampler
 from samplers.multilink import EdgeType, epoch_generator, link_edges
 
@@ -53,8 +54,6 @@ def link_metrics(
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """AUC / Recall@10 / MRR per link type (key ``"src__co__dst"``)."""
-    from hgnn.train import embed_batch
-
     model.eval()
     out = {}
     device = sampler.device
