@@ -26,7 +26,13 @@ from collections.abc import Iterator
 import torch
 from torch_geometric.data import HeteroData
 
-from samplers.multilink import EdgeType, balanced_epoch, epoch_generator, link_edges
+from samplers.multilink import (
+    EdgeType,
+    balanced_counts,
+    balanced_epoch,
+    epoch_generator,
+    link_edges,
+)
 from samplers.neighbor import FanOut, NeighborSampler
 
 
@@ -92,8 +98,11 @@ class LinkNeighborLoader:
         return balanced_epoch(self.edges, epoch, self.seed, self.balance_target, self.balance)
 
     def num_batches(self, epoch: int = 0) -> int:
-        n = sum(int(e.shape[1]) for e in self.epoch_edges(epoch).values())
-        return -(-n // self.batch_size)
+        """Batches in ``epoch`` (counted from the balanced sizes; nothing is drawn)."""
+        sizes = {et: int(e.shape[1]) for et, e in self.edges.items()}
+        if self.balance_target is not None:
+            sizes = balanced_counts(sizes, self.balance_target, self.balance)
+        return -(-sum(sizes.values()) // self.batch_size)
 
     def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[HeteroData]:
         """Batches of ``epoch`` (from ``start_batch``), optionally prefetched."""
