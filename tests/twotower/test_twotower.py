@@ -1,0 +1,197 @@
+"""Two-tower: inputs and shapes, cold users, no self-label leak, loss, exact resume, the
+plain (no-HGNN) baseline, vectors export, recommendations and top-k lists."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from graphs.adapters.synthetic import prepare_synthetic
+from graphs.contract import read_dataset, write_dataset
+from graphs.errors import ContractError
+from twotower import (
+    TwoTowerConfig,
+    export_vectors,
+    recommend,
+    score_all_users,
+    train_twotower,
+    user_item_vectors,
+)
+from twotower.model import TwoTower, build_spec, item_inputs, sampled_softmax_loss, user_inputs
+from twotower.train import split_history_labels
+
+SMALL = {"tower_dims": [32, 16], "cat_dim": 4, "batch_size": 128, "seed": 5}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("twotower")
+    prepare_synthetic(
+        root / "data", users=300, items={"music": 150, "podcast": 80, "audiobook": 30}, seed=4
+    )
+    ds = read_dataset(root / "data")
+    # a fake EMB_DIR: seeded random unit vectors for all items but the last 5 (missing → 0)
+    ids = ds.items.head(ds.items.height - 5).select("item_id", "item_type")
+    emb = np.random.default_rng(0).normal(size=(ids.height, 24)).astype(np.float32)
+    (root / "emb").mkdir()
+    np.save(root / "emb" / "embeddings.npy", emb / np.linalg.norm(emb, axis=1, keepdims=True))
+    ids.with_columns(row=pl.int_range(ids.height, dtype=pl.Int64)).write_parquet(
+        root / "emb" / "ids.parquet"
+    )
+    (root / "emb" / "manifest.json").write_text(json.dumps({"kind": "embeddings"}))
+    # a copy with one cold user (features only, no interactions)
+    (root / "cold").mkdir()
+    cold_users = pl.concat([ds.users, pl.DataFrame({"user_id": ["cold"], "country": ["US"],
+                                                    "age": [30]})])  # fmt: skip
+    write_dataset(root / "cold", ds.items, ds.interactions, cold_users)
+    cache = str(root / "cache")
+    run = root / "run"
+    train_twotower(root / "data", root / "emb", run,
+                   TwoTowerConfig(epochs=4, cache_dir=cache, **SMALL), quiet=True)  # fmt: skip
+    return {"root": root, "ds": ds, "cache": cache, "run": run}
+
+
+def test_inputs_and_forward_shapes(env):
+    ds = env["ds"]
+    text = np.ones((ds.items.height, 8), np.float32)
+    hgnn = np.zeros((ds.items.height, 6), np.float32)
+    spec = build_spec(ds.items, ds.interactions, ds.users, 6, 8, 6)
+    assert spec.user_categorical["country"] and list(spec.user_numeric) == ["age"]
+    assert spec.history_keys == sorted(spec.history_keys) and "podcast/follow" in spec.history_keys
+    users = ds.interactions["user_id"].unique().sort()
+    ucat, udense = user_inputs(users, ds.users, ds.interactions, ds.items, hgnn, spec, True)
+    icat, idense = item_inputs(ds.items, spec, text, hgnn)
+    assert ucat.shape == (300, 1) and udense.shape == (300, 1 + len(spec.history_keys) * 7)
+    assert icat.shape == (ds.items.height, 1) and idense.shape == (ds.items.height, 14)
+    assert abs(float(udense[:, 0].mean())) < 1e-4  # age standardized
+    model = TwoTower(spec, [32, 16, 8], cat_dim=4)
+    u, v = model.user(ucat, udense), model.item(icat, idense)
+    assert u.shape == (300, 8) and v.shape == (ds.items.height, 8)
+    assert torch.allclose(u.norm(dim=1), torch.ones(300), atol=1e-5)
+
+
+def test_split_has_no_self_label_leak(env):
+    inter, items = env["ds"].interactions, env["ds"].items
+    history, labels = split_history_labels(inter, items, 0.2, seed=1)
+    assert history.join(labels, on=["user_id", "item_id"]).height == 0
+    assert history.height + inter.join(labels, on=["user_id", "item_id"]).height == inter.height
+    per_user = inter.group_by("user_id").agg(n=pl.col("item_id").n_unique())
+    got = labels.group_by("user_id").len().join(per_user, on="user_id")
+    assert (got["len"] <= got["n"] - 1).all() and (got["len"] >= 1).all()
+    assert got.height == per_user.filter(pl.col("n") >= 2).height  # every such user labelled
+    # temporal: a label's first interaction is never before the user's history items'
+    first = inter.group_by("user_id", "item_id").agg(pl.col("ts").min())
+    lab = labels.join(first, on=["user_id", "item_id"]).group_by("user_id").agg(lo=pl.min("ts"))
+    his = history.select("user_id", "item_id").join(first, on=["user_id", "item_id"])
+    his = his.group_by("user_id").agg(hi=pl.max("ts"))
+    assert (lab.join(his, on="user_id").select(pl.col("lo") >= pl.col("hi"))).to_series().all()
+    assert split_history_labels(inter, items, 0.2, seed=1)[1].equals(labels)
+    pod = split_history_labels(inter, items, 0.5, seed=1, target_type="podcast")[1]
+    assert set(pod.join(items, on="item_id")["item_type"]) == {"podcast"}
+
+
+def test_sampled_softmax_masks_accidental_hits_and_corrects_logq():
+    torch.manual_seed(0)
+    u, v = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1), torch.randn(4, 8)
+    item = torch.tensor([3, 7, 3, 9])
+    log_q = torch.log(torch.tensor([0.5, 0.25, 0.5, 0.25]))
+    logits = u @ v.T / 0.1 - log_q[None, :]
+    logits[0, 2] = logits[2, 0] = float("-inf")  # row 0 and row 2 share item 3
+    want = torch.nn.functional.cross_entropy(logits, torch.arange(4))
+    assert torch.allclose(sampled_softmax_loss(u, v, item, 0.1, log_q), want)
+    neg = torch.tensor([7, 1])
+    got = sampled_softmax_loss(u, v, item, 0.1, log_q, v[:2], neg, neg_log_q=-1.0)
+    extra = u @ v[:2].T / 0.1 + 1.0
+    extra[1, 0] = float("-inf")  # row 1's positive is item 7
+    want = torch.nn.functional.cross_entropy(torch.cat([logits, extra], 1), torch.arange(4))
+    assert torch.allclose(got, want)
+
+
+def test_training_lowers_the_loss_and_writes_the_run(env):
+    rows = [json.loads(x) for x in (env["run"] / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert all(0.0 <= r["val_recall@10"] <= 1.0 for r in rows)
+    config = json.loads((env["run"] / "config.json").read_text())
+    assert config["kind"] == "twotower-run" and config["spec"]["hgnn_dim"] == 24
+    assert config["spec"]["history_dim"] == 24 and config["train"]["use_hgnn"] is True
+    ckpt = torch.load(env["run"] / "checkpoint.pt", weights_only=True)
+    assert int(ckpt["epoch"]) == 4 and set(ckpt) >= {"model", "optimizer", "best", "bad_epochs"}
+    with pytest.raises(ContractError, match="already holds a run"):
+        train_twotower(env["root"] / "data", None, env["run"], TwoTowerConfig(), quiet=True)
+
+
+def test_resume_equals_uninterrupted(env, tmp_path):
+    data, emb = env["root"] / "data", env["root"] / "emb"
+    kw = {**SMALL, "cache_dir": env["cache"], "extra_negatives": 16, "patience": 10}
+    train_twotower(data, emb, tmp_path / "full", TwoTowerConfig(epochs=3, **kw), quiet=True)
+    train_twotower(data, emb, tmp_path / "cut", TwoTowerConfig(epochs=1, **kw), quiet=True)
+    last = train_twotower(data, emb, tmp_path / "cut", TwoTowerConfig(epochs=3), resume=True,
+                          quiet=True)  # fmt: skip
+    assert last["epoch"] == 2
+    for load in (
+        lambda d: torch.load(d / "checkpoint.pt", weights_only=True)["model"],
+        lambda d: load_file(str(d / "model.safetensors")),
+    ):
+        a, b = load(tmp_path / "full"), load(tmp_path / "cut")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [
+        [json.loads(x)["train_loss"] for x in (tmp_path / d / "metrics.jsonl").open()]
+        for d in ("full", "cut")
+    ]
+    assert losses[0] == losses[1] and len(losses[0]) == 3
+
+
+def test_plain_two_tower_needs_no_emb_dir_and_cold_users_get_vectors(env, tmp_path):
+    cfg = TwoTowerConfig(epochs=1, use_hgnn=False, cache_dir=env["cache"], **SMALL)
+    with pytest.raises(ContractError, match="needs an embeddings directory"):
+        train_twotower(env["root"] / "data", None, tmp_path / "x", TwoTowerConfig(), quiet=True)
+    train_twotower(env["root"] / "cold", None, tmp_path / "plain", cfg, quiet=True)
+    spec = json.loads((tmp_path / "plain" / "config.json").read_text())["spec"]
+    assert spec["hgnn_dim"] == 0 and spec["history_dim"] == 384  # history over text vectors
+    users, uv, items, iv = user_item_vectors(tmp_path / "plain")
+    assert users.len() == 301 and users[-1] == "cold" and uv.shape == (301, 16)
+    assert items.columns == ["item_id", "item_type"] and iv.shape == (items.height, 16)
+    assert torch.isfinite(uv).all() and torch.allclose(uv.norm(dim=1), torch.ones(301), atol=1e-5)
+    cold = recommend(tmp_path / "plain", "cold", k=5)
+    assert cold.height == 5 and cold["score"].is_sorted(descending=True)
+
+
+def test_recommend_excludes_training_items_and_respects_item_type(env):
+    inter = env["ds"].interactions
+    user = inter.group_by("user_id").len().sort(["len", "user_id"], descending=[True, False])
+    user_id = user["user_id"][0]
+    seen = set(inter.filter(pl.col("user_id") == user_id)["item_id"])
+    out = recommend(env["run"], user_id, k=50)
+    assert out.columns == ["item_id", "item_type", "title", "score"] and out.height == 50
+    assert not seen & set(out["item_id"]) and out["score"].is_sorted(descending=True)
+    pods = recommend(env["run"], user_id, k=500, item_type="podcast")
+    assert set(pods["item_type"]) == {"podcast"} and not seen & set(pods["item_id"])
+    assert pods.height == 80 - len([i for i in seen if i.startswith("podcast:")])
+    with pytest.raises(ContractError, match="user_id 'nobody'"):
+        recommend(env["run"], "nobody")
+    with pytest.raises(ContractError, match="item_type 'video'"):
+        recommend(env["run"], user_id, item_type="video")
+
+
+def test_export_vectors_and_score_all_users(env, tmp_path):
+    m = export_vectors(env["run"], tmp_path / "vec")
+    assert m["kind"] == "twotower-vectors" and m["users"] == 300 and m["dim"] == 16
+    uv = np.load(tmp_path / "vec" / "user_vectors.npy")
+    users = pl.read_parquet(tmp_path / "vec" / "users.parquet")
+    assert uv.shape == (300, 16) and np.allclose(users["vector"].to_numpy(), uv)
+    assert pl.read_parquet(tmp_path / "vec" / "items.parquet").height == 260
+    out = tmp_path / "top" / "scores.parquet"
+    res = score_all_users(env["run"], out, k=7, item_type="music", batch_size=64)
+    top = pl.read_parquet(out)
+    assert top.columns == ["user_id", "rank", "item_id", "score"]
+    assert res["rows"] == top.height == 300 * 7 and top["item_id"].str.starts_with("music").all()
+    assert top.join(env["ds"].interactions, on=["user_id", "item_id"]).height == 0
+    one = top.filter(pl.col("user_id") == "u3").sort("rank")
+    rec = recommend(env["run"], "u3", k=7, item_type="music")
+    assert one["item_id"].to_list() == rec["item_id"].to_list()

@@ -1,0 +1,246 @@
+"""User and item vectors, recommendations and top-k lists from a trained two-tower run.
+
+User inputs are recomputed from the user's FULL interactions in the dataset (default: the
+run's ``data_dir``), not the history/label split of training; users listed only in
+``users.parquet`` are cold (features only). Scores are cosines of the tower outputs (the
+model's logit times its temperature), so they rank exactly as the model does.
+
+``OUT_DIR`` of :func:`export_vectors` (written atomically): ``users.parquet`` (``user_id``,
+``vector``), ``items.parquet`` (``item_id``, ``item_type``, ``vector``), ``user_vectors.npy``
+and ``item_vectors.npy`` (float32, L2-normalized, rows in the parquet files' order) and
+``manifest.json`` (``kind="twotower-vectors"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import torch
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+
+from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.contract import Dataset, read_dataset
+from graphs.errors import ContractError
+from twotower.model import InputSpec, TwoTower, item_inputs, top_k, user_inputs
+from twotower.train import TwoTowerConfig, catalog_vectors
+
+CHUNK = 65536
+
+
+@dataclass
+class Run:
+    """A loaded run with its dataset: the model (eval mode), its config, the catalog's
+    item vectors ``[I, d]`` and the vectors user histories are averaged over."""
+
+    model: TwoTower
+    cfg: TwoTowerConfig
+    spec: InputSpec
+    ds: Dataset
+    history_vectors: np.ndarray
+    item_vecs: torch.Tensor
+
+    @property
+    def user_ids(self) -> pl.Series:
+        """Every user: interactions (first-seen order), then users.parquet-only users."""
+        seen = pl.Series("user_id", [], pl.Utf8)
+        if self.ds.interactions is not None:
+            seen = self.ds.interactions["user_id"].unique(maintain_order=True)
+        if self.ds.users is not None:
+            listed = self.ds.users["user_id"]
+            seen = seen.append(listed.filter(~listed.is_in(seen.implode())))
+        return seen
+
+
+@torch.inference_mode()
+def load_run(run_dir: str | Path, data_dir: str | Path | None = None, device: str = "cpu") -> Run:
+    """Load ``run_dir`` (``config.json`` + ``model.safetensors``) and embed every catalog
+    item of ``data_dir`` (default: the run's)."""
+    run_dir = Path(run_dir)
+    f = run_dir / "config.json"
+    config = json.loads(f.read_text()) if f.exists() else {}
+    if config.get("kind") != "twotower-run" or not (run_dir / "model.safetensors").exists():
+        raise ContractError(f"{run_dir}: not a two-tower run directory (train one first)")
+    cfg = TwoTowerConfig(**{**config["train"], "device": device})
+    spec = InputSpec(**config["spec"])
+    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim)
+    model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    model = model.to(device).eval()
+    ds = read_dataset(data_dir or config["data_dir"])
+    text, hgnn = catalog_vectors(ds.items, config["emb_dir"], cfg)
+    got = (text.shape[1], 0 if hgnn is None else hgnn.shape[1])
+    if got != (spec.text_dim, spec.hgnn_dim):
+        want = (spec.text_dim, spec.hgnn_dim)
+        raise ContractError(f"{run_dir}: text/HGNN dims {got} differ from the run's {want}"
+                            " (another encoder or EMB_DIR?)")  # fmt: skip
+    cat, dense = item_inputs(ds.items, spec, text, hgnn)
+    vecs = [model.item(cat[i : i + CHUNK].to(device), dense[i : i + CHUNK].to(device))
+            for i in range(0, len(cat), CHUNK)]  # fmt: skip
+    return Run(model, cfg, spec, ds, hgnn if hgnn is not None else text, torch.cat(vecs))
+
+
+@torch.inference_mode()
+def user_chunks(
+    run: Run, user_ids: pl.Series, chunk: int = CHUNK
+) -> Iterator[tuple[pl.Series, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
+    """Per chunk of ``user_ids``: ``(ids, vectors [n, d], seen)``, with ``seen`` the
+    ``(row in chunk, item index)`` pairs of the chunk's interactions (to exclude)."""
+    inter = run.ds.interactions
+    if inter is None:
+        inter = pl.DataFrame(schema={"user_id": pl.Utf8, "item_id": pl.Utf8,
+                                     "weight": pl.Float64, "signal": pl.Utf8})  # fmt: skip
+    item_idx = run.ds.items.select("item_id", _i=pl.int_range(pl.len(), dtype=pl.Int64))
+    dev = run.item_vecs.device
+    for lo in range(0, user_ids.len(), chunk):
+        ids = user_ids.slice(lo, chunk)
+        rows = pl.DataFrame({"user_id": ids, "_u": np.arange(ids.len(), dtype=np.int64)})
+        part = inter.join(rows, on="user_id")
+        cat, dense = user_inputs(ids, run.ds.users, part, run.ds.items, run.history_vectors,
+                                 run.spec, run.cfg.weighted)  # fmt: skip
+        seen = part.select("_u", "item_id").unique().join(item_idx, on="item_id")
+        yield (
+            ids,
+            run.model.user(cat.to(dev), dense.to(dev)),
+            (torch.from_numpy(seen["_u"].to_numpy()), torch.from_numpy(seen["_i"].to_numpy())),
+        )
+
+
+def user_item_vectors(
+    run_dir: str | Path, data_dir: str | Path | None = None, device: str = "cpu"
+) -> tuple[pl.Series, torch.Tensor, pl.DataFrame, torch.Tensor]:
+    """``(users, user_vecs [U, d], items (item_id, item_type), item_vecs [I, d])`` (CPU,
+    L2-normalized) for every user of interactions ∪ users.parquet and every catalog item."""
+    run = load_run(run_dir, data_dir, device)
+    users = run.user_ids
+    parts = [v.cpu() for _, v, _ in user_chunks(run, users)]
+    dim = run.item_vecs.shape[1]
+    user_vecs = torch.cat(parts) if parts else torch.zeros(0, dim)
+    return users, user_vecs, run.ds.items.select("item_id", "item_type"), run.item_vecs.cpu()
+
+
+def export_vectors(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    device: str = "cpu",
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Write every user's and item's vector into ``out_dir`` (layout in the module
+    docstring); returns the manifest."""
+    t0 = time.perf_counter()
+    users, uv, items, iv = user_item_vectors(run_dir, data_dir, device)
+    u, i = uv.numpy().astype(np.float32), iv.numpy().astype(np.float32)
+    dim = int(i.shape[1])
+    manifest = {
+        "kind": "twotower-vectors", "format_version": 1, "dim": dim,
+        "users": users.len(), "items": items.height, "normalized": True,
+        "run_dir": str(Path(run_dir).absolute()),
+        "data_dir": str(Path(data_dir or json.loads(
+            (Path(run_dir) / "config.json").read_text())["data_dir"]).absolute()),
+    }  # fmt: skip
+    with atomic_dir(out_dir) as tmp:
+        np.save(tmp / "user_vectors.npy", u)
+        np.save(tmp / "item_vectors.npy", i)
+        pl.DataFrame({"user_id": users, "vector": pl.Series(u, dtype=pl.Array(pl.Float32, dim))}
+                     ).write_parquet(tmp / "users.parquet")  # fmt: skip
+        items.with_columns(vector=pl.Series(i, dtype=pl.Array(pl.Float32, dim))).write_parquet(
+            tmp / "items.parquet"
+        )
+        manifest["seconds"] = round(time.perf_counter() - t0, 3)
+        write_json(tmp / MANIFEST, manifest)
+    if not quiet:
+        print(f"[twotower-export] {users.len():,} users, {items.height:,} items, dim {dim} "
+              f"in {manifest['seconds']:.1f}s -> {out_dir}")  # fmt: skip
+    return manifest
+
+
+def _allowed(run: Run, item_type: str | None) -> torch.Tensor | None:
+    if item_type is None:
+        return None
+    types = run.ds.items["item_type"]
+    if item_type not in types:
+        known = types.unique().sort().to_list()
+        raise ContractError(f"item_type {item_type!r} is not in the catalog (types: {known})")
+    return torch.from_numpy((types == item_type).to_numpy()).to(run.item_vecs.device)
+
+
+def recommend(
+    run_dir: str | Path,
+    user_id: str,
+    k: int = 10,
+    item_type: str | None = None,
+    data_dir: str | Path | None = None,
+) -> pl.DataFrame:
+    """Top-``k`` items for ``user_id`` → ``item_id, item_type, title, score`` (cosine, best
+    first), excluding the items the user interacted with; only ``item_type`` if given."""
+    if k < 1:
+        raise ContractError(f"k must be >= 1, got {k}")
+    run = load_run(run_dir, data_dir)
+    users = run.user_ids
+    if user_id not in users:
+        raise ContractError(f"{run.ds.path}: user_id {user_id!r} is not in interactions or "
+                            f"users (example user_id={users[0]!r})")  # fmt: skip
+    _, uv, seen = next(user_chunks(run, pl.Series("user_id", [user_id])))
+    scores, idx = top_k(uv, run.item_vecs, k, seen, _allowed(run, item_type))
+    keep = torch.isfinite(scores[0])
+    out = run.ds.items.select("item_id", "item_type", "title")[idx[0][keep].cpu().numpy()]
+    return out.with_columns(score=pl.Series(scores[0][keep].cpu().numpy(), dtype=pl.Float32))
+
+
+def score_all_users(
+    run_dir: str | Path,
+    out_path: str | Path,
+    k: int = 100,
+    item_type: str | None = None,
+    data_dir: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int = 4096,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Top-``k`` per user (seen items excluded) into the parquet ``out_path``: ``user_id,
+    rank (1 = best), item_id, score``, scored and written ``batch_size`` users at a time
+    (atomically: a temporary sibling renamed at the end). Returns counts."""
+    if k < 1:
+        raise ContractError(f"k must be >= 1, got {k}")
+    run = load_run(run_dir, data_dir, device)
+    allowed, users = _allowed(run, item_type), run.user_ids
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    item_ids, rows, writer = run.ds.items["item_id"], 0, None
+    try:
+        bar = tqdm(total=users.len(), desc="score users", unit="user", disable=quiet)
+        for ids, uv, seen in user_chunks(run, users, batch_size):
+            scores, idx = (t.cpu() for t in top_k(uv, run.item_vecs, k, seen, allowed))
+            ok = torch.isfinite(scores)
+            u, r = ok.nonzero(as_tuple=True)
+            frame = pl.DataFrame({
+                "user_id": ids.gather(u.numpy()), "rank": (r + 1).numpy().astype(np.int32),
+                "item_id": item_ids.gather(idx[ok].numpy()),
+                "score": scores[ok].numpy().astype(np.float32)})  # fmt: skip
+            table = frame.to_arrow()
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            rows += frame.height
+            bar.update(ids.len())
+        bar.close()
+        if writer is None:
+            pl.DataFrame(schema={"user_id": pl.Utf8, "rank": pl.Int32, "item_id": pl.Utf8,
+                                 "score": pl.Float32}).write_parquet(tmp)  # fmt: skip
+        else:
+            writer.close()
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if not quiet:
+        print(f"[twotower-score] {users.len():,} users, {rows:,} rows -> {out_path}")
+    return {"users": users.len(), "rows": rows, "k": k, "item_type": item_type}

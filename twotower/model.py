@@ -1,0 +1,257 @@
+"""The user-decoupled two-tower model of 2T-HGNN and the tensors it eats.
+
+User tower input (one row per user): embeddings of the categorical columns of
+``users.parquet`` (index 0 = unknown/missing), its numeric columns standardized with the
+training mean/std, and for every ``"item_type/signal"`` key the weight-aware mean of the
+vectors of the items the user interacted with (HGNN vectors, or text vectors for the plain
+two-tower baseline) plus ``log1p(count)``. A user without history gets zero means and
+counts, so a cold user still has a vector from its features.
+
+Item tower input: item-type embedding, embeddings of the catalog's categorical metadata
+(string columns with <= ``MAX_VOCAB`` distinct values), the text vector and (with HGNN) the
+HGNN vector. Both towers are MLPs (ReLU between layers) with L2-normalized outputs; the
+score is ``u . v / temperature``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from twotower.features import history_means
+
+MAX_VOCAB = 1000
+RESERVED = ("item_id", "item_type", "title", "description", "tags")
+
+
+@dataclass
+class InputSpec:
+    """What the towers read; fixed at training time and saved in the run's config."""
+
+    history_keys: list[str]
+    history_dim: int
+    text_dim: int
+    hgnn_dim: int = 0
+    item_types: list[str] = field(default_factory=list)
+    item_categorical: dict[str, list[str]] = field(default_factory=dict)
+    user_categorical: dict[str, list[str]] = field(default_factory=dict)
+    user_numeric: dict[str, list[float]] = field(default_factory=dict)  # col -> [mean, std]
+
+    @property
+    def user_dense_dim(self) -> int:
+        return len(self.user_numeric) + len(self.history_keys) * (self.history_dim + 1)
+
+    @property
+    def item_dense_dim(self) -> int:
+        return self.text_dim + self.hgnn_dim
+
+
+def _vocab(s: pl.Series) -> list[str] | None:
+    """Sorted distinct non-null values of a string column, or None when it is id-like."""
+    values = s.drop_nulls().unique().sort()
+    return values.to_list() if 0 < values.len() <= MAX_VOCAB else None
+
+
+def build_spec(
+    items: pl.DataFrame,
+    interactions: pl.DataFrame,
+    users: pl.DataFrame | None,
+    history_dim: int,
+    text_dim: int,
+    hgnn_dim: int,
+) -> InputSpec:
+    """The input spec of a dataset: vocabularies, numeric mean/std and history keys
+    (every ``item_type/signal`` pair present in ``interactions``)."""
+    keys = (
+        interactions.join(items.select("item_id", "item_type"), on="item_id")
+        .select(key=pl.concat_str("item_type", pl.lit("/"), "signal"))
+        .unique()
+        .sort("key")["key"]
+        .to_list()
+    )
+    spec = InputSpec(keys, history_dim, text_dim, hgnn_dim, sorted(items["item_type"].unique()))
+    for col in items.columns:
+        if col not in RESERVED and items.schema[col] == pl.Utf8 and (v := _vocab(items[col])):
+            spec.item_categorical[col] = v
+    for col in [] if users is None else users.columns[1:]:
+        dtype = users.schema[col]
+        if dtype == pl.Utf8 and (v := _vocab(users[col])):
+            spec.user_categorical[col] = v
+        elif dtype.is_numeric() or dtype == pl.Boolean:
+            x = users[col].cast(pl.Float64).drop_nulls().drop_nans()
+            mean, std = (x.mean() or 0.0, x.std() or 1.0) if x.len() else (0.0, 1.0)
+            spec.user_numeric[col] = [float(mean), float(std) if std > 0 else 1.0]
+    return spec
+
+
+def _codes(s: pl.Series, vocab: list[str]) -> np.ndarray:
+    """int64 codes: position in ``vocab`` + 1, 0 for unknown or missing values."""
+    lookup = pl.DataFrame(
+        {"v": pl.Series(vocab, dtype=pl.Utf8), "c": np.arange(1, len(vocab) + 1, dtype=np.int64)}
+    )
+    frame = pl.DataFrame({"v": s.cast(pl.Utf8)}).join(lookup, on="v", how="left")
+    return frame["c"].fill_null(0).to_numpy()
+
+
+def item_inputs(
+    items: pl.DataFrame, spec: InputSpec, text: np.ndarray, hgnn: np.ndarray | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cat int64 [I, 1 + C], dense float32 [I, text_dim + hgnn_dim])`` for ``items``
+    (``text``/``hgnn`` are row-aligned with ``items``)."""
+    cols = [_codes(items["item_type"], spec.item_types)]
+    cols += [
+        _codes(items[c], v) if c in items.columns else np.zeros(items.height, np.int64)
+        for c, v in spec.item_categorical.items()
+    ]
+    dense = [text] + ([hgnn] if spec.hgnn_dim else [])
+    return (
+        torch.from_numpy(np.stack(cols, axis=1)),
+        torch.from_numpy(np.concatenate(dense, axis=1).astype(np.float32)),
+    )
+
+
+def user_inputs(
+    user_ids: pl.Series,
+    users: pl.DataFrame | None,
+    interactions: pl.DataFrame,
+    items: pl.DataFrame,
+    vectors: np.ndarray,
+    spec: InputSpec,
+    weighted: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cat int64 [U, Cu], dense float32 [U, Nu + K * (history_dim + 1)])`` for
+    ``user_ids``: features from ``users`` (unknown/missing → code 0 / the mean) and the
+    history of ``interactions`` over ``vectors`` (``[len(items), history_dim]``, row-aligned
+    with ``items``; history keys not in ``spec`` are ignored, missing ones are zero)."""
+    n = user_ids.len()
+    table = pl.DataFrame({"user_id": user_ids.cast(pl.Utf8)})
+    if users is not None:
+        table = table.join(users, on="user_id", how="left", maintain_order="left")
+    cat = [
+        _codes(table[c], v) if c in table.columns else np.zeros(n, np.int64)
+        for c, v in spec.user_categorical.items()
+    ]
+    dense = []
+    for c, (mean, std) in spec.user_numeric.items():
+        x = table[c].cast(pl.Float64).to_numpy() if c in table.columns else np.full(n, mean)
+        dense.append(np.nan_to_num((x - mean) / std)[:, None])
+    rows = items.select("item_id", "item_type", row=pl.int_range(items.height, dtype=pl.Int64))
+    means, counts = history_means(interactions, rows, vectors, table["user_id"], weighted)
+    zeros = np.zeros((n, spec.history_dim), np.float32)
+    dense += [means.get(k, zeros) for k in spec.history_keys]
+    dense += [np.log1p(counts.get(k, zeros[:, 0]))[:, None] for k in spec.history_keys]
+    cat_t = torch.from_numpy(np.stack(cat, axis=1)) if cat else torch.zeros(n, 0, dtype=torch.long)
+    dense_t = np.concatenate(dense, axis=1) if dense else np.zeros((n, 0))
+    return cat_t, torch.from_numpy(dense_t.astype(np.float32))
+
+
+class Tower(nn.Module):
+    """Categorical embeddings + dense input → MLP → L2-normalized ``[B, dims[-1]]``."""
+
+    def __init__(self, vocab_sizes: list[int], dense_dim: int, dims: list[int], cat_dim: int):
+        super().__init__()
+        self.embs = nn.ModuleList(nn.Embedding(n, cat_dim) for n in vocab_sizes)
+        layers: list[nn.Module] = []
+        d = dense_dim + cat_dim * len(vocab_sizes)
+        for i, h in enumerate(dims):
+            layers.append(nn.Linear(d, h))
+            if i < len(dims) - 1:
+                layers.append(nn.ReLU())
+            d = h
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, cat: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """``cat`` int64 ``[B, C]``, ``dense`` float32 ``[B, D]`` → ``[B, dims[-1]]``."""
+        x = torch.cat([dense] + [e(cat[:, j]) for j, e in enumerate(self.embs)], dim=-1)
+        return F.normalize(self.mlp(x), dim=-1)
+
+
+class TwoTower(nn.Module):
+    """User and item towers built from an :class:`InputSpec`."""
+
+    def __init__(self, spec: InputSpec, dims: list[int], cat_dim: int = 16):
+        super().__init__()
+        user_vocab = [len(v) + 1 for v in spec.user_categorical.values()]
+        item_vocab = [len(spec.item_types) + 1]
+        item_vocab += [len(v) + 1 for v in spec.item_categorical.values()]
+        self.user = Tower(user_vocab, spec.user_dense_dim, dims, cat_dim)
+        self.item = Tower(item_vocab, spec.item_dense_dim, dims, cat_dim)
+
+
+def sampled_softmax_loss(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    item: torch.Tensor,
+    temperature: float,
+    log_q: torch.Tensor | None = None,
+    neg_v: torch.Tensor | None = None,
+    neg_item: torch.Tensor | None = None,
+    neg_log_q: float = 0.0,
+) -> torch.Tensor:
+    """In-batch sampled softmax with logQ correction; row ``i``'s positive is column ``i``.
+
+    Args:
+        u: user vectors ``[B, d]``; v: their positive items' vectors ``[B, d]``.
+        item: catalog index of each positive ``[B]`` (masks accidental hits: other columns
+            holding row ``i``'s own positive).
+        log_q: ``[B]`` log of each in-batch column's sampling rate (``None``: no correction).
+        neg_v, neg_item: extra negatives ``[N, d]`` / ``[N]`` (e.g. uniform samples), whose
+            columns are corrected by ``neg_log_q``.
+    """
+    logits = u @ v.T / temperature
+    if log_q is not None:
+        logits = logits - log_q[None, :]
+    hit = (item[:, None] == item[None, :]) & ~torch.eye(len(item), dtype=torch.bool,
+                                                         device=item.device)  # fmt: skip
+    logits = logits.masked_fill(hit, float("-inf"))
+    if neg_v is not None and neg_item is not None and len(neg_item):
+        extra = u @ neg_v.T / temperature - neg_log_q
+        extra = extra.masked_fill(item[:, None] == neg_item[None, :], float("-inf"))
+        logits = torch.cat([logits, extra], dim=1)
+    return F.cross_entropy(logits, torch.arange(len(item), device=u.device))
+
+
+@torch.inference_mode()
+def top_k(
+    user_vecs: torch.Tensor,
+    item_vecs: torch.Tensor,
+    k: int,
+    exclude: tuple[torch.Tensor, torch.Tensor] | None = None,
+    allowed: torch.Tensor | None = None,
+    chunk: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-``k`` items per user by dot product, in user chunks.
+
+    Args:
+        user_vecs: ``[U, d]``; item_vecs: ``[I, d]`` (same device).
+        exclude: ``(user_row, item_index)`` pairs, each ``[E]``, never recommended.
+        allowed: bool ``[I]``; only these items are candidates.
+
+    Returns:
+        ``(scores [U, k'], items [U, k'])`` with ``k' = min(k, I)``, best first; slots
+        with no candidate left have score ``-inf``.
+    """
+    k = min(k, item_vecs.shape[0])
+    if exclude is not None:
+        order = torch.argsort(exclude[0], stable=True)
+        ex_u, ex_i = exclude[0][order].to(user_vecs.device), exclude[1][order].to(user_vecs.device)
+    scores, index = [], []
+    for lo in range(0, user_vecs.shape[0], chunk):
+        hi = min(lo + chunk, user_vecs.shape[0])
+        s = user_vecs[lo:hi] @ item_vecs.T
+        if allowed is not None:
+            s[:, ~allowed] = float("-inf")
+        if exclude is not None:
+            a, b = torch.searchsorted(ex_u, torch.tensor([lo, hi], device=ex_u.device)).tolist()
+            s[ex_u[a:b] - lo, ex_i[a:b]] = float("-inf")
+        top = torch.topk(s, k, dim=1)
+        scores.append(top.values)
+        index.append(top.indices)
+    if not scores:
+        return torch.zeros(0, k, device=user_vecs.device), torch.zeros(0, k, dtype=torch.long)
+    return torch.cat(scores), torch.cat(index)

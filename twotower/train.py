@@ -1,0 +1,364 @@
+"""Training of the user-decoupled two-tower model (2T-HGNN, Spotify 2024).
+
+Each user's training interactions are split (seeded; temporally when every row has a
+``ts``) into a *history* part, from which the user-tower input is computed, and a *label*
+part (``label_fraction`` of the user's distinct items): the positive ``(user, item)`` pairs.
+So a positive is never part of its own user's input (no self-label leak). ``val_fraction``
+of the label users are held out: recall@10 of their label items against the whole catalog
+(their history items excluded) drives early stopping; the best weights are kept.
+
+Loss: in-batch sampled softmax with logQ correction (each column's logit minus the log of
+its expected count in a batch: ``batch_size * p(item among positives)``), optional
+``extra_negatives`` uniform items (corrected by ``log(extra_negatives / candidates)``),
+accidental hits masked.
+
+RUN_DIR: ``config.json`` (``kind="twotower-run"``, ``data_dir``, ``emb_dir``, ``train``
+config, input ``spec``), ``model.safetensors`` (best), ``checkpoint.pt`` (last epoch: model,
+optimizer, epoch, early-stopping state; tensors only), ``metrics.jsonl`` (one line per
+epoch). The batch order is a pure function of ``(seed, epoch)``, so ``resume=True`` ends
+with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from graphs.contract import Dataset, read_dataset
+from graphs.errors import ContractError
+from graphs.featurize import DEFAULT_CACHE
+from twotower.features import load_embeddings, text_vectors
+from twotower.model import (
+    InputSpec,
+    TwoTower,
+    build_spec,
+    item_inputs,
+    sampled_softmax_loss,
+    top_k,
+    user_inputs,
+)
+
+
+@dataclass
+class TwoTowerConfig:
+    """Options of the two-tower trainer (defaults follow the 2T-HGNN paper where it says)."""
+
+    tower_dims: list[int] = field(default_factory=lambda: [512, 256, 128])
+    cat_dim: int = 16
+    temperature: float = 0.05
+    lr: float = 1e-3
+    batch_size: int = 1024
+    epochs: int = 20
+    patience: int = 3
+    logq: bool = True
+    extra_negatives: int = 0
+    label_fraction: float = 0.2
+    val_fraction: float = 0.1
+    max_val_users: int = 5000
+    use_hgnn: bool = True
+    weighted: bool = True
+    target_type: str | None = None  # positives, negatives and validation of this type only
+    encoder: str | None = None  # text encoder folder (None: the bundled MiniLM)
+    cache_dir: str | None = None  # text-vector cache (None: the default ~/.cache/audiograph)
+    seed: int = 0
+    device: str = "cpu"
+
+
+def catalog_vectors(
+    items: pl.DataFrame,
+    emb_dir: str | Path | None,
+    cfg: TwoTowerConfig,
+    quiet: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(text [I, 384], hgnn [I, dim] | None)`` row-aligned with ``items``; catalog items
+    missing from the embeddings get zero HGNN vectors."""
+    cache = DEFAULT_CACHE if cfg.cache_dir is None else cfg.cache_dir
+    text = text_vectors(items, cfg.encoder, cache, progress=not quiet)
+    if not cfg.use_hgnn:
+        return text, None
+    if emb_dir is None:
+        raise ContractError("use_hgnn needs an embeddings directory (audiograph export)")
+    ids, mat = load_embeddings(emb_dir)
+    hit = items.select("item_id").with_row_index("_i").join(ids, on="item_id")
+    if hit.height == 0:
+        raise ContractError(
+            f"{emb_dir}: none of the catalog's item_ids is in ids.parquet"
+            f" (example item_id={items['item_id'][0]!r})"
+        )
+    hgnn = np.zeros((items.height, mat.shape[1]), np.float32)
+    hgnn[hit["_i"].to_numpy()] = mat[hit["row"].to_numpy()]
+    return text, hgnn
+
+
+def split_history_labels(
+    interactions: pl.DataFrame,
+    items: pl.DataFrame,
+    label_fraction: float,
+    seed: int,
+    target_type: str | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(history rows, labels user_id/item_id)``: per user, ``round(label_fraction * n)``
+    of its ``n`` distinct (target-type) items, at least 1 and leaving >= 1 history item,
+    become labels (the latest by first ``ts`` when every row has one, else random);
+    every interaction row with another item is history."""
+    pairs = (
+        interactions.group_by("user_id", "item_id")
+        .agg(pl.col("ts").min())
+        .sort("user_id", "item_id")
+        .join(items.select("item_id", "item_type"), on="item_id", maintain_order="left")
+    )
+    rng = np.random.default_rng(seed)
+    cand = pl.lit(True) if target_type is None else pl.col("item_type") == target_type
+    pairs = pairs.with_columns(
+        _r=pl.Series(rng.random(pairs.height)),
+        _n=pl.len().over("user_id"),
+        _nc=cand.sum().over("user_id"),
+    )
+    n_label = pl.min_horizontal(
+        pl.max_horizontal((pl.col("_nc") * label_fraction).round(), 1),
+        pl.col("_nc"),
+        pl.col("_n") - 1,
+    )
+    keys = ["ts", "_r"] if interactions["ts"].null_count() == 0 else ["_r"]
+    labels = (
+        pairs.filter(cand)
+        .sort(keys, descending=True)
+        .filter(pl.int_range(pl.len()).over("user_id") < n_label)
+        .select("user_id", "item_id")
+        .sort("user_id", "item_id")
+    )
+    return interactions.join(labels, on=["user_id", "item_id"], how="anti"), labels
+
+
+def _index(ids: pl.Series, keys: pl.Series) -> torch.Tensor:
+    """Position in ``keys`` of each of ``ids`` (all present) as int64 ``[len(ids)]``."""
+    lookup = pl.DataFrame({"k": keys, "i": np.arange(keys.len(), dtype=np.int64)})
+    return torch.from_numpy(pl.DataFrame({"k": ids}).join(lookup, on="k", maintain_order="left")
+                            ["i"].to_numpy())  # fmt: skip
+
+
+@torch.inference_mode()
+def recall_at_k(
+    model: TwoTower,
+    user: tuple[torch.Tensor, torch.Tensor],
+    item: tuple[torch.Tensor, torch.Tensor],
+    labels: tuple[torch.Tensor, torch.Tensor],
+    exclude: tuple[torch.Tensor, torch.Tensor],
+    allowed: torch.Tensor | None,
+    k: int = 10,
+) -> float:
+    """Mean over users of ``|top-k ∩ labels| / |labels|``; ``user``/``item`` are tower
+    inputs ``(cat, dense)``, ``labels``/``exclude`` are ``(user_row, item_index)`` pairs."""
+    model.eval()
+    labels = (labels[0].to(item[0].device), labels[1].to(item[0].device))
+    iv = torch.cat([model.item(c, d) for c, d in _batches(*item, 65536)])
+    uv = torch.cat([model.user(c, d) for c, d in _batches(*user, 65536)])
+    idx = top_k(uv, iv, k, exclude, allowed)[1]
+    n_items = iv.shape[0]
+    hit = torch.isin(idx + torch.arange(len(uv), device=idx.device)[:, None] * n_items,
+                     labels[0] * n_items + labels[1])  # fmt: skip
+    per_user = torch.bincount(labels[0], minlength=len(uv)).clamp_min(1)
+    return float((hit.sum(1) / per_user).mean()) if len(uv) else 0.0
+
+
+def _batches(cat: torch.Tensor, dense: torch.Tensor, size: int):
+    for lo in range(0, cat.shape[0], size):
+        yield cat[lo : lo + size], dense[lo : lo + size]
+
+
+@dataclass
+class Prepared:
+    """Training tensors (on ``cfg.device``): tower inputs ``(cat, dense)`` of the label
+    users (from their history part) and of every catalog item, the train positives
+    ``(user_row, item_index)``, the validation users' inputs, their label and history
+    pairs ``(val_row, item_index)``, and the candidate-item mask (target type)."""
+
+    spec: InputSpec
+    user: tuple[torch.Tensor, torch.Tensor]
+    item: tuple[torch.Tensor, torch.Tensor]
+    pairs: tuple[torch.Tensor, torch.Tensor]
+    val_user: tuple[torch.Tensor, torch.Tensor]
+    val_labels: tuple[torch.Tensor, torch.Tensor]
+    val_exclude: tuple[torch.Tensor, torch.Tensor]
+    allowed: torch.Tensor | None
+
+
+def prepare(
+    ds: Dataset,
+    emb_dir: str | Path | None,
+    cfg: TwoTowerConfig,
+    spec: InputSpec | None = None,
+    quiet: bool = True,
+) -> Prepared:
+    """Split ``ds`` (seeded) into history/labels and train/val users; build the inputs
+    (``spec`` from the data unless given, e.g. when resuming)."""
+    if ds.interactions is None:
+        raise ContractError(f"{ds.path}: no interactions.parquet to train on")
+    items, dev = ds.items, torch.device(cfg.device)
+    text, hgnn = catalog_vectors(items, emb_dir, cfg, quiet)
+    history, labels = split_history_labels(
+        ds.interactions, items, cfg.label_fraction, cfg.seed, cfg.target_type
+    )
+    hist_vectors = hgnn if hgnn is not None else text
+    if spec is None:
+        spec = build_spec(items, ds.interactions, ds.users, hist_vectors.shape[1],
+                          text.shape[1], 0 if hgnn is None else hgnn.shape[1])  # fmt: skip
+    users = labels["user_id"].unique().sort()
+    if users.len() < 2:
+        raise ContractError(f"{ds.path}: fewer than 2 users with >= 2 distinct items to train on")
+    n_val = min(round(cfg.val_fraction * users.len()), users.len() - 1, cfg.max_val_users)
+    is_val = np.zeros(users.len(), bool)
+    is_val[np.random.default_rng(cfg.seed + 1).permutation(users.len())[:n_val]] = True
+    val_users = users.filter(pl.Series(is_val))
+    ucat, udense = user_inputs(users, ds.users, history, items, hist_vectors, spec, cfg.weighted)
+    ids = items["item_id"]
+
+    def pairs(df: pl.DataFrame, keys: pl.Series) -> tuple[torch.Tensor, torch.Tensor]:
+        return _index(df["user_id"], keys).to(dev), _index(df["item_id"], ids).to(dev)
+
+    in_val = pl.col("user_id").is_in(val_users.implode())
+    rows = torch.from_numpy(np.flatnonzero(is_val))
+    allowed = None if cfg.target_type is None else torch.from_numpy(
+        (items["item_type"] == cfg.target_type).to_numpy()).to(dev)  # fmt: skip
+    return Prepared(
+        spec,
+        (ucat.to(dev), udense.to(dev)),
+        tuple(t.to(dev) for t in item_inputs(items, spec, text, hgnn)),
+        pairs(labels.filter(~in_val), users),
+        (ucat[rows].to(dev), udense[rows].to(dev)),
+        pairs(labels.filter(in_val), val_users),
+        pairs(history.filter(in_val), val_users),
+        allowed,
+    )
+
+
+def train_twotower(
+    data_dir: str | Path,
+    emb_dir: str | Path | None,
+    run_dir: str | Path,
+    cfg: TwoTowerConfig | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) a two-tower run on the dataset ``data_dir`` (HGNN vectors from
+    ``emb_dir`` when ``cfg.use_hgnn``); returns the last epoch's metrics plus the best."""
+    cfg = cfg or TwoTowerConfig()
+    run_dir = Path(run_dir)
+    ckpt_file = run_dir / "checkpoint.pt"
+    saved: dict[str, Any] | None = None
+    if resume:
+        if not ckpt_file.exists():
+            raise ContractError(f"{run_dir}: nothing to resume (no checkpoint.pt)")
+        saved = json.loads((run_dir / "config.json").read_text())
+        cfg = TwoTowerConfig(**{**saved["train"], "epochs": cfg.epochs, "device": cfg.device})
+        data_dir, emb_dir = saved["data_dir"], saved["emb_dir"]
+    elif ckpt_file.exists():
+        raise ContractError(f"{run_dir}: already holds a run; use resume or another run dir")
+    if not cfg.tower_dims or cfg.batch_size < 2 or not 0 < cfg.label_fraction < 1:
+        raise ContractError("tower_dims must be non-empty, batch_size >= 2, 0 < label_fraction < 1")
+    device = torch.device(cfg.device)
+    ds = read_dataset(data_dir)
+    spec = InputSpec(**saved["spec"]) if saved else None
+    d = prepare(ds, emb_dir, cfg, spec, quiet)
+    spec, (ucat, udense), (icat, idense) = d.spec, d.user, d.item
+    pu, pi, allowed, n_val = d.pairs[0], d.pairs[1], d.allowed, len(d.val_user[0])
+    freq = torch.bincount(pi, minlength=len(icat)).float() / len(pi)
+    log_q = torch.log(freq * min(cfg.batch_size, len(pi)) + 1e-12)
+    candidates = torch.arange(len(icat), device=device)
+    if allowed is not None:
+        candidates = candidates[allowed]
+    neg_log_q = math.log(max(cfg.extra_negatives, 1) / max(len(candidates), 1))
+
+    torch.manual_seed(cfg.seed)
+    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0}
+    if resume:
+        ckpt = torch.load(ckpt_file, weights_only=True, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state = {k: ckpt[k].item() for k in state}
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "metrics.jsonl").write_text("")
+        config = {
+            "kind": "twotower-run",
+            "data_dir": str(Path(data_dir).absolute()),
+            "emb_dir": None if emb_dir is None else str(Path(emb_dir).absolute()),
+            "train": asdict(cfg),
+            "spec": asdict(spec),
+        }
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    t_start, last = time.perf_counter(), {}
+    for epoch in range(int(state["epoch"]), cfg.epochs):
+        if state["bad_epochs"] >= cfg.patience:
+            break
+        model.train()
+        t0, total, n_batches = time.perf_counter(), 0.0, 0
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(pu), generator=g).to(device)
+        starts = range(0, len(pu), cfg.batch_size)
+        bar = tqdm(starts, desc=f"epoch {epoch}", disable=quiet)
+        for lo in bar:
+            b = perm[lo : lo + cfg.batch_size]
+            u = model.user(ucat[pu[b]], udense[pu[b]])
+            v = model.item(icat[pi[b]], idense[pi[b]])
+            neg_v = neg = None
+            if cfg.extra_negatives:
+                pick = torch.randint(len(candidates), (cfg.extra_negatives,), generator=g)
+                neg = candidates[pick.to(device)]
+                neg_v = model.item(icat[neg], idense[neg])
+            loss = sampled_softmax_loss(u, v, pi[b], cfg.temperature,
+                                        log_q[pi[b]] if cfg.logq else None, neg_v, neg,
+                                        neg_log_q if cfg.logq else 0.0)  # fmt: skip
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, n_batches = total + loss.item(), n_batches + 1
+            bar.set_postfix(loss=f"{total / n_batches:.4f}")
+        seconds = time.perf_counter() - t0
+        train_loss = total / max(n_batches, 1)
+        recall = (
+            recall_at_k(model, d.val_user, d.item, d.val_labels, d.val_exclude, allowed)
+            if n_val else -train_loss
+        )  # fmt: skip
+        improved = recall > state["best"]
+        state = {
+            "epoch": epoch + 1,
+            "best": max(recall, state["best"]),
+            "best_epoch": epoch if improved else state["best_epoch"],
+            "bad_epochs": 0 if improved else state["bad_epochs"] + 1,
+        }
+        if improved:
+            save_file(model.state_dict(), str(run_dir / "model.safetensors"))
+        last = {"epoch": epoch, "train_loss": train_loss, "val_recall@10": recall,
+                "seconds": seconds, "pairs_per_s": len(pu) / seconds}  # fmt: skip
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(last) + "\n")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                **{k: torch.tensor(v) for k, v in state.items()},
+            },
+            ckpt_file,
+        )
+        if not quiet:
+            print(f"[train-twotower] epoch {epoch}: loss {train_loss:.4f}, "
+                  f"val recall@10 {recall:.4f}, {seconds:.1f}s")  # fmt: skip
+    last = {**last, "best_val_recall@10": state["best"], "best_epoch": state["best_epoch"]}
+    if not quiet:
+        print(f"[train-twotower] {len(pu):,} train pairs, {n_val:,} val users; best val "
+              f"recall@10 {state['best']:.4f} at epoch {state['best_epoch']} "
+              f"({time.perf_counter() - t_start:.1f}s)")  # fmt: skip
+    return last
