@@ -218,21 +218,19 @@ def score_all_users(
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     item_ids, rows, writer = run.ds.items["item_id"], 0, None
     try:
-        bar = tqdm(total=users.len(), desc="score users", unit="user", disable=quiet)
-        for ids, uv, seen in user_chunks(run, users, batch_size):
-            scores, idx = (t.cpu() for t in top_k(uv, run.item_vecs, k, seen, allowed))
-            ok = torch.isfinite(scores)
-            u, r = ok.nonzero(as_tuple=True)
-            frame = pl.DataFrame({
-                "user_id": ids.gather(u.numpy()), "rank": (r + 1).numpy().astype(np.int32),
-                "item_id": item_ids.gather(idx[ok].numpy()),
-                "score": scores[ok].numpy().astype(np.float32)})  # fmt: skip
-            table = frame.to_arrow()
-            writer = writer or pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            rows += frame.height
-            bar.update(ids.len())
-        bar.close()
+        with tqdm(total=users.len(), desc="score users", unit="user", disable=quiet) as bar:
+            for ids, uv, seen in user_chunks(run, users, batch_size):
+                scores, idx = (t.cpu() for t in top_k(uv, run.item_vecs, k, seen, allowed))
+                ok = torch.isfinite(scores)
+                u, r = ok.nonzero(as_tuple=True)
+                table = pl.DataFrame({
+                    "user_id": ids.gather(u.numpy()), "rank": (r + 1).numpy().astype(np.int32),
+                    "item_id": item_ids.gather(idx[ok].numpy()),
+                    "score": scores[ok].numpy().astype(np.float32)}).to_arrow()  # fmt: skip
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                rows += table.num_rows
+                bar.update(ids.len())
         if writer is None:
             pl.DataFrame(schema={"user_id": pl.Utf8, "rank": pl.Int32, "item_id": pl.Utf8,
                                  "score": pl.Float32}).write_parquet(tmp)  # fmt: skip
@@ -240,6 +238,8 @@ def score_all_users(
             writer.close()
         os.replace(tmp, out_path)
     finally:
+        if writer is not None and writer.is_open:
+            writer.close()
         tmp.unlink(missing_ok=True)
     if not quiet:
         print(f"[twotower-score] {users.len():,} users, {rows:,} rows -> {out_path}")

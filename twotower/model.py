@@ -15,6 +15,7 @@ score is ``u . v / temperature``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -255,3 +256,34 @@ def top_k(
     if not scores:
         return torch.zeros(0, k, device=user_vecs.device), torch.zeros(0, k, dtype=torch.long)
     return torch.cat(scores), torch.cat(index)
+
+
+@torch.inference_mode()
+def recall_at_k(
+    model: TwoTower,
+    user: tuple[torch.Tensor, torch.Tensor],
+    item: tuple[torch.Tensor, torch.Tensor],
+    labels: tuple[torch.Tensor, torch.Tensor],
+    exclude: tuple[torch.Tensor, torch.Tensor],
+    allowed: torch.Tensor | None,
+    k: int = 10,
+) -> float:
+    """Mean over users of ``|top-k ∩ labels| / |labels|``; ``user``/``item`` are tower
+    inputs ``(cat, dense)``, ``labels``/``exclude`` are ``(user_row, item_index)`` pairs."""
+    model.eval()
+    labels = (labels[0].to(item[0].device), labels[1].to(item[0].device))
+    iv = torch.cat([model.item(c, d) for c, d in _batches(*item, 65536)])
+    uv = torch.cat([model.user(c, d) for c, d in _batches(*user, 65536)])
+    idx = top_k(uv, iv, k, exclude, allowed)[1]
+    n_items = iv.shape[0]
+    hit = torch.isin(idx + torch.arange(len(uv), device=idx.device)[:, None] * n_items,
+                     labels[0] * n_items + labels[1])  # fmt: skip
+    per_user = torch.bincount(labels[0], minlength=len(uv)).clamp_min(1)
+    return float((hit.sum(1) / per_user).mean()) if len(uv) else 0.0
+
+
+def _batches(
+    cat: torch.Tensor, dense: torch.Tensor, size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for lo in range(0, cat.shape[0], size):
+        yield cat[lo : lo + size], dense[lo : lo + size]

@@ -43,8 +43,8 @@ from twotower.model import (
     TwoTower,
     build_spec,
     item_inputs,
+    recall_at_k,
     sampled_softmax_loss,
-    top_k,
     user_inputs,
 )
 
@@ -145,35 +145,6 @@ def _index(ids: pl.Series, keys: pl.Series) -> torch.Tensor:
     lookup = pl.DataFrame({"k": keys, "i": np.arange(keys.len(), dtype=np.int64)})
     return torch.from_numpy(pl.DataFrame({"k": ids}).join(lookup, on="k", maintain_order="left")
                             ["i"].to_numpy())  # fmt: skip
-
-
-@torch.inference_mode()
-def recall_at_k(
-    model: TwoTower,
-    user: tuple[torch.Tensor, torch.Tensor],
-    item: tuple[torch.Tensor, torch.Tensor],
-    labels: tuple[torch.Tensor, torch.Tensor],
-    exclude: tuple[torch.Tensor, torch.Tensor],
-    allowed: torch.Tensor | None,
-    k: int = 10,
-) -> float:
-    """Mean over users of ``|top-k ∩ labels| / |labels|``; ``user``/``item`` are tower
-    inputs ``(cat, dense)``, ``labels``/``exclude`` are ``(user_row, item_index)`` pairs."""
-    model.eval()
-    labels = (labels[0].to(item[0].device), labels[1].to(item[0].device))
-    iv = torch.cat([model.item(c, d) for c, d in _batches(*item, 65536)])
-    uv = torch.cat([model.user(c, d) for c, d in _batches(*user, 65536)])
-    idx = top_k(uv, iv, k, exclude, allowed)[1]
-    n_items = iv.shape[0]
-    hit = torch.isin(idx + torch.arange(len(uv), device=idx.device)[:, None] * n_items,
-                     labels[0] * n_items + labels[1])  # fmt: skip
-    per_user = torch.bincount(labels[0], minlength=len(uv)).clamp_min(1)
-    return float((hit.sum(1) / per_user).mean()) if len(uv) else 0.0
-
-
-def _batches(cat: torch.Tensor, dense: torch.Tensor, size: int):
-    for lo in range(0, cat.shape[0], size):
-        yield cat[lo : lo + size], dense[lo : lo + size]
 
 
 @dataclass
@@ -291,13 +262,9 @@ def train_twotower(
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "metrics.jsonl").write_text("")
-        config = {
-            "kind": "twotower-run",
-            "data_dir": str(Path(data_dir).absolute()),
-            "emb_dir": None if emb_dir is None else str(Path(emb_dir).absolute()),
-            "train": asdict(cfg),
-            "spec": asdict(spec),
-        }
+        config = {"kind": "twotower-run", "data_dir": str(Path(data_dir).absolute()),
+                  "emb_dir": None if emb_dir is None else str(Path(emb_dir).absolute()),
+                  "train": asdict(cfg), "spec": asdict(spec)}  # fmt: skip
         (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     t_start, last = time.perf_counter(), {}
     for epoch in range(int(state["epoch"]), cfg.epochs):
@@ -345,14 +312,9 @@ def train_twotower(
                 "seconds": seconds, "pairs_per_s": len(pu) / seconds}  # fmt: skip
         with open(run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(last) + "\n")
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                **{k: torch.tensor(v) for k, v in state.items()},
-            },
-            ckpt_file,
-        )
+        tensors = {k: torch.tensor(v) for k, v in state.items()}
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), **tensors},
+                   ckpt_file)  # fmt: skip
         if not quiet:
             print(f"[train-twotower] epoch {epoch}: loss {train_loss:.4f}, "
                   f"val recall@10 {recall:.4f}, {seconds:.1f}s")  # fmt: skip
