@@ -14,9 +14,9 @@
 Rows: graph nodes in ``nodes.parquet`` order, then inductive catalog items in catalog order.
 Graph nodes get deterministic layer-wise full-graph inference (every neighbour, no sampling).
 Catalog items not in the graph are embedded inductively from their text alone: exactly what
-the model computes for a node with that text and no neighbours. The index is ``"exact"``:
-:func:`nearest_neighbors` is a brute-force cosine top-k over ``embeddings.npy`` (one matmul,
-fine up to ~1M items); no ANN library is needed.
+the model computes for a node with that text and no neighbours. From 100k rows on, a faiss
+IVF index (``index.faiss``, see :mod:`graphs.ann`) is written too and
+:func:`nearest_neighbors` uses it; smaller exports are searched exactly (torch top-k).
 """
 
 from __future__ import annotations
@@ -34,13 +34,15 @@ from safetensors.torch import load_file
 from torch import nn
 from torch_geometric.data import HeteroData
 
+from graphs.ann import build_index, search
 from graphs.atomic import MANIFEST, atomic_dir, write_json
 from graphs.contract import has_items, read_items
 from graphs.errors import ContractError, contract_error
 from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
 from graphs.progress import step
 from graphs.store import load_graph, load_node_ids, read_manifest
-from hgnn.model import HeteroSAGE
+from hgnn.model import EdgeType, HeteroSAGE, MaxPoolRelation
+from hgnn.segment_max import segment_max
 from samplers.adjacency import Adjacency
 
 STAGE = "export"
@@ -96,17 +98,61 @@ def _update(
     return F.relu(z) if i < len(model.convs) - 1 else z
 
 
+def _chunks(n: int, size: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def _relation_chunk(
+    conv: nn.Module,
+    table: torch.Tensor | None,
+    h_src: torch.Tensor,
+    adj: Adjacency,
+    lo: int,
+    hi: int,
+    h_dst: torch.Tensor,
+) -> torch.Tensor:
+    """One relation's output ``[hi - lo, hidden]`` for destinations ``lo:hi`` with all their
+    in-neighbours (CSC). Max-pool relations read the precomputed ``table`` =
+    ``relu(W_r h_src + b_r)`` (:func:`hgnn.segment_max.segment_max`); other convs run
+    their PyG forward on the chunk."""
+    if table is not None:
+        return segment_max(table, adj.colptr, adj.row, lo, hi)
+    ptr = adj.colptr
+    deg = ptr[lo + 1 : hi + 1] - ptr[lo:hi]
+    src = adj.row[int(ptr[lo]) : int(ptr[hi])]
+    dst_local = torch.repeat_interleave(torch.arange(hi - lo), deg)
+    return _messages(conv, h_src, src, dst_local, h_dst)
+
+
+def _adjacency(data: HeteroData, et: EdgeType, symmetric: bool) -> Adjacency:
+    """CSC of ``et``. With ``symmetric`` (co-interaction graphs store both directions,
+    each sorted by (src, dst)), the reverse type's edges, flipped, are already in CSC order
+    and no sort is needed."""
+    rev = (et[2], et[1], et[0])
+    ei = data[rev].edge_index.flip(0) if symmetric and rev in data.edge_types else None
+    return Adjacency.from_edge_index(
+        data[et].edge_index if ei is None else ei, data[et[0]].num_nodes, data[et[2]].num_nodes
+    )
+
+
 @torch.inference_mode()
 def full_graph_embeddings(
-    model: HeteroSAGE, data: HeteroData, chunk_size: int = 65536, device: str = "cpu"
+    model: HeteroSAGE,
+    data: HeteroData,
+    chunk_size: int = 65536,
+    device: str = "cpu",
+    symmetric: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Layer-wise full-graph inference: ``{type: [n_type, hidden]}`` float32 on CPU,
     L2-normalized; equal to ``model(h0, all edge_index)`` on the whole graph.
 
-    Layer ``i`` is computed for all nodes before layer ``i + 1``; destination nodes are
-    processed in chunks of ``chunk_size`` with all their in-neighbours (CSC per edge type),
-    so memory is O(chunk_size x max in-degree) messages besides the ``[N, hidden]`` states
-    (kept on CPU; each chunk runs on ``device``, where the model is moved).
+    Layer ``i`` is computed for all nodes before layer ``i + 1``, one relation at a time:
+    for the paper's max-pool relation, ``relu(W_r h_u + b_r)`` is computed once per source
+    node (``[n_src, hidden]``), then destinations are processed in chunks of ``chunk_size``
+    with all their in-neighbours (CSC per edge type). Memory is O(one relation table +
+    chunk in-edges x hidden) besides the ``[N, hidden]`` states (kept on CPU; each chunk
+    runs on ``device``, where the model is moved). ``symmetric=True`` promises that every
+    edge type's reverse holds the transposed edges (true for graphs from ``build-graph``).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -115,40 +161,48 @@ def full_graph_embeddings(
     for t in model.node_types:
         n, x, has_text = data[t].num_nodes, data[t].get("x"), data[t].get("has_text")
         parts = []
-        for lo in range(0, n, chunk_size):
-            hi = min(lo + chunk_size, n)
+        for lo, hi in _chunks(n, chunk_size):
             xc = None if x is None else x[lo:hi].to(device)
             hc = None if has_text is None else has_text[lo:hi].to(device)
             ids = torch.arange(lo, hi, device=device)
             parts.append(model.encode_input(t, ids, xc, hc).float().cpu())
         h[t] = torch.cat(parts) if parts else torch.zeros(0, model.embed[t].embedding_dim)
     adj = {
-        et: Adjacency.from_edge_index(
-            data[et].edge_index, data[et[0]].num_nodes, data[et[2]].num_nodes
-        )
-        for et in data.edge_types
-        if et[0] in h and et[2] in h
+        et: _adjacency(data, et, symmetric) for et in data.edge_types if et[0] in h and et[2] in h
     }
     for i, hetero in enumerate(model.convs):
-        rels = [(et, conv) for et, conv in hetero.convs.items() if et in adj]
+        msgs: dict[str, list[torch.Tensor]] = {t: [] for t in h}
+        for et, conv in hetero.convs.items():
+            if et not in adj:
+                continue
+            s, d = et[0], et[2]
+            table = None
+            if isinstance(conv, MaxPoolRelation):
+                table = torch.cat(
+                    [F.relu(conv.lin(h[s][lo:hi].to(device))).cpu()
+                     for lo, hi in _chunks(h[s].shape[0], chunk_size)]
+                    or [torch.zeros(0, conv.lin.out_features)]
+                )  # fmt: skip
+            out = torch.empty(h[d].shape[0], _out_dim(model, i, d))
+            for lo, hi in _chunks(h[d].shape[0], chunk_size):
+                h_dst = h[d][lo:hi].to(device)
+                out[lo:hi] = _relation_chunk(conv, table, h[s], adj[et], lo, hi, h_dst).cpu()
+            msgs[d].append(out)
+            del table
         new = {}
         for d, hd in h.items():
-            mine = [(et, conv) for et, conv in rels if et[2] == d]
-            out = torch.empty(hd.shape[0], model.self_lin[i][d].out_features)
-            for lo in range(0, hd.shape[0], chunk_size):
-                hi = min(lo + chunk_size, hd.shape[0])
-                h_dst = hd[lo:hi].to(device)
-                msgs = []
-                for et, conv in mine:
-                    ptr = adj[et].colptr
-                    deg = ptr[lo + 1 : hi + 1] - ptr[lo:hi]
-                    dst_local = torch.repeat_interleave(torch.arange(hi - lo), deg)
-                    src = adj[et].row[int(ptr[lo]) : int(ptr[hi])]
-                    msgs.append(_messages(conv, h[et[0]], src, dst_local, h_dst))
-                out[lo:hi] = _update(model, i, d, h_dst, msgs).cpu()
+            out = torch.empty(hd.shape[0], _out_dim(model, i, d))
+            for lo, hi in _chunks(hd.shape[0], chunk_size):
+                part = [m[lo:hi].to(device) for m in msgs[d]]
+                out[lo:hi] = _update(model, i, d, hd[lo:hi].to(device), part).cpu()
             new[d] = out
         h = new
     return {t: F.normalize(v, dim=-1) for t, v in h.items()}
+
+
+def _out_dim(model: HeteroSAGE, i: int, t: str) -> int:
+    """Output size of layer ``i`` for node type ``t``."""
+    return model.self_lin[i][t].out_features
 
 
 @torch.inference_mode()
@@ -236,9 +290,11 @@ def export_embeddings(
     device: str = "cpu",
     cache_dir: str | Path | None = DEFAULT_CACHE,
     quiet: bool = True,
+    index: str = "auto",
 ) -> dict[str, Any]:
     """Embed every graph node of the run (and every text item of ``catalog`` not in the
-    graph, inductively) into ``out_dir`` (layout in the module docstring).
+    graph, inductively) into ``out_dir`` (layout in the module docstring). ``index``:
+    ``auto`` | ``exact`` | ``ivf`` (:func:`graphs.ann.build_index`).
 
     Catalog items not in the graph with empty text are skipped (``skipped_no_text``); such
     items of a type the model lacks raise ContractError. Returns the manifest.
@@ -255,7 +311,7 @@ def export_embeddings(
                 f"{graph_dir}: graph does not match the run's model (nodes per type {have},"
                 f" model {want}); export with the graph the run was trained on"
             )
-        emb = full_graph_embeddings(model, data, chunk_size, device)
+        emb = full_graph_embeddings(model, data, chunk_size, device, symmetric=True)
         dim = next(iter(emb.values())).shape[1]
         vectors = torch.zeros(nodes.height, dim)
         for t, v in emb.items():
@@ -279,20 +335,23 @@ def export_embeddings(
         "kind": "embeddings", "format_version": 1, "dim": int(dim), "count": ids.height,
         "per_type": dict(ids.group_by("item_type", maintain_order=True).len().iter_rows()),
         "in_graph": nodes.height, "inductive": ids.height - nodes.height,
-        "skipped_no_text": skipped, "normalized": True, "index": "exact",
+        "skipped_no_text": skipped, "normalized": True,
         "run_dir": str(Path(run_dir).absolute()), "graph_dir": str(Path(graph_dir).absolute()),
         "dataset": g.get("dataset"),
         "catalog": None if catalog is None else str(Path(catalog).absolute()),
         "model": config["model"], "encoder": config.get("encoder"),
     }  # fmt: skip
-    with step(STAGE, "write", quiet), atomic_dir(out_dir) as tmp:
-        np.save(tmp / NPY, np.ascontiguousarray(mat))
-        ids.select(
-            "item_id", "item_type", row=pl.int_range(ids.height, dtype=pl.Int64)
-        ).write_parquet(tmp / IDS)
-        ids.with_columns(vector=pl.Series(mat, dtype=pl.Array(pl.Float32, int(dim)))).write_parquet(
-            tmp / PARQUET
-        )
+    with atomic_dir(out_dir) as tmp:
+        with step(STAGE, "write", quiet):
+            np.save(tmp / NPY, np.ascontiguousarray(mat))
+            ids.select(
+                "item_id", "item_type", row=pl.int_range(ids.height, dtype=pl.Int64)
+            ).write_parquet(tmp / IDS)
+            vec = pl.Series(mat, dtype=pl.Array(pl.Float32, int(dim)))
+            ids.with_columns(vector=vec).write_parquet(tmp / PARQUET)
+        with step(STAGE, "index", quiet) as s:
+            manifest["ann"] = build_index(mat, tmp, index, seed=0)
+            s["note"] = manifest["ann"]["index"]
         manifest["seconds"] = round(time.perf_counter() - t0, 3)
         write_json(tmp / MANIFEST, manifest)
     return manifest
@@ -312,9 +371,9 @@ def _titles(sources: list[str | Path | None]) -> pl.DataFrame | None:
 def nearest_neighbors(
     emb_dir: str | Path, item_id: str, k: int = 10, catalog: str | Path | None = None
 ) -> pl.DataFrame:
-    """Exact cosine top-``k`` of ``item_id`` (itself excluded) → ``item_id, item_type, score``
-    (+ ``title`` from ``catalog``, else from the export's catalog/dataset when found), sorted
-    by score, descending."""
+    """Cosine top-``k`` of ``item_id`` (itself excluded; exact, or through the export's IVF
+    index) → ``item_id, item_type, score`` (+ ``title`` from ``catalog``, else from the
+    export's catalog/dataset when found), sorted by score, descending."""
     emb_dir = Path(emb_dir)
     f = emb_dir / MANIFEST
     manifest = json.loads(f.read_text()) if f.exists() else {}
@@ -328,13 +387,10 @@ def nearest_neighbors(
         raise ContractError(f"{emb_dir}: item_id {item_id!r} not in embeddings")
     row = int(hit["row"][0])
     mm = np.load(emb_dir / NPY, mmap_mode="r")
-    q = torch.from_numpy(np.array(mm[row]))
-    scores = torch.cat(
-        [torch.from_numpy(np.array(mm[lo : lo + 262144])) @ q for lo in range(0, len(mm), 262144)]
-    )
-    scores[row] = -float("inf")
-    top = torch.topk(scores, min(k, len(mm) - 1))
-    out = ids[top.indices.tolist()].with_columns(score=pl.Series(top.values.numpy()))
+    scores, rows = search(mm, np.array(mm[row : row + 1]), k + 1, emb_dir, manifest.get("ann"))
+    keep = (rows[0] != row) & (rows[0] >= 0)
+    top_s, top_r = scores[0][keep][:k], rows[0][keep][:k]
+    out = ids[top_r.tolist()].with_columns(score=pl.Series(top_s, dtype=pl.Float32))
     out = out.sort(["score", "row"], descending=[True, False]).select(
         "item_id", "item_type", "score"
     )

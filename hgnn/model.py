@@ -84,7 +84,11 @@ class HeteroSAGE(nn.Module):
             if feature_dim > 0
             else None
         )
-        self.embed = nn.ModuleDict({t: nn.Embedding(num_nodes[t], hidden) for t in node_types})
+        # sparse gradients: a batch touches few rows of a (possibly 1M-row) table, and
+        # SparseAdam updates only those rows (see ``optimizers``)
+        self.embed = nn.ModuleDict(
+            {t: nn.Embedding(num_nodes[t], hidden, sparse=True) for t in node_types}
+        )
         for emb in self.embed.values():
             nn.init.normal_(emb.weight, std=0.1)
         self.convs = nn.ModuleList(
@@ -145,6 +149,14 @@ class HeteroSAGE(nn.Module):
         if num_sampled_nodes is not None:
             h = {t: v[: num_sampled_nodes[t][0]] for t, v in h.items()}
         return {t: F.normalize(v, dim=-1) for t, v in h.items()}
+
+
+def optimizers(model: HeteroSAGE, lr: float) -> list[torch.optim.Optimizer]:
+    """``[Adam over the dense weights, SparseAdam over the per-node embeddings]``: a step
+    costs O(rows in the batch), not O(all nodes), for the learned embeddings."""
+    dense = [p for n, p in model.named_parameters() if not n.startswith("embed.")]
+    sparse = [p for n, p in model.named_parameters() if n.startswith("embed.")]
+    return [torch.optim.Adam(dense, lr=lr), torch.optim.SparseAdam(sparse, lr=lr)]
 
 
 def embed_batch(

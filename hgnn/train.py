@@ -1,7 +1,7 @@
 """``train-hgnn``: link-prediction training of the HGNN with the multi-link sampler.
 
 RUN_DIR holds ``config.json`` (run + model config), ``model.safetensors`` (best weights
-by validation MRR), ``checkpoint.pt`` (last epoch: model, optimizer, epoch, early-stopping
+by validation MRR), ``checkpoint.pt`` (last epoch: model, optimizers, epoch, early-stopping
 state; tensors only, loaded with ``weights_only=True``), ``metrics.jsonl`` (one line per
 epoch) and ``curves.svg``. The batch sequence is a pure function of ``(seed, epoch)``
 (see ``samplers.link_loader``), so ``--resume`` from the last checkpoint ends with the same
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from graphs.errors import ContractError
 from graphs.store import load_graph, read_manifest
 from hgnn.loss import in_batch_softmax_loss, max_margin_loss
-from hgnn.model import HeteroSAGE, embed_batch
+from hgnn.model import HeteroSAGE, embed_batch, optimizers
 from hgnn.validate import link_metrics, split_edges
 from samplers import LinkNeighborLoader, NeighborSampler
 
@@ -94,12 +94,13 @@ def train_hgnn(
     full = load_graph(graph_dir)
     train_data, val_edges = split_edges(full, cfg.val_fraction, cfg.seed)
     model = build_model(train_data, cfg, manifest["feature_dim"]).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opts = optimizers(model, cfg.lr)
     state = {"epoch": 0, "best": -1.0, "bad_epochs": 0}
     if resume:
         ckpt = torch.load(ckpt_file, weights_only=True, map_location=device)
         model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+        for opt, saved_opt in zip(opts, ckpt["optimizers"], strict=True):
+            opt.load_state_dict(saved_opt)
         state = {k: ckpt[k].item() for k in state}
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -139,9 +140,11 @@ def train_hgnn(
                 loss = max_margin_loss(z, batch, cfg.margin)
             else:
                 loss = in_batch_softmax_loss(z, batch, cfg.temperature)
-            opt.zero_grad()
+            for opt in opts:
+                opt.zero_grad()
             loss.backward()
-            opt.step()
+            for opt in opts:
+                opt.step()
             pos = sum(
                 int(batch[et].edge_label_index.shape[1])
                 for et in batch.edge_types
@@ -184,7 +187,7 @@ def train_hgnn(
         torch.save(
             {
                 "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
+                "optimizers": [opt.state_dict() for opt in opts],
                 **{k: torch.tensor(v) for k, v in state.items()},
             },
             ckpt_file,

@@ -92,7 +92,7 @@ def build_graph(
     out: Out = ...,
     config: Annotated[
         Path | None,
-        typer.Option(help="TOML file; its [graph] table sets defaults that flags override."),
+        typer.Option(help="TOML file; its \\[graph] table sets defaults that flags override."),
     ] = None,
     min_users: Annotated[int | None, typer.Option(help="Min shared users per edge [1].")] = None,
     user_cap: Annotated[
@@ -177,7 +177,7 @@ def train_hgnn(
     epochs: Annotated[int | None, typer.Option(help="Epochs [10].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu | cuda [cpu].")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with an [hgnn] table.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with an \\[hgnn] table.")] = None,
     hidden: Annotated[int | None, typer.Option(help="Hidden/output size [128].")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Positive edges per batch [256].")] = None,
     loss: Annotated[str | None, typer.Option(help="margin | softmax [margin].")] = None,
@@ -202,7 +202,7 @@ def train_hgnn(
             "hidden": hidden,
             "batch_size": batch_size,
             "loss": loss,
-            "balance": balance,
+            "balance": _number_or_text(balance),
             "conv": conv,
             "seed": seed,
         },
@@ -223,12 +223,22 @@ def export(
     ] = None,
     chunk_size: Annotated[int, typer.Option(help="Nodes per layer-wise chunk.")] = 65536,
     device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
+    index: Annotated[
+        str, typer.Option(help="ANN index: auto (faiss IVF from 100k items) | exact | ivf.")
+    ] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Layer-wise full-graph inference: an embedding for every item."""
     from hgnn.export import export_embeddings
 
-    m = export_embeddings(run_dir, out, catalog=catalog, chunk_size=chunk_size, device=device)
-    print(f"[export] {m['count']:,} embeddings of dim {m['dim']} {m['per_type']} -> {out}")
+    m = export_embeddings(
+        run_dir, out, catalog=catalog, chunk_size=chunk_size, device=device, index=index,
+        quiet=quiet,
+    )  # fmt: skip
+    print(
+        f"[export] {m['count']:,} embeddings of dim {m['dim']} {m['per_type']}"
+        f" index {m['ann']['index']} in {m['seconds']:.1f}s -> {out}"
+    )
 
 
 @app.command("neighbors")

@@ -46,7 +46,12 @@ class Adjacency:
     ) -> Adjacency:
         """Build from ``edge_index`` ``[2, E]`` (row 0 = source, row 1 = destination)."""
         src, dst = edge_index[0].long(), edge_index[1].long()
-        perm = torch.argsort(dst * max(num_src, 1) + src, stable=True)
+        key = dst * max(num_src, 1) + src
+        if key.numel() < 2 or bool((key[1:] >= key[:-1]).all()):  # already CSC order
+            perm = torch.arange(key.numel(), device=src.device)
+        else:
+            perm = torch.argsort(key, stable=True)
+        del key
         counts = torch.bincount(dst, minlength=num_dst)
         colptr = torch.zeros(num_dst + 1, dtype=torch.long, device=src.device)
         colptr[1:] = torch.cumsum(counts, 0)

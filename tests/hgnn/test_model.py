@@ -9,7 +9,7 @@ from graphs.adapters.synthetic import prepare_synthetic
 from graphs.build import GraphConfig, build_graph
 from graphs.store import load_graph
 from hgnn import HeteroSAGE, MaxPoolRelation, max_margin_loss
-from hgnn.model import embed_batch
+from hgnn.model import embed_batch, optimizers
 from samplers import LinkNeighborLoader
 
 
@@ -74,7 +74,7 @@ def test_loss_decreases_within_a_few_epochs(mixed_graph):
     model = HeteroSAGE(
         data.node_types, data.edge_types, {t: data[t].num_nodes for t in data.node_types}, 384, 32
     )
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opts = optimizers(model, lr=3e-3)
     loader = LinkNeighborLoader(
         data, [5, 5], batch_size=64, num_negatives=4, seed=0, balance_target=None
     )
@@ -83,9 +83,11 @@ def test_loss_decreases_within_a_few_epochs(mixed_graph):
         losses = []
         for batch in loader.iter_epoch(epoch):
             loss = max_margin_loss(embed(model, data, batch), batch, margin=0.3)
-            opt.zero_grad()
+            for opt in opts:
+                opt.zero_grad()
             loss.backward()
-            opt.step()
+            for opt in opts:
+                opt.step()
             losses.append(loss.item())
         means.append(sum(losses) / len(losses))
     assert means[-1] < 0.8 * means[0], means

@@ -1,0 +1,93 @@
+"""Inputs of the two-tower stage, read from earlier stages' artifacts on disk.
+
+* :func:`load_embeddings` — an ``EMB_DIR`` written by ``audiograph export``
+  (``ids.parquet`` + ``embeddings.npy``), as ``(ids, matrix)``.
+* :func:`text_vectors` — the text encoder's vector of each catalog item (cached on disk).
+* :func:`history_means` — per user, the weight-aware mean of item vectors of what the user
+  interacted with, one block per ``(item_type, signal)``, plus counts: the user tower's
+  input in the 2T-HGNN paper, and the LLM-KNN / HGNN-only baselines' user vector.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from graphs.errors import ContractError
+from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+
+
+def load_embeddings(emb_dir: str | Path) -> tuple[pl.DataFrame, np.ndarray]:
+    """``(ids, vectors)``: ``ids`` = ``item_id, item_type, row`` and float32 ``[N, dim]``
+    (row ``r`` of ``vectors`` belongs to the id whose ``row`` is ``r``)."""
+    emb_dir = Path(emb_dir)
+    f = emb_dir / "manifest.json"
+    manifest = json.loads(f.read_text()) if f.exists() else {}
+    if manifest.get("kind") != "embeddings":
+        raise ContractError(
+            f"{emb_dir}: not an embeddings directory (create one with 'audiograph export')"
+        )
+    ids = pl.read_parquet(emb_dir / "ids.parquet")
+    return ids, np.load(emb_dir / "embeddings.npy")
+
+
+def text_vectors(
+    items: pl.DataFrame,
+    encoder_path: str | Path | None = None,
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+    progress: bool = False,
+) -> np.ndarray:
+    """float32 ``[len(items), dim]`` text vectors (title, description, tags as in the graph
+    stage; zero rows for items without text), through the shared on-disk cache."""
+    enc = TextEncoder(encoder_path)
+    return featurize_texts(item_texts(items), enc, cache_dir, progress=progress)[0]
+
+
+def history_means(
+    interactions: pl.DataFrame,
+    item_rows: pl.DataFrame,
+    vectors: np.ndarray,
+    users: pl.Series,
+    weighted: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-user mean item vector of each ``(item_type, signal)`` block.
+
+    Args:
+        interactions: ``user_id, item_id, weight, signal`` (contract-normalized).
+        item_rows: ``item_id, item_type, row`` — ``row`` indexes ``vectors``; interactions
+            with items not listed here are ignored.
+        vectors: float32 ``[N, dim]``.
+        users: user ids; output row ``u`` belongs to ``users[u]``.
+        weighted: weight each interaction by ``weight`` (else every interaction counts 1).
+
+    Returns:
+        ``(means, counts)`` keyed ``"item_type/signal"``: ``means[k]`` float32
+        ``[len(users), dim]`` (zero rows for users without such interactions) and
+        ``counts[k]`` float32 ``[len(users)]`` (number of interactions).
+    """
+    uidx = pl.DataFrame({"user_id": users, "u": np.arange(len(users), dtype=np.int64)})
+    df = interactions.join(uidx, on="user_id").join(item_rows, on="item_id")
+    vec = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    means, counts = {}, {}
+    for (t, s), part in df.sort("item_type", "signal").group_by(
+        ["item_type", "signal"], maintain_order=True
+    ):
+        u = torch.from_numpy(part["u"].to_numpy())
+        w = torch.from_numpy(
+            part["weight"].to_numpy().astype(np.float32)
+            if weighted
+            else np.ones(part.height, np.float32)
+        )
+        rows = torch.from_numpy(part["row"].to_numpy())
+        total = torch.zeros(len(users), vec.shape[1]).index_add_(
+            0, u, vec.index_select(0, rows) * w[:, None]
+        )
+        wsum = torch.zeros(len(users)).index_add_(0, u, w)
+        key = f"{t}/{s}"
+        means[key] = (total / wsum.clamp_min(1e-12)[:, None]).numpy()
+        counts[key] = torch.zeros(len(users)).index_add_(0, u, torch.ones_like(w)).numpy()
+    return means, counts
