@@ -1,0 +1,145 @@
+"""Offline top-k protocol (twotower.metrics), checked by hand and against brute force."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from graphs.errors import ContractError
+from twotower.metrics import evaluate_vectors
+
+# Candidates (books) in row order i0 i1 i3 i4 i5 with scores 1 5 4 3 2 for a user vector
+# of +1; i2 is a music item and never a candidate.
+ITEMS = pl.DataFrame(
+    {
+        "item_id": ["i0", "i1", "i2", "i3", "i4", "i5"],
+        "item_type": ["book", "book", "music", "book", "book", "book"],
+    }
+)
+ITEM_VECS = np.array([[1.0], [5.0], [100.0], [4.0], [3.0], [2.0]], np.float32)
+USERS = pl.Series(["uA", "uB", "uC", "uD"])  # uE is missing: zero vector
+USER_VECS = np.array([[1.0], [1.0], [-1.0], [0.0]], np.float32)
+TRAIN = pl.DataFrame(
+    {"user_id": ["uA", "uB", "uC"], "item_id": ["i1", "i2", "i5"]}  # uB: music only (cold)
+)
+TEST = pl.DataFrame(
+    {
+        "user_id": ["uA", "uA", "uA", "uB", "uC", "uD", "uD", "uE", "uF"],
+        "item_id": ["i4", "i5", "i1", "i1", "i1", "i5", "i2", "i3", "i2"],
+    }
+)
+# Rankings (train items removed, k=2, n=4):
+#   uA: i3 i4 i5 i0  rel {i4, i5} (i1 is a train item) -> hit at 2
+#   uB: i1 i3 i4 i5  rel {i1}                           -> hit at 1
+#   uC: i0 i4 i3 i1  rel {i1} (score -1 * v)            -> hit at 4 (outside top k)
+#   uD: i0 i1 i3 i4  rel {i5} (all tie: lower row wins) -> no hit within n
+#   uE: i0 i1 i3 i4  rel {i3} (missing: zero vector)    -> hit at 3
+#   uF: only a music test item -> not evaluated
+G2 = 1 / math.log2(3)
+
+
+def _eval(**kw):
+    args = dict(k=2, n=4) | kw
+    return evaluate_vectors(USER_VECS, ITEM_VECS, USERS, ITEMS, TRAIN, TEST, "book", **args)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 1024])
+def test_hand_computed_example(batch):
+    r = _eval(batch=batch)
+    assert (r["users"], r["missing_users"], r["candidates"]) == (5, 1, 5)
+    assert r["hr@2"] == pytest.approx(2 / 5)
+    assert r["recall@2"] == pytest.approx((1 / 2 + 1) / 5)
+    assert r["ndcg@2"] == pytest.approx((G2 / (1 + G2) + 1) / 5)
+    assert r["mrr"] == pytest.approx((1 / 2 + 1 + 1 / 4 + 0 + 1 / 3) / 5)
+    # top-2 lists: {i3,i4} {i1,i3} {i0,i4} {i0,i1} {i0,i1} -> 4 of 5 candidates
+    assert r["coverage"] == pytest.approx(4 / 5)
+    # warm = a training book: uA, uC; cold: uB, uD, uE
+    assert r["warm"] == pytest.approx(
+        {
+            "users": 2,
+            "hr@2": 1 / 2,
+            "recall@2": 1 / 4,
+            "ndcg@2": G2 / (1 + G2) / 2,
+            "mrr": (1 / 2 + 1 / 4) / 2,
+            "coverage": 3 / 5,
+        }  # fmt: skip
+    )
+    assert r["cold"] == pytest.approx(
+        {
+            "users": 3,
+            "hr@2": 1 / 3,
+            "recall@2": 1 / 3,
+            "ndcg@2": 1 / 3,
+            "mrr": (1 + 0 + 1 / 3) / 3,
+            "coverage": 3 / 5,
+        }  # fmt: skip
+    )
+    # popularity: i1 and i5 have one training user; head = ceil(1% of 5) = 1 item (i1, the
+    # lower row), torso = up to ceil(20% of 5) = 1 item -> empty, tail = the rest
+    tiers = r["tiers"]
+    assert tiers["head"] == pytest.approx(
+        {"items": 1, "users": 2, "hr@2": 1 / 2, "recall@2": 1 / 2}
+    )
+    assert tiers["torso"] == {"items": 0, "users": 0, "hr@2": None, "recall@2": None}
+    assert tiers["tail"] == pytest.approx(
+        {"items": 4, "users": 3, "hr@2": 1 / 3, "recall@2": (1 / 2) / 3}
+    )
+
+
+def test_bad_inputs():
+    with pytest.raises(ContractError, match="'podcast'"):
+        evaluate_vectors(USER_VECS, ITEM_VECS, USERS, ITEMS, TRAIN, TEST, "podcast")
+    with pytest.raises(ContractError, match="no user"):
+        evaluate_vectors(USER_VECS, ITEM_VECS, USERS, ITEMS, TRAIN, TEST.head(0), "book")
+    with pytest.raises(ValueError, match="match"):
+        evaluate_vectors(USER_VECS[:2], ITEM_VECS, USERS, ITEMS, TRAIN, TEST, "book")
+    with pytest.raises(ValueError, match="k <= n"):
+        _eval(k=5, n=4)
+
+
+def _brute_force(uv, iv, train, test, k, n):
+    """Reference: per-user python loops over a full sort."""
+    hr, rec, ndcg, rr, shown = [], [], [], [], set()
+    for u in sorted(set(test)):
+        s = iv @ uv[u]
+        s[list(train.get(u, ()))] = -np.inf
+        order = sorted(range(len(s)), key=lambda i: (-s[i], i))
+        rel = test[u] - train.get(u, set())
+        if not rel:
+            continue
+        top = order[:k]
+        shown |= set(top)
+        h = [i in rel for i in top]
+        hr.append(any(h))
+        rec.append(sum(h) / len(rel))
+        ideal = sum(1 / math.log2(j + 2) for j in range(min(len(rel), k)))
+        ndcg.append(sum(1 / math.log2(j + 2) for j, x in enumerate(h) if x) / ideal)
+        first = next((j for j, i in enumerate(order[:n]) if i in rel), None)
+        rr.append(0.0 if first is None else 1 / (first + 1))
+    return {"hr@5": np.mean(hr), "recall@5": np.mean(rec), "ndcg@5": np.mean(ndcg),
+            "mrr": np.mean(rr), "coverage": len(shown) / iv.shape[0], "users": len(hr)}  # fmt: skip
+
+
+def test_matches_brute_force_on_random_data():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 40, 30
+    uv = rng.normal(size=(n_users, 8)).astype(np.float32)
+    iv = rng.normal(size=(n_items, 8)).astype(np.float32)
+    pairs = rng.integers(0, [n_users, n_items], size=(400, 2))
+    is_test = rng.random(400) < 0.3
+    frame = pl.DataFrame({"user_id": [f"u{u}" for u in pairs[:, 0]],
+                          "item_id": [f"i{i}" for i in pairs[:, 1]]})  # fmt: skip
+    items = pl.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "item_type": "t"})
+    users = pl.Series([f"u{u}" for u in range(n_users)])
+    train_sets: dict[int, set[int]] = {}
+    test_sets: dict[int, set[int]] = {}
+    for (u, i), t in zip(pairs.tolist(), is_test, strict=True):
+        (test_sets if t else train_sets).setdefault(u, set()).add(i)
+    expected = _brute_force(uv, iv, train_sets, test_sets, k=5, n=12)
+    got = evaluate_vectors(
+        uv, iv, users, items, frame.filter(~is_test), frame.filter(is_test), "t", 5, 12, batch=7
+    )
+    assert {key: got[key] for key in expected} == pytest.approx(expected)

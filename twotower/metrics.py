@@ -1,0 +1,200 @@
+"""Offline top-k evaluation of user/item vectors (the 2T-HGNN paper's protocol).
+
+Score = dot product; candidates are the items of one target type; each user's training
+items are excluded; relevant items are the user's test items of the target type (minus
+any the user already has in train). Reported over the users with at least one relevant
+item, overall, for warm/cold users (cold = no training interaction with the target type)
+and per item-popularity tier.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from graphs.errors import ContractError
+
+TIERS = (("head", 0.01), ("torso", 0.20), ("tail", 1.0))  # cumulative share of items
+
+
+def evaluate_vectors(
+    user_vecs: np.ndarray,
+    item_vecs: np.ndarray,
+    users: pl.Series,
+    items: pl.DataFrame,
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    target_type: str,
+    k: int = 10,
+    n: int = 100,
+    batch: int = 1024,
+) -> dict[str, Any]:
+    """Top-k metrics of ranking the ``target_type`` items by ``user_vecs @ item_vecs.T``.
+
+    Args:
+        user_vecs: float ``[U, d]``; row ``u`` belongs to ``users[u]``.
+        item_vecs: float ``[I, d]``; row ``i`` belongs to ``items[i]``.
+        users: ``[U]`` user ids. Evaluated users missing from it score with a zero vector
+            (every candidate ties; ties go to the lower item row) and are counted in
+            ``"missing_users"``.
+        items: ``[I]`` rows with ``item_id``, ``item_type``.
+        train: training interactions (``user_id``, ``item_id``): excluded from each
+            user's candidates, and the source of item popularity and warm/cold.
+        test: test interactions (``user_id``, ``item_id``).
+        target_type: the item type ranked.
+        k: cut-off of ``hr``, ``recall``, ``ndcg`` and coverage.
+        n: length of the ranked list for ``mrr``.
+        batch: users scored per matmul.
+
+    Returns:
+        ``{"target_type", "k", "n", "candidates", "missing_users", <metrics>,
+        "warm": <metrics>, "cold": <metrics>, "tiers": {"head"|"torso"|"tail": ...}}``
+        where ``<metrics>`` is ``users`` (evaluated users), ``hr@k`` (share with >= 1
+        relevant in the top k), ``recall@k`` (mean of ``|rel ∩ top k| / |rel|``),
+        ``ndcg@k`` (binary gains, ideal DCG over ``min(|rel|, k)`` hits), ``mrr`` (mean
+        of 1 / rank of the first relevant item in the top n, 0 if none) and ``coverage``
+        (distinct items in any top-k list / number of candidates). Tiers rank the
+        candidates by training popularity (distinct training users; ties by item row):
+        ``head`` = top 1 %, ``torso`` = the next 19 %, ``tail`` = the rest; items
+        without training users are always ``tail``. A tier's ``hr@k``/``recall@k``
+        count only relevant items of that tier, over users with >= 1 of them. A group
+        with no users has ``None`` metrics.
+    """
+    if not 0 < k <= n:
+        raise ValueError(f"need 0 < k <= n, got k={k}, n={n}")
+    user_vecs, item_vecs = np.asarray(user_vecs), np.asarray(item_vecs)
+    if user_vecs.shape[0] != len(users) or item_vecs.shape[0] != items.height:
+        raise ValueError(
+            f"vectors {user_vecs.shape} / {item_vecs.shape} do not match "
+            f"{len(users)} users / {items.height} items"
+        )
+    if user_vecs.shape[1] != item_vecs.shape[1]:
+        raise ValueError(f"user dim {user_vecs.shape[1]} != item dim {item_vecs.shape[1]}")
+    cand_rows = np.flatnonzero((items["item_type"] == target_type).to_numpy())
+    if len(cand_rows) == 0:
+        types = ", ".join(items["item_type"].unique().sort().to_list())
+        raise ContractError(f"items: no item of type {target_type!r} (types: {types})")
+    cand = pl.DataFrame({"item_id": items["item_id"][cand_rows], "c": np.arange(len(cand_rows))})
+    tr = train.select("user_id", "item_id").unique().join(cand, on="item_id")
+    te = test.select("user_id", "item_id").unique().join(cand, on="item_id")
+    te = te.join(tr, on=["user_id", "item_id"], how="anti")
+    ev_users = te["user_id"].unique().sort()
+    if ev_users.len() == 0:
+        raise ContractError(f"test: no user has a new test interaction with a {target_type!r}")
+    ev = pl.DataFrame({"user_id": ev_users, "e": np.arange(ev_users.len())})
+    tr_e, te_e = tr.join(ev, on="user_id"), te.join(ev, on="user_id")
+
+    # user vectors of the evaluated users (zero for unknown ids)
+    pos = ev.join(
+        pl.DataFrame({"user_id": users, "u": np.arange(len(users))}), on="user_id", how="left"
+    ).sort("e")["u"]
+    missing = int(pos.null_count())
+    dim = user_vecs.shape[1]
+    uv = np.zeros((ev.height, dim), np.float32)
+    known = pos.is_not_null().to_numpy()
+    uv[known] = user_vecs[pos.drop_nulls().to_numpy()]
+    iv = torch.from_numpy(np.ascontiguousarray(item_vecs[cand_rows], dtype=np.float32))
+
+    tier = _tiers(tr, len(cand_rows))
+    kk, nn = min(k, len(cand_rows)), min(n, len(cand_rows))
+    te_u, te_c = te_e["e"].to_numpy(), te_e["c"].to_numpy()
+    n_rel = np.bincount(te_u, minlength=ev.height)
+    n_rel_tier = np.stack(
+        [np.bincount(te_u, tier[te_c] == t, ev.height) for t in range(len(TIERS))]
+    )
+    per_user = {m: np.zeros(ev.height) for m in ("hr", "recall", "ndcg", "rr")}
+    hits_tier = np.zeros((len(TIERS), ev.height))
+    topk = np.zeros((ev.height, kk), np.int64)
+    valid = np.zeros((ev.height, kk), bool)
+    discount = 1.0 / np.log2(np.arange(2, kk + 2))
+    idcg = np.cumsum(discount)
+    tr_idx = (tr_e["e"].to_numpy(), tr_e["c"].to_numpy())
+    te_idx = (te_u, te_c)
+    for lo in range(0, ev.height, batch):
+        hi = min(lo + batch, ev.height)
+        scores = torch.from_numpy(uv[lo:hi]) @ iv.T
+        sel = (tr_idx[0] >= lo) & (tr_idx[0] < hi)
+        scores[tr_idx[0][sel] - lo, tr_idx[1][sel]] = -math.inf
+        rel = torch.zeros(scores.shape, dtype=torch.bool)
+        sel = (te_idx[0] >= lo) & (te_idx[0] < hi)
+        rel[te_idx[0][sel] - lo, te_idx[1][sel]] = True
+        # stable descending sort: ties keep candidate order, i.e. the lower item row wins
+        vals, order = torch.sort(scores, dim=1, descending=True, stable=True)
+        order, vals = order[:, :nn], vals[:, :nn]
+        hit = (rel.gather(1, order) & torch.isfinite(vals)).numpy()
+        hk = hit[:, :kk]
+        per_user["hr"][lo:hi] = hk.any(1)
+        per_user["recall"][lo:hi] = hk.sum(1) / n_rel[lo:hi]
+        per_user["ndcg"][lo:hi] = (hk * discount).sum(1) / idcg[np.minimum(n_rel[lo:hi], kk) - 1]
+        first = np.where(hit.any(1), hit.argmax(1), -1)
+        per_user["rr"][lo:hi] = np.where(first >= 0, 1.0 / (np.maximum(first, 0) + 1), 0.0)
+        topk[lo:hi] = order[:, :kk].numpy()
+        valid[lo:hi] = torch.isfinite(vals[:, :kk]).numpy()
+        top_tier = tier[topk[lo:hi]]
+        for t in range(len(TIERS)):
+            hits_tier[t, lo:hi] = (hk & (top_tier == t)).sum(1)
+
+    cold = np.ones(ev.height, bool)
+    cold[tr_e["e"].to_numpy()] = False
+    everyone = np.ones(ev.height, bool)
+    out: dict[str, Any] = {
+        "target_type": target_type,
+        "k": k,
+        "n": n,
+        "candidates": len(cand_rows),
+        "missing_users": missing,
+    }
+    group = (per_user, topk, valid, len(cand_rows), k)
+    out |= _group(everyone, *group)
+    out["warm"] = _group(~cold, *group)
+    out["cold"] = _group(cold, *group)
+    out["tiers"] = {}
+    for t, (name, _) in enumerate(TIERS):
+        has = n_rel_tier[t] > 0
+        users_t = int(has.sum())
+        out["tiers"][name] = {
+            "items": int((tier == t).sum()),
+            "users": users_t,
+            f"hr@{k}": float((hits_tier[t][has] > 0).mean()) if users_t else None,
+            f"recall@{k}": float((hits_tier[t][has] / n_rel_tier[t][has]).mean())
+            if users_t
+            else None,
+        }
+    return out
+
+
+def _group(
+    mask: np.ndarray,
+    per_user: dict[str, np.ndarray],
+    topk: np.ndarray,
+    valid: np.ndarray,
+    n_cand: int,
+    k: int,
+) -> dict[str, Any]:
+    """Metrics averaged over the evaluated users selected by ``mask``."""
+    users = int(mask.sum())
+    names = {"hr": f"hr@{k}", "recall": f"recall@{k}", "ndcg": f"ndcg@{k}", "rr": "mrr"}
+    res: dict[str, Any] = {"users": users}
+    for key, name in names.items():
+        res[name] = float(per_user[key][mask].mean()) if users else None
+    shown = np.unique(topk[mask][valid[mask]])
+    res["coverage"] = len(shown) / n_cand if users else None
+    return res
+
+
+def _tiers(train_cand: pl.DataFrame, n_cand: int) -> np.ndarray:
+    """``[n_cand]`` tier index (0 head, 1 torso, 2 tail) of each candidate."""
+    pop = np.bincount(train_cand["c"].to_numpy(), minlength=n_cand)
+    order = np.lexsort((np.arange(n_cand), -pop))  # popularity desc, then item row
+    tier = np.full(n_cand, len(TIERS) - 1)
+    start = 0
+    for t, (_, share) in enumerate(TIERS[:-1]):
+        end = math.ceil(share * n_cand)
+        tier[order[start:end]] = t
+        start = end
+    tier[pop == 0] = len(TIERS) - 1
+    return tier
