@@ -10,20 +10,7 @@ from typing import Annotated
 import typer
 
 from graphs.errors import ContractError
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Graph learning on heterogeneous audio catalogs.",
-)
-prepare_app = typer.Typer(
-    no_args_is_help=True, help="Convert a source catalog into a contract dataset directory."
-)
-app.add_typer(prepare_app, name="prepare")
-
-Out = Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")]
-Src = Annotated[Path, typer.Option("--src", help="Folder with the source files.")]
+from pipeline.app import Out, Src, app, prepare_app
 
 
 def _summary(manifest: dict) -> None:
@@ -280,6 +267,9 @@ def demo(
     from pipeline.demo import run_demo
 
     run_demo(out, users=users, seed=seed)
+
+
+import pipeline.cli_twotower  # noqa: E402,F401  (registers the two-tower commands)
 
 
 def main() -> None:

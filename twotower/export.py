@@ -8,7 +8,8 @@ model's logit times its temperature), so they rank exactly as the model does.
 ``OUT_DIR`` of :func:`export_vectors` (written atomically): ``users.parquet`` (``user_id``,
 ``vector``), ``items.parquet`` (``item_id``, ``item_type``, ``vector``), ``user_vectors.npy``
 and ``item_vectors.npy`` (float32, L2-normalized, rows in the parquet files' order) and
-``manifest.json`` (``kind="twotower-vectors"``).
+``manifest.json`` (``kind="twotower-vectors"``); from 100k items on, an item index
+``index.faiss`` (see :mod:`graphs.ann`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from graphs.ann import build_index
 from graphs.atomic import MANIFEST, atomic_dir, write_json
 from graphs.contract import Dataset, read_dataset
 from graphs.errors import ContractError
@@ -133,9 +135,11 @@ def export_vectors(
     data_dir: str | Path | None = None,
     device: str = "cpu",
     quiet: bool = True,
+    index: str = "auto",
 ) -> dict[str, Any]:
     """Write every user's and item's vector into ``out_dir`` (layout in the module
-    docstring); returns the manifest."""
+    docstring) and an item index (``index``: auto | exact | ivf, see
+    :func:`graphs.ann.build_index`); returns the manifest."""
     t0 = time.perf_counter()
     users, uv, items, iv = user_item_vectors(run_dir, data_dir, device)
     u, i = uv.numpy().astype(np.float32), iv.numpy().astype(np.float32)
@@ -155,6 +159,7 @@ def export_vectors(
         items.with_columns(vector=pl.Series(i, dtype=pl.Array(pl.Float32, dim))).write_parquet(
             tmp / "items.parquet"
         )
+        manifest["ann"] = build_index(i, tmp, index, seed=0)  # item index for user queries
         manifest["seconds"] = round(time.perf_counter() - t0, 3)
         write_json(tmp / MANIFEST, manifest)
     if not quiet:

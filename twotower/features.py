@@ -76,7 +76,7 @@ def history_means(
     for (t, s), part in df.sort("item_type", "signal").group_by(
         ["item_type", "signal"], maintain_order=True
     ):
-        u = torch.from_numpy(part["u"].to_numpy())
+        u = torch.from_numpy(part["u"].to_numpy().copy())
         w = torch.from_numpy(
             part["weight"].to_numpy().astype(np.float32)
             if weighted

@@ -1,0 +1,146 @@
+"""``audiograph`` commands of the two-tower stage: split, train, evaluate, recommend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.app import Out, Quiet, app
+
+Run = Annotated[Path, typer.Argument(help="Two-tower run directory (train-twotower).")]
+
+
+@app.command("split")
+def split(
+    data_dir: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    out: Out = ...,
+    test_fraction: Annotated[float, typer.Option(help="Held-out share.")] = 0.2,
+    method: Annotated[str, typer.Option(help="auto | temporal | random.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    downsample: Annotated[
+        str | None,
+        typer.Option(help="TYPE=FRACTION: keep only this share of TYPE's training pairs."),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Write SPLIT_DIR/train and SPLIT_DIR/test (temporal when every row has a ts,
+    else a per-user random hold-out)."""
+    from graphs.split import split_dataset
+
+    m = split_dataset(data_dir, out, test_fraction, seed, quiet=quiet, method=method)
+    print(
+        f"[split] {m['method']}: train {m['train']['interactions']:,} interactions, "
+        f"test {m['test']['interactions']:,} -> {out}"
+    )
+
+
+@app.command("train-twotower")
+def train_twotower(
+    data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
+    out: Out = ...,
+    embeddings: Annotated[
+        Path | None, typer.Option(help="HGNN embeddings directory (export).")
+    ] = None,
+    no_hgnn: Annotated[
+        bool, typer.Option("--no-hgnn", help="Plain two-tower: no HGNN inputs.")
+    ] = False,
+    target_type: Annotated[
+        str | None, typer.Option(help="Train positives of this item type only.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs [20].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Positives per batch.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file with a \\[twotower] table.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda [cpu].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [0].")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train the user-decoupled two-tower model (2T-HGNN) on DATA_DIR."""
+    from pipeline.config import merge, read_section
+    from twotower.train import TwoTowerConfig
+    from twotower.train import train_twotower as run
+
+    cfg = merge(
+        TwoTowerConfig,
+        read_section(config, "twotower"),
+        {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "target_type": target_type,
+            "device": device,
+            "seed": seed,
+            "use_hgnn": False if no_hgnn else None,
+        },
+        str(config or "flags"),
+    )
+    if cfg.use_hgnn and embeddings is None and not resume:
+        from graphs.errors import ContractError
+
+        raise ContractError("--embeddings EMB_DIR is required (or --no-hgnn for plain 2T)")
+    m = run(data_dir, embeddings, out, cfg, resume=resume, quiet=quiet)
+    print(
+        f"[train-twotower] best val recall@10 {m.get('best_val_recall@10', 0):.4f} "
+        f"(epoch {m.get('best_epoch')}) -> {out}"
+    )
+
+
+@app.command("evaluate")
+def evaluate(
+    run_dir: Run,
+    test: Annotated[Path, typer.Option(help="Test dataset (SPLIT_DIR/test).")] = ...,
+    target_type: Annotated[str | None, typer.Option(help="Item type ranked.")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated subset of the models [all].")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """2T-HGNN and the baselines (popularity, llm-knn, hgnn, lightgcn, 2t) on the test set."""
+    from twotower.evaluate import MODELS, evaluate_run, results_table
+
+    chosen = tuple(m.strip() for m in models.split(",")) if models else MODELS
+    report = evaluate_run(run_dir, test, target_type, chosen, quiet=quiet or as_json)
+    print(json.dumps(report, indent=2) if as_json else results_table(report))
+
+
+@app.command("recommend")
+def recommend(
+    run_dir: Run,
+    user: Annotated[str, typer.Option(help="User id.")] = ...,
+    k: Annotated[int, typer.Option("-k", help="Number of items.")] = 10,
+    item_type: Annotated[str | None, typer.Option("--type", help="Only this item type.")] = None,
+) -> None:
+    """Top-k items for a user (training items excluded), with titles."""
+    from twotower.export import recommend as run
+
+    for row in run(run_dir, user, k=k, item_type=item_type).iter_rows(named=True):
+        print(f"{row['score']:.4f}  {row['item_type']:<12}{row['item_id']:<24}{row['title']}")
+
+
+@app.command("score-users")
+def score_users(
+    run_dir: Run,
+    out: Annotated[Path, typer.Option(help="Output parquet file.")] = ...,
+    k: Annotated[int, typer.Option("-k", help="Items per user.")] = 100,
+    item_type: Annotated[str | None, typer.Option("--type", help="Only this item type.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Batch top-k for every user → parquet (user_id, rank, item_id, score)."""
+    from twotower.export import score_all_users
+
+    m = score_all_users(run_dir, out, k=k, item_type=item_type, quiet=quiet)
+    print(f"[score-users] {m} -> {out}")
+
+
+@app.command("export-twotower")
+def export_twotower(run_dir: Run, out: Out = ..., quiet: Quiet = False) -> None:
+    """User and item vectors (parquet + npy) of a two-tower run."""
+    from twotower.export import export_vectors
+
+    m = export_vectors(run_dir, out, quiet=quiet)
+    print(f"[export-twotower] {m.get('users', '?')} users, {m.get('items', '?')} items -> {out}")

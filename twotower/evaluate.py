@@ -1,0 +1,170 @@
+"""``audiograph evaluate``: the 2T-HGNN run and every baseline in one offline harness.
+
+All models are reduced to ``(user vectors, item vectors)`` scored by dot product and
+evaluated by :func:`twotower.metrics.evaluate_vectors` on the same test interactions, with
+each user's training items excluded:
+
+* ``popularity`` — number of training users per item;
+* ``llm-knn`` — user = mean text vector of the training history, item = its text vector;
+* ``hgnn`` — the same with the HGNN embeddings of the run's ``EMB_DIR``;
+* ``lightgcn`` — PyG ``LightGCN`` trained on the user–item training graph;
+* ``2t`` — the same two towers without HGNN inputs, trained here with the run's config
+  (``use_hgnn=False``) into ``RUN_DIR/baseline-2t`` (reused when present);
+* ``2t-hgnn`` — the run itself.
+
+Everything is trained on the run's dataset (the training part of a split); the test
+interactions are only read for scoring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from graphs.contract import read_dataset
+from graphs.errors import ContractError
+from twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
+from twotower.export import user_item_vectors
+from twotower.features import load_embeddings
+from twotower.metrics import evaluate_vectors
+from twotower.train import TwoTowerConfig, catalog_vectors, train_twotower
+
+MODELS = ("popularity", "llm-knn", "hgnn", "lightgcn", "2t", "2t-hgnn")
+BASELINE_2T = "baseline-2t"
+
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    f = run_dir / "config.json"
+    config = json.loads(f.read_text()) if f.exists() else {}
+    if config.get("kind") != "twotower-run":
+        raise ContractError(f"{run_dir}: not a two-tower run directory (train-twotower)")
+    return config
+
+
+def _plain_2t(run_dir: Path, config: dict[str, Any], quiet: bool) -> Path:
+    """The ``2t`` baseline run (trained once, with the run's config minus HGNN inputs)."""
+    out = run_dir / BASELINE_2T
+    if not (out / "model.safetensors").exists():
+        cfg = TwoTowerConfig(**{**config["train"], "use_hgnn": False})
+        train_twotower(config["data_dir"], None, out, cfg, resume=False, quiet=quiet)
+    return out
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    test_dir: str | Path,
+    target_type: str | None = None,
+    models: tuple[str, ...] = MODELS,
+    k: int = 10,
+    lightgcn_epochs: int = 20,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the two-tower run ``run_dir`` and the baselines on ``test_dir``.
+
+    Args:
+        run_dir: a ``train-twotower`` run (its ``data_dir`` is the training data).
+        test_dir: a dataset whose interactions are the held-out test interactions.
+        target_type: item type ranked (default: the run's ``target_type``, else the
+            catalog's rarest type by training interactions).
+        models: subset of :data:`MODELS`.
+        k: metric cut-off.
+        lightgcn_epochs: LightGCN training epochs.
+
+    Returns:
+        ``{"target_type", "results": {model: metrics}, "seconds": {model: s}, ...}``;
+        each metrics dict has ``hr@k``, ``recall@k``, ``ndcg@k``, ``mrr``, ``coverage``,
+        ``users`` and the ``warm``/``cold``/``tiers`` breakdowns.
+    """
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        raise ContractError(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
+    run_dir = Path(run_dir)
+    config = _run_config(run_dir)
+    train_ds = read_dataset(config["data_dir"])
+    test = read_dataset(test_dir, drop_unknown=True).interactions
+    if train_ds.interactions is None or test is None or test.height == 0:
+        raise ContractError(f"{test_dir}: no test interactions to evaluate")
+    train, items = train_ds.interactions, train_ds.items
+    target = target_type or config["train"].get("target_type") or _rarest(train, items)
+    if target not in items["item_type"].unique().to_list():
+        raise ContractError(f"{test_dir}: target type {target!r} not in the catalog")
+    users = pl.concat([train["user_id"], test["user_id"]]).unique(maintain_order=True)
+    cfg = TwoTowerConfig(**config["train"])
+    results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+
+    def score(name: str, u_ids: pl.Series, u: np.ndarray, i: np.ndarray, its=items) -> None:
+        results[name] = evaluate_vectors(u, i, u_ids, its, train, test, target, k=k)
+        if not quiet:
+            r = results[name]
+            print(f"[evaluate] {name:<11} hr@{k} {r[f'hr@{k}']:.4f}  ndcg@{k} "
+                  f"{r[f'ndcg@{k}']:.4f}  mrr {r['mrr']:.4f}  ({seconds[name]:.1f}s)")  # fmt: skip
+
+    for name in models:
+        t0 = time.perf_counter()
+        if name == "popularity":
+            u, i = popularity(train, users, items)
+            u_ids = users
+        elif name == "llm-knn":
+            text = catalog_vectors(items, None, dataclasses.replace(cfg, use_hgnn=False))[0]
+            (u, i), u_ids = llm_knn(train, users, items, text, cfg.weighted), users
+        elif name == "hgnn":
+            if config.get("emb_dir") is None:
+                continue
+            ids, mat = load_embeddings(config["emb_dir"])
+            (u, i), u_ids = hgnn_knn(train, users, items, ids, mat, cfg.weighted), users
+        elif name == "lightgcn":
+            u, i = lightgcn(train, users, items, epochs=lightgcn_epochs, seed=cfg.seed)
+            u_ids = users
+        else:
+            src = run_dir if name == "2t-hgnn" else _plain_2t(run_dir, config, quiet)
+            u_ids, ut, its, it = user_item_vectors(src)
+            seconds[name] = time.perf_counter() - t0
+            score(name, u_ids, ut.numpy(), it.numpy(), its)
+            continue
+        seconds[name] = time.perf_counter() - t0
+        score(name, u_ids, u, i)
+    return {
+        "target_type": target,
+        "k": k,
+        "run_dir": str(run_dir.absolute()),
+        "test_dir": str(Path(test_dir).absolute()),
+        "results": results,
+        "seconds": {m: round(s, 2) for m, s in seconds.items()},
+    }
+
+
+def _rarest(train: pl.DataFrame, items: pl.DataFrame) -> str:
+    """The item type with the fewest training interactions (the sparse type)."""
+    counts = (
+        train.join(items.select("item_id", "item_type"), on="item_id").group_by("item_type").len()
+    )
+    return counts.sort(["len", "item_type"])["item_type"][0]
+
+
+def results_table(report: dict[str, Any], k: int = 10) -> str:
+    """A markdown table of the main metrics per model (for the CLI and the benchmarks)."""
+    cols = [f"hr@{k}", f"recall@{k}", f"ndcg@{k}", "mrr", "coverage"]
+    lines = [
+        f"target type: {report['target_type']}",
+        "| model | " + " | ".join(cols) + " | warm hr | cold hr |",
+        "|---" * (len(cols) + 3) + "|",
+    ]
+    for name, r in report["results"].items():
+        warm, cold = r.get("warm", {}), r.get("cold", {})
+        vals = [_num(r[c]) for c in cols] + [
+            f"{_num(warm.get(f'hr@{k}'))} ({warm.get('users', 0)})",
+            f"{_num(cold.get(f'hr@{k}'))} ({cold.get('users', 0)})",
+        ]
+        lines.append(f"| {name} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4f}"
