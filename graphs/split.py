@@ -37,6 +37,7 @@ def split_dataset(
     seed: int = 0,
     quiet: bool = True,
     method: str = "auto",
+    downsample: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Split the interactions of the dataset ``data_dir`` into train and test.
 
@@ -52,6 +53,9 @@ def split_dataset(
         quiet: if False, print a one-line summary to stderr.
         method: ``"auto"`` (temporal when every row has a ``ts``, else random),
             ``"temporal"`` or ``"random"``.
+        downsample: ``{item_type: keep}``: after the split, keep only this fraction of
+            the type's training ``(user, item)`` pairs (:func:`downsample_type`, same seed);
+            the test side is untouched. Makes a type sparse, e.g. Douban books.
 
     Returns:
         The manifest: ``kind="split"``, ``method``, ``cut_ts`` (temporal only),
@@ -83,6 +87,8 @@ def split_dataset(
     else:
         in_test = _held_out_rows(inter, test_fraction, seed)
     train, test = inter.filter(~in_test), inter.filter(in_test)
+    for item_type, keep in (downsample or {}).items():
+        train = downsample_type(train, ds.items, item_type, keep, seed)
     for name, side in (("train", train), ("test", test)):
         if side.height == 0:
             raise ContractError(
@@ -98,6 +104,7 @@ def split_dataset(
         "cut_ts": cut,
         "test_fraction": test_fraction,
         "seed": seed,
+        "downsample": downsample or {},
         "train": _side_counts(train, ds.items),
         "test": _side_counts(test, ds.items),
     }

@@ -74,7 +74,7 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, device: st
         raise ContractError(f"{run_dir}: not a two-tower run directory (train one first)")
     cfg = TwoTowerConfig(**{**config["train"], "device": device})
     spec = InputSpec(**config["spec"])
-    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim)
+    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip)
     model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
     model = model.to(device).eval()
     ds = read_dataset(data_dir or config["data_dir"])

@@ -152,9 +152,19 @@ def user_inputs(
 
 
 class Tower(nn.Module):
-    """Categorical embeddings + dense input → MLP → L2-normalized ``[B, dims[-1]]``."""
+    """Categorical embeddings + dense input → MLP → ``[B, dims[-1]]`` (not normalized).
 
-    def __init__(self, vocab_sizes: list[int], dense_dim: int, dims: list[int], cat_dim: int):
+    With ``zero_last`` the MLP's last layer starts near zero (weights scaled by 0.01, zero
+    bias), so the two-tower skip path carries almost the whole score at initialization."""
+
+    def __init__(
+        self,
+        vocab_sizes: list[int],
+        dense_dim: int,
+        dims: list[int],
+        cat_dim: int,
+        zero_last: bool = False,
+    ):
         super().__init__()
         self.embs = nn.ModuleList(nn.Embedding(n, cat_dim) for n in vocab_sizes)
         layers: list[nn.Module] = []
@@ -165,23 +175,83 @@ class Tower(nn.Module):
                 layers.append(nn.ReLU())
             d = h
         self.mlp = nn.Sequential(*layers)
+        if zero_last:
+            with torch.no_grad():
+                self.mlp[-1].weight.mul_(0.01)
+                self.mlp[-1].bias.zero_()
 
     def forward(self, cat: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         """``cat`` int64 ``[B, C]``, ``dense`` float32 ``[B, D]`` → ``[B, dims[-1]]``."""
         x = torch.cat([dense] + [e(cat[:, j]) for j, e in enumerate(self.embs)], dim=-1)
-        return F.normalize(self.mlp(x), dim=-1)
+        return self.mlp(x)
+
+
+class UserHistoryMean(nn.Module):
+    """The user's mean history vector over all keys, from the user tower's dense input
+    (``[numeric | K means of history_dim | K log1p counts]``), weighted by the counts."""
+
+    def __init__(self, spec: InputSpec):
+        super().__init__()
+        self.lo, self.k, self.dim = len(spec.user_numeric), len(spec.history_keys), spec.history_dim
+
+    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+        hi = self.lo + self.k * self.dim
+        means = dense[:, self.lo : hi].view(-1, self.k, self.dim)
+        counts = torch.expm1(dense[:, hi : hi + self.k])
+        return (means * counts[..., None]).sum(1) / counts.sum(1, keepdim=True).clamp_min(1.0)
+
+
+class ItemHistoryVector(nn.Module):
+    """The item's vector in the history space (its last ``history_dim`` dense columns:
+    the HGNN vector, or the text vector for the plain two-tower)."""
+
+    def __init__(self, spec: InputSpec):
+        super().__init__()
+        self.dim = spec.history_dim
+
+    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+        return dense[:, -self.dim :]
 
 
 class TwoTower(nn.Module):
-    """User and item towers built from an :class:`InputSpec`."""
+    """User and item towers built from an :class:`InputSpec`; L2-normalized outputs.
 
-    def __init__(self, spec: InputSpec, dims: list[int], cat_dim: int = 16):
+    With ``skip``, each tower's output is ``normalize(mlp(x) + P normalize(s))`` where
+    ``s`` is the history-space vector (user: :class:`UserHistoryMean`, item:
+    :class:`ItemHistoryVector`) and ``P`` one projection shared by both towers
+    (identity-initialized when sizes match, else seeded orthonormal rows); the MLPs' last
+    layers start near zero, so the untrained model scores almost the history-mean k-NN
+    baseline and training learns a correction to it."""
+
+    def __init__(self, spec: InputSpec, dims: list[int], cat_dim: int = 16, skip: bool = True):
         super().__init__()
         user_vocab = [len(v) + 1 for v in spec.user_categorical.values()]
         item_vocab = [len(spec.item_types) + 1]
         item_vocab += [len(v) + 1 for v in spec.item_categorical.values()]
-        self.user = Tower(user_vocab, spec.user_dense_dim, dims, cat_dim)
-        self.item = Tower(item_vocab, spec.item_dense_dim, dims, cat_dim)
+        self.user_tower = Tower(user_vocab, spec.user_dense_dim, dims, cat_dim, skip)
+        self.item_tower = Tower(item_vocab, spec.item_dense_dim, dims, cat_dim, skip)
+        self.proj = None
+        if skip:
+            self.user_skip, self.item_skip = UserHistoryMean(spec), ItemHistoryVector(spec)
+            self.proj = nn.Linear(spec.history_dim, dims[-1], bias=False)
+            if spec.history_dim == dims[-1]:
+                nn.init.eye_(self.proj.weight)
+            else:
+                nn.init.orthogonal_(self.proj.weight)
+
+    def user(self, cat: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """User vectors ``[B, dims[-1]]`` from ``user_inputs`` rows."""
+        h = self.user_tower(cat, dense)
+        if self.proj is not None:
+            h = h + self.proj(F.normalize(self.user_skip(dense), dim=-1))
+        return F.normalize(h, dim=-1)
+
+    def item(self, cat: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """Item vectors ``[B, dims[-1]]`` from ``item_inputs`` rows."""
+        h = self.item_tower(cat, dense)
+        if self.proj is not None:
+            h = h + self.proj(F.normalize(self.item_skip(dense), dim=-1))
+        return F.normalize(h, dim=-1)
 
 
 def sampled_softmax_loss(

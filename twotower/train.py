@@ -5,10 +5,12 @@ Each user's training interactions are split (seeded; temporally when every row h
 part (``label_fraction`` of the user's distinct items): the positive ``(user, item)`` pairs.
 So a positive is never part of its own user's input (no self-label leak). ``val_fraction``
 of the label users are held out: recall@10 of their label items against the whole catalog
-(their history items excluded) drives early stopping; the best weights are kept.
+(their history items excluded) drives early stopping; the best weights are kept. With
+``resample`` (default) the other users get a fresh random history/label split every epoch
+(seeded by ``(seed, epoch)``), so every training interaction serves as a label over time.
 
 Loss: in-batch sampled softmax with logQ correction (each column's logit minus the log of
-its expected count in a batch: ``batch_size * p(item among positives)``), optional
+its expected count in a batch: ``batch_size * p(item)`` over the training interactions), optional
 ``extra_negatives`` uniform items (corrected by ``log(extra_negatives / candidates)``),
 accidental hits masked.
 
@@ -66,6 +68,8 @@ class TwoTowerConfig:
     val_fraction: float = 0.1
     max_val_users: int = 5000
     use_hgnn: bool = True
+    skip: bool = True  # towers start at the history-mean k-NN and learn a correction
+    resample: bool = True  # a fresh random history/label split of the train users per epoch
     weighted: bool = True
     target_type: str | None = None  # positives, negatives and validation of this type only
     encoder: str | None = None  # text encoder folder (None: the bundled MiniLM)
@@ -149,19 +153,41 @@ def _index(ids: pl.Series, keys: pl.Series) -> torch.Tensor:
 
 @dataclass
 class Prepared:
-    """Training tensors (on ``cfg.device``): tower inputs ``(cat, dense)`` of the label
-    users (from their history part) and of every catalog item, the train positives
-    ``(user_row, item_index)``, the validation users' inputs, their label and history
-    pairs ``(val_row, item_index)``, and the candidate-item mask (target type)."""
+    """Training tensors (on ``cfg.device``): every catalog item's tower inputs, the
+    validation users' inputs, their label and history pairs ``(val_row, item_index)``, the
+    candidate-item mask (target type), and what :meth:`epoch_pairs` needs to draw the
+    training users' history/label split of an epoch."""
 
     spec: InputSpec
-    user: tuple[torch.Tensor, torch.Tensor]
     item: tuple[torch.Tensor, torch.Tensor]
-    pairs: tuple[torch.Tensor, torch.Tensor]
     val_user: tuple[torch.Tensor, torch.Tensor]
     val_labels: tuple[torch.Tensor, torch.Tensor]
     val_exclude: tuple[torch.Tensor, torch.Tensor]
     allowed: torch.Tensor | None
+    ds: Dataset
+    train_inter: pl.DataFrame
+    hist_vectors: np.ndarray
+    cfg: TwoTowerConfig
+
+    def epoch_pairs(
+        self, epoch: int
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``((cat, dense) of the label users, (user_row, item_index) positives)`` of
+        ``epoch``: with ``cfg.resample`` every epoch draws a fresh random history/label
+        split of the training users (seeded by ``(seed, epoch)``), so over the epochs
+        every training interaction serves as a label; else the seed's split every epoch."""
+        cfg, ds, dev = self.cfg, self.ds, torch.device(self.cfg.device)
+        seed = cfg.seed * 1_000_003 + epoch + 7 if cfg.resample else cfg.seed
+        inter = self.train_inter.with_columns(ts=None) if cfg.resample else self.train_inter
+        history, labels = split_history_labels(
+            inter, ds.items, cfg.label_fraction, seed, cfg.target_type
+        )
+        users = labels["user_id"].unique().sort()
+        ucat, udense = user_inputs(users, ds.users, history, ds.items, self.hist_vectors,
+                                   self.spec, cfg.weighted)  # fmt: skip
+        pairs = (_index(labels["user_id"], users).to(dev),
+                 _index(labels["item_id"], ds.items["item_id"]).to(dev))  # fmt: skip
+        return (ucat.to(dev), udense.to(dev)), pairs
 
 
 def prepare(
@@ -171,8 +197,9 @@ def prepare(
     spec: InputSpec | None = None,
     quiet: bool = True,
 ) -> Prepared:
-    """Split ``ds`` (seeded) into history/labels and train/val users; build the inputs
-    (``spec`` from the data unless given, e.g. when resuming)."""
+    """Hold out ``val_fraction`` of the users with labels (seeded), split their history
+    and labels, and build the item and validation inputs (``spec`` from the data unless
+    given, e.g. when resuming)."""
     if ds.interactions is None:
         raise ContractError(f"{ds.path}: no interactions.parquet to train on")
     items, dev = ds.items, torch.device(cfg.device)
@@ -191,25 +218,27 @@ def prepare(
     is_val = np.zeros(users.len(), bool)
     is_val[np.random.default_rng(cfg.seed + 1).permutation(users.len())[:n_val]] = True
     val_users = users.filter(pl.Series(is_val))
-    ucat, udense = user_inputs(users, ds.users, history, items, hist_vectors, spec, cfg.weighted)
+    vcat, vdense = user_inputs(val_users, ds.users, history, items, hist_vectors, spec,
+                               cfg.weighted)  # fmt: skip
     ids = items["item_id"]
 
-    def pairs(df: pl.DataFrame, keys: pl.Series) -> tuple[torch.Tensor, torch.Tensor]:
-        return _index(df["user_id"], keys).to(dev), _index(df["item_id"], ids).to(dev)
+    def pairs(df: pl.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        return _index(df["user_id"], val_users).to(dev), _index(df["item_id"], ids).to(dev)
 
     in_val = pl.col("user_id").is_in(val_users.implode())
-    rows = torch.from_numpy(np.flatnonzero(is_val))
     allowed = None if cfg.target_type is None else torch.from_numpy(
         (items["item_type"] == cfg.target_type).to_numpy()).to(dev)  # fmt: skip
     return Prepared(
         spec,
-        (ucat.to(dev), udense.to(dev)),
         tuple(t.to(dev) for t in item_inputs(items, spec, text, hgnn)),
-        pairs(labels.filter(~in_val), users),
-        (ucat[rows].to(dev), udense[rows].to(dev)),
-        pairs(labels.filter(in_val), val_users),
-        pairs(history.filter(in_val), val_users),
+        (vcat.to(dev), vdense.to(dev)),
+        pairs(labels.filter(in_val)),
+        pairs(history.filter(in_val)),
         allowed,
+        ds,
+        ds.interactions.filter(~in_val),
+        hist_vectors,
+        cfg,
     )
 
 
@@ -241,9 +270,14 @@ def train_twotower(
     ds = read_dataset(data_dir)
     spec = InputSpec(**saved["spec"]) if saved else None
     d = prepare(ds, emb_dir, cfg, spec, quiet)
-    spec, (ucat, udense), (icat, idense) = d.spec, d.user, d.item
-    pu, pi, allowed, n_val = d.pairs[0], d.pairs[1], d.allowed, len(d.val_user[0])
-    freq = torch.bincount(pi, minlength=len(icat)).float() / len(pi)
+    spec, (icat, idense), allowed, n_val = d.spec, d.item, d.allowed, len(d.val_user[0])
+    (ucat, udense), (pu, pi) = d.epoch_pairs(0)
+    # logQ from the item frequency among all training interactions (stable across epochs)
+    known = _index(d.train_inter.join(d.ds.items.select("item_id"), on="item_id")["item_id"],
+                   d.ds.items["item_id"]).to(device)  # fmt: skip
+    if allowed is not None:
+        known = known[allowed[known]]
+    freq = torch.bincount(known, minlength=len(icat)).float() / max(len(known), 1)
     log_q = torch.log(freq * min(cfg.batch_size, len(pi)) + 1e-12)
     candidates = torch.arange(len(icat), device=device)
     if allowed is not None:
@@ -251,7 +285,7 @@ def train_twotower(
     neg_log_q = math.log(max(cfg.extra_negatives, 1) / max(len(candidates), 1))
 
     torch.manual_seed(cfg.seed)
-    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim).to(device)
+    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0}
     if resume:
@@ -272,6 +306,8 @@ def train_twotower(
             break
         model.train()
         t0, total, n_batches = time.perf_counter(), 0.0, 0
+        if cfg.resample and epoch > 0:
+            (ucat, udense), (pu, pi) = d.epoch_pairs(epoch)
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(pu), generator=g).to(device)
         starts = range(0, len(pu), cfg.batch_size)

@@ -23,7 +23,7 @@ from twotower import (
     user_item_vectors,
 )
 from twotower.model import TwoTower, build_spec, item_inputs, sampled_softmax_loss, user_inputs
-from twotower.train import split_history_labels
+from twotower.train import prepare, split_history_labels
 
 SMALL = {"tower_dims": [32, 16], "cat_dim": 4, "batch_size": 128, "seed": 5}
 
@@ -52,7 +52,8 @@ def env(tmp_path_factory):
     cache = str(root / "cache")
     run = root / "run"
     train_twotower(root / "data", root / "emb", run,
-                   TwoTowerConfig(epochs=4, cache_dir=cache, **SMALL), quiet=True)  # fmt: skip
+                   TwoTowerConfig(epochs=4, cache_dir=cache, resample=False, **SMALL),
+                   quiet=True)  # fmt: skip
     return {"root": root, "ds": ds, "cache": cache, "run": run}
 
 
@@ -124,6 +125,20 @@ def test_training_lowers_the_loss_and_writes_the_run(env):
     assert int(ckpt["epoch"]) == 4 and set(ckpt) >= {"model", "optimizer", "best", "bad_epochs"}
     with pytest.raises(ContractError, match="already holds a run"):
         train_twotower(env["root"] / "data", None, env["run"], TwoTowerConfig(), quiet=True)
+
+
+def test_resampled_label_splits_differ_per_epoch_and_repeat_per_seed(env):
+    ds = read_dataset(env["root"] / "data")
+    cfg = TwoTowerConfig(use_hgnn=False, cache_dir=env["cache"], **SMALL)
+    d = prepare(ds, None, cfg)
+    (_, dense0), pairs0 = d.epoch_pairs(0)
+    (_, dense1), pairs1 = d.epoch_pairs(1)
+    again = d.epoch_pairs(1)[1]
+    assert torch.equal(pairs1[0], again[0]) and torch.equal(pairs1[1], again[1])
+    assert not torch.equal(pairs0[1], pairs1[1])
+    # validation users never train
+    val = set(d.val_labels[0].tolist())
+    assert len(val) > 0 and dense0.shape[1] == dense1.shape[1]
 
 
 def test_resume_equals_uninterrupted(env, tmp_path):
