@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -75,25 +76,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     quiet = args.json
     t_all = t0 = time.perf_counter()
     data = work / "data"
-    if folder is not None:
-        src = Path(args.data_root) / folder
-        if not src.is_dir():
-            sys.exit(f"error: {src}: data set not found (pass --data-root)")
-        (prepare_douban if args.dataset == "douban" else prepare_lastfm)(src, data)
-    else:
-        prepare_synthetic(data, seed=args.seed)
-    split = split_dataset(data, work / "split", 0.2, args.seed, downsample=thin)
+    reuse = args.reuse and (work / "emb" / "manifest.json").exists()
+    if not reuse:
+        if folder is not None:
+            src = Path(args.data_root) / folder
+            if not src.is_dir():
+                sys.exit(f"error: {src}: data set not found (pass --data-root)")
+            (prepare_douban if args.dataset == "douban" else prepare_lastfm)(src, data)
+        else:
+            prepare_synthetic(data, seed=args.seed)
+        split_dataset(data, work / "split", 0.2, args.seed, downsample=thin)
+    split = json.loads((work / "split" / "manifest.json").read_text())
     train_dir, test_dir = work / "split" / "train", work / "split" / "test"
     t0 = _step("prepare + split", t0, quiet)
-    gcfg = GraphConfig(encoder="none" if args.dataset == "douban" else "default")
-    build_graph(train_dir, work / "graph", gcfg, quiet=True)
-    t0 = _step("build graph (train part)", t0, quiet)
-    hcfg = HGNNConfig(epochs=args.hgnn_epochs, hidden=128, seed=args.seed)
-    train_hgnn(work / "graph", work / "hgnn", hcfg, quiet=quiet)
-    export_embeddings(work / "hgnn", work / "emb", catalog=train_dir, quiet=True)
-    t0 = _step("HGNN train + export", t0, quiet)
-    tcfg = TwoTowerConfig(epochs=args.tt_epochs, seed=args.seed, target_type=target,
-                          batch_size=args.batch_size, patience=args.patience)  # fmt: skip
+    balance = (
+        args.hgnn_balance if args.hgnn_balance in ("min", "none") else _number(args.hgnn_balance)
+    )
+    hcfg = HGNNConfig(epochs=args.hgnn_epochs, hidden=128, seed=args.seed, balance=balance)
+    if not reuse:
+        gcfg = GraphConfig(encoder="none" if args.dataset == "douban" else "default")
+        build_graph(train_dir, work / "graph", gcfg, quiet=True)
+        t0 = _step("build graph (train part)", t0, quiet)
+        train_hgnn(work / "graph", work / "hgnn", hcfg, quiet=quiet)
+        export_embeddings(work / "hgnn", work / "emb", catalog=train_dir, quiet=True)
+        t0 = _step("HGNN train + export", t0, quiet)
+    for old in ("2t-hgnn", "2t-hgnn-no-tag", "train-no-tag"):
+        shutil.rmtree(work / old, ignore_errors=True)
+    # the user-decoupled model serves every item type: trained on all types' positives
+    # (more signal for the sparse type), evaluated on the target type
+    tcfg = TwoTowerConfig(epochs=args.tt_epochs, seed=args.seed, batch_size=args.batch_size,
+                          patience=args.patience,
+                          target_type=target if args.tt_target_only else None)  # fmt: skip
     train_twotower(train_dir, work / "emb", work / "2t-hgnn", tcfg, quiet=quiet)
     t0 = _step("2T-HGNN train", t0, quiet)
     report = evaluate_run(work / "2t-hgnn", test_dir, target, MODELS, quiet=quiet)
@@ -105,8 +118,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "dataset": args.dataset,
         "target_type": target,
-        "results": {m: {k: r.get(k) for k in (*KEYS, "users")} | _breakdown(r)
-                    for m, r in report["results"].items()},  # fmt: skip
+        "results": {
+            m: {k: r.get(k) for k in (*KEYS, "users")} | _breakdown(r)
+            for m, r in report["results"].items()
+        },  # fmt: skip
         "split": {k: split[k] for k in ("method", "test_fraction", "seed", "downsample")},
         "config": {"hgnn": asdict(hcfg), "twotower": asdict(tcfg)},
         "seconds": round(time.perf_counter() - t_all, 1),
@@ -114,6 +129,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {platform.system()}, python {platform.python_version()}",
         "workdir": str(work),
     }
+
+
+def _number(text: str) -> int | float:
+    """``"20000"`` → 20000 (a cap), ``"2.5"`` → 2.5 (a ratio)."""
+    return int(text) if text.isdigit() else float(text)
 
 
 def _breakdown(r: dict[str, Any]) -> dict[str, Any]:
@@ -156,10 +176,17 @@ def main() -> None:
     ap.add_argument("--data-root", default="../shared/data", help="folder of the real data")
     ap.add_argument("--workdir", default=None, help="work folder (default: a temp dir)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hgnn-epochs", type=int, default=5)
+    ap.add_argument("--hgnn-epochs", type=int, default=4)
+    ap.add_argument(
+        "--hgnn-balance",
+        default="20000",
+        help="multi-link target of the HGNN: min | none | cap per link type (default 20000)",
+    )
     ap.add_argument("--tt-epochs", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--tt-target-only", action="store_true", help="2T positives: target only")
+    ap.add_argument("--reuse", action="store_true", help="reuse the workdir's split + HGNN")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     out = run(args)

@@ -122,7 +122,11 @@ def split_history_labels(
         .join(items.select("item_id", "item_type"), on="item_id", maintain_order="left")
     )
     rng = np.random.default_rng(seed)
-    cand = pl.lit(True) if target_type is None else pl.col("item_type") == target_type
+    cand = (
+        pl.col("item_type").is_not_null()
+        if target_type is None
+        else pl.col("item_type") == target_type
+    )
     pairs = pairs.with_columns(
         _r=pl.Series(rng.random(pairs.height)),
         _n=pl.len().over("user_id"),

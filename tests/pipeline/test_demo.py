@@ -5,8 +5,9 @@ from __future__ import annotations
 from pipeline.demo import run_demo
 
 
-def test_demo_prepares_builds_and_samples(tmp_path, capsys):
-    info = run_demo(tmp_path / "demo", users=3000, seed=0)
+def test_demo_runs_the_chain_and_prints_the_evaluation(tmp_path, capsys):
+    result = run_demo(tmp_path / "demo", users=3000, seed=0, hgnn_epochs=2)
+    info = result["graph"]
     assert info["node_types"] == {"music": 2000, "podcast": 1000, "audiobook": 300}
     assert info["feature_dim"] == 384 and sum(info["featureless"].values()) == 0
     assert len(info["edge_types"]) == 9
@@ -20,3 +21,12 @@ def test_demo_prepares_builds_and_samples(tmp_path, capsys):
     rows = [line.split() for line in table.splitlines()[1:] if line.strip()]
     epoch_counts = {r[0]: int(r[2].replace(",", "")) for r in rows}
     assert len(epoch_counts) == 6 and len(set(epoch_counts.values())) == 1
+    # the evaluation table: every model on the audiobook test interactions, same users
+    report = result["evaluation"]
+    assert report["target_type"] == "audiobook"
+    assert list(report["results"]) == ["popularity", "llm-knn", "hgnn", "lightgcn", "2t", "2t-hgnn"]
+    users = {r["users"] for r in report["results"].values()}
+    assert len(users) == 1 and users.pop() > 50
+    for name, r in report["results"].items():
+        assert 0.0 <= r["ndcg@10"] <= r["hr@10"] <= 1.0 and 0.0 < r["coverage"] <= 1.0, name
+    assert "| 2t-hgnn |" in out
