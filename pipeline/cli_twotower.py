@@ -28,9 +28,20 @@ def split(
 ) -> None:
     """Write SPLIT_DIR/train and SPLIT_DIR/test (temporal when every row has a ts,
     else a per-user random hold-out)."""
+    from graphs.errors import ContractError
     from graphs.split import split_dataset
 
-    m = split_dataset(data_dir, out, test_fraction, seed, quiet=quiet, method=method)
+    thin = None
+    if downsample:
+        item_type, _, frac = downsample.partition("=")
+        try:
+            thin = {item_type.strip(): float(frac)}
+        except ValueError:
+            msg = f"--downsample: expected TYPE=FRACTION, got {downsample!r}"
+            raise ContractError(msg) from None
+    m = split_dataset(
+        data_dir, out, test_fraction, seed, quiet=quiet, method=method, downsample=thin
+    )
     print(
         f"[split] {m['method']}: train {m['train']['interactions']:,} interactions, "
         f"test {m['test']['interactions']:,} -> {out}"

@@ -1,0 +1,52 @@
+"""The two-tower stage's commands: split end to end, user errors as one line + exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import polars as pl
+
+from graphs.adapters.synthetic import prepare_synthetic
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    code = "from pipeline.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_split_with_downsample_writes_train_and_test(tmp_path):
+    items = {"music": 60, "podcast": 30, "audiobook": 20}
+    prepare_synthetic(tmp_path / "data", users=200, items=items, seed=1)
+    out = tmp_path / "split"
+    res = run_cli("split", str(tmp_path / "data"), "--out", str(out), "--method", "random",
+                  "--downsample", "audiobook=0.5", "--quiet")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["method"] == "random" and manifest["downsample"] == {"audiobook": 0.5}
+    full = pl.read_parquet(tmp_path / "data" / "interactions.parquet")
+    train = pl.read_parquet(out / "train" / "interactions.parquet")
+    test = pl.read_parquet(out / "test" / "interactions.parquet")
+    items_df = pl.read_parquet(tmp_path / "data" / "items.parquet").select("item_id", "item_type")
+    pairs = ["user_id", "item_id"]
+    assert train.join(test, on=pairs).height == 0  # no pair on both sides
+    book_pairs = {
+        name: df.join(items_df, on="item_id").filter(pl.col("item_type") == "audiobook")
+        .select(pairs).unique().height
+        for name, df in (("full", full), ("train", train), ("test", test))
+    }  # fmt: skip
+    # test keeps its audiobook pairs; train keeps half of the rest (round half up)
+    assert book_pairs["train"] == round((book_pairs["full"] - book_pairs["test"]) * 0.5 + 1e-9)
+
+
+def test_user_errors_are_one_line(tmp_path):
+    res = run_cli("split", str(tmp_path), "--out", str(tmp_path / "s"), "--downsample", "x=y")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "--downsample" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("evaluate", str(tmp_path), "--test", str(tmp_path))
+    assert res.returncode == 2 and "not a two-tower run directory" in res.stderr
+    res = run_cli("train-twotower", str(tmp_path), "--out", str(tmp_path / "r"))
+    assert res.returncode == 2 and "--embeddings" in res.stderr
