@@ -1,0 +1,171 @@
+"""Semantic IDs of an embeddings export: RQ-KMeans codes + a disambiguation code.
+
+``SID_DIR`` (written atomically by :func:`semantic_ids`):
+
+* ``codes.parquet`` — ``item_id``, ``item_type``, ``codes`` (list of int64: the ``levels``
+  residual k-means codes, then the disambiguation code), ``sid`` (the codes joined by
+  ``-``, e.g. ``"12-201-0"``); one row per item, in the order of the rows of
+  ``embeddings.npy``; every ``sid`` is unique;
+* ``codebooks.npy`` — float32 ``[levels, codebook_size, dim]`` (level ``l``'s centroids;
+  decode with :func:`semantic_ids.rqkmeans.decode_rq`);
+* ``manifest.json`` — ``kind="semantic-ids"``, ``levels``, ``codebook_size``, ``dim``,
+  ``count``, the fit settings, ``stats`` (:func:`semantic_ids.rqkmeans.code_stats` plus
+  the reconstruction ``mse`` / ``relative_error``), ``seconds`` and the source ``emb_dir``.
+
+A catalog smaller than ``codebook_size`` is an error (no silent clamping: the codebook
+size is part of the ID vocabulary a downstream model is built for).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.errors import ContractError
+from semantic_ids.rqkmeans import (
+    code_stats,
+    disambiguate,
+    encode_rq,
+    fit_rq,
+    reconstruction_mse,
+)
+from twotower.features import load_embeddings
+
+CODES, CODEBOOKS = "codes.parquet", "codebooks.npy"
+
+
+def semantic_ids(
+    emb_dir: str | Path,
+    out_dir: str | Path,
+    levels: int = 2,
+    codebook_size: int = 256,
+    iters: int = 20,
+    seed: int = 0,
+    device: str = "cpu",
+    quiet: bool = True,
+    sample_per_code: int | None = 256,
+) -> dict[str, Any]:
+    """Tokenize every item of ``emb_dir`` (an ``audiograph export`` directory) into a
+    Semantic ID and write ``out_dir`` (layout in the module docstring).
+
+    Args:
+        levels: residual codebooks (>= 1); an ID has ``levels + 1`` codes.
+        codebook_size: codes per level, ``2 <= codebook_size <= N``.
+        iters: Lloyd iterations per level.
+        seed: seeds the training sample and k-means++ (same seed → same IDs).
+        device: ``cpu`` or ``cuda[:i]``.
+        quiet: no progress bar and no summary line (stderr).
+        sample_per_code: fit each level on ``sample_per_code · codebook_size`` rows
+            (``None``: all rows); every row is encoded.
+
+    Returns:
+        the manifest.
+    """
+    t0 = time.perf_counter()
+    emb_dir = Path(emb_dir)
+    if levels < 1:
+        raise ContractError(f"levels must be >= 1, got {levels}")
+    if codebook_size < 2:
+        raise ContractError(f"codebook size must be >= 2, got {codebook_size}")
+    if iters < 0:
+        raise ContractError(f"iters must be >= 0, got {iters}")
+    if sample_per_code is not None and sample_per_code < 1:
+        raise ContractError(f"sample per code must be >= 1, got {sample_per_code}")
+    ids, vectors = _read(emb_dir)
+    n, dim = vectors.shape
+    if codebook_size > n:
+        raise ContractError(
+            f"{emb_dir}: codebook size {codebook_size} is larger than the number of items"
+            f" ({n}); choose a codebook size <= {n}"
+        )
+    t_fit = time.perf_counter()
+    books = fit_rq(
+        vectors, levels, codebook_size, iters, seed, device, sample_per_code, progress=not quiet
+    )
+    fit_s = time.perf_counter() - t_fit
+    raw = encode_rq(vectors, books)
+    codes = disambiguate(raw)
+    stats = {
+        **code_stats(raw, codebook_size),
+        **reconstruction_mse(vectors, raw, books),
+    }
+    code_lists = pl.Series("codes", codes.numpy(), dtype=pl.List(pl.Int64))
+    out = (
+        ids.select("item_id", "item_type")
+        .with_columns(code_lists)
+        .with_columns(sid=pl.col("codes").cast(pl.List(pl.String)).list.join("-"))
+    )
+    manifest = {
+        "kind": "semantic-ids", "format_version": 1, "method": "rq-kmeans",
+        "levels": levels, "codebook_size": codebook_size, "dim": int(dim), "count": n,
+        "id_length": levels + 1, "iters": iters, "seed": seed, "device": str(device),
+        "sample_per_code": sample_per_code, "stats": stats,
+        "emb_dir": str(emb_dir.absolute()), "fit_seconds": round(fit_s, 3),
+    }  # fmt: skip
+    with atomic_dir(out_dir) as tmp:
+        out.write_parquet(tmp / CODES)
+        np.save(tmp / CODEBOOKS, torch.stack([b.cpu() for b in books]).numpy())
+        manifest["seconds"] = round(time.perf_counter() - t0, 3)
+        write_json(tmp / MANIFEST, manifest)
+    if not quiet:
+        print(
+            f"[semantic-ids] {n:,} items → {levels}×{codebook_size} codes + 1:"
+            f" unique before disambiguation {stats['unique_fraction']:.1%},"
+            f" max extra code {stats['max_extra_code']},"
+            f" relative error {stats['relative_error']:.3f}  {manifest['seconds']:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return manifest
+
+
+def load_semantic_ids(sid_dir: str | Path) -> tuple[pl.DataFrame, np.ndarray, dict[str, Any]]:
+    """``(codes, codebooks, manifest)`` of a directory written by :func:`semantic_ids`:
+    ``codes`` = ``item_id, item_type, codes, sid``; ``codebooks`` float32
+    ``[levels, codebook_size, dim]``."""
+    sid_dir = Path(sid_dir)
+    f = sid_dir / MANIFEST
+    manifest = json.loads(f.read_text()) if f.exists() else {}
+    if manifest.get("kind") != "semantic-ids":
+        raise ContractError(
+            f"{sid_dir}: not a Semantic IDs directory (create one with 'audiograph semantic-ids')"
+        )
+    return pl.read_parquet(sid_dir / CODES), np.load(sid_dir / CODEBOOKS), manifest
+
+
+def _read(emb_dir: Path) -> tuple[pl.DataFrame, np.ndarray]:
+    """``(ids sorted by row, float32 [N, d])`` of an embeddings dir, validated."""
+    try:
+        ids, vectors = load_embeddings(emb_dir)
+    except FileNotFoundError as exc:
+        raise ContractError(
+            f"{emb_dir}: incomplete embeddings directory ({Path(exc.filename).name} missing)"
+        ) from None
+    name = f"{emb_dir / 'embeddings.npy'}"
+    if vectors.ndim != 2 or vectors.shape[0] == 0 or vectors.shape[1] == 0:
+        raise ContractError(f"{name}: expected a non-empty [N, dim] matrix, got {vectors.shape}")
+    if not {"item_id", "item_type", "row"} <= set(ids.columns):
+        raise ContractError(f"{emb_dir / 'ids.parquet'}: needs columns item_id, item_type, row")
+    ids = ids.sort("row")
+    if ids.height != len(vectors) or not np.array_equal(
+        ids["row"].to_numpy(), np.arange(len(vectors))
+    ):
+        raise ContractError(
+            f"{emb_dir / 'ids.parquet'}: rows must be 0..{len(vectors) - 1}, one per row of"
+            f" embeddings.npy ({ids.height} ids for {len(vectors)} vectors)"
+        )
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        bad = int(np.flatnonzero(~np.isfinite(vectors).all(1))[0])
+        raise ContractError(
+            f"{name}: non-finite values (row {bad}: item_id={ids['item_id'][bad]!r})"
+        )
+    return ids, vectors
