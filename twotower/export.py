@@ -84,7 +84,7 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, device: st
         want = (spec.text_dim, spec.hgnn_dim)
         raise ContractError(f"{run_dir}: text/HGNN dims {got} differ from the run's {want}"
                             " (another encoder or EMB_DIR?)")  # fmt: skip
-    cat, dense = item_inputs(ds.items, spec, text, hgnn)
+    cat, dense = item_inputs(ds.items, spec, text, hgnn, ds.interactions)
     vecs = [model.item(cat[i : i + CHUNK].to(device), dense[i : i + CHUNK].to(device))
             for i in range(0, len(cat), CHUNK)]  # fmt: skip
     return Run(model, cfg, spec, ds, hgnn if hgnn is not None else text, torch.cat(vecs))

@@ -8,9 +8,10 @@ two-tower baseline) plus ``log1p(count)``. A user without history gets zero mean
 counts, so a cold user still has a vector from its features.
 
 Item tower input: item-type embedding, embeddings of the catalog's categorical metadata
-(string columns with <= ``MAX_VOCAB`` distinct values), the text vector and (with HGNN) the
-HGNN vector. Both towers are MLPs (ReLU between layers) with L2-normalized outputs; the
-score is ``u . v / temperature``.
+(string columns with <= ``MAX_VOCAB`` distinct values), the item's training popularity
+(``log1p`` of its distinct users), the text vector and (with HGNN) the HGNN vector. Both
+towers are MLPs (ReLU between layers) with L2-normalized outputs; the score is
+``u . v / temperature``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class InputSpec:
 
     @property
     def item_dense_dim(self) -> int:
-        return self.text_dim + self.hgnn_dim
+        return 1 + self.text_dim + self.hgnn_dim  # popularity, text, HGNN
 
 
 def _vocab(s: pl.Series) -> list[str] | None:
@@ -100,16 +101,26 @@ def _codes(s: pl.Series, vocab: list[str]) -> np.ndarray:
 
 
 def item_inputs(
-    items: pl.DataFrame, spec: InputSpec, text: np.ndarray, hgnn: np.ndarray | None
+    items: pl.DataFrame,
+    spec: InputSpec,
+    text: np.ndarray,
+    hgnn: np.ndarray | None,
+    interactions: pl.DataFrame | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(cat int64 [I, 1 + C], dense float32 [I, text_dim + hgnn_dim])`` for ``items``
-    (``text``/``hgnn`` are row-aligned with ``items``)."""
+    """``(cat int64 [I, 1 + C], dense float32 [I, 1 + text_dim + hgnn_dim])`` for ``items``
+    (``text``/``hgnn`` are row-aligned with ``items``); the first dense column is the
+    item's popularity ``log1p(distinct users in interactions)`` (0 without interactions)."""
     cols = [_codes(items["item_type"], spec.item_types)]
     cols += [
         _codes(items[c], v) if c in items.columns else np.zeros(items.height, np.int64)
         for c, v in spec.item_categorical.items()
     ]
-    dense = [text] + ([hgnn] if spec.hgnn_dim else [])
+    pop = np.zeros((items.height, 1), np.float32)
+    if interactions is not None:
+        counts = interactions.group_by("item_id").agg(n=pl.col("user_id").n_unique())
+        n = items.select("item_id").join(counts, on="item_id", how="left", maintain_order="left")
+        pop[:, 0] = np.log1p(n["n"].fill_null(0).to_numpy().astype(np.float32))
+    dense = [pop, text] + ([hgnn] if spec.hgnn_dim else [])
     return (
         torch.from_numpy(np.stack(cols, axis=1)),
         torch.from_numpy(np.concatenate(dense, axis=1).astype(np.float32)),

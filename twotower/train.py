@@ -234,7 +234,7 @@ def prepare(
         (items["item_type"] == cfg.target_type).to_numpy()).to(dev)  # fmt: skip
     return Prepared(
         spec,
-        tuple(t.to(dev) for t in item_inputs(items, spec, text, hgnn)),
+        tuple(t.to(dev) for t in item_inputs(items, spec, text, hgnn, ds.interactions)),
         (vcat.to(dev), vdense.to(dev)),
         pairs(labels.filter(in_val)),
         pairs(history.filter(in_val)),

@@ -68,7 +68,7 @@ def test_inputs_and_forward_shapes(env):
     ucat, udense = user_inputs(users, ds.users, ds.interactions, ds.items, hgnn, spec, True)
     icat, idense = item_inputs(ds.items, spec, text, hgnn)
     assert ucat.shape == (300, 1) and udense.shape == (300, 1 + len(spec.history_keys) * 7)
-    assert icat.shape == (ds.items.height, 1) and idense.shape == (ds.items.height, 14)
+    assert icat.shape == (ds.items.height, 1) and idense.shape == (ds.items.height, 15)
     assert abs(float(udense[:, 0].mean())) < 1e-4  # age standardized
     model = TwoTower(spec, [32, 16, 8], cat_dim=4)
     u, v = model.user(ucat, udense), model.item(icat, idense)
