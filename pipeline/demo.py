@@ -50,7 +50,8 @@ def run_demo(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) 
     train_hgnn(graph_dir, out / "hgnn", HGNNConfig(epochs=hgnn_epochs, seed=seed), quiet=True)
     emb = export_embeddings(out / "hgnn", out / "emb", catalog=train_dir)
     print(f"[demo] HGNN: {hgnn_epochs} epochs, {emb['count']:,} item embeddings -> {out / 'emb'}")
-    cfg = TwoTowerConfig(target_type="audiobook", batch_size=256, patience=5, seed=seed)
+    # as in benchmarks/quality.py: trained on every type's positives, evaluated on audiobooks
+    cfg = TwoTowerConfig(batch_size=1024, patience=5, seed=seed)
     tt = train_twotower(train_dir, out / "emb", out / "2t-hgnn", cfg, quiet=True)
     print(f"[demo] 2T-HGNN: best validation recall@10 {tt['best_val_recall@10']:.4f} "
           f"(epoch {tt['best_epoch']}) -> {out / '2t-hgnn'}")  # fmt: skip

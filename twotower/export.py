@@ -34,7 +34,7 @@ from graphs.atomic import MANIFEST, atomic_dir, write_json
 from graphs.contract import Dataset, read_dataset
 from graphs.errors import ContractError
 from twotower.model import InputSpec, TwoTower, item_inputs, top_k, user_inputs
-from twotower.train import TwoTowerConfig, catalog_vectors
+from twotower.train import TwoTowerConfig, catalog_vectors, history_vectors
 
 CHUNK = 65536
 
@@ -87,7 +87,7 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, device: st
     cat, dense = item_inputs(ds.items, spec, text, hgnn, ds.interactions)
     vecs = [model.item(cat[i : i + CHUNK].to(device), dense[i : i + CHUNK].to(device))
             for i in range(0, len(cat), CHUNK)]  # fmt: skip
-    return Run(model, cfg, spec, ds, hgnn if hgnn is not None else text, torch.cat(vecs))
+    return Run(model, cfg, spec, ds, history_vectors(text, hgnn), torch.cat(vecs))
 
 
 @torch.inference_mode()

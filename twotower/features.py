@@ -82,7 +82,7 @@ def history_means(
             if weighted
             else np.ones(part.height, np.float32)
         )
-        rows = torch.from_numpy(part["row"].to_numpy())
+        rows = torch.from_numpy(part["row"].to_numpy().copy())
         total = torch.zeros(len(users), vec.shape[1]).index_add_(
             0, u, vec.index_select(0, rows) * w[:, None]
         )

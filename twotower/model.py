@@ -3,9 +3,9 @@
 User tower input (one row per user): embeddings of the categorical columns of
 ``users.parquet`` (index 0 = unknown/missing), its numeric columns standardized with the
 training mean/std, and for every ``"item_type/signal"`` key the weight-aware mean of the
-vectors of the items the user interacted with (HGNN vectors, or text vectors for the plain
-two-tower baseline) plus ``log1p(count)``. A user without history gets zero means and
-counts, so a cold user still has a vector from its features.
+vectors of the items the user interacted with (text and HGNN vectors concatenated, or text
+vectors alone for the plain two-tower baseline) plus ``log1p(count)``. A user without
+history gets zero means and counts, so a cold user still has a vector from its features.
 
 Item tower input: item-type embedding, embeddings of the catalog's categorical metadata
 (string columns with <= ``MAX_VOCAB`` distinct values), the item's training popularity

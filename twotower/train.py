@@ -104,6 +104,12 @@ def catalog_vectors(
     return text, hgnn
 
 
+def history_vectors(text: np.ndarray, hgnn: np.ndarray | None) -> np.ndarray:
+    """The vectors user histories are averaged over: ``[text | HGNN]`` ``[I, 384 + 128]``
+    with HGNN inputs (2T-HGNN is the plain two-tower plus HGNN inputs), else the text."""
+    return text if hgnn is None else np.concatenate([text, hgnn], axis=1)
+
+
 def split_history_labels(
     interactions: pl.DataFrame,
     items: pl.DataFrame,
@@ -151,8 +157,8 @@ def split_history_labels(
 def _index(ids: pl.Series, keys: pl.Series) -> torch.Tensor:
     """Position in ``keys`` of each of ``ids`` (all present) as int64 ``[len(ids)]``."""
     lookup = pl.DataFrame({"k": keys, "i": np.arange(keys.len(), dtype=np.int64)})
-    return torch.from_numpy(pl.DataFrame({"k": ids}).join(lookup, on="k", maintain_order="left")
-                            ["i"].to_numpy())  # fmt: skip
+    joined = pl.DataFrame({"k": ids}).join(lookup, on="k", maintain_order="left")
+    return torch.from_numpy(joined["i"].to_numpy().copy())
 
 
 @dataclass
@@ -211,7 +217,7 @@ def prepare(
     history, labels = split_history_labels(
         ds.interactions, items, cfg.label_fraction, cfg.seed, cfg.target_type
     )
-    hist_vectors = hgnn if hgnn is not None else text
+    hist_vectors = history_vectors(text, hgnn)
     if spec is None:
         spec = build_spec(items, ds.interactions, ds.users, hist_vectors.shape[1],
                           text.shape[1], 0 if hgnn is None else hgnn.shape[1])  # fmt: skip

@@ -120,7 +120,7 @@ def test_training_lowers_the_loss_and_writes_the_run(env):
     assert all(0.0 <= r["val_recall@10"] <= 1.0 for r in rows)
     config = json.loads((env["run"] / "config.json").read_text())
     assert config["kind"] == "twotower-run" and config["spec"]["hgnn_dim"] == 24
-    assert config["spec"]["history_dim"] == 24 and config["train"]["use_hgnn"] is True
+    assert config["spec"]["history_dim"] == 384 + 24 and config["train"]["use_hgnn"] is True
     ckpt = torch.load(env["run"] / "checkpoint.pt", weights_only=True)
     assert int(ckpt["epoch"]) == 4 and set(ckpt) >= {"model", "optimizer", "best", "bad_epochs"}
     with pytest.raises(ContractError, match="already holds a run"):
