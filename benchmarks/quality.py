@@ -159,8 +159,7 @@ def _without_signal(
     train_twotower(out, work / "emb", run_dir, replace(cfg), quiet=quiet)
     users, u, items, i = user_item_vectors(run_dir)
     test = read_dataset(test_dir).interactions
-    r = evaluate_vectors(u.numpy(), i.numpy(), users, items, kept, test, target)
-    return {k: r.get(k) for k in (*KEYS, "users")} | _breakdown(r)
+    return evaluate_vectors(u.numpy(), i.numpy(), users, items, kept, test, target)
 
 
 def table(out: dict[str, Any]) -> str:
