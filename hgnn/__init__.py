@@ -1,4 +1,4 @@
-"""Stage 3: heterogeneous GraphSAGE trained by link prediction (work in progress)."""
+"""Stage 3: heterogeneous GraphSAGE trained by link prediction, and its embedding export."""
 
 from hgnn.loss import in_batch_softmax_loss, max_margin_loss
 from hgnn.model import HeteroSAGE, MaxPoolRelation
