@@ -42,7 +42,7 @@ from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_t
 from graphs.progress import step
 from graphs.store import load_graph, load_node_ids, read_manifest
 from hgnn.model import EdgeType, HeteroSAGE, MaxPoolRelation
-from hgnn.segment_max import segment_max
+from hgnn.segment_max import BlockedCSC, block_rows, segment_max
 from samplers.adjacency import Adjacency
 
 STAGE = "export"
@@ -148,10 +148,13 @@ def full_graph_embeddings(
 
     Layer ``i`` is computed for all nodes before layer ``i + 1``, one relation at a time:
     for the paper's max-pool relation, ``relu(W_r h_u + b_r)`` is computed once per source
-    node (``[n_src, hidden]``), then destinations are processed in chunks of ``chunk_size``
-    with all their in-neighbours (CSC per edge type). Memory is O(one relation table +
-    chunk in-edges x hidden) besides the ``[N, hidden]`` states (kept on CPU; each chunk
-    runs on ``device``, where the model is moved). ``symmetric=True`` promises that every
+    node (``[n_src, hidden]``) and, on CPU, max-reduced over each destination's
+    in-neighbours with the edges in cache-blocked source order (:class:`BlockedCSC`, built
+    once per relation); on other devices and for other convs destinations are processed
+    in chunks of ``chunk_size`` with all their in-neighbours (CSC per edge type). Memory is
+    O(one relation table + the blocked edge lists, or chunk in-edges x hidden) besides the
+    ``[N, hidden]`` states (kept on CPU; each chunk runs on ``device``, where the model is
+    moved). ``symmetric=True`` promises that every
     edge type's reverse holds the transposed edges (true for graphs from ``build-graph``).
     """
     if chunk_size < 1:
@@ -170,6 +173,7 @@ def full_graph_embeddings(
     adj = {
         et: _adjacency(data, et, symmetric) for et in data.edge_types if et[0] in h and et[2] in h
     }
+    blocked: dict[EdgeType, BlockedCSC] = {}
     for i, hetero in enumerate(model.convs):
         msgs: dict[str, list[torch.Tensor]] = {t: [] for t in h}
         for et, conv in hetero.convs.items():
@@ -183,6 +187,12 @@ def full_graph_embeddings(
                      for lo, hi in _chunks(h[s].shape[0], chunk_size)]
                     or [torch.zeros(0, conv.lin.out_features)]
                 )  # fmt: skip
+            if table is not None and torch.device(device).type == "cpu":
+                if et not in blocked:  # cache-blocked edge order, built once for all layers
+                    a = adj[et]
+                    blocked[et] = BlockedCSC(a.colptr, a.row, a.num_src, block_rows(table.shape[1]))
+                msgs[d].append(blocked[et].max(table))
+                continue
             out = torch.empty(h[d].shape[0], _out_dim(model, i, d))
             for lo, hi in _chunks(h[d].shape[0], chunk_size):
                 h_dst = h[d][lo:hi].to(device)

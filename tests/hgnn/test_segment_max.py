@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hgnn.segment_max import segment_max
+from hgnn.segment_max import BlockedCSC, segment_max
 
 
 def test_numba_kernel_equals_segment_reduce():
@@ -22,3 +22,18 @@ def test_numba_kernel_equals_segment_reduce():
         assert torch.equal(got, ref)
     assert torch.equal(segment_max(table, colptr, row, 0, 5), torch.zeros(5, 8))
     assert segment_max(table, colptr, row, 40, 40).shape == (0, 8)
+
+
+def test_blocked_kernel_equals_the_plain_one():
+    g = torch.Generator().manual_seed(1)
+    n_src, n_dst = 97, 130
+    deg = torch.randint(0, 9, (n_dst,), generator=g)
+    deg[::7] = 0
+    colptr = torch.cat([torch.zeros(1, dtype=torch.long), deg.cumsum(0)])
+    row = torch.randint(0, n_src, (int(colptr[-1]),), generator=g)
+    table = torch.relu(torch.randn(n_src, 6, generator=g))
+    ref = segment_max(table, colptr, row, 0, n_dst)
+    for block in (1, 5, 16, 97, 1000):  # blocks of 1 row .. one block for everything
+        assert torch.equal(BlockedCSC(colptr, row, n_src, block).max(table), ref), block
+    empty = BlockedCSC(torch.zeros(4, dtype=torch.long), torch.zeros(0, dtype=torch.long), 5, 2)
+    assert torch.equal(empty.max(table[:5]), torch.zeros(3, 6))
