@@ -16,7 +16,7 @@ Graph nodes get deterministic layer-wise full-graph inference (every neighbour, 
 Catalog items not in the graph are embedded inductively from their text alone: exactly what
 the model computes for a node with that text and no neighbours. From 100k rows on, a faiss
 IVF index (``index.faiss``, see :mod:`graphs.ann`) is written too and
-:func:`nearest_neighbors` uses it; smaller exports are searched exactly (torch top-k).
+:func:`hgnn.neighbors.nearest_neighbors` uses it; smaller exports are searched exactly.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from safetensors.torch import load_file
 from torch import nn
 from torch_geometric.data import HeteroData
 
-from graphs.ann import build_index, search
+from graphs.ann import build_index
 from graphs.atomic import MANIFEST, atomic_dir, write_json
-from graphs.contract import has_items, read_items
+from graphs.contract import read_items
 from graphs.errors import ContractError, contract_error
 from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
 from graphs.progress import step
@@ -365,49 +365,3 @@ def export_embeddings(
         manifest["seconds"] = round(time.perf_counter() - t0, 3)
         write_json(tmp / MANIFEST, manifest)
     return manifest
-
-
-def _titles(sources: list[str | Path | None]) -> pl.DataFrame | None:
-    """``item_id, title`` from the first dataset dirs (of ``sources``) that have items."""
-    frames = []
-    for src in sources:
-        if src is not None and has_items(src):
-            frames.append(read_items(src).select("item_id", "title"))
-    return (
-        pl.concat(frames).unique("item_id", keep="first", maintain_order=True) if frames else None
-    )
-
-
-def nearest_neighbors(
-    emb_dir: str | Path, item_id: str, k: int = 10, catalog: str | Path | None = None
-) -> pl.DataFrame:
-    """Cosine top-``k`` of ``item_id`` (itself excluded; exact, or through the export's IVF
-    index) → ``item_id, item_type, score`` (+ ``title`` from ``catalog``, else from the
-    export's catalog/dataset when found), sorted by score, descending."""
-    emb_dir = Path(emb_dir)
-    f = emb_dir / MANIFEST
-    manifest = json.loads(f.read_text()) if f.exists() else {}
-    if manifest.get("kind") != "embeddings" or not (emb_dir / NPY).exists():
-        raise ContractError(f"{emb_dir}: not an embeddings directory (create one with export)")
-    if k < 1:
-        raise ContractError(f"k must be >= 1, got {k}")
-    ids = pl.read_parquet(emb_dir / IDS)
-    hit = ids.filter(pl.col("item_id") == item_id)
-    if not hit.height:
-        raise ContractError(f"{emb_dir}: item_id {item_id!r} not in embeddings")
-    row = int(hit["row"][0])
-    mm = np.load(emb_dir / NPY, mmap_mode="r")
-    scores, rows = search(mm, np.array(mm[row : row + 1]), k + 1, emb_dir, manifest.get("ann"))
-    keep = (rows[0] != row) & (rows[0] >= 0)
-    top_s, top_r = scores[0][keep][:k], rows[0][keep][:k]
-    out = ids[top_r.tolist()].with_columns(score=pl.Series(top_s, dtype=pl.Float32))
-    out = out.sort(["score", "row"], descending=[True, False]).select(
-        "item_id", "item_type", "score"
-    )
-    sources = (
-        [catalog] if catalog is not None else [manifest.get("catalog"), manifest.get("dataset")]
-    )
-    titles = _titles(sources)
-    if titles is not None:
-        out = out.join(titles, on="item_id", how="left", maintain_order="left")
-    return out

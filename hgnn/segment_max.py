@@ -4,10 +4,10 @@
 aggregation once ``table = relu(W_r h + b_r)`` is computed per source node (``relu >= 0``,
 so 0 is the value for no neighbours, as in PyG's max aggregation).
 
-On CPU a numba kernel (parallel over destinations) reads each neighbour row once and keeps
-the running max in the output row: memory traffic is ``E x dim`` reads, with no
-``[E, dim]`` temporary. On CUDA (or for any other device) the fallback is
-``index_select`` + ``torch.segment_reduce``.
+On CPU, :class:`BlockedCSC` reorders a relation's edges once by source block (a block of
+``table`` rows fits in cache) and a numba kernel max-reduces one block at a time, with no
+``[E, dim]`` temporary. On CUDA (or any other device), :func:`segment_max` runs
+``index_select`` + ``torch.segment_reduce`` on a range of destinations.
 """
 
 from __future__ import annotations
@@ -15,18 +15,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _csc_max(table: np.ndarray, colptr: np.ndarray, row: np.ndarray, out: np.ndarray) -> None:
-    base = colptr[0]
-    for v in numba.prange(out.shape[0]):
-        acc = out[v]
-        acc[:] = 0.0
-        for e in range(colptr[v] - base, colptr[v + 1] - base):
-            r = table[row[e]]
-            for j in range(acc.shape[0]):
-                acc[j] = max(acc[j], r[j])
 
 
 def segment_max(
@@ -45,15 +33,6 @@ def segment_max(
     a, b = int(colptr[lo]), int(colptr[hi])
     if a == b:  # no edges at all (segment_reduce rejects empty input)
         return torch.zeros(hi - lo, table.shape[1], device=table.device)
-    if table.device.type == "cpu" and table.dtype == torch.float32:
-        out = torch.empty(hi - lo, table.shape[1])
-        _csc_max(
-            table.contiguous().numpy(),
-            colptr[lo : hi + 1].numpy(),
-            row[a:b].numpy(),
-            out.numpy(),
-        )
-        return out
     deg = (colptr[lo + 1 : hi + 1] - colptr[lo:hi]).to(table.device)
     rows = table.index_select(0, row[a:b].to(table.device))
     return torch.segment_reduce(rows, "max", lengths=deg, initial=0.0)
@@ -122,8 +101,8 @@ def _blocked_max(
 class BlockedCSC:
     """The edges of a CSC adjacency reordered by source block (built once, reused by every
     layer): :meth:`max` then reads one cache-sized block of ``table`` rows at a time
-    instead of a random row per edge — about 3x faster than :func:`segment_max` on large
-    graphs, with the same result."""
+    instead of a random row per edge (3x faster than a plain per-destination numba loop on
+    the 1M-item graph's largest relation), with the same result as :func:`segment_max`."""
 
     def __init__(self, colptr: torch.Tensor, row: torch.Tensor, num_src: int, block: int):
         self.num_dst, self.block = colptr.numel() - 1, block

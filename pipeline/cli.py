@@ -236,7 +236,7 @@ def neighbors(
     catalog: Annotated[Path | None, typer.Option(help="Dataset dir for titles.")] = None,
 ) -> None:
     """Print the nearest items (exact cosine) with titles."""
-    from hgnn.export import nearest_neighbors
+    from hgnn.neighbors import nearest_neighbors
 
     df = nearest_neighbors(emb_dir, item_id, k=k, catalog=catalog)
     for row in df.iter_rows(named=True):

@@ -21,8 +21,8 @@ from hgnn.export import (
     full_graph_embeddings,
     isolated_embeddings,
     load_model,
-    nearest_neighbors,
 )
+from hgnn.neighbors import nearest_neighbors
 
 HIDDEN = 16
 
