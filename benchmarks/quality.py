@@ -32,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,7 @@ def _without_signal(
     kept = ds.interactions.filter(pl.col("signal") != signal)
     write_dataset(out, ds.items, kept, ds.users, ds.queries)
     run_dir = work / f"2t-hgnn-no-{signal}"
-    train_twotower(out, work / "emb", run_dir, replace(cfg), quiet=quiet)
+    train_twotower(out, work / "emb", run_dir, cfg, quiet=quiet)
     users, u, items, i = user_item_vectors(run_dir)
     test = read_dataset(test_dir).interactions
     return evaluate_vectors(u.numpy(), i.numpy(), users, items, kept, test, target)

@@ -22,7 +22,7 @@ import polars as pl
 import torch
 from torch_geometric.nn import LightGCN
 
-from twotower.features import history_means
+from twotower.features import align_embeddings, history_means
 
 
 def popularity(
@@ -78,20 +78,6 @@ def hgnn_knn(
             stacklevel=2,
         )
     return _history_knn(train, users, items, vecs, weighted)
-
-
-def align_embeddings(
-    items: pl.DataFrame, emb_ids: pl.DataFrame, emb_mat: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """``(vecs [I, d], missing)``: row ``i`` = the embedding of ``items[i]`` (zeros and
-    counted in ``missing`` when ``emb_ids`` has no such ``item_id``)."""
-    rows = items.select("item_id").join(
-        emb_ids.select("item_id", "row"), on="item_id", how="left", maintain_order="left"
-    )["row"]
-    vecs = np.zeros((items.height, emb_mat.shape[1]), np.float32)
-    have = rows.is_not_null().to_numpy()
-    vecs[have] = emb_mat[rows.drop_nulls().to_numpy()]
-    return vecs, int((~have).sum())
 
 
 def _history_knn(

@@ -2,6 +2,7 @@
 
 * :func:`load_embeddings` — an ``EMB_DIR`` written by ``audiograph export``
   (``ids.parquet`` + ``embeddings.npy``), as ``(ids, matrix)``.
+* :func:`align_embeddings` — those vectors row-aligned with a catalog (zeros when missing).
 * :func:`text_vectors` — the text encoder's vector of each catalog item (cached on disk).
 * :func:`history_means` — per user, the weight-aware mean of item vectors of what the user
   interacted with, one block per ``(item_type, signal)``, plus counts: the user tower's
@@ -33,6 +34,20 @@ def load_embeddings(emb_dir: str | Path) -> tuple[pl.DataFrame, np.ndarray]:
         )
     ids = pl.read_parquet(emb_dir / "ids.parquet")
     return ids, np.load(emb_dir / "embeddings.npy")
+
+
+def align_embeddings(
+    items: pl.DataFrame, emb_ids: pl.DataFrame, emb_mat: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """``(vecs [I, d], missing)``: row ``i`` = the embedding of ``items[i]`` (zeros and
+    counted in ``missing`` when ``emb_ids`` has no such ``item_id``)."""
+    rows = items.select("item_id").join(
+        emb_ids.select("item_id", "row"), on="item_id", how="left", maintain_order="left"
+    )["row"]
+    vecs = np.zeros((items.height, emb_mat.shape[1]), np.float32)
+    have = rows.is_not_null().to_numpy()
+    vecs[have] = emb_mat[rows.drop_nulls().to_numpy()]
+    return vecs, int((~have).sum())
 
 
 def text_vectors(

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from graphs.contract import Dataset, read_dataset
 from graphs.errors import ContractError
 from graphs.featurize import DEFAULT_CACHE
-from twotower.features import load_embeddings, text_vectors
+from twotower.features import align_embeddings, load_embeddings, text_vectors
 from twotower.model import (
     InputSpec,
     TwoTower,
@@ -93,14 +93,12 @@ def catalog_vectors(
     if emb_dir is None:
         raise ContractError("use_hgnn needs an embeddings directory (audiograph export)")
     ids, mat = load_embeddings(emb_dir)
-    hit = items.select("item_id").with_row_index("_i").join(ids, on="item_id")
-    if hit.height == 0:
+    hgnn, missing = align_embeddings(items, ids, mat)
+    if missing == items.height:
         raise ContractError(
             f"{emb_dir}: none of the catalog's item_ids is in ids.parquet"
             f" (example item_id={items['item_id'][0]!r})"
         )
-    hgnn = np.zeros((items.height, mat.shape[1]), np.float32)
-    hgnn[hit["_i"].to_numpy()] = mat[hit["row"].to_numpy()]
     return text, hgnn
 
 

@@ -136,9 +136,12 @@ def test_resampled_label_splits_differ_per_epoch_and_repeat_per_seed(env):
     again = d.epoch_pairs(1)[1]
     assert torch.equal(pairs1[0], again[0]) and torch.equal(pairs1[1], again[1])
     assert not torch.equal(pairs0[1], pairs1[1])
-    # validation users never train
-    val = set(d.val_labels[0].tolist())
-    assert len(val) > 0 and dense0.shape[1] == dense1.shape[1]
+    # validation users never train: none of them is among the epoch's label users
+    assert len(d.val_user[0]) > 0 and dense0.shape[1] == dense1.shape[1]
+    trained = set(d.train_inter["user_id"].to_list())
+    all_users = set(ds.interactions["user_id"].to_list())
+    assert len(all_users - trained) >= len(d.val_user[0])
+    assert dense0.shape[0] <= len(trained)
 
 
 def test_resume_equals_uninterrupted(env, tmp_path):
