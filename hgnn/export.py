@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -67,8 +67,11 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[HeteroSAGE, di
     m = config["model"]
     keys = ("node_types", "num_nodes", "feature_dim", "hidden", "num_layers", "conv")
     ets = [tuple(et) for et in m["edge_types"]]
-    model = HeteroSAGE(edge_types=ets, **{k: m[k] for k in keys if k in m})
-    model.load_state_dict(load_file(str(run_dir / WEIGHTS)))
+    with torch.device("meta"):  # no random init of (possibly 1M-row) tables to overwrite
+        model = HeteroSAGE(edge_types=ets, **{k: m[k] for k in keys if k in m})
+    model.load_state_dict(load_file(str(run_dir / WEIGHTS)), assign=True)
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        raise ContractError(f"{run_dir / WEIGHTS}: weights do not cover the model")
     return model.to(device).eval(), config
 
 
@@ -106,7 +109,7 @@ def _relation_chunk(
     conv: nn.Module,
     table: torch.Tensor | None,
     h_src: torch.Tensor,
-    adj: Adjacency,
+    adj: _Csc,
     lo: int,
     hi: int,
     h_dst: torch.Tensor,
@@ -124,15 +127,36 @@ def _relation_chunk(
     return _messages(conv, h_src, src, dst_local, h_dst)
 
 
-def _adjacency(data: HeteroData, et: EdgeType, symmetric: bool) -> Adjacency:
+class _Csc(NamedTuple):
+    """In-edges of one edge type: ``colptr`` ``[n_dst + 1]``, ``row`` ``[E]`` source ids."""
+
+    colptr: torch.Tensor
+    row: torch.Tensor
+    num_src: int
+
+
+def _csc(data: HeteroData, et: EdgeType, symmetric: bool) -> _Csc:
     """CSC of ``et``. With ``symmetric`` (co-interaction graphs store both directions,
-    each sorted by (src, dst)), the reverse type's edges, flipped, are already in CSC order
-    and no sort is needed."""
+    each sorted by (src, dst)), the reverse type's edges are already grouped by ``et``'s
+    destination: its two rows are used as they are (checked, no copy, no sort)."""
+    n_src, n_dst = data[et[0]].num_nodes, data[et[2]].num_nodes
     rev = (et[2], et[1], et[0])
-    ei = data[rev].edge_index.flip(0) if symmetric and rev in data.edge_types else None
-    return Adjacency.from_edge_index(
-        data[et].edge_index if ei is None else ei, data[et[0]].num_nodes, data[et[2]].num_nodes
-    )
+    if symmetric and rev in data.edge_types:
+        dst, src = data[rev].edge_index
+        if dst.numel() < 2 or bool((dst[1:] >= dst[:-1]).all()):
+            colptr = torch.zeros(n_dst + 1, dtype=torch.long)
+            colptr[1:] = torch.bincount(dst, minlength=n_dst).cumsum(0)
+            return _Csc(colptr, src, n_src)
+    a = Adjacency.from_edge_index(data[et].edge_index, n_src, n_dst)
+    return _Csc(a.colptr, a.row, n_src)
+
+
+def _relu_table(lin: nn.Linear, h_src: torch.Tensor, chunk_size: int, device: str) -> torch.Tensor:
+    """``relu(W_r h_u + b_r)`` for every source node: ``[n_src, out]`` float32 on CPU."""
+    table = torch.empty(h_src.shape[0], lin.out_features)
+    for lo, hi in _chunks(h_src.shape[0], chunk_size):
+        table[lo:hi] = F.relu_(lin(h_src[lo:hi].to(device)))
+    return table
 
 
 @torch.inference_mode()
@@ -146,20 +170,22 @@ def full_graph_embeddings(
     """Layer-wise full-graph inference: ``{type: [n_type, hidden]}`` float32 on CPU,
     L2-normalized; equal to ``model(h0, all edge_index)`` on the whole graph.
 
-    Layer ``i`` is computed for all nodes before layer ``i + 1``, one relation at a time:
-    for the paper's max-pool relation, ``relu(W_r h_u + b_r)`` is computed once per source
-    node (``[n_src, hidden]``) and, on CPU, max-reduced over each destination's
-    in-neighbours with the edges in cache-blocked source order (:class:`BlockedCSC`, built
-    once per relation); on other devices and for other convs destinations are processed
-    in chunks of ``chunk_size`` with all their in-neighbours (CSC per edge type). Memory is
-    O(one relation table + the blocked edge lists, or chunk in-edges x hidden) besides the
+    Layer ``i`` is computed for all nodes before layer ``i + 1``, one relation at a time,
+    and the relation outputs are summed into one buffer per destination type. For the
+    paper's max-pool relation, ``relu(W_r h_u + b_r)`` is computed once per source node
+    (``[n_src, hidden]``) and, on CPU, max-reduced over each destination's in-neighbours
+    with the edges in cache-blocked order (:class:`BlockedCSC`, built once per relation);
+    on other devices and for other convs destinations are processed in chunks of
+    ``chunk_size`` with all their in-neighbours (CSC per edge type). Memory is O(one
+    relation table + the blocked edge lists, or chunk in-edges x hidden) besides the
     ``[N, hidden]`` states (kept on CPU; each chunk runs on ``device``, where the model is
-    moved). ``symmetric=True`` promises that every
-    edge type's reverse holds the transposed edges (true for graphs from ``build-graph``).
+    moved). ``symmetric=True`` promises that every edge type's reverse holds the
+    transposed edges (true for graphs from ``build-graph``).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     model = model.to(device).eval()
+    on_cpu = torch.device(device).type == "cpu"
     h: dict[str, torch.Tensor] = {}
     for t in model.node_types:
         n, x, has_text = data[t].num_nodes, data[t].get("x"), data[t].get("has_text")
@@ -170,41 +196,36 @@ def full_graph_embeddings(
             ids = torch.arange(lo, hi, device=device)
             parts.append(model.encode_input(t, ids, xc, hc).float().cpu())
         h[t] = torch.cat(parts) if parts else torch.zeros(0, model.embed[t].embedding_dim)
-    adj = {
-        et: _adjacency(data, et, symmetric) for et in data.edge_types if et[0] in h and et[2] in h
-    }
+    adj = {et: _csc(data, et, symmetric) for et in data.edge_types if et[0] in h and et[2] in h}
     blocked: dict[EdgeType, BlockedCSC] = {}
     for i, hetero in enumerate(model.convs):
-        msgs: dict[str, list[torch.Tensor]] = {t: [] for t in h}
+        agg: dict[str, torch.Tensor] = {}  # sum over relations, per destination type
         for et, conv in hetero.convs.items():
             if et not in adj:
                 continue
-            s, d = et[0], et[2]
+            s, d, a = et[0], et[2], adj[et]
             table = None
             if isinstance(conv, MaxPoolRelation):
-                table = torch.cat(
-                    [F.relu(conv.lin(h[s][lo:hi].to(device))).cpu()
-                     for lo, hi in _chunks(h[s].shape[0], chunk_size)]
-                    or [torch.zeros(0, conv.lin.out_features)]
-                )  # fmt: skip
-            if table is not None and torch.device(device).type == "cpu":
+                table = _relu_table(conv.lin, h[s], chunk_size, device)
+            if table is not None and on_cpu:
                 if et not in blocked:  # cache-blocked edge order, built once for all layers
-                    a = adj[et]
                     blocked[et] = BlockedCSC(a.colptr, a.row, a.num_src, block_rows(table.shape[1]))
-                msgs[d].append(blocked[et].max(table))
-                continue
-            out = torch.empty(h[d].shape[0], _out_dim(model, i, d))
-            for lo, hi in _chunks(h[d].shape[0], chunk_size):
-                h_dst = h[d][lo:hi].to(device)
-                out[lo:hi] = _relation_chunk(conv, table, h[s], adj[et], lo, hi, h_dst).cpu()
-            msgs[d].append(out)
+                out = blocked[et].max(table)
+            else:
+                out = torch.empty(h[d].shape[0], _out_dim(model, i, d))
+                for lo, hi in _chunks(h[d].shape[0], chunk_size):
+                    h_dst = h[d][lo:hi].to(device)
+                    out[lo:hi] = _relation_chunk(conv, table, h[s], a, lo, hi, h_dst).cpu()
             del table
+            agg[d] = out if d not in agg else agg[d].add_(out)
         new = {}
         for d, hd in h.items():
             out = torch.empty(hd.shape[0], _out_dim(model, i, d))
             for lo, hi in _chunks(hd.shape[0], chunk_size):
-                part = [m[lo:hi].to(device) for m in msgs[d]]
-                out[lo:hi] = _update(model, i, d, hd[lo:hi].to(device), part).cpu()
+                z = model.self_lin[i][d](hd[lo:hi].to(device))
+                if d in agg:
+                    z += agg[d][lo:hi].to(device)
+                out[lo:hi] = F.relu_(z) if i < len(model.convs) - 1 else z
             new[d] = out
         h = new
     return {t: F.normalize(v, dim=-1) for t, v in h.items()}

@@ -39,6 +39,8 @@ def test_blocked_kernel_equals_brute_force():
     colptr, row, table = random_csc(1, 97, 130, 6)
     ref = brute_force(table, colptr, row, 0, 130)
     for block in (1, 5, 16, 97, 1000):  # blocks of 1 row .. one block for everything
-        assert torch.equal(BlockedCSC(colptr, row, 97, block).max(table), ref), block
+        for tile in (1, 7, 130, 4096):  # one destination per tile .. one tile for all
+            got = BlockedCSC(colptr, row, 97, block, tile).max(table)
+            assert torch.equal(got, ref), (block, tile)
     empty = BlockedCSC(torch.zeros(4, dtype=torch.long), torch.zeros(0, dtype=torch.long), 5, 2)
     assert torch.equal(empty.max(table[:5]), torch.zeros(3, 6))
