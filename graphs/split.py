@@ -1,11 +1,13 @@
 """Train/test splits of a contract dataset, and per-type downsampling of interactions.
 
 * :func:`split_dataset` — writes ``OUT/train`` and ``OUT/test`` (two full contract
-  datasets: items, users and queries copied to both, interactions split) and
+  datasets: items and users copied to both, interactions split) and
   ``OUT/manifest.json``. When every interaction has a timestamp the split is a global
   temporal one (train strictly before the cut, test at or after it); otherwise each user's
   distinct items are held out at random, with every signal of a held-out ``(user, item)``
-  pair going to test, so no weak signal leaks the answer into train.
+  pair going to test, so no weak signal leaks the answer into train. Search queries
+  (``queries.parquet``) are split per item the same way: each item with ``n >= 2``
+  ``(query, item)`` rows holds out ``clip(round_half_up(test_fraction * n), 1, n - 1)``.
 * :func:`downsample_type` — keeps a random fraction of one item type's ``(user, item)``
   pairs (all their rows), e.g. to make Douban books a sparse type.
 
@@ -87,6 +89,10 @@ def split_dataset(
     else:
         in_test = _held_out_rows(inter, test_fraction, seed)
     train, test = inter.filter(~in_test), inter.filter(in_test)
+    q_train = q_test = None
+    if ds.queries is not None:
+        q_in_test = _held_out_rows(ds.queries, test_fraction, seed, ["item_id", "query"])
+        q_train, q_test = ds.queries.filter(~q_in_test), ds.queries.filter(q_in_test)
     for item_type, keep in (downsample or {}).items():
         train = downsample_type(train, ds.items, item_type, keep, seed)
     for name, side in (("train", train), ("test", test)):
@@ -108,10 +114,12 @@ def split_dataset(
         "train": _side_counts(train, ds.items),
         "test": _side_counts(test, ds.items),
     }
+    if ds.queries is not None:
+        manifest["train"]["queries"], manifest["test"]["queries"] = q_train.height, q_test.height
     with atomic_dir(out_dir) as tmp:
-        for name, side in (("train", train), ("test", test)):
+        for name, side, q in (("train", train, q_train), ("test", test, q_test)):
             (tmp / name).mkdir()
-            write_dataset(tmp / name, ds.items, side, ds.users, ds.queries)
+            write_dataset(tmp / name, ds.items, side, ds.users, q)
             write_json(
                 tmp / name / "manifest.json",
                 {"kind": "dataset", "source": f"split:{name}", "counts": manifest[name]},
@@ -168,20 +176,23 @@ def downsample_type(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _held_out_rows(inter: pl.DataFrame, test_fraction: float, seed: int) -> pl.Series:
-    """Boolean mask of the rows whose ``(user, item)`` pair is held out."""
-    pairs = inter.select(PAIR).unique().sort(PAIR)
+def _held_out_rows(
+    inter: pl.DataFrame, test_fraction: float, seed: int, pair: list[str] = PAIR
+) -> pl.Series:
+    """Boolean mask of the rows whose ``pair`` (default ``(user, item)``) is held out; the
+    hold-out is drawn per value of ``pair[0]``."""
+    pairs = inter.select(pair).unique().sort(pair)
     rng = np.random.default_rng(seed)
     pairs = pairs.with_columns(_key=pl.Series(rng.random(pairs.height)))
     ranked = pairs.with_columns(
-        _rank=pl.col("_key").rank("ordinal").over("user_id"),
-        _n=pl.len().over("user_id"),
+        _rank=pl.col("_key").rank("ordinal").over(pair[0]),
+        _n=pl.len().over(pair[0]),
     )
     # round half up, at least 1 and at most n - 1 (users with one item keep it in train)
     n_test = ((pl.col("_n") * test_fraction + 0.5).floor().cast(pl.Int64)).clip(1, None)
     n_test = pl.min_horizontal(n_test, pl.col("_n") - 1)
-    held = ranked.filter(pl.col("_rank") <= n_test).select(PAIR).with_columns(_t=pl.lit(True))
-    flagged = inter.join(held, on=PAIR, how="left", maintain_order="left")
+    held = ranked.filter(pl.col("_rank") <= n_test).select(pair).with_columns(_t=pl.lit(True))
+    flagged = inter.join(held, on=pair, how="left", maintain_order="left")
     return flagged["_t"].fill_null(False).alias("in_test")
 
 

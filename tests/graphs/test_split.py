@@ -184,3 +184,19 @@ def test_downsample_type_takes_all_signals_of_a_pair():
         assert kept.filter(pl.col("item_id") == "m").height == 1
         if kept.filter((pl.col("user_id") == "u") & (pl.col("item_id") == "a")).height:
             assert kept.filter(pl.col("item_id") == "a", pl.col("user_id") == "u").height == 2
+
+
+def test_queries_are_split_per_item(synthetic, tmp_path):
+    manifest = split_dataset(synthetic, tmp_path / "split", test_fraction=0.25, seed=3)
+    q = read_dataset(synthetic).queries
+    assert q is not None and q.height > 0
+    tr, te = (read_dataset(tmp_path / "split" / s).queries for s in ("train", "test"))
+    assert tr is not None and te is not None
+    key = ["query", "item_id"]
+    assert tr.join(te, on=key, how="inner").height == 0  # disjoint
+    assert pl.concat([tr, te]).sort(key).equals(q.select(key).sort(key))  # complete
+    n = q.group_by("item_id").len()["len"].to_numpy()
+    held = np.clip(np.floor(n * 0.25 + 0.5).astype(int), 1, n - 1)
+    assert te.height == int(held[n >= 2].sum()) == manifest["test"]["queries"]
+    # an item's only query stays in train; a held-out query never empties an item
+    assert set(te["item_id"]) <= set(tr["item_id"])

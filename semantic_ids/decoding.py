@@ -1,0 +1,138 @@
+"""Token layout of the generative model, the trie of valid Semantic IDs and constrained
+beam search over it.
+
+One vocabulary serves encoder and decoder (T5 ties them)::
+
+    [0, text_vocab)                      input WordPiece tokens (0 = [PAD] = decoder start)
+    text_vocab + 0 / + 1                 task prefixes [SEARCH] / [REC]
+    sid_base + offset[l] + code          Semantic ID token of (level l, code)
+
+so a rec input (the history's SIDs) and every decoder output use the same SID tokens.
+Beam search only ever extends a beam with a child of its prefix in :class:`SidTrie`, so
+every finished beam is a catalog item, and no item appears twice in one answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+SEARCH, REC = 0, 1  # task prefix offsets after the text vocabulary
+N_TASKS = 2
+
+
+@dataclass(frozen=True)
+class SidVocab:
+    """Token ids of a run: ``text_vocab`` WordPiece ids, 2 task tokens, then the SID
+    tokens of ``level_sizes`` (codes per position of an ID, the last one the
+    disambiguation code)."""
+
+    text_vocab: int
+    level_sizes: tuple[int, ...]
+
+    @property
+    def sid_base(self) -> int:
+        return self.text_vocab + N_TASKS
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """``[L]`` first token id of each level."""
+        return self.sid_base + np.concatenate([[0], np.cumsum(self.level_sizes)[:-1]])
+
+    @property
+    def size(self) -> int:
+        return self.sid_base + int(sum(self.level_sizes))
+
+    @property
+    def length(self) -> int:
+        """Tokens per Semantic ID."""
+        return len(self.level_sizes)
+
+    def task(self, name: str) -> int:
+        return self.text_vocab + {"search": SEARCH, "rec": REC}[name]
+
+    def tokens(self, codes: np.ndarray) -> np.ndarray:
+        """``codes`` int ``[N, L]`` → token ids int64 ``[N, L]``."""
+        return (np.asarray(codes, np.int64) + self.offsets[None, :]).astype(np.int64)
+
+    @classmethod
+    def for_codes(cls, text_vocab: int, codes: np.ndarray) -> SidVocab:
+        """Vocabulary sized by the largest code used at each level of ``codes [N, L]``."""
+        return cls(text_vocab, tuple(int(c) + 1 for c in np.asarray(codes).max(0)))
+
+
+class SidTrie:
+    """Prefix tree of the catalog's SID token tuples ``tokens`` int ``[N, L]`` (unique
+    rows). ``children[t]`` maps a prefix of length ``t`` to the sorted token ids that may
+    follow it; ``item`` maps a full tuple to its row in ``tokens``."""
+
+    def __init__(self, tokens: np.ndarray) -> None:
+        tokens = np.asarray(tokens, np.int64)
+        self.length = tokens.shape[1]
+        rows = [tuple(r) for r in tokens.tolist()]
+        self.item = {r: i for i, r in enumerate(rows)}
+        if len(self.item) != len(rows):
+            raise ValueError("Semantic IDs must be unique (run the disambiguation step)")
+        self.children: list[dict[tuple[int, ...], torch.Tensor]] = []
+        for t in range(self.length):
+            nxt: dict[tuple[int, ...], set[int]] = {}
+            for r in rows:
+                nxt.setdefault(r[:t], set()).add(r[t])
+            self.children.append({p: torch.tensor(sorted(s)) for p, s in nxt.items()})
+
+
+@torch.inference_mode()
+def constrained_beam_search(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    trie: SidTrie,
+    vocab: SidVocab,
+    beams: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``beams`` catalog items per input by beam search over the SID trie.
+
+    Args:
+        model: a transformers encoder-decoder (``T5ForConditionalGeneration``).
+        input_ids, attention_mask: ``[B, S]`` encoder inputs.
+        trie: valid SIDs (token tuples); vocab: the run's token layout.
+        beams: beam width = answers per input.
+
+    Returns:
+        ``(items [B, beams] int64, scores [B, beams] float32)``: rows of the trie's
+        catalog in descending log-probability; ``-1`` / ``-inf`` where fewer than
+        ``beams`` valid items exist.
+    """
+    device = input_ids.device
+    b = input_ids.shape[0]
+    lo, hi = vocab.sid_base, vocab.size
+    enc = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+    hidden = enc.last_hidden_state.repeat_interleave(beams, 0)
+    mask = attention_mask.repeat_interleave(beams, 0)
+    start = model.config.decoder_start_token_id
+    seqs = torch.full((b * beams, 1), start, dtype=torch.long, device=device)
+    score = torch.full((b, beams), -torch.inf, device=device)
+    score[:, 0] = 0.0  # one live beam per input at the start
+    for t in range(trie.length):
+        logits = model(
+            encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=seqs
+        ).logits[:, -1, lo:hi]
+        logp = torch.log_softmax(logits.float(), -1)
+        allowed = torch.full_like(logp, -torch.inf)
+        for r, prefix in enumerate(seqs[:, 1:].tolist()):
+            kids = trie.children[t].get(tuple(prefix))
+            if kids is not None:
+                allowed[r, kids.to(device) - lo] = 0.0
+        total = (score.view(-1, 1) + logp + allowed).view(b, -1)  # [B, beams * V]
+        score, flat = total.topk(beams, dim=1)
+        parent = flat // (hi - lo) + torch.arange(b, device=device)[:, None] * beams
+        token = flat % (hi - lo) + lo
+        seqs = torch.cat([seqs[parent.view(-1)], token.view(-1, 1)], 1)
+    items = torch.tensor(
+        [trie.item.get(tuple(s), -1) for s in seqs[:, 1:].tolist()], device=device
+    ).view(b, beams)
+    items[~torch.isfinite(score)] = -1
+    return items, score

@@ -1,0 +1,119 @@
+"""Training and evaluation examples of the generative model's two tasks.
+
+* search: ``(query text, item)`` rows of ``queries.parquet``. Evaluation groups the test
+  rows by query string: the relevant set of a query is its test items.
+* rec: each user's distinct items as a sequence, ordered by first ``ts`` when every
+  interaction has one (chronological), else by total weight ascending (so the "last N"
+  are the user's most consumed items). A training example is (the ``history`` items
+  before the target → target); without timestamps, "before" means every other item
+  (leave one out). Evaluation: the last ``history`` training items → the user's test
+  items, with the training items excluded from the answers.
+
+Items are rows of the Semantic ID table (``codes.parquet``); rows whose item has no SID
+are dropped and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+
+@dataclass
+class RecData:
+    """Per user: ``users`` ids and ``seqs`` (item rows, in sequence order);
+    ``chronological`` tells how the order was made; ``dropped`` rows had no SID."""
+
+    users: list[str]
+    seqs: list[np.ndarray]
+    chronological: bool
+    dropped: int
+
+
+def item_rows(sid_items: pl.Series, item_ids: pl.Series) -> np.ndarray:
+    """Row in ``sid_items`` of each of ``item_ids`` (``-1`` when absent)."""
+    lut = pl.DataFrame({"item_id": sid_items, "_r": np.arange(len(sid_items), dtype=np.int64)})
+    out = pl.DataFrame({"item_id": item_ids}).join(
+        lut, on="item_id", how="left", maintain_order="left"
+    )
+    return out["_r"].fill_null(-1).to_numpy()
+
+
+def user_sequences(inter: pl.DataFrame, sid_items: pl.Series) -> RecData:
+    """Sequences of item rows per user (see module docstring for the order)."""
+    chrono = inter.height > 0 and inter["ts"].null_count() == 0
+    key = pl.col("ts").min() if chrono else pl.col("weight").sum()
+    per = inter.group_by("user_id", "item_id").agg(key.alias("_k"))
+    per = per.with_columns(_r=pl.Series(item_rows(sid_items, per["item_id"])))
+    dropped = int((per["_r"] < 0).sum())
+    per = per.filter(pl.col("_r") >= 0).sort("user_id", "_k", "item_id")
+    grouped = per.group_by("user_id", maintain_order=True).agg(pl.col("_r"))
+    seqs = [np.asarray(s, np.int64) for s in grouped["_r"].to_list()]
+    return RecData(grouped["user_id"].to_list(), seqs, chrono, dropped)
+
+
+def rec_examples(
+    data: RecData, history: int, rng: np.random.Generator, limit: int | None = None
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """``(histories, targets)``: one example per (user, position >= 1 when chronological;
+    every position otherwise), a random subset of ``limit`` when given."""
+    first = 1 if data.chronological else 0
+    where = [(u, t) for u, s in enumerate(data.seqs) if len(s) > 1 for t in range(first, len(s))]
+    if limit is not None and len(where) > limit:
+        where = [where[i] for i in np.sort(rng.choice(len(where), limit, replace=False))]
+    hist, target = [], np.empty(len(where), np.int64)
+    for i, (u, t) in enumerate(where):
+        s = data.seqs[u]
+        before = s[:t] if data.chronological else np.delete(s, t)
+        hist.append(before[-history:])
+        target[i] = s[t]
+    return hist, target
+
+
+def rec_eval_targets(
+    train: RecData, test_inter: pl.DataFrame, sid_items: pl.Series, history: int
+) -> tuple[list[str], list[np.ndarray], list[set[int]]]:
+    """``(users, histories, relevant)`` for test users that have training items: the last
+    ``history`` training items, and the test item rows not seen in training."""
+    test = user_sequences(test_inter, sid_items)
+    seen = dict(zip(train.users, train.seqs, strict=True))
+    users, hists, rel = [], [], []
+    for u, s in zip(test.users, test.seqs, strict=True):
+        if u not in seen:
+            continue
+        target = set(s.tolist()) - set(seen[u].tolist())
+        if target:
+            users.append(u)
+            hists.append(seen[u][-history:])
+            rel.append(target)
+    return users, hists, rel
+
+
+def search_pairs(queries: pl.DataFrame, sid_items: pl.Series) -> tuple[list[str], np.ndarray, int]:
+    """``(query strings, item rows, dropped)`` of the ``(query, item_id)`` rows."""
+    rows = item_rows(sid_items, queries["item_id"])
+    keep = rows >= 0
+    q = [x for x, k in zip(queries["query"].to_list(), keep, strict=True) if k]
+    return q, rows[keep], int((~keep).sum())
+
+
+def search_eval_targets(
+    queries: pl.DataFrame, sid_items: pl.Series
+) -> tuple[list[str], list[set[int]]]:
+    """``(distinct query strings, relevant item rows per query)`` of the test queries."""
+    q, rows, _ = search_pairs(queries, sid_items)
+    rel: dict[str, set[int]] = {}
+    for text, r in zip(q, rows.tolist(), strict=True):
+        rel.setdefault(text, set()).add(r)
+    return list(rel), list(rel.values())
+
+
+def recall_at(ranked: list[list[int]], relevant: list[set[int]], k: int) -> float:
+    """Mean over inputs of ``|top-k ∩ relevant| / |relevant|`` (inputs with an empty
+    relevant set are skipped)."""
+    vals = [
+        len(set(r[:k]) & rel) / len(rel) for r, rel in zip(ranked, relevant, strict=True) if rel
+    ]
+    return float(np.mean(vals)) if vals else 0.0

@@ -1,0 +1,161 @@
+"""Answers of a trained generative run: search (query → items), recommendation (history →
+next items) and their Recall@k on a test split. Every answer is a catalog item: beam
+search runs over the trie of the run's Semantic IDs (:mod:`semantic_ids.decoding`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from tqdm.auto import tqdm
+
+from graphs.contract import read_dataset
+from graphs.errors import ContractError
+from semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
+from semantic_ids.examples import (
+    rec_eval_targets,
+    recall_at,
+    search_eval_targets,
+    user_sequences,
+)
+from semantic_ids.generative import (
+    load_tokenizer,
+    pad_batch,
+    read_run,
+    rec_inputs,
+    search_inputs,
+)
+from semantic_ids.tokenize import CODES
+
+
+@dataclass
+class GenerativeRun:
+    """A loaded run: the T5 ``model`` (eval mode), input ``tok``enizer, ``vocab``, the
+    SID ``codes`` table (row = item index of every answer), their ``sid_tokens`` and
+    ``trie``, and the run ``config``."""
+
+    model: Any
+    tok: Any
+    vocab: SidVocab
+    codes: pl.DataFrame
+    sid_tokens: np.ndarray
+    trie: SidTrie
+    config: dict[str, Any]
+    device: str
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> GenerativeRun:
+    """Load ``run_dir`` (written by :func:`semantic_ids.generative.train_generative`)."""
+    from transformers import T5ForConditionalGeneration
+
+    config = read_run(run_dir)
+    run_dir = Path(run_dir)
+    model = T5ForConditionalGeneration.from_pretrained(run_dir / "model", local_files_only=True)
+    v = config["vocab"]
+    vocab = SidVocab(int(v["text_vocab"]), tuple(v["level_sizes"]))
+    codes = pl.read_parquet(run_dir / CODES)
+    tokens = vocab.tokens(np.stack(codes["codes"].to_numpy()))
+    tok = load_tokenizer(run_dir / "tokenizer")
+    return GenerativeRun(
+        model.to(device).eval(), tok, vocab, codes, tokens, SidTrie(tokens), config, device
+    )
+
+
+def _decode(
+    run: GenerativeRun, inputs: list[np.ndarray], beams: int, batch_size: int, desc: str | None
+) -> list[list[int]]:
+    out: list[list[int]] = []
+    for lo in tqdm(range(0, len(inputs), batch_size), desc=desc, disable=desc is None):
+        ids, mask = pad_batch(inputs[lo : lo + batch_size], run.device)
+        items, _ = constrained_beam_search(run.model, ids, mask, run.trie, run.vocab, beams)
+        out += [[i for i in row if i >= 0] for row in items.tolist()]
+    return out
+
+
+def search(
+    run: GenerativeRun,
+    queries: list[str],
+    k: int = 10,
+    batch_size: int = 64,
+    desc: str | None = None,
+) -> list[list[int]]:
+    """Top-``k`` item rows (of ``run.codes``) per query."""
+    max_tokens = int(run.config["train"]["max_query_tokens"])
+    return _decode(run, search_inputs(run.tok, run.vocab, queries, max_tokens), k, batch_size, desc)
+
+
+def recommend(
+    run: GenerativeRun,
+    histories: list[np.ndarray],
+    k: int = 10,
+    batch_size: int = 32,
+    desc: str | None = None,
+) -> list[list[int]]:
+    """Top-``k`` item rows per history (item rows, oldest first), history items excluded
+    (the beam is widened by the history length, then they are filtered out)."""
+    h = int(run.config["train"]["history"])
+    histories = [np.asarray(x, np.int64)[-h:] for x in histories]
+    ranked = _decode(run, rec_inputs(run.vocab, run.sid_tokens, histories), k + h, batch_size, desc)
+    return [
+        [i for i in r if i not in set(x.tolist())][:k]
+        for r, x in zip(ranked, histories, strict=True)
+    ]
+
+
+def user_history(run: GenerativeRun, user_id: str) -> np.ndarray:
+    """The last ``history`` item rows of ``user_id`` in the run's training data."""
+    ds = read_dataset(run.config["data_dir"])
+    if ds.interactions is None:
+        raise ContractError(f"{run.config['data_dir']}: no interactions")
+    inter = ds.interactions.filter(pl.col("user_id") == user_id)
+    if inter.height == 0:
+        raise ContractError(f"user {user_id!r} has no interactions in {run.config['data_dir']}")
+    seq = user_sequences(inter, run.codes["item_id"]).seqs
+    return seq[0] if seq else np.zeros(0, np.int64)
+
+
+def evaluate_generative(
+    run_dir: str | Path,
+    test_dir: str | Path,
+    ks: tuple[int, ...] = (10, 30),
+    device: str = "cpu",
+    max_inputs: int | None = None,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Recall@k of search (test queries grouped by query string) and of rec (each test
+    user's last training items → their new test items) on the test side of a split.
+    ``max_inputs`` evaluates a seeded sample of that many inputs per task."""
+    run = load_run(run_dir, device)
+    tasks = run.config["train"]["tasks"]
+    test = read_dataset(test_dir)
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {}
+    k = max(ks)
+
+    def sample(n: int) -> np.ndarray:
+        return (
+            np.sort(rng.choice(n, max_inputs, replace=False))
+            if max_inputs and n > max_inputs
+            else np.arange(n)
+        )
+
+    if "search" in tasks and test.queries is not None and test.queries.height:
+        queries, rel = search_eval_targets(test.queries, run.codes["item_id"])
+        pick = sample(len(queries))
+        ranked = search(run, [queries[i] for i in pick], k, desc=None if quiet else "search eval")
+        out["search"] = {f"recall@{x}": recall_at(ranked, [rel[i] for i in pick], x) for x in ks}
+        out["search"]["queries"] = len(pick)
+    if "rec" in tasks and test.interactions is not None:
+        train = read_dataset(run.config["data_dir"])
+        seqs = user_sequences(train.interactions, run.codes["item_id"])
+        users, hists, rel = rec_eval_targets(
+            seqs, test.interactions, run.codes["item_id"], int(run.config["train"]["history"])
+        )
+        pick = sample(len(users))
+        ranked = recommend(run, [hists[i] for i in pick], k, desc=None if quiet else "rec eval")
+        out["rec"] = {f"recall@{x}": recall_at(ranked, [rel[i] for i in pick], x) for x in ks}
+        out["rec"]["users"] = len(pick)
+    return out

@@ -1,0 +1,271 @@
+"""The joint generative search + recommendation model: a T5 that decodes Semantic IDs.
+
+Inputs are ``[SEARCH] + WordPiece(query)`` or ``[REC] + SID tokens of the last
+``history`` items``; the target is the SID tokens of one item (:mod:`semantic_ids.decoding`
+has the token layout). The model is built from a :class:`GenerativeConfig` and trained
+from scratch, or from a local pretrained T5 folder (``pretrained``; its embeddings are
+resized to this vocabulary). The loss is cross-entropy over the SID tokens only — the
+same distribution beam search ranks by.
+
+``RUN_DIR`` (:func:`train_generative`): ``config.json`` (``kind="generative-run"``, data
+and SID dirs, the config, the vocabulary), ``model/`` (a transformers T5 folder, loadable
+without audiograph), ``tokenizer/`` (the WordPiece input tokenizer), ``codes.parquet``
+(the SIDs it decodes), ``checkpoint.pt`` (tensors only), ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from graphs.contract import read_dataset
+from graphs.errors import ContractError
+from graphs.featurize import default_encoder_path
+from semantic_ids.decoding import SidVocab
+from semantic_ids.examples import rec_examples, search_pairs, user_sequences
+from semantic_ids.tokenize import CODES, load_semantic_ids
+
+TASKS = ("search", "rec")
+
+
+@dataclass
+class GenerativeConfig:
+    """Model and training settings (``pretrained``: a local T5 folder, else from scratch)."""
+
+    d_model: int = 128
+    d_ff: int = 512
+    layers: int = 2
+    heads: int = 4
+    dropout: float = 0.1
+    history: int = 20
+    max_query_tokens: int = 24
+    tasks: tuple[str, ...] = TASKS
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 2e-3
+    warmup_steps: int = 200
+    search_per_epoch: int | None = None  # cap on search examples per epoch
+    rec_per_epoch: int | None = 60000  # cap on rec examples per epoch (fresh draw each epoch)
+    pretrained: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+
+def load_tokenizer(path: str | Path | None = None):  # noqa: ANN201 (transformers type)
+    """The WordPiece input tokenizer (default: the bundled MiniLM's)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path or default_encoder_path(), local_files_only=True)
+
+
+def build_model(cfg: GenerativeConfig, vocab: SidVocab):  # noqa: ANN201
+    """``T5ForConditionalGeneration`` with ``vocab.size`` tokens (0 = pad = decoder start)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(cfg.seed)
+    if cfg.pretrained:
+        model = T5ForConditionalGeneration.from_pretrained(cfg.pretrained, local_files_only=True)
+        model.resize_token_embeddings(vocab.size)
+        model.config.decoder_start_token_id = model.config.pad_token_id = 0
+        return model
+    conf = T5Config(
+        vocab_size=vocab.size, d_model=cfg.d_model, d_kv=cfg.d_model // cfg.heads,
+        d_ff=cfg.d_ff, num_layers=cfg.layers, num_decoder_layers=cfg.layers,
+        num_heads=cfg.heads, dropout_rate=cfg.dropout, pad_token_id=0,
+        decoder_start_token_id=0, eos_token_id=1,
+    )  # fmt: skip
+    return T5ForConditionalGeneration(conf)
+
+
+def search_inputs(tok, vocab: SidVocab, queries: list[str], max_tokens: int) -> list[np.ndarray]:  # noqa: ANN001
+    """``[SEARCH] + WordPiece ids`` per query (at most ``max_tokens`` in all)."""
+    uniq = list(dict.fromkeys(queries))
+    ids = tok(uniq, add_special_tokens=False, truncation=True, max_length=max_tokens - 1)
+    enc = {
+        q: np.array([vocab.task("search"), *i], np.int64)
+        for q, i in zip(uniq, ids["input_ids"], strict=True)
+    }
+    return [enc[q] for q in queries]
+
+
+def rec_inputs(
+    vocab: SidVocab, sid_tokens: np.ndarray, histories: list[np.ndarray]
+) -> list[np.ndarray]:
+    """``[REC] + the SID tokens of each history item`` (``sid_tokens`` ``[N, L]``)."""
+    task = np.array([vocab.task("rec")], np.int64)
+    return [np.concatenate([task, sid_tokens[h].ravel()]) for h in histories]
+
+
+def pad_batch(
+    seqs: list[np.ndarray], device: str | torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad with 0 → ``(input_ids [B, S], attention_mask [B, S])``."""
+    n = max(len(s) for s in seqs)
+    ids = np.zeros((len(seqs), n), np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+    t = torch.from_numpy(ids).to(device)
+    return t, (t != 0).long()
+
+
+def sid_loss(
+    model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, vocab: SidVocab
+) -> torch.Tensor:  # noqa: ANN001
+    """Cross-entropy of the target SID tokens ``labels [B, L]`` over the SID tokens only."""
+    start = torch.zeros_like(labels[:, :1])
+    dec = torch.cat([start, labels[:, :-1]], 1)
+    logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+    lo = vocab.sid_base
+    return F.cross_entropy(
+        logits[..., lo : vocab.size].reshape(-1, vocab.size - lo), (labels - lo).reshape(-1)
+    )
+
+
+def _epoch_examples(
+    cfg, d: dict[str, Any], epoch: int
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:  # noqa: ANN001
+    """This epoch's ``(inputs, target rows, task ids)``, shuffled; rec examples redrawn."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    inputs, targets, task = [], [], []
+    if "search" in cfg.tasks and len(d["s_rows"]):
+        pick = np.arange(len(d["s_rows"]))
+        if cfg.search_per_epoch is not None and len(pick) > cfg.search_per_epoch:
+            pick = np.sort(rng.choice(len(pick), cfg.search_per_epoch, replace=False))
+        inputs += [d["s_inputs"][i] for i in pick]
+        targets.append(d["s_rows"][pick])
+        task += [0] * len(pick)
+    if "rec" in cfg.tasks:
+        hist, tgt = rec_examples(d["rec"], cfg.history, rng, cfg.rec_per_epoch)
+        inputs += rec_inputs(d["vocab"], d["sid_tokens"], hist)
+        targets.append(tgt)
+        task += [1] * len(tgt)
+    order = rng.permutation(len(inputs))
+    targets_all = np.concatenate(targets) if targets else np.zeros(0, np.int64)
+    return [inputs[i] for i in order], targets_all[order], np.asarray(task)[order]
+
+
+def train_generative(
+    data_dir: str | Path,
+    sid_dir: str | Path,
+    run_dir: str | Path,
+    cfg: GenerativeConfig | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) the generative model on the dataset ``data_dir`` (use the train
+    side of ``audiograph split`` to evaluate later) with the SIDs of ``sid_dir``. Returns
+    the last epoch's metrics."""
+    cfg = cfg or GenerativeConfig()
+    run_dir = Path(run_dir)
+    ckpt_file = run_dir / "checkpoint.pt"
+    if resume:
+        if not ckpt_file.exists():
+            raise ContractError(f"{run_dir}: nothing to resume (no checkpoint.pt)")
+        saved = json.loads((run_dir / "config.json").read_text())
+        cfg = GenerativeConfig(**{**saved["train"], "tasks": tuple(saved["train"]["tasks"]),
+                                  "epochs": cfg.epochs, "device": cfg.device})  # fmt: skip
+        data_dir, sid_dir = saved["data_dir"], saved["sid_dir"]
+    elif ckpt_file.exists():
+        raise ContractError(f"{run_dir}: already holds a run; use resume or another run dir")
+    bad = set(cfg.tasks) - set(TASKS)
+    if bad or not cfg.tasks:
+        raise ContractError(f"tasks must be a non-empty subset of {TASKS}, got {cfg.tasks}")
+    codes, _, _ = load_semantic_ids(sid_dir)
+    ds = read_dataset(data_dir)
+    tok = load_tokenizer()
+    code_mat = np.stack(codes["codes"].to_numpy())
+    vocab = SidVocab.for_codes(tok.vocab_size, code_mat)
+    d: dict[str, Any] = {"vocab": vocab, "sid_tokens": vocab.tokens(code_mat)}
+    s_rows = np.zeros(0, np.int64)
+    if "search" in cfg.tasks:
+        if ds.queries is None or ds.queries.height == 0:
+            raise ContractError(
+                f"{data_dir}: the search task needs queries.parquet (query, item_id)"
+            )
+        q, s_rows, _ = search_pairs(ds.queries, codes["item_id"])
+        d["s_inputs"] = search_inputs(tok, vocab, q, cfg.max_query_tokens)
+    d["s_rows"] = s_rows
+    if "rec" in cfg.tasks:
+        if ds.interactions is None:
+            raise ContractError(f"{data_dir}: the rec task needs interactions")
+        d["rec"] = user_sequences(ds.interactions, codes["item_id"])
+    device = torch.device(cfg.device)
+    model = build_model(cfg, vocab).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    epoch0, step = 0, 0
+    if resume:
+        ckpt = torch.load(ckpt_file, weights_only=True, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "metrics.jsonl").write_text("")
+        shutil.copyfile(Path(sid_dir) / CODES, run_dir / CODES)
+        tok.save_pretrained(run_dir / "tokenizer")
+        config = {"kind": "generative-run", "data_dir": str(Path(data_dir).absolute()),
+                  "sid_dir": str(Path(sid_dir).absolute()), "train": asdict(cfg),
+                  "vocab": asdict(vocab)}  # fmt: skip
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    labels_all = torch.from_numpy(d["sid_tokens"])
+    last: dict[str, Any] = {}
+    for epoch in range(epoch0, cfg.epochs):
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout: resume replays the epoch
+        inputs, targets, task = _epoch_examples(cfg, d, epoch)
+        model.train()
+        t0, sums, counts = time.perf_counter(), np.zeros(2), np.zeros(2)
+        bar = tqdm(range(0, len(inputs), cfg.batch_size), desc=f"epoch {epoch}", disable=quiet)
+        for lo in bar:
+            hi = lo + cfg.batch_size
+            ids, mask = pad_batch(inputs[lo:hi], device)
+            labels = labels_all[targets[lo:hi]].to(device)
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+            loss = sid_loss(model, ids, mask, labels, vocab)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            t = task[lo:hi]
+            for k in (0, 1):  # batch loss credited to tasks by their share of the batch
+                sums[k] += loss.item() * (t == k).sum()
+                counts[k] += (t == k).sum()
+            bar.set_postfix(loss=f"{sums.sum() / max(counts.sum(), 1):.3f}")
+        seconds = time.perf_counter() - t0
+        last = {"epoch": epoch, "train_loss": float(sums.sum() / max(counts.sum(), 1)),
+                "examples": len(inputs), "search_examples": int(counts[0]),
+                "rec_examples": int(counts[1]), "seconds": round(seconds, 2),
+                "examples_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}  # fmt: skip
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(last) + "\n")
+        model.save_pretrained(run_dir / "model", safe_serialization=True)
+        state = {"epoch": torch.tensor(epoch + 1), "step": torch.tensor(step)}
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), **state}, ckpt_file)
+        if not quiet:
+            print(f"[train-generative] epoch {epoch}: loss {last['train_loss']:.4f}, "
+                  f"{len(inputs):,} examples, {seconds:.1f}s")  # fmt: skip
+    if not math.isfinite(last.get("train_loss", 0.0)):
+        raise ContractError("training diverged (non-finite loss); lower lr")
+    return last
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """The run's ``config.json`` (validated)."""
+    f = Path(run_dir) / "config.json"
+    config = json.loads(f.read_text()) if f.exists() else {}
+    if config.get("kind") != "generative-run" or not (Path(run_dir) / "model").is_dir():
+        raise ContractError(
+            f"{run_dir}: not a generative run (create one with 'audiograph train-generative')"
+        )
+    return config

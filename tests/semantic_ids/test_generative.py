@@ -1,0 +1,119 @@
+"""The generative model: constrained decoding stays in the catalog, a tiny model overfits a
+tiny catalog on both tasks, resume equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from graphs.contract import write_dataset
+from graphs.errors import ContractError
+from semantic_ids import semantic_ids
+from semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
+from semantic_ids.examples import user_sequences
+from semantic_ids.generate import load_run, recommend, search
+from semantic_ids.generative import GenerativeConfig, build_model, train_generative
+
+N = 30  # items
+TINY = GenerativeConfig(d_model=64, d_ff=128, layers=1, heads=2, dropout=0.0, history=4,
+                        batch_size=32, lr=1e-2, warmup_steps=5, epochs=80)  # fmt: skip
+
+
+def query(i: int) -> str:
+    return f"song number {i} " + ["red", "blue", "green"][i % 3]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """30 items, one unique query each; user u listened to u, u+1, u+2 (mod 30) in order;
+    random item vectors tokenized into 2 x 4 codes (+ disambiguation)."""
+    root = tmp_path_factory.mktemp("gen")
+    ids = [f"i{i}" for i in range(N)]
+    items = pl.DataFrame({"item_id": ids, "item_type": ["music"] * N,
+                          "title": [f"title {i}" for i in range(N)]})  # fmt: skip
+    rows = [
+        (f"u{u}", ids[(u + j) % N], 1.0, "stream", 1000 + j) for u in range(N) for j in range(3)
+    ]
+    inter = pl.DataFrame(
+        rows, schema=["user_id", "item_id", "weight", "signal", "ts"], orient="row"
+    )
+    queries = pl.DataFrame({"query": [query(i) for i in range(N)], "item_id": ids})
+    (root / "data").mkdir()
+    write_dataset(root / "data", items, inter, None, queries)
+    emb = root / "emb"
+    emb.mkdir()
+    np.save(emb / "embeddings.npy", np.random.default_rng(0).normal(size=(N, 8)).astype(np.float32))
+    pl.DataFrame({"item_id": ids, "item_type": ["music"] * N, "row": np.arange(N)}).write_parquet(
+        emb / "ids.parquet"
+    )
+    (emb / "manifest.json").write_text(json.dumps({"kind": "embeddings"}))
+    semantic_ids(emb, root / "sid", levels=2, codebook_size=4, seed=0)
+    return {"root": root, "data": root / "data", "sid": root / "sid"}
+
+
+def test_constrained_decoding_only_emits_catalog_items():
+    rng = np.random.default_rng(1)
+    codes = np.unique(rng.integers(0, 5, size=(40, 3)), axis=0)  # ~40 distinct 3-code IDs
+    vocab = SidVocab.for_codes(50, codes)
+    tokens = vocab.tokens(codes)
+    trie = SidTrie(tokens)
+    model = build_model(GenerativeConfig(d_model=32, d_ff=64, layers=1, heads=2), vocab).eval()
+    ids = torch.from_numpy(rng.integers(1, 52, size=(6, 7)))
+    beams = len(codes) + 5  # more beams than items: the tail must be padding, not junk
+    items, scores = constrained_beam_search(model, ids, torch.ones_like(ids), trie, vocab, beams)
+    assert items.shape == (6, beams)
+    for row, sc in zip(items.tolist(), scores.tolist(), strict=True):
+        valid = [i for i in row if i >= 0]
+        assert sorted(valid) == list(range(len(codes)))  # every item exactly once
+        assert row[len(codes) :] == [-1] * 5
+        finite = sc[: len(codes)]
+        assert all(a >= b for a, b in zip(finite, finite[1:], strict=False))  # ranked
+    with pytest.raises(ValueError, match="unique"):
+        SidTrie(np.vstack([tokens, tokens[:1]]))
+
+
+def test_tiny_model_overfits_both_tasks(tiny, tmp_path):
+    last = train_generative(tiny["data"], tiny["sid"], tmp_path / "run", TINY, quiet=True)
+    assert last["search_examples"] == N and last["rec_examples"] == 2 * N
+    run = load_run(tmp_path / "run")
+    row = {v: i for i, v in enumerate(run.codes["item_id"].to_list())}
+    got = search(run, [query(i) for i in range(N)], k=10)
+    assert np.mean([row[f"i{i}"] in g for i, g in enumerate(got)]) == 1.0
+    assert np.mean([g[0] == row[f"i{i}"] for i, g in enumerate(got)]) >= 0.9
+    # history (u, u+1) -> u+2 and (u) -> u+1
+    hist = [np.array([row[f"i{u}"], row[f"i{(u + 1) % N}"]]) for u in range(N)]
+    rec = recommend(run, hist, k=10)
+    assert np.mean([row[f"i{(u + 2) % N}"] in r for u, r in enumerate(rec)]) == 1.0
+    assert all(not set(h.tolist()) & set(r) for h, r in zip(hist, rec, strict=True))
+
+
+def test_resume_equals_uninterrupted(tiny, tmp_path):
+    cfg = GenerativeConfig(**{**TINY.__dict__, "epochs": 2, "dropout": 0.1})
+    train_generative(tiny["data"], tiny["sid"], tmp_path / "a", cfg, quiet=True)
+    cfg1 = GenerativeConfig(**{**cfg.__dict__, "epochs": 1})
+    train_generative(tiny["data"], tiny["sid"], tmp_path / "b", cfg1, quiet=True)
+    train_generative(None, None, tmp_path / "b", cfg, resume=True, quiet=True)
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ContractError, match="already holds a run"):
+        train_generative(tiny["data"], tiny["sid"], tmp_path / "a", cfg, quiet=True)
+
+
+def test_rec_order_and_bad_input(tiny, tmp_path):
+    inter = pl.DataFrame({"user_id": ["a"] * 3, "item_id": ["x", "y", "z"],
+                          "weight": [5.0, 1.0, 3.0], "ts": [None, None, None]},
+                         schema_overrides={"ts": pl.Int64})  # fmt: skip
+    seqs = user_sequences(inter, pl.Series(["z", "y", "x"]))
+    assert not seqs.chronological and seqs.seqs[0].tolist() == [1, 0, 2]  # y, z, x: weight ascending
+    no_queries = tmp_path / "nq"
+    no_queries.mkdir()
+    write_dataset(no_queries, pl.read_parquet(tiny["data"] / "items.parquet"),
+                  pl.read_parquet(tiny["data"] / "interactions.parquet"))  # fmt: skip
+    with pytest.raises(ContractError, match="queries"):
+        train_generative(no_queries, tiny["sid"], tmp_path / "r", TINY, quiet=True)
