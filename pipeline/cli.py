@@ -269,7 +269,8 @@ def demo(
     run_demo(out, users=users, seed=seed)
 
 
-import pipeline.cli_semantic_ids  # noqa: E402,F401  (registers the stage commands)
+import pipeline.cli_generative  # noqa: E402,F401  (registers the stage commands)
+import pipeline.cli_semantic_ids  # noqa: E402,F401
 import pipeline.cli_twotower  # noqa: E402,F401
 
 

@@ -84,6 +84,16 @@ class SidTrie:
             self.children.append({p: torch.tensor(sorted(s)) for p, s in nxt.items()})
 
 
+def sid_logits(model: nn.Module, hidden: torch.Tensor, vocab: SidVocab) -> torch.Tensor:
+    """Logits ``[..., n_sid_tokens]`` of decoder states ``hidden [..., d_model]`` over the
+    SID tokens only (T5's LM head restricted to those rows: no 30k-way text softmax)."""
+    w = model.get_output_embeddings().weight[vocab.sid_base : vocab.size]
+    conf = model.config  # T5 rescales the decoder output when the head is tied
+    if getattr(conf, "scale_decoder_outputs", conf.tie_word_embeddings):
+        hidden = hidden * conf.d_model**-0.5
+    return hidden @ w.t()
+
+
 @torch.inference_mode()
 def constrained_beam_search(
     model: nn.Module,
@@ -117,10 +127,10 @@ def constrained_beam_search(
     score = torch.full((b, beams), -torch.inf, device=device)
     score[:, 0] = 0.0  # one live beam per input at the start
     for t in range(trie.length):
-        logits = model(
-            encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=seqs
-        ).logits[:, -1, lo:hi]
-        logp = torch.log_softmax(logits.float(), -1)
+        dec = model.get_decoder()(
+            input_ids=seqs, encoder_hidden_states=hidden, encoder_attention_mask=mask
+        ).last_hidden_state[:, -1]
+        logp = torch.log_softmax(sid_logits(model, dec, vocab).float(), -1)
         allowed = torch.full_like(logp, -torch.inf)
         for r, prefix in enumerate(seqs[:, 1:].tolist()):
             kids = trie.children[t].get(tuple(prefix))

@@ -50,6 +50,9 @@ class GenerativeRun:
 def load_run(run_dir: str | Path, device: str = "cpu") -> GenerativeRun:
     """Load ``run_dir`` (written by :func:`semantic_ids.generative.train_generative`)."""
     from transformers import T5ForConditionalGeneration
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     config = read_run(run_dir)
     run_dir = Path(run_dir)

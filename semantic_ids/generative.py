@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from graphs.contract import read_dataset
 from graphs.errors import ContractError
 from graphs.featurize import default_encoder_path
-from semantic_ids.decoding import SidVocab
+from semantic_ids.decoding import SidVocab, sid_logits
 from semantic_ids.examples import rec_examples, search_pairs, user_sequences
 from semantic_ids.tokenize import CODES, load_semantic_ids
 
@@ -71,6 +71,9 @@ def load_tokenizer(path: str | Path | None = None):  # noqa: ANN201 (transformer
 def build_model(cfg: GenerativeConfig, vocab: SidVocab):  # noqa: ANN201
     """``T5ForConditionalGeneration`` with ``vocab.size`` tokens (0 = pad = decoder start)."""
     from transformers import T5Config, T5ForConditionalGeneration
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # save_pretrained / from_pretrained bars
 
     torch.manual_seed(cfg.seed)
     if cfg.pretrained:
@@ -124,10 +127,13 @@ def sid_loss(
     """Cross-entropy of the target SID tokens ``labels [B, L]`` over the SID tokens only."""
     start = torch.zeros_like(labels[:, :1])
     dec = torch.cat([start, labels[:, :-1]], 1)
-    logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
-    lo = vocab.sid_base
+    enc = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    hidden = model.get_decoder()(
+        input_ids=dec, encoder_hidden_states=enc, encoder_attention_mask=mask
+    ).last_hidden_state
+    logits = sid_logits(model, hidden, vocab)
     return F.cross_entropy(
-        logits[..., lo : vocab.size].reshape(-1, vocab.size - lo), (labels - lo).reshape(-1)
+        logits.reshape(-1, logits.shape[-1]), (labels - vocab.sid_base).reshape(-1)
     )
 
 

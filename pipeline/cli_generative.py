@@ -1,0 +1,107 @@
+"""``audiograph`` commands of the generative stage: train, generate, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.app import Out, Quiet, app
+
+Run = Annotated[Path, typer.Argument(help="Generative run directory (train-generative).")]
+
+
+@app.command("train-generative")
+def train_generative(
+    data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
+    sids: Annotated[Path, typer.Option(help="Semantic IDs directory (semantic-ids).")] = ...,
+    out: Out = ...,
+    tasks: Annotated[str | None, typer.Option(help="search,rec (comma-separated).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs [10].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per batch [256].")] = None,
+    pretrained: Annotated[
+        Path | None, typer.Option(help="Local pretrained T5 folder (default: from scratch).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file with a \\[generative] table.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda [cpu].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [0].")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train the joint generative search + recommendation model (T5 decoding SIDs)."""
+    from pipeline.config import merge, read_section
+    from semantic_ids.generative import GenerativeConfig
+    from semantic_ids.generative import train_generative as run
+
+    cfg = merge(
+        GenerativeConfig,
+        read_section(config, "generative"),
+        {
+            "tasks": tuple(t.strip() for t in tasks.split(",")) if tasks else None,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "pretrained": None if pretrained is None else str(pretrained),
+            "device": device,
+            "seed": seed,
+        },
+        str(config or "flags"),
+    )
+    cfg.tasks = tuple(cfg.tasks)
+    m = run(data_dir, sids, out, cfg, resume=resume, quiet=quiet)
+    print(f"[train-generative] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {out}")
+
+
+@app.command("generate")
+def generate(
+    run_dir: Run,
+    query: Annotated[str | None, typer.Option(help="Search query text.")] = None,
+    user: Annotated[str | None, typer.Option(help="User id (recommendation).")] = None,
+    k: Annotated[int, typer.Option("-k", help="Number of items.")] = 10,
+    device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
+) -> None:
+    """Top-k catalog items for a query (search) or a user's history (recommendation)."""
+    from graphs.contract import read_items
+    from graphs.errors import ContractError
+    from semantic_ids.generate import load_run, recommend, search, user_history
+
+    if (query is None) == (user is None):
+        raise ContractError("give exactly one of --query TEXT or --user USER_ID")
+    run = load_run(run_dir, device)
+    task = "search" if query is not None else "rec"
+    if task not in run.config["train"]["tasks"]:
+        raise ContractError(f"{run_dir}: the run was not trained on the {task} task")
+    if query is not None:
+        rows = search(run, [query], k)[0]
+    else:
+        rows = recommend(run, [user_history(run, user)], k)[0]
+    titles = read_items(run.config["data_dir"]).select("item_id", "title")
+    picked = run.codes[rows].join(titles, on="item_id", how="left", maintain_order="left")
+    for rank, r in enumerate(picked.iter_rows(named=True), 1):
+        print(f"{rank:>3}  {r['sid']:<14}{r['item_type']:<12}{r['item_id']:<16}{r['title'] or ''}")
+
+
+@app.command("evaluate-generative")
+def evaluate_generative(
+    run_dir: Run,
+    test: Annotated[Path, typer.Option(help="Test dataset (SPLIT_DIR/test).")] = ...,
+    max_inputs: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded sample of this many inputs per task.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Search and recommendation Recall@10/@30 of a generative run on a test split."""
+    from semantic_ids.generate import evaluate_generative as run
+
+    report = run(run_dir, test, device=device, max_inputs=max_inputs, quiet=quiet or as_json)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for task, m in report.items():
+        print(f"{task:<7} " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in m.items()))  # fmt: skip
