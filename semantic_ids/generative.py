@@ -139,8 +139,9 @@ def sid_loss(
 
 def _epoch_examples(
     cfg, d: dict[str, Any], epoch: int
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:  # noqa: ANN001
-    """This epoch's ``(inputs, target rows, task ids)``, shuffled; rec examples redrawn."""
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:  # noqa: ANN001
+    """This epoch's ``(inputs, target rows, task ids, batches)``: rec examples redrawn;
+    ``batches`` are index arrays, each of one task, in shuffled order."""
     rng = np.random.default_rng([cfg.seed, epoch])
     inputs, targets, task = [], [], []
     if "search" in cfg.tasks and len(d["s_rows"]):
@@ -155,9 +156,14 @@ def _epoch_examples(
         inputs += rec_inputs(d["vocab"], d["sid_tokens"], hist)
         targets.append(tgt)
         task += [1] * len(tgt)
-    order = rng.permutation(len(inputs))
+    task_arr = np.asarray(task, np.int64)
+    batches = []  # one task per batch: search inputs are short, no padding to rec length
+    for k in (0, 1):
+        idx = rng.permutation(np.flatnonzero(task_arr == k))
+        batches += [idx[i : i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+    batches = [batches[i] for i in rng.permutation(len(batches))]
     targets_all = np.concatenate(targets) if targets else np.zeros(0, np.int64)
-    return [inputs[i] for i in order], targets_all[order], np.asarray(task)[order]
+    return inputs, targets_all, task_arr, batches
 
 
 def train_generative(
@@ -227,14 +233,13 @@ def train_generative(
     last: dict[str, Any] = {}
     for epoch in range(epoch0, cfg.epochs):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout: resume replays the epoch
-        inputs, targets, task = _epoch_examples(cfg, d, epoch)
+        inputs, targets, task, batches = _epoch_examples(cfg, d, epoch)
         model.train()
         t0, sums, counts = time.perf_counter(), np.zeros(2), np.zeros(2)
-        bar = tqdm(range(0, len(inputs), cfg.batch_size), desc=f"epoch {epoch}", disable=quiet)
-        for lo in bar:
-            hi = lo + cfg.batch_size
-            ids, mask = pad_batch(inputs[lo:hi], device)
-            labels = labels_all[targets[lo:hi]].to(device)
+        bar = tqdm(batches, desc=f"epoch {epoch}", disable=quiet)
+        for b in bar:
+            ids, mask = pad_batch([inputs[i] for i in b], device)
+            labels = labels_all[targets[b]].to(device)
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
             loss = sid_loss(model, ids, mask, labels, vocab)
@@ -243,15 +248,15 @@ def train_generative(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
-            t = task[lo:hi]
-            for k in (0, 1):  # batch loss credited to tasks by their share of the batch
-                sums[k] += loss.item() * (t == k).sum()
-                counts[k] += (t == k).sum()
+            t = task[b]
+            sums[t[0]] += loss.item() * len(b)  # every batch holds one task
+            counts[t[0]] += len(b)
             bar.set_postfix(loss=f"{sums.sum() / max(counts.sum(), 1):.3f}")
         seconds = time.perf_counter() - t0
         last = {"epoch": epoch, "train_loss": float(sums.sum() / max(counts.sum(), 1)),
                 "examples": len(inputs), "search_examples": int(counts[0]),
-                "rec_examples": int(counts[1]), "seconds": round(seconds, 2),
+                "rec_examples": int(counts[1]), "search_loss": float(sums[0] / max(counts[0], 1)),
+                "rec_loss": float(sums[1] / max(counts[1], 1)), "seconds": round(seconds, 2),
                 "examples_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}  # fmt: skip
         with open(run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(last) + "\n")
