@@ -270,8 +270,8 @@ def demo(
 
 
 import pipeline.cli_generative  # noqa: E402,F401  (registers the stage commands)
-import pipeline.cli_spaces  # noqa: E402,F401
 import pipeline.cli_semantic_ids  # noqa: E402,F401
+import pipeline.cli_spaces  # noqa: E402,F401
 import pipeline.cli_twotower  # noqa: E402,F401
 
 

@@ -1,7 +1,11 @@
-"""Stage 5: Semantic IDs — residual k-means (RQ-KMeans) tokens of item embeddings.
+"""Stage 5: Semantic IDs and the joint generative search + recommendation model.
 
-``semantic_ids`` tokenizes an ``audiograph export`` directory; :mod:`semantic_ids.rqkmeans`
-holds the torch k-means / residual quantizer it is built on.
+* :mod:`semantic_ids.spaces` / :mod:`semantic_ids.finetune` — embedding spaces to tokenize
+  (content, search-tuned, multi-task bi-encoders; fused spaces);
+* :func:`semantic_ids` — RQ-KMeans tokens of an embeddings directory
+  (:mod:`semantic_ids.rqkmeans` holds the torch k-means / residual quantizer);
+* :mod:`semantic_ids.generative` (training), :mod:`semantic_ids.decoding` (token layout,
+  SID trie, constrained beam search), :mod:`semantic_ids.generate` (answers, Recall@k).
 """
 
 from semantic_ids.rqkmeans import (

@@ -47,7 +47,7 @@ from graphs.featurize import (
 )
 from graphs.progress import step
 from semantic_ids.finetune import FinetuneConfig, Pairs, finetune_bi_encoder
-from semantic_ids.tokenize import _read as read_embeddings
+from semantic_ids.tokenize import read_embeddings
 from twotower.features import align_embeddings
 
 SPACES = ("content", "search", "multitask")

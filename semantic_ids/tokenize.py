@@ -79,7 +79,7 @@ def semantic_ids(
         raise ContractError(f"iters must be >= 0, got {iters}")
     if sample_per_code is not None and sample_per_code < 1:
         raise ContractError(f"sample per code must be >= 1, got {sample_per_code}")
-    ids, vectors = _read(emb_dir)
+    ids, vectors = read_embeddings(emb_dir)
     n, dim = vectors.shape
     if codebook_size > n:
         raise ContractError(
@@ -141,7 +141,7 @@ def load_semantic_ids(sid_dir: str | Path) -> tuple[pl.DataFrame, np.ndarray, di
     return pl.read_parquet(sid_dir / CODES), np.load(sid_dir / CODEBOOKS), manifest
 
 
-def _read(emb_dir: Path) -> tuple[pl.DataFrame, np.ndarray]:
+def read_embeddings(emb_dir: Path) -> tuple[pl.DataFrame, np.ndarray]:
     """``(ids sorted by row, float32 [N, d])`` of an embeddings dir, validated."""
     try:
         ids, vectors = load_embeddings(emb_dir)
