@@ -58,12 +58,12 @@ def run_demo(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) 
           f"(epoch {tt['best_epoch']}) -> {out / '2t-hgnn'}")  # fmt: skip
     report = evaluate_run(out / "2t-hgnn", test_dir, "audiobook")
     print("\n" + results_table(report))
-    _generative(out, train_dir, test_dir, seed)
+    generative = _generative(out, train_dir, test_dir, seed)
     print(
         f"\n[demo] done in {time.perf_counter() - t0:.1f}s; graph at {graph_dir}, "
         f"two-tower run at {out / '2t-hgnn'} (audiograph recommend {out / '2t-hgnn'} --user U)"
     )
-    return {"graph": info, "evaluation": report}
+    return {"graph": info, "evaluation": report, "generative": generative}
 
 
 def _sampler_summary(graph_dir: Path, seed: int) -> None:
@@ -86,9 +86,11 @@ def _sampler_summary(graph_dir: Path, seed: int) -> None:
     )
 
 
-def _generative(out: Path, train_dir: Path, test_dir: Path, seed: int) -> None:
+def _generative(out: Path, train_dir: Path, test_dir: Path, seed: int) -> dict:
     """Semantic IDs of the HGNN export, a small generative model (both tasks), its test
-    Recall@10 on a sample and one answer per task, with titles."""
+    Recall@10 on a sample and one answer per task, with titles. Returns ``{"sids": the
+    SID manifest, "recall": test recall, "search"/"rec": answered item ids, "history":
+    the recommended user's history item ids}``."""
     from graphs.contract import read_dataset, read_items
     from semantic_ids import semantic_ids
     from semantic_ids.examples import user_sequences
@@ -109,10 +111,12 @@ def _generative(out: Path, train_dir: Path, test_dir: Path, seed: int) -> None:
     queries = read_dataset(test_dir).queries
     query = queries["query"][0] if queries is not None and queries.height else "music"
     hist = user_sequences(read_dataset(train_dir).interactions, run.codes["item_id"]).seqs[0]
-    for label, rows in (
-        (f'search "{query}"', search(run, [query], 5)[0]),
-        ("recommend for the first training user", recommend(run, [hist], 5)[0]),
-    ):
+    answers = {"search": search(run, [query], 5)[0], "rec": recommend(run, [hist], 5)[0]}
+    for label, rows in zip((f'search "{query}"', "recommend for the first training user"),
+                           answers.values(), strict=True):  # fmt: skip
         print(f"[demo] {label}:")
         for row in run.codes[rows].iter_rows(named=True):
             print(f"    {row['sid']:<12}{row['item_type']:<11}{titles.get(row['item_id'], '')}")
+    ids = run.codes["item_id"]
+    return {"sids": m, "recall": r, **{k: ids[v].to_list() for k, v in answers.items()},
+            "history": ids[hist].to_list()}  # fmt: skip

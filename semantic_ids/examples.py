@@ -7,7 +7,7 @@
   are the user's most consumed items). A training example is (the ``history`` items
   before the target → target); without timestamps, "before" means every other item
   (leave one out). Evaluation: the last ``history`` training items → the user's test
-  items, with the training items excluded from the answers.
+  items, with all of the user's training items excluded from the answers.
 
 Items are rows of the Semantic ID table (``codes.parquet``); rows whose item has no SID
 are dropped and counted.
@@ -73,10 +73,11 @@ def rec_examples(
 
 
 def rec_eval_targets(
-    train: RecData, test_inter: pl.DataFrame, sid_items: pl.Series, history: int
+    train: RecData, test_inter: pl.DataFrame, sid_items: pl.Series
 ) -> tuple[list[str], list[np.ndarray], list[set[int]]]:
-    """``(users, histories, relevant)`` for test users that have training items: the last
-    ``history`` training items, and the test item rows not seen in training."""
+    """``(users, histories, relevant)`` for test users that have training items: all their
+    training items in sequence order (the model reads the last ``history``; all are
+    excluded from the answers), and the test item rows not seen in training."""
     test = user_sequences(test_inter, sid_items)
     seen = dict(zip(train.users, train.seqs, strict=True))
     users, hists, rel = [], [], []
@@ -86,7 +87,7 @@ def rec_eval_targets(
         target = set(s.tolist()) - set(seen[u].tolist())
         if target:
             users.append(u)
-            hists.append(seen[u][-history:])
+            hists.append(seen[u])
             rel.append(target)
     return users, hists, rel
 

@@ -96,16 +96,19 @@ def recommend(
     k: int = 10,
     batch_size: int = 32,
     desc: str | None = None,
+    max_widen: int = 100,
 ) -> list[list[int]]:
-    """Top-``k`` item rows per history (item rows, oldest first), history items excluded
-    (the beam is widened by the history length, then they are filtered out)."""
+    """Top-``k`` item rows per history (item rows, oldest first). The model reads the last
+    ``history`` items; every history item is excluded from the answer (the beam is widened
+    by the number of distinct history items, at most ``max_widen``, then they are
+    filtered out)."""
     h = int(run.config["train"]["history"])
-    histories = [np.asarray(x, np.int64)[-h:] for x in histories]
-    ranked = _decode(run, rec_inputs(run.vocab, run.sid_tokens, histories), k + h, batch_size, desc)
-    return [
-        [i for i in r if i not in set(x.tolist())][:k]
-        for r, x in zip(ranked, histories, strict=True)
-    ]
+    full = [np.asarray(x, np.int64) for x in histories]
+    seen = [set(x.tolist()) for x in full]
+    beams = k + min(max((len(x) for x in seen), default=0), max_widen)
+    inputs = rec_inputs(run.vocab, run.sid_tokens, [x[-h:] for x in full])
+    ranked = _decode(run, inputs, beams, batch_size, desc)
+    return [[i for i in r if i not in x][:k] for r, x in zip(ranked, seen, strict=True)]
 
 
 def user_history(run: GenerativeRun, user_id: str) -> np.ndarray:
@@ -154,9 +157,7 @@ def evaluate_generative(
     if "rec" in tasks and test.interactions is not None:
         train = read_dataset(run.config["data_dir"])
         seqs = user_sequences(train.interactions, run.codes["item_id"])
-        users, hists, rel = rec_eval_targets(
-            seqs, test.interactions, run.codes["item_id"], int(run.config["train"]["history"])
-        )
+        users, hists, rel = rec_eval_targets(seqs, test.interactions, run.codes["item_id"])
         pick = sample(len(users))
         ranked = recommend(run, [hists[i] for i in pick], k, desc=None if quiet else "rec eval")
         out["rec"] = {f"recall@{x}": recall_at(ranked, [rel[i] for i in pick], x) for x in ks}

@@ -30,3 +30,9 @@ def test_demo_runs_the_chain_and_prints_the_evaluation(tmp_path, capsys):
     for name, r in report["results"].items():
         assert 0.0 <= r["ndcg@10"] <= r["hr@10"] <= 1.0 and 0.0 < r["coverage"] <= 1.0, name
     assert "| 2t-hgnn |" in out
+    # Semantic IDs for every item, and one generative answer per task from real items
+    gen = result["generative"]
+    assert gen["sids"]["count"] == 3300 and set(gen["recall"]) == {"search", "rec"}
+    assert len(set(gen["search"])) == len(gen["search"]) == 5
+    assert len(set(gen["rec"])) == 5 and not set(gen["rec"]) & set(gen["history"])
+    assert "[demo] Semantic IDs" in out and "[demo] recommend for the first training user" in out
