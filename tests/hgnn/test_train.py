@@ -89,3 +89,12 @@ def test_cli_writes_metrics_per_epoch(graph, tmp_path):
     assert all(0.0 <= v["auc"] <= 1.0 for r in rows for v in r["val"].values())
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["train"]["hidden"] == 8 and saved["train"]["batch_size"] == 128
+
+
+def test_same_seed_same_weights_and_setting_restored(graph, tmp_path):
+    torch.use_deterministic_algorithms(False)
+    for name in ("a", "b"):
+        train_hgnn(graph, tmp_path / name, HGNNConfig(epochs=2, **SMALL), quiet=True)
+    a, b = ((tmp_path / n / "model.safetensors").read_bytes() for n in ("a", "b"))
+    assert a == b
+    assert not torch.are_deterministic_algorithms_enabled()
