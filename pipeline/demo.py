@@ -101,7 +101,8 @@ def _generative(out: Path, train_dir: Path, test_dir: Path, seed: int) -> dict:
     st = m["stats"]
     print(f"\n[demo] Semantic IDs: {m['count']:,} items, 2 x 64 codes + disambiguation; "
           f"{st['unique_fraction']:.1%} unique before disambiguation -> {out / 'sid'}")  # fmt: skip
-    cfg = GenerativeConfig(d_ff=256, history=10, epochs=3, rec_per_epoch=8000, seed=seed)
+    cfg = GenerativeConfig(d_ff=256, dropout=0.0, history=10, epochs=3, rec_per_epoch=8000,
+                           seed=seed)  # fmt: skip
     train_generative(train_dir, out / "sid", out / "generative", cfg, quiet=True)
     r = evaluate_generative(out / "generative", test_dir, ks=(10,), max_inputs=200)
     print("[demo] generative model (T5, SID decoding): test recall@10 "
