@@ -48,8 +48,8 @@ from twotower.metrics import evaluate_vectors  # noqa: E402
 from twotower.train import TwoTowerConfig, train_twotower  # noqa: E402
 
 SPACES = ("content", "search", "rec", "multitask", "fused-concat", "fused-svd")
-# Sized for the 30-minute budget on 2 CPU cores: every model sees < 1.2 passes over the
-# Last.fm training examples, so no dropout (35 % faster steps, nothing to regularise yet).
+# Sized for the 30-minute budget on 2 CPU cores: on Last.fm every model sees 1-1.6 passes
+# over its examples, so no dropout (35 % faster steps, little to regularise yet).
 GEN = GenerativeConfig(d_model=128, d_ff=256, layers=2, heads=4, dropout=0.0, history=10,
                        epochs=4, batch_size=256, lr=2e-3, warmup_steps=100,
                        search_per_epoch=30000, rec_per_epoch=30000)  # fmt: skip
