@@ -19,7 +19,7 @@ import polars as pl
 import torch
 from torch_geometric.data import HeteroData
 
-from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
 from graphs.coint import co_interaction_edges, user_items
 from graphs.contract import Dataset, read_dataset
 from graphs.errors import ContractError
@@ -28,6 +28,7 @@ from graphs.progress import step
 from graphs.store import edge_key, save_graph_tensors
 
 STAGE = "build-graph"
+STAGE_KIND = "graph"
 
 
 @dataclass
@@ -69,6 +70,8 @@ class GraphConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ContractError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+        if self.signals is not None and not self.signals:
+            raise ContractError("--signals: no signal given (omit it to count every signal)")
         if self.cap_by not in ("weight", "recent"):
             raise ContractError(f"--cap-by must be 'weight' or 'recent', got {self.cap_by!r}")
 
@@ -82,9 +85,11 @@ def build_graph(
     """
     cfg = cfg or GraphConfig()
     cfg.validate()
+    claim_output(out_dir, STAGE_KIND, [data_dir])
     t0 = time.perf_counter()
     with step(STAGE, "read dataset", quiet) as s:
         ds = read_dataset(data_dir, drop_unknown=cfg.drop_unknown)
+        _check_signals(ds, cfg.signals)
         s["rows"] = 0 if ds.interactions is None else ds.interactions.height
     types = ds.item_types
     items = ds.items.with_columns(
@@ -107,7 +112,7 @@ def build_graph(
     t_edges = time.perf_counter()
     data = _hetero_data(items, types, x, has_text, pairs)
     manifest = _manifest(data, ds, cfg, enc_info, x.shape[1])
-    with step(STAGE, "write", quiet), atomic_dir(out_dir) as tmp:
+    with step(STAGE, "write", quiet), atomic_dir(out_dir, STAGE_KIND, [data_dir]) as tmp:
         nodes = items.select("item_id", "item_type", "node_index")
         save_graph_tensors(tmp, data, nodes)
         manifest["build_seconds"] = {
@@ -125,6 +130,20 @@ def build_graph(
             f"({manifest['build_seconds']['total']:.1f}s)"
         )
     return manifest
+
+
+def _check_signals(ds: Dataset, signals: list[str] | None) -> None:
+    """Every requested signal must occur in the interactions (else the graph silently
+    loses it, or is empty)."""
+    if signals is None or ds.interactions is None:
+        return
+    present = ds.interactions["signal"].unique().sort().to_list()
+    if missing := [s for s in signals if s not in present]:
+        file = ds.files.get("interactions", "the interactions")
+        raise ContractError(
+            f"--signals: signal {missing[0]!r} does not occur in {file} "
+            f"(present: {', '.join(present)})"
+        )
 
 
 def _features(ds: Dataset, cfg: GraphConfig, quiet: bool):
@@ -156,7 +175,7 @@ def _pairs(ds: Dataset, items: pl.DataFrame, cfg: GraphConfig, quiet: bool) -> p
     """Undirected pairs ``a < b`` (global item rows) with ``n_users``."""
     if ds.interactions is None:
         return pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "n_users": pl.UInt32})
-    inter = ds.interactions.lazy()
+    inter = ds.interactions.lazy().select("user_id", "item_id", "weight", "ts", "signal")
     if cfg.signals is not None:
         inter = inter.filter(pl.col("signal").is_in(cfg.signals))
     index = items.lazy().select("item_id", item=pl.int_range(pl.len(), dtype=pl.UInt32))
@@ -209,7 +228,7 @@ def _hetero_data(
     )
     bounds = np.searchsorted(directed["t"].to_numpy(), np.arange(t2 + 1))
     ei_all = np.stack([directed["s"].to_numpy(), directed["d"].to_numpy()])
-    w_all = directed["w"].to_numpy()
+    w_all = directed["w"].to_numpy(writable=True)  # torch tensors must not be read-only
     for i, s in enumerate(types):
         for j, d in enumerate(types):
             lo, hi = bounds[i * len(types) + j], bounds[i * len(types) + j + 1]

@@ -2,14 +2,18 @@
 
 A dataset is a directory with
 
-* ``items.parquet`` (or ``.csv``): ``item_id`` (str, unique), ``item_type`` (str),
-  ``title`` (str, may be empty), optional ``description`` (str), optional ``tags``
-  (list of str or ``|``-separated str); further columns are kept as item features.
+* ``items.parquet`` (or ``.csv``): ``item_id`` (str, unique), ``item_type`` (str, no
+  ``__`` and no trailing ``_``: edge types are named ``<src>__co__<dst>``), ``title``
+  (str, may be empty), optional ``description`` (str), optional ``tags`` (list of str or
+  ``|``-separated str); further columns are kept as item features.
 * ``interactions.parquet`` (or ``.csv``, optional: a catalog-only dataset has none):
   ``user_id`` (str), ``item_id`` (str), ``weight`` (float >= 0, default 1),
   ``signal`` (str, default ``stream``), optional ``ts`` (unix seconds or datetime).
 * ``users.parquet`` (optional): ``user_id`` + feature columns.
 * ``queries.parquet`` (optional): ``query`` (str), ``item_id`` (str).
+
+Ids and queries are non-empty strings. Extra columns may have any name (none clashes
+with an internal one).
 
 Every violation raises :class:`~graphs.errors.ContractError` with one line naming
 the file, the column and an example offending row.
@@ -23,9 +27,11 @@ from pathlib import Path
 import polars as pl
 
 from graphs.errors import ContractError, contract_error
+from graphs.tables import find_table, read_table
 
 TEXT_COLUMNS = ("title", "description")
 DEFAULT_SIGNAL = "stream"
+TABLES = ("items", "interactions", "users", "queries")
 
 
 @dataclass
@@ -38,6 +44,8 @@ class Dataset:
     queries: pl.DataFrame | None = None
     path: Path | None = None
     dropped_unknown: dict[str, int] = field(default_factory=dict)
+    #: file name of each table read, e.g. ``{"interactions": "interactions.csv"}``
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def item_types(self) -> list[str]:
@@ -56,17 +64,17 @@ def read_dataset(path: str | Path, drop_unknown: bool = False) -> Dataset:
     path = Path(path)
     items = read_items(path)
     known = items.select("item_id")
-    ds = Dataset(items=items, path=path)
-
-    if (f := _find(path, "interactions")) is not None:
-        inter = normalize_interactions(_read_table(f), f.name)
+    found = {t: f for t in TABLES if (f := find_table(path, t)) is not None}
+    ds = Dataset(items=items, path=path, files={t: f.name for t, f in found.items()})
+    if (f := found.get("interactions")) is not None:
+        inter = normalize_interactions(read_table(f), f.name)
         ds.interactions, ds.dropped_unknown["interactions"] = _check_known(
             inter, known, f.name, drop_unknown
         )
-    if (f := _find(path, "users")) is not None:
-        ds.users = normalize_users(_read_table(f), f.name)
-    if (f := _find(path, "queries")) is not None:
-        q = normalize_queries(_read_table(f), f.name)
+    if (f := found.get("users")) is not None:
+        ds.users = normalize_users(read_table(f), f.name)
+    if (f := found.get("queries")) is not None:
+        q = normalize_queries(read_table(f), f.name)
         ds.queries, ds.dropped_unknown["queries"] = _check_known(q, known, f.name, drop_unknown)
     return ds
 
@@ -76,15 +84,15 @@ def read_items(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     if not path.is_dir():
         raise ContractError(f"{path}: not a dataset directory")
-    items_file = _find(path, "items")
+    items_file = find_table(path, "items")
     if items_file is None:
         raise ContractError(f"{path}: no items.parquet or items.csv")
-    return normalize_items(_read_table(items_file), items_file.name)
+    return normalize_items(read_table(items_file), items_file.name)
 
 
 def has_items(path: str | Path) -> bool:
     """Whether ``path`` is a directory with an items table."""
-    return Path(path).is_dir() and _find(Path(path), "items") is not None
+    return Path(path).is_dir() and find_table(Path(path), "items") is not None
 
 
 def write_dataset(
@@ -121,11 +129,16 @@ def normalize_items(df: pl.DataFrame, file: str) -> pl.DataFrame:
     for col in ("item_id", "item_type", "title", "description"):
         if col in df.columns:
             df = _as_text(df, file, col)
-    _no_nulls(df, file, ["item_id", "item_type"])
-    _no_empty_strings(df, file, ["item_id", "item_type"])
-    dup = df.with_row_index("_row").filter(pl.col("item_id").is_duplicated())
-    if dup.height:
-        raise _example(dup, file, "item_id", "duplicate item_id")
+    _no_missing(df, file, ["item_id", "item_type"])
+    t = pl.col("item_type")
+    _fail_where(
+        df,
+        t.str.contains("__", literal=True) | t.str.ends_with("_"),
+        file,
+        "item_type",
+        "item_type must not contain '__' or end with '_' (edge types are '<src>__co__<dst>')",
+    )
+    _fail_where(df, pl.col("item_id").is_duplicated(), file, "item_id", "duplicate item_id")
     df = df.with_columns(pl.col("title").fill_null(""))
     df = df.with_columns(
         pl.col("description").fill_null("")
@@ -144,7 +157,7 @@ def normalize_interactions(df: pl.DataFrame, file: str) -> pl.DataFrame:
     for col in ("user_id", "item_id", "signal"):
         if col in df.columns:
             df = _as_text(df, file, col)
-    _no_nulls(df, file, ["user_id", "item_id"])
+    _no_missing(df, file, ["user_id", "item_id"])
     df = df.with_columns(
         _number(df, file, "weight", pl.Float64).fill_null(1.0)
         if "weight" in df.columns
@@ -154,11 +167,9 @@ def normalize_interactions(df: pl.DataFrame, file: str) -> pl.DataFrame:
         else pl.lit(DEFAULT_SIGNAL).alias("signal"),
         _timestamp(df, file) if "ts" in df.columns else pl.lit(None, pl.Int64).alias("ts"),
     )
-    bad = df.with_row_index("_row").filter(
-        pl.col("weight").is_nan() | pl.col("weight").is_infinite() | (pl.col("weight") < 0)
-    )
-    if bad.height:
-        raise _example(bad, file, "weight", "weight must be a finite number >= 0")
+    w = pl.col("weight")
+    bad = w.is_nan() | w.is_infinite() | (w < 0)
+    _fail_where(df, bad, file, "weight", "weight must be a finite number >= 0")
     front = ["user_id", "item_id", "weight", "signal", "ts"]
     return df.select(front + [c for c in df.columns if c not in front])
 
@@ -167,10 +178,8 @@ def normalize_users(df: pl.DataFrame, file: str) -> pl.DataFrame:
     """Validate a users table (``user_id`` unique str + feature columns)."""
     _require(df, file, ["user_id"])
     df = _as_text(df, file, "user_id")
-    _no_nulls(df, file, ["user_id"])
-    dup = df.with_row_index("_row").filter(pl.col("user_id").is_duplicated())
-    if dup.height:
-        raise _example(dup, file, "user_id", "duplicate user_id")
+    _no_missing(df, file, ["user_id"])
+    _fail_where(df, pl.col("user_id").is_duplicated(), file, "user_id", "duplicate user_id")
     return df
 
 
@@ -178,56 +187,13 @@ def normalize_queries(df: pl.DataFrame, file: str) -> pl.DataFrame:
     """Validate a queries table (``query`` str, ``item_id`` str)."""
     _require(df, file, ["query", "item_id"])
     df = _as_text(_as_text(df, file, "query"), file, "item_id")
-    _no_nulls(df, file, ["query", "item_id"])
+    _no_missing(df, file, ["query", "item_id"])
     return df
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _find(path: Path, stem: str) -> Path | None:
-    for ext in (".parquet", ".csv"):
-        if (path / f"{stem}{ext}").exists():
-            return path / f"{stem}{ext}"
-    return None
-
-
-def _read_table(f: Path) -> pl.DataFrame:
-    try:
-        if f.suffix == ".csv":
-            raw = f.read_bytes()
-            _check_utf8(raw, f.name)
-            df = pl.read_csv(raw, infer_schema=False)
-        else:
-            df = pl.read_parquet(f)
-    except ContractError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a user error here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ContractError(f"{f.name}: cannot be read ({first})") from exc
-    if df.height == 0:
-        raise ContractError(f"{f.name}: table is empty")
-    return df
-
-
-def _check_utf8(raw: bytes, file: str) -> None:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line_start = raw.rfind(b"\n", 0, exc.start) + 1
-        line_end = raw.find(b"\n", exc.start)
-        line = raw[line_start : line_end if line_end >= 0 else len(raw)]
-        header = raw[: raw.find(b"\n")].decode("utf-8", "replace").strip().split(",")
-        col_pos = raw[line_start : exc.start].count(b",")
-        column = header[col_pos] if col_pos < len(header) else None
-        row = raw[:line_start].count(b"\n") - 1
-        raise contract_error(
-            file,
-            column,
-            "undecodable text (not UTF-8)",
-            {"line": line.decode("utf-8", "replace")},
-            row,
-        ) from None
+# Offending rows are located with ``arg_where`` on the user's own frame, never through an
+# added helper column, so no user column name (``_row``, ...) can collide with ours.
 
 
 def _require(df: pl.DataFrame, file: str, cols: list[str]) -> None:
@@ -239,14 +205,17 @@ def _require(df: pl.DataFrame, file: str, cols: list[str]) -> None:
         )
 
 
-def _example(bad: pl.DataFrame, file: str, column: str, problem: str) -> ContractError:
-    row = bad.row(0, named=True)
-    row_number = row.pop("_row", None)
-    shown = {k: v for k, v in row.items() if not k.startswith("_")}
-    keep = [column] + [k for k in shown if k != column][:3]
-    return contract_error(
-        file, column, problem, {k: shown[k] for k in keep if k in shown}, row_number
-    )
+def _fail_where(df: pl.DataFrame, bad: pl.Expr, file: str, column: str, problem: str) -> None:
+    """Raise for the first row where ``bad`` holds (null counts as false)."""
+    rows = df.select(pl.arg_where(bad.fill_null(False))).to_series()
+    if rows.len():
+        raise _example(df, int(rows[0]), file, column, problem)
+
+
+def _example(df: pl.DataFrame, row: int, file: str, column: str, problem: str) -> ContractError:
+    values = df.row(row, named=True)
+    keep = [column] + [k for k in values if k != column][:3]
+    return contract_error(file, column, problem, {k: values[k] for k in keep}, row)
 
 
 def _as_text(df: pl.DataFrame, file: str, col: str) -> pl.DataFrame:
@@ -261,8 +230,7 @@ def _as_text(df: pl.DataFrame, file: str, col: str) -> pl.DataFrame:
             raise contract_error(
                 file, col, "undecodable text (not UTF-8)", {col: df[col][row]}, row
             ) from None
-    bad = df.with_row_index("_row")
-    raise _example(bad, file, col, f"expected a string column, got {dtype}")
+    raise _example(df, 0, file, col, f"expected a string column, got {dtype}")
 
 
 def _utf8(value: bytes | None) -> bool:
@@ -274,18 +242,12 @@ def _utf8(value: bytes | None) -> bool:
         return False
 
 
-def _no_nulls(df: pl.DataFrame, file: str, cols: list[str]) -> None:
+def _no_missing(df: pl.DataFrame, file: str, cols: list[str]) -> None:
+    """Required string columns: no nulls, no empty or whitespace-only values."""
     for col in cols:
-        bad = df.with_row_index("_row").filter(pl.col(col).is_null())
-        if bad.height:
-            raise _example(bad, file, col, "missing value")
-
-
-def _no_empty_strings(df: pl.DataFrame, file: str, cols: list[str]) -> None:
+        _fail_where(df, pl.col(col).is_null(), file, col, "missing value")
     for col in cols:
-        bad = df.with_row_index("_row").filter(pl.col(col).str.strip_chars() == "")
-        if bad.height:
-            raise _example(bad, file, col, "empty value")
+        _fail_where(df, pl.col(col).str.strip_chars() == "", file, col, "empty value")
 
 
 def _number(df: pl.DataFrame, file: str, col: str, dtype: pl.DataType) -> pl.Expr:
@@ -293,44 +255,38 @@ def _number(df: pl.DataFrame, file: str, col: str, dtype: pl.DataType) -> pl.Exp
     if src.is_numeric() or src == pl.Null:
         return pl.col(col).cast(dtype)
     if src == pl.Utf8:
-        cast = pl.col(col).str.strip_chars().cast(dtype, strict=False)
-        bad = df.with_row_index("_row").filter(
-            pl.col(col).is_not_null() & (pl.col(col).str.strip_chars() != "") & cast.is_null()
-        )
-        if bad.height:
-            raise _example(bad, file, col, "not a number")
+        s = pl.col(col).str.strip_chars()
+        cast = s.cast(dtype, strict=False)
+        _fail_where(df, (s != "") & cast.is_null(), file, col, "not a number")
         return cast
-    raise _example(df.with_row_index("_row"), file, col, f"expected a number, got {src}")
+    raise _example(df, 0, file, col, f"expected a number, got {src}")
 
 
 def _timestamp(df: pl.DataFrame, file: str) -> pl.Expr:
-    src = df.schema["ts"]
+    """``ts`` as i64 unix seconds: from a datetime/date, a number (NaN, inf and values
+    beyond the int64 range are errors) or a string of either."""
+    src, ts = df.schema["ts"], pl.col("ts")
+    given = ts  # the non-missing values, which must all convert
     if isinstance(src, pl.Datetime):
-        return pl.col("ts").dt.epoch("s").alias("ts")
+        return ts.dt.epoch("s").alias("ts")
     if src == pl.Date:
-        return pl.col("ts").cast(pl.Datetime("us")).dt.epoch("s").alias("ts")
+        return ts.cast(pl.Datetime("us")).dt.epoch("s").alias("ts")
     if src.is_numeric() or src == pl.Null:
-        bad = (
-            df.with_row_index("_row").filter(pl.col("ts").is_nan())
-            if src.is_float()
-            else df.head(0)
-        )
-        if bad.height:
-            raise _example(bad, file, "ts", "timestamp is NaN")
-        return pl.col("ts").cast(pl.Int64).alias("ts")
-    if src == pl.Utf8:
-        s = pl.col("ts").str.strip_chars()
-        parsed = pl.coalesce(
+        seconds = ts.cast(pl.Int64, strict=False)
+        problem = "timestamp must be finite unix seconds within the int64 range"
+    elif src == pl.Utf8:
+        s = ts.str.strip_chars()
+        seconds = pl.coalesce(
             s.cast(pl.Int64, strict=False),
+            s.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False),
             s.str.to_datetime(strict=False, time_zone="UTC").dt.epoch("s"),
         )
-        bad = df.with_row_index("_row").filter(
-            pl.col("ts").is_not_null() & (s != "") & parsed.is_null()
-        )
-        if bad.height:
-            raise _example(bad, file, "ts", "not unix seconds or an ISO datetime")
-        return parsed.alias("ts")
-    raise _example(df.with_row_index("_row"), file, "ts", f"expected a timestamp, got {src}")
+        given = pl.when(s != "").then(s)
+        problem = "not unix seconds (finite, within the int64 range) or an ISO datetime"
+    else:
+        raise _example(df, 0, file, "ts", f"expected a timestamp, got {src}")
+    _fail_where(df, given.is_not_null() & seconds.is_null(), file, "ts", problem)
+    return seconds.alias("ts")
 
 
 def _tags_expr(df: pl.DataFrame, file: str) -> pl.Expr:
@@ -348,10 +304,7 @@ def _tags_expr(df: pl.DataFrame, file: str) -> pl.Expr:
     if isinstance(src, pl.List) and src.inner in (pl.Utf8, pl.Null):
         return pl.col("tags").cast(pl.List(pl.Utf8)).list.drop_nulls().fill_null([]).alias("tags")
     raise _example(
-        df.with_row_index("_row"),
-        file,
-        "tags",
-        f"expected a list of strings or a '|'-separated string, got {src}",
+        df, 0, file, "tags", f"expected a list of strings or a '|'-separated string, got {src}"
     )
 
 
@@ -361,24 +314,20 @@ def _check_known(
     file: str,
     drop: bool,
 ) -> tuple[pl.DataFrame, int]:
-    flagged = df.with_row_index("_row").join(
-        known.with_columns(pl.lit(True).alias("_known")),
-        on="item_id",
-        how="left",
-        maintain_order="left",
-    )
-    unknown = flagged.filter(pl.col("_known").is_null())
-    if unknown.height == 0:
+    is_known = pl.col("item_id").is_in(known["item_id"].implode())
+    unknown = df.select(pl.arg_where(~is_known)).to_series()
+    if unknown.len() == 0:
         return df, 0
     if not drop:
         raise _example(
-            unknown.drop("_known"),
+            df,
+            int(unknown[0]),
             file,
             "item_id",
-            f"{unknown.height} rows reference item_ids not in the items table "
+            f"{unknown.len()} rows reference item_ids not in the items table "
             "(use --drop-unknown to drop them)",
         )
-    kept = flagged.filter(pl.col("_known").is_not_null()).drop(["_row", "_known"])
+    kept = df.filter(is_known)
     if kept.height == 0:
         raise ContractError(f"{file}: no rows left after dropping unknown item_ids")
-    return kept, unknown.height
+    return kept, unknown.len()

@@ -37,3 +37,40 @@ def contract_error(
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_choice(option: str, value: object, choices: tuple[object, ...]) -> None:
+    """``--option`` must be one of ``choices``."""
+    if value not in choices:
+        shown = " | ".join(str(c) for c in choices)
+        raise ContractError(f"--{option} must be one of {shown}, got {value!r}")
+
+
+def check_min(option: str, value: float, minimum: float) -> None:
+    """``--option`` must be ``>= minimum``."""
+    if value < minimum:
+        raise ContractError(f"--{option} must be >= {minimum}, got {value!r}")
+
+
+def check_device(device: str) -> None:
+    """``--device`` must name a device this machine has (``cpu``, ``cuda[:i]``)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ContractError(f"--device: unknown device {device!r} (cpu | cuda)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ContractError(f"--device {device}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ContractError(f"--device {device}: this machine has "
+                                f"{torch.cuda.device_count()} CUDA device(s)")  # fmt: skip
+    elif dev.type != "cpu":
+        raise ContractError(f"--device {device}: only cpu and cuda are supported")
+
+
+def short_reason(exc: object, limit: int = 160) -> str:
+    """An exception's message on one line, at most ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

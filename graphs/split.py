@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from graphs.atomic import atomic_dir, write_json
+from graphs.atomic import atomic_dir, claim_output, write_json
 from graphs.contract import read_dataset, write_dataset
 from graphs.errors import ContractError, contract_error
 
@@ -68,6 +68,7 @@ def split_dataset(
         raise ContractError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if method not in METHODS:
         raise ContractError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    claim_output(out_dir, "split", [data_dir])
     ds = read_dataset(data_dir)
     inter = ds.interactions
     if inter is None:
@@ -116,7 +117,7 @@ def split_dataset(
     }
     if ds.queries is not None:
         manifest["train"]["queries"], manifest["test"]["queries"] = q_train.height, q_test.height
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "split", [data_dir]) as tmp:
         for name, side, q in (("train", train, q_train), ("test", test, q_test)):
             (tmp / name).mkdir()
             write_dataset(tmp / name, ds.items, side, ds.users, q)

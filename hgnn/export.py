@@ -21,7 +21,6 @@ IVF index (``index.faiss``, see :mod:`graphs.ann`) is written too and
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,23 +29,23 @@ import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 from torch_geometric.data import HeteroData
 
 from graphs.ann import build_index
-from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
 from graphs.contract import read_items
 from graphs.errors import ContractError, contract_error
 from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
 from graphs.progress import step
+from graphs.runs import WEIGHTS, load_state, load_weights, read_run_config
 from graphs.store import load_graph, load_node_ids, read_manifest
 from hgnn.model import EdgeType, HeteroSAGE, MaxPoolRelation
 from hgnn.segment_max import BlockedCSC, block_rows, segment_max
 from samplers.adjacency import Adjacency
 
 STAGE = "export"
-RUN_CONFIG, WEIGHTS = "config.json", "model.safetensors"
+EMBEDDINGS = "embeddings"
 NPY, IDS, PARQUET = "embeddings.npy", "ids.parquet", "embeddings.parquet"
 
 
@@ -54,22 +53,15 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[HeteroSAGE, di
     """Rebuild the run's :class:`HeteroSAGE` from ``config["model"]``, load its weights and
     return ``(model in eval mode on device, config)``."""
     run_dir = Path(run_dir)
-    if not (run_dir / RUN_CONFIG).exists() or not (run_dir / WEIGHTS).exists():
-        raise ContractError(
-            f"{run_dir}: not an HGNN run directory (no {RUN_CONFIG} / {WEIGHTS});"
-            " create one with 'audiograph train-hgnn'"
-        )
-    config = json.loads((run_dir / RUN_CONFIG).read_text())
-    if config.get("kind") != "hgnn-run":
-        raise ContractError(
-            f"{run_dir / RUN_CONFIG}: kind is {config.get('kind')!r}, expected 'hgnn-run'"
-        )
+    config = read_run_config(run_dir, "hgnn-run")
+    if not (run_dir / WEIGHTS).exists():
+        raise ContractError(f"{run_dir}: the run has no {WEIGHTS} yet (train at least one epoch)")
     m = config["model"]
     keys = ("node_types", "num_nodes", "feature_dim", "hidden", "num_layers", "conv")
     ets = [tuple(et) for et in m["edge_types"]]
     with torch.device("meta"):  # no random init of (possibly 1M-row) tables to overwrite
         model = HeteroSAGE(edge_types=ets, **{k: m[k] for k in keys if k in m})
-    model.load_state_dict(load_file(str(run_dir / WEIGHTS)), assign=True)
+    load_state(model, load_weights(run_dir / WEIGHTS), run_dir / WEIGHTS, assign=True)
     if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
         raise ContractError(f"{run_dir / WEIGHTS}: weights do not cover the model")
     return model.to(device).eval(), config
@@ -331,8 +323,10 @@ def export_embeddings(
     items of a type the model lacks raise ContractError. Returns the manifest.
     """
     t0 = time.perf_counter()
+    claim_output(out_dir, EMBEDDINGS, [run_dir, catalog])
     model, config = load_model(run_dir, device)
     graph_dir = config["graph_dir"]
+    claim_output(out_dir, EMBEDDINGS, [run_dir, catalog, graph_dir])
     with step(STAGE, "full-graph inference", quiet) as s:
         data, nodes = load_graph(graph_dir), load_node_ids(graph_dir)
         want = {t: model.embed[t].num_embeddings for t in model.node_types}
@@ -372,7 +366,7 @@ def export_embeddings(
         "catalog": None if catalog is None else str(Path(catalog).absolute()),
         "model": config["model"], "encoder": config.get("encoder"),
     }  # fmt: skip
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, EMBEDDINGS, [run_dir, catalog, graph_dir]) as tmp:
         with step(STAGE, "write", quiet):
             np.save(tmp / NPY, np.ascontiguousarray(mat))
             ids.select(

@@ -14,7 +14,6 @@ drifted apart); they cost ~5 % of the epoch time.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,14 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from graphs.errors import ContractError
+from graphs.atomic import write_bytes
+from graphs.errors import ContractError, check_choice, check_device, check_min
+from graphs.runs import (
+    CHECKPOINT,
+    Run,
+    claim_run,
+    load_state,
+    resume_run,
+    resumed_config,
+    start_run,
+)  # fmt: skip
 from graphs.store import load_graph, read_manifest
 from hgnn.loss import in_batch_softmax_loss, max_margin_loss
-from hgnn.model import HeteroSAGE, embed_batch, optimizers
+from hgnn.model import CONVS, HeteroSAGE, embed_batch, optimizers
 from hgnn.validate import link_metrics, split_edges
 from samplers import LinkNeighborLoader, NeighborSampler
 
@@ -59,6 +67,40 @@ class HGNNConfig:
     seed: int = 0
     device: str = "cpu"
     prefetch: int = 1
+
+    def __post_init__(self) -> None:
+        """Validate (one-line errors, before anything is written)."""
+        self.fanout = list(self.fanout)
+        check_choice("conv", self.conv, CONVS)
+        check_choice("loss", self.loss, ("margin", "softmax"))
+        check_choice("negative-sampling", self.negative_sampling, ("uniform", "popularity"))
+        if not (self.balance in ("min", "none") or (
+            isinstance(self.balance, int | float) and not isinstance(self.balance, bool)
+            and self.balance > 0
+        )):  # fmt: skip
+            raise ContractError(
+                f"--balance must be min, none, an int cap or a float ratio > 0, got "
+                f"{self.balance!r}"
+            )
+        for name in ("hidden", "num_layers", "batch_size", "num_negatives", "eval_candidates",
+                     "max_val_edges", "patience"):  # fmt: skip
+            check_min(name.replace("_", "-"), getattr(self, name), 1)
+        check_min("epochs", self.epochs, 0)
+        check_min("prefetch", self.prefetch, 0)
+        if len(self.fanout) != self.num_layers or any(
+            not isinstance(f, int) or (f < 1 and f != -1) for f in self.fanout
+        ):
+            raise ContractError(
+                f"--fanout needs {self.num_layers} sizes (>= 1, or -1 for all), got {self.fanout}"
+            )
+        if not 0 < self.val_fraction < 1:
+            raise ContractError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if not self.lr > 0 or not self.margin >= 0 or not self.temperature > 0:
+            raise ContractError("--lr and --temperature must be > 0, --margin >= 0")
+        check_device(self.device)
+
+
+KIND = "hgnn-run"
 
 
 def build_model(data: HeteroData, cfg: HGNNConfig, feature_dim: int) -> HeteroSAGE:
@@ -100,18 +142,16 @@ def train_hgnn(
     resume: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Train (or resume) a run; returns the last epoch's metrics."""
-    cfg = cfg or HGNNConfig()
-    run_dir = Path(run_dir)
-    ckpt_file = run_dir / "checkpoint.pt"
+    """Train (or resume) a run; returns the last epoch's metrics. On ``resume`` the
+    run's own settings are used; ``cfg`` (if given) may change only epochs and device."""
+    inputs = {"graph_dir": graph_dir}
     if resume:
-        if not ckpt_file.exists():
-            raise ContractError(f"{run_dir}: nothing to resume (no checkpoint.pt)")
-        saved = json.loads((run_dir / "config.json").read_text())
-        cfg = HGNNConfig(**{**saved["train"], "epochs": cfg.epochs, "device": cfg.device})
-        graph_dir = saved["graph_dir"]
-    elif ckpt_file.exists():
-        raise ContractError(f"{run_dir}: already holds a run; use --resume or another --out")
+        run: Run | None = resume_run(run_dir, KIND, inputs)
+        cfg = resumed_config(HGNNConfig, run.config["train"], cfg, str(run.path))
+        graph_dir = run.config["graph_dir"]
+    else:
+        cfg, run = cfg or HGNNConfig(), None
+        claim_run(run_dir, KIND, [graph_dir])
     manifest = read_manifest(graph_dir)
     device = torch.device(cfg.device)
     full = load_graph(graph_dir)
@@ -119,16 +159,14 @@ def train_hgnn(
     model = build_model(train_data, cfg, manifest["feature_dim"]).to(device)
     opts = optimizers(model, cfg.lr)
     state = {"epoch": 0, "best": -1.0, "bad_epochs": 0}
-    if resume:
-        ckpt = torch.load(ckpt_file, weights_only=True, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        for opt, saved_opt in zip(opts, ckpt["optimizers"], strict=True):
-            opt.load_state_dict(saved_opt)
+    if run is None:
+        run = start_run(run_dir, KIND, _run_config(graph_dir, cfg, model, manifest), inputs)
+    elif (ckpt := run.load_checkpoint(device, ("optimizers", *state))) is not None:
+        ckpt_file = run.path / CHECKPOINT
+        load_state(model, ckpt["model"], ckpt_file)
+        for opt, saved_opt in zip(opts, ckpt.get("optimizers", []), strict=True):
+            load_state(opt, saved_opt, ckpt_file)
         state = {k: ckpt[k].item() for k in state}
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.jsonl").write_text("")
-        _write_config(run_dir, graph_dir, cfg, model, manifest)
     has_text = {t: train_data[t].has_text.to(device) for t in train_data.node_types}
     loader = LinkNeighborLoader(
         train_data,
@@ -143,8 +181,6 @@ def train_hgnn(
         prefetch=cfg.prefetch,
     )
     val_sampler = NeighborSampler(train_data, cfg.fanout, device=device)
-    if cfg.loss not in ("margin", "softmax"):
-        raise ContractError(f"--loss must be 'margin' or 'softmax', got {cfg.loss!r}")
     last: dict[str, Any] = {}
     for epoch in range(int(state["epoch"]), cfg.epochs):
         if state["bad_epochs"] >= cfg.patience:
@@ -196,7 +232,7 @@ def train_hgnn(
             "bad_epochs": 0 if improved else state["bad_epochs"] + 1,
         }
         if improved:
-            save_file(model.state_dict(), str(run_dir / "model.safetensors"))
+            run.save_weights(model.state_dict())
         last = {
             "epoch": epoch,
             "train_loss": total / max(n_batches, 1),
@@ -205,17 +241,15 @@ def train_hgnn(
             "val_mean_mrr": score,
             "val": val,
         }
-        with open(run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(last) + "\n")
-        torch.save(
+        run.log(last)
+        run.save_checkpoint(
             {
                 "model": model.state_dict(),
                 "optimizers": [opt.state_dict() for opt in opts],
                 **{k: torch.tensor(v) for k, v in state.items()},
-            },
-            ckpt_file,
+            }
         )
-        _plot(run_dir)
+        _plot(run)
         if not quiet:
             print(
                 f"[train-hgnn] epoch {epoch}: loss {last['train_loss']:.4f}, "
@@ -224,12 +258,9 @@ def train_hgnn(
     return last
 
 
-def _write_config(
-    run_dir: Path, graph_dir, cfg: HGNNConfig, model: HeteroSAGE, manifest: dict
-) -> None:
+def _run_config(graph_dir, cfg: HGNNConfig, model: HeteroSAGE, manifest: dict) -> dict:
     enc = manifest.get("encoder")
-    config = {
-        "kind": "hgnn-run",
+    return {
         "graph_dir": str(Path(graph_dir).absolute()),
         "train": asdict(cfg),
         "model": {
@@ -245,12 +276,11 @@ def _write_config(
         if enc is None
         else {"path": enc["path"], "max_length": manifest["config"].get("max_length", 128)},
     }
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
-def _plot(run_dir: Path) -> None:
+def _plot(run: Run) -> None:
     """Train loss and validation MRR per epoch as a dependency-free SVG."""
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    rows = run.metrics()
     if not rows:
         return
     w, h, pad = 480, 240, 30
@@ -274,4 +304,4 @@ def _plot(run_dir: Path) -> None:
         f'</tspan> · <tspan fill="darkorange">validation mean MRR</tspan> '
         f"(each scaled to its range; {len(rows)} epochs)</text></svg>"
     )
-    (run_dir / "curves.svg").write_text(svg)
+    write_bytes(run.path / "curves.svg", svg.encode())

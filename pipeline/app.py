@@ -11,7 +11,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Graph learning on heterogeneous audio catalogs.",
+    help="Graph learning on heterogeneous audio catalogs. Errors print one line (exit 2);"
+    " add --debug or set AUDIOGRAPH_DEBUG=1 to see the traceback of an internal error.",
 )
 prepare_app = typer.Typer(
     no_args_is_help=True, help="Convert a source catalog into a contract dataset directory."

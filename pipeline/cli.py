@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from graphs.errors import ContractError
+from graphs.errors import ContractError, short_reason
 from pipeline.app import Out, Src, app, prepare_app
 
 
@@ -178,7 +181,7 @@ def train_hgnn(
     """Train the heterogeneous GraphSAGE by link prediction (multi-link sampler)."""
     from hgnn.train import HGNNConfig
     from hgnn.train import train_hgnn as run
-    from pipeline.config import merge, read_section
+    from pipeline.config import merge, read_section, resume_base
 
     cfg = merge(
         HGNNConfig,
@@ -194,6 +197,7 @@ def train_hgnn(
             "seed": seed,
         },
         str(config or "flags"),
+        resume_base(out, "hgnn-run") if resume else None,
     )
     run(graph_dir, out, cfg, resume=resume, quiet=quiet)
 
@@ -275,13 +279,53 @@ import pipeline.cli_spaces  # noqa: E402,F401
 import pipeline.cli_twotower  # noqa: E402,F401
 
 
-def main() -> None:
-    """Console entry point: user errors → one line on stderr, exit code 2."""
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point. Expected failures (bad input or options, unreadable or foreign
+    files, file-system errors) print one line on stderr and exit with code 2; an internal
+    error prints one line naming a report file with the traceback (exit 1), or the
+    traceback itself with ``--debug`` / ``AUDIOGRAPH_DEBUG=1``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("AUDIOGRAPH_DEBUG", "") not in ("", "0") or "--debug" in args
+    args = [a for a in args if a != "--debug"]
     try:
-        app()
+        code = app(args=args, standalone_mode=False, prog_name="audiograph")
     except ContractError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
+    except typer.TyperException as exc:  # click usage errors: bad or missing options
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(exc.ctx.get_help())
+            sys.exit(0)
+        _fail(exc.format_message() if hasattr(exc, "format_message") else str(exc),
+              getattr(exc, "exit_code", 2))  # fmt: skip
+    except (KeyboardInterrupt, typer.Abort):
+        _fail("interrupted", 130)
+    except OSError as exc:
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or short_reason(exc)}")
+    except MemoryError:
+        _fail("out of memory; try a smaller --batch-size or --chunk-size")
+    except Exception as exc:
+        if debug:
+            raise
+        report = _write_report()
+        _fail(f"internal error ({type(exc).__name__}: {short_reason(exc)}); "
+              f"full report in {report} (rerun with --debug to see it)", 1)  # fmt: skip
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _write_report() -> Path:
+    """Write the current exception's traceback to a report file and return its path."""
+    fd, name = tempfile.mkstemp(prefix="audiograph-error-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"audiograph {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+    return Path(name)
 
 
 if __name__ == "__main__":

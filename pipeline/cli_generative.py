@@ -33,7 +33,7 @@ def train_generative(
     quiet: Quiet = False,
 ) -> None:
     """Train the joint generative search + recommendation model (T5 decoding SIDs)."""
-    from pipeline.config import merge, read_section
+    from pipeline.config import merge, read_section, resume_base
     from semantic_ids.generative import GenerativeConfig
     from semantic_ids.generative import train_generative as run
 
@@ -49,8 +49,8 @@ def train_generative(
             "seed": seed,
         },
         str(config or "flags"),
+        resume_base(out, "generative-run") if resume else None,
     )
-    cfg.tasks = tuple(cfg.tasks)
     m = run(data_dir, sids, out, cfg, resume=resume, quiet=quiet)
     print(f"[train-generative] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {out}")
 

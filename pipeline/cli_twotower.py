@@ -72,7 +72,7 @@ def train_twotower(
     quiet: Quiet = False,
 ) -> None:
     """Train the user-decoupled two-tower model (2T-HGNN) on DATA_DIR."""
-    from pipeline.config import merge, read_section
+    from pipeline.config import merge, read_section, resume_base
     from twotower.train import TwoTowerConfig
     from twotower.train import train_twotower as run
 
@@ -88,6 +88,7 @@ def train_twotower(
             "use_hgnn": False if no_hgnn else None,
         },
         str(config or "flags"),
+        resume_base(out, "twotower-run") if resume else None,
     )
     if cfg.use_hgnn and embeddings is None and not resume:
         from graphs.errors import ContractError

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from graphs.atomic import MANIFEST, atomic_dir, write_json
-from graphs.errors import ContractError
+from graphs.errors import ContractError, check_device, check_min
 from graphs.featurize import default_encoder_path
 
 Pairs = list[tuple[str, str]]
@@ -61,6 +61,18 @@ class FinetuneConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        """Validate (one-line errors, before anything is written)."""
+        for name, low in (("epochs", 1), ("batch_size", 2), ("max_pairs", 2), ("max_length", 2),
+                          ("item_pairs_per_user", 1)):  # fmt: skip
+            check_min(name.replace("_", "-"), getattr(self, name), low)
+        if not (self.lr > 0 and 0 <= self.warmup < 1 and self.scale > 0):
+            raise ContractError(
+                f"need lr > 0, 0 <= warmup < 1, scale > 0; got lr={self.lr}, "
+                f"warmup={self.warmup}, scale={self.scale}"
+            )
+        check_device(self.device)
 
 
 def mean_pool(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -120,7 +132,7 @@ def finetune_bi_encoder(
 
     t0 = time.perf_counter()
     cfg = config or FinetuneConfig()
-    _check(cfg, query_pairs, item_pairs)
+    _check(query_pairs, item_pairs)
     hf_logging.disable_progress_bar()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     base = Path(base) if base is not None else default_encoder_path()
@@ -185,7 +197,7 @@ def finetune_bi_encoder(
         "steps": len(log["query_loss"]), "train_seconds": round(train_s, 3),
         "pairs_per_second": round(seen / max(train_s, 1e-9), 1), **log,
     }  # fmt: skip
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "bi-encoder", [base]) as tmp:
         model.eval()
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -195,21 +207,13 @@ def finetune_bi_encoder(
     return manifest
 
 
-def _check(cfg: FinetuneConfig, query_pairs: Pairs, item_pairs: Pairs | None) -> None:
+def _check(query_pairs: Pairs, item_pairs: Pairs | None) -> None:
     if len(query_pairs) < 2:
         n = len(query_pairs)
         raise ContractError(f"fine-tuning needs at least 2 (query, item) pairs, got {n}")
     if item_pairs is not None and len(item_pairs) < 2:
         n = len(item_pairs)
         raise ContractError(f"multi-task fine-tuning needs at least 2 item pairs, got {n}")
-    for name, value, low in (
-        ("epochs", cfg.epochs, 1), ("batch size", cfg.batch_size, 2),
-        ("max pairs", cfg.max_pairs, 2), ("max length", cfg.max_length, 2),
-    ):  # fmt: skip
-        if value < low:
-            raise ContractError(f"{name} must be >= {low}, got {value}")
-    if not (cfg.lr > 0 and 0 <= cfg.warmup < 1 and cfg.scale > 0):
-        raise ContractError(f"need lr > 0, 0 <= warmup < 1, scale > 0; got {cfg}")
 
 
 def _adamw(model: torch.nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:

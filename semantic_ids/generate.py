@@ -13,7 +13,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from graphs.contract import read_dataset
-from graphs.errors import ContractError
+from graphs.errors import ContractError, short_reason
 from semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
 from semantic_ids.examples import (
     rec_eval_targets,
@@ -56,7 +56,11 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> GenerativeRun:
 
     config = read_run(run_dir)
     run_dir = Path(run_dir)
-    model = T5ForConditionalGeneration.from_pretrained(run_dir / "model", local_files_only=True)
+    try:
+        model = T5ForConditionalGeneration.from_pretrained(run_dir / "model", local_files_only=True)
+    except Exception as exc:  # corrupt or foreign weights / config
+        msg = f"{run_dir / 'model'}: not a loadable T5 model ({short_reason(exc)})"
+        raise ContractError(msg) from None
     v = config["vocab"]
     vocab = SidVocab(int(v["text_vocab"]), tuple(v["level_sizes"]))
     codes = pl.read_parquet(run_dir / CODES)

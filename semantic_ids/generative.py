@@ -15,7 +15,6 @@ without audiograph), ``tokenizer/`` (the WordPiece input tokenizer), ``codes.par
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -29,8 +28,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from graphs.contract import read_dataset
-from graphs.errors import ContractError
+from graphs.errors import ContractError, check_device, check_min
 from graphs.featurize import default_encoder_path
+from graphs.runs import (
+    CHECKPOINT,
+    Run,
+    claim_run,
+    load_state,
+    read_run_config,
+    resume_run,
+    resumed_config,
+    start_run,
+)
 from semantic_ids.decoding import SidVocab, sid_logits
 from semantic_ids.examples import rec_examples, search_pairs, user_sequences
 from semantic_ids.tokenize import CODES, load_semantic_ids
@@ -59,6 +68,31 @@ class GenerativeConfig:
     pretrained: str | None = None
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        """Validate (one-line errors, before anything is written)."""
+        self.tasks = tuple(self.tasks)
+        bad = set(self.tasks) - set(TASKS)
+        if bad or not self.tasks:
+            raise ContractError(f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
+                                f"got {','.join(map(str, self.tasks))}")  # fmt: skip
+        for name in ("d_model", "d_ff", "layers", "heads", "history", "batch_size"):
+            check_min(name.replace("_", "-"), getattr(self, name), 1)
+        check_min("max-query-tokens", self.max_query_tokens, 2)
+        check_min("epochs", self.epochs, 0)
+        check_min("warmup-steps", self.warmup_steps, 0)
+        if self.d_model % self.heads:
+            raise ContractError(f"--d-model ({self.d_model}) must be a multiple of --heads "
+                                f"({self.heads})")  # fmt: skip
+        for name in ("search_per_epoch", "rec_per_epoch"):
+            if getattr(self, name) is not None:
+                check_min(name.replace("_", "-"), getattr(self, name), 1)
+        if not 0 <= self.dropout < 1 or not self.lr > 0:
+            raise ContractError("--dropout must be in [0, 1) and --lr > 0")
+        check_device(self.device)
+
+
+KIND = "generative-run"
 
 
 def load_tokenizer(path: str | Path | None = None):  # noqa: ANN201 (transformers type)
@@ -177,21 +211,15 @@ def train_generative(
     """Train (or resume) the generative model on the dataset ``data_dir`` (use the train
     side of ``audiograph split`` to evaluate later) with the SIDs of ``sid_dir``. Returns
     the last epoch's metrics."""
-    cfg = cfg or GenerativeConfig()
-    run_dir = Path(run_dir)
-    ckpt_file = run_dir / "checkpoint.pt"
+    inputs = {"data_dir": data_dir, "sid_dir": sid_dir}
+    run: Run | None = None
     if resume:
-        if not ckpt_file.exists():
-            raise ContractError(f"{run_dir}: nothing to resume (no checkpoint.pt)")
-        saved = json.loads((run_dir / "config.json").read_text())
-        cfg = GenerativeConfig(**{**saved["train"], "tasks": tuple(saved["train"]["tasks"]),
-                                  "epochs": cfg.epochs, "device": cfg.device})  # fmt: skip
-        data_dir, sid_dir = saved["data_dir"], saved["sid_dir"]
-    elif ckpt_file.exists():
-        raise ContractError(f"{run_dir}: already holds a run; use resume or another run dir")
-    bad = set(cfg.tasks) - set(TASKS)
-    if bad or not cfg.tasks:
-        raise ContractError(f"tasks must be a non-empty subset of {TASKS}, got {cfg.tasks}")
+        run = resume_run(run_dir, KIND, inputs)
+        cfg = resumed_config(GenerativeConfig, run.config["train"], cfg, str(run.path))
+        data_dir, sid_dir = run.config["data_dir"], run.config["sid_dir"]
+    else:
+        cfg = cfg or GenerativeConfig()
+        claim_run(run_dir, KIND, [*inputs.values(), cfg.pretrained])
     codes, _, _ = load_semantic_ids(sid_dir)
     ds = read_dataset(data_dir)
     tok = load_tokenizer()
@@ -215,20 +243,20 @@ def train_generative(
     model = build_model(cfg, vocab).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     epoch0, step = 0, 0
-    if resume:
-        ckpt = torch.load(ckpt_file, weights_only=True, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.jsonl").write_text("")
-        shutil.copyfile(Path(sid_dir) / CODES, run_dir / CODES)
-        tok.save_pretrained(run_dir / "tokenizer")
-        config = {"kind": "generative-run", "data_dir": str(Path(data_dir).absolute()),
+    if run is None:
+        config = {"data_dir": str(Path(data_dir).absolute()),
                   "sid_dir": str(Path(sid_dir).absolute()), "train": asdict(cfg),
                   "vocab": asdict(vocab)}  # fmt: skip
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+        def setup(tmp: Path) -> None:
+            shutil.copyfile(Path(sid_dir) / CODES, tmp / CODES)
+            tok.save_pretrained(tmp / "tokenizer")
+
+        run = start_run(run_dir, KIND, config, {**inputs, "pretrained": cfg.pretrained}, setup)
+    elif (ckpt := run.load_checkpoint(device, ("optimizer", "step"))) is not None:
+        load_state(model, ckpt["model"], run.path / CHECKPOINT)
+        load_state(opt, ckpt["optimizer"], run.path / CHECKPOINT)
+        epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
     labels_all = torch.from_numpy(d["sid_tokens"])
     last: dict[str, Any] = {}
     for epoch in range(epoch0, cfg.epochs):
@@ -258,11 +286,10 @@ def train_generative(
                 "rec_examples": int(counts[1]), "search_loss": float(sums[0] / max(counts[0], 1)),
                 "rec_loss": float(sums[1] / max(counts[1], 1)), "seconds": round(seconds, 2),
                 "examples_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}  # fmt: skip
-        with open(run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(last) + "\n")
-        model.save_pretrained(run_dir / "model", safe_serialization=True)
+        run.log(last)
+        run.save_folder("model", lambda tmp: model.save_pretrained(tmp, safe_serialization=True))
         state = {"epoch": torch.tensor(epoch + 1), "step": torch.tensor(step)}
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), **state}, ckpt_file)
+        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), **state})
         if not quiet:
             print(f"[train-generative] epoch {epoch}: loss {last['train_loss']:.4f}, "
                   f"{len(inputs):,} examples, {seconds:.1f}s")  # fmt: skip
@@ -273,10 +300,7 @@ def train_generative(
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """The run's ``config.json`` (validated)."""
-    f = Path(run_dir) / "config.json"
-    config = json.loads(f.read_text()) if f.exists() else {}
-    if config.get("kind") != "generative-run" or not (Path(run_dir) / "model").is_dir():
-        raise ContractError(
-            f"{run_dir}: not a generative run (create one with 'audiograph train-generative')"
-        )
+    config = read_run_config(run_dir, KIND)
+    if not (Path(run_dir) / "model").is_dir():
+        raise ContractError(f"{run_dir}: the run has no model/ yet (train at least one epoch)")
     return config

@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from graphs.ann import build_index
-from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
 from graphs.contract import read_dataset
 from graphs.errors import ContractError
 from graphs.featurize import (
@@ -54,6 +54,7 @@ SPACES = ("content", "search", "multitask")
 FUSE_METHODS = ("concat", "svd-sum")
 NPY, IDS, ENCODER = "embeddings.npy", "ids.parquet", "encoder"
 STAGE = "embed-space"
+EMBEDDINGS = "embeddings"
 
 
 def build_space(
@@ -84,6 +85,7 @@ def build_space(
         raise ContractError(f"unknown space {space!r}; choose one of {', '.join(SPACES)}")
     cfg = config or FinetuneConfig()
     data_dir = Path(data_dir)
+    claim_output(out_dir, EMBEDDINGS, [data_dir, encoder])
     ds = read_dataset(data_dir)
     texts = item_texts(ds.items)
     has = np.array([bool(t.strip()) for t in texts])
@@ -93,7 +95,7 @@ def build_space(
     kept = [t for t, h in zip(texts, has, strict=True) if h]
     base = Path(encoder) if encoder is not None else default_encoder_path()
     sources: dict[str, Any] = {"dataset": str(data_dir.absolute()), "encoder": str(base)}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, EMBEDDINGS, [data_dir, encoder]) as tmp:
         if space == "content":
             enc = TextEncoder(base, device=cfg.device)
             with step(STAGE, "encode", quiet) as s:
@@ -212,6 +214,7 @@ def fuse_spaces(
     if len(emb_dirs) < 2:
         n = len(emb_dirs)
         raise ContractError(f"fusing needs at least 2 embeddings directories, got {n}")
+    claim_output(out_dir, EMBEDDINGS, emb_dirs)
     spaces = [(Path(d), *read_embeddings(Path(d))) for d in emb_dirs]
     for d, ids, _ in spaces:
         if ids["item_id"].is_duplicated().any():
@@ -240,7 +243,7 @@ def fuse_spaces(
     manifest = _manifest("fused", items, fused, {"spaces": sources}, config, None)
     manifest["method"], manifest["missing"] = method, [s["missing"] for s in sources]
     manifest["dataset"] = _read_manifest(spaces[0][0]).get("dataset")
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, EMBEDDINGS, emb_dirs) as tmp:
         _write(tmp, items, fused, manifest, t0)
     return manifest
 

@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
 from graphs.errors import ContractError
 from semantic_ids.rqkmeans import (
     code_stats,
@@ -71,6 +71,7 @@ def semantic_ids(
     """
     t0 = time.perf_counter()
     emb_dir = Path(emb_dir)
+    claim_output(out_dir, "semantic-ids", [emb_dir])
     if levels < 1:
         raise ContractError(f"levels must be >= 1, got {levels}")
     if codebook_size < 2:
@@ -110,7 +111,7 @@ def semantic_ids(
         "sample_per_code": sample_per_code, "stats": stats,
         "emb_dir": str(emb_dir.absolute()), "fit_seconds": round(fit_s, 3),
     }  # fmt: skip
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "semantic-ids", [emb_dir]) as tmp:
         out.write_parquet(tmp / CODES)
         np.save(tmp / CODEBOOKS, torch.stack([b.cpu() for b in books]).numpy())
         manifest["seconds"] = round(time.perf_counter() - t0, 3)

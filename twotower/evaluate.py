@@ -19,7 +19,6 @@ interactions are only read for scoring.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import polars as pl
 
 from graphs.contract import read_dataset
 from graphs.errors import ContractError
+from graphs.runs import read_run_config
 from twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
 from twotower.export import user_item_vectors
 from twotower.features import load_embeddings
@@ -40,11 +40,7 @@ BASELINE_2T = "baseline-2t"
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
-    f = run_dir / "config.json"
-    config = json.loads(f.read_text()) if f.exists() else {}
-    if config.get("kind") != "twotower-run":
-        raise ContractError(f"{run_dir}: not a two-tower run directory (train-twotower)")
-    return config
+    return read_run_config(run_dir, "twotower-run")
 
 
 def _plain_2t(run_dir: Path, config: dict[str, Any], quiet: bool) -> Path:

@@ -14,8 +14,6 @@ and ``item_vectors.npy`` (float32, L2-normalized, rows in the parquet files' ord
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,17 +24,26 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import torch
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from graphs.ann import build_index
-from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.atomic import (
+    MANIFEST,
+    atomic_dir,
+    atomic_file,
+    claim_file,
+    claim_output,
+    parquet_marker,
+    write_json,
+)  # fmt: skip
 from graphs.contract import Dataset, read_dataset
 from graphs.errors import ContractError
+from graphs.runs import WEIGHTS, load_state, load_weights, read_run_config
 from twotower.model import InputSpec, TwoTower, item_inputs, top_k, user_inputs
 from twotower.train import TwoTowerConfig, catalog_vectors, history_vectors
 
 CHUNK = 65536
+SCORES = "user-scores"
 
 
 @dataclass
@@ -68,14 +75,13 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, device: st
     """Load ``run_dir`` (``config.json`` + ``model.safetensors``) and embed every catalog
     item of ``data_dir`` (default: the run's)."""
     run_dir = Path(run_dir)
-    f = run_dir / "config.json"
-    config = json.loads(f.read_text()) if f.exists() else {}
-    if config.get("kind") != "twotower-run" or not (run_dir / "model.safetensors").exists():
-        raise ContractError(f"{run_dir}: not a two-tower run directory (train one first)")
+    config = read_run_config(run_dir, "twotower-run")
+    if not (run_dir / WEIGHTS).exists():
+        raise ContractError(f"{run_dir}: the run has no {WEIGHTS} yet (train at least one epoch)")
     cfg = TwoTowerConfig(**{**config["train"], "device": device})
     spec = InputSpec(**config["spec"])
     model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip)
-    model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    load_state(model, load_weights(run_dir / WEIGHTS), run_dir / WEIGHTS)
     model = model.to(device).eval()
     ds = read_dataset(data_dir or config["data_dir"])
     text, hgnn = catalog_vectors(ds.items, config["emb_dir"], cfg)
@@ -141,6 +147,7 @@ def export_vectors(
     docstring) and an item index (``index``: auto | exact | ivf, see
     :func:`graphs.ann.build_index`); returns the manifest."""
     t0 = time.perf_counter()
+    claim_output(out_dir, "twotower-vectors", [run_dir, data_dir])
     users, uv, items, iv = user_item_vectors(run_dir, data_dir, device)
     u, i = uv.numpy().astype(np.float32), iv.numpy().astype(np.float32)
     dim = int(i.shape[1])
@@ -148,10 +155,10 @@ def export_vectors(
         "kind": "twotower-vectors", "format_version": 1, "dim": dim,
         "users": users.len(), "items": items.height, "normalized": True,
         "run_dir": str(Path(run_dir).absolute()),
-        "data_dir": str(Path(data_dir or json.loads(
-            (Path(run_dir) / "config.json").read_text())["data_dir"]).absolute()),
+        "data_dir": str(Path(data_dir or read_run_config(run_dir, "twotower-run")["data_dir"]
+                             ).absolute()),
     }  # fmt: skip
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "twotower-vectors", [run_dir, data_dir]) as tmp:
         np.save(tmp / "user_vectors.npy", u)
         np.save(tmp / "item_vectors.npy", i)
         pl.DataFrame({"user_id": users, "vector": pl.Series(u, dtype=pl.Array(pl.Float32, dim))}
@@ -216,36 +223,41 @@ def score_all_users(
     (atomically: a temporary sibling renamed at the end). Returns counts."""
     if k < 1:
         raise ContractError(f"k must be >= 1, got {k}")
+    claim_file(out_path, SCORES, [run_dir, data_dir])
     run = load_run(run_dir, data_dir, device)
     allowed, users = _allowed(run, item_type), run.user_ids
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     item_ids, rows, writer = run.ds.items["item_id"], 0, None
-    try:
-        with tqdm(total=users.len(), desc="score users", unit="user", disable=quiet) as bar:
-            for ids, uv, seen in user_chunks(run, users, batch_size):
-                scores, idx = (t.cpu() for t in top_k(uv, run.item_vecs, k, seen, allowed))
-                ok = torch.isfinite(scores)
-                u, r = ok.nonzero(as_tuple=True)
-                table = pl.DataFrame({
-                    "user_id": ids.gather(u.numpy()), "rank": (r + 1).numpy().astype(np.int32),
-                    "item_id": item_ids.gather(idx[ok].numpy()),
-                    "score": scores[ok].numpy().astype(np.float32)}).to_arrow()  # fmt: skip
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-                rows += table.num_rows
-                bar.update(ids.len())
-        if writer is None:
-            pl.DataFrame(schema={"user_id": pl.Utf8, "rank": pl.Int32, "item_id": pl.Utf8,
-                                 "score": pl.Float32}).write_parquet(tmp)  # fmt: skip
-        else:
-            writer.close()
-        os.replace(tmp, out_path)
-    finally:
-        if writer is not None and writer.is_open:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+    with atomic_file(out_path, SCORES, [run_dir, data_dir]) as tmp:
+        try:
+            with tqdm(total=users.len(), desc="score users", unit="user", disable=quiet) as bar:
+                for ids, uv, seen in user_chunks(run, users, batch_size):
+                    scores, idx = (t.cpu() for t in top_k(uv, run.item_vecs, k, seen, allowed))
+                    ok = torch.isfinite(scores)
+                    u, r = ok.nonzero(as_tuple=True)
+                    table = pl.DataFrame({
+                        "user_id": ids.gather(u.numpy()),
+                        "rank": (r + 1).numpy().astype(np.int32),
+                        "item_id": item_ids.gather(idx[ok].numpy()),
+                        "score": scores[ok].numpy().astype(np.float32)}).to_arrow()  # fmt: skip
+                    table = table.replace_schema_metadata(parquet_marker(SCORES))
+                    writer = writer or pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+                    rows += table.num_rows
+                    bar.update(ids.len())
+            if writer is None:
+                empty = pl.DataFrame(
+                    schema={
+                        "user_id": pl.Utf8,
+                        "rank": pl.Int32,
+                        "item_id": pl.Utf8,
+                        "score": pl.Float32,
+                    }
+                )
+                marked = empty.to_arrow().replace_schema_metadata(parquet_marker(SCORES))
+                pq.write_table(marked, tmp)
+        finally:
+            if writer is not None:
+                writer.close()
     if not quiet:
         print(f"[twotower-score] {users.len():,} users, {rows:,} rows -> {out_path}")
     return {"users": users.len(), "rows": rows, "k": k, "item_type": item_type}

@@ -23,7 +23,6 @@ with the same weights as an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,12 +32,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from graphs.contract import Dataset, read_dataset
-from graphs.errors import ContractError
+from graphs.errors import ContractError, check_device, check_min
 from graphs.featurize import DEFAULT_CACHE
+from graphs.runs import (
+    CHECKPOINT,
+    Run,
+    claim_run,
+    load_state,
+    resume_run,
+    resumed_config,
+    start_run,
+)
 from twotower.features import align_embeddings, load_embeddings, text_vectors
 from twotower.model import (
     InputSpec,
@@ -76,6 +83,27 @@ class TwoTowerConfig:
     cache_dir: str | None = None  # text-vector cache (None: the default ~/.cache/audiograph)
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        """Validate (one-line errors, before anything is written)."""
+        self.tower_dims = list(self.tower_dims)
+        if not self.tower_dims or any(d < 1 for d in self.tower_dims):
+            raise ContractError(f"tower_dims must be sizes >= 1, got {self.tower_dims}")
+        check_min("batch-size", self.batch_size, 2)
+        for name in ("cat_dim", "patience", "max_val_users"):
+            check_min(name.replace("_", "-"), getattr(self, name), 1)
+        check_min("epochs", self.epochs, 0)
+        check_min("extra-negatives", self.extra_negatives, 0)
+        for name in ("label_fraction", "val_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise ContractError(f"--{name.replace('_', '-')} must be in (0, 1), "
+                                    f"got {getattr(self, name)}")  # fmt: skip
+        if not self.lr > 0 or not self.temperature > 0:
+            raise ContractError("--lr and --temperature must be > 0")
+        check_device(self.device)
+
+
+KIND = "twotower-run"
 
 
 def catalog_vectors(
@@ -260,23 +288,18 @@ def train_twotower(
 ) -> dict[str, Any]:
     """Train (or resume) a two-tower run on the dataset ``data_dir`` (HGNN vectors from
     ``emb_dir`` when ``cfg.use_hgnn``); returns the last epoch's metrics plus the best."""
-    cfg = cfg or TwoTowerConfig()
-    run_dir = Path(run_dir)
-    ckpt_file = run_dir / "checkpoint.pt"
-    saved: dict[str, Any] | None = None
+    inputs = {"data_dir": data_dir, "emb_dir": emb_dir}
+    run: Run | None = None
     if resume:
-        if not ckpt_file.exists():
-            raise ContractError(f"{run_dir}: nothing to resume (no checkpoint.pt)")
-        saved = json.loads((run_dir / "config.json").read_text())
-        cfg = TwoTowerConfig(**{**saved["train"], "epochs": cfg.epochs, "device": cfg.device})
-        data_dir, emb_dir = saved["data_dir"], saved["emb_dir"]
-    elif ckpt_file.exists():
-        raise ContractError(f"{run_dir}: already holds a run; use resume or another run dir")
-    if not cfg.tower_dims or cfg.batch_size < 2 or not 0 < cfg.label_fraction < 1:
-        raise ContractError("tower_dims must be non-empty, batch_size >= 2, 0 < label_fraction < 1")
+        run = resume_run(run_dir, KIND, inputs)
+        cfg = resumed_config(TwoTowerConfig, run.config["train"], cfg, str(run.path))
+        data_dir, emb_dir = run.config["data_dir"], run.config["emb_dir"]
+    else:
+        cfg = cfg or TwoTowerConfig()
+        claim_run(run_dir, KIND, inputs.values())
     device = torch.device(cfg.device)
     ds = read_dataset(data_dir)
-    spec = InputSpec(**saved["spec"]) if saved else None
+    spec = InputSpec(**run.config["spec"]) if run else None
     d = prepare(ds, emb_dir, cfg, spec, quiet)
     spec, (icat, idense), allowed, n_val = d.spec, d.item, d.allowed, len(d.val_user[0])
     (ucat, udense), (pu, pi) = d.epoch_pairs(0)
@@ -296,18 +319,15 @@ def train_twotower(
     model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0}
-    if resume:
-        ckpt = torch.load(ckpt_file, weights_only=True, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        state = {k: ckpt[k].item() for k in state}
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.jsonl").write_text("")
-        config = {"kind": "twotower-run", "data_dir": str(Path(data_dir).absolute()),
+    if run is None:
+        config = {"data_dir": str(Path(data_dir).absolute()),
                   "emb_dir": None if emb_dir is None else str(Path(emb_dir).absolute()),
                   "train": asdict(cfg), "spec": asdict(spec)}  # fmt: skip
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        run = start_run(run_dir, KIND, config, inputs)
+    elif (ckpt := run.load_checkpoint(device, ("optimizer", *state))) is not None:
+        load_state(model, ckpt["model"], run.path / CHECKPOINT)
+        load_state(opt, ckpt["optimizer"], run.path / CHECKPOINT)
+        state = {k: ckpt[k].item() for k in state}
     t_start, last = time.perf_counter(), {}
     for epoch in range(int(state["epoch"]), cfg.epochs):
         if state["bad_epochs"] >= cfg.patience:
@@ -351,14 +371,13 @@ def train_twotower(
             "bad_epochs": 0 if improved else state["bad_epochs"] + 1,
         }
         if improved:
-            save_file(model.state_dict(), str(run_dir / "model.safetensors"))
+            run.save_weights(model.state_dict())
         last = {"epoch": epoch, "train_loss": train_loss, "val_recall@10": recall,
                 "seconds": seconds, "pairs_per_s": len(pu) / seconds}  # fmt: skip
-        with open(run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(last) + "\n")
+        run.log(last)
         tensors = {k: torch.tensor(v) for k, v in state.items()}
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), **tensors},
-                   ckpt_file)  # fmt: skip
+        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                             **tensors})  # fmt: skip
         if not quiet:
             print(f"[train-twotower] epoch {epoch}: loss {train_loss:.4f}, "
                   f"val recall@10 {recall:.4f}, {seconds:.1f}s")  # fmt: skip

@@ -8,8 +8,15 @@ from typing import Any
 
 import polars as pl
 
-from graphs.atomic import MANIFEST, atomic_dir, write_json
+from graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
 from graphs.contract import write_dataset
+
+DATASET = "dataset"
+
+
+def claim_dataset(out: str | Path, src: str | Path | None = None) -> None:
+    """Refuse (before any work) an ``--out`` that a dataset may not be written to."""
+    claim_output(out, DATASET, [src])
 
 
 def save_dataset(
@@ -20,6 +27,7 @@ def save_dataset(
     users: pl.DataFrame | None = None,
     queries: pl.DataFrame | None = None,
     summary: dict[str, Any] | None = None,
+    src: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write a contract dataset into ``out`` atomically and return its manifest.
 
@@ -28,7 +36,7 @@ def save_dataset(
     dropped and why).
     """
     manifest: dict[str, Any] = {
-        "kind": "dataset",
+        "kind": DATASET,
         "source": source,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {
@@ -40,7 +48,7 @@ def save_dataset(
         "items_per_type": dict(items.group_by("item_type", maintain_order=True).len().iter_rows()),
         "summary": summary or {},
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, DATASET, [src]) as tmp:
         write_dataset(tmp, items, interactions, users, queries)
         write_json(tmp / MANIFEST, manifest)
     return manifest

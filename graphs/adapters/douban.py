@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from graphs.adapters.common import save_dataset
+from graphs.adapters.common import claim_dataset, save_dataset
 from graphs.errors import ContractError, contract_error
 
 DOMAINS = (("music", "music_ratings.tsv"), ("book", "book_ratings.tsv"))
@@ -34,6 +34,7 @@ def prepare_douban(src: str | Path, out: str | Path) -> dict[str, Any]:
     source file or a rating outside 1-5.
     """
     src = Path(src)
+    claim_dataset(out, src)
     for _, name in DOMAINS:
         if not (src / name).is_file():
             raise ContractError(f"{name}: Douban source file not found in {src}")
@@ -67,7 +68,7 @@ def prepare_douban(src: str | Path, out: str | Path) -> dict[str, Any]:
     summary["users"]["all"] = per_user.height
     summary["users"]["shared"] = per_user.filter(pl.col("n") == len(DOMAINS)).height
     summary["interactions"] = interactions.height
-    return save_dataset(out, "douban", items, interactions, summary=summary)
+    return save_dataset(out, "douban", items, interactions, summary=summary, src=src)
 
 
 def _read(path: Path) -> pl.DataFrame:

@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from graphs.adapters.common import save_dataset
+from graphs.adapters.common import claim_dataset, save_dataset
 from graphs.errors import ContractError, contract_error
 
 MIN_QUERY_ARTISTS = 5
@@ -51,6 +51,7 @@ def prepare_lastfm(src: str | Path, out: str | Path) -> dict[str, Any]:
     Raises :class:`~graphs.errors.ContractError` for a missing or malformed source file.
     """
     src = Path(src)
+    claim_dataset(out, src)
     for name in _FILES:
         if not (src / name).is_file():
             raise ContractError(f"{name}: Last.fm source file not found in {src}")
@@ -115,7 +116,9 @@ def prepare_lastfm(src: str | Path, out: str | Path) -> dict[str, Any]:
         "queries": queries.height,
         "query_strings": queries["query"].n_unique(),
     }
-    return save_dataset(out, "lastfm", items, interactions, queries=queries, summary=summary)
+    return save_dataset(
+        out, "lastfm", items, interactions, queries=queries, summary=summary, src=src
+    )
 
 
 def _interactions(df: pl.DataFrame, signal: str) -> pl.DataFrame:

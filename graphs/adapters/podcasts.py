@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from graphs.adapters.common import save_dataset
+from graphs.adapters.common import claim_dataset, save_dataset
 from graphs.errors import ContractError, contract_error
 
 FILE = "podcasts.csv"
@@ -42,6 +42,7 @@ def prepare_podcasts(src: str | Path, out: str | Path) -> dict[str, Any]:
     ``summary`` holds shows read, duplicates dropped, cleaned titles and missing ratings.
     Raises :class:`~graphs.errors.ContractError` for a missing or malformed source file.
     """
+    claim_dataset(out, src)
     path = Path(src) / FILE
     if not path.is_file():
         raise ContractError(f"{FILE}: podcast source file not found in {Path(src)}")
@@ -93,4 +94,4 @@ def prepare_podcasts(src: str | Path, out: str | Path) -> dict[str, Any]:
         "missing_num_reviews": items["num_reviews"].null_count(),
         "genres": items["genre"].n_unique(),
     }
-    return save_dataset(out, "podcasts", items, None, summary=summary)
+    return save_dataset(out, "podcasts", items, None, summary=summary, src=src)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from graphs.adapters.common import save_dataset
+from graphs.adapters.common import claim_dataset, save_dataset
 from graphs.adapters.synthetic_vocab import COUNTRIES, FILLER, TEMPLATES, TOPICS
 from graphs.errors import ContractError
 
@@ -250,6 +250,7 @@ def prepare_synthetic(
 ) -> dict[str, Any]:
     """Generate the synthetic dataset (see :func:`generate_synthetic`), write it into
     ``out`` with :func:`~graphs.adapters.common.save_dataset` and return the manifest."""
+    claim_dataset(out)
     items_df, inter, users_df, queries = generate_synthetic(
         users, items, seed, topics, interactions_per_user)  # fmt: skip
     summary = {

@@ -160,21 +160,23 @@ def test_douban_deterministic(douban, data_root, tmp_path):
 
 
 def test_douban_missing_file(tmp_path):
-    (tmp_path / "music_ratings.tsv").write_text("1\t2\t3\n")
+    (src := tmp_path / "src").mkdir()
+    (src / "music_ratings.tsv").write_text("1\t2\t3\n")
     with pytest.raises(ContractError, match="book_ratings.tsv"):
-        prepare_douban(tmp_path, tmp_path / "out")
+        prepare_douban(src, tmp_path / "out")
 
 
 def test_douban_duplicates_and_bad_rating(tmp_path):
-    (tmp_path / "music_ratings.tsv").write_text("1\t2\t3\n1\t2\t5\n2\t2\t4\n")
-    (tmp_path / "book_ratings.tsv").write_text("1\t7\t1\n")
-    manifest = prepare_douban(tmp_path, tmp_path / "out")
+    (src := tmp_path / "src").mkdir()
+    (src / "music_ratings.tsv").write_text("1\t2\t3\n1\t2\t5\n2\t2\t4\n")
+    (src / "book_ratings.tsv").write_text("1\t7\t1\n")
+    manifest = prepare_douban(src, tmp_path / "out")
     assert manifest["summary"]["duplicates_merged"] == {"music": 1, "book": 0}
     inter = read_dataset(tmp_path / "out").interactions
     assert inter.filter(pl.col("user_id") == "1")["weight"].to_list() == [4.0, 1.0]
-    (tmp_path / "book_ratings.tsv").write_text("1\t7\t6\n")
+    (src / "book_ratings.tsv").write_text("1\t7\t6\n")
     with pytest.raises(ContractError, match="book_ratings.tsv, column 'rating'"):
-        prepare_douban(tmp_path, tmp_path / "out2")
+        prepare_douban(src, tmp_path / "out2")
 
 
 # ----------------------------------------------------------------------------- podcasts
@@ -208,5 +210,6 @@ def test_podcasts_deterministic(podcasts, data_root, tmp_path):
 
 
 def test_podcasts_missing_file(tmp_path):
+    (tmp_path / "src").mkdir()
     with pytest.raises(ContractError, match="podcasts.csv"):
-        prepare_podcasts(tmp_path, tmp_path / "out")
+        prepare_podcasts(tmp_path / "src", tmp_path / "out")

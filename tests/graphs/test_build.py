@@ -19,6 +19,8 @@ from graphs.adapters.douban import prepare_douban
 from graphs.adapters.lastfm import prepare_lastfm
 from graphs.build import GraphConfig, build_graph
 from graphs.coint import co_interaction_edges, user_items
+from graphs.contract import write_dataset
+from graphs.errors import ContractError
 from graphs.store import load_graph, load_node_ids
 
 NO_TEXT = {"encoder": "none"}
@@ -84,6 +86,65 @@ def test_top_k_keeps_union_of_each_endpoints_best(rows, k, n_types, rows_per_chu
     expected = reference_top_k(ref, node_type, k)
     assert set(got) == expected
     assert all(got[e] == ref[e] for e in got)
+
+
+def tiny_data(path, **extra_columns):
+    """3 items, 2 users; both streamed a and b, u1 tagged c."""
+    path.mkdir(parents=True)
+    items = pl.DataFrame(
+        {"item_id": ["a", "b", "c"], "item_type": ["music", "music", "book"], "title": "t"}
+    )
+    inter = pl.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u1", "u2", "u2"],
+            "item_id": ["a", "b", "c", "a", "b"],
+            "signal": ["stream", "stream", "tag", "stream", "stream"],
+        }
+    )
+    write_dataset(path, items, inter.with_columns(**extra_columns))
+    return path
+
+
+TINY_EDGES = {"music__co__music": 2, "music__co__book": 2, "book__co__music": 2}
+
+
+def test_signals_filter_and_unknown_signal(tmp_path):
+    data = tiny_data(tmp_path / "data")
+    m = build_graph(data, tmp_path / "g", GraphConfig(signals=["stream"], **NO_TEXT), quiet=True)
+    assert {k: v for k, v in m["edge_types"].items() if v} == {"music__co__music": 2}
+    m = build_graph(data, tmp_path / "g", GraphConfig(signals=["tag"], **NO_TEXT), quiet=True)
+    assert m["num_edges"] == 0  # a signal that occurs but links nothing is no error
+    for signals, expected in [
+        (
+            ["stream", "foo"],
+            "--signals: signal 'foo' does not occur in interactions.parquet (present: stream, tag)",
+        ),
+        ([], "--signals: no signal given (omit it to count every signal)"),
+    ]:
+        with pytest.raises(ContractError) as exc:
+            build_graph(data, tmp_path / "bad", GraphConfig(signals=signals, **NO_TEXT), quiet=True)
+        assert str(exc.value) == expected
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_unknown_signal_exits_2_with_one_line(tmp_path):
+    data = tiny_data(tmp_path / "data")
+    cmd = [sys.executable, "-c", "from pipeline.cli import main; main()", "build-graph"]
+    args = [str(data), "--out", str(tmp_path / "g"), "--encoder", "none", "--signals", "foo"]
+    res = subprocess.run(cmd + args, capture_output=True, text=True)
+    assert res.returncode == 2
+    assert res.stderr == (
+        "error: --signals: signal 'foo' does not occur in interactions.parquet "
+        "(present: stream, tag)\n"
+    )
+
+
+def test_extra_interaction_columns_named_like_internal_ones(tmp_path):
+    # "item" and "user" are names build_graph uses internally; a user's columns of the same
+    # names are ignored features and must not change the graph
+    data = tiny_data(tmp_path / "data", item=pl.lit(0), user=pl.lit(7), _row=pl.lit(1))
+    m = build_graph(data, tmp_path / "g", GraphConfig(**NO_TEXT), quiet=True)
+    assert {k: v for k, v in m["edge_types"].items() if v} == TINY_EDGES
 
 
 @pytest.fixture(scope="module")

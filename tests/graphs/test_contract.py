@@ -204,6 +204,134 @@ def test_corrupt_parquet(tmp_path):
     assert error_of(tmp_path).startswith("interactions.parquet: cannot be read")
 
 
+USERS = pl.DataFrame({"user_id": ["u1", "u2"], "age": [30, 40]})
+QUERIES = pl.DataFrame({"query": ["jazz", "history"], "item_id": ["m1", "p1"]})
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+@pytest.mark.parametrize(
+    "table,column",
+    [
+        ("interactions", "user_id"),
+        ("interactions", "item_id"),
+        ("users", "user_id"),
+        ("queries", "query"),
+        ("queries", "item_id"),
+    ],
+)
+def test_empty_ids_and_queries(tmp_path, table, column, blank):
+    frames = {"interactions": INTER, "users": USERS, "queries": QUERIES}
+    frames[table] = frames[table].with_columns(
+        pl.when(pl.int_range(pl.len()) == 1)
+        .then(pl.lit(blank))
+        .otherwise(pl.col(column))
+        .alias(column)
+    )
+    msg = error_of(
+        write(
+            tmp_path, inter=frames["interactions"], users=frames["users"], queries=frames["queries"]
+        )
+    )
+    assert msg.startswith(
+        f"{table}.parquet, column '{column}': empty value (row 1: {column}={blank!r}"
+    )
+
+
+def test_user_columns_named_like_helpers(tmp_path):
+    # extra columns "_row"/"_known" are plain features: kept, and no check is bypassed
+    ghost = INTER.head(1).with_columns(item_id=pl.lit("ghost"))
+    inter = pl.concat([INTER, ghost]).with_columns(_known=pl.lit(True), _row=pl.lit(-1))
+    path = write(tmp_path / "a", inter=inter)
+    msg = error_of(path)
+    assert msg.startswith("interactions.parquet, column 'item_id': 1 rows reference item_ids")
+    assert "(row 6: item_id='ghost', user_id='u1'" in msg
+    ds = read_dataset(path, drop_unknown=True)
+    assert ds.dropped_unknown["interactions"] == 1
+    assert ds.interactions.columns[-2:] == ["_known", "_row"]
+    assert ds.interactions["_row"].to_list() == [-1] * INTER.height
+
+    users = pl.DataFrame({"user_id": ["u1", "u2", "u1"], "_row": [7, 8, 9], "_known": [1, 2, 3]})
+    msg = error_of(write(tmp_path / "b", users=users))
+    assert msg == (
+        "users.parquet, column 'user_id': duplicate user_id (row 0: user_id='u1', _row=7, _known=1)"
+    )
+    ds = read_dataset(write(tmp_path / "c", users=users.head(2)))
+    assert ds.users["_row"].to_list() == [7, 8]
+
+    items = ITEMS.with_columns(pl.Series("item_id", ["m1", "m2", "m2", "b1"]), _row=pl.lit(0))
+    msg = error_of(write(tmp_path / "d", items, None))
+    assert "duplicate item_id (row 1: item_id='m2'" in msg
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        pl.Series("ts", [1.0, float("inf"), 2.0, 3.0, 4.0, 5.0]),
+        pl.Series("ts", [1.0, float("-inf"), 2.0, 3.0, 4.0, 5.0]),
+        pl.Series("ts", [1.0, float("nan"), 2.0, 3.0, 4.0, 5.0]),
+        pl.Series("ts", [1.0, 1e30, 2.0, 3.0, 4.0, 5.0]),
+        pl.Series("ts", [1, 2**64 - 1, 2, 3, 4, 5], dtype=pl.UInt64),
+    ],
+)
+def test_non_finite_or_overflowing_timestamp(tmp_path, ts):
+    msg = error_of(write(tmp_path, inter=INTER.with_columns(ts)))
+    assert msg.startswith(
+        "interactions.parquet, column 'ts': timestamp must be finite unix seconds within the "
+        f"int64 range (row 1: ts={ts[1]!r}"
+    )
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "nan", "1e30", "99999999999999999999"])
+def test_non_finite_or_overflowing_timestamp_in_csv(tmp_path, bad):
+    inter = f"user_id,item_id,ts\nu1,m1,1600000000.0\nu1,m2,{bad}\n".encode()
+    msg = error_of(write(tmp_path, inter=inter))
+    assert msg.startswith("interactions.csv, column 'ts': not unix seconds")
+    assert f"(row 1: ts='{bad}'" in msg
+
+
+def test_float_seconds_in_csv(tmp_path):
+    # e.g. written by pandas from a float column: 1600000000.0
+    inter = b"user_id,item_id,ts\nu1,m1,1600000000.0\nu1,m2,1e3\nu2,m1,\n"
+    ds = read_dataset(write(tmp_path, inter=inter))
+    assert ds.interactions["ts"].to_list() == [1_600_000_000, 1000, None]
+
+
+@pytest.mark.parametrize("bad", ["music__live", "music_", "__"])
+def test_item_type_that_breaks_edge_type_names(tmp_path, bad):
+    items = ITEMS.with_columns(pl.Series("item_type", ["music", "music", bad, "audiobook"]))
+    msg = error_of(write(tmp_path, items, None))
+    assert msg.startswith(
+        "items.parquet, column 'item_type': item_type must not contain '__' or end with '_'"
+    )
+    assert f"(row 2: item_type={bad!r}, item_id='p1'" in msg
+
+
+@pytest.mark.parametrize(
+    "csv,expected",
+    [
+        (
+            b"item_id,item_type,title\na,music,A\nb,music,B,extra\n",
+            "items.csv, line 3: cannot parse CSV (4 fields, the header has 3): 'b,music,B,extra'",
+        ),
+        (  # a quoted field over two lines: lines, not rows, are counted
+            b'item_id,item_type,title\na,music,"two\nlines"\nb,music,B,extra\n',
+            "items.csv, line 4: cannot parse CSV (4 fields, the header has 3): 'b,music,B,extra'",
+        ),
+        (
+            b'item_id,item_type,title\na,music,A\nb,music,"B\nc,music,C\n',
+            "items.csv, line 3: cannot parse CSV (unexpected end of data): 'b,music,\"B'",
+        ),
+        (
+            b"item_id,item_type,titl\xe9\na,music,A\n",
+            "items.csv, line 1: undecodable header (not UTF-8): 'item_id,item_type,titl\ufffd'",
+        ),
+    ],
+    ids=["extra-field", "multiline-record", "open-quote", "bad-header"],
+)
+def test_csv_parse_errors_name_the_line(tmp_path, csv, expected):
+    assert error_of(write(tmp_path, items=csv, inter=None)) == expected
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     code = "from pipeline.cli import main; main()"
     return subprocess.run(

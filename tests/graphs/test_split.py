@@ -77,7 +77,9 @@ def test_douban_random_split_counts_and_invariants(douban, douban_split):
         "music": {"interactions": 13_913, "pairs": 13_913},
     }
     assert manifest["train"]["users"] == 2_216 and manifest["test"]["users"] == 2_085
-    assert json.loads((out / "manifest.json").read_text()) == manifest
+    sealed = json.loads((out / "manifest.json").read_text())
+    assert sealed.pop("writer") == "audiograph" and "train/items.parquet" in sealed.pop("files")
+    assert sealed == manifest
     # disjoint pairs, and train + test = the original rows
     assert train.join(test, on=PAIR).height == 0
     assert _sorted(pl.concat([train, test])).equals(_sorted(original.interactions))

@@ -52,7 +52,12 @@ def test_prepare_writes_a_valid_dataset(tmp_path):
         "users": ds.users.height,
         "queries": ds.queries.height,
     }
-    assert json.loads((tmp_path / "syn" / "manifest.json").read_text()) == manifest
+    sealed = json.loads((tmp_path / "syn" / "manifest.json").read_text())
+    assert sealed.pop("writer") == "audiograph"
+    assert sealed.pop("files") == [
+        "interactions.parquet", "items.parquet", "queries.parquet", "users.parquet"
+    ]  # fmt: skip
+    assert sealed == manifest
     assert manifest["summary"]["seed"] == 3
     assert set(manifest["summary"]["rows_per_signal"]) == {"stream", "follow", "preview"}
     assert ds.item_types == ["music", "podcast", "audiobook"]

@@ -44,7 +44,9 @@ def weights(run_dir):
 def test_resume_equals_uninterrupted(graph, tmp_path):
     train_hgnn(graph, tmp_path / "full", HGNNConfig(epochs=3, **SMALL), quiet=True)
     train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=1, **SMALL), quiet=True)
-    last = train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=3), resume=True, quiet=True)
+    last = train_hgnn(
+        graph, tmp_path / "cut", HGNNConfig(epochs=3, **SMALL), resume=True, quiet=True
+    )
     assert last["epoch"] == 2
     a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -204,8 +204,9 @@ def test_rows_follow_the_row_column(tmp_path):
 def test_bad_inputs(tmp_path):
     emb = fake_emb_dir(tmp_path / "emb", n=50)
     out = tmp_path / "sid"
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ContractError, match="not an embeddings directory"):
-        semantic_ids(tmp_path, out)
+        semantic_ids(tmp_path / "empty", out)
     with pytest.raises(ContractError, match="larger than the number of items"):
         semantic_ids(emb, out, codebook_size=64)
     with pytest.raises(ContractError, match="levels must be >= 1"):

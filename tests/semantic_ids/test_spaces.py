@@ -208,8 +208,9 @@ def test_fuse_aligns_by_item_id(tmp_path):
         fuse_spaces([da, db], tmp_path / "bad", "svd-sum", dim=6)
     with pytest.raises(ContractError, match="at least 2"):
         fuse_spaces([da], tmp_path / "bad", "concat")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ContractError, match="not an embeddings directory"):
-        fuse_spaces([da, tmp_path], tmp_path / "bad", "concat")
+        fuse_spaces([da, tmp_path / "empty"], tmp_path / "bad", "concat")
 
 
 def test_fine_tuned_spaces_need_queries(train, tmp_path):

@@ -149,8 +149,8 @@ def test_resume_equals_uninterrupted(env, tmp_path):
     kw = {**SMALL, "cache_dir": env["cache"], "extra_negatives": 16, "patience": 10}
     train_twotower(data, emb, tmp_path / "full", TwoTowerConfig(epochs=3, **kw), quiet=True)
     train_twotower(data, emb, tmp_path / "cut", TwoTowerConfig(epochs=1, **kw), quiet=True)
-    last = train_twotower(data, emb, tmp_path / "cut", TwoTowerConfig(epochs=3), resume=True,
-                          quiet=True)  # fmt: skip
+    last = train_twotower(data, emb, tmp_path / "cut", TwoTowerConfig(epochs=3, **kw),
+                          resume=True, quiet=True)  # fmt: skip
     assert last["epoch"] == 2
     for load in (
         lambda d: torch.load(d / "checkpoint.pt", weights_only=True)["model"],

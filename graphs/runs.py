@@ -1,0 +1,296 @@
+"""Training run directories, shared by ``train-hgnn``, ``train-twotower`` and
+``train-generative``: the guard, the config record, checkpoints, the metrics log, resume.
+
+A run directory holds ``config.json`` (``writer="audiograph"``, ``kind`` such as
+``"hgnn-run"``, the stage's settings, and ``inputs``: each input directory's path and
+fingerprint), ``metrics.jsonl`` (one JSON line per finished epoch), ``checkpoint.pt``
+(tensors only, loaded with ``weights_only=True``) and the stage's weights.
+
+* A new run is created atomically (config and skeleton in a temporary sibling, renamed),
+  only where nothing is (or an empty directory): an existing run of the same kind asks for
+  ``--resume``, anything else is refused. Nothing is written before that check passes.
+* Every checkpoint and weights file is written to a temporary file, fsynced, renamed; the
+  epoch's metrics line is appended *before* its checkpoint, and resume drops lines of
+  epochs the checkpoint does not hold, so the log and the checkpoint always agree.
+* ``--resume`` refuses when the recorded inputs changed (fingerprint: sizes of their
+  files + hash of their manifest) or another input path is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from graphs.atomic import (
+    WRITER,
+    check_overlap,
+    crash_point,
+    make_temp_dir,
+    read_json,
+    recover,
+    recover_inside,
+    resolved,
+    swap_in,
+    write_bytes,
+    write_json,
+)
+from graphs.errors import ContractError, short_reason
+
+CONFIG, CHECKPOINT, METRICS, WEIGHTS = (
+    "config.json", "checkpoint.pt", "metrics.jsonl", "model.safetensors",
+)  # fmt: skip
+RESUMABLE = ("epochs", "device", "prefetch")  # settings --resume may change
+_NAMES = {"hgnn-run": "an HGNN run", "twotower-run": "a two-tower run",
+          "generative-run": "a generative run"}  # fmt: skip
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """sha256 over the relative paths and sizes of the files under ``path`` and the bytes
+    of its ``manifest.json``: changes whenever the input is rebuilt or edited in size."""
+    root, h = resolved(path), hashlib.sha256()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for f in files:
+        h.update(f"{f.relative_to(root.parent)}\0{f.stat().st_size}\n".encode())
+    if (root / "manifest.json").is_file():
+        h.update((root / "manifest.json").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _peek(path: Path) -> dict[str, Any] | None:
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) and config.get("writer") == WRITER else None
+
+
+def claim_run(path: str | os.PathLike, kind: str, inputs: Iterable[Any] = ()) -> Path:
+    """Check (before any work) that a new ``kind`` run may be created at ``path``."""
+    out = resolved(path)
+    check_overlap(out, inputs)
+    recover(out)
+    if out.exists() and not out.is_dir():
+        raise ContractError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        found = _peek(out)
+        if found and found.get("kind") == kind:
+            raise ContractError(
+                f"--out {out}: already holds a run ({kind}); use --resume to continue it or "
+                "choose another --out"
+            )
+        what = f"a {found['kind']!r}" if found else "not an audiograph run"
+        raise ContractError(
+            f"--out {out}: exists and is {what} (this command writes a {kind}); choose "
+            "another --out"
+        )
+    return out
+
+
+def read_run_config(path: str | os.PathLike, kind: str) -> dict[str, Any]:
+    """The validated ``config.json`` of the ``kind`` run at ``path`` (one-line errors)."""
+    run, name = Path(path), _NAMES.get(kind, kind)
+    if not run.is_dir():
+        raise ContractError(f"{run}: no such directory (expected {name} directory)")
+    if not (run / CONFIG).exists():
+        raise ContractError(f"{run}: not {name} directory (no {CONFIG})")
+    config = read_json(run / CONFIG)
+    if not isinstance(config, dict) or config.get("kind") != kind:
+        found = config.get("kind") if isinstance(config, dict) else None
+        raise ContractError(f"{run / CONFIG}: kind is {found!r}, expected {kind!r}")
+    return config
+
+
+@dataclasses.dataclass
+class Run:
+    """An open run directory (``config`` is its ``config.json``)."""
+
+    path: Path
+    config: dict[str, Any]
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        """Append one epoch's metrics line (fsynced)."""
+        with open(self.path / METRICS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        crash_point("metrics.logged")
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every complete line of ``metrics.jsonl`` (a torn last line is skipped)."""
+        rows = []
+        for line in (self.path / METRICS).read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        return rows
+
+    def save_checkpoint(self, state: Mapping[str, Any]) -> None:
+        """Write ``checkpoint.pt`` (tensors, lists and dicts of them) atomically."""
+        buf = io.BytesIO()
+        torch.save(dict(state), buf)
+        write_bytes(self.path / CHECKPOINT, buf.getvalue(), point="checkpoint")
+
+    def load_checkpoint(
+        self, device: torch.device | str, required: tuple[str, ...] = ()
+    ) -> dict[str, Any] | None:
+        """The checkpoint (None when no epoch finished yet) with at least the keys
+        ``model``, ``epoch`` and ``required``; drops metrics lines of epochs after it.
+        Corrupt, truncated, foreign or unsafe files are one-line errors."""
+        f = self.path / CHECKPOINT
+        if not f.exists():
+            self._keep_metrics(0)
+            return None
+        try:
+            ckpt = torch.load(f, weights_only=True, map_location=device)
+        except Exception as exc:  # pickle, zip and unsafe-global errors alike
+            msg = f"{f}: not a readable audiograph checkpoint ({short_reason(exc)})"
+            raise ContractError(msg) from None
+        missing = (
+            [k for k in ("model", "epoch", *required) if k not in ckpt]
+            if isinstance(ckpt, dict)
+            else ["model"]
+        )
+        if missing:
+            raise ContractError(f"{f}: not an audiograph checkpoint of this run (no {missing[0]})")
+        self._keep_metrics(int(ckpt["epoch"]))
+        return ckpt
+
+    def _keep_metrics(self, epochs: int) -> None:
+        rows = [r for r in self.metrics() if int(r.get("epoch", -1)) < epochs]
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        if text != (self.path / METRICS).read_text():
+            write_bytes(self.path / METRICS, text.encode())
+
+    def save_weights(self, tensors: Mapping[str, torch.Tensor], name: str = WEIGHTS) -> None:
+        """Write a safetensors file atomically (contiguous CPU copies)."""
+        from safetensors.torch import save
+
+        flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        write_bytes(self.path / name, save(flat), point="weights")
+
+    def save_folder(self, name: str, write: Callable[[Path], None]) -> None:
+        """Replace the sub-folder ``name`` by what ``write(tmp)`` puts in a fresh folder."""
+        target = self.path / name
+        recover(target)
+        tmp = make_temp_dir(target)
+        write(tmp)
+        swap_in(tmp, target)
+
+
+def start_run(
+    path: str | os.PathLike,
+    kind: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, str | os.PathLike | None],
+    setup: Callable[[Path], None] | None = None,
+) -> Run:
+    """Create the ``kind`` run at ``path`` atomically: ``config.json`` (plus ``inputs``
+    with fingerprints), an empty metrics log and whatever ``setup(tmp)`` writes."""
+    out = claim_run(path, kind, inputs.values())
+    record = {
+        "writer": WRITER,
+        "kind": kind,
+        **config,
+        "inputs": {
+            k: {"path": str(resolved(p)), "fingerprint": fingerprint(p)}
+            for k, p in inputs.items()
+            if p is not None
+        },
+    }
+    tmp = make_temp_dir(out)
+    try:
+        write_json(tmp / CONFIG, record)
+        (tmp / METRICS).write_text("")
+        if setup is not None:
+            setup(tmp)
+        if out.is_dir():
+            out.rmdir()  # claim_run checked it is empty
+        swap_in(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Run(out, record)
+
+
+def resume_run(
+    path: str | os.PathLike, kind: str, inputs: Mapping[str, str | os.PathLike | None]
+) -> Run:
+    """Open the ``kind`` run at ``path`` for ``--resume``. Each input given must be the
+    recorded one, and every recorded input must be unchanged since the run started."""
+    run = Path(path)
+    recover(resolved(run))
+    if not (run / CONFIG).exists():
+        raise ContractError(f"--resume: nothing to resume in {run} (no run there)")
+    config = read_run_config(run, kind)
+    recover_inside(run)
+    recorded = config.get("inputs") or {}
+    for name, given in inputs.items():
+        if given is None or name not in recorded:
+            continue
+        if str(resolved(given)) != recorded[name]["path"]:
+            raise ContractError(
+                f"--resume: {run} was trained on {recorded[name]['path']}, not {resolved(given)}"
+            )
+    for name, rec in recorded.items():
+        if not Path(rec["path"]).exists():
+            raise ContractError(f"--resume: the run's {name} {rec['path']} no longer exists")
+        if fingerprint(rec["path"]) != rec["fingerprint"]:
+            raise ContractError(
+                f"--resume: the run's {name} {rec['path']} changed since the run started; "
+                "start a new run"
+            )
+    return Run(resolved(run), config)
+
+
+def resumed_config(cls: type, saved: Mapping[str, Any], given: Any | None, source: str) -> Any:
+    """The config of a resumed run: the saved one, where ``given`` (if any) may change only
+    :data:`RESUMABLE` fields; any other difference is a one-line error."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        base = cls(**{k: v for k, v in saved.items() if k in names})
+    except (TypeError, ValueError) as exc:
+        raise ContractError(f"{source}: the saved settings are not valid ({exc})") from None
+    if given is None:
+        return base
+    for f in dataclasses.fields(cls):
+        new, old = getattr(given, f.name), getattr(base, f.name)
+        if f.name not in RESUMABLE and new != old:
+            raise ContractError(
+                f"--resume: '{f.name}' is {new!r} but the run was started with {old!r} "
+                f"(only {', '.join(RESUMABLE)} may change when resuming)"
+            )
+    return dataclasses.replace(base, **{k: getattr(given, k) for k in RESUMABLE if k in names})
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file; missing, truncated or foreign files are one line."""
+    from safetensors.torch import load_file
+
+    f = Path(path)
+    if not f.is_file():
+        raise ContractError(f"{f}: file not found")
+    try:
+        return load_file(str(f))
+    except Exception as exc:  # SafetensorError, header/IO errors
+        raise ContractError(f"{f}: not a readable safetensors file ({short_reason(exc)})") from None
+
+
+def load_state(module: torch.nn.Module, state: Mapping[str, Any], file: Path, **kw: Any) -> None:
+    """``module.load_state_dict(state)``, with a mismatch reported as one line."""
+    try:
+        module.load_state_dict(state, **kw)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ContractError(
+            f"{file}: weights do not fit this model ({short_reason(first)})"
+        ) from None
