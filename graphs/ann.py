@@ -87,7 +87,7 @@ def search(
     best_s = torch.full((len(q), 0), -math.inf)
     best_r = torch.zeros((len(q), 0), dtype=torch.long)
     for lo in range(0, len(vectors), chunk):
-        block = torch.from_numpy(np.ascontiguousarray(vectors[lo : lo + chunk], np.float32))
+        block = torch.from_numpy(np.array(vectors[lo : lo + chunk], np.float32))  # writable
         s = qt @ block.T
         top = torch.topk(s, min(k, s.shape[1]), dim=1)
         # stable merge: earlier chunks (lower rows) win ties

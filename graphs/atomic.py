@@ -199,7 +199,22 @@ def seal_manifest(folder: Path, kind: str) -> dict[str, Any]:
         raise AssertionError(f"manifest kind {man['kind']!r} != {kind!r}")
     man.update(writer=WRITER, kind=kind, files=[f for f in _files(folder) if f != MANIFEST])
     write_json(folder / MANIFEST, man)
+    apply_umask(folder)
     return man
+
+
+def apply_umask(folder: Path) -> None:
+    """Give ``folder`` and everything in it the user's umask (some writers, e.g.
+    safetensors, create their files 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)
+    for base, dirs, names in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(base, d), 0o777 & ~mask)
+        for n in names:
+            if not os.path.islink(p := os.path.join(base, n)):
+                os.chmod(p, 0o666 & ~mask)
 
 
 @contextlib.contextmanager

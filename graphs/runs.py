@@ -32,6 +32,7 @@ import torch
 
 from graphs.atomic import (
     WRITER,
+    apply_umask,
     check_overlap,
     crash_point,
     make_temp_dir,
@@ -184,6 +185,7 @@ class Run:
         recover(target)
         tmp = make_temp_dir(target)
         write(tmp)
+        apply_umask(tmp)
         swap_in(tmp, target)
 
 
@@ -213,6 +215,7 @@ def start_run(
         (tmp / METRICS).write_text("")
         if setup is not None:
             setup(tmp)
+        apply_umask(tmp)
         if out.is_dir():
             out.rmdir()  # claim_run checked it is empty
         swap_in(tmp, out)

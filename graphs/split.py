@@ -75,8 +75,8 @@ def split_dataset(
         raise ContractError(f"{data_dir}: no interactions table to split")
     has_ts = inter["ts"].null_count() == 0
     if method == "temporal" and not has_ts:
-        bad = inter.with_row_index("_row").filter(pl.col("ts").is_null()).row(0, named=True)
-        row = bad.pop("_row")
+        row = int(inter["ts"].is_null().arg_max())
+        bad = inter.row(row, named=True)
         shown = {k: bad[k] for k in ("ts", "user_id", "item_id", "signal")}
         raise contract_error(
             "interactions.parquet", "ts", "temporal split needs a ts on every row", shown, row

@@ -236,7 +236,7 @@ def export(
 def neighbors(
     emb_dir: Annotated[Path, typer.Argument(help="Embeddings directory (export).")],
     item_id: Annotated[str, typer.Argument(help="Query item id.")],
-    k: Annotated[int, typer.Option("-k", help="Number of neighbours.")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, help="Number of neighbours.")] = 10,
     catalog: Annotated[Path | None, typer.Option(help="Dataset dir for titles.")] = None,
 ) -> None:
     """Print the nearest items (exact cosine) with titles."""

@@ -60,7 +60,7 @@ def generate(
     run_dir: Run,
     query: Annotated[str | None, typer.Option(help="Search query text.")] = None,
     user: Annotated[str | None, typer.Option(help="User id (recommendation).")] = None,
-    k: Annotated[int, typer.Option("-k", help="Number of items.")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, help="Number of items.")] = 10,
     device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
 ) -> None:
     """Top-k catalog items for a query (search) or a user's history (recommendation)."""
@@ -70,6 +70,8 @@ def generate(
 
     if (query is None) == (user is None):
         raise ContractError("give exactly one of --query TEXT or --user USER_ID")
+    if query is not None and not query.strip():
+        raise ContractError("--query must not be empty")
     run = load_run(run_dir, device)
     task = "search" if query is not None else "rec"
     if task not in run.config["train"]["tasks"]:

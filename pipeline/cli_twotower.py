@@ -124,7 +124,7 @@ def evaluate(
 def recommend(
     run_dir: Run,
     user: Annotated[str, typer.Option(help="User id.")] = ...,
-    k: Annotated[int, typer.Option("-k", help="Number of items.")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, help="Number of items.")] = 10,
     item_type: Annotated[str | None, typer.Option("--type", help="Only this item type.")] = None,
 ) -> None:
     """Top-k items for a user (training items excluded), with titles."""
@@ -138,7 +138,7 @@ def recommend(
 def score_users(
     run_dir: Run,
     out: Annotated[Path, typer.Option(help="Output parquet file.")] = ...,
-    k: Annotated[int, typer.Option("-k", help="Items per user.")] = 100,
+    k: Annotated[int, typer.Option("-k", min=1, help="Items per user.")] = 100,
     item_type: Annotated[str | None, typer.Option("--type", help="Only this item type.")] = None,
     quiet: Quiet = False,
 ) -> None:

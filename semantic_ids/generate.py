@@ -90,6 +90,9 @@ def search(
     desc: str | None = None,
 ) -> list[list[int]]:
     """Top-``k`` item rows (of ``run.codes``) per query."""
+    _check_k(k)
+    if any(not q.strip() for q in queries):
+        raise ContractError("a search query must not be empty")
     max_tokens = int(run.config["train"]["max_query_tokens"])
     return _decode(run, search_inputs(run.tok, run.vocab, queries, max_tokens), k, batch_size, desc)
 
@@ -106,6 +109,7 @@ def recommend(
     ``history`` items; every history item is excluded from the answer (the beam is widened
     by the number of distinct history items, at most ``max_widen``, then they are
     filtered out)."""
+    _check_k(k)
     h = int(run.config["train"]["history"])
     full = [np.asarray(x, np.int64) for x in histories]
     seen = [set(x.tolist()) for x in full]
@@ -113,6 +117,11 @@ def recommend(
     inputs = rec_inputs(run.vocab, run.sid_tokens, [x[-h:] for x in full])
     ranked = _decode(run, inputs, beams, batch_size, desc)
     return [[i for i in r if i not in x][:k] for r, x in zip(ranked, seen, strict=True)]
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ContractError(f"-k must be >= 1, got {k}")
 
 
 def user_history(run: GenerativeRun, user_id: str) -> np.ndarray:

@@ -44,6 +44,7 @@ from twotower.train import TwoTowerConfig, catalog_vectors, history_vectors
 
 CHUNK = 65536
 SCORES = "user-scores"
+CORE = ["user_id", "item_id", "weight", "signal", "ts"]  # interaction columns used
 
 
 @dataclass
@@ -105,20 +106,24 @@ def user_chunks(
     inter = run.ds.interactions
     if inter is None:
         inter = pl.DataFrame(schema={"user_id": pl.Utf8, "item_id": pl.Utf8,
-                                     "weight": pl.Float64, "signal": pl.Utf8})  # fmt: skip
+                                     "weight": pl.Float64, "signal": pl.Utf8,
+                                     "ts": pl.Int64})  # fmt: skip
     item_idx = run.ds.items.select("item_id", _i=pl.int_range(pl.len(), dtype=pl.Int64))
     dev = run.item_vecs.device
     for lo in range(0, user_ids.len(), chunk):
         ids = user_ids.slice(lo, chunk)
         rows = pl.DataFrame({"user_id": ids, "_u": np.arange(ids.len(), dtype=np.int64)})
-        part = inter.join(rows, on="user_id")
+        part = inter.select(CORE).join(rows, on="user_id")  # no user column named _u
         cat, dense = user_inputs(ids, run.ds.users, part, run.ds.items, run.history_vectors,
                                  run.spec, run.cfg.weighted)  # fmt: skip
         seen = part.select("_u", "item_id").unique().join(item_idx, on="item_id")
         yield (
             ids,
             run.model.user(cat.to(dev), dense.to(dev)),
-            (torch.from_numpy(seen["_u"].to_numpy()), torch.from_numpy(seen["_i"].to_numpy())),
+            (
+                torch.from_numpy(seen["_u"].to_numpy(writable=True)),
+                torch.from_numpy(seen["_i"].to_numpy(writable=True)),
+            ),
         )
 
 
@@ -182,7 +187,7 @@ def _allowed(run: Run, item_type: str | None) -> torch.Tensor | None:
     if item_type not in types:
         known = types.unique().sort().to_list()
         raise ContractError(f"item_type {item_type!r} is not in the catalog (types: {known})")
-    return torch.from_numpy((types == item_type).to_numpy()).to(run.item_vecs.device)
+    return torch.from_numpy((types == item_type).to_numpy(writable=True)).to(run.item_vecs.device)
 
 
 def recommend(
