@@ -275,6 +275,12 @@ def resumed_config(cls: type, saved: Mapping[str, Any], given: Any | None, sourc
     return dataclasses.replace(base, **{k: getattr(given, k) for k in RESUMABLE if k in names})
 
 
+def exact(value: float | int) -> torch.dtype:
+    """The checkpoint dtype that stores ``value`` exactly (a float32 best score would be
+    rounded, and a resumed run could then count a tie as an improvement)."""
+    return torch.float64 if isinstance(value, float) else torch.int64
+
+
 def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors file; missing, truncated or foreign files are one line."""
     from safetensors.torch import load_file

@@ -193,7 +193,7 @@ def _held_out_rows(
     n_test = ((pl.col("_n") * test_fraction + 0.5).floor().cast(pl.Int64)).clip(1, None)
     n_test = pl.min_horizontal(n_test, pl.col("_n") - 1)
     held = ranked.filter(pl.col("_rank") <= n_test).select(pair).with_columns(_t=pl.lit(True))
-    flagged = inter.join(held, on=pair, how="left", maintain_order="left")
+    flagged = inter.select(pair).join(held, on=pair, how="left", maintain_order="left")
     return flagged["_t"].fill_null(False).alias("in_test")
 
 

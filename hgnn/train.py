@@ -30,6 +30,7 @@ from graphs.runs import (
     CHECKPOINT,
     Run,
     claim_run,
+    exact,
     load_state,
     resume_run,
     resumed_config,
@@ -246,7 +247,7 @@ def train_hgnn(
             {
                 "model": model.state_dict(),
                 "optimizers": [opt.state_dict() for opt in opts],
-                **{k: torch.tensor(v) for k, v in state.items()},
+                **{k: torch.tensor(v, dtype=exact(v)) for k, v in state.items()},
             }
         )
         _plot(run)

@@ -41,6 +41,7 @@ from graphs.runs import (
     CHECKPOINT,
     Run,
     claim_run,
+    exact,
     load_state,
     resume_run,
     resumed_config,
@@ -375,7 +376,7 @@ def train_twotower(
         last = {"epoch": epoch, "train_loss": train_loss, "val_recall@10": recall,
                 "seconds": seconds, "pairs_per_s": len(pu) / seconds}  # fmt: skip
         run.log(last)
-        tensors = {k: torch.tensor(v) for k, v in state.items()}
+        tensors = {k: torch.tensor(v, dtype=exact(v)) for k, v in state.items()}
         run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
                              **tensors})  # fmt: skip
         if not quiet:

@@ -111,3 +111,18 @@ def test_trains_with_deterministic_kernels_and_restores_the_setting(graph, tmp_p
     assert a == b
     assert seen and all(seen)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_resume_keeps_the_exact_best_score(graph, tmp_path, monkeypatch):
+    """A validation score that ties the best one is no improvement after a resume either
+    (the checkpoint keeps the best score exactly, not rounded to float32)."""
+    monkeypatch.setattr(hgnn.train, "link_metrics", lambda *a: {"a__co__a": {"mrr": 0.7}})
+    cfg = {**SMALL, "patience": 5}
+    train_hgnn(graph, tmp_path / "full", HGNNConfig(epochs=3, **cfg), quiet=True)
+    train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=1, **cfg), quiet=True)
+    train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=3, **cfg), resume=True, quiet=True)
+    full, cut = (
+        torch.load(tmp_path / r / "checkpoint.pt", weights_only=True) for r in ("full", "cut")
+    )
+    assert full["bad_epochs"].item() == cut["bad_epochs"].item() == 2
+    assert full["best"].item() == 0.7
