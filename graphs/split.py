@@ -27,6 +27,8 @@ import polars as pl
 from graphs.atomic import atomic_dir, claim_output, write_json
 from graphs.contract import read_dataset, write_dataset
 from graphs.errors import ContractError, contract_error
+from graphs.thinning import downsample_type, keep_adopters
+from graphs.user_tags import has_user_tags, recount_tags
 
 METHODS = ("auto", "temporal", "random")
 PAIR = ["user_id", "item_id"]
@@ -40,32 +42,43 @@ def split_dataset(
     quiet: bool = True,
     method: str = "auto",
     downsample: dict[str, float] | None = None,
+    adopters: dict[str, float] | None = None,
+    label_fraction: float = 0.2,
 ) -> dict[str, Any]:
-    """Split the interactions of the dataset ``data_dir`` into train and test.
+    """Split the interactions of the dataset ``data_dir`` into train and test, and train
+    into a *fit* and a *label* window.
 
     Args:
         data_dir: a contract dataset directory with interactions.
-        out_dir: output directory; gets ``train/``, ``test/`` and ``manifest.json``
-            (written atomically).
+        out_dir: output directory; gets ``fit/``, ``labels/``, ``train/`` (= fit + labels),
+            ``test/`` and ``manifest.json`` (written atomically).
         test_fraction: in (0, 1). Temporal: the cut is the ``1 - test_fraction`` quantile
             of ``ts`` (nearest observed value). Random: each user with ``n >= 2`` distinct
             items holds out ``clip(round_half_up(test_fraction * n), 1, n - 1)`` of them;
             users with one item stay in train.
-        seed: seed of the random hold-out (unused by the temporal split).
+        seed: seed of the random hold-outs, the adopters and the downsampling.
         quiet: if False, print a one-line summary to stderr.
         method: ``"auto"`` (temporal when every row has a ``ts``, else random),
-            ``"temporal"`` or ``"random"``.
+            ``"temporal"`` or ``"random"``; the label window uses the same method.
         downsample: ``{item_type: keep}``: after the split, keep only this fraction of
-            the type's training ``(user, item)`` pairs (:func:`downsample_type`, same seed);
-            the test side is untouched. Makes a type sparse, e.g. Douban books.
+            the type's training ``(user, item)`` pairs (:func:`downsample_type`); the test
+            side is untouched. Makes a type sparse, e.g. Douban books.
+        adopters: ``{item_type: share}``: only this seeded share of the type's users keep
+            any training interaction of it (:func:`keep_adopters`, before ``downsample``);
+            the others are cold for the type. The test side is untouched.
+        label_fraction: in (0, 1): the label window. Temporal: ``(user, item)`` pairs first
+            seen at or after the ``1 - label_fraction`` quantile of the training ``ts``;
+            random: per user, like the test hold-out. Every row of a pair is on one side.
 
     Returns:
-        The manifest: ``kind="split"``, ``method``, ``cut_ts`` (temporal only),
-        ``test_fraction``, ``seed``, and per side (``train``/``test``) the number of rows,
-        ``(user, item)`` pairs, users and rows per item type.
+        The manifest: ``kind="split"``, ``method``, ``cut_ts`` and ``label_cut_ts``
+        (temporal only), the fractions, ``seed``, ``downsample``, ``adopters`` and per part
+        (``fit``/``labels``/``train``/``test``) the number of rows, ``(user, item)`` pairs,
+        users and rows per item type.
     """
-    if not 0.0 < test_fraction < 1.0:
-        raise ContractError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    for name, value in (("test_fraction", test_fraction), ("label_fraction", label_fraction)):
+        if not 0.0 < value < 1.0:
+            raise ContractError(f"--{name.replace('_', '-')} must be in (0, 1), got {value}")
     if method not in METHODS:
         raise ContractError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     claim_output(out_dir, "split", [data_dir])
@@ -82,25 +95,26 @@ def split_dataset(
             "interactions.parquet", "ts", "temporal split needs a ts on every row", shown, row
         )
     use = "temporal" if method == "temporal" or (method == "auto" and has_ts) else "random"
-
-    cut: int | None = None
-    if use == "temporal":
-        cut = int(inter["ts"].quantile(1.0 - test_fraction, "nearest"))
-        in_test = inter["ts"] >= cut
-    else:
-        in_test = _held_out_rows(inter, test_fraction, seed)
-    train, test = inter.filter(~in_test), inter.filter(in_test)
+    train, test, cut = _hold_out(inter, test_fraction, seed, use)
     q_train = q_test = None
     if ds.queries is not None:
         q_in_test = _held_out_rows(ds.queries, test_fraction, seed, ["item_id", "query"])
         q_train, q_test = ds.queries.filter(~q_in_test), ds.queries.filter(q_in_test)
+    launched: dict[str, Any] = {}
+    for item_type, share in (adopters or {}).items():
+        before = train.height
+        train, kept = keep_adopters(train, ds.items, item_type, share, seed)
+        launched[item_type] = {"share": share, "adopters": kept.len(),
+                               "rows_dropped": before - train.height}  # fmt: skip
     for item_type, keep in (downsample or {}).items():
         train = downsample_type(train, ds.items, item_type, keep, seed)
-    for name, side in (("train", train), ("test", test)):
+    fit, labels, label_cut = _hold_out(train, label_fraction, seed + 1, use, whole_pairs=True)
+    parts = {"fit": fit, "labels": labels, "train": train, "test": test}
+    for name, side in parts.items():
         if side.height == 0:
             raise ContractError(
-                f"{data_dir}: the {use} split with test_fraction={test_fraction} leaves "
-                f"the {name} side empty"
+                f"{data_dir}: the {use} split (test_fraction={test_fraction}, "
+                f"label_fraction={label_fraction}) leaves the {name} part empty"
             )
 
     manifest: dict[str, Any] = {
@@ -109,69 +123,54 @@ def split_dataset(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "method": use,
         "cut_ts": cut,
+        "label_cut_ts": label_cut,
         "test_fraction": test_fraction,
+        "label_fraction": label_fraction,
         "seed": seed,
         "downsample": downsample or {},
-        "train": _side_counts(train, ds.items),
-        "test": _side_counts(test, ds.items),
+        "adopters": launched,
+        "user_tags_recounted": has_user_tags(inter),
+        **{name: _side_counts(side, ds.items) for name, side in parts.items()},
     }
+    queries = {"fit": q_train, "labels": None, "train": q_train, "test": q_test}
     if ds.queries is not None:
-        manifest["train"]["queries"], manifest["test"]["queries"] = q_train.height, q_test.height
+        for name in ("train", "test"):
+            manifest[name]["queries"] = queries[name].height
     with atomic_dir(out_dir, "split", [data_dir]) as tmp:
-        for name, side, q in (("train", train, q_train), ("test", test, q_test)):
+        for name, side in parts.items():
             (tmp / name).mkdir()
-            write_dataset(tmp / name, ds.items, side, ds.users, q)
-            write_json(
-                tmp / name / "manifest.json",
-                {"kind": "dataset", "source": f"split:{name}", "counts": manifest[name]},
-            )
+            items = recount_tags(ds.items, side) if has_user_tags(side) else ds.items
+            write_dataset(tmp / name, items, side, ds.users, queries[name])
+            part = {"kind": "dataset", "source": f"split:{name}", "counts": manifest[name]}
+            if name == "train":  # the two-tower reads its windows from here
+                part["windows"] = {"fit": "../fit", "labels": "../labels"}
+            write_json(tmp / name / "manifest.json", part)
         write_json(tmp / "manifest.json", manifest)
     if not quiet:
         tr, te = manifest["train"], manifest["test"]
         print(
             f"split ({use}{'' if cut is None else f', cut ts {cut}'}): "
-            f"train {tr['interactions']} rows / {tr['pairs']} pairs, "
+            f"train {tr['interactions']} rows / {tr['pairs']} pairs "
+            f"(fit {manifest['fit']['pairs']} + labels {manifest['labels']['pairs']} pairs), "
             f"test {te['interactions']} rows / {te['pairs']} pairs -> {out_dir}",
             file=sys.stderr,
         )
     return manifest
 
 
-def downsample_type(
-    interactions: pl.DataFrame,
-    items: pl.DataFrame,
-    item_type: str,
-    keep: float,
-    seed: int,
-) -> pl.DataFrame:
-    """Keep ``round(keep * P)`` of the ``P`` distinct ``(user, item)`` pairs whose item is
-    of ``item_type`` (all rows of a kept pair; every other row untouched).
-
-    Args:
-        interactions: contract interactions ``[R rows]`` (``user_id``, ``item_id``, ...).
-        items: items table (``item_id``, ``item_type``).
-        item_type: the type to thin out; must occur in ``items``.
-        keep: fraction of pairs kept, in [0, 1].
-        seed: sampling seed (the result does not depend on row order).
-
-    Returns:
-        The kept rows ``[R' <= R rows]``, in their input order, same columns.
-    """
-    if not 0.0 <= keep <= 1.0:
-        raise ContractError(f"keep must be in [0, 1], got {keep}")
-    types = items["item_type"].unique().sort().to_list()
-    if item_type not in types:
-        raise ContractError(
-            f"items.parquet, column 'item_type': no item of type {item_type!r} "
-            f"(types: {', '.join(types)})"
-        )
-    typed = items.filter(pl.col("item_type") == item_type).select("item_id")
-    pairs = interactions.join(typed, on="item_id").select(PAIR).unique().sort(PAIR)
-    n_keep = _round_half_up(keep * pairs.height)
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.permutation(pairs.height)[:n_keep])
-    dropped = pairs.with_row_index("_i").filter(~pl.col("_i").is_in(chosen)).drop("_i")
-    return interactions.join(dropped, on=PAIR, how="anti", maintain_order="left")
+def _hold_out(
+    inter: pl.DataFrame, fraction: float, seed: int, use: str, whole_pairs: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame, int | None]:
+    """``(kept, held out, cut ts | None)``. Temporal: rows at or after the ``1 - fraction``
+    quantile of ``ts`` (``whole_pairs``: every row of a pair first seen then); random:
+    :func:`_held_out_rows` (whole pairs, per user)."""
+    if use == "temporal":
+        cut = int(inter["ts"].quantile(1.0 - fraction, "nearest"))
+        first = pl.col("ts").min().over(PAIR) if whole_pairs else pl.col("ts")
+        held = inter.select(first >= cut).to_series()
+    else:
+        cut, held = None, _held_out_rows(inter, fraction, seed)
+    return inter.filter(~held), inter.filter(held), cut
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -210,7 +209,3 @@ def _side_counts(inter: pl.DataFrame, items: pl.DataFrame) -> dict[str, Any]:
             t: {"interactions": r, "pairs": p} for t, r, p in per_type.sort("item_type").iter_rows()
         },
     }
-
-
-def _round_half_up(x: float) -> int:
-    return int(np.floor(x + 0.5))

@@ -2,8 +2,9 @@
 
 Validation: ``val_fraction`` of every link type's edges (both directions) are removed from
 the training graph. Each held-out edge ``(a, b)`` is scored against a fixed set of
-``eval_candidates`` uniformly drawn nodes of ``b``'s type (shared by the link type's
-positives), with embeddings computed on the *training* graph:
+``eval_candidates`` nodes of ``b``'s type drawn uniformly among those with at least one
+training edge (isolated nodes would be trivially separable candidates; shared by the link
+type's positives), with embeddings computed on the *training* graph:
 
 * AUC — fraction of (positive, candidate) pairs ranked correctly (ties count 1/2);
 * Recall@10 — fraction of positives ranked in the top 10 among ``1 + candidates``;
@@ -19,6 +20,7 @@ from torch_geometric.data import HeteroData
 
 from hgnn.model import embed_batch
 from samplers import NeighborSampler
+from samplers.link_loader import active_nodes, node_degrees
 from samplers.multilink import EdgeType, epoch_generator, link_edges
 
 
@@ -57,13 +59,16 @@ def link_metrics(
     model.eval()
     out = {}
     device = sampler.device
+    active = {t: active_nodes(deg) for t, deg in node_degrees(sampler).items()}
     for i, (et, e) in enumerate(val_edges.items()):
         if e.shape[1] == 0:
             continue
         s, _, d = et
         e = e[:, :max_edges].to(device)
         g = epoch_generator(seed, -2, salt=i, device=device)
-        cand = torch.randint(sampler.num_nodes[d], (candidates,), generator=g, device=device)
+        # candidates: nodes with >= 1 training edge (isolated ones are trivially separable)
+        pick = torch.randint(len(active[d]), (candidates,), generator=g, device=device)
+        cand = active[d][pick]
         ids = {s: [e[0]], d: [e[1], cand]} if s != d else {s: [e[0], e[1], cand]}
         seeds = {t: torch.unique(torch.cat(v)) for t, v in ids.items()}
         z = embed_batch(model, sampler.sample(seeds, g), has_text)

@@ -4,7 +4,8 @@ One epoch = the multi-link balanced supervision edges of every link type, shuffl
 together, cut into batches of ``batch_size`` (mixed link types). For each batch:
 
 * negatives: ``num_negatives`` destinations per positive, uniform over the destination
-  type (default) or proportional to degree ``** 0.75`` (``negative_sampling="popularity"``);
+  type's nodes with at least one training edge (default) or proportional to degree
+  ``** 0.75`` (``negative_sampling="popularity"``); isolated nodes are never negatives;
 * seeds: the distinct source, destination and negative nodes of every type (so seeds
   are of several node types at once);
 * the batch's supervision edges, in both directions, are excluded from its
@@ -82,14 +83,13 @@ class LinkNeighborLoader:
         self.balance_target, self.balance = balance_target, balance
         self.seed, self.prefetch = seed, prefetch
         self.num_nodes = self.sampler.num_nodes
-        self._popularity = {}
-        if negative_sampling == "popularity":
-            for t, n in self.num_nodes.items():
-                deg = torch.zeros(n, device=self.device)
-                for (_, _, d), adj in self.sampler.adj.items():
-                    if d == t:
-                        deg += (adj.colptr[1:] - adj.colptr[:-1]).float()
-                self._popularity[t] = (deg + 1).pow(0.75)
+        # negatives come from nodes with >= 1 training edge: an isolated node is a
+        # trivially separable negative that only inflates the metrics
+        degree = node_degrees(self.sampler)
+        self._active = {t: active_nodes(deg) for t, deg in degree.items()}
+        self._popularity = {t: deg.float().pow(0.75) if bool((deg > 0).any())
+                            else torch.ones_like(deg, dtype=torch.float)
+                            for t, deg in degree.items()}  # fmt: skip
 
     def epoch_edges(self, epoch: int) -> dict[EdgeType, torch.Tensor]:
         """Supervision edges of ``epoch`` per link type (balanced unless target is None)."""
@@ -156,7 +156,9 @@ class LinkNeighborLoader:
             return torch.multinomial(
                 self._popularity[t], count * k, replacement=True, generator=g
             ).view(count, k)
-        return torch.randint(self.num_nodes[t], (count, k), generator=g, device=self.device)
+        active = self._active[t]
+        pick = torch.randint(len(active), (count, k), generator=g, device=self.device)
+        return active[pick]
 
     def _exclude(self, pos: dict[EdgeType, torch.Tensor]) -> dict[EdgeType, torch.Tensor]:
         keys: dict[EdgeType, list[torch.Tensor]] = {}
@@ -198,3 +200,18 @@ def _prefetch(gen: Iterator[HeteroData], depth: int) -> Iterator[HeteroData]:
             yield item
     finally:
         stop.set()
+
+
+def node_degrees(sampler: NeighborSampler) -> dict[str, torch.Tensor]:
+    """In-degree ``[N_t]`` (int64) of every node type over the sampler's relations."""
+    out = {t: torch.zeros(n, dtype=torch.long, device=sampler.device)
+           for t, n in sampler.num_nodes.items()}  # fmt: skip
+    for (_, _, d), adj in sampler.adj.items():
+        out[d] += (adj.colptr[1:] - adj.colptr[:-1]).to(out[d].device)
+    return out
+
+
+def active_nodes(degree: torch.Tensor) -> torch.Tensor:
+    """Indices of the nodes with >= 1 edge (all nodes when none has one)."""
+    active = torch.nonzero(degree > 0).view(-1)
+    return active if len(active) else torch.arange(len(degree), device=degree.device)

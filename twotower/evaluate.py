@@ -30,10 +30,12 @@ from graphs.contract import read_dataset
 from graphs.errors import ContractError
 from graphs.runs import read_run_config
 from twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
+from twotower.config import TwoTowerConfig
 from twotower.export import user_item_vectors
 from twotower.features import load_embeddings
+from twotower.inputs import catalog_vectors
 from twotower.metrics import evaluate_vectors
-from twotower.train import TwoTowerConfig, catalog_vectors, train_twotower
+from twotower.train import train_twotower
 
 MODELS = ("popularity", "llm-knn", "hgnn", "lightgcn", "2t", "2t-hgnn")
 BASELINE_2T = "baseline-2t"
@@ -149,14 +151,13 @@ def results_table(report: dict[str, Any], k: int = 10) -> str:
     cols = [f"hr@{k}", f"recall@{k}", f"ndcg@{k}", "mrr", "coverage"]
     lines = [
         f"target type: {report['target_type']}",
-        "| model | " + " | ".join(cols) + " | warm hr | cold hr |",
-        "|---" * (len(cols) + 3) + "|",
+        "| model | " + " | ".join(cols) + " | warm hr | cold hr | no-history hr |",
+        "|---" * (len(cols) + 4) + "|",
     ]
+    groups = ("warm", "cold", "no_history")
     for name, r in report["results"].items():
-        warm, cold = r.get("warm", {}), r.get("cold", {})
         vals = [_num(r[c]) for c in cols] + [
-            f"{_num(warm.get(f'hr@{k}'))} ({warm.get('users', 0)})",
-            f"{_num(cold.get(f'hr@{k}'))} ({cold.get('users', 0)})",
+            f"{_num(r.get(g, {}).get(f'hr@{k}'))} ({r.get(g, {}).get('users', 0)})" for g in groups
         ]
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
     return "\n".join(lines)

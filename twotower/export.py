@@ -39,8 +39,9 @@ from graphs.atomic import (
 from graphs.contract import Dataset, read_dataset
 from graphs.errors import ContractError
 from graphs.runs import WEIGHTS, load_state, load_weights, read_run_config
+from twotower.config import TwoTowerConfig
+from twotower.inputs import catalog_vectors, history_vectors
 from twotower.model import InputSpec, TwoTower, item_inputs, top_k, user_inputs
-from twotower.train import TwoTowerConfig, catalog_vectors, history_vectors
 
 CHUNK = 65536
 SCORES = "user-scores"
@@ -84,14 +85,16 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, device: st
     model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip)
     load_state(model, load_weights(run_dir / WEIGHTS), run_dir / WEIGHTS)
     model = model.to(device).eval()
-    ds = read_dataset(data_dir or config["data_dir"])
-    text, hgnn = catalog_vectors(ds.items, config["emb_dir"], cfg)
+    ds = read_dataset(data_dir or config["data_dir"])  # user histories
+    # item inputs as in training: the fit window's text and popularity under split windows
+    fit = read_dataset(config["windows"]["fit"]) if config.get("windows") else ds
+    text, hgnn = catalog_vectors(fit.items, config["emb_dir"], cfg)
     got = (text.shape[1], 0 if hgnn is None else hgnn.shape[1])
     if got != (spec.text_dim, spec.hgnn_dim):
         want = (spec.text_dim, spec.hgnn_dim)
         raise ContractError(f"{run_dir}: text/HGNN dims {got} differ from the run's {want}"
                             " (another encoder or EMB_DIR?)")  # fmt: skip
-    cat, dense = item_inputs(ds.items, spec, text, hgnn, ds.interactions)
+    cat, dense = item_inputs(fit.items, spec, text, hgnn, fit.interactions)
     vecs = [model.item(cat[i : i + CHUNK].to(device), dense[i : i + CHUNK].to(device))
             for i in range(0, len(cat), CHUNK)]  # fmt: skip
     return Run(model, cfg, spec, ds, history_vectors(text, hgnn), torch.cat(vecs))

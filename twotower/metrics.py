@@ -38,9 +38,10 @@ def evaluate_vectors(
     Args:
         user_vecs: float ``[U, d]``; row ``u`` belongs to ``users[u]``.
         item_vecs: float ``[I, d]``; row ``i`` belongs to ``items[i]``.
-        users: ``[U]`` user ids. Evaluated users missing from it score with a zero vector
-            (every candidate ties; ties go to the lower item row) and are counted in
-            ``"missing_users"``.
+        users: ``[U]`` user ids. Evaluated users missing from it, or whose vector is all
+            zeros (a model without a cold-user path), get the popularity ranking (distinct
+            training users, ties to the lower item row) and are counted in
+            ``"fallback_users"``.
         items: ``[I]`` rows with ``item_id``, ``item_type``.
         train: training interactions (``user_id``, ``item_id``): excluded from each
             user's candidates, and the source of item popularity and warm/cold.
@@ -51,8 +52,11 @@ def evaluate_vectors(
         batch: users scored per matmul.
 
     Returns:
-        ``{"target_type", "k", "n", "candidates", "missing_users", <metrics>,
-        "warm": <metrics>, "cold": <metrics>, "tiers": {"head"|"torso"|"tail": ...}}``
+        ``{"target_type", "k", "n", "candidates", "fallback_users", <metrics>,
+        "warm": <metrics>, "cold": <metrics>, "no_history": <metrics>,
+        "tiers": {"head"|"torso"|"tail": ...}}``: ``warm`` users have a training
+        interaction with the target type, ``cold`` users have training interactions but
+        none with it, ``no_history`` users have none at all;
         where ``<metrics>`` is ``users`` (evaluated users), ``hr@k`` (share with >= 1
         relevant in the top k), ``recall@k`` (mean of ``|rel ∩ top k| / |rel|``),
         ``ndcg@k`` (binary gains, ideal DCG over ``min(|rel|, k)`` hits), ``mrr`` (mean
@@ -92,13 +96,14 @@ def evaluate_vectors(
     pos = ev.join(
         pl.DataFrame({"user_id": users, "u": np.arange(len(users))}), on="user_id", how="left"
     ).sort("e")["u"]
-    missing = int(pos.null_count())
     dim = user_vecs.shape[1]
     uv = np.zeros((ev.height, dim), np.float32)
     known = pos.is_not_null().to_numpy()
     uv[known] = user_vecs[pos.drop_nulls().to_numpy()]
+    fallback = ~np.any(uv != 0, axis=1)  # missing or zero: no cold-user path
     iv = torch.from_numpy(np.ascontiguousarray(item_vecs[cand_rows], dtype=np.float32))
 
+    popularity = torch.from_numpy(np.bincount(tr["c"].to_numpy(), minlength=len(cand_rows)))
     tier = _tiers(tr, len(cand_rows))
     kk, nn = min(k, len(cand_rows)), min(n, len(cand_rows))
     te_u, te_c = te_e["e"].to_numpy(), te_e["c"].to_numpy()
@@ -117,6 +122,7 @@ def evaluate_vectors(
     for lo in range(0, ev.height, batch):
         hi = min(lo + batch, ev.height)
         scores = torch.from_numpy(uv[lo:hi]) @ iv.T
+        scores[torch.from_numpy(fallback[lo:hi])] = popularity.to(scores.dtype)
         sel = (tr_idx[0] >= lo) & (tr_idx[0] < hi)
         scores[tr_idx[0][sel] - lo, tr_idx[1][sel]] = -math.inf
         rel = torch.zeros(scores.shape, dtype=torch.bool)
@@ -138,20 +144,21 @@ def evaluate_vectors(
         for t in range(len(TIERS)):
             hits_tier[t, lo:hi] = (hk & (top_tier == t)).sum(1)
 
-    cold = np.ones(ev.height, bool)
-    cold[tr_e["e"].to_numpy()] = False
-    everyone = np.ones(ev.height, bool)
+    warm = np.zeros(ev.height, bool)
+    warm[tr_e["e"].to_numpy()] = True
+    active = ev["user_id"].is_in(train["user_id"].unique().implode()).to_numpy()
     out: dict[str, Any] = {
         "target_type": target_type,
         "k": k,
         "n": n,
         "candidates": len(cand_rows),
-        "missing_users": missing,
+        "fallback_users": int(fallback.sum()),
     }
     group = (per_user, topk, valid, len(cand_rows), k)
-    out |= _group(everyone, *group)
-    out["warm"] = _group(~cold, *group)
-    out["cold"] = _group(cold, *group)
+    out |= _group(np.ones(ev.height, bool), *group)
+    out["warm"] = _group(warm, *group)
+    out["cold"] = _group(active & ~warm, *group)
+    out["no_history"] = _group(~active, *group)
     out["tiers"] = {}
     for t, (name, _) in enumerate(TIERS):
         has = n_rel_tier[t] > 0

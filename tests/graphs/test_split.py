@@ -143,7 +143,7 @@ def test_temporal_split_respects_the_cut(synthetic, tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"test_fraction": 1.0}, "test_fraction"), ({"method": "sideways"}, "method")],
+    [({"test_fraction": 1.0}, "test-fraction"), ({"method": "sideways"}, "method")],
 )
 def test_split_rejects_bad_arguments(synthetic, tmp_path, kwargs, match):
     with pytest.raises(ContractError, match=match):

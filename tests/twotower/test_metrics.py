@@ -20,7 +20,7 @@ ITEMS = pl.DataFrame(
     }
 )
 ITEM_VECS = np.array([[1.0], [5.0], [100.0], [4.0], [3.0], [2.0]], np.float32)
-USERS = pl.Series(["uA", "uB", "uC", "uD"])  # uE is missing: zero vector
+USERS = pl.Series(["uA", "uB", "uC", "uD"])  # uE is missing
 USER_VECS = np.array([[1.0], [1.0], [-1.0], [0.0]], np.float32)
 TRAIN = pl.DataFrame(
     {"user_id": ["uA", "uB", "uC"], "item_id": ["i1", "i2", "i5"]}  # uB: music only (cold)
@@ -35,9 +35,10 @@ TEST = pl.DataFrame(
 #   uA: i3 i4 i5 i0  rel {i4, i5} (i1 is a train item) -> hit at 2
 #   uB: i1 i3 i4 i5  rel {i1}                           -> hit at 1
 #   uC: i0 i4 i3 i1  rel {i1} (score -1 * v)            -> hit at 4 (outside top k)
-#   uD: i0 i1 i3 i4  rel {i5} (all tie: lower row wins) -> no hit within n
-#   uE: i0 i1 i3 i4  rel {i3} (missing: zero vector)    -> hit at 3
+#   uD: i1 i5 i0 i3  rel {i5} (zero vector: popularity) -> hit at 2
+#   uE: i1 i5 i0 i3  rel {i3} (missing: popularity)     -> hit at 4 (outside top k)
 #   uF: only a music test item -> not evaluated
+# (popularity = distinct training users: i1 and i5 one each, ties to the lower row)
 G2 = 1 / math.log2(3)
 
 
@@ -49,14 +50,14 @@ def _eval(**kw):
 @pytest.mark.parametrize("batch", [1, 2, 1024])
 def test_hand_computed_example(batch):
     r = _eval(batch=batch)
-    assert (r["users"], r["missing_users"], r["candidates"]) == (5, 1, 5)
-    assert r["hr@2"] == pytest.approx(2 / 5)
-    assert r["recall@2"] == pytest.approx((1 / 2 + 1) / 5)
-    assert r["ndcg@2"] == pytest.approx((G2 / (1 + G2) + 1) / 5)
-    assert r["mrr"] == pytest.approx((1 / 2 + 1 + 1 / 4 + 0 + 1 / 3) / 5)
-    # top-2 lists: {i3,i4} {i1,i3} {i0,i4} {i0,i1} {i0,i1} -> 4 of 5 candidates
-    assert r["coverage"] == pytest.approx(4 / 5)
-    # warm = a training book: uA, uC; cold: uB, uD, uE
+    assert (r["users"], r["fallback_users"], r["candidates"]) == (5, 2, 5)
+    assert r["hr@2"] == pytest.approx(3 / 5)
+    assert r["recall@2"] == pytest.approx((1 / 2 + 1 + 1) / 5)
+    assert r["ndcg@2"] == pytest.approx((G2 / (1 + G2) + 1 + G2) / 5)
+    assert r["mrr"] == pytest.approx((1 / 2 + 1 + 1 / 4 + 1 / 2 + 1 / 4) / 5)
+    # top-2 lists: {i3,i4} {i1,i3} {i0,i4} {i1,i5} {i1,i5} -> all 5 candidates
+    assert r["coverage"] == pytest.approx(5 / 5)
+    # warm = a training book: uA, uC; cold = training rows, no book: uB; no history: uD, uE
     assert r["warm"] == pytest.approx(
         {
             "users": 2,
@@ -68,13 +69,16 @@ def test_hand_computed_example(batch):
         }  # fmt: skip
     )
     assert r["cold"] == pytest.approx(
+        {"users": 1, "hr@2": 1, "recall@2": 1, "ndcg@2": 1, "mrr": 1, "coverage": 2 / 5}
+    )
+    assert r["no_history"] == pytest.approx(
         {
-            "users": 3,
-            "hr@2": 1 / 3,
-            "recall@2": 1 / 3,
-            "ndcg@2": 1 / 3,
-            "mrr": (1 + 0 + 1 / 3) / 3,
-            "coverage": 3 / 5,
+            "users": 2,
+            "hr@2": 1 / 2,
+            "recall@2": 1 / 2,
+            "ndcg@2": G2 / 2,
+            "mrr": (1 / 2 + 1 / 4) / 2,
+            "coverage": 2 / 5,
         }  # fmt: skip
     )
     # popularity: i1 and i5 have one training user; head = ceil(1% of 5) = 1 item (i1, the
@@ -85,7 +89,7 @@ def test_hand_computed_example(batch):
     )
     assert tiers["torso"] == {"items": 0, "users": 0, "hr@2": None, "recall@2": None}
     assert tiers["tail"] == pytest.approx(
-        {"items": 4, "users": 3, "hr@2": 1 / 3, "recall@2": (1 / 2) / 3}
+        {"items": 4, "users": 3, "hr@2": 2 / 3, "recall@2": (1 / 2 + 1) / 3}
     )
 
 

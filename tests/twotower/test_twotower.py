@@ -22,8 +22,8 @@ from twotower import (
     train_twotower,
     user_item_vectors,
 )
+from twotower.inputs import prepare, split_history_labels
 from twotower.model import TwoTower, build_spec, item_inputs, sampled_softmax_loss, user_inputs
-from twotower.train import prepare, split_history_labels
 
 SMALL = {"tower_dims": [32, 16], "cat_dim": 4, "batch_size": 128, "seed": 5}
 

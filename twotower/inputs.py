@@ -1,0 +1,272 @@
+"""The two-tower's training inputs: item tower inputs, user histories, positives and the
+validation users, either from one dataset (:func:`prepare`: a seeded history/label split of
+each user) or, leak-free, from the fit and label windows of ``audiograph split``
+(:func:`prepare_windows`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from graphs.atomic import read_json
+from graphs.contract import Dataset
+from graphs.errors import ContractError
+from graphs.featurize import DEFAULT_CACHE
+from twotower.config import TwoTowerConfig
+from twotower.features import align_embeddings, load_embeddings, text_vectors
+from twotower.model import InputSpec, build_spec, item_inputs, user_inputs
+
+
+def catalog_vectors(
+    items: pl.DataFrame,
+    emb_dir: str | Path | None,
+    cfg: TwoTowerConfig,
+    quiet: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(text [I, 384], hgnn [I, dim] | None)`` row-aligned with ``items``; catalog items
+    missing from the embeddings get zero HGNN vectors."""
+    cache = DEFAULT_CACHE if cfg.cache_dir is None else cfg.cache_dir
+    text = text_vectors(items, cfg.encoder, cache, progress=not quiet)
+    if not cfg.use_hgnn:
+        return text, None
+    if emb_dir is None:
+        raise ContractError("use_hgnn needs an embeddings directory (audiograph export)")
+    ids, mat = load_embeddings(emb_dir)
+    hgnn, missing = align_embeddings(items, ids, mat)
+    if missing == items.height:
+        raise ContractError(
+            f"{emb_dir}: none of the catalog's item_ids is in ids.parquet"
+            f" (example item_id={items['item_id'][0]!r})"
+        )
+    return text, hgnn
+
+
+def history_vectors(text: np.ndarray, hgnn: np.ndarray | None) -> np.ndarray:
+    """The vectors user histories are averaged over: ``[text | HGNN]`` ``[I, 384 + 128]``
+    with HGNN inputs (2T-HGNN is the plain two-tower plus HGNN inputs), else the text."""
+    return text if hgnn is None else np.concatenate([text, hgnn], axis=1)
+
+
+def split_history_labels(
+    interactions: pl.DataFrame,
+    items: pl.DataFrame,
+    label_fraction: float,
+    seed: int,
+    target_type: str | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(history rows, labels user_id/item_id)``: per user, ``round(label_fraction * n)``
+    of its ``n`` distinct (target-type) items, at least 1 and leaving >= 1 history item,
+    become labels (the latest by first ``ts`` when every row has one, else random);
+    every interaction row with another item is history."""
+    pairs = (
+        interactions.group_by("user_id", "item_id")
+        .agg(pl.col("ts").min())
+        .sort("user_id", "item_id")
+        .join(items.select("item_id", "item_type"), on="item_id", maintain_order="left")
+    )
+    rng = np.random.default_rng(seed)
+    cand = (
+        pl.col("item_type").is_not_null()
+        if target_type is None
+        else pl.col("item_type") == target_type
+    )
+    pairs = pairs.with_columns(
+        _r=pl.Series(rng.random(pairs.height)),
+        _n=pl.len().over("user_id"),
+        _nc=cand.sum().over("user_id"),
+    )
+    n_label = pl.min_horizontal(
+        pl.max_horizontal((pl.col("_nc") * label_fraction).round(), 1),
+        pl.col("_nc"),
+        pl.col("_n") - 1,
+    )
+    keys = ["ts", "_r"] if interactions["ts"].null_count() == 0 else ["_r"]
+    labels = (
+        pairs.filter(cand)
+        .sort(keys, descending=True)
+        .filter(pl.int_range(pl.len()).over("user_id") < n_label)
+        .select("user_id", "item_id")
+        .sort("user_id", "item_id")
+    )
+    return interactions.join(labels, on=["user_id", "item_id"], how="anti"), labels
+
+
+def index_of(ids: pl.Series, keys: pl.Series) -> torch.Tensor:
+    """Position in ``keys`` of each of ``ids`` (all present) as int64 ``[len(ids)]``."""
+    lookup = pl.DataFrame({"k": keys, "i": np.arange(keys.len(), dtype=np.int64)})
+    joined = pl.DataFrame({"k": ids}).join(lookup, on="k", maintain_order="left")
+    return torch.from_numpy(joined["i"].to_numpy().copy())
+
+
+@dataclass
+class Prepared:
+    """Training tensors (on ``cfg.device``): every catalog item's tower inputs, the
+    validation users' inputs, their label and history pairs ``(val_row, item_index)``, the
+    candidate-item mask (target type), and what :meth:`epoch_pairs` needs to draw the
+    training users' history/label split of an epoch."""
+
+    spec: InputSpec
+    item: tuple[torch.Tensor, torch.Tensor]
+    val_user: tuple[torch.Tensor, torch.Tensor]
+    val_labels: tuple[torch.Tensor, torch.Tensor]
+    val_exclude: tuple[torch.Tensor, torch.Tensor]
+    allowed: torch.Tensor | None
+    ds: Dataset
+    train_inter: pl.DataFrame
+    hist_vectors: np.ndarray
+    cfg: TwoTowerConfig
+    fixed: tuple | None = None  # leak-free windows: the same label pairs every epoch
+
+    def epoch_pairs(
+        self, epoch: int
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``((cat, dense) of the label users, (user_row, item_index) positives)`` of
+        ``epoch``: with ``cfg.resample`` every epoch draws a fresh random history/label
+        split of the training users (seeded by ``(seed, epoch)``), so over the epochs
+        every training interaction serves as a label; else the seed's split every epoch."""
+        if self.fixed is not None:
+            return self.fixed
+        cfg, ds, dev = self.cfg, self.ds, torch.device(self.cfg.device)
+        seed = cfg.seed * 1_000_003 + epoch + 7 if cfg.resample else cfg.seed
+        inter = self.train_inter.with_columns(ts=None) if cfg.resample else self.train_inter
+        history, labels = split_history_labels(
+            inter, ds.items, cfg.label_fraction, seed, cfg.target_type
+        )
+        users = labels["user_id"].unique().sort()
+        ucat, udense = user_inputs(users, ds.users, history, ds.items, self.hist_vectors,
+                                   self.spec, cfg.weighted)  # fmt: skip
+        pairs = (index_of(labels["user_id"], users).to(dev),
+                 index_of(labels["item_id"], ds.items["item_id"]).to(dev))  # fmt: skip
+        return (ucat.to(dev), udense.to(dev)), pairs
+
+
+def split_windows(data_dir: str | Path) -> dict[str, Path] | None:
+    """``{"fit": dir, "labels": dir}`` when ``data_dir`` is the train part of an
+    ``audiograph split`` (its manifest names the windows), else None."""
+    f = Path(data_dir) / "manifest.json"
+    windows = read_json(f).get("windows") if f.exists() else None
+    return {k: (Path(data_dir) / v).resolve() for k, v in windows.items()} if windows else None
+
+
+def prepare_windows(
+    fit: Dataset,
+    label_rows: pl.DataFrame,
+    emb_dir: str | Path | None,
+    cfg: TwoTowerConfig,
+    spec: InputSpec | None = None,
+    quiet: bool = True,
+) -> Prepared:
+    """Leak-free inputs: item text, popularity and user histories from the *fit* window
+    (the window the graph and the HGNN saw), positives from the *label* window
+    (``label_rows``), which no input has seen. ``val_fraction`` of the label users are
+    held out; their labels of ``cfg.val_type`` (else ``cfg.target_type``, else all) drive
+    early stopping."""
+    items, dev, history = fit.items, torch.device(cfg.device), fit.interactions
+    if history is None:
+        raise ContractError(f"{fit.path}: the fit window has no interactions")
+    text, hgnn = catalog_vectors(items, emb_dir, cfg, quiet)
+    hist_vectors = history_vectors(text, hgnn)
+    if spec is None:
+        spec = build_spec(items, history, fit.users, hist_vectors.shape[1],
+                          text.shape[1], 0 if hgnn is None else hgnn.shape[1])  # fmt: skip
+    typed = items.select("item_id", "item_type")
+    labels = (label_rows.select("user_id", "item_id").unique()
+              .join(history.select("user_id", "item_id").unique(), on=["user_id", "item_id"],
+                    how="anti")  # a pair the user already has is no new positive
+              .join(typed, on="item_id").sort("user_id", "item_id"))  # fmt: skip
+    if cfg.target_type is not None:
+        labels = labels.filter(pl.col("item_type") == cfg.target_type)
+    users = labels["user_id"].unique().sort()
+    if users.len() < 2:
+        raise ContractError(f"{fit.path}: fewer than 2 users with label-window positives")
+    n_val = min(round(cfg.val_fraction * users.len()), users.len() - 1, cfg.max_val_users)
+    is_val = np.zeros(users.len(), bool)
+    is_val[np.random.default_rng(cfg.seed + 1).permutation(users.len())[:n_val]] = True
+    val_users, train_users = users.filter(pl.Series(is_val)), users.filter(~pl.Series(is_val))
+    in_val = pl.col("user_id").is_in(val_users.implode())
+    val_type = cfg.val_type or cfg.target_type
+    val_labels = labels.filter(in_val)
+    if val_type is not None:
+        val_labels = val_labels.filter(pl.col("item_type") == val_type)
+    ids = items["item_id"]
+
+    def pairs(df: pl.DataFrame, u: pl.Series) -> tuple[torch.Tensor, torch.Tensor]:
+        return index_of(df["user_id"], u).to(dev), index_of(df["item_id"], ids).to(dev)
+
+    def inputs(u: pl.Series) -> tuple[torch.Tensor, torch.Tensor]:
+        cat, dense = user_inputs(u, fit.users, history, items, hist_vectors, spec, cfg.weighted)
+        return cat.to(dev), dense.to(dev)
+
+    allowed = None if cfg.target_type is None else torch.from_numpy(
+        (items["item_type"] == cfg.target_type).to_numpy(writable=True)).to(dev)  # fmt: skip
+    train_labels = labels.filter(~in_val)
+    return Prepared(
+        spec,
+        tuple(t.to(dev) for t in item_inputs(items, spec, text, hgnn, history)),
+        inputs(val_users),
+        pairs(val_labels, val_users),
+        pairs(history.filter(in_val), val_users),
+        allowed,
+        fit,
+        train_labels,
+        hist_vectors,
+        cfg,
+        fixed=(inputs(train_users), pairs(train_labels, train_users)),
+    )
+
+
+def prepare(
+    ds: Dataset,
+    emb_dir: str | Path | None,
+    cfg: TwoTowerConfig,
+    spec: InputSpec | None = None,
+    quiet: bool = True,
+) -> Prepared:
+    """Hold out ``val_fraction`` of the users with labels (seeded), split their history
+    and labels, and build the item and validation inputs (``spec`` from the data unless
+    given, e.g. when resuming)."""
+    if ds.interactions is None:
+        raise ContractError(f"{ds.path}: no interactions.parquet to train on")
+    items, dev = ds.items, torch.device(cfg.device)
+    text, hgnn = catalog_vectors(items, emb_dir, cfg, quiet)
+    history, labels = split_history_labels(
+        ds.interactions, items, cfg.label_fraction, cfg.seed, cfg.target_type
+    )
+    hist_vectors = history_vectors(text, hgnn)
+    if spec is None:
+        spec = build_spec(items, ds.interactions, ds.users, hist_vectors.shape[1],
+                          text.shape[1], 0 if hgnn is None else hgnn.shape[1])  # fmt: skip
+    users = labels["user_id"].unique().sort()
+    if users.len() < 2:
+        raise ContractError(f"{ds.path}: fewer than 2 users with >= 2 distinct items to train on")
+    n_val = min(round(cfg.val_fraction * users.len()), users.len() - 1, cfg.max_val_users)
+    is_val = np.zeros(users.len(), bool)
+    is_val[np.random.default_rng(cfg.seed + 1).permutation(users.len())[:n_val]] = True
+    val_users = users.filter(pl.Series(is_val))
+    vcat, vdense = user_inputs(val_users, ds.users, history, items, hist_vectors, spec,
+                               cfg.weighted)  # fmt: skip
+    ids = items["item_id"]
+
+    def pairs(df: pl.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        return index_of(df["user_id"], val_users).to(dev), index_of(df["item_id"], ids).to(dev)
+
+    in_val = pl.col("user_id").is_in(val_users.implode())
+    allowed = None if cfg.target_type is None else torch.from_numpy(
+        (items["item_type"] == cfg.target_type).to_numpy()).to(dev)  # fmt: skip
+    return Prepared(
+        spec,
+        tuple(t.to(dev) for t in item_inputs(items, spec, text, hgnn, ds.interactions)),
+        (vcat.to(dev), vdense.to(dev)),
+        pairs(labels.filter(in_val)),
+        pairs(history.filter(in_val)),
+        allowed,
+        ds,
+        ds.interactions.filter(~in_val),
+        hist_vectors,
+        cfg,
+    )
