@@ -24,28 +24,44 @@ def split(
         str | None,
         typer.Option(help="TYPE=FRACTION: keep only this share of TYPE's training pairs."),
     ] = None,
+    adopters: Annotated[
+        str | None,
+        typer.Option(
+            help="TYPE=FRACTION: only this share of TYPE's users keep any of its "
+            "training interactions (the others are cold for it)."
+        ),
+    ] = None,
+    label_fraction: Annotated[
+        float, typer.Option(help="Share of train in the label window (two-tower positives).")
+    ] = 0.2,
     quiet: Quiet = False,
 ) -> None:
-    """Write SPLIT_DIR/train and SPLIT_DIR/test (temporal when every row has a ts,
-    else a per-user random hold-out)."""
-    from graphs.errors import ContractError
+    """Write SPLIT_DIR/{fit,labels,train,test}: test held out (temporal when every row has a
+    ts, else per user at random), train = fit + labels (the label window, the same way)."""
     from graphs.split import split_dataset
 
-    thin = None
-    if downsample:
-        item_type, _, frac = downsample.partition("=")
-        try:
-            thin = {item_type.strip(): float(frac)}
-        except ValueError:
-            msg = f"--downsample: expected TYPE=FRACTION, got {downsample!r}"
-            raise ContractError(msg) from None
     m = split_dataset(
-        data_dir, out, test_fraction, seed, quiet=quiet, method=method, downsample=thin
-    )
+        data_dir, out, test_fraction, seed, quiet=quiet, method=method,
+        downsample=_type_fraction("--downsample", downsample),
+        adopters=_type_fraction("--adopters", adopters), label_fraction=label_fraction,
+    )  # fmt: skip
     print(
         f"[split] {m['method']}: train {m['train']['interactions']:,} interactions, "
         f"test {m['test']['interactions']:,} -> {out}"
     )
+
+
+def _type_fraction(option: str, value: str | None) -> dict[str, float] | None:
+    """``"TYPE=0.1"`` → ``{"TYPE": 0.1}``."""
+    from graphs.errors import ContractError
+
+    if not value:
+        return None
+    item_type, _, frac = value.partition("=")
+    try:
+        return {item_type.strip(): float(frac)}
+    except ValueError:
+        raise ContractError(f"{option}: expected TYPE=FRACTION, got {value!r}") from None
 
 
 @app.command("train-twotower")
@@ -60,6 +76,9 @@ def train_twotower(
     ] = False,
     target_type: Annotated[
         str | None, typer.Option(help="Train positives of this item type only.")
+    ] = None,
+    val_type: Annotated[
+        str | None, typer.Option(help="Validate on this item type's labels only.")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs [20].")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Positives per batch.")] = None,
@@ -83,6 +102,7 @@ def train_twotower(
             "epochs": epochs,
             "batch_size": batch_size,
             "target_type": target_type,
+            "val_type": val_type,
             "device": device,
             "seed": seed,
             "use_hgnn": False if no_hgnn else None,

@@ -1,6 +1,7 @@
 """``audiograph demo``: the main job on the embedded synthetic default.
 
-prepare synthetic → split (temporal hold-out) → build-graph on the training part → one
+prepare synthetic → split (temporal hold-out; train = fit + label window) → build-graph
+on the fit window → one
 multi-link sampled epoch → train-hgnn → export → train-twotower → evaluate (2T-HGNN and
 the baselines on the sparse audiobook type) → Semantic IDs of the HGNN embeddings → a small
 generative model with one search and one recommendation example, printing a table per step.
@@ -38,7 +39,9 @@ def run_demo(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) 
     train_dir, test_dir = out / "split" / "train", out / "split" / "test"
     print(f"[demo] {split['method']} split: {split['train']['interactions']:,} train / "
           f"{split['test']['interactions']:,} test interactions")  # fmt: skip
-    build_graph(train_dir, graph_dir, GraphConfig())
+    # leak-free: the graph (and so the HGNN) sees only the fit window; the two-tower's
+    # positives come from the label window, its inputs from the fit window
+    build_graph(out / "split" / "fit", graph_dir, GraphConfig())
     info = graph_info(graph_dir)
     print(f"\n{'node type':<14}{'nodes':>10}{'featureless':>13}")
     for t, n in info["node_types"].items():
@@ -52,7 +55,7 @@ def run_demo(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) 
     emb = export_embeddings(out / "hgnn", out / "emb", catalog=train_dir)
     print(f"[demo] HGNN: {hgnn_epochs} epochs, {emb['count']:,} item embeddings -> {out / 'emb'}")
     # as in benchmarks/quality.py: trained on every type's positives, evaluated on audiobooks
-    cfg = TwoTowerConfig(batch_size=1024, patience=5, seed=seed)
+    cfg = TwoTowerConfig(batch_size=1024, patience=5, seed=seed, val_type="audiobook")
     tt = train_twotower(train_dir, out / "emb", out / "2t-hgnn", cfg, quiet=True)
     print(f"[demo] 2T-HGNN: best validation recall@10 {tt['best_val_recall@10']:.4f} "
           f"(epoch {tt['best_epoch']}) -> {out / '2t-hgnn'}")  # fmt: skip

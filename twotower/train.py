@@ -1,13 +1,15 @@
 """Training of the user-decoupled two-tower model (2T-HGNN, Spotify 2024).
 
-Each user's training interactions are split (seeded; temporally when every row has a
-``ts``) into a *history* part, from which the user-tower input is computed, and a *label*
-part (``label_fraction`` of the user's distinct items): the positive ``(user, item)`` pairs.
-So a positive is never part of its own user's input (no self-label leak). ``val_fraction``
-of the label users are held out: recall@10 of their label items against the whole catalog
-(their history items excluded) drives early stopping; the best weights are kept. With
-``resample`` (default) the other users get a fresh random history/label split every epoch
-(seeded by ``(seed, epoch)``), so every training interaction serves as a label over time.
+On the train part of ``audiograph split`` (leak-free,
+:func:`twotower.inputs.prepare_windows`) the inputs come from the fit window and the
+positives from the label window, the same every epoch. On any other dataset
+(:func:`twotower.inputs.prepare`) each user's training interactions are split (seeded;
+temporally when every row has a ``ts``) into a *history* part, from which the user-tower
+input is computed, and a *label* part (``label_fraction`` of the user's distinct items):
+the positive ``(user, item)`` pairs, so a positive is never part of its own user's input;
+with ``resample`` (default) the split is drawn afresh every epoch. ``val_fraction`` of the
+label users are held out: recall@10 of their label items against the whole catalog (their
+history items excluded) drives early stopping; the best weights are kept.
 
 Loss: in-batch sampled softmax with logQ correction (each column's logit minus the log of
 its expected count in a batch: ``batch_size * p(item)`` over the training interactions), optional

@@ -87,8 +87,13 @@ def prepare_lastfm(src: str | Path, out: str | Path) -> dict[str, Any]:
     )
 
     stream = _interactions(plays_known.with_columns(ts=pl.lit(None, _INT)), "stream")
-    per_pair = used.group_by("userID", "artistID").agg(pl.len().alias("weight"), ts.alias("ts"))
-    tag_rows = _interactions(per_pair.sort("userID", "artistID"), "tag")
+    per_pair = used.group_by("userID", "artistID").agg(
+        pl.len().alias("weight"), ts.alias("ts"), pl.col("tagValue").sort().alias("tags")
+    )  # tags: what this user gave this artist (a split recounts item tags per side)
+    tag_rows = _interactions(per_pair.sort("userID", "artistID"), "tag").with_columns(
+        tags=per_pair.sort("userID", "artistID")["tags"]
+    )
+    stream = stream.with_columns(tags=pl.lit(None, pl.List(_STR)))
     interactions = pl.concat([stream, tag_rows])
 
     pairs = used.select("tagValue", "artistID").unique()
