@@ -26,11 +26,21 @@ def _summary(manifest: dict) -> None:
 
 
 @prepare_app.command("lastfm")
-def prepare_lastfm(src: Src = Path("../shared/data/lastfm-hetrec-2k"), out: Out = ...) -> None:
+def prepare_lastfm(
+    src: Src = Path("../shared/data/lastfm-hetrec-2k"),
+    out: Out = ...,
+    vertical: Annotated[
+        str | None,
+        typer.Option(
+            help="TAG,...: artists whose most-used tag is one of these become the "
+            "item type 'vertical' (a second, sparser type)."
+        ),
+    ] = None,
+) -> None:
     """Last.fm HetRec 2011: artists, listening counts, tags (weak signal + queries)."""
     from graphs.adapters.lastfm import prepare_lastfm as run
 
-    _summary(run(src, out))
+    _summary(run(src, out, vertical.split(",") if vertical else None))
 
 
 @prepare_app.command("douban")
@@ -60,6 +70,9 @@ def prepare_synthetic(
     interactions_per_user: Annotated[
         float, typer.Option(help="Mean interactions per user.")
     ] = 12.0,
+    tastes: Annotated[
+        int, typer.Option(help="Hidden tastes per topic, not in the text (1: none).")
+    ] = 1,
 ) -> None:
     """Synthetic catalog with planted topics and a sparse audiobook type (no files needed)."""
     from graphs.adapters.synthetic import parse_item_counts
@@ -72,6 +85,7 @@ def prepare_synthetic(
             items=parse_item_counts(items),
             seed=seed,
             interactions_per_user=interactions_per_user,
+            tastes=tastes,
         )
     )
 

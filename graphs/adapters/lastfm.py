@@ -32,6 +32,7 @@ MIN_QUERY_ARTISTS = 5
 # Last.fm was founded in 2002; the data set was released in May 2011.
 PLAUSIBLE_DATES = (date(2002, 1, 1), date(2011, 5, 31))
 _INT, _STR = pl.Int64, pl.Utf8
+VERTICAL = "vertical"
 _FILES = {  # file: (encoding, columns kept)
     "artists.dat": ("utf-8", {"id": _INT, "name": _STR, "url": _STR}),
     "user_artists.dat": ("utf-8", dict.fromkeys(("userID", "artistID", "weight"), _INT)),
@@ -43,8 +44,14 @@ _FILES = {  # file: (encoding, columns kept)
 }
 
 
-def prepare_lastfm(src: str | Path, out: str | Path) -> dict[str, Any]:
+def prepare_lastfm(
+    src: str | Path, out: str | Path, vertical: list[str] | None = None
+) -> dict[str, Any]:
     """Convert the Last.fm HetRec 2011 files in ``src`` into a dataset written to ``out``.
+
+    ``vertical``: tags; artists whose most-used tag (the first of their ``tags``) is one
+    of them get item type ``vertical`` instead of ``artist`` (a second, sparser content
+    type whose items keep all their text), e.g. ``["electronic"]``.
 
     Returns the manifest written by :func:`~graphs.adapters.common.save_dataset`; its
     ``summary`` holds the rows dropped by reason, date checks and query counts.
@@ -85,6 +92,15 @@ def prepare_lastfm(src: str | Path, out: str | Path) -> dict[str, Any]:
         tags=pl.col("tags").fill_null(pl.lit([], pl.List(_STR))),
         url=pl.col("url"),
     )
+    if vertical:
+        wanted = [t.strip() for t in vertical if t.strip()]
+        items = items.with_columns(
+            item_type=pl.when(pl.col("tags").list.first().is_in(wanted))
+            .then(pl.lit(VERTICAL))
+            .otherwise(pl.lit("artist"))
+        )
+        if not (items["item_type"] == VERTICAL).any():
+            raise ContractError(f"--vertical: no artist's most-used tag is one of {wanted}")
 
     stream = _interactions(plays_known.with_columns(ts=pl.lit(None, _INT)), "stream")
     per_pair = used.group_by("userID", "artistID").agg(
@@ -120,7 +136,11 @@ def prepare_lastfm(src: str | Path, out: str | Path) -> dict[str, Any]:
         "min_query_artists": MIN_QUERY_ARTISTS,
         "queries": queries.height,
         "query_strings": queries["query"].n_unique(),
-    }
+        "vertical": None if not vertical else {
+            "tags": vertical, "artists": int((items["item_type"] == VERTICAL).sum()),
+            "rule": "an artist whose most-used tag (over all tag assignments) is in tags",
+        },
+    }  # fmt: skip
     return save_dataset(
         out, "lastfm", items, interactions, queries=queries, summary=summary, src=src
     )

@@ -37,6 +37,7 @@ WINDOW_S = 180 * DAY
 BEHAVIOUR = {"music": (1.0, 1.0, 1.0), "podcast": (0.6, 0.8, 0.2), "audiobook": (0.1, 0.6, 1.5)}
 OTHER_BEHAVIOUR = (0.3, 0.6, 0.5)  # any other item type
 TOPIC_NOISE = 0.1  # chance an event ignores the user's topic mix
+TASTE_NOISE = 0.2  # chance an event ignores the user's hidden taste (tastes > 1)
 WORD_NOISE = 0.15  # chance a title/description word is a random (off-topic/filler) word
 SIGNALS = ("stream", "follow", "preview")
 QUERY_CAP = 50  # relevant items per query
@@ -60,6 +61,7 @@ def generate_synthetic(
     seed: int = 0,
     topics: int = 16,
     interactions_per_user: float = 12.0,
+    tastes: int = 1,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Generate ``(items, interactions, users, queries)`` frames following the contract.
 
@@ -71,10 +73,17 @@ def generate_synthetic(
         topics: number of latent topics.
         interactions_per_user: mean number of listening events per user (an event is one
             item choice; repeats of a choice are merged into one row's play count).
+        tastes: hidden tastes per topic (1: none). Each item has one taste (not in its
+            text), each user one preferred taste per topic; an event picks an item of
+            the user's taste (else, with ``TASTE_NOISE``, of any taste), so co-listening
+            reveals what the text does not. Drawn from a separate seeded stream: with
+            ``tastes=1`` the frames are those of earlier versions.
     """
     counts = dict(DEFAULT_ITEMS if items is None else items)
-    if users < 1 or topics < 1 or interactions_per_user < 1:
-        raise ContractError("synthetic: users, topics and interactions_per_user must be >= 1")
+    if users < 1 or topics < 1 or interactions_per_user < 1 or tastes < 1:
+        raise ContractError(
+            "synthetic: users, topics, tastes and interactions_per_user must be >= 1"
+        )
     if not counts or min(counts.values()) < 1:
         raise ContractError(f"synthetic: every item type needs >= 1 item (got {counts})")
     rng = np.random.default_rng(seed)
@@ -85,8 +94,9 @@ def generate_synthetic(
     top, mix = _user_topics(rng, users, topic_p)
     users_df = _users(rng, top, mix, topics)
     item_topic = items_df["topic"].to_numpy()
+    taste = _tastes(np.random.default_rng([seed, 7]), tastes, item_topic.size, users, topics)
     inter = _interactions(rng, list(counts), item_type, item_topic, pop, top, mix, topic_p,
-                          interactions_per_user)  # fmt: skip
+                          interactions_per_user, taste)  # fmt: skip
     inter = inter.select(
         user_id=pl.concat_str(pl.lit("u"), pl.col("_u").cast(pl.Utf8)),
         item_id=items_df["item_id"].gather(inter["_i"]), weight="weight",
@@ -164,7 +174,15 @@ def _users(rng, top: np.ndarray, mix: np.ndarray, topics: int) -> pl.DataFrame:
     )
 
 
-def _interactions(rng, types, item_type, item_topic, pop, top, mix, topic_p, per_user):
+def _tastes(rng, tastes: int, n_items: int, n_users: int, n_topics: int):
+    """``(item taste [I], user taste per topic [U, T], event noise rng)`` or None."""
+    if tastes == 1:
+        return None
+    return (rng.integers(0, tastes, n_items), rng.integers(0, tastes, (n_users, n_topics)),
+            tastes, rng)  # fmt: skip
+
+
+def _interactions(rng, types, item_type, item_topic, pop, top, mix, topic_p, per_user, taste):
     """Rows ``_u, _i, weight, _s (signal code), ts``; vectorized over all events."""
     n_users, n_items, n_topics = top.shape[0], item_type.size, topic_p.size
     prop, rate, replay = np.array([BEHAVIOUR.get(t, OTHER_BEHAVIOUR) for t in types]).T
@@ -183,13 +201,23 @@ def _interactions(rng, types, item_type, item_topic, pop, top, mix, topic_p, per
     etopic = top[uidx, slot]
     noise = rng.random(n) < TOPIC_NOISE
     etopic[noise] = rng.choice(n_topics, size=int(noise.sum()), p=topic_p)
-    # item within (type, topic) proportional to popularity: one CDF with per-group offsets
+    # item within (type, topic[, taste]) proportional to popularity: one CDF with per-group
+    # offsets
     group = item_type * n_topics + item_topic
-    order = np.argsort(group, kind="stable")
     size = np.bincount(group, minlength=len(types) * n_topics)
     fallback = size.reshape(len(types), n_topics).argmax(axis=1)  # for an empty group
     etopic = np.where(size[etype * n_topics + etopic] == 0, fallback[etype], etopic)
     g = etype * n_topics + etopic
+    if taste is not None:  # refine the group by the hidden taste
+        item_taste, user_taste, k, trng = taste
+        etaste = np.where(trng.random(n) < TASTE_NOISE, trng.integers(0, k, n),
+                          user_taste[uidx, etopic])  # fmt: skip
+        group = group * k + item_taste
+        size = np.bincount(group, minlength=len(types) * n_topics * k)
+        by_taste = size.reshape(-1, k)
+        etaste = np.where(by_taste[g, etaste] == 0, by_taste[g].argmax(axis=1), etaste)
+        g = g * k + etaste
+    order = np.argsort(group, kind="stable")
     end = np.cumsum(size)
     start = end - size
     cum = np.cumsum(pop[order])
@@ -247,15 +275,17 @@ def prepare_synthetic(
     seed: int = 0,
     topics: int = 16,
     interactions_per_user: float = 12.0,
+    tastes: int = 1,
 ) -> dict[str, Any]:
     """Generate the synthetic dataset (see :func:`generate_synthetic`), write it into
     ``out`` with :func:`~graphs.adapters.common.save_dataset` and return the manifest."""
     claim_dataset(out)
     items_df, inter, users_df, queries = generate_synthetic(
-        users, items, seed, topics, interactions_per_user)  # fmt: skip
+        users, items, seed, topics, interactions_per_user, tastes)  # fmt: skip
     summary = {
         "users": users, "items": dict(DEFAULT_ITEMS if items is None else items), "seed": seed,
         "topics": topic_table(topics)[0], "interactions_per_user": interactions_per_user,
+        "tastes": tastes,
         "rows_per_signal": dict(inter.group_by("signal").len().sort("signal").iter_rows()),
     }  # fmt: skip
     queries = queries if queries.height else None  # a tiny catalog may tag no query word

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -199,3 +200,25 @@ def test_parse_item_counts_rejects_bad_specs(spec):
     with pytest.raises(ContractError) as err:
         parse_item_counts(spec)
     assert "\n" not in str(err.value) and "TYPE=N" in str(err.value)
+
+
+def test_hidden_tastes_drive_choices_but_not_text():
+    counts = {"music": 200, "podcast": 100, "audiobook": 40}
+    plain = generate_synthetic(400, counts, seed=5)
+    items, inter, _, _ = generate_synthetic(400, counts, seed=5, tastes=4)
+    assert items.equals(plain[0])  # the text (and every item column) does not show tastes
+    trng = np.random.default_rng([5, 7])  # the taste stream of the generator
+    item_taste = trng.integers(0, 4, items.height)
+    user_taste = trng.integers(0, 4, (400, 16))
+    idx = {i: n for n, i in enumerate(items["item_id"])}
+    rows = inter.filter(pl.col("signal") == "stream")
+    u = np.array([int(x[1:]) for x in rows["user_id"]])
+    i = np.array([idx[x] for x in rows["item_id"]])
+    topic = items["topic"].to_numpy()[i]
+    agree = (item_taste[i] == user_taste[u, topic]).mean()
+    # 1/4 by chance; 0.85 expected (noise 0.2), less where a (type, topic, taste) is empty
+    assert agree > 0.6
+    ui = np.array([int(x[1:]) for x in plain[1].filter(pl.col("signal") == "stream")["user_id"]])
+    ii = np.array([idx[x] for x in plain[1].filter(pl.col("signal") == "stream")["item_id"]])
+    base = (item_taste[ii] == user_taste[ui, items["topic"].to_numpy()[ii]]).mean()
+    assert abs(base - 0.25) < 0.05  # without tastes, choices ignore them

@@ -1,0 +1,85 @@
+"""Render the result tables of benchmarks/README.md from ``benchmarks/results/*.json``.
+
+    python benchmarks/tables.py          # rewrite the generated blocks in README.md
+    python benchmarks/tables.py --check  # exit 1 when README.md is not up to date
+
+A generated block sits between ``<!-- quality:NAME -->`` and ``<!-- /quality:NAME -->``,
+where ``NAME`` is a dataset with a ``results/quality-NAME.json``; nothing is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+README, RESULTS = HERE / "README.md", HERE / "results"
+KEYS = ("hr@10", "recall@10", "ndcg@10", "mrr", "coverage")
+
+
+def _ci(x: dict[str, Any] | None) -> str:
+    if not x:
+        return "–"
+    return f"{x['mean']:.3f}" + ("" if x.get("ci95") is None else f" ± {x['ci95']:.3f}")
+
+
+def quality_table(out: dict[str, Any]) -> str:
+    """Markdown: per model the mean ± 95 % interval over seeds of each metric and of HR@10
+    per user group, then the paired 2T-HGNN − 2T difference."""
+    seeds = len(out["seeds"])
+    lines = [
+        f"Target type `{out['target_type']}`, {seeds} seeds (mean ± 95 % t-interval), "
+        f"{out['seconds'] / 60:.1f} min on {out['machine']}.",
+        "",
+        "| model | " + " | ".join(KEYS) + " | warm HR@10 | cold HR@10 | no-history HR@10 |",
+        "|---" * (len(KEYS) + 4) + "|",
+    ]
+    for model, r in out["results"].items():
+        groups = []
+        for g in ("warm", "cold", "no_history"):
+            users = (r.get(g) or {}).get("users") or [0]
+            groups.append(f"{_ci((r.get(g) or {}).get('hr@10'))} ({users[0]})")
+        lines.append(f"| {model} | " + " | ".join(_ci(r[k]) for k in KEYS) + " | "
+                     + " | ".join(groups) + " |")  # fmt: skip
+    diff = out.get("2t-hgnn_vs_2t", {})
+    if diff:
+        lines += ["", "| 2T-HGNN vs 2T, HR@10 | difference | ratio |", "|---|---|---|"]
+        for group, d in diff.items():
+            lines.append(f"| {group} | {_ci(d['diff'])} | {_ci(d['ratio'])} |")
+    users = next(iter(out["results"].values()))["users"]
+    lines += ["", f"Evaluated users (seed 0): {users}; split: {json.dumps(out['split'])}."]
+    return "\n".join(lines)
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block replaced from its results file."""
+
+    def block(m: re.Match) -> str:
+        name = m.group(1)
+        f = RESULTS / f"quality-{name}.json"
+        if not f.exists():
+            sys.exit(f"error: {f}: no results for the block quality:{name}")
+        body = quality_table(json.loads(f.read_text()))
+        return f"<!-- quality:{name} -->\n{body}\n<!-- /quality:{name} -->"
+
+    pattern = r"<!-- quality:([\w-]+) -->.*?<!-- /quality:\1 -->"
+    return re.sub(pattern, block, text, flags=re.S)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only check README.md is current")
+    args = ap.parse_args()
+    text = README.read_text()
+    new = render(text)
+    if args.check:
+        sys.exit(0 if new == text else "benchmarks/README.md is not generated from results/")
+    README.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
