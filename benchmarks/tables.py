@@ -45,9 +45,11 @@ def quality_table(out: dict[str, Any]) -> str:
             groups.append(f"{_ci((r.get(g) or {}).get('hr@10'))} ({users[0]})")
         lines.append(f"| {model} | " + " | ".join(_ci(r[k]) for k in KEYS) + " | "
                      + " | ".join(groups) + " |")  # fmt: skip
-    diff = out.get("2t-hgnn_vs_2t", {})
-    if diff:
-        lines += ["", "| 2T-HGNN vs 2T, HR@10 | difference | ratio |", "|---|---|---|"]
+    for key, diff in out.items():
+        if not key.endswith("_vs_2t") or not diff:
+            continue
+        name = key.removesuffix("_vs_2t")
+        lines += ["", f"| {name} vs 2t, HR@10 (paired) | difference | ratio |", "|---|---|---|"]
         for group, d in diff.items():
             lines.append(f"| {group} | {_ci(d['diff'])} | {_ci(d['ratio'])} |")
     users = next(iter(out["results"].values()))["users"]

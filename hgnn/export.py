@@ -314,10 +314,13 @@ def export_embeddings(
     cache_dir: str | Path | None = DEFAULT_CACHE,
     quiet: bool = True,
     index: str = "auto",
+    graph: str | Path | None = None,
 ) -> dict[str, Any]:
     """Embed every graph node of the run (and every text item of ``catalog`` not in the
     graph, inductively) into ``out_dir`` (layout in the module docstring). ``index``:
-    ``auto`` | ``exact`` | ``ivf`` (:func:`graphs.ann.build_index`).
+    ``auto`` | ``exact`` | ``ivf`` (:func:`graphs.ann.build_index`). ``graph``: another
+    graph directory over the same nodes (e.g. built on all of a split's train part at
+    serving time, with the weights trained on its fit window); default: the run's.
 
     Catalog items not in the graph with empty text are skipped (``skipped_no_text``); such
     items of a type the model lacks raise ContractError. Returns the manifest.
@@ -325,7 +328,7 @@ def export_embeddings(
     t0 = time.perf_counter()
     claim_output(out_dir, EMBEDDINGS, [run_dir, catalog])
     model, config = load_model(run_dir, device)
-    graph_dir = config["graph_dir"]
+    graph_dir = graph or config["graph_dir"]  # another graph over the same nodes: allowed
     claim_output(out_dir, EMBEDDINGS, [run_dir, catalog, graph_dir])
     with step(STAGE, "full-graph inference", quiet) as s:
         data, nodes = load_graph(graph_dir), load_node_ids(graph_dir)

@@ -62,6 +62,7 @@ def evaluate_run(
     k: int = 10,
     lightgcn_epochs: int = 20,
     quiet: bool = True,
+    emb_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate the two-tower run ``run_dir`` and the baselines on ``test_dir``.
 
@@ -73,6 +74,8 @@ def evaluate_run(
         models: subset of :data:`MODELS`.
         k: metric cut-off.
         lightgcn_epochs: LightGCN training epochs.
+        emb_dir: HGNN vectors for ``hgnn`` and ``2t-hgnn`` (default: the run's), e.g. the
+            run's HGNN re-exported on a graph of all of train.
 
     Returns:
         ``{"target_type", "results": {model: metrics}, "seconds": {model: s}, ...}``;
@@ -115,14 +118,14 @@ def evaluate_run(
         elif name == "hgnn":
             if config.get("emb_dir") is None:
                 continue
-            ids, mat = load_embeddings(config["emb_dir"])
+            ids, mat = load_embeddings(emb_dir or config["emb_dir"])
             (u, i), u_ids = hgnn_knn(train, users, items, ids, mat, cfg.weighted), users
         elif name == "lightgcn":
             u, i = lightgcn(train, users, items, epochs=lightgcn_epochs, seed=cfg.seed)
             u_ids = users
         else:
             src = run_dir if name == "2t-hgnn" else _plain_2t(run_dir, config, quiet)
-            u_ids, ut, its, it = user_item_vectors(src)
+            u_ids, ut, its, it = user_item_vectors(src, emb_dir=emb_dir if src == run_dir else None)
             seconds[name] = time.perf_counter() - t0
             score(name, u_ids, ut.numpy(), it.numpy(), its)
             continue

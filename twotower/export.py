@@ -73,9 +73,15 @@ class Run:
 
 
 @torch.inference_mode()
-def load_run(run_dir: str | Path, data_dir: str | Path | None = None, device: str = "cpu") -> Run:
+def load_run(
+    run_dir: str | Path,
+    data_dir: str | Path | None = None,
+    device: str = "cpu",
+    emb_dir: str | Path | None = None,
+) -> Run:
     """Load ``run_dir`` (``config.json`` + ``model.safetensors``) and embed every catalog
-    item of ``data_dir`` (default: the run's)."""
+    item of ``data_dir`` (default: the run's) with the HGNN vectors of ``emb_dir``
+    (default: the run's; e.g. the same HGNN re-exported on a larger graph at serving)."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir, "twotower-run")
     if not (run_dir / WEIGHTS).exists():
@@ -88,7 +94,7 @@ def load_run(run_dir: str | Path, data_dir: str | Path | None = None, device: st
     ds = read_dataset(data_dir or config["data_dir"])  # user histories
     # item inputs as in training: the fit window's text and popularity under split windows
     fit = read_dataset(config["windows"]["fit"]) if config.get("windows") else ds
-    text, hgnn = catalog_vectors(fit.items, config["emb_dir"], cfg)
+    text, hgnn = catalog_vectors(fit.items, emb_dir or config["emb_dir"], cfg)
     got = (text.shape[1], 0 if hgnn is None else hgnn.shape[1])
     if got != (spec.text_dim, spec.hgnn_dim):
         want = (spec.text_dim, spec.hgnn_dim)
@@ -131,11 +137,15 @@ def user_chunks(
 
 
 def user_item_vectors(
-    run_dir: str | Path, data_dir: str | Path | None = None, device: str = "cpu"
+    run_dir: str | Path,
+    data_dir: str | Path | None = None,
+    device: str = "cpu",
+    emb_dir: str | Path | None = None,
 ) -> tuple[pl.Series, torch.Tensor, pl.DataFrame, torch.Tensor]:
     """``(users, user_vecs [U, d], items (item_id, item_type), item_vecs [I, d])`` (CPU,
-    L2-normalized) for every user of interactions ∪ users.parquet and every catalog item."""
-    run = load_run(run_dir, data_dir, device)
+    L2-normalized) for every user of interactions ∪ users.parquet and every catalog item
+    (HGNN vectors of ``emb_dir``, default the run's)."""
+    run = load_run(run_dir, data_dir, device, emb_dir)
     users = run.user_ids
     parts = [v.cpu() for _, v, _ in user_chunks(run, users)]
     dim = run.item_vecs.shape[1]

@@ -205,3 +205,22 @@ def test_not_a_run_or_embeddings_dir(tmp_path):
         load_model(tmp_path)
     with pytest.raises(ContractError, match="not an embeddings directory"):
         nearest_neighbors(tmp_path, "x")
+
+
+def test_export_on_another_graph_over_the_same_nodes(env, tmp_path):
+    """The run's weights on a graph with other edges (e.g. all of a split's train part at
+    serving time): same nodes, other neighbourhoods; a graph with other nodes is refused."""
+    kw = {"cache_dir": env["cache"]}
+    sparse = tmp_path / "g-top1"
+    build_graph(env["root"] / "data", sparse, GraphConfig(cache_dir=env["cache"], top_k=1),
+                quiet=True)  # fmt: skip
+    base = export_embeddings(env["run"], tmp_path / "e", **kw)
+    other = export_embeddings(env["run"], tmp_path / "e-top1", graph=sparse, **kw)
+    assert other["graph_dir"] == str(sparse.absolute()) != base["graph_dir"]
+    a, b = (np.load(tmp_path / d / "embeddings.npy") for d in ("e", "e-top1"))
+    assert a.shape == b.shape and not np.allclose(a, b, atol=1e-4)
+    small = tmp_path / "small"
+    prepare_synthetic(small, users=50, items={"music": 10, "podcast": 5, "audiobook": 2}, seed=2)
+    build_graph(small, tmp_path / "g-small", GraphConfig(encoder="none"), quiet=True)
+    with pytest.raises(ContractError, match="does not match the run's model"):
+        export_embeddings(env["run"], tmp_path / "e-small", graph=tmp_path / "g-small", **kw)
