@@ -166,9 +166,9 @@ def difference(reports: list[dict[str, Any]], a: str = "2t-hgnn", b: str = "2t")
                 pa.append(ra["hr@10"])
                 pb.append(rb["hr@10"])
         if pa:
+            ratio = None if min(pb) <= 0 else interval([x / y for x, y in zip(pa, pb, strict=True)])
             out[group] = {"diff": interval([x - y for x, y in zip(pa, pb, strict=True)]),
-                          "ratio": interval([x / y if y else math.inf
-                                             for x, y in zip(pa, pb, strict=True)])}  # fmt: skip
+                          "ratio": ratio}  # fmt: skip
     return out
 
 

@@ -226,6 +226,13 @@ def export(
             help="Dataset dir: its items not in the graph get embeddings from their text."
         ),
     ] = None,
+    graph: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another graph over the run's nodes (e.g. built on all of "
+            "SPLIT/train at serving time); default: the run's graph."
+        ),
+    ] = None,
     chunk_size: Annotated[int, typer.Option(help="Nodes per layer-wise chunk.")] = 65536,
     device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
     index: Annotated[
@@ -238,7 +245,7 @@ def export(
 
     m = export_embeddings(
         run_dir, out, catalog=catalog, chunk_size=chunk_size, device=device, index=index,
-        quiet=quiet,
+        quiet=quiet, graph=graph,
     )  # fmt: skip
     print(
         f"[export] {m['count']:,} embeddings of dim {m['dim']} {m['per_type']}"
