@@ -145,6 +145,15 @@ class Prepared:
         return (ucat.to(dev), udense.to(dev)), pairs
 
 
+def validation_mask(n_users: int, cfg: TwoTowerConfig) -> np.ndarray:
+    """``[n_users]`` bool: the seeded ``val_fraction`` of the (sorted) label users held out
+    for early stopping (at most ``max_val_users``, at least one user left to train)."""
+    n_val = min(round(cfg.val_fraction * n_users), n_users - 1, cfg.max_val_users)
+    is_val = np.zeros(n_users, bool)
+    is_val[np.random.default_rng(cfg.seed + 1).permutation(n_users)[:n_val]] = True
+    return is_val
+
+
 def split_windows(data_dir: str | Path) -> dict[str, Path] | None:
     """``{"fit": dir, "labels": dir}`` when ``data_dir`` is the train part of an
     ``audiograph split`` (its manifest names the windows), else None."""
@@ -184,10 +193,8 @@ def prepare_windows(
     users = labels["user_id"].unique().sort()
     if users.len() < 2:
         raise ContractError(f"{fit.path}: fewer than 2 users with label-window positives")
-    n_val = min(round(cfg.val_fraction * users.len()), users.len() - 1, cfg.max_val_users)
-    is_val = np.zeros(users.len(), bool)
-    is_val[np.random.default_rng(cfg.seed + 1).permutation(users.len())[:n_val]] = True
-    val_users, train_users = users.filter(pl.Series(is_val)), users.filter(~pl.Series(is_val))
+    is_val = pl.Series(validation_mask(users.len(), cfg))
+    val_users, train_users = users.filter(is_val), users.filter(~is_val)
     in_val = pl.col("user_id").is_in(val_users.implode())
     val_type = cfg.val_type or cfg.target_type
     val_labels = labels.filter(in_val)
@@ -244,10 +251,7 @@ def prepare(
     users = labels["user_id"].unique().sort()
     if users.len() < 2:
         raise ContractError(f"{ds.path}: fewer than 2 users with >= 2 distinct items to train on")
-    n_val = min(round(cfg.val_fraction * users.len()), users.len() - 1, cfg.max_val_users)
-    is_val = np.zeros(users.len(), bool)
-    is_val[np.random.default_rng(cfg.seed + 1).permutation(users.len())[:n_val]] = True
-    val_users = users.filter(pl.Series(is_val))
+    val_users = users.filter(pl.Series(validation_mask(users.len(), cfg)))
     vcat, vdense = user_inputs(val_users, ds.users, history, items, hist_vectors, spec,
                                cfg.weighted)  # fmt: skip
     ids = items["item_id"]
