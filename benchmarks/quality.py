@@ -104,8 +104,13 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
     _log(quiet, f"seed {seed}: split + graph + HGNN {time.perf_counter() - t0:.0f}s")
     tcfg = TwoTowerConfig(epochs=args.tt_epochs, seed=seed, batch_size=args.batch_size,
                           patience=args.patience, val_type=spec["target"])  # fmt: skip
-    train_twotower(split / "train", work / "emb", work / "2t-hgnn", tcfg, quiet=True)
+    tt = train_twotower(split / "train", work / "emb", work / "2t-hgnn", tcfg, quiet=True)
     report = evaluate_run(work / "2t-hgnn", split / "test", spec["target"], MODELS, quiet=True)
+    report["validation"] = {  # what model selection saw (never the test part)
+        "hgnn_mean_mrr": max(_metric(work / "hgnn", "val_mean_mrr")),
+        "2t-hgnn_recall@10": tt["best_val_recall@10"],
+        "2t_recall@10": max(_metric(work / "2t-hgnn" / "baseline-2t", "val_recall@10")),
+    }
     if args.train_graph:  # the same HGNN weights re-exported on a graph of all of train
         build_graph(split / "train", work / "graph-train", gcfg, quiet=True)
         export_embeddings(work / "hgnn", work / "emb-train", catalog=split / "train",
@@ -125,6 +130,12 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
     report["seconds_total"] = round(time.perf_counter() - t0, 1)
     _log(quiet, f"seed {seed}: done in {report['seconds_total']:.0f}s")
     return report
+
+
+def _metric(run_dir: Path, key: str) -> list[float]:
+    """``key`` of every epoch line of a run's ``metrics.jsonl``."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(x)[key] for x in lines if x]
 
 
 def interval(values: list[float]) -> dict[str, float | None]:
@@ -202,6 +213,9 @@ def main() -> None:
         "target_type": DATASETS[args.dataset]["target"],
         "seeds": list(range(args.seeds)),
         "results": aggregate(reports),
+        "validation": {
+            k: interval([r["validation"][k] for r in reports]) for k in reports[0]["validation"]
+        },  # fmt: skip
         "2t-hgnn_vs_2t": difference(reports),
         **(
             {"2t-hgnn, train graph_vs_2t": difference(reports, "2t-hgnn, train graph")}

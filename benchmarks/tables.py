@@ -52,6 +52,9 @@ def quality_table(out: dict[str, Any]) -> str:
         lines += ["", f"| {name} vs 2t, HR@10 (paired) | difference | ratio |", "|---|---|---|"]
         for group, d in diff.items():
             lines.append(f"| {group} | {_ci(d['diff'])} | {_ci(d['ratio'])} |")
+    if out.get("validation"):
+        shown = ", ".join(f"{k} {_ci(v)}" for k, v in out["validation"].items())
+        lines += ["", f"Validation (what model selection saw; leak-free): {shown}."]
     users = next(iter(out["results"].values()))["users"]
     lines += ["", f"Evaluated users (seed 0): {users}; split: {json.dumps(out['split'])}."]
     return "\n".join(lines)

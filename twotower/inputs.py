@@ -121,6 +121,7 @@ class Prepared:
     hist_vectors: np.ndarray
     cfg: TwoTowerConfig
     fixed: tuple | None = None  # leak-free windows: the same label pairs every epoch
+    val_allowed: torch.Tensor | None = None  # validation candidates (default: ``allowed``)
 
     def epoch_pairs(
         self, epoch: int
@@ -173,8 +174,8 @@ def prepare_windows(
     """Leak-free inputs: item text, popularity and user histories from the *fit* window
     (the window the graph and the HGNN saw), positives from the *label* window
     (``label_rows``), which no input has seen. ``val_fraction`` of the label users are
-    held out; their labels of ``cfg.val_type`` (else ``cfg.target_type``, else all) drive
-    early stopping."""
+    held out; their labels of ``cfg.val_type`` (else ``cfg.target_type``, else all), ranked
+    among the items of that type as the test ranks them, drive early stopping."""
     items, dev, history = fit.items, torch.device(cfg.device), fit.interactions
     if history is None:
         raise ContractError(f"{fit.path}: the fit window has no interactions")
@@ -224,6 +225,11 @@ def prepare_windows(
         hist_vectors,
         cfg,
         fixed=(inputs(train_users), pairs(train_labels, train_users)),
+        val_allowed=None
+        if val_type is None
+        else torch.from_numpy((items["item_type"] == val_type).to_numpy(writable=True)).to(
+            dev
+        ),  # fmt: skip
     )
 
 

@@ -146,7 +146,8 @@ def train_twotower(
         seconds = time.perf_counter() - t0
         train_loss = total / max(n_batches, 1)
         recall = (
-            recall_at_k(model, d.val_user, d.item, d.val_labels, d.val_exclude, allowed)
+            recall_at_k(model, d.val_user, d.item, d.val_labels, d.val_exclude,
+                        allowed if d.val_allowed is None else d.val_allowed)
             if n_val else -train_loss
         )  # fmt: skip
         improved = recall > state["best"]
