@@ -19,19 +19,15 @@ import argparse
 import json
 import platform
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from graphs.adapters.synthetic import parse_item_counts, prepare_synthetic  # noqa: E402
-from graphs.build import GraphConfig, build_graph  # noqa: E402
-from graphs.store import graph_info  # noqa: E402
-from hgnn.export import export_embeddings  # noqa: E402
-from hgnn.train import HGNNConfig, train_hgnn  # noqa: E402
+from audiograph.graphs.adapters.synthetic import parse_item_counts, prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.store import graph_info
+from audiograph.hgnn.export import export_embeddings
+from audiograph.hgnn.train import HGNNConfig, train_hgnn
 
 DEFAULT_ITEMS = "music=800000,podcast=180000,audiobook=20000"
 

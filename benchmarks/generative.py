@@ -6,7 +6,7 @@ built on the train side only:
 
 * ``content`` — MiniLM text vectors; ``search`` / ``multitask`` — MiniLM fine-tuned on
   (query, item) pairs / on those plus co-interacting (item, item) pairs
-  (:mod:`semantic_ids.spaces`); ``rec`` — HGNN item embeddings (graph of the train
+  (:mod:`audiograph.semantic_ids.spaces`); ``rec`` — HGNN item embeddings (graph of the train
   interactions); ``fused-concat`` / ``fused-svd`` — ``search`` ⊕ ``rec``.
 
 Each space → Semantic IDs (RQ-KMeans 2 × 256 + disambiguation) → one generative T5
@@ -29,23 +29,20 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from graphs.adapters.lastfm import prepare_lastfm  # noqa: E402
-from graphs.adapters.synthetic import prepare_synthetic  # noqa: E402
-from graphs.build import GraphConfig, build_graph  # noqa: E402
-from graphs.contract import read_dataset  # noqa: E402
-from graphs.split import split_dataset  # noqa: E402
-from hgnn.export import export_embeddings  # noqa: E402
-from hgnn.train import HGNNConfig, train_hgnn  # noqa: E402
-from semantic_ids import semantic_ids  # noqa: E402
-from semantic_ids.generate import evaluate_generative  # noqa: E402
-from semantic_ids.generative import GenerativeConfig, train_generative  # noqa: E402
-from semantic_ids.spaces import build_space, fuse_spaces  # noqa: E402
-from twotower.export import user_item_vectors  # noqa: E402
-from twotower.metrics import evaluate_vectors  # noqa: E402
-from twotower.train import TwoTowerConfig, train_twotower  # noqa: E402
+from audiograph.graphs.adapters.lastfm import prepare_lastfm
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.split import split_dataset
+from audiograph.hgnn.export import export_embeddings
+from audiograph.hgnn.train import HGNNConfig, train_hgnn
+from audiograph.semantic_ids import semantic_ids
+from audiograph.semantic_ids.generate import evaluate_generative
+from audiograph.semantic_ids.generative import GenerativeConfig, train_generative
+from audiograph.semantic_ids.spaces import build_space, fuse_spaces
+from audiograph.twotower.export import user_item_vectors
+from audiograph.twotower.metrics import evaluate_vectors
+from audiograph.twotower.train import TwoTowerConfig, train_twotower
 
 SPACES = ("content", "search", "rec", "multitask", "fused-concat", "fused-svd")
 # Sized for the 30-minute budget on 2 CPU cores: on Last.fm every model sees 1-1.6 passes

@@ -21,7 +21,7 @@ from pathlib import Path
 
 CHILD_BUILD = """
 import json, resource, sys, time
-from graphs.build import GraphConfig, build_graph
+from audiograph.graphs.build import GraphConfig, build_graph
 t = time.perf_counter()
 m = build_graph(sys.argv[1], sys.argv[2], GraphConfig(encoder="none", user_cap=int(sys.argv[3]),
                 top_k=int(sys.argv[4])))
@@ -32,7 +32,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "edges": m["num_edges"],
 CHILD_TEXT = """
 import json, sys, time
 import polars as pl
-from graphs.featurize import TextEncoder, featurize_texts, item_texts
+from audiograph.graphs.featurize import TextEncoder, featurize_texts, item_texts
 items = pl.read_parquet(sys.argv[1] + "/items.parquet").sample(int(sys.argv[2]), seed=0)
 enc = TextEncoder()
 t = time.perf_counter()
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from graphs.adapters.synthetic import parse_item_counts, prepare_synthetic
+    from audiograph.graphs.adapters.synthetic import parse_item_counts, prepare_synthetic
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ag-bench-"))
     data, graph = work / "data", work / "graph"

@@ -1,6 +1,6 @@
 """HGNN link-prediction benchmark on real data: quality per link type and training speed.
 
-Protocol (all of it through ``hgnn.train.train_hgnn`` and ``hgnn.validate``):
+Protocol (all of it through ``audiograph.hgnn.train.train_hgnn`` and ``audiograph.hgnn.validate``):
 
 * **Last.fm** (HetRec 2011, artist–artist co-listening, MiniLM text features): HGNN vs the
   raw text embeddings. The text baseline scores the *same* held-out edges against the
@@ -14,7 +14,7 @@ Protocol (all of it through ``hgnn.train.train_hgnn`` and ``hgnn.validate``):
   proportions), multi-link balanced (``balance="min"``) for the same number of epochs,
   and ``"min"`` for as many epochs as it takes to see the same number of supervision
   edges as the unbalanced run (equal training budget).
-* Metrics: validation AUC / Recall@10 / MRR per link type (``hgnn.validate``) after the
+* Metrics: validation AUC / Recall@10 / MRR per link type (``audiograph.hgnn.validate``) after the
   last epoch (no early stopping); training speed = supervision edges / training seconds
   (evaluation excluded), from ``metrics.jsonl``.
 
@@ -49,19 +49,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from graphs.adapters.common import save_dataset  # noqa: E402
-from graphs.adapters.douban import prepare_douban  # noqa: E402
-from graphs.adapters.lastfm import prepare_lastfm  # noqa: E402
-from graphs.build import GraphConfig, build_graph  # noqa: E402
-from graphs.contract import read_dataset  # noqa: E402
-from graphs.store import load_graph  # noqa: E402
-from hgnn.train import HGNNConfig, train_hgnn  # noqa: E402
-from hgnn.validate import link_metrics, split_edges  # noqa: E402
-from samplers import NeighborSampler  # noqa: E402
-from samplers.multilink import balanced_counts, link_edges  # noqa: E402
+from audiograph.graphs.adapters.common import save_dataset
+from audiograph.graphs.adapters.douban import prepare_douban
+from audiograph.graphs.adapters.lastfm import prepare_lastfm
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.store import load_graph
+from audiograph.hgnn.train import HGNNConfig, train_hgnn
+from audiograph.hgnn.validate import link_metrics, split_edges
+from audiograph.samplers import NeighborSampler
+from audiograph.samplers.multilink import balanced_counts, link_edges
 
 LINK_NAMES = {
     "artist__co__artist": "artist–artist",

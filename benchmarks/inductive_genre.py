@@ -21,15 +21,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from graphs.adapters.podcasts import prepare_podcasts  # noqa: E402
-from graphs.adapters.synthetic import prepare_synthetic  # noqa: E402
-from graphs.build import GraphConfig, build_graph  # noqa: E402
-from graphs.featurize import TextEncoder, featurize_texts, item_texts  # noqa: E402
-from hgnn.export import export_embeddings  # noqa: E402
-from hgnn.train import HGNNConfig, train_hgnn  # noqa: E402
+from audiograph.graphs.adapters.podcasts import prepare_podcasts
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.featurize import TextEncoder, featurize_texts, item_texts
+from audiograph.hgnn.export import export_embeddings
+from audiograph.hgnn.train import HGNNConfig, train_hgnn
 
 
 def precision_at_k(vectors: np.ndarray, labels: np.ndarray, k: int = 10) -> float:

@@ -40,19 +40,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from graphs.adapters.douban import prepare_douban  # noqa: E402
-from graphs.adapters.lastfm import prepare_lastfm  # noqa: E402
-from graphs.adapters.synthetic import prepare_synthetic  # noqa: E402
-from graphs.build import GraphConfig, build_graph  # noqa: E402
-from graphs.split import split_dataset  # noqa: E402
-from hgnn.export import export_embeddings  # noqa: E402
-from hgnn.train import HGNNConfig, train_hgnn  # noqa: E402
-from twotower.config import TwoTowerConfig  # noqa: E402
-from twotower.evaluate import MODELS, evaluate_run  # noqa: E402
-from twotower.train import train_twotower  # noqa: E402
+from audiograph.graphs.adapters.douban import prepare_douban
+from audiograph.graphs.adapters.lastfm import prepare_lastfm
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.split import split_dataset
+from audiograph.hgnn.export import export_embeddings
+from audiograph.hgnn.train import HGNNConfig, train_hgnn
+from audiograph.twotower.config import TwoTowerConfig
+from audiograph.twotower.evaluate import MODELS, evaluate_run
+from audiograph.twotower.train import train_twotower
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS: dict[str, dict[str, Any]] = {
@@ -239,7 +236,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        from benchmarks.tables import quality_table
+        from tables import quality_table  # the sibling script (benchmarks/ is not a package)
 
         print(quality_table(out))
 

@@ -1,7 +1,7 @@
 """Semantic IDs benchmark: RQ-KMeans fit + encode + disambiguation, audiograph vs faiss.
 
 Data: ``n`` seeded synthetic unit vectors with a two-level topic structure (64 coarse
-topics × 64 sub-topics + isotropic noise). Ours (:mod:`semantic_ids.rqkmeans`): fit on a
+topics × 64 sub-topics + isotropic noise). Ours (:mod:`audiograph.semantic_ids.rqkmeans`): fit on a
 sample of 256 rows per code, then every row encoded in chunks. Peer (when faiss imports):
 ``faiss.Kmeans`` per level (same sample size, same iterations, faiss's random init) on
 the residuals, every row assigned with a flat index; the same :func:`disambiguate`
@@ -16,17 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from semantic_ids.rqkmeans import (  # noqa: E402
+from audiograph.semantic_ids.rqkmeans import (
     code_stats,
     disambiguate,
     encode_rq,

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from graphs.errors import ContractError
+from audiograph.graphs.errors import ContractError
 
 MANIFEST = "manifest.json"
 WRITER = "audiograph"

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from graphs.atomic import (
+from audiograph.graphs.atomic import (
     WRITER,
     apply_umask,
     check_overlap,
@@ -44,7 +44,7 @@ from graphs.atomic import (
     write_bytes,
     write_json,
 )
-from graphs.errors import ContractError, short_reason
+from audiograph.graphs.errors import ContractError, short_reason
 
 CONFIG, CHECKPOINT, METRICS, WEIGHTS = (
     "config.json", "checkpoint.pt", "metrics.jsonl", "model.safetensors",

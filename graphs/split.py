@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from graphs.atomic import atomic_dir, claim_output, write_json
-from graphs.contract import read_dataset, write_dataset
-from graphs.errors import ContractError, contract_error
-from graphs.thinning import downsample_type, keep_adopters
-from graphs.user_tags import has_user_tags, recount_tags
+from audiograph.graphs.atomic import atomic_dir, claim_output, write_json
+from audiograph.graphs.contract import read_dataset, write_dataset
+from audiograph.graphs.errors import ContractError, contract_error
+from audiograph.graphs.thinning import downsample_type, keep_adopters
+from audiograph.graphs.user_tags import has_user_tags, recount_tags
 
 METHODS = ("auto", "temporal", "random")
 PAIR = ["user_id", "item_id"]

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch_geometric.data import HeteroData
 
-from graphs.errors import ContractError
+from audiograph.graphs.errors import ContractError
 
 EdgeType = tuple[str, str, str]
 TENSORS = "graph.safetensors"

@@ -15,8 +15,8 @@ Rows: graph nodes in ``nodes.parquet`` order, then inductive catalog items in ca
 Graph nodes get deterministic layer-wise full-graph inference (every neighbour, no sampling).
 Catalog items not in the graph are embedded inductively from their text alone: exactly what
 the model computes for a node with that text and no neighbours. From 100k rows on, a faiss
-IVF index (``index.faiss``, see :mod:`graphs.ann`) is written too and
-:func:`hgnn.neighbors.nearest_neighbors` uses it; smaller exports are searched exactly.
+IVF index (``index.faiss``, see :mod:`audiograph.graphs.ann`) is written too and
+:func:`audiograph.hgnn.neighbors.nearest_neighbors` uses it; smaller exports are searched exactly.
 """
 
 from __future__ import annotations
@@ -32,17 +32,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.data import HeteroData
 
-from graphs.ann import build_index
-from graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
-from graphs.contract import read_items
-from graphs.errors import ContractError, contract_error
-from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
-from graphs.progress import step
-from graphs.runs import WEIGHTS, load_state, load_weights, read_run_config
-from graphs.store import load_graph, load_node_ids, read_manifest
-from hgnn.model import EdgeType, HeteroSAGE, MaxPoolRelation
-from hgnn.segment_max import BlockedCSC, block_rows, segment_max
-from samplers.adjacency import Adjacency
+from audiograph.graphs.ann import build_index
+from audiograph.graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.graphs.contract import read_items
+from audiograph.graphs.errors import ContractError, contract_error
+from audiograph.graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+from audiograph.graphs.progress import step
+from audiograph.graphs.runs import WEIGHTS, load_state, load_weights, read_run_config
+from audiograph.graphs.store import load_graph, load_node_ids, read_manifest
+from audiograph.hgnn.model import EdgeType, HeteroSAGE, MaxPoolRelation
+from audiograph.hgnn.segment_max import BlockedCSC, block_rows, segment_max
+from audiograph.samplers.adjacency import Adjacency
 
 STAGE = "export"
 EMBEDDINGS = "embeddings"
@@ -108,7 +108,7 @@ def _relation_chunk(
 ) -> torch.Tensor:
     """One relation's output ``[hi - lo, hidden]`` for destinations ``lo:hi`` with all their
     in-neighbours (CSC). Max-pool relations read the precomputed ``table`` =
-    ``relu(W_r h_src + b_r)`` (:func:`hgnn.segment_max.segment_max`); other convs run
+    ``relu(W_r h_src + b_r)`` (:func:`audiograph.hgnn.segment_max.segment_max`); other convs run
     their PyG forward on the chunk."""
     if table is not None:
         return segment_max(table, adj.colptr, adj.row, lo, hi)
@@ -318,7 +318,7 @@ def export_embeddings(
 ) -> dict[str, Any]:
     """Embed every graph node of the run (and every text item of ``catalog`` not in the
     graph, inductively) into ``out_dir`` (layout in the module docstring). ``index``:
-    ``auto`` | ``exact`` | ``ivf`` (:func:`graphs.ann.build_index`). ``graph``: another
+    ``auto`` | ``exact`` | ``ivf`` (:func:`audiograph.graphs.ann.build_index`). ``graph``: another
     graph directory over the same nodes (e.g. built on all of a split's train part at
     serving time, with the weights trained on its fit window); default: the run's.
 

@@ -1,4 +1,4 @@
-"""Link-prediction losses over a sampled batch (see ``samplers.link_loader``)."""
+"""Link-prediction losses over a sampled batch (see ``audiograph.samplers.link_loader``)."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from graphs.ann import search
-from graphs.atomic import MANIFEST
-from graphs.contract import has_items, read_items
-from graphs.errors import ContractError
-from hgnn.export import IDS, NPY
+from audiograph.graphs.ann import search
+from audiograph.graphs.atomic import MANIFEST
+from audiograph.graphs.contract import has_items, read_items
+from audiograph.graphs.errors import ContractError
+from audiograph.hgnn.export import IDS, NPY
 
 
 def _titles(sources: list[str | Path | None]) -> pl.DataFrame | None:

@@ -4,9 +4,9 @@ RUN_DIR holds ``config.json`` (run + model config), ``model.safetensors`` (best 
 by validation MRR), ``checkpoint.pt`` (last epoch: model, optimizers, epoch, early-stopping
 state; tensors only, loaded with ``weights_only=True``), ``metrics.jsonl`` (one line per
 epoch) and ``curves.svg``. The batch sequence is a pure function of ``(seed, epoch)``
-(see ``samplers.link_loader``), so ``--resume`` from the last checkpoint ends with the same
-weights as an uninterrupted run. Training runs with torch's deterministic kernels: some
-CPU backward kernels of the sampled message passing otherwise accumulate in a
+(see ``audiograph.samplers.link_loader``), so ``--resume`` from the last checkpoint ends
+with the same weights as an uninterrupted run. Training runs with torch's deterministic
+kernels: some CPU backward kernels of the sampled message passing otherwise accumulate in a
 thread-timing-dependent order (gradients differing by ~1e-10, so two runs with one seed
 drifted apart); they cost ~5 % of the epoch time.
 """
@@ -24,9 +24,9 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from graphs.atomic import write_bytes
-from graphs.errors import ContractError, check_choice, check_device, check_min
-from graphs.runs import (
+from audiograph.graphs.atomic import write_bytes
+from audiograph.graphs.errors import ContractError, check_choice, check_device, check_min
+from audiograph.graphs.runs import (
     CHECKPOINT,
     Run,
     claim_run,
@@ -36,11 +36,11 @@ from graphs.runs import (
     resumed_config,
     start_run,
 )  # fmt: skip
-from graphs.store import load_graph, read_manifest
-from hgnn.loss import in_batch_softmax_loss, max_margin_loss
-from hgnn.model import CONVS, HeteroSAGE, embed_batch, optimizers
-from hgnn.validate import link_metrics, split_edges
-from samplers import LinkNeighborLoader, NeighborSampler
+from audiograph.graphs.store import load_graph, read_manifest
+from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
+from audiograph.hgnn.model import CONVS, HeteroSAGE, embed_batch, optimizers
+from audiograph.hgnn.validate import link_metrics, split_edges
+from audiograph.samplers import LinkNeighborLoader, NeighborSampler
 
 
 @dataclass

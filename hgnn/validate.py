@@ -18,10 +18,10 @@ import math
 import torch
 from torch_geometric.data import HeteroData
 
-from hgnn.model import embed_batch
-from samplers import NeighborSampler
-from samplers.link_loader import active_nodes, node_degrees
-from samplers.multilink import EdgeType, epoch_generator, link_edges
+from audiograph.hgnn.model import embed_batch
+from audiograph.samplers import NeighborSampler
+from audiograph.samplers.link_loader import active_nodes, node_degrees
+from audiograph.samplers.multilink import EdgeType, epoch_generator, link_edges
 
 
 def split_edges(

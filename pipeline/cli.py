@@ -12,8 +12,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from graphs.errors import ContractError, short_reason
-from pipeline.app import Out, Src, app, prepare_app
+from audiograph.graphs.errors import ContractError, short_reason
+from audiograph.pipeline.app import Out, Src, app, prepare_app
 
 
 def _summary(manifest: dict) -> None:
@@ -38,7 +38,7 @@ def prepare_lastfm(
     ] = None,
 ) -> None:
     """Last.fm HetRec 2011: artists, listening counts, tags (weak signal + queries)."""
-    from graphs.adapters.lastfm import prepare_lastfm as run
+    from audiograph.graphs.adapters.lastfm import prepare_lastfm as run
 
     _summary(run(src, out, vertical.split(",") if vertical else None))
 
@@ -46,7 +46,7 @@ def prepare_lastfm(
 @prepare_app.command("douban")
 def prepare_douban(src: Src = Path("../shared/data/douban-music-book"), out: Out = ...) -> None:
     """Douban music + book ratings: two item types without text."""
-    from graphs.adapters.douban import prepare_douban as run
+    from audiograph.graphs.adapters.douban import prepare_douban as run
 
     _summary(run(src, out))
 
@@ -54,7 +54,7 @@ def prepare_douban(src: Src = Path("../shared/data/douban-music-book"), out: Out
 @prepare_app.command("podcasts")
 def prepare_podcasts(src: Src = Path("../shared/data/podcast-catalog"), out: Out = ...) -> None:
     """Apple Podcasts catalog: text-only items, no interactions."""
-    from graphs.adapters.podcasts import prepare_podcasts as run
+    from audiograph.graphs.adapters.podcasts import prepare_podcasts as run
 
     _summary(run(src, out))
 
@@ -75,8 +75,8 @@ def prepare_synthetic(
     ] = 1,
 ) -> None:
     """Synthetic catalog with planted topics and a sparse audiobook type (no files needed)."""
-    from graphs.adapters.synthetic import parse_item_counts
-    from graphs.adapters.synthetic import prepare_synthetic as run
+    from audiograph.graphs.adapters.synthetic import parse_item_counts
+    from audiograph.graphs.adapters.synthetic import prepare_synthetic as run
 
     _summary(
         run(
@@ -123,8 +123,8 @@ def build_graph(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Build the heterogeneous co-interaction graph of a dataset."""
-    from graphs.build import build_graph as run
-    from pipeline.config import graph_config
+    from audiograph.graphs.build import build_graph as run
+    from audiograph.pipeline.config import graph_config
 
     cfg = graph_config(
         config,
@@ -149,7 +149,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print node/edge counts, feature dim and build config of a graph directory."""
-    from graphs.store import graph_info
+    from audiograph.graphs.store import graph_info
 
     summary = graph_info(graph_dir)
     if as_json:
@@ -193,9 +193,9 @@ def train_hgnn(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Train the heterogeneous GraphSAGE by link prediction (multi-link sampler)."""
-    from hgnn.train import HGNNConfig
-    from hgnn.train import train_hgnn as run
-    from pipeline.config import merge, read_section, resume_base
+    from audiograph.hgnn.train import HGNNConfig
+    from audiograph.hgnn.train import train_hgnn as run
+    from audiograph.pipeline.config import merge, read_section, resume_base
 
     cfg = merge(
         HGNNConfig,
@@ -241,7 +241,7 @@ def export(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Layer-wise full-graph inference: an embedding for every item."""
-    from hgnn.export import export_embeddings
+    from audiograph.hgnn.export import export_embeddings
 
     m = export_embeddings(
         run_dir, out, catalog=catalog, chunk_size=chunk_size, device=device, index=index,
@@ -261,7 +261,7 @@ def neighbors(
     catalog: Annotated[Path | None, typer.Option(help="Dataset dir for titles.")] = None,
 ) -> None:
     """Print the nearest items (exact cosine) with titles."""
-    from hgnn.neighbors import nearest_neighbors
+    from audiograph.hgnn.neighbors import nearest_neighbors
 
     df = nearest_neighbors(emb_dir, item_id, k=k, catalog=catalog)
     for row in df.iter_rows(named=True):
@@ -276,10 +276,9 @@ def neighbors(
 def bench_sampler(ctx: typer.Context) -> None:
     """Benchmark the neighbour sampler against PyG (options: see --help of the script:
     --device, --batches, --scale, --json)."""
-    from benchmarks.sampler import main as run
+    from audiograph.samplers.bench import main as run
 
-    sys.argv = ["audiograph bench-sampler", *ctx.args]
-    run()
+    run(list(ctx.args))
 
 
 @app.command("demo")
@@ -289,15 +288,15 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Run the main job on the embedded synthetic default and print a summary."""
-    from pipeline.demo import run_demo
+    from audiograph.pipeline.demo import run_demo
 
     run_demo(out, users=users, seed=seed)
 
 
-import pipeline.cli_generative  # noqa: E402,F401  (registers the stage commands)
-import pipeline.cli_semantic_ids  # noqa: E402,F401
-import pipeline.cli_spaces  # noqa: E402,F401
-import pipeline.cli_twotower  # noqa: E402,F401
+import audiograph.pipeline.cli_generative  # noqa: E402,F401  (registers the stage commands)
+import audiograph.pipeline.cli_semantic_ids  # noqa: E402,F401
+import audiograph.pipeline.cli_spaces  # noqa: E402,F401
+import audiograph.pipeline.cli_twotower  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

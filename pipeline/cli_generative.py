@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.app import Out, Quiet, app
+from audiograph.pipeline.app import Out, Quiet, app
 
 Run = Annotated[Path, typer.Argument(help="Generative run directory (train-generative).")]
 
@@ -33,9 +33,9 @@ def train_generative(
     quiet: Quiet = False,
 ) -> None:
     """Train the joint generative search + recommendation model (T5 decoding SIDs)."""
-    from pipeline.config import merge, read_section, resume_base
-    from semantic_ids.generative import GenerativeConfig
-    from semantic_ids.generative import train_generative as run
+    from audiograph.pipeline.config import merge, read_section, resume_base
+    from audiograph.semantic_ids.generative import GenerativeConfig
+    from audiograph.semantic_ids.generative import train_generative as run
 
     cfg = merge(
         GenerativeConfig,
@@ -64,9 +64,9 @@ def generate(
     device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
 ) -> None:
     """Top-k catalog items for a query (search) or a user's history (recommendation)."""
-    from graphs.contract import read_items
-    from graphs.errors import ContractError
-    from semantic_ids.generate import load_run, recommend, search, user_history
+    from audiograph.graphs.contract import read_items
+    from audiograph.graphs.errors import ContractError
+    from audiograph.semantic_ids.generate import load_run, recommend, search, user_history
 
     if (query is None) == (user is None):
         raise ContractError("give exactly one of --query TEXT or --user USER_ID")
@@ -98,7 +98,7 @@ def evaluate_generative(
     quiet: Quiet = False,
 ) -> None:
     """Search and recommendation Recall@10/@30 of a generative run on a test split."""
-    from semantic_ids.generate import evaluate_generative as run
+    from audiograph.semantic_ids.generate import evaluate_generative as run
 
     report = run(run_dir, test, device=device, max_inputs=max_inputs, quiet=quiet or as_json)
     if as_json:

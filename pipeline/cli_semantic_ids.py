@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.app import Out, Quiet, app
+from audiograph.pipeline.app import Out, Quiet, app
 
 
 @app.command("semantic-ids")
@@ -24,7 +24,7 @@ def semantic_ids(
     quiet: Quiet = False,
 ) -> None:
     """Quantize item embeddings into Semantic IDs (RQ-KMeans + a disambiguation code)."""
-    from semantic_ids import semantic_ids as run
+    from audiograph.semantic_ids import semantic_ids as run
 
     m = run(emb_dir, out, levels, codebook_size, iters, seed, device, quiet=quiet or as_json)
     if as_json:

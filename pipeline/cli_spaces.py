@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.app import Out, Quiet, app
+from audiograph.pipeline.app import Out, Quiet, app
 
 
 @app.command("embed-space")
@@ -36,9 +36,9 @@ def embed_space(
 ) -> None:
     """Embed the items of a dataset in one space: content (text encoder), search (encoder
     fine-tuned on query-item pairs) or multitask (+ co-interacting item pairs). Fine-tuning
-    defaults are those of semantic_ids.finetune.FinetuneConfig (shown in brackets)."""
-    from semantic_ids.finetune import FinetuneConfig
-    from semantic_ids.spaces import build_space
+    defaults are those of audiograph.semantic_ids.finetune.FinetuneConfig (shown in brackets)."""
+    from audiograph.semantic_ids.finetune import FinetuneConfig
+    from audiograph.semantic_ids.spaces import build_space
 
     given = {
         "epochs": epochs, "batch_size": batch_size, "max_pairs": max_pairs,
@@ -70,7 +70,7 @@ def fuse_spaces(
     quiet: Quiet = False,
 ) -> None:
     """Fuse embedding spaces (rows of the first directory's items, aligned by item_id)."""
-    from semantic_ids.spaces import fuse_spaces as run
+    from audiograph.semantic_ids.spaces import fuse_spaces as run
 
     m = run(emb_dirs, out, method, dim)
     if as_json:

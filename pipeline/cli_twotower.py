@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.app import Out, Quiet, app
+from audiograph.pipeline.app import Out, Quiet, app
 
 Run = Annotated[Path, typer.Argument(help="Two-tower run directory (train-twotower).")]
 
@@ -38,7 +38,7 @@ def split(
 ) -> None:
     """Write SPLIT_DIR/{fit,labels,train,test}: test held out (temporal when every row has a
     ts, else per user at random), train = fit + labels (the label window, the same way)."""
-    from graphs.split import split_dataset
+    from audiograph.graphs.split import split_dataset
 
     m = split_dataset(
         data_dir, out, test_fraction, seed, quiet=quiet, method=method,
@@ -53,7 +53,7 @@ def split(
 
 def _type_fraction(option: str, value: str | None) -> dict[str, float] | None:
     """``"TYPE=0.1"`` → ``{"TYPE": 0.1}``."""
-    from graphs.errors import ContractError
+    from audiograph.graphs.errors import ContractError
 
     if not value:
         return None
@@ -91,9 +91,9 @@ def train_twotower(
     quiet: Quiet = False,
 ) -> None:
     """Train the user-decoupled two-tower model (2T-HGNN) on DATA_DIR."""
-    from pipeline.config import merge, read_section, resume_base
-    from twotower.train import TwoTowerConfig
-    from twotower.train import train_twotower as run
+    from audiograph.pipeline.config import merge, read_section, resume_base
+    from audiograph.twotower.train import TwoTowerConfig
+    from audiograph.twotower.train import train_twotower as run
 
     cfg = merge(
         TwoTowerConfig,
@@ -111,7 +111,7 @@ def train_twotower(
         resume_base(out, "twotower-run") if resume else None,
     )
     if cfg.use_hgnn and embeddings is None and not resume:
-        from graphs.errors import ContractError
+        from audiograph.graphs.errors import ContractError
 
         raise ContractError("--embeddings EMB_DIR is required (or --no-hgnn for plain 2T)")
     m = run(data_dir, embeddings, out, cfg, resume=resume, quiet=quiet)
@@ -133,7 +133,7 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """2T-HGNN and the baselines (popularity, llm-knn, hgnn, lightgcn, 2t) on the test set."""
-    from twotower.evaluate import MODELS, evaluate_run, results_table
+    from audiograph.twotower.evaluate import MODELS, evaluate_run, results_table
 
     chosen = tuple(m.strip() for m in models.split(",")) if models else MODELS
     report = evaluate_run(run_dir, test, target_type, chosen, quiet=quiet or as_json)
@@ -148,7 +148,7 @@ def recommend(
     item_type: Annotated[str | None, typer.Option("--type", help="Only this item type.")] = None,
 ) -> None:
     """Top-k items for a user (training items excluded), with titles."""
-    from twotower.export import recommend as run
+    from audiograph.twotower.export import recommend as run
 
     for row in run(run_dir, user, k=k, item_type=item_type).iter_rows(named=True):
         print(f"{row['score']:.4f}  {row['item_type']:<12}{row['item_id']:<24}{row['title']}")
@@ -163,7 +163,7 @@ def score_users(
     quiet: Quiet = False,
 ) -> None:
     """Batch top-k for every user → parquet (user_id, rank, item_id, score)."""
-    from twotower.export import score_all_users
+    from audiograph.twotower.export import score_all_users
 
     m = score_all_users(run_dir, out, k=k, item_type=item_type, quiet=quiet)
     print(f"[score-users] {m} -> {out}")
@@ -172,7 +172,7 @@ def score_users(
 @app.command("export-twotower")
 def export_twotower(run_dir: Run, out: Out = ..., quiet: Quiet = False) -> None:
     """User and item vectors (parquet + npy) of a two-tower run."""
-    from twotower.export import export_vectors
+    from audiograph.twotower.export import export_vectors
 
     m = export_vectors(run_dir, out, quiet=quiet)
     print(f"[export-twotower] {m.get('users', '?')} users, {m.get('items', '?')} items -> {out}")

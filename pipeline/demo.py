@@ -12,19 +12,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.build import GraphConfig, build_graph
-from graphs.store import graph_info
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.store import graph_info
 
 
 def run_demo(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) -> dict:
     """Run the chain (see module docstring) into ``out``; returns ``{"graph": graph info,
     "evaluation": the evaluate report}``."""
-    from graphs.split import split_dataset
-    from hgnn.export import export_embeddings
-    from hgnn.train import HGNNConfig, train_hgnn
-    from twotower.evaluate import evaluate_run, results_table
-    from twotower.train import TwoTowerConfig, train_twotower
+    from audiograph.graphs.split import split_dataset
+    from audiograph.hgnn.export import export_embeddings
+    from audiograph.hgnn.train import HGNNConfig, train_hgnn
+    from audiograph.twotower.evaluate import evaluate_run, results_table
+    from audiograph.twotower.train import TwoTowerConfig, train_twotower
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -71,8 +71,8 @@ def run_demo(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) 
 
 def _sampler_summary(graph_dir: Path, seed: int) -> None:
     """One multi-link balanced epoch of link batches over the demo graph."""
-    from graphs.store import load_graph
-    from samplers import LinkNeighborLoader
+    from audiograph.graphs.store import load_graph
+    from audiograph.samplers import LinkNeighborLoader
 
     loader = LinkNeighborLoader(load_graph(graph_dir), [15, 10], batch_size=256, seed=seed)
     t0 = time.perf_counter()
@@ -94,11 +94,11 @@ def _generative(out: Path, train_dir: Path, test_dir: Path, seed: int) -> dict:
     Recall@10 on a sample and one answer per task, with titles. Returns ``{"sids": the
     SID manifest, "recall": test recall, "search"/"rec": answered item ids, "history":
     the recommended user's history item ids}``."""
-    from graphs.contract import read_dataset, read_items
-    from semantic_ids import semantic_ids
-    from semantic_ids.examples import user_sequences
-    from semantic_ids.generate import evaluate_generative, load_run, recommend, search
-    from semantic_ids.generative import GenerativeConfig, train_generative
+    from audiograph.graphs.contract import read_dataset, read_items
+    from audiograph.semantic_ids import semantic_ids
+    from audiograph.semantic_ids.examples import user_sequences
+    from audiograph.semantic_ids.generate import evaluate_generative, load_run, recommend, search
+    from audiograph.semantic_ids.generative import GenerativeConfig, train_generative
 
     m = semantic_ids(out / "emb", out / "sid", levels=2, codebook_size=64, seed=seed)
     st = m["stats"]

@@ -10,7 +10,7 @@ together, cut into batches of ``batch_size`` (mixed link types). For each batch:
   are of several node types at once);
 * the batch's supervision edges, in both directions, are excluded from its
   message-passing subgraph (no label leakage);
-* the subgraph comes from :class:`~samplers.neighbor.NeighborSampler` and gets, per link
+* the subgraph comes from :class:`~audiograph.samplers.neighbor.NeighborSampler` and gets, per link
   type, ``edge_label_index`` ``[2, B]`` (local ids) and ``neg_dst`` ``[B, num_negatives]``
   (local ids of the destination type).
 
@@ -27,14 +27,14 @@ from collections.abc import Iterator
 import torch
 from torch_geometric.data import HeteroData
 
-from samplers.multilink import (
+from audiograph.samplers.multilink import (
     EdgeType,
     balanced_counts,
     balanced_epoch,
     epoch_generator,
     link_edges,
 )
-from samplers.neighbor import FanOut, NeighborSampler
+from audiograph.samplers.neighbor import FanOut, NeighborSampler
 
 
 class LinkNeighborLoader:

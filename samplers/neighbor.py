@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import HeteroData
 
-from samplers.adjacency import Adjacency, sample_neighbors, take
+from audiograph.samplers.adjacency import Adjacency, sample_neighbors, take
 
 EdgeType = tuple[str, str, str]
 FanOut = list[int] | dict[EdgeType | str, list[int]]

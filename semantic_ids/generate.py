@@ -1,6 +1,6 @@
 """Answers of a trained generative run: search (query → items), recommendation (history →
 next items) and their Recall@k on a test split. Every answer is a catalog item: beam
-search runs over the trie of the run's Semantic IDs (:mod:`semantic_ids.decoding`)."""
+search runs over the trie of the run's Semantic IDs (:mod:`audiograph.semantic_ids.decoding`)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,23 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from graphs.contract import read_dataset
-from graphs.errors import ContractError, short_reason
-from semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
-from semantic_ids.examples import (
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.errors import ContractError, short_reason
+from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
+from audiograph.semantic_ids.examples import (
     rec_eval_targets,
     recall_at,
     search_eval_targets,
     user_sequences,
 )
-from semantic_ids.generative import (
+from audiograph.semantic_ids.generative import (
     load_tokenizer,
     pad_batch,
     read_run,
     rec_inputs,
     search_inputs,
 )
-from semantic_ids.tokenize import CODES
+from audiograph.semantic_ids.tokenize import CODES
 
 
 @dataclass
@@ -48,7 +48,7 @@ class GenerativeRun:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> GenerativeRun:
-    """Load ``run_dir`` (written by :func:`semantic_ids.generative.train_generative`)."""
+    """Load ``run_dir`` (written by :func:`audiograph.semantic_ids.generative.train_generative`)."""
     from transformers import T5ForConditionalGeneration
     from transformers.utils import logging as hf_logging
 

@@ -1,11 +1,11 @@
 """The joint generative search + recommendation model: a T5 that decodes Semantic IDs.
 
 Inputs are ``[SEARCH] + WordPiece(query)`` or ``[REC] + SID tokens of the last
-``history`` items``; the target is the SID tokens of one item (:mod:`semantic_ids.decoding`
-has the token layout). The model is built from a :class:`GenerativeConfig` and trained
-from scratch, or from a local pretrained T5 folder (``pretrained``; its embeddings are
-resized to this vocabulary). The loss is cross-entropy over the SID tokens only — the
-same distribution beam search ranks by.
+``history`` items``; the target is the SID tokens of one item
+(:mod:`audiograph.semantic_ids.decoding` has the token layout). The model is built from a
+:class:`GenerativeConfig` and trained from scratch, or from a local pretrained T5 folder
+(``pretrained``; its embeddings are resized to this vocabulary). The loss is cross-entropy
+over the SID tokens only — the same distribution beam search ranks by.
 
 ``RUN_DIR`` (:func:`train_generative`): ``config.json`` (``kind="generative-run"``, data
 and SID dirs, the config, the vocabulary), ``model/`` (a transformers T5 folder, loadable
@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from graphs.contract import read_dataset
-from graphs.errors import ContractError, check_device, check_min
-from graphs.featurize import default_encoder_path
-from graphs.runs import (
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.errors import ContractError, check_device, check_min
+from audiograph.graphs.featurize import default_encoder_path
+from audiograph.graphs.runs import (
     CHECKPOINT,
     Run,
     claim_run,
@@ -40,9 +40,9 @@ from graphs.runs import (
     resumed_config,
     start_run,
 )
-from semantic_ids.decoding import SidVocab, sid_logits
-from semantic_ids.examples import rec_examples, search_pairs, user_sequences
-from semantic_ids.tokenize import CODES, load_semantic_ids
+from audiograph.semantic_ids.decoding import SidVocab, sid_logits
+from audiograph.semantic_ids.examples import rec_examples, search_pairs, user_sequences
+from audiograph.semantic_ids.tokenize import CODES, load_semantic_ids
 
 TASKS = ("search", "rec")
 

@@ -2,7 +2,7 @@
 
 Following "Semantic IDs for Joint Generative Search and Recommendation" (RecSys 2025),
 each space is an ``EMB_DIR`` like ``audiograph export`` writes (read by
-:func:`twotower.features.load_embeddings`, tokenized by ``audiograph semantic-ids``):
+:func:`audiograph.twotower.features.load_embeddings`, tokenized by ``audiograph semantic-ids``):
 
 * ``embeddings.npy`` — float32 ``[N, dim]``, rows L2-normalized;
 * ``ids.parquet`` — ``item_id``, ``item_type``, ``row`` (row of ``embeddings.npy``);
@@ -13,7 +13,7 @@ Spaces built from a dataset (:func:`build_space`; items without text are skipped
 
 * ``content`` — the text encoder's item vectors (shared text-vector cache);
 * ``search`` — the bi-encoder fine-tuned on the dataset's (query, item text) pairs
-  (:mod:`semantic_ids.finetune`), then every item encoded with it;
+  (:mod:`audiograph.semantic_ids.finetune`), then every item encoded with it;
 * ``multitask`` — fine-tuned on the sum of the query loss and a loss over
   co-interacting (item text, item text) pairs (two items of one user).
 
@@ -34,21 +34,21 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from graphs.ann import build_index
-from graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
-from graphs.contract import read_dataset
-from graphs.errors import ContractError
-from graphs.featurize import (
+from audiograph.graphs.ann import build_index
+from audiograph.graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.errors import ContractError
+from audiograph.graphs.featurize import (
     DEFAULT_CACHE,
     TextEncoder,
     default_encoder_path,
     featurize_texts,
     item_texts,
 )
-from graphs.progress import step
-from semantic_ids.finetune import FinetuneConfig, Pairs, finetune_bi_encoder
-from semantic_ids.tokenize import read_embeddings
-from twotower.features import align_embeddings
+from audiograph.graphs.progress import step
+from audiograph.semantic_ids.finetune import FinetuneConfig, Pairs, finetune_bi_encoder
+from audiograph.semantic_ids.tokenize import read_embeddings
+from audiograph.twotower.features import align_embeddings
 
 SPACES = ("content", "search", "multitask")
 FUSE_METHODS = ("concat", "svd-sum")

@@ -7,9 +7,9 @@
   ``-``, e.g. ``"12-201-0"``); one row per item, in the order of the rows of
   ``embeddings.npy``; every ``sid`` is unique;
 * ``codebooks.npy`` — float32 ``[levels, codebook_size, dim]`` (level ``l``'s centroids;
-  decode with :func:`semantic_ids.rqkmeans.decode_rq`);
+  decode with :func:`audiograph.semantic_ids.rqkmeans.decode_rq`);
 * ``manifest.json`` — ``kind="semantic-ids"``, ``levels``, ``codebook_size``, ``dim``,
-  ``count``, the fit settings, ``stats`` (:func:`semantic_ids.rqkmeans.code_stats` plus
+  ``count``, the fit settings, ``stats`` (:func:`audiograph.semantic_ids.rqkmeans.code_stats` plus
   the reconstruction ``mse`` / ``relative_error``), ``seconds`` and the source ``emb_dir``.
 
 A catalog smaller than ``codebook_size`` is an error (no silent clamping: the codebook
@@ -28,16 +28,16 @@ import numpy as np
 import polars as pl
 import torch
 
-from graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
-from graphs.errors import ContractError
-from semantic_ids.rqkmeans import (
+from audiograph.graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.graphs.errors import ContractError
+from audiograph.semantic_ids.rqkmeans import (
     code_stats,
     disambiguate,
     encode_rq,
     fit_rq,
     reconstruction_mse,
 )
-from twotower.features import load_embeddings
+from audiograph.twotower.features import load_embeddings
 
 CODES, CODEBOOKS = "codes.parquet", "codebooks.npy"
 

@@ -4,8 +4,8 @@
 ``export_vectors``, ``recommend`` and ``score_all_users`` serve a trained run.
 """
 
-from twotower.export import export_vectors, recommend, score_all_users, user_item_vectors
-from twotower.train import TwoTowerConfig, train_twotower
+from audiograph.twotower.export import export_vectors, recommend, score_all_users, user_item_vectors
+from audiograph.twotower.train import TwoTowerConfig, train_twotower
 
 __all__ = [
     "TwoTowerConfig",

@@ -1,4 +1,4 @@
-"""Baselines for :func:`twotower.metrics.evaluate_vectors`.
+"""Baselines for :func:`audiograph.twotower.metrics.evaluate_vectors`.
 
 Each returns ``(user_vecs [U, d], item_vecs [I, d])`` float32, row-aligned with the given
 ``users`` (a Series of ids) and ``items`` (a frame with ``item_id``, ``item_type``), so one
@@ -22,7 +22,7 @@ import polars as pl
 import torch
 from torch_geometric.nn import LightGCN
 
-from twotower.features import align_embeddings, history_means
+from audiograph.twotower.features import align_embeddings, history_means
 
 
 def popularity(
@@ -50,7 +50,7 @@ def llm_knn(
         train: training interactions (``user_id, item_id, weight, signal``).
         users: ``[U]`` user ids.
         items: ``[I]`` items; row ``i`` of ``text_vecs`` belongs to ``items[i]``.
-        text_vecs: float ``[I, d]`` (e.g. :func:`twotower.features.text_vectors`).
+        text_vecs: float ``[I, d]`` (e.g. :func:`audiograph.twotower.features.text_vectors`).
         weighted: weight each interaction by ``weight`` in the user mean.
 
     Returns:
@@ -69,7 +69,7 @@ def hgnn_knn(
     weighted: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`llm_knn` with HGNN embeddings (``emb_ids``: ``item_id, row`` into ``emb_mat
-    [N, d]``, as from :func:`twotower.features.load_embeddings`). Items without an
+    [N, d]``, as from :func:`audiograph.twotower.features.load_embeddings`). Items without an
     embedding get zero vectors; a warning says how many."""
     vecs, missing = align_embeddings(items, emb_ids, emb_mat)
     if missing:

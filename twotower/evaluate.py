@@ -1,7 +1,8 @@
 """``audiograph evaluate``: the 2T-HGNN run and every baseline in one offline harness.
 
 All models are reduced to ``(user vectors, item vectors)`` scored by dot product and
-evaluated by :func:`twotower.metrics.evaluate_vectors` on the same test interactions, with
+evaluated by :func:`audiograph.twotower.metrics.evaluate_vectors` on the same test
+interactions, with
 each user's training items excluded:
 
 * ``popularity`` — number of training users per item;
@@ -26,16 +27,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from graphs.contract import read_dataset
-from graphs.errors import ContractError
-from graphs.runs import read_run_config
-from twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
-from twotower.config import TwoTowerConfig
-from twotower.export import user_item_vectors
-from twotower.features import load_embeddings
-from twotower.inputs import catalog_vectors
-from twotower.metrics import evaluate_vectors
-from twotower.train import train_twotower
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.errors import ContractError
+from audiograph.graphs.runs import read_run_config
+from audiograph.twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
+from audiograph.twotower.config import TwoTowerConfig
+from audiograph.twotower.export import user_item_vectors
+from audiograph.twotower.features import load_embeddings
+from audiograph.twotower.inputs import catalog_vectors
+from audiograph.twotower.metrics import evaluate_vectors
+from audiograph.twotower.train import train_twotower
 
 MODELS = ("popularity", "llm-knn", "hgnn", "lightgcn", "2t", "2t-hgnn")
 BASELINE_2T = "baseline-2t"

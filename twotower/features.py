@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 import torch
 
-from graphs.errors import ContractError
-from graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+from audiograph.graphs.errors import ContractError
+from audiograph.graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
 
 
 def load_embeddings(emb_dir: str | Path) -> tuple[pl.DataFrame, np.ndarray]:

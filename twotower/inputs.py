@@ -13,13 +13,13 @@ import numpy as np
 import polars as pl
 import torch
 
-from graphs.atomic import read_json
-from graphs.contract import Dataset
-from graphs.errors import ContractError
-from graphs.featurize import DEFAULT_CACHE
-from twotower.config import TwoTowerConfig
-from twotower.features import align_embeddings, load_embeddings, text_vectors
-from twotower.model import InputSpec, build_spec, item_inputs, user_inputs
+from audiograph.graphs.atomic import read_json
+from audiograph.graphs.contract import Dataset
+from audiograph.graphs.errors import ContractError
+from audiograph.graphs.featurize import DEFAULT_CACHE
+from audiograph.twotower.config import TwoTowerConfig
+from audiograph.twotower.features import align_embeddings, load_embeddings, text_vectors
+from audiograph.twotower.model import InputSpec, build_spec, item_inputs, user_inputs
 
 
 def catalog_vectors(

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from twotower.features import history_means
+from audiograph.twotower.features import history_means
 
 MAX_VOCAB = 1000
 RESERVED = ("item_id", "item_type", "title", "description", "tags")

@@ -1,9 +1,9 @@
 """Training of the user-decoupled two-tower model (2T-HGNN, Spotify 2024).
 
 On the train part of ``audiograph split`` (leak-free,
-:func:`twotower.inputs.prepare_windows`) the inputs come from the fit window and the
+:func:`audiograph.twotower.inputs.prepare_windows`) the inputs come from the fit window and the
 positives from the label window, the same every epoch. On any other dataset
-(:func:`twotower.inputs.prepare`) each user's training interactions are split (seeded;
+(:func:`audiograph.twotower.inputs.prepare`) each user's training interactions are split (seeded;
 temporally when every row has a ``ts``) into a *history* part, from which the user-tower
 input is computed, and a *label* part (``label_fraction`` of the user's distinct items):
 the positive ``(user, item)`` pairs, so a positive is never part of its own user's input;
@@ -34,8 +34,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from graphs.contract import read_dataset
-from graphs.runs import (
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.runs import (
     CHECKPOINT,
     Run,
     claim_run,
@@ -45,9 +45,9 @@ from graphs.runs import (
     resumed_config,
     start_run,
 )
-from twotower.config import TwoTowerConfig
-from twotower.inputs import index_of, prepare, prepare_windows, split_windows
-from twotower.model import (
+from audiograph.twotower.config import TwoTowerConfig
+from audiograph.twotower.inputs import index_of, prepare, prepare_windows, split_windows
+from audiograph.twotower.model import (
     InputSpec,
     TwoTower,
     recall_at_k,

@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 
-from graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
-from graphs.contract import write_dataset
+from audiograph.graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.graphs.contract import write_dataset
 
 DATASET = "dataset"
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from graphs.adapters.common import claim_dataset, save_dataset
-from graphs.errors import ContractError, contract_error
+from audiograph.graphs.adapters.common import claim_dataset, save_dataset
+from audiograph.graphs.errors import ContractError, contract_error
 
 DOMAINS = (("music", "music_ratings.tsv"), ("book", "book_ratings.tsv"))
 RATING_RANGE = (1, 5)
@@ -28,9 +28,9 @@ _COLUMNS = ("user", "item", "rating")
 def prepare_douban(src: str | Path, out: str | Path) -> dict[str, Any]:
     """Convert the Douban music/book ratings in ``src`` into a dataset written to ``out``.
 
-    Returns the manifest written by :func:`~graphs.adapters.common.save_dataset`; its
+    Returns the manifest written by :func:`~audiograph.graphs.adapters.common.save_dataset`; its
     ``summary`` holds ratings, items and users per domain, shared users and merged
-    duplicates. Raises :class:`~graphs.errors.ContractError` for a missing or malformed
+    duplicates. Raises :class:`~audiograph.graphs.errors.ContractError` for a missing or malformed
     source file or a rating outside 1-5.
     """
     src = Path(src)

@@ -25,8 +25,8 @@ from typing import Any
 
 import polars as pl
 
-from graphs.adapters.common import claim_dataset, save_dataset
-from graphs.errors import ContractError, contract_error
+from audiograph.graphs.adapters.common import claim_dataset, save_dataset
+from audiograph.graphs.errors import ContractError, contract_error
 
 MIN_QUERY_ARTISTS = 5
 # Last.fm was founded in 2002; the data set was released in May 2011.
@@ -53,9 +53,9 @@ def prepare_lastfm(
     of them get item type ``vertical`` instead of ``artist`` (a second, sparser content
     type whose items keep all their text), e.g. ``["electronic"]``.
 
-    Returns the manifest written by :func:`~graphs.adapters.common.save_dataset`; its
+    Returns the manifest written by :func:`~audiograph.graphs.adapters.common.save_dataset`; its
     ``summary`` holds the rows dropped by reason, date checks and query counts.
-    Raises :class:`~graphs.errors.ContractError` for a missing or malformed source file.
+    Raises :class:`~audiograph.graphs.errors.ContractError` for a missing or malformed source file.
     """
     src = Path(src)
     claim_dataset(out, src)

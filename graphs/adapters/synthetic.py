@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from graphs.adapters.common import claim_dataset, save_dataset
-from graphs.adapters.synthetic_vocab import COUNTRIES, FILLER, TEMPLATES, TOPICS
-from graphs.errors import ContractError
+from audiograph.graphs.adapters.common import claim_dataset, save_dataset
+from audiograph.graphs.adapters.synthetic_vocab import COUNTRIES, FILLER, TEMPLATES, TOPICS
+from audiograph.graphs.errors import ContractError
 
 DEFAULT_ITEMS: dict[str, int] = {"music": 2000, "podcast": 1000, "audiobook": 300}
 T0 = 1_700_000_000  # start of the interaction window (unix seconds)
@@ -278,7 +278,7 @@ def prepare_synthetic(
     tastes: int = 1,
 ) -> dict[str, Any]:
     """Generate the synthetic dataset (see :func:`generate_synthetic`), write it into
-    ``out`` with :func:`~graphs.adapters.common.save_dataset` and return the manifest."""
+    ``out`` with :func:`~audiograph.graphs.adapters.common.save_dataset` and return the manifest."""
     claim_dataset(out)
     items_df, inter, users_df, queries = generate_synthetic(
         users, items, seed, topics, interactions_per_user, tastes)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Topic vocabularies of the synthetic dataset (see :mod:`graphs.adapters.synthetic`).
+"""Topic vocabularies of the synthetic dataset (see :mod:`audiograph.graphs.adapters.synthetic`).
 
 Each entry is ``(topic name, words)``; words are real English, usable for music,
 podcasts and audiobooks, and unique across the whole table (so a word names one topic).

@@ -15,13 +15,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphs.adapters.douban import prepare_douban
-from graphs.adapters.lastfm import prepare_lastfm
-from graphs.build import GraphConfig, build_graph
-from graphs.coint import co_interaction_edges, user_items
-from graphs.contract import write_dataset
-from graphs.errors import ContractError
-from graphs.store import load_graph, load_node_ids
+from audiograph.graphs.adapters.douban import prepare_douban
+from audiograph.graphs.adapters.lastfm import prepare_lastfm
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.coint import co_interaction_edges, user_items
+from audiograph.graphs.contract import write_dataset
+from audiograph.graphs.errors import ContractError
+from audiograph.graphs.store import load_graph, load_node_ids
 
 NO_TEXT = {"encoder": "none"}
 
@@ -129,7 +129,7 @@ def test_signals_filter_and_unknown_signal(tmp_path):
 
 def test_cli_unknown_signal_exits_2_with_one_line(tmp_path):
     data = tiny_data(tmp_path / "data")
-    cmd = [sys.executable, "-c", "from pipeline.cli import main; main()", "build-graph"]
+    cmd = [sys.executable, "-c", "from audiograph.pipeline.cli import main; main()", "build-graph"]
     args = [str(data), "--out", str(tmp_path / "g"), "--encoder", "none", "--signals", "foo"]
     res = subprocess.run(cmd + args, capture_output=True, text=True)
     assert res.returncode == 2
@@ -242,7 +242,7 @@ def test_build_is_deterministic(douban_data, tmp_path):
 
 def test_cli_prepare_build_info(douban_data, tmp_path):
     out = tmp_path / "g"
-    cmd = [sys.executable, "-c", "from pipeline.cli import main; main()"]
+    cmd = [sys.executable, "-c", "from audiograph.pipeline.cli import main; main()"]
     res = subprocess.run(
         cmd
         + [

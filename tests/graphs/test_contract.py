@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from graphs.contract import read_dataset
-from graphs.errors import ContractError
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.errors import ContractError
 
 ITEMS = pl.DataFrame(
     {
@@ -333,7 +333,7 @@ def test_csv_parse_errors_name_the_line(tmp_path, csv, expected):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    code = "from pipeline.cli import main; main()"
+    code = "from audiograph.pipeline.cli import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
     )

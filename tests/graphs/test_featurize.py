@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 import torch
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.build import GraphConfig, build_graph
-from graphs.featurize import TextEncoder, featurize_texts, item_texts
-from graphs.store import load_graph, load_node_ids
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.featurize import TextEncoder, featurize_texts, item_texts
+from audiograph.graphs.store import load_graph, load_node_ids
 
 
 @pytest.fixture(scope="module")

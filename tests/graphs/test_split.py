@@ -1,4 +1,4 @@
-"""Train/test splits and per-type downsampling (graphs.split)."""
+"""Train/test splits and per-type downsampling (audiograph.graphs.split)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from graphs.adapters.douban import prepare_douban
-from graphs.adapters.lastfm import prepare_lastfm
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.contract import read_dataset, write_dataset
-from graphs.errors import ContractError
-from graphs.split import downsample_type, split_dataset
+from audiograph.graphs.adapters.douban import prepare_douban
+from audiograph.graphs.adapters.lastfm import prepare_lastfm
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.contract import read_dataset, write_dataset
+from audiograph.graphs.errors import ContractError
+from audiograph.graphs.split import downsample_type, split_dataset
 
 PAIR = ["user_id", "item_id"]
 COLS = ["user_id", "item_id", "weight", "signal", "ts"]

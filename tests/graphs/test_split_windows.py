@@ -11,16 +11,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.build import GraphConfig, build_graph
-from graphs.contract import read_dataset, write_dataset
-from graphs.split import split_dataset
-from graphs.thinning import round_half_up
-from hgnn.export import export_embeddings
-from hgnn.train import HGNNConfig, train_hgnn
-from twotower.config import TwoTowerConfig
-from twotower.inputs import prepare_windows
-from twotower.train import train_twotower
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.contract import read_dataset, write_dataset
+from audiograph.graphs.split import split_dataset
+from audiograph.graphs.thinning import round_half_up
+from audiograph.hgnn.export import export_embeddings
+from audiograph.hgnn.train import HGNNConfig, train_hgnn
+from audiograph.twotower.config import TwoTowerConfig
+from audiograph.twotower.inputs import prepare_windows
+from audiograph.twotower.train import train_twotower
 
 PAIR = ["user_id", "item_id"]
 ITEMS = {"music": 60, "podcast": 30, "audiobook": 20}

@@ -1,4 +1,4 @@
-"""Tests of the embedded synthetic dataset (graphs.adapters.synthetic)."""
+"""Tests of the embedded synthetic dataset (audiograph.graphs.adapters.synthetic)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from graphs.adapters.synthetic import (
+from audiograph.graphs.adapters.synthetic import (
     DEFAULT_ITEMS,
     T0,
     WINDOW_S,
@@ -17,9 +17,9 @@ from graphs.adapters.synthetic import (
     prepare_synthetic,
     topic_table,
 )
-from graphs.adapters.synthetic_vocab import COUNTRIES, TOPICS
-from graphs.contract import read_dataset
-from graphs.errors import ContractError
+from audiograph.graphs.adapters.synthetic_vocab import COUNTRIES, TOPICS
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.errors import ContractError
 
 SMALL = {"users": 400, "items": {"music": 300, "podcast": 120, "audiobook": 40}}
 

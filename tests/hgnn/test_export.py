@@ -8,21 +8,21 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.atomic import write_json
-from graphs.build import GraphConfig, build_graph
-from graphs.contract import read_dataset, write_dataset
-from graphs.errors import ContractError
-from graphs.featurize import default_encoder_path
-from graphs.store import load_graph
-from hgnn import HeteroSAGE
-from hgnn.export import (
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.atomic import write_json
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.contract import read_dataset, write_dataset
+from audiograph.graphs.errors import ContractError
+from audiograph.graphs.featurize import default_encoder_path
+from audiograph.graphs.store import load_graph
+from audiograph.hgnn import HeteroSAGE
+from audiograph.hgnn.export import (
     export_embeddings,
     full_graph_embeddings,
     isolated_embeddings,
     load_model,
 )
-from hgnn.neighbors import nearest_neighbors
+from audiograph.hgnn.neighbors import nearest_neighbors
 
 HIDDEN = 16
 

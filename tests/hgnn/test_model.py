@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.build import GraphConfig, build_graph
-from graphs.store import load_graph
-from hgnn import HeteroSAGE, MaxPoolRelation, max_margin_loss
-from hgnn.model import embed_batch, optimizers
-from samplers import LinkNeighborLoader
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.store import load_graph
+from audiograph.hgnn import HeteroSAGE, MaxPoolRelation, max_margin_loss
+from audiograph.hgnn.model import embed_batch, optimizers
+from audiograph.samplers import LinkNeighborLoader
 
 
 @pytest.fixture(scope="module")

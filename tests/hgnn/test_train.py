@@ -9,11 +9,11 @@ import sys
 import pytest
 import torch
 
-import hgnn.train
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.build import GraphConfig, build_graph
-from graphs.errors import ContractError
-from hgnn.train import HGNNConfig, train_hgnn
+import audiograph.hgnn.train
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.errors import ContractError
+from audiograph.hgnn.train import HGNNConfig, train_hgnn
 
 SMALL = {
     "hidden": 16,
@@ -72,7 +72,7 @@ def test_cli_writes_metrics_per_epoch(graph, tmp_path):
     cmd = [
         sys.executable,
         "-c",
-        "from pipeline.cli import main; main()",
+        "from audiograph.pipeline.cli import main; main()",
         "train-hgnn",
         str(graph),
         "--out",
@@ -97,13 +97,13 @@ def test_cli_writes_metrics_per_epoch(graph, tmp_path):
 def test_trains_with_deterministic_kernels_and_restores_the_setting(graph, tmp_path, monkeypatch):
     # the thread-order drift it prevents shows on Last.fm-sized batches, not on this graph,
     # so check that the loss is computed in deterministic mode, and bit-equal reruns
-    seen, margin_loss = [], hgnn.train.max_margin_loss
+    seen, margin_loss = [], audiograph.hgnn.train.max_margin_loss
 
     def loss(*args, **kwargs):
         seen.append(torch.are_deterministic_algorithms_enabled())
         return margin_loss(*args, **kwargs)
 
-    monkeypatch.setattr(hgnn.train, "max_margin_loss", loss)
+    monkeypatch.setattr(audiograph.hgnn.train, "max_margin_loss", loss)
     torch.use_deterministic_algorithms(False)
     for name in ("a", "b"):
         train_hgnn(graph, tmp_path / name, HGNNConfig(epochs=2, **SMALL), quiet=True)
@@ -116,7 +116,8 @@ def test_trains_with_deterministic_kernels_and_restores_the_setting(graph, tmp_p
 def test_resume_keeps_the_exact_best_score(graph, tmp_path, monkeypatch):
     """A validation score that ties the best one is no improvement after a resume either
     (the checkpoint keeps the best score exactly, not rounded to float32)."""
-    monkeypatch.setattr(hgnn.train, "link_metrics", lambda *a: {"a__co__a": {"mrr": 0.7}})
+    metrics = {"a__co__a": {"mrr": 0.7}}
+    monkeypatch.setattr(audiograph.hgnn.train, "link_metrics", lambda *a: metrics)
     cfg = {**SMALL, "patience": 5}
     train_hgnn(graph, tmp_path / "full", HGNNConfig(epochs=3, **cfg), quiet=True)
     train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=1, **cfg), quiet=True)

@@ -8,11 +8,11 @@ import sys
 
 import polars as pl
 
-from graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    code = "from pipeline.cli import main; main()"
+    code = "from audiograph.pipeline.cli import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
     )

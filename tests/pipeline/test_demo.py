@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.demo import run_demo
+from audiograph.pipeline.demo import run_demo
 
 
 def test_demo_runs_the_chain_and_prints_the_evaluation(tmp_path, capsys):

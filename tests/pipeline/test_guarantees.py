@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.atomic import claim_output
-from graphs.build import GraphConfig, build_graph
-from hgnn.export import export_embeddings
-from hgnn.train import HGNNConfig, train_hgnn
-from pipeline.cli import main
-from twotower.train import TwoTowerConfig, train_twotower
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.atomic import claim_output
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.hgnn.export import export_embeddings
+from audiograph.hgnn.train import HGNNConfig, train_hgnn
+from audiograph.pipeline.cli import main
+from audiograph.twotower.train import TwoTowerConfig, train_twotower
+
+CLI = [sys.executable, "-m", "audiograph"]  # the CLI as `python -m audiograph`
 
 TINY_HGNN = {"hidden": 8, "fanout": [3, 2], "batch_size": 64, "prefetch": 0,
              "eval_candidates": 10, "max_val_edges": 50, "patience": 9}  # fmt: skip
@@ -129,7 +131,7 @@ def test_leftovers_of_killed_runs_are_cleaned_and_a_moved_output_restored(chain,
     cmd = [
         sys.executable,
         "-c",
-        "from pipeline.cli import main; main()",
+        "from audiograph.pipeline.cli import main; main()",
         "build-graph",
         str(chain / "data"),
         "--out",
@@ -241,7 +243,7 @@ def test_bad_toml_tables_write_nothing(chain, tmp_path, capsys, table, words):
 def _crash_hgnn(chain: Path, run: Path, point: str, epochs: int = 3) -> None:
     (cfg := run.parent / "hgnn.toml").write_text(HGNN_TOML + "patience = 9\n")
     env = {**os.environ, "AUDIOGRAPH_CRASH_AT": point}
-    cmd = [sys.executable, "-c", "from pipeline.cli import main; main()", "train-hgnn",
+    cmd = [sys.executable, "-c", "from audiograph.pipeline.cli import main; main()", "train-hgnn",
            str(chain / "graph"), "--out", str(run), "--config", str(cfg), "--epochs",
            str(epochs), "--quiet"]  # fmt: skip
     assert subprocess.run(cmd, env=env, capture_output=True).returncode == -9
@@ -324,12 +326,12 @@ def test_file_system_errors_are_one_line(chain, tmp_path, capsys):
 
 
 def test_internal_errors_name_a_report_and_debug_shows_the_traceback(chain, capsys, monkeypatch):
-    import graphs.store
+    import audiograph.graphs.store
 
     def broken(_):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(graphs.store, "graph_info", broken)
+    monkeypatch.setattr(audiograph.graphs.store, "graph_info", broken)
     code, _, err = cli(capsys, "info", chain / "graph")
     assert code == 1 and err.count("\n") == 1 and "RuntimeError: boom" in err, err
     report = Path(err.split("full report in ")[1].split(" ")[0])
@@ -346,7 +348,7 @@ def test_no_warning_noise_on_normal_runs(chain, tmp_path):
         ["score-users", chain / "2t", "--out", tmp_path / "s.parquet", "--quiet"],
     ):
         res = subprocess.run(
-            [sys.executable, "-c", "from pipeline.cli import main; main()", *map(str, args)],
+            [*CLI, *map(str, args)],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert res.returncode == 0 and res.stderr == "", (args, res.stderr)

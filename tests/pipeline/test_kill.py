@@ -27,14 +27,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.atomic import CRASH_ENV
-from graphs.build import GraphConfig, build_graph
-from graphs.contract import read_dataset
-from semantic_ids import semantic_ids
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.atomic import CRASH_ENV
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.contract import read_dataset
+from audiograph.semantic_ids import semantic_ids
 
 EPOCHS = 3
-CLI = [sys.executable, "-c", "from pipeline.cli import main; main()"]
+CLI = [sys.executable, "-c", "from audiograph.pipeline.cli import main; main()"]
 THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 TIMING = {"seconds", "edges_per_s", "pairs_per_s", "examples_per_s"}  # differ run to run
 TOML = {

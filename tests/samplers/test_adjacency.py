@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sampling_checks import CHI2_999, DEVICES, chi_square
 
-from samplers.adjacency import Adjacency, sample_neighbors
+from audiograph.samplers.adjacency import Adjacency, sample_neighbors
 
 # Hand-made graph: 4 sources, 3 destinations, edges in scrambled order, weight = id + 1.
 #   edge id:   0  1  2  3  4  5

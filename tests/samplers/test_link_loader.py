@@ -13,11 +13,11 @@ import torch
 from sampling_checks import CHI2_999, DEVICES, assert_same_hetero, check_subgraph, chi_square
 from sampling_checks import subgraph_edges as message_edges
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.build import GraphConfig, build_graph
-from graphs.store import load_graph
-from samplers.link_loader import LinkNeighborLoader
-from samplers.multilink import balanced_counts, link_edges
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.store import load_graph
+from audiograph.samplers.link_loader import LinkNeighborLoader
+from audiograph.samplers.multilink import balanced_counts, link_edges
 
 ITEMS = {"music": 300, "podcast": 150, "audiobook": 40}
 FAN = [5, 3]

@@ -1,4 +1,4 @@
-"""Multi-link balancing (samplers.multilink): canonical link types, per-epoch counts and
+"""Multi-link balancing (audiograph.samplers.multilink): canonical link types, per-epoch counts and
 reproducible uniform undersampling."""
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ import torch
 from sampling_checks import DEVICES
 from torch_geometric.data import HeteroData
 
-from samplers.multilink import balanced_counts, balanced_epoch, epoch_generator, link_edges
+from audiograph.samplers.multilink import (
+    balanced_counts,
+    balanced_epoch,
+    epoch_generator,
+    link_edges,
+)
 
 AA, AB, BB, BC = ("a", "co", "a"), ("a", "co", "b"), ("b", "co", "b"), ("b", "co", "c")
 

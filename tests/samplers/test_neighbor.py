@@ -20,10 +20,10 @@ from sampling_checks import (
 )
 from torch_geometric.data import HeteroData
 
-from graphs.adapters.douban import prepare_douban
-from graphs.build import GraphConfig, build_graph
-from graphs.store import load_graph
-from samplers.neighbor import NeighborSampler
+from audiograph.graphs.adapters.douban import prepare_douban
+from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.store import load_graph
+from audiograph.samplers.neighbor import NeighborSampler
 
 
 def gen(seed: int, device="cpu") -> torch.Generator:

@@ -11,13 +11,13 @@ import polars as pl
 import pytest
 import torch
 
-from graphs.contract import write_dataset
-from graphs.errors import ContractError
-from semantic_ids import semantic_ids
-from semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
-from semantic_ids.examples import user_sequences
-from semantic_ids.generate import load_run, recommend, search
-from semantic_ids.generative import GenerativeConfig, build_model, train_generative
+from audiograph.graphs.contract import write_dataset
+from audiograph.graphs.errors import ContractError
+from audiograph.semantic_ids import semantic_ids
+from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
+from audiograph.semantic_ids.examples import user_sequences
+from audiograph.semantic_ids.generate import load_run, recommend, search
+from audiograph.semantic_ids.generative import GenerativeConfig, build_model, train_generative
 
 N = 30  # items
 TINY = GenerativeConfig(d_model=64, d_ff=128, layers=1, heads=2, dropout=0.0, history=4,

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import torch
 
-from graphs.errors import ContractError
-from semantic_ids import (
+from audiograph.graphs.errors import ContractError
+from audiograph.semantic_ids import (
     code_stats,
     decode_rq,
     disambiguate,

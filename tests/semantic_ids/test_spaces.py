@@ -15,13 +15,18 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.errors import ContractError
-from graphs.featurize import TextEncoder, default_encoder_path, encoder_id, item_texts
-from graphs.split import split_dataset
-from semantic_ids.finetune import FinetuneConfig, contrastive_loss, finetune_bi_encoder
-from semantic_ids.spaces import build_space, co_interaction_pairs, fuse_spaces, svd_project
-from twotower.features import load_embeddings
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.errors import ContractError
+from audiograph.graphs.featurize import TextEncoder, default_encoder_path, encoder_id, item_texts
+from audiograph.graphs.split import split_dataset
+from audiograph.semantic_ids.finetune import FinetuneConfig, contrastive_loss, finetune_bi_encoder
+from audiograph.semantic_ids.spaces import (
+    build_space,
+    co_interaction_pairs,
+    fuse_spaces,
+    svd_project,
+)
+from audiograph.twotower.features import load_embeddings
 
 ITEMS = {"music": 60, "podcast": 30, "audiobook": 10}
 TINY = FinetuneConfig(epochs=2, batch_size=16, lr=1e-4, max_pairs=32)
@@ -227,8 +232,8 @@ def test_fine_tuned_spaces_need_queries(train, tmp_path):
 
 def _cli(monkeypatch, *args: str) -> int:
     """Run ``audiograph ARGS`` in-process → exit code."""
-    import pipeline.cli_spaces  # noqa: F401  (registers the commands)
-    from pipeline.cli import main
+    import audiograph.pipeline.cli_spaces  # noqa: F401  (registers the commands)
+    from audiograph.pipeline.cli import main
 
     monkeypatch.setattr(sys, "argv", ["audiograph", *args])
     with pytest.raises(SystemExit) as exit_:

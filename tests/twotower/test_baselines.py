@@ -1,4 +1,4 @@
-"""Baselines for the offline protocol (twotower.baselines)."""
+"""Baselines for the offline protocol (audiograph.twotower.baselines)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch_geometric.nn import LightGCN
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.contract import read_dataset
-from graphs.split import split_dataset
-from twotower.baselines import (
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.split import split_dataset
+from audiograph.twotower.baselines import (
     _embedding,
     _normalized_adjacency,
     fit_lightgcn,
@@ -22,7 +22,7 @@ from twotower.baselines import (
     llm_knn,
     popularity,
 )
-from twotower.metrics import evaluate_vectors
+from audiograph.twotower.metrics import evaluate_vectors
 
 ITEMS = pl.DataFrame({"item_id": ["a", "b", "c", "d"], "item_type": ["x", "x", "y", "y"]})
 TRAIN = pl.DataFrame(

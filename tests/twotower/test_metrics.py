@@ -1,4 +1,4 @@
-"""Offline top-k protocol (twotower.metrics), checked by hand and against brute force."""
+"""Offline top-k protocol (audiograph.twotower.metrics), checked by hand and against brute force."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from graphs.errors import ContractError
-from twotower.metrics import evaluate_vectors
+from audiograph.graphs.errors import ContractError
+from audiograph.twotower.metrics import evaluate_vectors
 
 # Candidates (books) in row order i0 i1 i3 i4 i5 with scores 1 5 4 3 2 for a user vector
 # of +1; i2 is a music item and never a candidate.

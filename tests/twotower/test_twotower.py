@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from graphs.adapters.synthetic import prepare_synthetic
-from graphs.contract import read_dataset, write_dataset
-from graphs.errors import ContractError
-from twotower import (
+from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.graphs.contract import read_dataset, write_dataset
+from audiograph.graphs.errors import ContractError
+from audiograph.twotower import (
     TwoTowerConfig,
     export_vectors,
     recommend,
@@ -22,8 +22,14 @@ from twotower import (
     train_twotower,
     user_item_vectors,
 )
-from twotower.inputs import prepare, split_history_labels
-from twotower.model import TwoTower, build_spec, item_inputs, sampled_softmax_loss, user_inputs
+from audiograph.twotower.inputs import prepare, split_history_labels
+from audiograph.twotower.model import (
+    TwoTower,
+    build_spec,
+    item_inputs,
+    sampled_softmax_loss,
+    user_inputs,
+)
 
 SMALL = {"tower_dims": [32, 16], "cat_dim": 4, "batch_size": 128, "seed": 5}
 

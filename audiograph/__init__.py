@@ -1,0 +1,54 @@
+"""audiograph: graph learning on heterogeneous audio catalogs.
+
+One namespace; the stages are subpackages, each reading the previous stage's artifacts:
+
+* :mod:`audiograph.graphs` — data contract, text features, co-interaction graph (stage 1);
+* :mod:`audiograph.samplers` — multi-link and heterogeneous neighbour sampling (stage 2);
+* :mod:`audiograph.hgnn` — heterogeneous GraphSAGE, link-prediction training, export (3);
+* :mod:`audiograph.twotower` — the user-decoupled two-tower model (stage 4);
+* :mod:`audiograph.semantic_ids` — Semantic IDs and the generative model (stage 5);
+* :mod:`audiograph.pipeline` — configs, the CLI and the end-to-end job.
+
+The main entry points are importable from here (loaded on first use, so ``import
+audiograph`` stays cheap): ``build_graph``, ``train_hgnn``, ``export_embeddings``,
+``train_twotower``, ``evaluate_run``, ``split_dataset``, ``read_dataset``, ``load_graph``,
+``main`` (the CLI).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_ENTRY_POINTS = {
+    "ContractError": "audiograph.graphs.errors",
+    "GraphConfig": "audiograph.graphs.build",
+    "build_graph": "audiograph.graphs.build",
+    "read_dataset": "audiograph.graphs.contract",
+    "load_graph": "audiograph.graphs.store",
+    "split_dataset": "audiograph.graphs.split",
+    "HGNNConfig": "audiograph.hgnn.train",
+    "train_hgnn": "audiograph.hgnn.train",
+    "export_embeddings": "audiograph.hgnn.export",
+    "TwoTowerConfig": "audiograph.twotower.config",
+    "train_twotower": "audiograph.twotower.train",
+    "evaluate_run": "audiograph.twotower.evaluate",
+    "main": "audiograph.pipeline.cli",
+}
+
+__all__ = ["__version__", *_ENTRY_POINTS]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an entry point's module on first access (PEP 562)."""
+    if name not in _ENTRY_POINTS:
+        raise AttributeError(f"module 'audiograph' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_ENTRY_POINTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,266 @@
+"""Neighbour-sampler benchmark: audiograph vs PyG ``NeighborLoader`` on one graph, one run.
+
+Graph: 3 node types (1,000,000 tracks, 200,000 podcasts, 20,000 audiobooks) and all 9
+ordered type pairs as edge types with ``min(n_src, n_dst) * 25`` uniformly random edges
+each (≈ 42.5 M edges); fan-out [15, 10]; 1,024 seeds per batch. The peer runs only when
+torch-sparse or pyg-lib is installed (``pip install --no-build-isolation '.[pyg]'``).
+
+    audiograph bench-sampler                 # table (or: python benchmarks/sampler.py)
+    audiograph bench-sampler --json          # one JSON object (key "ratio")
+    audiograph bench-sampler --device cuda   # ours on GPU (the peer stays on CPU)
+
+The measuring code lives here so that the CLI never imports the ``benchmarks/`` scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from torch_geometric.data import HeteroData
+
+from audiograph.samplers.neighbor import NeighborSampler
+
+SIZES = {"track": 1_000_000, "podcast": 200_000, "audiobook": 20_000}
+
+
+def synthetic_graph(scale: float = 1.0, feat_dim: int = 0, seed: int = 0) -> HeteroData:
+    """The benchmark graph (``scale`` shrinks every node count)."""
+    g = torch.Generator().manual_seed(seed)
+    data = HeteroData()
+    sizes = {t: max(1, int(n * scale)) for t, n in SIZES.items()}
+    for t, n in sizes.items():
+        data[t].num_nodes = n
+        if feat_dim:
+            data[t].x = torch.randn(n, feat_dim, generator=g)
+    for s, ns in sizes.items():
+        for d, nd in sizes.items():
+            e = min(ns, nd) * 25
+            data[s, "co", d].edge_index = torch.stack(
+                [torch.randint(ns, (e,), generator=g), torch.randint(nd, (e,), generator=g)]
+            )
+            data[s, "co", d].edge_weight = torch.rand(e, generator=g) * 9 + 1
+    return data
+
+
+def seed_batches(
+    data: HeteroData, mode: str, batches: int, batch_size: int = 1024, seed: int = 1
+) -> list[dict[str, torch.Tensor]]:
+    """``mode="track"``: 1,024 track seeds; ``"all"``: 1,024 seeds split over the types."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(batches):
+        if mode == "track":
+            out.append({"track": torch.randperm(data["track"].num_nodes, generator=g)[:batch_size]})
+        else:
+            per = batch_size // len(data.node_types)
+            out.append(
+                {t: torch.randperm(data[t].num_nodes, generator=g)[:per] for t in data.node_types}
+            )
+    return out
+
+
+def run_ours(data: HeteroData, seeds: list, weighted: bool, device: str, features: bool) -> dict:
+    sampler = NeighborSampler(data, [15, 10], weighted=weighted, device=device)
+    if not features:
+        sampler.x = {}
+    g = torch.Generator(device=device).manual_seed(0)
+    sampler.sample({t: s.to(device) for t, s in seeds[0].items()}, g)  # warm-up
+    _sync(device)
+    edges, t0 = 0, time.perf_counter()
+    for batch in seeds:
+        out = sampler.sample({t: s.to(device) for t, s in batch.items()}, g)
+        edges += sum(int(out[et].edge_index.shape[1]) for et in out.edge_types)
+    _sync(device)
+    return _row(len(seeds), edges, time.perf_counter() - t0)
+
+
+def run_pyg(data: HeteroData, seeds: list, features: bool) -> dict | None:
+    from torch_geometric.loader import NeighborLoader
+    from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
+
+    if not (WITH_PYG_LIB or WITH_TORCH_SPARSE):
+        return None
+    if not features:
+        data = data.clone()
+        for t in data.node_types:
+            if "x" in data[t]:
+                del data[t].x
+    if any(len(batch) != 1 for batch in seeds):
+        return None  # PyG cannot take seeds of several node types (its issue #4765)
+    t = next(iter(seeds[0]))
+    ids = torch.cat([seeds[0][t], *[b[t] for b in seeds]])  # first batch = warm-up
+    loader = NeighborLoader(
+        data,
+        num_neighbors=[15, 10],
+        input_nodes=(t, ids),
+        batch_size=seeds[0][t].numel(),
+        shuffle=False,
+    )
+    it = iter(loader)
+    next(it)  # warm-up (the loader's CSC conversion happened in its constructor)
+    edges, t0 = 0, time.perf_counter()
+    for out in it:
+        edges += sum(int(out[et].edge_index.shape[1]) for et in out.edge_types)
+    return _row(len(seeds), edges, time.perf_counter() - t0)
+
+
+def _row(batches: int, edges: int, seconds: float) -> dict:
+    return {
+        "batches_per_s": batches / seconds,
+        "edges_per_s": edges / seconds,
+        "edges_per_batch": edges / batches,
+        "seconds": seconds,
+    }
+
+
+def _sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def multilink_epoch(graph_dir: str, epochs: int = 1) -> list[dict]:
+    """One multi-link balanced epoch vs one unbalanced epoch of link-prediction batches
+    (balanced edges -> 256-edge batches -> [15, 10] subgraphs) on a real graph."""
+    from audiograph.graphs.store import load_graph
+    from audiograph.samplers.link_loader import LinkNeighborLoader
+
+    data = load_graph(graph_dir)
+    rows = []
+    for target in ("min", None):
+        loader = LinkNeighborLoader(data, [15, 10], batch_size=256, balance_target=target)
+        t0 = time.perf_counter()
+        sup = sampled = 0
+        for batch in loader.iter_epoch(0):
+            sup += sum(
+                int(batch[et].edge_label_index.shape[1])
+                for et in batch.edge_types
+                if "edge_label_index" in batch[et]
+            )
+            sampled += sum(int(batch[et].edge_index.shape[1]) for et in batch.edge_types)
+        per_type = {"__".join(et): int(e.shape[1]) for et, e in loader.epoch_edges(0).items()}
+        rows.append(
+            {
+                "epoch": "multi-link" if target else "unbalanced",
+                "supervision_edges": sup,
+                "per_type": per_type,
+                "sampled_edges": sampled,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the benchmark, print the table."""
+    ap = argparse.ArgumentParser(
+        prog="audiograph bench-sampler", description=__doc__.splitlines()[0]
+    )
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument("--scale", type=float, default=1.0, help="shrink the graph (tests)")
+    ap.add_argument(
+        "--multilink-graph",
+        default=None,
+        help="graph dir (e.g. Douban) for a balanced vs unbalanced epoch",
+    )
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    data = synthetic_graph(args.scale, feat_dim=64)
+    build_s = time.perf_counter() - t0
+    n_edges = sum(int(data[et].edge_index.shape[1]) for et in data.edge_types)
+    rows = []
+    for mode in ("track", "all"):
+        seeds = seed_batches(data, mode, args.batches)
+        for weighted in (False, True):
+            for features in (False, True) if mode == "track" and not weighted else (False,):
+                rows.append(
+                    {
+                        "sampler": "audiograph",
+                        "seeds": mode,
+                        "weighted": weighted,
+                        "features": features,
+                        "device": args.device,
+                        **run_ours(data, seeds, weighted, args.device, features),
+                    }
+                )
+        for features in (False, True) if mode == "track" else (False,):
+            peer = run_pyg(data, seeds, features)
+            rows.append(
+                {
+                    "sampler": "pyg",
+                    "seeds": mode,
+                    "weighted": False,
+                    "features": features,
+                    "device": "cpu",
+                    **(peer or dict.fromkeys(_row(1, 0, 1), None)),
+                }
+            )
+    head = next(
+        r
+        for r in rows
+        if r["sampler"] == "audiograph"
+        and r["seeds"] == "track"
+        and not r["weighted"]
+        and not r["features"]
+    )
+    peer = next(
+        r for r in rows if r["sampler"] == "pyg" and r["seeds"] == "track" and not r["features"]
+    )
+    ratio = (head["edges_per_s"] / peer["edges_per_s"]) if peer["edges_per_s"] else None
+    result = {
+        "graph": {
+            "nodes": {t: int(data[t].num_nodes) for t in data.node_types},
+            "edges": n_edges,
+            "build_seconds": build_s,
+        },
+        "fanout": [15, 10],
+        "batch_size": 1024,
+        "ours_edges_per_s": head["edges_per_s"],
+        "pyg_edges_per_s": peer["edges_per_s"],
+        "ratio": ratio,
+        "rows": rows,
+        "pyg_skipped": peer["edges_per_s"] is None,
+    }
+    if args.multilink_graph:
+        result["multilink"] = multilink_epoch(args.multilink_graph)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"graph: {result['graph']['nodes']}, {n_edges:,} edges; fan-out [15, 10], "
+        f"1,024 seeds per batch, {args.batches} batches"
+    )
+    print(
+        f"{'sampler':<11}{'seeds':<7}{'weighted':<10}{'features':<10}{'device':<8}"
+        f"{'batches/s':>10}{'edges/batch':>13}{'M edges/s':>11}"
+    )
+    for r in rows:
+        if r["edges_per_s"] is None:
+            print(
+                f"{r['sampler']:<11}{r['seeds']:<7}{'-':<10}{str(r['features']):<10}"
+                f"{r['device']:<8}  skipped (no torch-sparse/pyg-lib, or mixed seed types)"
+            )
+            continue
+        print(
+            f"{r['sampler']:<11}{r['seeds']:<7}{str(r['weighted']):<10}"
+            f"{str(r['features']):<10}{r['device']:<8}{r['batches_per_s']:>10.2f}"
+            f"{r['edges_per_batch']:>13,.0f}{r['edges_per_s'] / 1e6:>11.2f}"
+        )
+    print(
+        f"ratio (uniform, track seeds, no features): "
+        f"{'n/a (peer skipped)' if ratio is None else f'{ratio:.1f}x'}"
+    )
+    for r in result.get("multilink", []):
+        print(
+            f"{r['epoch']:<11} epoch: {r['supervision_edges']:>9,} supervision edges, "
+            f"{r['sampled_edges']:>12,} sampled edges, {r['seconds']:7.1f}s  {r['per_type']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
