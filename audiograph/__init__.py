@@ -23,7 +23,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _ENTRY_POINTS = {
-    "ContractError": "audiograph.graphs.errors",
+    "ContractError": "audiograph.core.errors",
     "GraphConfig": "audiograph.graphs.build",
     "build_graph": "audiograph.graphs.build",
     "read_dataset": "audiograph.graphs.contract",

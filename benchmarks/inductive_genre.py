@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
 from audiograph.graphs.adapters.podcasts import prepare_podcasts
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
-from audiograph.graphs.featurize import TextEncoder, featurize_texts, item_texts
 from audiograph.hgnn.export import export_embeddings
 from audiograph.hgnn.train import HGNNConfig, train_hgnn
 

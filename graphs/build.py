@@ -19,12 +19,12 @@ import polars as pl
 import torch
 from torch_geometric.data import HeteroData
 
-from audiograph.graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.errors import ContractError
+from audiograph.core.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+from audiograph.core.progress import step
 from audiograph.graphs.coint import co_interaction_edges, user_items
 from audiograph.graphs.contract import Dataset, read_dataset
-from audiograph.graphs.errors import ContractError
-from audiograph.graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
-from audiograph.graphs.progress import step
 from audiograph.graphs.store import edge_key, save_graph_tensors
 
 STAGE = "build-graph"

@@ -15,7 +15,7 @@ A dataset is a directory with
 Ids and queries are non-empty strings. Extra columns may have any name (none clashes
 with an internal one).
 
-Every violation raises :class:`~audiograph.graphs.errors.ContractError` with one line naming
+Every violation raises :class:`~audiograph.core.errors.ContractError` with one line naming
 the file, the column and an example offending row.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from audiograph.graphs.errors import ContractError, contract_error
+from audiograph.core.errors import ContractError, contract_error
 from audiograph.graphs.tables import find_table, read_table
 
 TEXT_COLUMNS = ("title", "description")

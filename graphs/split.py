@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from audiograph.graphs.atomic import atomic_dir, claim_output, write_json
+from audiograph.core.atomic import atomic_dir, claim_output, write_json
+from audiograph.core.errors import ContractError, contract_error
+from audiograph.core.formats import FORMAT_VERSION
 from audiograph.graphs.contract import read_dataset, write_dataset
-from audiograph.graphs.errors import ContractError, contract_error
 from audiograph.graphs.thinning import downsample_type, keep_adopters
 from audiograph.graphs.user_tags import has_user_tags, recount_tags
 
@@ -141,7 +142,12 @@ def split_dataset(
             (tmp / name).mkdir()
             items = recount_tags(ds.items, side) if has_user_tags(side) else ds.items
             write_dataset(tmp / name, items, side, ds.users, queries[name])
-            part = {"kind": "dataset", "source": f"split:{name}", "counts": manifest[name]}
+            part = {
+                "kind": "dataset",
+                "format_version": FORMAT_VERSION,
+                "source": f"split:{name}",
+                "counts": manifest[name],
+            }
             if name == "train":  # the two-tower reads its windows from here
                 part["windows"] = {"fit": "../fit", "labels": "../labels"}
             write_json(tmp / name / "manifest.json", part)

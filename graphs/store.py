@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch_geometric.data import HeteroData
 
-from audiograph.graphs.errors import ContractError
+from audiograph.core.formats import check_kind
+from audiograph.core.types import EdgeType
 
-EdgeType = tuple[str, str, str]
 TENSORS = "graph.safetensors"
 NODES = "nodes.parquet"
 
@@ -54,16 +53,7 @@ def save_graph_tensors(folder: Path, data: HeteroData, nodes: pl.DataFrame) -> N
 
 def read_manifest(graph_dir: str | Path) -> dict[str, Any]:
     """The graph's ``manifest.json`` (raises ContractError if it is not a graph dir)."""
-    f = Path(graph_dir) / "manifest.json"
-    if not f.exists() or not (Path(graph_dir) / TENSORS).exists():
-        raise ContractError(
-            f"{graph_dir}: not a graph directory (no manifest.json / {TENSORS});"
-            " create one with 'audiograph build-graph'"
-        )
-    manifest = json.loads(f.read_text())
-    if manifest.get("kind") != "graph":
-        raise ContractError(f"{f}: manifest kind is {manifest.get('kind')!r}, expected 'graph'")
-    return manifest
+    return check_kind(graph_dir, "graph")
 
 
 def load_graph(graph_dir: str | Path) -> HeteroData:

@@ -1,6 +1,6 @@
 """Reading one dataset table (``<stem>.parquet`` or ``<stem>.csv``) into polars.
 
-Every failure is a one-line :class:`~audiograph.graphs.errors.ContractError` naming the file; CSV
+Every failure is a one-line :class:`~audiograph.core.errors.ContractError` naming the file; CSV
 failures also name the 1-based line of the file (undecodable text: the row and column).
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from audiograph.graphs.errors import ContractError, contract_error
+from audiograph.core.errors import ContractError, contract_error
 
 
 def find_table(path: Path, stem: str) -> Path | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from audiograph.graphs.errors import ContractError
+from audiograph.core.errors import ContractError
 
 PAIR = ["user_id", "item_id"]
 

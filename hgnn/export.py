@@ -15,7 +15,7 @@ Rows: graph nodes in ``nodes.parquet`` order, then inductive catalog items in ca
 Graph nodes get deterministic layer-wise full-graph inference (every neighbour, no sampling).
 Catalog items not in the graph are embedded inductively from their text alone: exactly what
 the model computes for a node with that text and no neighbours. From 100k rows on, a faiss
-IVF index (``index.faiss``, see :mod:`audiograph.graphs.ann`) is written too and
+IVF index (``index.faiss``, see :mod:`audiograph.core.ann`) is written too and
 :func:`audiograph.hgnn.neighbors.nearest_neighbors` uses it; smaller exports are searched exactly.
 """
 
@@ -32,21 +32,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.data import HeteroData
 
-from audiograph.graphs.ann import build_index
-from audiograph.graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.atomic import atomic_dir, claim_output
+from audiograph.core.embeddings import write_embeddings
+from audiograph.core.errors import ContractError, contract_error
+from audiograph.core.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+from audiograph.core.progress import step
+from audiograph.core.runs import WEIGHTS, load_state, load_weights, read_run_config
+from audiograph.core.types import EdgeType
 from audiograph.graphs.contract import read_items
-from audiograph.graphs.errors import ContractError, contract_error
-from audiograph.graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
-from audiograph.graphs.progress import step
-from audiograph.graphs.runs import WEIGHTS, load_state, load_weights, read_run_config
 from audiograph.graphs.store import load_graph, load_node_ids, read_manifest
-from audiograph.hgnn.model import EdgeType, HeteroSAGE, MaxPoolRelation
+from audiograph.hgnn.model import HeteroSAGE, MaxPoolRelation
 from audiograph.hgnn.segment_max import BlockedCSC, block_rows, segment_max
 from audiograph.samplers.adjacency import Adjacency
 
 STAGE = "export"
 EMBEDDINGS = "embeddings"
-NPY, IDS, PARQUET = "embeddings.npy", "ids.parquet", "embeddings.parquet"
 
 
 def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[HeteroSAGE, dict[str, Any]]:
@@ -318,7 +318,7 @@ def export_embeddings(
 ) -> dict[str, Any]:
     """Embed every graph node of the run (and every text item of ``catalog`` not in the
     graph, inductively) into ``out_dir`` (layout in the module docstring). ``index``:
-    ``auto`` | ``exact`` | ``ivf`` (:func:`audiograph.graphs.ann.build_index`). ``graph``: another
+    ``auto`` | ``exact`` | ``ivf`` (:func:`audiograph.core.ann.build_index`). ``graph``: another
     graph directory over the same nodes (e.g. built on all of a split's train part at
     serving time, with the weights trained on its fit window); default: the run's.
 
@@ -360,8 +360,6 @@ def export_embeddings(
     mat = torch.cat(mats).numpy().astype(np.float32, copy=False)
     g = read_manifest(graph_dir)
     manifest = {
-        "kind": "embeddings", "format_version": 1, "dim": int(dim), "count": ids.height,
-        "per_type": dict(ids.group_by("item_type", maintain_order=True).len().iter_rows()),
         "in_graph": nodes.height, "inductive": ids.height - nodes.height,
         "skipped_no_text": skipped, "normalized": True,
         "run_dir": str(Path(run_dir).absolute()), "graph_dir": str(Path(graph_dir).absolute()),
@@ -369,17 +367,8 @@ def export_embeddings(
         "catalog": None if catalog is None else str(Path(catalog).absolute()),
         "model": config["model"], "encoder": config.get("encoder"),
     }  # fmt: skip
-    with atomic_dir(out_dir, EMBEDDINGS, [run_dir, catalog, graph_dir]) as tmp:
-        with step(STAGE, "write", quiet):
-            np.save(tmp / NPY, np.ascontiguousarray(mat))
-            ids.select(
-                "item_id", "item_type", row=pl.int_range(ids.height, dtype=pl.Int64)
-            ).write_parquet(tmp / IDS)
-            vec = pl.Series(mat, dtype=pl.Array(pl.Float32, int(dim)))
-            ids.with_columns(vector=vec).write_parquet(tmp / PARQUET)
-        with step(STAGE, "index", quiet) as s:
-            manifest["ann"] = build_index(mat, tmp, index, seed=0)
-            s["note"] = manifest["ann"]["index"]
-        manifest["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(tmp / MANIFEST, manifest)
+    inputs = [run_dir, catalog, graph_dir]
+    with atomic_dir(out_dir, EMBEDDINGS, inputs) as tmp, step(STAGE, "write", quiet) as s:
+        manifest = write_embeddings(tmp, ids, mat, manifest, index, with_table=True, started=t0)
+        s["note"] = manifest["ann"]["index"]
     return manifest

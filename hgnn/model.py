@@ -19,7 +19,7 @@ from torch import nn
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import GATv2Conv, HeteroConv, MessagePassing, SAGEConv
 
-EdgeType = tuple[str, str, str]
+from audiograph.core.types import EdgeType
 
 
 class MaxPoolRelation(MessagePassing):

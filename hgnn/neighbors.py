@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from audiograph.graphs.ann import search
-from audiograph.graphs.atomic import MANIFEST
+from audiograph.core.ann import search
+from audiograph.core.embeddings import read_embeddings
+from audiograph.core.errors import ContractError
 from audiograph.graphs.contract import has_items, read_items
-from audiograph.graphs.errors import ContractError
-from audiograph.hgnn.export import IDS, NPY
 
 
 def _titles(sources: list[str | Path | None]) -> pl.DataFrame | None:
@@ -33,18 +31,13 @@ def nearest_neighbors(
     index) → ``item_id, item_type, score`` (+ ``title`` from ``catalog``, else from the
     export's catalog/dataset when found), sorted by score, descending."""
     emb_dir = Path(emb_dir)
-    f = emb_dir / MANIFEST
-    manifest = json.loads(f.read_text()) if f.exists() else {}
-    if manifest.get("kind") != "embeddings" or not (emb_dir / NPY).exists():
-        raise ContractError(f"{emb_dir}: not an embeddings directory (create one with export)")
+    ids, mm, manifest = read_embeddings(emb_dir, mmap=True)
     if k < 1:
         raise ContractError(f"k must be >= 1, got {k}")
-    ids = pl.read_parquet(emb_dir / IDS)
     hit = ids.filter(pl.col("item_id") == item_id)
     if not hit.height:
         raise ContractError(f"{emb_dir}: item_id {item_id!r} not in embeddings")
     row = int(hit["row"][0])
-    mm = np.load(emb_dir / NPY, mmap_mode="r")
     scores, rows = search(mm, np.array(mm[row : row + 1]), k + 1, emb_dir, manifest.get("ann"))
     keep = (rows[0] != row) & (rows[0] >= 0)
     top_s, top_r = scores[0][keep][:k], rows[0][keep][:k]

@@ -24,9 +24,9 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from audiograph.graphs.atomic import write_bytes
-from audiograph.graphs.errors import ContractError, check_choice, check_device, check_min
-from audiograph.graphs.runs import (
+from audiograph.core.atomic import write_bytes
+from audiograph.core.errors import ContractError, check_choice, check_device, check_min
+from audiograph.core.runs import (
     CHECKPOINT,
     Run,
     claim_run,

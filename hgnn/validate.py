@@ -18,10 +18,11 @@ import math
 import torch
 from torch_geometric.data import HeteroData
 
+from audiograph.core.types import EdgeType
 from audiograph.hgnn.model import embed_batch
 from audiograph.samplers import NeighborSampler
 from audiograph.samplers.link_loader import active_nodes, node_degrees
-from audiograph.samplers.multilink import EdgeType, epoch_generator, link_edges
+from audiograph.samplers.multilink import epoch_generator, link_edges
 
 
 def split_edges(

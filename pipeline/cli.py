@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from audiograph.graphs.errors import ContractError, short_reason
+from audiograph.core.errors import ContractError, short_reason
 from audiograph.pipeline.app import Out, Src, app, prepare_app
 
 

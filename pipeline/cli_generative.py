@@ -64,8 +64,8 @@ def generate(
     device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
 ) -> None:
     """Top-k catalog items for a query (search) or a user's history (recommendation)."""
+    from audiograph.core.errors import ContractError
     from audiograph.graphs.contract import read_items
-    from audiograph.graphs.errors import ContractError
     from audiograph.semantic_ids.generate import load_run, recommend, search, user_history
 
     if (query is None) == (user is None):

@@ -53,7 +53,7 @@ def split(
 
 def _type_fraction(option: str, value: str | None) -> dict[str, float] | None:
     """``"TYPE=0.1"`` → ``{"TYPE": 0.1}``."""
-    from audiograph.graphs.errors import ContractError
+    from audiograph.core.errors import ContractError
 
     if not value:
         return None
@@ -111,7 +111,7 @@ def train_twotower(
         resume_base(out, "twotower-run") if resume else None,
     )
     if cfg.use_hgnn and embeddings is None and not resume:
-        from audiograph.graphs.errors import ContractError
+        from audiograph.core.errors import ContractError
 
         raise ContractError("--embeddings EMB_DIR is required (or --no-hgnn for plain 2T)")
     m = run(data_dir, embeddings, out, cfg, resume=resume, quiet=quiet)

@@ -20,8 +20,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.build import GraphConfig
-from audiograph.graphs.errors import ContractError
 
 
 def read_section(path: Path | None, section: str) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def _describe(hint: Any) -> str:
 
 def resume_base(run_dir: Path, kind: str) -> dict[str, Any]:
     """The saved settings of the ``kind`` run at ``run_dir`` (the base of ``--resume``)."""
-    from audiograph.graphs.runs import read_run_config
+    from audiograph.core.runs import read_run_config
 
     return dict(read_run_config(run_dir, kind).get("train", {}))
 

@@ -21,7 +21,7 @@ import math
 import torch
 from torch_geometric.data import HeteroData
 
-EdgeType = tuple[str, str, str]
+from audiograph.core.types import EdgeType
 
 
 def link_edges(data: HeteroData) -> dict[EdgeType, torch.Tensor]:

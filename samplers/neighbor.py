@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import HeteroData
 
+from audiograph.core.types import EdgeType
 from audiograph.samplers.adjacency import Adjacency, sample_neighbors, take
 
-EdgeType = tuple[str, str, str]
 FanOut = list[int] | dict[EdgeType | str, list[int]]
 _NEVER = torch.iinfo(torch.long).max
 

@@ -12,9 +12,9 @@ with another item; ``p_j == a_i``) are masked out. With ``item_pairs`` (multi-ta
 step adds the same loss over a batch of (item text, item text) pairs to the query loss.
 
 ``OUT_DIR`` (written atomically) is a transformers model folder that
-:class:`audiograph.graphs.featurize.TextEncoder` loads: ``config.json``, ``model.safetensors``,
+:class:`audiograph.core.featurize.TextEncoder` loads: ``config.json``, ``model.safetensors``,
 tokenizer files, and ``manifest.json`` (``kind="bi-encoder"``: config, pair counts,
-per-step losses, ``weights_sha256``). :func:`audiograph.graphs.featurize.encoder_id` hashes only the
+per-step losses, ``weights_sha256``). :func:`audiograph.core.featurize.encoder_id` hashes only the
 sizes of weight files, and two fine-tunes of one base have the same folder layout, config
 and weight-file size; the weights hash in ``manifest.json`` gives each its own encoder id,
 hence its own text-vector cache key.
@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from audiograph.graphs.atomic import MANIFEST, atomic_dir, write_json
-from audiograph.graphs.errors import ContractError, check_device, check_min
-from audiograph.graphs.featurize import default_encoder_path
+from audiograph.core.atomic import MANIFEST, atomic_dir, write_json
+from audiograph.core.errors import ContractError, check_device, check_min
+from audiograph.core.featurize import default_encoder_path
 
 Pairs = list[tuple[str, str]]
 

@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
+from audiograph.core.errors import ContractError, short_reason
 from audiograph.graphs.contract import read_dataset
-from audiograph.graphs.errors import ContractError, short_reason
 from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
 from audiograph.semantic_ids.examples import (
     rec_eval_targets,

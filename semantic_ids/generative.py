@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from audiograph.graphs.contract import read_dataset
-from audiograph.graphs.errors import ContractError, check_device, check_min
-from audiograph.graphs.featurize import default_encoder_path
-from audiograph.graphs.runs import (
+from audiograph.core.errors import ContractError, check_device, check_min
+from audiograph.core.featurize import default_encoder_path
+from audiograph.core.runs import (
     CHECKPOINT,
     Run,
     claim_run,
@@ -40,6 +39,7 @@ from audiograph.graphs.runs import (
     resumed_config,
     start_run,
 )
+from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.decoding import SidVocab, sid_logits
 from audiograph.semantic_ids.examples import rec_examples, search_pairs, user_sequences
 from audiograph.semantic_ids.tokenize import CODES, load_semantic_ids

@@ -2,7 +2,7 @@
 
 Following "Semantic IDs for Joint Generative Search and Recommendation" (RecSys 2025),
 each space is an ``EMB_DIR`` like ``audiograph export`` writes (read by
-:func:`audiograph.twotower.features.load_embeddings`, tokenized by ``audiograph semantic-ids``):
+:func:`audiograph.core.embeddings.read_embeddings`, tokenized by ``audiograph semantic-ids``):
 
 * ``embeddings.npy`` — float32 ``[N, dim]``, rows L2-normalized;
 * ``ids.parquet`` — ``item_id``, ``item_type``, ``row`` (row of ``embeddings.npy``);
@@ -25,7 +25,6 @@ existing ``EMB_DIR`` s (``concat`` or ``svd-sum``), aligned by ``item_id``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -34,25 +33,25 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from audiograph.graphs.ann import build_index
-from audiograph.graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
-from audiograph.graphs.contract import read_dataset
-from audiograph.graphs.errors import ContractError
-from audiograph.graphs.featurize import (
+from audiograph.core.atomic import atomic_dir, claim_output
+from audiograph.core.embeddings import read_embeddings, write_embeddings
+from audiograph.core.embeddings import read_manifest as _read_manifest
+from audiograph.core.errors import ContractError
+from audiograph.core.featurize import (
     DEFAULT_CACHE,
     TextEncoder,
     default_encoder_path,
     featurize_texts,
     item_texts,
 )
-from audiograph.graphs.progress import step
+from audiograph.core.progress import step
+from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.finetune import FinetuneConfig, Pairs, finetune_bi_encoder
-from audiograph.semantic_ids.tokenize import read_embeddings
 from audiograph.twotower.features import align_embeddings
 
 SPACES = ("content", "search", "multitask")
 FUSE_METHODS = ("concat", "svd-sum")
-NPY, IDS, ENCODER = "embeddings.npy", "ids.parquet", "encoder"
+ENCODER = "encoder"
 STAGE = "embed-space"
 EMBEDDINGS = "embeddings"
 
@@ -129,10 +128,10 @@ def build_space(
             "path": str(Path(out_dir).absolute() / ENCODER) if space != "content" else str(base),
             "max_length": enc.max_length,
         }
-        manifest = _manifest(space, items, mat, sources, run_config, data_dir)
+        manifest = _manifest(space, sources, run_config, data_dir)
         manifest["encoder"] = encoder_info
         manifest["skipped_no_text"] = int((~has).sum())
-        _write(tmp, items, mat, manifest, t0)
+        manifest = write_embeddings(tmp, items, mat, manifest, started=t0)
     return manifest
 
 
@@ -215,10 +214,10 @@ def fuse_spaces(
         n = len(emb_dirs)
         raise ContractError(f"fusing needs at least 2 embeddings directories, got {n}")
     claim_output(out_dir, EMBEDDINGS, emb_dirs)
-    spaces = [(Path(d), *read_embeddings(Path(d))) for d in emb_dirs]
+    spaces = [(Path(d), *read_embeddings(Path(d))[:2]) for d in emb_dirs]
     for d, ids, _ in spaces:
         if ids["item_id"].is_duplicated().any():
-            raise ContractError(f"{d / IDS}: item_id values must be unique")
+            raise ContractError(f"{d / 'ids.parquet'}: item_id values must be unique")
     dims = [m.shape[1] for _, _, m in spaces]
     if method == "concat" and dim is not None:
         raise ContractError("--dim applies to svd-sum only (concat keeps every dimension)")
@@ -240,11 +239,11 @@ def fuse_spaces(
     items = first.select("item_id", "item_type")
     svd_dim = k if method == "svd-sum" else None
     config = {"method": method, "dim": int(fused.shape[1]), "svd_dim": svd_dim}
-    manifest = _manifest("fused", items, fused, {"spaces": sources}, config, None)
+    manifest = _manifest("fused", {"spaces": sources}, config, None)
     manifest["method"], manifest["missing"] = method, [s["missing"] for s in sources]
     manifest["dataset"] = _read_manifest(spaces[0][0]).get("dataset")
     with atomic_dir(out_dir, EMBEDDINGS, emb_dirs) as tmp:
-        _write(tmp, items, fused, manifest, t0)
+        manifest = write_embeddings(tmp, items, fused, manifest, started=t0)
     return manifest
 
 
@@ -269,38 +268,11 @@ def svd_project(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _manifest(
-    space: str,
-    items: pl.DataFrame,
-    mat: np.ndarray,
-    sources: dict[str, Any],
-    config: dict[str, Any],
-    data_dir: Path | None,
+    space: str, sources: dict[str, Any], config: dict[str, Any], data_dir: Path | None
 ) -> dict[str, Any]:
-    return {
-        "kind": "embeddings", "format_version": 1, "space": space, "dim": int(mat.shape[1]),
-        "count": items.height,
-        "per_type": dict(items.group_by("item_type", maintain_order=True).len().iter_rows()),
-        "normalized": True, "dataset": str(data_dir.absolute()) if data_dir else None,
-        "sources": sources, "config": config,
-    }  # fmt: skip
-
-
-def _write(
-    tmp: Path, items: pl.DataFrame, mat: np.ndarray, manifest: dict[str, Any], t0: float
-) -> None:
-    """``embeddings.npy``, ``ids.parquet``, an ANN index when large, ``manifest.json``."""
-    mat = np.ascontiguousarray(mat, dtype=np.float32)
-    np.save(tmp / NPY, mat)
-    items.select(
-        "item_id", "item_type", row=pl.int_range(items.height, dtype=pl.Int64)
-    ).write_parquet(tmp / IDS)
-    manifest["ann"] = build_index(mat, tmp, "auto", seed=0)
-    manifest["seconds"] = round(time.perf_counter() - t0, 3)
-    write_json(tmp / MANIFEST, manifest)
-
-
-def _read_manifest(emb_dir: Path) -> dict[str, Any]:
-    return json.loads((emb_dir / MANIFEST).read_text())
+    return {"space": space, "normalized": True,
+            "dataset": str(data_dir.absolute()) if data_dir else None,
+            "sources": sources, "config": config}  # fmt: skip
 
 
 def _space_of(emb_dir: Path) -> str | None:

@@ -18,7 +18,6 @@ size is part of the ID vocabulary a downstream model is built for).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,10 @@ import numpy as np
 import polars as pl
 import torch
 
-from audiograph.graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
-from audiograph.graphs.errors import ContractError
+from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.embeddings import read_embeddings
+from audiograph.core.errors import ContractError
+from audiograph.core.formats import check_kind
 from audiograph.semantic_ids.rqkmeans import (
     code_stats,
     disambiguate,
@@ -37,7 +38,6 @@ from audiograph.semantic_ids.rqkmeans import (
     fit_rq,
     reconstruction_mse,
 )
-from audiograph.twotower.features import load_embeddings
 
 CODES, CODEBOOKS = "codes.parquet", "codebooks.npy"
 
@@ -80,7 +80,7 @@ def semantic_ids(
         raise ContractError(f"iters must be >= 0, got {iters}")
     if sample_per_code is not None and sample_per_code < 1:
         raise ContractError(f"sample per code must be >= 1, got {sample_per_code}")
-    ids, vectors = read_embeddings(emb_dir)
+    ids, vectors, _ = read_embeddings(emb_dir)
     n, dim = vectors.shape
     if codebook_size > n:
         raise ContractError(
@@ -133,40 +133,5 @@ def load_semantic_ids(sid_dir: str | Path) -> tuple[pl.DataFrame, np.ndarray, di
     ``codes`` = ``item_id, item_type, codes, sid``; ``codebooks`` float32
     ``[levels, codebook_size, dim]``."""
     sid_dir = Path(sid_dir)
-    f = sid_dir / MANIFEST
-    manifest = json.loads(f.read_text()) if f.exists() else {}
-    if manifest.get("kind") != "semantic-ids":
-        raise ContractError(
-            f"{sid_dir}: not a Semantic IDs directory (create one with 'audiograph semantic-ids')"
-        )
+    manifest = check_kind(sid_dir, "semantic-ids")
     return pl.read_parquet(sid_dir / CODES), np.load(sid_dir / CODEBOOKS), manifest
-
-
-def read_embeddings(emb_dir: Path) -> tuple[pl.DataFrame, np.ndarray]:
-    """``(ids sorted by row, float32 [N, d])`` of an embeddings dir, validated."""
-    try:
-        ids, vectors = load_embeddings(emb_dir)
-    except FileNotFoundError as exc:
-        raise ContractError(
-            f"{emb_dir}: incomplete embeddings directory ({Path(exc.filename).name} missing)"
-        ) from None
-    name = f"{emb_dir / 'embeddings.npy'}"
-    if vectors.ndim != 2 or vectors.shape[0] == 0 or vectors.shape[1] == 0:
-        raise ContractError(f"{name}: expected a non-empty [N, dim] matrix, got {vectors.shape}")
-    if not {"item_id", "item_type", "row"} <= set(ids.columns):
-        raise ContractError(f"{emb_dir / 'ids.parquet'}: needs columns item_id, item_type, row")
-    ids = ids.sort("row")
-    if ids.height != len(vectors) or not np.array_equal(
-        ids["row"].to_numpy(), np.arange(len(vectors))
-    ):
-        raise ContractError(
-            f"{emb_dir / 'ids.parquet'}: rows must be 0..{len(vectors) - 1}, one per row of"
-            f" embeddings.npy ({ids.height} ids for {len(vectors)} vectors)"
-        )
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if not np.isfinite(vectors).all():
-        bad = int(np.flatnonzero(~np.isfinite(vectors).all(1))[0])
-        raise ContractError(
-            f"{name}: non-finite values (row {bad}: item_id={ids['item_id'][bad]!r})"
-        )
-    return ids, vectors

@@ -69,7 +69,7 @@ def hgnn_knn(
     weighted: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`llm_knn` with HGNN embeddings (``emb_ids``: ``item_id, row`` into ``emb_mat
-    [N, d]``, as from :func:`audiograph.twotower.features.load_embeddings`). Items without an
+    [N, d]``, as from :func:`audiograph.core.embeddings.read_embeddings`). Items without an
     embedding get zero vectors; a warning says how many."""
     vecs, missing = align_embeddings(items, emb_ids, emb_mat)
     if missing:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from audiograph.graphs.errors import ContractError, check_device, check_min
+from audiograph.core.errors import ContractError, check_device, check_min
 
 
 @dataclass

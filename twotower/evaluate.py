@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from audiograph.core.embeddings import read_embeddings
+from audiograph.core.errors import ContractError
+from audiograph.core.runs import read_run_config
 from audiograph.graphs.contract import read_dataset
-from audiograph.graphs.errors import ContractError
-from audiograph.graphs.runs import read_run_config
 from audiograph.twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
 from audiograph.twotower.config import TwoTowerConfig
 from audiograph.twotower.export import user_item_vectors
-from audiograph.twotower.features import load_embeddings
 from audiograph.twotower.inputs import catalog_vectors
 from audiograph.twotower.metrics import evaluate_vectors
 from audiograph.twotower.train import train_twotower
@@ -119,7 +119,7 @@ def evaluate_run(
         elif name == "hgnn":
             if config.get("emb_dir") is None:
                 continue
-            ids, mat = load_embeddings(emb_dir or config["emb_dir"])
+            ids, mat, _ = read_embeddings(emb_dir or config["emb_dir"])
             (u, i), u_ids = hgnn_knn(train, users, items, ids, mat, cfg.weighted), users
         elif name == "lightgcn":
             u, i = lightgcn(train, users, items, epochs=lightgcn_epochs, seed=cfg.seed)

@@ -9,7 +9,7 @@ model's logit times its temperature), so they rank exactly as the model does.
 ``vector``), ``items.parquet`` (``item_id``, ``item_type``, ``vector``), ``user_vectors.npy``
 and ``item_vectors.npy`` (float32, L2-normalized, rows in the parquet files' order) and
 ``manifest.json`` (``kind="twotower-vectors"``); from 100k items on, an item index
-``index.faiss`` (see :mod:`audiograph.graphs.ann`).
+``index.faiss`` (see :mod:`audiograph.core.ann`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from audiograph.graphs.ann import build_index
-from audiograph.graphs.atomic import (
+from audiograph.core.ann import build_index
+from audiograph.core.atomic import (
     MANIFEST,
     atomic_dir,
     atomic_file,
@@ -36,9 +36,9 @@ from audiograph.graphs.atomic import (
     parquet_marker,
     write_json,
 )  # fmt: skip
+from audiograph.core.errors import ContractError
+from audiograph.core.runs import WEIGHTS, load_state, load_weights, read_run_config
 from audiograph.graphs.contract import Dataset, read_dataset
-from audiograph.graphs.errors import ContractError
-from audiograph.graphs.runs import WEIGHTS, load_state, load_weights, read_run_config
 from audiograph.twotower.config import TwoTowerConfig
 from audiograph.twotower.inputs import catalog_vectors, history_vectors
 from audiograph.twotower.model import InputSpec, TwoTower, item_inputs, top_k, user_inputs
@@ -163,7 +163,7 @@ def export_vectors(
 ) -> dict[str, Any]:
     """Write every user's and item's vector into ``out_dir`` (layout in the module
     docstring) and an item index (``index``: auto | exact | ivf, see
-    :func:`audiograph.graphs.ann.build_index`); returns the manifest."""
+    :func:`audiograph.core.ann.build_index`); returns the manifest."""
     t0 = time.perf_counter()
     claim_output(out_dir, "twotower-vectors", [run_dir, data_dir])
     users, uv, items, iv = user_item_vectors(run_dir, data_dir, device)

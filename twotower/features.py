@@ -1,8 +1,8 @@
 """Inputs of the two-tower stage, read from earlier stages' artifacts on disk.
 
-* :func:`load_embeddings` — an ``EMB_DIR`` written by ``audiograph export``
-  (``ids.parquet`` + ``embeddings.npy``), as ``(ids, matrix)``.
-* :func:`align_embeddings` — those vectors row-aligned with a catalog (zeros when missing).
+* :func:`align_embeddings` — the vectors of an ``EMB_DIR`` (read by
+  :func:`audiograph.core.embeddings.read_embeddings`) row-aligned with a catalog (zeros
+  when missing).
 * :func:`text_vectors` — the text encoder's vector of each catalog item (cached on disk).
 * :func:`history_means` — per user, the weight-aware mean of item vectors of what the user
   interacted with, one block per ``(item_type, signal)``, plus counts: the user tower's
@@ -11,29 +11,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 
-from audiograph.graphs.errors import ContractError
-from audiograph.graphs.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
-
-
-def load_embeddings(emb_dir: str | Path) -> tuple[pl.DataFrame, np.ndarray]:
-    """``(ids, vectors)``: ``ids`` = ``item_id, item_type, row`` and float32 ``[N, dim]``
-    (row ``r`` of ``vectors`` belongs to the id whose ``row`` is ``r``)."""
-    emb_dir = Path(emb_dir)
-    f = emb_dir / "manifest.json"
-    manifest = json.loads(f.read_text()) if f.exists() else {}
-    if manifest.get("kind") != "embeddings":
-        raise ContractError(
-            f"{emb_dir}: not an embeddings directory (create one with 'audiograph export')"
-        )
-    ids = pl.read_parquet(emb_dir / "ids.parquet")
-    return ids, np.load(emb_dir / "embeddings.npy")
+from audiograph.core.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
 
 
 def align_embeddings(

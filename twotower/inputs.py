@@ -13,12 +13,13 @@ import numpy as np
 import polars as pl
 import torch
 
-from audiograph.graphs.atomic import read_json
+from audiograph.core.atomic import read_json
+from audiograph.core.embeddings import read_embeddings
+from audiograph.core.errors import ContractError
+from audiograph.core.featurize import DEFAULT_CACHE
 from audiograph.graphs.contract import Dataset
-from audiograph.graphs.errors import ContractError
-from audiograph.graphs.featurize import DEFAULT_CACHE
 from audiograph.twotower.config import TwoTowerConfig
-from audiograph.twotower.features import align_embeddings, load_embeddings, text_vectors
+from audiograph.twotower.features import align_embeddings, text_vectors
 from audiograph.twotower.model import InputSpec, build_spec, item_inputs, user_inputs
 
 
@@ -36,7 +37,7 @@ def catalog_vectors(
         return text, None
     if emb_dir is None:
         raise ContractError("use_hgnn needs an embeddings directory (audiograph export)")
-    ids, mat = load_embeddings(emb_dir)
+    ids, mat, _ = read_embeddings(emb_dir)
     hgnn, missing = align_embeddings(items, ids, mat)
     if missing == items.height:
         raise ContractError(

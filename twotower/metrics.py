@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from audiograph.graphs.errors import ContractError
+from audiograph.core.errors import ContractError
 
 TIERS = (("head", 0.01), ("torso", 0.20), ("tail", 1.0))  # cumulative share of items
 

@@ -34,8 +34,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from audiograph.graphs.contract import read_dataset
-from audiograph.graphs.runs import (
+from audiograph.core.runs import (
     CHECKPOINT,
     Run,
     claim_run,
@@ -45,6 +44,7 @@ from audiograph.graphs.runs import (
     resumed_config,
     start_run,
 )
+from audiograph.graphs.contract import read_dataset
 from audiograph.twotower.config import TwoTowerConfig
 from audiograph.twotower.inputs import index_of, prepare, prepare_windows, split_windows
 from audiograph.twotower.model import (

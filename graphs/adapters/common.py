@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from audiograph.graphs.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
 from audiograph.graphs.contract import write_dataset
 
 DATASET = "dataset"

@@ -17,8 +17,8 @@ from typing import Any
 
 import polars as pl
 
+from audiograph.core.errors import ContractError, contract_error
 from audiograph.graphs.adapters.common import claim_dataset, save_dataset
-from audiograph.graphs.errors import ContractError, contract_error
 
 DOMAINS = (("music", "music_ratings.tsv"), ("book", "book_ratings.tsv"))
 RATING_RANGE = (1, 5)
@@ -30,7 +30,7 @@ def prepare_douban(src: str | Path, out: str | Path) -> dict[str, Any]:
 
     Returns the manifest written by :func:`~audiograph.graphs.adapters.common.save_dataset`; its
     ``summary`` holds ratings, items and users per domain, shared users and merged
-    duplicates. Raises :class:`~audiograph.graphs.errors.ContractError` for a missing or malformed
+    duplicates. Raises :class:`~audiograph.core.errors.ContractError` for a missing or malformed
     source file or a rating outside 1-5.
     """
     src = Path(src)

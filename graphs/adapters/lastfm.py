@@ -25,8 +25,8 @@ from typing import Any
 
 import polars as pl
 
+from audiograph.core.errors import ContractError, contract_error
 from audiograph.graphs.adapters.common import claim_dataset, save_dataset
-from audiograph.graphs.errors import ContractError, contract_error
 
 MIN_QUERY_ARTISTS = 5
 # Last.fm was founded in 2002; the data set was released in May 2011.
@@ -55,7 +55,7 @@ def prepare_lastfm(
 
     Returns the manifest written by :func:`~audiograph.graphs.adapters.common.save_dataset`; its
     ``summary`` holds the rows dropped by reason, date checks and query counts.
-    Raises :class:`~audiograph.graphs.errors.ContractError` for a missing or malformed source file.
+    Raises :class:`~audiograph.core.errors.ContractError` for a missing or malformed source file.
     """
     src = Path(src)
     claim_dataset(out, src)

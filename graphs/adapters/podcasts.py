@@ -20,8 +20,8 @@ from typing import Any
 
 import polars as pl
 
+from audiograph.core.errors import ContractError, contract_error
 from audiograph.graphs.adapters.common import claim_dataset, save_dataset
-from audiograph.graphs.errors import ContractError, contract_error
 
 FILE = "podcasts.csv"
 TEXT = ("title", "producer", "genre", "description", "link")
@@ -40,7 +40,7 @@ def prepare_podcasts(src: str | Path, out: str | Path) -> dict[str, Any]:
 
     Returns the manifest written by :func:`~audiograph.graphs.adapters.common.save_dataset`; its
     ``summary`` holds shows read, duplicates dropped, cleaned titles and missing ratings.
-    Raises :class:`~audiograph.graphs.errors.ContractError` for a missing or malformed source file.
+    Raises :class:`~audiograph.core.errors.ContractError` for a missing or malformed source file.
     """
     claim_dataset(out, src)
     path = Path(src) / FILE

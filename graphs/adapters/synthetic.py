@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.common import claim_dataset, save_dataset
 from audiograph.graphs.adapters.synthetic_vocab import COUNTRIES, FILLER, TEMPLATES, TOPICS
-from audiograph.graphs.errors import ContractError
 
 DEFAULT_ITEMS: dict[str, int] = {"music": 2000, "podcast": 1000, "audiobook": 300}
 T0 = 1_700_000_000  # start of the interaction window (unix seconds)

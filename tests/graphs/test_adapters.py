@@ -10,11 +10,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.douban import prepare_douban
 from audiograph.graphs.adapters.lastfm import prepare_lastfm
 from audiograph.graphs.adapters.podcasts import prepare_podcasts
 from audiograph.graphs.contract import read_dataset
-from audiograph.graphs.errors import ContractError
 
 LASTFM = "lastfm-hetrec-2k"
 LASTFM_FILES = ("artists.dat", "user_artists.dat", "tags.dat", "user_taggedartists.dat")

@@ -15,12 +15,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.douban import prepare_douban
 from audiograph.graphs.adapters.lastfm import prepare_lastfm
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.coint import co_interaction_edges, user_items
 from audiograph.graphs.contract import write_dataset
-from audiograph.graphs.errors import ContractError
 from audiograph.graphs.store import load_graph, load_node_ids
 
 NO_TEXT = {"encoder": "none"}

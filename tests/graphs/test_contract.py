@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.contract import read_dataset
-from audiograph.graphs.errors import ContractError
 
 ITEMS = pl.DataFrame(
     {

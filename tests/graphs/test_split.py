@@ -9,11 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.douban import prepare_douban
 from audiograph.graphs.adapters.lastfm import prepare_lastfm
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.contract import read_dataset, write_dataset
-from audiograph.graphs.errors import ContractError
 from audiograph.graphs.split import downsample_type, split_dataset
 
 PAIR = ["user_id", "item_id"]

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.synthetic import (
     DEFAULT_ITEMS,
     T0,
@@ -19,7 +20,6 @@ from audiograph.graphs.adapters.synthetic import (
 )
 from audiograph.graphs.adapters.synthetic_vocab import COUNTRIES, TOPICS
 from audiograph.graphs.contract import read_dataset
-from audiograph.graphs.errors import ContractError
 
 SMALL = {"users": 400, "items": {"music": 300, "podcast": 120, "audiobook": 40}}
 

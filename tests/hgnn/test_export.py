@@ -8,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from audiograph.core.atomic import write_json
+from audiograph.core.errors import ContractError
+from audiograph.core.featurize import default_encoder_path
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
-from audiograph.graphs.atomic import write_json
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.contract import read_dataset, write_dataset
-from audiograph.graphs.errors import ContractError
-from audiograph.graphs.featurize import default_encoder_path
 from audiograph.graphs.store import load_graph
 from audiograph.hgnn import HeteroSAGE
 from audiograph.hgnn.export import (

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import audiograph.hgnn.train
+from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
-from audiograph.graphs.errors import ContractError
 from audiograph.hgnn.train import HGNNConfig, train_hgnn
 
 SMALL = {

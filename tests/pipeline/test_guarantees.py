@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from audiograph.core.atomic import claim_output
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
-from audiograph.graphs.atomic import claim_output
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.hgnn.export import export_embeddings
 from audiograph.hgnn.train import HGNNConfig, train_hgnn

@@ -27,8 +27,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from audiograph.core.atomic import CRASH_ENV
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
-from audiograph.graphs.atomic import CRASH_ENV
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids import semantic_ids

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 import torch
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.contract import write_dataset
-from audiograph.graphs.errors import ContractError
 from audiograph.semantic_ids import semantic_ids
 from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
 from audiograph.semantic_ids.examples import user_sequences

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import torch
 
-from audiograph.graphs.errors import ContractError
+from audiograph.core.errors import ContractError
 from audiograph.semantic_ids import (
     code_stats,
     decode_rq,
@@ -220,7 +220,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ContractError, match="non-finite.*row 7: item_id='i7'"):
         semantic_ids(emb, out, codebook_size=4)
     (emb / "embeddings.npy").unlink()
-    with pytest.raises(ContractError, match=r"embeddings\.npy missing"):
+    with pytest.raises(ContractError, match=r"without embeddings\.npy; rebuild it"):
         semantic_ids(emb, out, codebook_size=4)
     np.save(emb / "embeddings.npy", np.zeros((40, 12), np.float32))
     with pytest.raises(ContractError, match="one per row"):

@@ -15,9 +15,10 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
+from audiograph.core.embeddings import read_embeddings
+from audiograph.core.errors import ContractError
+from audiograph.core.featurize import TextEncoder, default_encoder_path, encoder_id, item_texts
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
-from audiograph.graphs.errors import ContractError
-from audiograph.graphs.featurize import TextEncoder, default_encoder_path, encoder_id, item_texts
 from audiograph.graphs.split import split_dataset
 from audiograph.semantic_ids.finetune import FinetuneConfig, contrastive_loss, finetune_bi_encoder
 from audiograph.semantic_ids.spaces import (
@@ -26,7 +27,6 @@ from audiograph.semantic_ids.spaces import (
     fuse_spaces,
     svd_project,
 )
-from audiograph.twotower.features import load_embeddings
 
 ITEMS = {"music": 60, "podcast": 30, "audiobook": 10}
 TINY = FinetuneConfig(epochs=2, batch_size=16, lr=1e-4, max_pairs=32)
@@ -64,7 +64,7 @@ def search(train, tmp_path_factory) -> Path:
 
 
 def test_content_space_is_the_text_encoder_output(train, content):
-    ids, x = load_embeddings(content)
+    ids, x, _ = read_embeddings(content)
     items = pl.read_parquet(train / "items.parquet")
     manifest = json.loads((content / "manifest.json").read_text())
     assert x.shape == (items.height, 384) and x.dtype == np.float32
@@ -80,7 +80,7 @@ def test_content_space_is_the_text_encoder_output(train, content):
 
 def _mrr(emb_dir: Path, encoder: TextEncoder, queries: pl.DataFrame) -> float:
     """Mean reciprocal rank of each query's item among all items of ``emb_dir``."""
-    ids, x = load_embeddings(emb_dir)
+    ids, x, _ = read_embeddings(emb_dir)
     row = dict(zip(ids["item_id"], ids["row"], strict=True))
     scores = encoder.encode(queries["query"].to_list(), progress=False) @ x.T  # [Q, N]
     target = np.array([row[i] for i in queries["item_id"]])
@@ -186,7 +186,7 @@ def test_fuse_aligns_by_item_id(tmp_path):
     da = _write_emb(tmp_path / "a", ids, a)
     db = _write_emb(tmp_path / "b", [ids[i] for i in perm], b[perm])
     m = fuse_spaces([da, db], tmp_path / "cat", "concat")
-    ids_out, x = load_embeddings(tmp_path / "cat")
+    ids_out, x, _ = read_embeddings(tmp_path / "cat")
     assert x.shape == (40, 13) and m["missing"] == [0, 6] and ids_out["item_id"].to_list() == ids
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
@@ -198,7 +198,7 @@ def test_fuse_aligns_by_item_id(tmp_path):
     full = rng.permutation(40)
     dc = _write_emb(tmp_path / "c", [ids[i] for i in full], a[full])
     fuse_spaces([da, dc], tmp_path / "svd", "svd-sum", dim=3)
-    _, y = load_embeddings(tmp_path / "svd")
+    _, y, _ = read_embeddings(tmp_path / "svd")
     proj = svd_project(a, 3)
     assert y.shape == (40, 3) and proj.shape == (40, 3)
     np.testing.assert_allclose(y, unit(proj), atol=1e-5)
@@ -206,7 +206,7 @@ def test_fuse_aligns_by_item_id(tmp_path):
     u, s, _ = np.linalg.svd(a, full_matrices=False)
     np.testing.assert_allclose(np.abs(proj), np.abs(u[:, :3] * s[:3]), atol=1e-4)
     fuse_spaces([da, db], tmp_path / "svd2", "svd-sum")
-    _, z = load_embeddings(tmp_path / "svd2")
+    _, z, _ = read_embeddings(tmp_path / "svd2")
     assert z.shape == (40, 5)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
     with pytest.raises(ContractError, match="--dim"):

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from audiograph.graphs.errors import ContractError
+from audiograph.core.errors import ContractError
 from audiograph.twotower.metrics import evaluate_vectors
 
 # Candidates (books) in row order i0 i1 i3 i4 i5 with scores 1 5 4 3 2 for a user vector

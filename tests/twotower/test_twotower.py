@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.contract import read_dataset, write_dataset
-from audiograph.graphs.errors import ContractError
 from audiograph.twotower import (
     TwoTowerConfig,
     export_vectors,

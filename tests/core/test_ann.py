@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audiograph.graphs.ann import EXACT_MAX, INDEX_FILE, build_index, search
+from audiograph.core.ann import EXACT_MAX, INDEX_FILE, build_index, search
 
 
 def unit_rows(n: int, d: int, seed: int) -> np.ndarray:

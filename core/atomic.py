@@ -30,9 +30,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from audiograph.graphs.errors import ContractError
+from audiograph.core.errors import ContractError
+from audiograph.core.formats import FORMAT_VERSION, MANIFEST
 
-MANIFEST = "manifest.json"
 WRITER = "audiograph"
 CRASH_ENV = "AUDIOGRAPH_CRASH_AT"
 _crash_counts: collections.Counter[str] = collections.Counter()
@@ -193,10 +193,12 @@ def make_temp_dir(out: Path) -> Path:
 
 
 def seal_manifest(folder: Path, kind: str) -> dict[str, Any]:
-    """Stamp ``folder/manifest.json`` (written by the caller) with writer, kind, files."""
+    """Stamp ``folder/manifest.json`` (written by the caller) with writer, kind,
+    format_version and files."""
     man = read_json(folder / MANIFEST) if (folder / MANIFEST).exists() else {}
     if man.get("kind", kind) != kind:
         raise AssertionError(f"manifest kind {man['kind']!r} != {kind!r}")
+    man.setdefault("format_version", FORMAT_VERSION)
     man.update(writer=WRITER, kind=kind, files=[f for f in _files(folder) if f != MANIFEST])
     write_json(folder / MANIFEST, man)
     apply_umask(folder)

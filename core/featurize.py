@@ -32,7 +32,7 @@ import polars as pl
 import torch
 from tqdm.auto import tqdm
 
-from audiograph.graphs.errors import ContractError
+from audiograph.core.errors import ContractError
 
 MAX_TAGS = 10
 DEFAULT_CACHE = Path(os.environ.get("AUDIOGRAPH_CACHE", Path.home() / ".cache" / "audiograph"))

@@ -30,13 +30,12 @@ from typing import Any
 
 import torch
 
-from audiograph.graphs.atomic import (
+from audiograph.core.atomic import (
     WRITER,
     apply_umask,
     check_overlap,
     crash_point,
     make_temp_dir,
-    read_json,
     recover,
     recover_inside,
     resolved,
@@ -44,14 +43,11 @@ from audiograph.graphs.atomic import (
     write_bytes,
     write_json,
 )
-from audiograph.graphs.errors import ContractError, short_reason
+from audiograph.core.errors import ContractError, short_reason
+from audiograph.core.formats import CONFIG, FORMAT_VERSION, check_kind
 
-CONFIG, CHECKPOINT, METRICS, WEIGHTS = (
-    "config.json", "checkpoint.pt", "metrics.jsonl", "model.safetensors",
-)  # fmt: skip
+CHECKPOINT, METRICS, WEIGHTS = "checkpoint.pt", "metrics.jsonl", "model.safetensors"
 RESUMABLE = ("epochs", "device", "prefetch")  # settings --resume may change
-_NAMES = {"hgnn-run": "an HGNN run", "twotower-run": "a two-tower run",
-          "generative-run": "a generative run"}  # fmt: skip
 
 
 def fingerprint(path: str | os.PathLike) -> str:
@@ -97,17 +93,9 @@ def claim_run(path: str | os.PathLike, kind: str, inputs: Iterable[Any] = ()) ->
 
 
 def read_run_config(path: str | os.PathLike, kind: str) -> dict[str, Any]:
-    """The validated ``config.json`` of the ``kind`` run at ``path`` (one-line errors)."""
-    run, name = Path(path), _NAMES.get(kind, kind)
-    if not run.is_dir():
-        raise ContractError(f"{run}: no such directory (expected {name} directory)")
-    if not (run / CONFIG).exists():
-        raise ContractError(f"{run}: not {name} directory (no {CONFIG})")
-    config = read_json(run / CONFIG)
-    if not isinstance(config, dict) or config.get("kind") != kind:
-        found = config.get("kind") if isinstance(config, dict) else None
-        raise ContractError(f"{run / CONFIG}: kind is {found!r}, expected {kind!r}")
-    return config
+    """The validated ``config.json`` of the ``kind`` run at ``path`` (one-line errors,
+    :func:`~audiograph.core.formats.check_kind`)."""
+    return check_kind(path, kind)
 
 
 @dataclasses.dataclass
@@ -202,6 +190,7 @@ def start_run(
     record = {
         "writer": WRITER,
         "kind": kind,
+        "format_version": FORMAT_VERSION,
         **config,
         "inputs": {
             k: {"path": str(resolved(p)), "fingerprint": fingerprint(p)}

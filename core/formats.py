@@ -1,0 +1,122 @@
+"""Every on-disk artifact kind, and the one check "is this a directory of kind K".
+
+Each output directory marks itself with a JSON file (``manifest.json`` for data
+outputs, ``config.json`` for training runs) holding ``writer: "audiograph"``, its
+``kind`` and ``format_version``. Readers go through :func:`check_kind`, which gives a
+one-line :class:`~audiograph.core.errors.ContractError` naming the directory, what was
+expected and the command that creates it.
+
+| kind | marker | written by | main files |
+|---|---|---|---|
+| ``dataset`` | manifest.json¹ | ``prepare``, ``split`` (its parts) | items / interactions |
+| ``split`` | manifest.json | ``split`` | ``fit/ labels/ train/ test/`` |
+| ``graph`` | manifest.json | ``build-graph`` | graph.safetensors, nodes.parquet |
+| ``hgnn-run`` | config.json | ``train-hgnn`` | model.safetensors, checkpoint.pt |
+| ``embeddings`` | manifest.json | ``export``, ``embed-space``, ``fuse-spaces`` | .npy + ids |
+| ``twotower-run`` | config.json | ``train-twotower`` | model.safetensors |
+| ``twotower-vectors`` | manifest.json | ``export-twotower`` | user/item vectors |
+| ``semantic-ids`` | manifest.json | ``semantic-ids`` | codes.parquet, codebooks.npy |
+| ``generative-run`` | config.json | ``train-generative`` | model/ |
+| ``bi-encoder`` | manifest.json | ``embed-space`` (``encoder/``) | a text-encoder folder |
+
+¹ A dataset is the user's own data: it needs no manifest (:mod:`audiograph.graphs.contract`
+checks its tables instead); the adapters and ``split`` write one.
+A directory without ``format_version`` predates versioning and reads as version 1; a
+newer version than this code knows is refused with a one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audiograph.core.errors import ContractError
+
+FORMAT_VERSION = 1
+MANIFEST, CONFIG = "manifest.json", "config.json"
+
+
+@dataclass(frozen=True)
+class Format:
+    """One artifact kind: its marker file, required files, name and creating command."""
+
+    kind: str
+    name: str  # "a graph directory"
+    command: str  # the CLI command that writes it
+    marker: str = MANIFEST
+    files: tuple[str, ...] = ()
+
+
+FORMATS: dict[str, Format] = {
+    f.kind: f
+    for f in (
+        Format("dataset", "a dataset directory", "prepare"),
+        Format("split", "a split directory", "split"),
+        Format("graph", "a graph directory", "build-graph", files=("graph.safetensors",)),
+        Format("hgnn-run", "an HGNN run directory", "train-hgnn", CONFIG),
+        Format("embeddings", "an embeddings directory", "export",
+               files=("embeddings.npy", "ids.parquet")),
+        Format("twotower-run", "a two-tower run directory", "train-twotower", CONFIG),
+        Format("twotower-vectors", "a two-tower vectors directory", "export-twotower"),
+        Format("semantic-ids", "a Semantic IDs directory", "semantic-ids",
+               files=("codes.parquet", "codebooks.npy")),
+        Format("generative-run", "a generative run directory", "train-generative", CONFIG),
+        Format("bi-encoder", "a fine-tuned encoder directory", "embed-space"),
+    )
+}  # fmt: skip
+
+
+def peek_kind(path: str | Path) -> dict[str, Any] | None:
+    """The marker (manifest or run config) of ``path`` when it is an audiograph output
+    of any kind, else None (no error)."""
+    for name in (MANIFEST, CONFIG):
+        f = Path(path) / name
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("kind"), str):
+            return data
+    return None
+
+
+def check_kind(path: str | Path, kind: str) -> dict[str, Any]:
+    """The marker of the ``kind`` directory ``path`` (its ``manifest.json`` or
+    ``config.json``), after checking that it is one: it exists, its marker names
+    ``kind``, its format version is known and its required files are there. Raises a
+    one-line :class:`ContractError` otherwise."""
+    fmt, path = FORMATS[kind], Path(path)
+    create = f"create one with 'audiograph {fmt.command}'"
+    if not path.is_dir():
+        raise ContractError(f"{path}: no such directory (expected {fmt.name}; {create})")
+    marker = path / fmt.marker
+    if not marker.is_file():
+        found = peek_kind(path)
+        what = f"it holds a {found['kind']!r} output" if found else f"no {fmt.marker}"
+        raise ContractError(f"{path}: not {fmt.name} ({what}); {create}")
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError) as exc:
+        raise ContractError(f"{marker}: unreadable ({type(exc).__name__}); {create}") from None
+    if not isinstance(data, dict) or data.get("kind") != kind:
+        found = data.get("kind") if isinstance(data, dict) else None
+        raise ContractError(f"{marker}: kind is {found!r}, expected {kind!r} ({fmt.name})")
+    version = data.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ContractError(
+            f"{marker}: format_version {version!r} is newer than this audiograph reads "
+            f"({FORMAT_VERSION}); upgrade audiograph or rebuild it with "
+            f"'audiograph {fmt.command}'"
+        )
+    for name in fmt.files:
+        if not (path / name).exists():
+            raise ContractError(
+                f"{path}: {fmt.name} without {name}; rebuild it with 'audiograph {fmt.command}'"
+            )
+    return data
+
+
+__all__ = ["CONFIG", "FORMATS", "FORMAT_VERSION", "MANIFEST", "Format", "check_kind",
+           "peek_kind"]  # fmt: skip
