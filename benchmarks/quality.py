@@ -1,14 +1,15 @@
 """Recommendation quality of 2T-HGNN vs the baselines on the leak-free protocol, over seeds.
 
-Per seed, through the public stage functions (the same steps as the CLI):
+Per seed, one experiment of the pipeline runner (``audiograph run``; see :func:`experiment`),
+its outputs under ``--workdir/seed<N>``:
 
 1. ``split`` the dataset (seeded): test held out, train = *fit* + *label* window, the target
    type made sparse where the dataset says so (``--adopters`` / ``--downsample``);
 2. build the co-interaction graph on **fit** only, train the HGNN on it, export embeddings
    for the training catalog;
 3. train the two-tower on ``train`` (inputs from fit, positives from the label window,
-   validation on the target type's labels); the plain 2T baseline the same way without
-   HGNN inputs;
+   validation on the target type's labels); the plain 2T baseline (the runner's
+   ``baseline`` stage) with the same settings and no HGNN inputs;
 4. evaluate popularity, LLM-KNN, HGNN-KNN, LightGCN, 2T and 2T-HGNN on ``test`` (users
    without a vector rank by popularity; warm / cold-for-type / no-history reported apart).
 
@@ -43,13 +44,10 @@ from typing import Any
 from audiograph.graphs.adapters.douban import prepare_douban
 from audiograph.graphs.adapters.lastfm import prepare_lastfm
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
-from audiograph.graphs.build import GraphConfig, build_graph
-from audiograph.graphs.split import split_dataset
+from audiograph.graphs.build import build_graph
 from audiograph.hgnn.export import export_embeddings
-from audiograph.hgnn.train import HGNNConfig, train_hgnn
-from audiograph.twotower.config import TwoTowerConfig
+from audiograph.pipeline.runner import read_experiment, run_experiment
 from audiograph.twotower.evaluate import MODELS, evaluate_run
-from audiograph.twotower.train import train_twotower
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS: dict[str, dict[str, Any]] = {
@@ -86,43 +84,47 @@ def prepare(name: str, data_root: Path, out: Path) -> None:
         prepare_lastfm(src, out, spec.get("vertical"))
 
 
+def experiment(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dict[str, Any]:
+    """The pipeline-runner experiment of one seed (see the module docstring)."""
+    spec = DATASETS[args.dataset]
+    thin = {k: spec[k] for k in ("adopters", "downsample") if spec.get(k)}
+    return {
+        "experiment": {"out": str(work), "seed": seed, "data": str(data)},
+        "split": {"test_fraction": 0.2, "label_fraction": args.label_fraction, **thin},
+        "graph": {"encoder": spec.get("encoder", "default")},
+        "hgnn": {"epochs": args.hgnn_epochs, "hidden": args.hidden,
+                 "balance": args.hgnn_balance, "prefetch": 1},
+        "export": {},
+        "twotower": {"epochs": args.tt_epochs, "batch_size": args.batch_size,
+                     "patience": args.patience, "val_type": spec["target"]},
+        "baseline": {},  # the plain 2T: the same settings without HGNN inputs
+        "evaluate": {"target_type": spec["target"], "models": list(MODELS)},
+    }  # fmt: skip
+
+
 def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dict[str, Any]:
-    """Split, graph, HGNN, two-tower and evaluation for one seed; the evaluate report."""
+    """Split, graph, HGNN, two-tower, baseline and evaluation for one seed (through the
+    pipeline runner); the evaluate report."""
     spec, quiet, t0 = DATASETS[args.dataset], args.json, time.perf_counter()
-    split = work / "split"
-    thin = {"adopters": spec.get("adopters"), "downsample": spec.get("downsample")}
-    split_dataset(data, split, 0.2, seed, label_fraction=args.label_fraction, **thin)
-    gcfg = GraphConfig(encoder=spec.get("encoder", "default"))
-    build_graph(split / "fit", work / "graph", gcfg, quiet=True)
-    hcfg = HGNNConfig(epochs=args.hgnn_epochs, hidden=args.hidden, seed=seed,
-                      balance=args.hgnn_balance, prefetch=1)  # fmt: skip
-    train_hgnn(work / "graph", work / "hgnn", hcfg, quiet=True)
-    export_embeddings(work / "hgnn", work / "emb", catalog=split / "train", quiet=True)
-    _log(quiet, f"seed {seed}: split + graph + HGNN {time.perf_counter() - t0:.0f}s")
-    tcfg = TwoTowerConfig(epochs=args.tt_epochs, seed=seed, batch_size=args.batch_size,
-                          patience=args.patience, val_type=spec["target"])  # fmt: skip
-    tt = train_twotower(split / "train", work / "emb", work / "2t-hgnn", tcfg, quiet=True)
-    report = evaluate_run(work / "2t-hgnn", split / "test", spec["target"], MODELS, quiet=True)
+    exp = read_experiment(experiment(args, data, work, seed))
+    done = {k: Path(v["path"]) for k, v in run_experiment(exp, quiet=True).items()}
+    report = json.loads((done["evaluate"] / "report.json").read_text())
     report["validation"] = {  # what model selection saw (never the test part)
-        "hgnn_mean_mrr": max(_metric(work / "hgnn", "val_mean_mrr")),
-        "2t-hgnn_recall@10": tt["best_val_recall@10"],
-        "2t_recall@10": max(_metric(work / "2t-hgnn" / "baseline-2t", "val_recall@10")),
+        "hgnn_mean_mrr": max(_metric(done["hgnn"], "val_mean_mrr")),
+        "2t-hgnn_recall@10": max(_metric(done["twotower"], "val_recall@10")),
+        "2t_recall@10": max(_metric(done["baseline"], "val_recall@10")),
     }
+    split = done["split"]
     if args.train_graph:  # the same HGNN weights re-exported on a graph of all of train
-        build_graph(split / "train", work / "graph-train", gcfg, quiet=True)
-        export_embeddings(work / "hgnn", work / "emb-train", catalog=split / "train",
+        build_graph(split / "train", work / "graph-train", exp.settings["graph"], quiet=True)
+        export_embeddings(done["hgnn"], work / "emb-train", catalog=split / "train",
                           graph=work / "graph-train", quiet=True)  # fmt: skip
-        again = evaluate_run(
-            work / "2t-hgnn",
-            split / "test",
-            spec["target"],
-            ("hgnn", "2t-hgnn"),
-            quiet=True,
-            emb_dir=work / "emb-train",
-        )
+        again = evaluate_run(done["twotower"], split / "test", spec["target"], ("hgnn", "2t-hgnn"),
+                             quiet=True, emb_dir=work / "emb-train")  # fmt: skip
         for m, r in again["results"].items():
             report["results"][f"{m}, train graph"] = r
-    report["config"] = {"hgnn": asdict(hcfg), "twotower": asdict(tcfg)}
+    report["config"] = {"hgnn": asdict(exp.settings["hgnn"]),
+                        "twotower": asdict(exp.settings["twotower"])}  # fmt: skip
     report["split"] = json.loads((split / "manifest.json").read_text())
     report["seconds_total"] = round(time.perf_counter() - t0, 1)
     _log(quiet, f"seed {seed}: done in {report['seconds_total']:.0f}s")

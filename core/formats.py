@@ -17,6 +17,7 @@ expected and the command that creates it.
 | ``twotower-vectors`` | manifest.json | ``export-twotower`` | user/item vectors |
 | ``semantic-ids`` | manifest.json | ``semantic-ids`` | codes.parquet, codebooks.npy |
 | ``generative-run`` | config.json | ``train-generative`` | model/ |
+| ``evaluation`` | manifest.json | ``run`` (its ``evaluate`` stage) | report.json |
 | ``bi-encoder`` | manifest.json | ``embed-space`` (``encoder/``) | a text-encoder folder |
 
 ¹ A dataset is the user's own data: it needs no manifest (:mod:`audiograph.graphs.contract`
@@ -63,6 +64,7 @@ FORMATS: dict[str, Format] = {
         Format("semantic-ids", "a Semantic IDs directory", "semantic-ids",
                files=("codes.parquet", "codebooks.npy")),
         Format("generative-run", "a generative run directory", "train-generative", CONFIG),
+        Format("evaluation", "an evaluation directory", "run", files=("report.json",)),
         Format("bi-encoder", "a fine-tuned encoder directory", "embed-space"),
     )
 }  # fmt: skip

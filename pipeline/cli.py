@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from audiograph.core.errors import ContractError, short_reason
-from audiograph.pipeline.app import Out, Src, app, prepare_app
+from audiograph.pipeline.app import Out, Quiet, Src, app, prepare_app
 
 
 def _summary(manifest: dict) -> None:
@@ -279,6 +279,34 @@ def bench_sampler(ctx: typer.Context) -> None:
     from audiograph.samplers.bench import main as run
 
     run(list(ctx.args))
+
+
+@app.command("run")
+def run(
+    experiment: Annotated[Path, typer.Argument(help="Experiment TOML ([experiment] + stages).")],
+    until: Annotated[str | None, typer.Option(help="Stop after this stage.")] = None,
+    force: Annotated[
+        list[str] | None, typer.Option(help="Rerun this stage even when cached (repeatable).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the stage record as JSON.")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run an experiment's stages in order (prepare, split, graph, hgnn, export, twotower,
+    evaluate, semantic_ids, generative), each cached by a hash of its settings and inputs
+    so that a rerun only redoes what changed (see OUT/pipeline.json)."""
+    from audiograph.pipeline.runner import read_experiment, run_experiment
+
+    exp = read_experiment(experiment)
+    done = run_experiment(exp, until=until, force=tuple(force or ()), quiet=quiet or as_json)
+    if as_json:
+        print(json.dumps(done, indent=2))
+    elif "evaluate" in done:
+        from audiograph.twotower.evaluate import results_table
+
+        report = json.loads((Path(done["evaluate"]["path"]) / "report.json").read_text())
+        print(results_table(report))
 
 
 @app.command("demo")

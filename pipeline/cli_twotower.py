@@ -129,14 +129,20 @@ def evaluate(
     models: Annotated[
         str | None, typer.Option(help="Comma-separated subset of the models [all].")
     ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="Plain two-tower run (train-twotower --no-hgnn) scored as 2t."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """2T-HGNN and the baselines (popularity, llm-knn, hgnn, lightgcn, 2t) on the test set."""
+    """2T-HGNN and the baselines (popularity, llm-knn, hgnn, lightgcn, and 2t with
+    --baseline) on the test set; writes nothing."""
     from audiograph.twotower.evaluate import MODELS, evaluate_run, results_table
 
     chosen = tuple(m.strip() for m in models.split(",")) if models else MODELS
-    report = evaluate_run(run_dir, test, target_type, chosen, quiet=quiet or as_json)
+    report = evaluate_run(run_dir, test, target_type, chosen, quiet=quiet or as_json,
+                          baseline_dir=baseline)  # fmt: skip
     print(json.dumps(report, indent=2) if as_json else results_table(report))
 
 

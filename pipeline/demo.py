@@ -1,70 +1,77 @@
 """``audiograph demo``: the main job on the embedded synthetic default.
 
+The experiment is ``demo.toml`` (next to this file), run by the pipeline runner:
 prepare synthetic → split (temporal hold-out; train = fit + label window) → build-graph
-on the fit window → one
-multi-link sampled epoch → train-hgnn → export → train-twotower → evaluate (2T-HGNN and
-the baselines on the sparse audiobook type) → Semantic IDs of the HGNN embeddings → a small
-generative model with one search and one recommendation example, printing a table per step.
+on the fit window → train-hgnn → export → train-twotower → evaluate (2T-HGNN and the
+baselines on the sparse audiobook type) → Semantic IDs of the HGNN embeddings → a small
+generative model. Around it the demo prints the graph, one multi-link sampled epoch, the
+evaluation table and one search and one recommendation answer. ``audiograph run`` on
+``demo.toml`` writes the same outputs (a rerun reuses them).
 """
 
 from __future__ import annotations
 
+import json
 import time
+import tomllib
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from audiograph.graphs.adapters.synthetic import prepare_synthetic
-from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.store import graph_info
 
 
+def demo_experiment(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) -> dict:
+    """The parsed ``demo.toml`` with ``out``, ``users``, ``seed`` and HGNN epochs set."""
+    doc: dict[str, Any] = tomllib.loads(
+        resources.files("audiograph.pipeline").joinpath("demo.toml").read_text()
+    )
+    doc["experiment"].update(out=str(out), seed=seed)
+    doc["prepare"]["users"] = users
+    doc["hgnn"]["epochs"] = hgnn_epochs
+    return doc
+
+
 def run_demo(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) -> dict:
-    """Run the chain (see module docstring) into ``out``; returns ``{"graph": graph info,
-    "evaluation": the evaluate report}``."""
-    from audiograph.graphs.split import split_dataset
-    from audiograph.hgnn.export import export_embeddings
-    from audiograph.hgnn.train import HGNNConfig, train_hgnn
-    from audiograph.twotower.evaluate import evaluate_run, results_table
-    from audiograph.twotower.train import TwoTowerConfig, train_twotower
+    """Run the demo experiment into ``out``; returns ``{"graph": graph info,
+    "evaluation": the evaluate report, "generative": see :func:`_generative`}``."""
+    from audiograph.pipeline.runner import read_experiment, run_experiment
+    from audiograph.twotower.evaluate import results_table
 
     t0 = time.perf_counter()
     out = Path(out)
-    data_dir, graph_dir = out / "data", out / "graph"
-    manifest = prepare_synthetic(data_dir, users=users, seed=seed)
+    exp = read_experiment(demo_experiment(out, users, seed, hgnn_epochs))
+    done = {k: Path(v["path"]) for k, v in run_experiment(exp, quiet=True).items()}
+    manifest = json.loads((done["prepare"] / "manifest.json").read_text())
+    split = json.loads((done["split"] / "manifest.json").read_text())
     print(
         f"[demo] synthetic catalog: {manifest['counts']['items']:,} items "
         f"{manifest['items_per_type']}, {manifest['counts']['interactions']:,} interactions "
-        f"-> {data_dir}"
+        f"-> {done['prepare']}"
     )
-    split = split_dataset(data_dir, out / "split", 0.2, seed)
-    train_dir, test_dir = out / "split" / "train", out / "split" / "test"
     print(f"[demo] {split['method']} split: {split['train']['interactions']:,} train / "
           f"{split['test']['interactions']:,} test interactions")  # fmt: skip
-    # leak-free: the graph (and so the HGNN) sees only the fit window; the two-tower's
-    # positives come from the label window, its inputs from the fit window
-    build_graph(out / "split" / "fit", graph_dir, GraphConfig())
-    info = graph_info(graph_dir)
+    info = graph_info(done["graph"])
     print(f"\n{'node type':<14}{'nodes':>10}{'featureless':>13}")
     for t, n in info["node_types"].items():
         print(f"{t:<14}{n:>10,}{info['featureless'][t]:>13,}")
     print(f"\n{'edge type':<28}{'edges':>10}")
     for k, n in info["edge_types"].items():
         print(f"{k:<28}{n:>10,}")
-    _sampler_summary(graph_dir, seed)
-    print()
-    train_hgnn(graph_dir, out / "hgnn", HGNNConfig(epochs=hgnn_epochs, seed=seed), quiet=True)
-    emb = export_embeddings(out / "hgnn", out / "emb", catalog=train_dir)
-    print(f"[demo] HGNN: {hgnn_epochs} epochs, {emb['count']:,} item embeddings -> {out / 'emb'}")
-    # as in benchmarks/quality.py: trained on every type's positives, evaluated on audiobooks
-    cfg = TwoTowerConfig(batch_size=1024, patience=5, seed=seed, val_type="audiobook")
-    tt = train_twotower(train_dir, out / "emb", out / "2t-hgnn", cfg, quiet=True)
-    print(f"[demo] 2T-HGNN: best validation recall@10 {tt['best_val_recall@10']:.4f} "
-          f"(epoch {tt['best_epoch']}) -> {out / '2t-hgnn'}")  # fmt: skip
-    report = evaluate_run(out / "2t-hgnn", test_dir, "audiobook")
+    _sampler_summary(done["graph"], seed)
+    emb = json.loads((done["export"] / "manifest.json").read_text())
+    print(f"\n[demo] HGNN: {hgnn_epochs} epochs, {emb['count']:,} item embeddings "
+          f"-> {done['export']}")  # fmt: skip
+    tt = [json.loads(line) for line in (done["twotower"] / "metrics.jsonl").open()]
+    best = max(tt, key=lambda r: r["val_recall@10"]) if tt else {}
+    print(f"[demo] 2T-HGNN: best validation recall@10 {best.get('val_recall@10', 0):.4f} "
+          f"(epoch {best.get('epoch')}) -> {done['twotower']}")  # fmt: skip
+    report = json.loads((done["evaluate"] / "report.json").read_text())
     print("\n" + results_table(report))
-    generative = _generative(out, train_dir, test_dir, seed)
+    generative = _generative(done, seed)
     print(
-        f"\n[demo] done in {time.perf_counter() - t0:.1f}s; graph at {graph_dir}, "
-        f"two-tower run at {out / '2t-hgnn'} (audiograph recommend {out / '2t-hgnn'} --user U)"
+        f"\n[demo] done in {time.perf_counter() - t0:.1f}s; graph at {done['graph']}, "
+        f"two-tower run at {done['twotower']} (audiograph recommend {done['twotower']} --user U)"
     )
     return {"graph": info, "evaluation": report, "generative": generative}
 
@@ -89,28 +96,25 @@ def _sampler_summary(graph_dir: Path, seed: int) -> None:
     )
 
 
-def _generative(out: Path, train_dir: Path, test_dir: Path, seed: int) -> dict:
-    """Semantic IDs of the HGNN export, a small generative model (both tasks), its test
-    Recall@10 on a sample and one answer per task, with titles. Returns ``{"sids": the
-    SID manifest, "recall": test recall, "search"/"rec": answered item ids, "history":
-    the recommended user's history item ids}``."""
+def _generative(done: dict[str, Path], seed: int) -> dict:
+    """The Semantic IDs and the generative model of the run: test Recall@10 on a sample
+    and one answer per task, with titles. Returns ``{"sids": the SID manifest, "recall":
+    test recall, "search"/"rec": answered item ids, "history": the recommended user's
+    history item ids}``."""
     from audiograph.graphs.contract import read_dataset, read_items
-    from audiograph.semantic_ids import semantic_ids
     from audiograph.semantic_ids.examples import user_sequences
     from audiograph.semantic_ids.generate import evaluate_generative, load_run, recommend, search
-    from audiograph.semantic_ids.generative import GenerativeConfig, train_generative
 
-    m = semantic_ids(out / "emb", out / "sid", levels=2, codebook_size=64, seed=seed)
+    train_dir, test_dir = done["split"] / "train", done["split"] / "test"
+    m = json.loads((done["semantic_ids"] / "manifest.json").read_text())
     st = m["stats"]
     print(f"\n[demo] Semantic IDs: {m['count']:,} items, 2 x 64 codes + disambiguation; "
-          f"{st['unique_fraction']:.1%} unique before disambiguation -> {out / 'sid'}")  # fmt: skip
-    cfg = GenerativeConfig(d_ff=256, dropout=0.0, history=10, epochs=3, rec_per_epoch=8000,
-                           seed=seed)  # fmt: skip
-    train_generative(train_dir, out / "sid", out / "generative", cfg, quiet=True)
-    r = evaluate_generative(out / "generative", test_dir, ks=(10,), max_inputs=200)
+          f"{st['unique_fraction']:.1%} unique before disambiguation "
+          f"-> {done['semantic_ids']}")  # fmt: skip
+    r = evaluate_generative(done["generative"], test_dir, ks=(10,), max_inputs=200)
     print("[demo] generative model (T5, SID decoding): test recall@10 "
           + ", ".join(f"{t} {v['recall@10']:.3f}" for t, v in r.items()))  # fmt: skip
-    run = load_run(out / "generative")
+    run = load_run(done["generative"])
     titles = dict(read_items(train_dir).select("item_id", "title").iter_rows())
     queries = read_dataset(test_dir).queries
     query = queries["query"][0] if queries is not None and queries.height else "music"

@@ -9,12 +9,13 @@ each user's training items excluded:
 * ``llm-knn`` — user = mean text vector of the training history, item = its text vector;
 * ``hgnn`` — the same with the HGNN embeddings of the run's ``EMB_DIR``;
 * ``lightgcn`` — PyG ``LightGCN`` trained on the user–item training graph;
-* ``2t`` — the same two towers without HGNN inputs, trained here with the run's config
-  (``use_hgnn=False``) into ``RUN_DIR/baseline-2t`` (reused when present);
+* ``2t`` — a plain two-tower run (``train-twotower --no-hgnn``) given as ``baseline_dir``
+  (``evaluate --baseline``; the pipeline runner trains it as its ``baseline`` stage with
+  the run's settings); without one it is left out and the report says so;
 * ``2t-hgnn`` — the run itself.
 
-Everything is trained on the run's dataset (the training part of a split); the test
-interactions are only read for scoring.
+Evaluation only evaluates: nothing is written. LightGCN is fitted in memory on the run's
+training interactions (seeded); the test interactions are only read for scoring.
 """
 
 from __future__ import annotations
@@ -36,23 +37,22 @@ from audiograph.twotower.config import TwoTowerConfig
 from audiograph.twotower.export import user_item_vectors
 from audiograph.twotower.inputs import catalog_vectors
 from audiograph.twotower.metrics import evaluate_vectors
-from audiograph.twotower.train import train_twotower
 
 MODELS = ("popularity", "llm-knn", "hgnn", "lightgcn", "2t", "2t-hgnn")
-BASELINE_2T = "baseline-2t"
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
     return read_run_config(run_dir, "twotower-run")
 
 
-def _plain_2t(run_dir: Path, config: dict[str, Any], quiet: bool) -> Path:
-    """The ``2t`` baseline run (trained once, with the run's config minus HGNN inputs)."""
-    out = run_dir / BASELINE_2T
-    if not (out / "model.safetensors").exists():
-        cfg = TwoTowerConfig(**{**config["train"], "use_hgnn": False})
-        train_twotower(config["data_dir"], None, out, cfg, resume=False, quiet=quiet)
-    return out
+def _baseline(baseline_dir: str | Path) -> Path:
+    """``baseline_dir`` checked to be a plain (no HGNN inputs) two-tower run."""
+    if _run_config(Path(baseline_dir))["train"].get("use_hgnn", True):
+        raise ContractError(
+            f"{baseline_dir}: the 2t baseline must be a plain two-tower run "
+            "(train-twotower --no-hgnn), this one reads HGNN inputs"
+        )
+    return Path(baseline_dir)
 
 
 def evaluate_run(
@@ -64,6 +64,7 @@ def evaluate_run(
     lightgcn_epochs: int = 20,
     quiet: bool = True,
     emb_dir: str | Path | None = None,
+    baseline_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate the two-tower run ``run_dir`` and the baselines on ``test_dir``.
 
@@ -77,9 +78,12 @@ def evaluate_run(
         lightgcn_epochs: LightGCN training epochs.
         emb_dir: HGNN vectors for ``hgnn`` and ``2t-hgnn`` (default: the run's), e.g. the
             run's HGNN re-exported on a graph of all of train.
+        baseline_dir: the plain two-tower run scored as ``2t`` (None: ``2t`` is skipped
+            and listed in the report's ``skipped``).
 
     Returns:
-        ``{"target_type", "results": {model: metrics}, "seconds": {model: s}, ...}``;
+        ``{"target_type", "results": {model: metrics}, "skipped": {model: why},
+        "seconds": {model: s}, ...}``;
         each metrics dict has ``hr@k``, ``recall@k``, ``ndcg@k``, ``mrr``, ``coverage``,
         ``users`` and the ``warm``/``cold``/``tiers`` breakdowns.
     """
@@ -100,6 +104,7 @@ def evaluate_run(
     cfg = TwoTowerConfig(**config["train"])
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
+    skipped: dict[str, str] = {}
 
     def score(name: str, u_ids: pl.Series, u: np.ndarray, i: np.ndarray, its=items) -> None:
         results[name] = evaluate_vectors(u, i, u_ids, its, train, test, target, k=k)
@@ -125,7 +130,10 @@ def evaluate_run(
             u, i = lightgcn(train, users, items, epochs=lightgcn_epochs, seed=cfg.seed)
             u_ids = users
         else:
-            src = run_dir if name == "2t-hgnn" else _plain_2t(run_dir, config, quiet)
+            if name == "2t" and baseline_dir is None:
+                skipped["2t"] = "no plain two-tower run given (baseline_dir / --baseline)"
+                continue
+            src = run_dir if name == "2t-hgnn" else _baseline(baseline_dir)
             u_ids, ut, its, it = user_item_vectors(src, emb_dir=emb_dir if src == run_dir else None)
             seconds[name] = time.perf_counter() - t0
             score(name, u_ids, ut.numpy(), it.numpy(), its)
@@ -138,6 +146,8 @@ def evaluate_run(
         "run_dir": str(run_dir.absolute()),
         "test_dir": str(Path(test_dir).absolute()),
         "results": results,
+        "skipped": skipped,
+        "baseline_dir": None if baseline_dir is None else str(Path(baseline_dir).absolute()),
         "seconds": {m: round(s, 2) for m, s in seconds.items()},
     }
 
@@ -164,6 +174,7 @@ def results_table(report: dict[str, Any], k: int = 10) -> str:
             f"{_num(r.get(g, {}).get(f'hr@{k}'))} ({r.get(g, {}).get('users', 0)})" for g in groups
         ]
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
+    lines += [f"({name} not scored: {why})" for name, why in report.get("skipped", {}).items()]
     return "\n".join(lines)
 
 

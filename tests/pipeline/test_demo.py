@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from importlib import resources
+
 from audiograph.pipeline.demo import run_demo
 
 
 def test_demo_runs_the_chain_and_prints_the_evaluation(tmp_path, capsys):
-    result = run_demo(tmp_path / "demo", users=3000, seed=0, hgnn_epochs=2)
+    result = run_demo(tmp_path / "demo", users=3000, seed=0)
     info = result["graph"]
     assert info["node_types"] == {"music": 2000, "podcast": 1000, "audiobook": 300}
     assert info["feature_dim"] == 384 and sum(info["featureless"].values()) == 0
@@ -36,3 +41,14 @@ def test_demo_runs_the_chain_and_prints_the_evaluation(tmp_path, capsys):
     assert len(set(gen["search"])) == len(gen["search"]) == 5
     assert len(set(gen["rec"])) == 5 and not set(gen["rec"]) & set(gen["history"])
     assert "[demo] Semantic IDs" in out and "[demo] recommend for the first training user" in out
+    # `audiograph run` on the demo's TOML is the same experiment: every stage is cached
+    toml = resources.files("audiograph.pipeline").joinpath("demo.toml").read_text()
+    assert 'out = "runs/demo"' in toml
+    (exp := tmp_path / "demo.toml").write_text(toml.replace("runs/demo", str(tmp_path / "demo")))
+    res = subprocess.run([sys.executable, "-m", "audiograph", "run", str(exp), "--json"],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    done = json.loads(res.stdout)
+    assert list(done) == ["prepare", "split", "graph", "hgnn", "export", "twotower", "baseline",
+                          "evaluate", "semantic_ids", "generative"]  # fmt: skip
+    assert all(d["cached"] for d in done.values()), done

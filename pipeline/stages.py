@@ -1,0 +1,222 @@
+"""The stages of an experiment, declared once: name, config, inputs and output kind.
+
+Each stage reads its inputs (earlier stages' outputs, or a folder the experiment names)
+only as directories on disk and writes one output of its kind; :mod:`.runner` runs them in
+this order, caching each output by a hash of its settings and its inputs.
+
+| stage | reads | writes (kind) | settings |
+|---|---|---|---|
+| ``prepare`` | ``src`` | ``dataset`` | ``adapter`` + the adapter's arguments |
+| ``split`` | dataset | ``split`` | :func:`~audiograph.graphs.split.split_dataset` arguments |
+| ``graph`` | split/fit | ``graph`` | :class:`~audiograph.graphs.build.GraphConfig` |
+| ``hgnn`` | graph | ``hgnn-run`` | :class:`~audiograph.hgnn.train.HGNNConfig` |
+| ``export`` | hgnn, split/train | ``embeddings`` | ``export_embeddings`` arguments |
+| ``twotower`` | split/train, export | ``twotower-run`` | ``TwoTowerConfig`` |
+| ``baseline`` | split/train | ``twotower-run`` | the plain 2T: ``[twotower]`` + its own, no HGNN |
+| ``evaluate`` | twotower, split/test, (baseline) | ``evaluation`` | ``evaluate_run`` args |
+| ``semantic_ids`` | export | ``semantic-ids`` | :func:`~audiograph.semantic_ids.semantic_ids` |
+| ``generative`` | split/train, semantic_ids | ``generative-run`` | ``GenerativeConfig`` |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audiograph.core.atomic import atomic_dir, write_json
+from audiograph.core.errors import ContractError
+from audiograph.core.formats import MANIFEST
+
+Inputs = dict[str, Path]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step: ``run(settings, inputs, out)`` writes the ``kind`` output ``out``.
+
+    ``inputs`` maps an input name to ``(stage, sub-folder)``. ``settings`` builds the
+    stage's settings: a dataclass (validated by it) when ``is_config``, else a function
+    whose keyword arguments the settings are (checked against its signature); both are
+    imported on first use, so that ``audiograph run --help`` stays fast."""
+
+    name: str
+    kind: str
+    inputs: dict[str, tuple[str, str]]
+    run: Callable[[Any, Inputs, Path], None]
+    settings: Callable[[], Any] | None = None
+    is_config: bool = False
+    optional: tuple[str, ...] = ()  # inputs used only when their stage is in the experiment
+
+
+def _adapter(settings: dict[str, Any], where: str) -> tuple[Callable[..., Any], dict]:
+    """The adapter function a ``[prepare]`` table names and its checked arguments."""
+    from audiograph.graphs.adapters import douban, lastfm, podcasts, synthetic
+
+    adapters = {"synthetic": synthetic.prepare_synthetic, "lastfm": lastfm.prepare_lastfm,
+                "douban": douban.prepare_douban, "podcasts": podcasts.prepare_podcasts}  # fmt: skip
+    kwargs = dict(settings)
+    name = kwargs.pop("adapter", None)
+    if name not in adapters:
+        raise ContractError(f"{where}: adapter must be one of {', '.join(adapters)}, got {name!r}")
+    check_kwargs(f"{where} ({name})", adapters[name], kwargs)
+    return adapters[name], kwargs
+
+
+def _prepare(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
+    fn, kwargs = _adapter(settings, "[prepare]")
+    fn(out=out, **kwargs)
+
+
+def _split(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
+    from audiograph.graphs.split import split_dataset
+
+    split_dataset(inputs["data"], out, **settings)
+
+
+def _graph(cfg: Any, inputs: Inputs, out: Path) -> None:
+    from audiograph.graphs.build import build_graph
+
+    build_graph(inputs["data"], out, cfg, quiet=True)
+
+
+def _hgnn(cfg: Any, inputs: Inputs, out: Path) -> None:
+    from audiograph.hgnn.train import train_hgnn
+
+    train_hgnn(inputs["graph"], out, cfg, quiet=True)
+
+
+def _export(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
+    from audiograph.hgnn.export import export_embeddings
+
+    export_embeddings(inputs["run"], out, catalog=inputs["catalog"], **settings)
+
+
+def _twotower(cfg: Any, inputs: Inputs, out: Path) -> None:
+    from audiograph.twotower.train import train_twotower
+
+    train_twotower(inputs["data"], inputs["emb"] if cfg.use_hgnn else None, out, cfg, quiet=True)
+
+
+def _baseline(cfg: Any, inputs: Inputs, out: Path) -> None:
+    from audiograph.twotower.train import train_twotower
+
+    train_twotower(inputs["data"], None, out, cfg, quiet=True)
+
+
+def evaluation(settings: dict[str, Any], inputs: Inputs) -> dict[str, Any]:
+    """The evaluate report of the two-tower run ``inputs["run"]`` on ``inputs["test"]``
+    and the baselines (``2t`` from ``inputs["baseline"]`` when the experiment has one)."""
+    from audiograph.twotower.evaluate import MODELS, evaluate_run
+
+    kwargs = dict(settings)
+    kwargs["models"] = tuple(kwargs.get("models", MODELS))
+    return evaluate_run(inputs["run"], inputs["test"], baseline_dir=inputs.get("baseline"),
+                        **kwargs)  # fmt: skip
+
+
+def _evaluate(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
+    report = evaluation(settings, inputs)
+    with atomic_dir(out, "evaluation", [inputs["run"], inputs["test"]]) as tmp:
+        write_json(tmp / "report.json", report)
+        write_json(tmp / MANIFEST, {"kind": "evaluation", "run": str(inputs["run"]),
+                                    "test": str(inputs["test"])})  # fmt: skip
+
+
+def _semantic_ids(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
+    from audiograph.semantic_ids import semantic_ids
+
+    semantic_ids(inputs["emb"], out, **settings)
+
+
+def _generative(cfg: Any, inputs: Inputs, out: Path) -> None:
+    from audiograph.semantic_ids.generative import train_generative
+
+    train_generative(inputs["data"], inputs["sid"], out, cfg, quiet=True)
+
+
+def _load(module: str, name: str) -> Callable[[], Any]:
+    def load() -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
+
+    return load
+
+
+STAGES: list[Stage] = [
+    Stage("prepare", "dataset", {}, _prepare),
+    Stage("split", "split", {"data": ("prepare", "")}, _split,
+          _load("audiograph.graphs.split", "split_dataset")),
+    Stage("graph", "graph", {"data": ("split", "fit")}, _graph,
+          _load("audiograph.graphs.build", "GraphConfig"), True),
+    Stage("hgnn", "hgnn-run", {"graph": ("graph", "")}, _hgnn,
+          _load("audiograph.hgnn.train", "HGNNConfig"), True),
+    Stage("export", "embeddings", {"run": ("hgnn", ""), "catalog": ("split", "train")},
+          _export, _load("audiograph.hgnn.export", "export_embeddings")),
+    Stage("twotower", "twotower-run", {"data": ("split", "train"), "emb": ("export", "")},
+          _twotower, _load("audiograph.twotower.config", "TwoTowerConfig"), True),
+    Stage("baseline", "twotower-run", {"data": ("split", "train")}, _baseline,
+          _load("audiograph.twotower.config", "TwoTowerConfig"), True),
+    Stage("evaluate", "evaluation", {"run": ("twotower", ""), "test": ("split", "test"),
+          "baseline": ("baseline", "")}, _evaluate,
+          _load("audiograph.twotower.evaluate", "evaluate_run"), optional=("baseline",)),
+    Stage("semantic_ids", "semantic-ids", {"emb": ("export", "")}, _semantic_ids,
+          _load("audiograph.semantic_ids.tokenize", "semantic_ids")),
+    Stage("generative", "generative-run", {"data": ("split", "train"),
+          "sid": ("semantic_ids", "")}, _generative,
+          _load("audiograph.semantic_ids.generative", "GenerativeConfig"), True),
+]  # fmt: skip
+
+NAMES = [s.name for s in STAGES]
+BY_NAME = {s.name: s for s in STAGES}
+# keyword arguments a stage fills itself (never settings)
+_RESERVED = {"data_dir", "out_dir", "run_dir", "emb_dir", "test_dir", "out", "catalog",
+             "quiet"}  # fmt: skip
+
+
+def check_kwargs(
+    where: str, fn: Callable[..., Any], kwargs: dict[str, Any], reserved: tuple[str, ...] = ()
+) -> None:
+    """One-line error for a setting ``fn`` does not take (or one the stage fills)."""
+    params = inspect.signature(fn).parameters
+    allowed = [p for p in params if p not in _RESERVED and p not in reserved
+               and params[p].kind is not inspect.Parameter.VAR_KEYWORD]  # fmt: skip
+    for key in kwargs:
+        if key not in allowed:
+            raise ContractError(f"{where}: unknown setting '{key}' (known: {', '.join(allowed)})")
+
+
+def build_settings(
+    name: str,
+    table: dict[str, Any],
+    seed: int | None,
+    source: str,
+    twotower: dict[str, Any] | None = None,
+) -> Any:
+    """The validated settings of stage ``name`` from its TOML table (the experiment's
+    ``seed`` applies where the stage takes one and sets none; ``baseline`` starts from
+    the ``twotower`` table)."""
+    from audiograph.pipeline.config import merge
+
+    stage, table = BY_NAME[name], dict(table)
+    if name == "baseline":  # the plain two-tower: the two-tower's settings, no HGNN inputs
+        table = {**(twotower or {}), **table, "use_hgnn": False}
+    if stage.is_config:
+        cls = stage.settings()
+        if seed is not None and "seed" in {f.name for f in dataclasses.fields(cls)}:
+            table.setdefault("seed", seed)
+        return merge(cls, table, {}, f"{source} [{name}]")
+    if stage.settings is not None:
+        fn = stage.settings()
+        check_kwargs(f"{source} [{name}]", fn, table)
+        if seed is not None and "seed" in inspect.signature(fn).parameters:
+            table.setdefault("seed", seed)
+    else:  # prepare
+        fn, _ = _adapter(table, f"{source} [{name}]")
+        if seed is not None and "seed" in inspect.signature(fn).parameters:
+            table.setdefault("seed", seed)
+    return table
