@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
+from audiograph.core.metrics import hit_metrics, hits_of_ranks
 from audiograph.core.types import EdgeType
 from audiograph.hgnn.model import embed_batch
 from audiograph.samplers import NeighborSampler
@@ -80,11 +82,12 @@ def link_metrics(
         neg = za @ zc.t()
         valid = cand[None, :] != e[1][:, None]
         auc = (((pos > neg).float() + 0.5 * (pos == neg).float()) * valid).sum() / valid.sum()
-        rank = ((neg > pos) & valid).sum(1)
+        rank = ((neg > pos) & valid).sum(1).cpu().numpy()
+        m = hit_metrics(hits_of_ranks(rank, candidates + 1), np.ones(len(rank)), 10)
         out["__".join(et)] = {
             "auc": auc.item(),
-            "recall@10": (rank < 10).float().mean().item(),
-            "mrr": (1.0 / (rank + 1).float()).mean().item(),
+            "recall@10": float(m["recall"].mean()),
+            "mrr": float(m["rr"].mean()),
             "edges": int(e.shape[1]),
         }
     return out

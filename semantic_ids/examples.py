@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from audiograph.core.metrics import hit_metrics, hits_of_lists
+
 
 @dataclass
 class RecData:
@@ -114,7 +116,8 @@ def search_eval_targets(
 def recall_at(ranked: list[list[int]], relevant: list[set[int]], k: int) -> float:
     """Mean over inputs of ``|top-k ∩ relevant| / |relevant|`` (inputs with an empty
     relevant set are skipped)."""
-    vals = [
-        len(set(r[:k]) & rel) / len(rel) for r, rel in zip(ranked, relevant, strict=True) if rel
-    ]
-    return float(np.mean(vals)) if vals else 0.0
+    keep = [i for i, rel in enumerate(relevant) if rel]
+    if not keep:
+        return 0.0
+    hit = hits_of_lists([ranked[i] for i in keep], [relevant[i] for i in keep], k)
+    return float(hit_metrics(hit, np.array([len(relevant[i]) for i in keep]), k)["recall"].mean())

@@ -17,6 +17,7 @@ import polars as pl
 import torch
 
 from audiograph.core.errors import ContractError
+from audiograph.core.metrics import hit_metrics
 
 TIERS = (("head", 0.01), ("torso", 0.20), ("tail", 1.0))  # cumulative share of items
 
@@ -115,8 +116,6 @@ def evaluate_vectors(
     hits_tier = np.zeros((len(TIERS), ev.height))
     topk = np.zeros((ev.height, kk), np.int64)
     valid = np.zeros((ev.height, kk), bool)
-    discount = 1.0 / np.log2(np.arange(2, kk + 2))
-    idcg = np.cumsum(discount)
     tr_idx = (tr_e["e"].to_numpy(), tr_e["c"].to_numpy())
     te_idx = (te_u, te_c)
     for lo in range(0, ev.height, batch):
@@ -133,11 +132,8 @@ def evaluate_vectors(
         order, vals = order[:, :nn], vals[:, :nn]
         hit = (rel.gather(1, order) & torch.isfinite(vals)).numpy()
         hk = hit[:, :kk]
-        per_user["hr"][lo:hi] = hk.any(1)
-        per_user["recall"][lo:hi] = hk.sum(1) / n_rel[lo:hi]
-        per_user["ndcg"][lo:hi] = (hk * discount).sum(1) / idcg[np.minimum(n_rel[lo:hi], kk) - 1]
-        first = np.where(hit.any(1), hit.argmax(1), -1)
-        per_user["rr"][lo:hi] = np.where(first >= 0, 1.0 / (np.maximum(first, 0) + 1), 0.0)
+        for m, v in hit_metrics(hit, n_rel[lo:hi], kk).items():
+            per_user[m][lo:hi] = v
         topk[lo:hi] = order[:, :kk].numpy()
         valid[lo:hi] = torch.isfinite(vals[:, :kk]).numpy()
         top_tier = tier[topk[lo:hi]]

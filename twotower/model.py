@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiograph.core.metrics import hit_metrics
 from audiograph.twotower.features import history_means
 
 MAX_VOCAB = 1000
@@ -359,8 +360,9 @@ def recall_at_k(
     n_items = iv.shape[0]
     hit = torch.isin(idx + torch.arange(len(uv), device=idx.device)[:, None] * n_items,
                      labels[0] * n_items + labels[1])  # fmt: skip
-    per_user = torch.bincount(labels[0], minlength=len(uv)).clamp_min(1)
-    return float((hit.sum(1) / per_user).mean()) if len(uv) else 0.0
+    n_rel = torch.bincount(labels[0], minlength=len(uv))
+    recall = hit_metrics(hit.cpu().numpy(), n_rel.cpu().numpy(), k)["recall"]
+    return float(recall.mean()) if len(uv) else 0.0
 
 
 def _batches(
