@@ -21,7 +21,7 @@ from audiograph.semantic_ids.examples import (
     search_eval_targets,
     user_sequences,
 )
-from audiograph.semantic_ids.generative import (
+from audiograph.semantic_ids.model_inputs import (
     load_tokenizer,
     pad_batch,
     read_run,

@@ -28,13 +28,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from audiograph.core.errors import ContractError, check_device, check_min
-from audiograph.core.featurize import default_encoder_path
 from audiograph.core.runs import (
     CHECKPOINT,
     Run,
     claim_run,
     load_state,
-    read_run_config,
     resume_run,
     resumed_config,
     start_run,
@@ -42,6 +40,13 @@ from audiograph.core.runs import (
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.decoding import SidVocab, sid_logits
 from audiograph.semantic_ids.examples import rec_examples, search_pairs, user_sequences
+from audiograph.semantic_ids.model_inputs import (
+    KIND,
+    load_tokenizer,
+    pad_batch,
+    rec_inputs,
+    search_inputs,
+)
 from audiograph.semantic_ids.tokenize import CODES, load_semantic_ids
 
 TASKS = ("search", "rec")
@@ -92,16 +97,6 @@ class GenerativeConfig:
         check_device(self.device)
 
 
-KIND = "generative-run"
-
-
-def load_tokenizer(path: str | Path | None = None):  # noqa: ANN201 (transformers type)
-    """The WordPiece input tokenizer (default: the bundled MiniLM's)."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path or default_encoder_path(), local_files_only=True)
-
-
 def build_model(cfg: GenerativeConfig, vocab: SidVocab):  # noqa: ANN201
     """``T5ForConditionalGeneration`` with ``vocab.size`` tokens (0 = pad = decoder start)."""
     from transformers import T5Config, T5ForConditionalGeneration
@@ -122,37 +117,6 @@ def build_model(cfg: GenerativeConfig, vocab: SidVocab):  # noqa: ANN201
         decoder_start_token_id=0, eos_token_id=1,
     )  # fmt: skip
     return T5ForConditionalGeneration(conf)
-
-
-def search_inputs(tok, vocab: SidVocab, queries: list[str], max_tokens: int) -> list[np.ndarray]:  # noqa: ANN001
-    """``[SEARCH] + WordPiece ids`` per query (at most ``max_tokens`` in all)."""
-    uniq = list(dict.fromkeys(queries))
-    ids = tok(uniq, add_special_tokens=False, truncation=True, max_length=max_tokens - 1)
-    enc = {
-        q: np.array([vocab.task("search"), *i], np.int64)
-        for q, i in zip(uniq, ids["input_ids"], strict=True)
-    }
-    return [enc[q] for q in queries]
-
-
-def rec_inputs(
-    vocab: SidVocab, sid_tokens: np.ndarray, histories: list[np.ndarray]
-) -> list[np.ndarray]:
-    """``[REC] + the SID tokens of each history item`` (``sid_tokens`` ``[N, L]``)."""
-    task = np.array([vocab.task("rec")], np.int64)
-    return [np.concatenate([task, sid_tokens[h].ravel()]) for h in histories]
-
-
-def pad_batch(
-    seqs: list[np.ndarray], device: str | torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad with 0 → ``(input_ids [B, S], attention_mask [B, S])``."""
-    n = max(len(s) for s in seqs)
-    ids = np.zeros((len(seqs), n), np.int64)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-    t = torch.from_numpy(ids).to(device)
-    return t, (t != 0).long()
 
 
 def sid_loss(
@@ -296,11 +260,3 @@ def train_generative(
     if not math.isfinite(last.get("train_loss", 0.0)):
         raise ContractError("training diverged (non-finite loss); lower lr")
     return last
-
-
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """The run's ``config.json`` (validated)."""
-    config = read_run_config(run_dir, KIND)
-    if not (Path(run_dir) / "model").is_dir():
-        raise ContractError(f"{run_dir}: the run has no model/ yet (train at least one epoch)")
-    return config

@@ -1,0 +1,68 @@
+"""The generative model's inputs and its run directory, shared by training
+(:mod:`.generative`) and inference (:mod:`.generate`), so that inference never imports the
+trainer.
+
+Inputs are ``[SEARCH] + WordPiece(query)`` or ``[REC] + SID tokens of the last
+``history`` items`` (:mod:`audiograph.semantic_ids.decoding` has the token layout).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from audiograph.core.errors import ContractError
+from audiograph.core.featurize import default_encoder_path
+from audiograph.core.runs import read_run_config
+from audiograph.semantic_ids.decoding import SidVocab
+
+KIND = "generative-run"
+
+
+def load_tokenizer(path: str | Path | None = None):  # noqa: ANN201 (transformers type)
+    """The WordPiece input tokenizer (default: the bundled MiniLM's)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path or default_encoder_path(), local_files_only=True)
+
+
+def search_inputs(tok, vocab: SidVocab, queries: list[str], max_tokens: int) -> list[np.ndarray]:  # noqa: ANN001
+    """``[SEARCH] + WordPiece ids`` per query (at most ``max_tokens`` in all)."""
+    uniq = list(dict.fromkeys(queries))
+    ids = tok(uniq, add_special_tokens=False, truncation=True, max_length=max_tokens - 1)
+    enc = {
+        q: np.array([vocab.task("search"), *i], np.int64)
+        for q, i in zip(uniq, ids["input_ids"], strict=True)
+    }
+    return [enc[q] for q in queries]
+
+
+def rec_inputs(
+    vocab: SidVocab, sid_tokens: np.ndarray, histories: list[np.ndarray]
+) -> list[np.ndarray]:
+    """``[REC] + the SID tokens of each history item`` (``sid_tokens`` ``[N, L]``)."""
+    task = np.array([vocab.task("rec")], np.int64)
+    return [np.concatenate([task, sid_tokens[h].ravel()]) for h in histories]
+
+
+def pad_batch(
+    seqs: list[np.ndarray], device: str | torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad with 0 → ``(input_ids [B, S], attention_mask [B, S])``."""
+    n = max(len(s) for s in seqs)
+    ids = np.zeros((len(seqs), n), np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+    t = torch.from_numpy(ids).to(device)
+    return t, (t != 0).long()
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """The run's ``config.json`` (validated)."""
+    config = read_run_config(run_dir, KIND)
+    if not (Path(run_dir) / "model").is_dir():
+        raise ContractError(f"{run_dir}: the run has no model/ yet (train at least one epoch)")
+    return config

@@ -1,0 +1,43 @@
+"""The package layout: inference never imports a trainer, the CLI never imports the
+benchmark scripts, no import-path manipulation, one definition of EdgeType."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINERS = ("audiograph.hgnn.train", "audiograph.twotower.train",
+            "audiograph.semantic_ids.generative", "audiograph.semantic_ids.finetune")  # fmt: skip
+
+
+def _loaded_after(code: str) -> set[str]:
+    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    return set(out.split())
+
+
+def test_inference_and_evaluation_import_no_trainer():
+    mods = _loaded_after(
+        "import audiograph.semantic_ids.generate, audiograph.twotower.export, "
+        "audiograph.twotower.evaluate, audiograph.hgnn.export, audiograph.hgnn.neighbors"
+    )
+    assert not mods & set(TRAINERS), sorted(mods & set(TRAINERS))
+
+
+def test_the_cli_never_imports_the_benchmark_scripts():
+    mods = _loaded_after("import audiograph.pipeline.cli")
+    assert not [m for m in mods if m.startswith(("benchmarks", "tables", "quality"))]
+
+
+def test_no_import_path_hacks_and_one_edge_type():
+    sources = [p for d in ("audiograph", "core", "graphs", "samplers", "hgnn", "twotower",
+                           "semantic_ids", "pipeline", "benchmarks", "tests")
+               for p in (ROOT / d).rglob("*.py")]  # fmt: skip
+    assert len(sources) > 50
+    needle = "sys." + "path"
+    assert not [p for p in sources if needle in p.read_text()]
+    defs = [p for p in sources if "\nEdgeType = " in p.read_text()]
+    assert [p.relative_to(ROOT).as_posix() for p in defs] == ["core/types.py"]
