@@ -22,6 +22,7 @@ import polars as pl
 import torch
 from torch_geometric.nn import LightGCN
 
+from audiograph.core.errors import ContractError, check_choice, check_device, check_min
 from audiograph.twotower.features import align_embeddings, history_means
 
 
@@ -112,25 +113,40 @@ class LightGCNFit:
     losses: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LightGCNConfig:
+    """Settings of the LightGCN baseline (defaults: see :func:`fit_lightgcn`)."""
+
+    dim: int = 64  # embedding size
+    layers: int = 3  # propagation layers
+    epochs: int = 20
+    lr: float = 1e-2
+    batch: int = 8192
+    reg: float = 1e-4  # L2 on the batch's layer-0 embeddings
+    negatives: str = "type"  # "type": negatives of the positive's type; "all": any type
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        """Validate (one-line errors)."""
+        for name in ("dim", "layers", "batch"):
+            check_min(name, getattr(self, name), 1)
+        check_min("epochs", self.epochs, 0)
+        check_choice("negatives", self.negatives, ("type", "all"))
+        if not self.lr > 0 or self.reg < 0:
+            raise ContractError("LightGCN lr must be > 0 and reg >= 0")
+        check_device(self.device)
+
+
 def lightgcn(
     train: pl.DataFrame,
     users: pl.Series,
     items: pl.DataFrame,
-    dim: int = 64,
-    layers: int = 3,
-    epochs: int = 20,
-    lr: float = 1e-2,
-    batch: int = 8192,
-    reg: float = 1e-4,
-    negatives: str = "type",
-    seed: int = 0,
-    device: str = "cpu",
+    cfg: LightGCNConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """LightGCN vectors ``(user_vecs [U, dim], item_vecs [I, dim])``; see
-    :func:`fit_lightgcn` for the arguments."""
-    fit = fit_lightgcn(
-        train, users, items, dim=dim, layers=layers, epochs=epochs, lr=lr, batch=batch,
-        reg=reg, negatives=negatives, seed=seed, device=device)  # fmt: skip
+    :func:`fit_lightgcn`."""
+    fit = fit_lightgcn(train, users, items, cfg)
     return fit.user_vecs, fit.item_vecs
 
 
@@ -138,15 +154,7 @@ def fit_lightgcn(
     train: pl.DataFrame,
     users: pl.Series,
     items: pl.DataFrame,
-    dim: int = 64,
-    layers: int = 3,
-    epochs: int = 20,
-    lr: float = 1e-2,
-    batch: int = 8192,
-    reg: float = 1e-4,
-    negatives: str = "type",
-    seed: int = 0,
-    device: str = "cpu",
+    cfg: LightGCNConfig | None = None,
     callback: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> LightGCNFit:
     """Train ``torch_geometric.nn.LightGCN`` on the user–item graph of ``train``.
@@ -167,10 +175,8 @@ def fit_lightgcn(
         train: training interactions (``user_id``, ``item_id``).
         users: ``[U]`` user ids of the output rows.
         items: ``[I]`` items (``item_id``) of the output rows.
-        dim, layers: embedding size and number of propagation layers.
-        epochs, lr, batch, reg, negatives: optimisation settings (see above).
-        seed: seeds the initialisation, the batch order and the negatives.
-        device: torch device.
+        cfg: :class:`LightGCNConfig` (``seed`` seeds the initialisation, the batch order
+            and the negatives).
         callback: called after every epoch with ``(epoch, user_vecs, item_vecs)`` (as
             returned), e.g. to pick the number of epochs on a validation split.
 
@@ -178,6 +184,9 @@ def fit_lightgcn(
         :class:`LightGCNFit` with final (layer-averaged) embeddings; users and items
         without training interactions get zero vectors.
     """
+    cfg = cfg or LightGCNConfig()
+    dim, layers, epochs, lr, batch = cfg.dim, cfg.layers, cfg.epochs, cfg.lr, cfg.batch
+    reg, negatives, seed, device = cfg.reg, cfg.negatives, cfg.seed, cfg.device
     u_ids = train["user_id"].unique().sort()
     uidx = pl.DataFrame({"user_id": u_ids, "u": np.arange(u_ids.len())})
     iidx = items.select("item_id").with_row_index("i")

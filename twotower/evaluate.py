@@ -32,7 +32,7 @@ from audiograph.core.embeddings import read_embeddings
 from audiograph.core.errors import ContractError
 from audiograph.core.runs import read_run_config
 from audiograph.graphs.contract import read_dataset
-from audiograph.twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
+from audiograph.twotower.baselines import LightGCNConfig, hgnn_knn, lightgcn, llm_knn, popularity
 from audiograph.twotower.config import TwoTowerConfig
 from audiograph.twotower.export import user_item_vectors
 from audiograph.twotower.inputs import catalog_vectors
@@ -127,7 +127,9 @@ def evaluate_run(
             ids, mat, _ = read_embeddings(emb_dir or config["emb_dir"])
             (u, i), u_ids = hgnn_knn(train, users, items, ids, mat, cfg.weighted), users
         elif name == "lightgcn":
-            u, i = lightgcn(train, users, items, epochs=lightgcn_epochs, seed=cfg.seed)
+            u, i = lightgcn(
+                train, users, items, LightGCNConfig(epochs=lightgcn_epochs, seed=cfg.seed)
+            )
             u_ids = users
         else:
             if name == "2t" and baseline_dir is None:

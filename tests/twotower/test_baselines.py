@@ -14,6 +14,7 @@ from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.contract import read_dataset
 from audiograph.graphs.split import split_dataset
 from audiograph.twotower.baselines import (
+    LightGCNConfig,
     _embedding,
     _normalized_adjacency,
     fit_lightgcn,
@@ -100,7 +101,7 @@ def test_lightgcn_learns_and_is_seeded(synth_split):
     items, train, test = synth_split
     users = pl.concat([train["user_id"], pl.Series(["new-user"])]).unique().sort()
     kw = dict(dim=16, layers=2, epochs=12, lr=0.02, batch=1024)
-    fit = fit_lightgcn(train, users, items, seed=0, **kw)
+    fit = fit_lightgcn(train, users, items, LightGCNConfig(seed=0, **kw))
     assert fit.user_vecs.shape == (len(users), 16) and fit.item_vecs.shape == (items.height, 16)
     assert fit.user_vecs.dtype == np.float32 == fit.item_vecs.dtype
     assert len(fit.losses) == 12 and fit.losses[-1] < 0.8 * fit.losses[0]
@@ -108,9 +109,9 @@ def test_lightgcn_learns_and_is_seeded(synth_split):
     assert (fit.user_vecs[new] == 0).all()
     unseen = ~items["item_id"].is_in(train["item_id"].implode()).to_numpy()
     assert (fit.item_vecs[unseen] == 0).all()
-    again = lightgcn(train, users, items, seed=0, **kw)
+    again = lightgcn(train, users, items, LightGCNConfig(seed=0, **kw))
     assert np.allclose(again[0], fit.user_vecs, atol=1e-5)
-    other = lightgcn(train, users, items, seed=1, **kw)
+    other = lightgcn(train, users, items, LightGCNConfig(seed=1, **kw))
     assert not np.allclose(other[0], fit.user_vecs, atol=1e-3)
     # planted topics: the learned vectors rank far better than popularity
     lgcn = evaluate_vectors(fit.user_vecs, fit.item_vecs, users, items, train, test, "music")
