@@ -182,6 +182,19 @@ def difference(reports: list[dict[str, Any]], a: str = "2t-hgnn", b: str = "2t")
     return out
 
 
+def save_variant(dataset: str, label: str, out: dict[str, Any]) -> None:
+    """Add (or replace) ``label`` in ``results/ablation-DATASET.json`` (the ablation table
+    of benchmarks/README.md is generated from it)."""
+    f = RESULTS / f"ablation-{dataset}.json"
+    doc = json.loads(f.read_text()) if f.exists() else {"dataset": dataset, "variants": {}}
+    doc["variants"][label] = {
+        k: out[k]
+        for k in ("results", "validation", "2t-hgnn_vs_2t", "config", "split", "seeds", "seconds")
+    }
+    RESULTS.mkdir(exist_ok=True)
+    f.write_text(json.dumps(doc, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", choices=sorted(DATASETS), required=True)
@@ -202,6 +215,11 @@ def main() -> None:
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--save", action="store_true", help=f"write {RESULTS}/quality-NAME.json")
+    ap.add_argument(
+        "--variant",
+        default=None,
+        help=f"record the run as this ablation variant in {RESULTS}/ablation-NAME.json",
+    )
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix=f"ag-quality-{args.dataset}-"))
     t0 = time.perf_counter()
@@ -232,6 +250,8 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t0, 1),
         "machine": f"{platform.machine()}, {platform.system()}, python {platform.python_version()}",
     }
+    if args.variant:
+        save_variant(args.dataset, args.variant, out)
     if args.save:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"quality-{args.dataset}.json").write_text(json.dumps(out, indent=2) + "\n")
