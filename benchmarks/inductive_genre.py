@@ -23,10 +23,8 @@ import polars as pl
 
 from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
 from audiograph.graphs.adapters.podcasts import prepare_podcasts
-from audiograph.graphs.adapters.synthetic import prepare_synthetic
-from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.hgnn.export import export_embeddings
-from audiograph.hgnn.train import HGNNConfig, train_hgnn
+from audiograph.pipeline.runner import read_experiment, run_experiment
 
 
 def precision_at_k(vectors: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
@@ -50,16 +48,15 @@ def main() -> None:
         sys.exit(f"podcast catalog not found at {src} (--data-root)")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ag-genre-"))
     t0 = time.perf_counter()
-    prepare_synthetic(work / "synth", seed=0)
-    build_graph(work / "synth", work / "graph", GraphConfig(), quiet=True)
-    train_hgnn(
-        work / "graph",
-        work / "run",
-        HGNNConfig(epochs=args.epochs, hidden=64, fanout=[10, 5], batch_size=512),
-        quiet=True,
-    )
+    exp = read_experiment({  # the HGNN of the synthetic catalog (its whole graph)
+        "experiment": {"out": str(work / "synth"), "seed": 0},
+        "prepare": {"adapter": "synthetic"},
+        "graph": {},
+        "hgnn": {"epochs": args.epochs, "hidden": 64, "fanout": [10, 5], "batch_size": 512},
+    })  # fmt: skip
+    run = Path(run_experiment(exp, quiet=args.json)["hgnn"]["path"])
     prepare_podcasts(src, work / "podcasts")
-    m = export_embeddings(work / "run", work / "emb", catalog=work / "podcasts")
+    m = export_embeddings(run, work / "emb", catalog=work / "podcasts")
     ids = pl.read_parquet(work / "emb" / "ids.parquet")
     vec = np.load(work / "emb" / "embeddings.npy")
     items = pl.read_parquet(work / "podcasts" / "items.parquet")

@@ -92,7 +92,9 @@ def read_experiment(path: str | Path | dict[str, Any]) -> Experiment:
             settings[name] = build_settings(name, doc[name], seed, source, doc.get("twotower"))
     for name in settings:
         stage = BY_NAME[name]
-        for arg, (need, _) in stage.inputs.items():
+        present = set(settings) | ({"prepare"} if data is not None else set())
+        for arg in stage.inputs:
+            need = stage.source(arg, present)[0]
             if arg in stage.optional or (need == "prepare" and data is not None):
                 continue
             if need not in settings:
@@ -127,11 +129,11 @@ def run_experiment(
     t_all = time.perf_counter()
     for name, settings in exp.settings.items():
         stage = BY_NAME[name]
+        where = {arg: stage.source(arg, paths) for arg in stage.inputs}
         inputs = {arg: paths[src] / sub if sub else paths[src]
-                  for arg, (src, sub) in stage.inputs.items() if src in paths}  # fmt: skip
-        key = _key(name, _plain(settings), {a: (keys[s], fingerprint(inputs[a]))
-                                            for a, (s, _) in stage.inputs.items()
-                                            if a in inputs})  # fmt: skip
+                  for arg, (src, sub) in where.items() if src in paths}  # fmt: skip
+        key = _key(name, _plain(settings), {a: (keys[where[a][0]], fingerprint(inputs[a]))
+                                            for a in inputs})  # fmt: skip
         target = out / name
         prev = record["stages"].get(name, {})
         cached = prev.get("key") == key and name not in force and _intact(target, stage.kind)

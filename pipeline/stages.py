@@ -8,7 +8,7 @@ this order, caching each output by a hash of its settings and its inputs.
 |---|---|---|---|
 | ``prepare`` | ``src`` | ``dataset`` | ``adapter`` + the adapter's arguments |
 | ``split`` | dataset | ``split`` | :func:`~audiograph.graphs.split.split_dataset` arguments |
-| ``graph`` | split/fit | ``graph`` | :class:`~audiograph.graphs.build.GraphConfig` |
+| ``graph`` | split/fit (or the dataset) | ``graph`` | ``GraphConfig`` |
 | ``hgnn`` | graph | ``hgnn-run`` | :class:`~audiograph.hgnn.train.HGNNConfig` |
 | ``export`` | hgnn, split/train | ``embeddings`` | ``export_embeddings`` arguments |
 | ``twotower`` | split/train, export | ``twotower-run`` | ``TwoTowerConfig`` |
@@ -50,6 +50,13 @@ class Stage:
     settings: Callable[[], Any] | None = None
     is_config: bool = False
     optional: tuple[str, ...] = ()  # inputs used only when their stage is in the experiment
+    fallback: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    """inputs read from another stage when theirs is not in the experiment"""
+
+    def source(self, arg: str, present: set[str] | dict[str, Any]) -> tuple[str, str]:
+        """Where input ``arg`` comes from, given the stages ``present``."""
+        src = self.inputs[arg]
+        return self.fallback[arg] if src[0] not in present and arg in self.fallback else src
 
 
 def _adapter(settings: dict[str, Any], where: str) -> tuple[Callable[..., Any], dict]:
@@ -152,7 +159,8 @@ STAGES: list[Stage] = [
     Stage("split", "split", {"data": ("prepare", "")}, _split,
           _load("audiograph.graphs.split", "split_dataset")),
     Stage("graph", "graph", {"data": ("split", "fit")}, _graph,
-          _load("audiograph.graphs.build", "GraphConfig"), True),
+          _load("audiograph.graphs.build", "GraphConfig"), True,
+          fallback={"data": ("prepare", "")}),  # no [split]: the graph of all the data
     Stage("hgnn", "hgnn-run", {"graph": ("graph", "")}, _hgnn,
           _load("audiograph.hgnn.train", "HGNNConfig"), True),
     Stage("export", "embeddings", {"run": ("hgnn", ""), "catalog": ("split", "train")},

@@ -113,3 +113,13 @@ def test_cli_run_exit_codes(tmp_path):
     res = subprocess.run([sys.executable, "-m", "audiograph", "run", str(bad)],
                          capture_output=True, text=True)  # fmt: skip
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "grpah" in res.stderr
+
+
+def test_without_a_split_the_graph_is_built_on_the_whole_dataset(tmp_path):
+    doc = {"experiment": {"out": str(tmp_path / "exp"), "seed": 0},
+           "prepare": TINY["prepare"], "graph": {"encoder": "none"}}  # fmt: skip
+    done = run_experiment(read_experiment(doc), quiet=True)
+    assert list(done) == ["prepare", "graph"]
+    manifest = json.loads((tmp_path / "exp" / "graph" / "manifest.json").read_text())
+    data = json.loads((tmp_path / "exp" / "prepare" / "manifest.json").read_text())
+    assert sum(manifest["node_types"].values()) == data["counts"]["items"]
