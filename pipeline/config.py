@@ -24,14 +24,19 @@ from audiograph.core.errors import ContractError
 from audiograph.graphs.build import GraphConfig
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict (the project's one TOML loader; one-line errors)."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ContractError(f"{path}: cannot read config ({exc})") from None
+
+
 def read_section(path: Path | None, section: str) -> dict[str, Any]:
     """The ``[section]`` table of a TOML file (empty when ``path`` is None)."""
     if path is None:
         return {}
-    try:
-        doc = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ContractError(f"{path}: cannot read config ({exc})") from None
+    doc = read_toml(path)
     table = doc.get(section, {})
     if not isinstance(table, dict):
         raise ContractError(f"{path}: [{section}] must be a table")

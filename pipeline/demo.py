@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import json
 import time
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from audiograph.graphs.store import graph_info
+from audiograph.pipeline.config import read_toml
 
 
 def demo_experiment(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) -> dict:
     """The parsed ``demo.toml`` with ``out``, ``users``, ``seed`` and HGNN epochs set."""
-    doc: dict[str, Any] = tomllib.loads(
-        resources.files("audiograph.pipeline").joinpath("demo.toml").read_text()
-    )
+    doc: dict[str, Any] = read_toml(Path(str(resources.files("audiograph.pipeline"))) / "demo.toml")
     doc["experiment"].update(out=str(out), seed=seed)
     doc["prepare"]["users"] = users
     doc["hgnn"]["epochs"] = hgnn_epochs

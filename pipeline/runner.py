@@ -34,7 +34,6 @@ import os
 import shutil
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from audiograph.core.atomic import read_json, resolved, write_json
 from audiograph.core.errors import ContractError
 from audiograph.core.formats import check_kind, peek_kind
 from audiograph.core.runs import fingerprint
+from audiograph.pipeline.config import read_toml
 from audiograph.pipeline.stages import BY_NAME, NAMES, build_settings
 
 RECORD = "pipeline.json"
@@ -62,13 +62,7 @@ class Experiment:
 def read_experiment(path: str | Path | dict[str, Any]) -> Experiment:
     """Parse and validate an experiment TOML file (or its already-parsed dict)."""
     source = "experiment" if isinstance(path, dict) else str(path)
-    if isinstance(path, dict):
-        doc = path
-    else:
-        try:
-            doc = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ContractError(f"{path}: cannot read experiment ({exc})") from None
+    doc = path if isinstance(path, dict) else read_toml(path)
     head = dict(doc.get("experiment", {}))
     unknown = sorted(set(doc) - set(NAMES) - {"experiment"})
     if unknown:
