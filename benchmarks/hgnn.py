@@ -39,7 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     g = work / "graphs" / "lastfm"
     cfg = HGNNConfig(**{**asdict(base), "seed": seeds[0]})
     if args.quick:
-        cfg.balance = args.quick_cap  # int cap per link type = plain subsample (one type)
+        cfg = replace(cfg, balance=args.quick_cap)  # int cap per link type: plain subsample
     results["lastfm"]["text"] = {"label": "MiniLM text (no training)", "val": text_baseline(g, cfg)}
     results["lastfm"]["hgnn"] = run(g, work / "runs" / "lastfm", cfg, "Last.fm HGNN")
 

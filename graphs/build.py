@@ -31,7 +31,7 @@ STAGE = "build-graph"
 STAGE_KIND = "graph"
 
 
-@dataclass
+@dataclass(frozen=True)
 class GraphConfig:
     """Options of ``build-graph``.
 

@@ -43,7 +43,7 @@ from audiograph.hgnn.validate import link_metrics, split_edges
 from audiograph.samplers import LinkNeighborLoader, NeighborSampler
 
 
-@dataclass
+@dataclass(frozen=True)
 class HGNNConfig:
     """Options of ``train-hgnn`` (defaults follow the 2T-HGNN paper where it says)."""
 
@@ -71,7 +71,7 @@ class HGNNConfig:
 
     def __post_init__(self) -> None:
         """Validate (one-line errors, before anything is written)."""
-        self.fanout = list(self.fanout)
+        object.__setattr__(self, "fanout", list(self.fanout))
         check_choice("conv", self.conv, CONVS)
         check_choice("loss", self.loss, ("margin", "softmax"))
         check_choice("negative-sampling", self.negative_sampling, ("uniform", "popularity"))

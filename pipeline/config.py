@@ -121,7 +121,7 @@ def graph_config(path: Path | None = None, **overrides: Any) -> GraphConfig:
         overrides["signals"] = [s.strip() for s in overrides["signals"].split(",") if s.strip()]
     cfg = merge(GraphConfig, read_section(path, "graph"), overrides, str(path or "flags"))
     if cfg.user_cap == 0:
-        cfg.user_cap = None
+        cfg = dataclasses.replace(cfg, user_cap=None)
     if cfg.top_k == 0:
-        cfg.top_k = None
+        cfg = dataclasses.replace(cfg, top_k=None)
     return cfg

@@ -43,7 +43,7 @@ from audiograph.core.featurize import default_encoder_path
 Pairs = list[tuple[str, str]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class FinetuneConfig:
     """Knobs of :func:`finetune_bi_encoder`. The defaults keep CPU fine-tuning short
     (Last.fm, 2 cores: ~35 s search, ~80 s multitask, 32 steps); raise ``max_pairs`` and

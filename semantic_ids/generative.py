@@ -52,7 +52,7 @@ from audiograph.semantic_ids.tokenize import CODES, load_semantic_ids
 TASKS = ("search", "rec")
 
 
-@dataclass
+@dataclass(frozen=True)
 class GenerativeConfig:
     """Model and training settings (``pretrained``: a local T5 folder, else from scratch)."""
 
@@ -76,7 +76,7 @@ class GenerativeConfig:
 
     def __post_init__(self) -> None:
         """Validate (one-line errors, before anything is written)."""
-        self.tasks = tuple(self.tasks)
+        object.__setattr__(self, "tasks", tuple(self.tasks))
         bad = set(self.tasks) - set(TASKS)
         if bad or not self.tasks:
             raise ContractError(f"--tasks must be a non-empty subset of {','.join(TASKS)}, "

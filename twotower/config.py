@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from audiograph.core.errors import ContractError, check_device, check_min
 
 
-@dataclass
+@dataclass(frozen=True)
 class TwoTowerConfig:
     """Options of the two-tower trainer (defaults follow the 2T-HGNN paper where it says)."""
 
@@ -36,7 +36,7 @@ class TwoTowerConfig:
 
     def __post_init__(self) -> None:
         """Validate (one-line errors, before anything is written)."""
-        self.tower_dims = list(self.tower_dims)
+        object.__setattr__(self, "tower_dims", list(self.tower_dims))
         if not self.tower_dims or any(d < 1 for d in self.tower_dims):
             raise ContractError(f"tower_dims must be sizes >= 1, got {self.tower_dims}")
         check_min("batch-size", self.batch_size, 2)
