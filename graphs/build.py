@@ -22,6 +22,7 @@ from torch_geometric.data import HeteroData
 from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
 from audiograph.core.errors import ContractError
 from audiograph.core.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+from audiograph.core.formats import FORMAT_VERSION
 from audiograph.core.progress import step
 from audiograph.graphs.coint import co_interaction_edges, user_items
 from audiograph.graphs.contract import Dataset, read_dataset
@@ -242,7 +243,7 @@ def _manifest(
 ) -> dict[str, Any]:
     return {
         "kind": "graph",
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "node_types": {t: int(data[t].num_nodes) for t in data.node_types},
         "edge_types": {edge_key(et): int(data[et].edge_index.shape[1]) for et in data.edge_types},
         "feature_dim": int(dim),

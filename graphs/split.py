@@ -120,6 +120,7 @@ def split_dataset(
 
     manifest: dict[str, Any] = {
         "kind": "split",
+        "format_version": FORMAT_VERSION,
         "source": str(Path(data_dir).absolute()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "method": use,

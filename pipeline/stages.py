@@ -29,7 +29,7 @@ from typing import Any
 
 from audiograph.core.atomic import atomic_dir, write_json
 from audiograph.core.errors import ContractError
-from audiograph.core.formats import MANIFEST
+from audiograph.core.formats import FORMAT_VERSION, MANIFEST
 
 Inputs = dict[str, Path]
 
@@ -129,8 +129,9 @@ def _evaluate(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
     report = evaluation(settings, inputs)
     with atomic_dir(out, "evaluation", [inputs["run"], inputs["test"]]) as tmp:
         write_json(tmp / "report.json", report)
-        write_json(tmp / MANIFEST, {"kind": "evaluation", "run": str(inputs["run"]),
-                                    "test": str(inputs["test"])})  # fmt: skip
+        manifest = {"kind": "evaluation", "format_version": FORMAT_VERSION,
+                    "run": str(inputs["run"]), "test": str(inputs["test"])}  # fmt: skip
+        write_json(tmp / MANIFEST, manifest)
 
 
 def _semantic_ids(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:

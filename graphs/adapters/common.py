@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.formats import FORMAT_VERSION
 from audiograph.graphs.contract import write_dataset
 
 DATASET = "dataset"
@@ -37,6 +38,7 @@ def save_dataset(
     """
     manifest: dict[str, Any] = {
         "kind": DATASET,
+        "format_version": FORMAT_VERSION,
         "source": source,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {
