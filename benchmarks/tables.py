@@ -3,8 +3,9 @@
     python benchmarks/tables.py          # rewrite the generated blocks in README.md
     python benchmarks/tables.py --check  # exit 1 when README.md is not up to date
 
-A generated block sits between ``<!-- quality:NAME -->`` and ``<!-- /quality:NAME -->``,
-where ``NAME`` is a dataset with a ``results/quality-NAME.json``; nothing is typed by hand.
+A generated block sits between ``<!-- KIND:NAME -->`` and ``<!-- /KIND:NAME -->``, rendered
+from ``results/KIND-NAME.json`` (``quality`` tables and ``ablation`` tables); nothing is
+typed by hand.
 """
 
 from __future__ import annotations
@@ -86,29 +87,24 @@ def ablation_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+TABLES = {"quality": quality_table, "ablation": ablation_table}  # block kind -> renderer
+
+
 def render(text: str) -> str:
-    """``text`` with every generated block replaced from its results file."""
+    """``text`` with every generated block (``<!-- KIND:NAME -->`` … ``<!-- /KIND:NAME -->``,
+    rendered from ``results/KIND-NAME.json``) replaced."""
 
     def block(m: re.Match) -> str:
-        name = m.group(1)
-        f = RESULTS / f"quality-{name}.json"
+        kind, name = m.group(1), m.group(2)
+        f = RESULTS / f"{kind}-{name}.json"
         if not f.exists():
-            sys.exit(f"error: {f}: no results for the block quality:{name}")
-        body = quality_table(json.loads(f.read_text()))
-        return f"<!-- quality:{name} -->\n{body}\n<!-- /quality:{name} -->"
+            sys.exit(f"error: {f}: no results for the block {kind}:{name}")
+        body = TABLES[kind](json.loads(f.read_text()))
+        return f"<!-- {kind}:{name} -->\n{body}\n<!-- /{kind}:{name} -->"
 
-    def ablation(m: re.Match) -> str:
-        name = m.group(1)
-        f = RESULTS / f"ablation-{name}.json"
-        if not f.exists():
-            sys.exit(f"error: {f}: no results for the block ablation:{name}")
-        body = ablation_table(json.loads(f.read_text()))
-        return f"<!-- ablation:{name} -->\n{body}\n<!-- /ablation:{name} -->"
-
-    pattern = r"<!-- quality:([\w-]+) -->.*?<!-- /quality:\1 -->"
-    text = re.sub(pattern, block, text, flags=re.S)
-    pattern = r"<!-- ablation:([\w-]+) -->.*?<!-- /ablation:\1 -->"
-    return re.sub(pattern, ablation, text, flags=re.S)
+    kinds = "|".join(TABLES)
+    pattern = rf"<!-- ({kinds}):([\w-]+) -->.*?<!-- /\1:\2 -->"
+    return re.sub(pattern, block, text, flags=re.S)
 
 
 def main() -> None:
