@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from audiograph.core.errors import ContractError
-from audiograph.core.formats import FORMAT_VERSION, MANIFEST
+from audiograph.core.formats import FORMAT_VERSION, MANIFEST, WRITER
 
-WRITER = "audiograph"
 CRASH_ENV = "AUDIOGRAPH_CRASH_AT"
 _crash_counts: collections.Counter[str] = collections.Counter()
 

@@ -37,6 +37,7 @@ from audiograph.core.errors import ContractError
 
 FORMAT_VERSION = 1
 MANIFEST, CONFIG = "manifest.json", "config.json"
+WRITER = "audiograph"  # the ``writer`` of every marker audiograph writes
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,19 @@ FORMATS: dict[str, Format] = {
 
 
 def peek_kind(path: str | Path) -> dict[str, Any] | None:
-    """The marker (manifest or run config) of ``path`` when it is an audiograph output
-    of any kind, else None (no error)."""
+    """The marker (manifest or run config) of ``path`` when audiograph wrote it (any
+    kind), else None (no error)."""
     for name in (MANIFEST, CONFIG):
         f = Path(path) / name
         try:
             data = json.loads(f.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("kind"), str):
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("kind"), str)
+            and (data.get("writer") == WRITER)
+        ):
             return data
     return None
 

@@ -44,7 +44,7 @@ from audiograph.core.atomic import (
     write_json,
 )
 from audiograph.core.errors import ContractError, short_reason
-from audiograph.core.formats import CONFIG, FORMAT_VERSION, check_kind
+from audiograph.core.formats import CONFIG, FORMAT_VERSION, check_kind, peek_kind
 
 CHECKPOINT, METRICS, WEIGHTS = "checkpoint.pt", "metrics.jsonl", "model.safetensors"
 RESUMABLE = ("epochs", "device", "prefetch")  # settings --resume may change
@@ -62,14 +62,6 @@ def fingerprint(path: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
-def _peek(path: Path) -> dict[str, Any] | None:
-    try:
-        config = json.loads((path / CONFIG).read_text())
-    except (OSError, ValueError):
-        return None
-    return config if isinstance(config, dict) and config.get("writer") == WRITER else None
-
-
 def claim_run(path: str | os.PathLike, kind: str, inputs: Iterable[Any] = ()) -> Path:
     """Check (before any work) that a new ``kind`` run may be created at ``path``."""
     out = resolved(path)
@@ -78,7 +70,7 @@ def claim_run(path: str | os.PathLike, kind: str, inputs: Iterable[Any] = ()) ->
     if out.exists() and not out.is_dir():
         raise ContractError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
-        found = _peek(out)
+        found = peek_kind(out)
         if found and found.get("kind") == kind:
             raise ContractError(
                 f"--out {out}: already holds a run ({kind}); use --resume to continue it or "

@@ -187,12 +187,10 @@ _RESERVED = {"data_dir", "out_dir", "run_dir", "emb_dir", "test_dir", "out", "ca
              "quiet"}  # fmt: skip
 
 
-def check_kwargs(
-    where: str, fn: Callable[..., Any], kwargs: dict[str, Any], reserved: tuple[str, ...] = ()
-) -> None:
+def check_kwargs(where: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     """One-line error for a setting ``fn`` does not take (or one the stage fills)."""
     params = inspect.signature(fn).parameters
-    allowed = [p for p in params if p not in _RESERVED and p not in reserved
+    allowed = [p for p in params if p not in _RESERVED
                and params[p].kind is not inspect.Parameter.VAR_KEYWORD]  # fmt: skip
     for key in kwargs:
         if key not in allowed:
@@ -214,18 +212,19 @@ def build_settings(
     stage, table = BY_NAME[name], dict(table)
     if name == "baseline":  # the plain two-tower: the two-tower's settings, no HGNN inputs
         table = {**(twotower or {}), **table, "use_hgnn": False}
+    where = f"{source} [{name}]"
     if stage.is_config:
-        cls = stage.settings()
-        if seed is not None and "seed" in {f.name for f in dataclasses.fields(cls)}:
-            table.setdefault("seed", seed)
-        return merge(cls, table, {}, f"{source} [{name}]")
-    if stage.settings is not None:
-        fn = stage.settings()
-        check_kwargs(f"{source} [{name}]", fn, table)
-        if seed is not None and "seed" in inspect.signature(fn).parameters:
-            table.setdefault("seed", seed)
-    else:  # prepare
-        fn, _ = _adapter(table, f"{source} [{name}]")
-        if seed is not None and "seed" in inspect.signature(fn).parameters:
-            table.setdefault("seed", seed)
+        target = stage.settings()
+        takes = {f.name for f in dataclasses.fields(target)}
+    else:
+        if stage.settings is not None:
+            target = stage.settings()
+            check_kwargs(where, target, table)
+        else:  # prepare: the adapter named in the table
+            target, _ = _adapter(table, where)
+        takes = set(inspect.signature(target).parameters)
+    if seed is not None and "seed" in takes:
+        table.setdefault("seed", seed)
+    if stage.is_config:
+        return merge(target, table, {}, where)
     return table
