@@ -47,7 +47,8 @@ from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import build_graph
 from audiograph.hgnn.export import export_embeddings
 from audiograph.pipeline.runner import read_experiment, run_experiment
-from audiograph.twotower.evaluate import MODELS, evaluate_run
+from audiograph.twotower.config import MODELS
+from audiograph.twotower.evaluate import evaluate_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS: dict[str, dict[str, Any]] = {
@@ -119,8 +120,8 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
         build_graph(split / "train", work / "graph-train", exp.settings["graph"], quiet=True)
         export_embeddings(done["hgnn"], work / "emb-train", catalog=split / "train",
                           graph=work / "graph-train", quiet=True)  # fmt: skip
-        again = evaluate_run(done["twotower"], split / "test", spec["target"], ("hgnn", "2t-hgnn"),
-                             quiet=True, emb_dir=work / "emb-train")  # fmt: skip
+        again = evaluate_run(done["twotower"], split / "test", target_type=spec["target"],
+                             models=("hgnn", "2t-hgnn"), emb_dir=work / "emb-train")  # fmt: skip
         for m, r in again["results"].items():
             report["results"][f"{m}, train graph"] = r
     report["config"] = {"hgnn": asdict(exp.settings["hgnn"]),

@@ -10,7 +10,7 @@ edge type ``(s, "co", d)``; ``(s, "co", d)`` is the exact reverse of ``(d, "co",
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,60 +21,16 @@ from torch_geometric.data import HeteroData
 
 from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
 from audiograph.core.errors import ContractError
-from audiograph.core.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
 from audiograph.core.formats import FORMAT_VERSION
 from audiograph.core.progress import step
 from audiograph.graphs.coint import co_interaction_edges, user_items
+from audiograph.graphs.config import GraphConfig
 from audiograph.graphs.contract import Dataset, read_dataset
 from audiograph.graphs.store import edge_key, save_graph_tensors
 
 STAGE = "build-graph"
 STAGE_KIND = "graph"
-
-
-@dataclass(frozen=True)
-class GraphConfig:
-    """Options of ``build-graph``.
-
-    Attributes:
-        min_users: link two items when at least this many users consumed both.
-        user_cap: per-user history cap (``None`` = none); bounds the pair count.
-        cap_by: which items a capped user keeps: ``"weight"`` (heaviest) or ``"recent"``.
-        top_k: per node and edge type keep the ``top_k`` heaviest neighbours (``None`` = all).
-        signals: signals that count as consumption (``None`` = all signals).
-        encoder: local model folder, ``"default"`` (bundled MiniLM) or ``"none"`` (no text
-            features; every node is featureless and ``feature_dim`` is 0).
-        cache_dir: text-embedding cache folder (``None`` disables the cache).
-        batch_size: texts per encoder batch.
-        max_length: encoder token limit per text.
-        device: encoder device.
-        drop_unknown: drop interactions with unknown item ids instead of failing.
-    """
-
-    min_users: int = 1
-    user_cap: int | None = 100
-    cap_by: str = "weight"
-    top_k: int | None = 50
-    signals: list[str] | None = None
-    encoder: str = "default"
-    cache_dir: str | None = str(DEFAULT_CACHE)
-    batch_size: int = 128
-    max_length: int = 128
-    device: str = "cpu"
-    drop_unknown: bool = False
-
-    def validate(self) -> None:
-        """Raise ContractError on out-of-range options."""
-        if self.min_users < 1:
-            raise ContractError(f"--min-users must be >= 1, got {self.min_users}")
-        for name in ("user_cap", "top_k"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ContractError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-        if self.signals is not None and not self.signals:
-            raise ContractError("--signals: no signal given (omit it to count every signal)")
-        if self.cap_by not in ("weight", "recent"):
-            raise ContractError(f"--cap-by must be 'weight' or 'recent', got {self.cap_by!r}")
 
 
 def build_graph(

@@ -25,26 +25,24 @@ import numpy as np
 import polars as pl
 
 from audiograph.core.atomic import atomic_dir, claim_output, write_json
+from audiograph.core.config import configure
 from audiograph.core.errors import ContractError, contract_error
 from audiograph.core.formats import FORMAT_VERSION
+from audiograph.graphs.config import SplitConfig
 from audiograph.graphs.contract import read_dataset, write_dataset
 from audiograph.graphs.thinning import downsample_type, keep_adopters
 from audiograph.graphs.user_tags import has_user_tags, recount_tags
 
-METHODS = ("auto", "temporal", "random")
 PAIR = ["user_id", "item_id"]
 
 
 def split_dataset(
     data_dir: str | Path,
     out_dir: str | Path,
-    test_fraction: float = 0.2,
-    seed: int = 0,
+    cfg: SplitConfig | None = None,
+    *,
     quiet: bool = True,
-    method: str = "auto",
-    downsample: dict[str, float] | None = None,
-    adopters: dict[str, float] | None = None,
-    label_fraction: float = 0.2,
+    **options: Any,
 ) -> dict[str, Any]:
     """Split the interactions of the dataset ``data_dir`` into train and test, and train
     into a *fit* and a *label* window.
@@ -53,23 +51,9 @@ def split_dataset(
         data_dir: a contract dataset directory with interactions.
         out_dir: output directory; gets ``fit/``, ``labels/``, ``train/`` (= fit + labels),
             ``test/`` and ``manifest.json`` (written atomically).
-        test_fraction: in (0, 1). Temporal: the cut is the ``1 - test_fraction`` quantile
-            of ``ts`` (nearest observed value). Random: each user with ``n >= 2`` distinct
-            items holds out ``clip(round_half_up(test_fraction * n), 1, n - 1)`` of them;
-            users with one item stay in train.
-        seed: seed of the random hold-outs, the adopters and the downsampling.
-        quiet: if False, print a one-line summary to stderr.
-        method: ``"auto"`` (temporal when every row has a ``ts``, else random),
-            ``"temporal"`` or ``"random"``; the label window uses the same method.
-        downsample: ``{item_type: keep}``: after the split, keep only this fraction of
-            the type's training ``(user, item)`` pairs (:func:`downsample_type`); the test
-            side is untouched. Makes a type sparse, e.g. Douban books.
-        adopters: ``{item_type: share}``: only this seeded share of the type's users keep
-            any training interaction of it (:func:`keep_adopters`, before ``downsample``);
-            the others are cold for the type. The test side is untouched.
-        label_fraction: in (0, 1): the label window. Temporal: ``(user, item)`` pairs first
-            seen at or after the ``1 - label_fraction`` quantile of the training ``ts``;
-            random: per user, like the test hold-out. Every row of a pair is on one side.
+        cfg: the :class:`SplitConfig` (default: its defaults); keyword ``options`` (e.g.
+            ``seed=3``) override its fields. Users with one item stay in train.
+        quiet: no progress output.
 
     Returns:
         The manifest: ``kind="split"``, ``method``, ``cut_ts`` and ``label_cut_ts``
@@ -77,11 +61,9 @@ def split_dataset(
         (``fit``/``labels``/``train``/``test``) the number of rows, ``(user, item)`` pairs,
         users and rows per item type.
     """
-    for name, value in (("test_fraction", test_fraction), ("label_fraction", label_fraction)):
-        if not 0.0 < value < 1.0:
-            raise ContractError(f"--{name.replace('_', '-')} must be in (0, 1), got {value}")
-    if method not in METHODS:
-        raise ContractError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    cfg = configure(SplitConfig, cfg, options, "split")
+    test_fraction, label_fraction, seed = cfg.test_fraction, cfg.label_fraction, cfg.seed
+    method, downsample, adopters = cfg.method, cfg.downsample, cfg.adopters
     claim_output(out_dir, "split", [data_dir])
     ds = read_dataset(data_dir)
     inter = ds.interactions

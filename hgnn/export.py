@@ -33,14 +33,19 @@ from torch import nn
 from torch_geometric.data import HeteroData
 
 from audiograph.core.atomic import atomic_dir, claim_output
+from audiograph.core.config import configure
 from audiograph.core.embeddings import write_embeddings
-from audiograph.core.errors import ContractError, contract_error
-from audiograph.core.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
+from audiograph.core.errors import (
+    ContractError,
+    contract_error,
+)
+from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
 from audiograph.core.progress import step
 from audiograph.core.runs import WEIGHTS, load_state, load_weights, read_run_config
 from audiograph.core.types import EdgeType
 from audiograph.graphs.contract import read_items
 from audiograph.graphs.store import load_graph, load_node_ids, read_manifest
+from audiograph.hgnn.config import ExportConfig
 from audiograph.hgnn.model import HeteroSAGE, MaxPoolRelation
 from audiograph.hgnn.segment_max import BlockedCSC, block_rows, segment_max
 from audiograph.samplers.adjacency import Adjacency
@@ -309,22 +314,23 @@ def export_embeddings(
     run_dir: str | Path,
     out_dir: str | Path,
     catalog: str | Path | None = None,
-    chunk_size: int = 65536,
-    device: str = "cpu",
-    cache_dir: str | Path | None = DEFAULT_CACHE,
-    quiet: bool = True,
-    index: str = "auto",
+    cfg: ExportConfig | None = None,
+    *,
     graph: str | Path | None = None,
+    quiet: bool = True,
+    **options: Any,
 ) -> dict[str, Any]:
     """Embed every graph node of the run (and every text item of ``catalog`` not in the
-    graph, inductively) into ``out_dir`` (layout in the module docstring). ``index``:
-    ``auto`` | ``exact`` | ``ivf`` (:func:`audiograph.core.ann.build_index`). ``graph``: another
+    graph, inductively) into ``out_dir`` (layout in the module docstring). ``cfg``: the
+    :class:`ExportConfig` (keyword ``options`` override its fields). ``graph``: another
     graph directory over the same nodes (e.g. built on all of a split's train part at
     serving time, with the weights trained on its fit window); default: the run's.
 
     Catalog items not in the graph with empty text are skipped (``skipped_no_text``); such
     items of a type the model lacks raise ContractError. Returns the manifest.
     """
+    cfg = configure(ExportConfig, cfg, options, "export")
+    chunk_size, device, cache_dir, index = cfg.chunk_size, cfg.device, cfg.cache_dir, cfg.index
     t0 = time.perf_counter()
     claim_output(out_dir, EMBEDDINGS, [run_dir, catalog])
     model, config = load_model(run_dir, device)

@@ -44,9 +44,6 @@ class MaxPoolRelation(MessagePassing):
         return x_j
 
 
-CONVS = ("maxpool", "sage-mean", "gatv2")
-
-
 def _relation(conv: str, dim: int) -> nn.Module:
     if conv == "maxpool":
         return MaxPoolRelation(dim, dim)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from audiograph.core.atomic import write_bytes
-from audiograph.core.errors import ContractError, check_choice, check_device, check_min
 from audiograph.core.runs import (
     CHECKPOINT,
     Run,
@@ -37,69 +36,11 @@ from audiograph.core.runs import (
     start_run,
 )  # fmt: skip
 from audiograph.graphs.store import load_graph, read_manifest
+from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
-from audiograph.hgnn.model import CONVS, HeteroSAGE, embed_batch, optimizers
+from audiograph.hgnn.model import HeteroSAGE, embed_batch, optimizers
 from audiograph.hgnn.validate import link_metrics, split_edges
 from audiograph.samplers import LinkNeighborLoader, NeighborSampler
-
-
-@dataclass(frozen=True)
-class HGNNConfig:
-    """Options of ``train-hgnn`` (defaults follow the 2T-HGNN paper where it says)."""
-
-    hidden: int = 128
-    num_layers: int = 2
-    conv: str = "maxpool"
-    fanout: list[int] = field(default_factory=lambda: [15, 10])
-    batch_size: int = 256
-    num_negatives: int = 1
-    negative_sampling: str = "uniform"
-    loss: str = "margin"
-    margin: float = 0.3
-    temperature: float = 0.05
-    lr: float = 1e-3
-    epochs: int = 10
-    patience: int = 3
-    val_fraction: float = 0.1
-    balance: str | int | float = "min"  # multi-link target: "min", "none", cap, ratio
-    weighted: bool = False
-    eval_candidates: int = 100
-    max_val_edges: int = 2000
-    seed: int = 0
-    device: str = "cpu"
-    prefetch: int = 1
-
-    def __post_init__(self) -> None:
-        """Validate (one-line errors, before anything is written)."""
-        object.__setattr__(self, "fanout", list(self.fanout))
-        check_choice("conv", self.conv, CONVS)
-        check_choice("loss", self.loss, ("margin", "softmax"))
-        check_choice("negative-sampling", self.negative_sampling, ("uniform", "popularity"))
-        if not (self.balance in ("min", "none") or (
-            isinstance(self.balance, int | float) and not isinstance(self.balance, bool)
-            and self.balance > 0
-        )):  # fmt: skip
-            raise ContractError(
-                f"--balance must be min, none, an int cap or a float ratio > 0, got "
-                f"{self.balance!r}"
-            )
-        for name in ("hidden", "num_layers", "batch_size", "num_negatives", "eval_candidates",
-                     "max_val_edges", "patience"):  # fmt: skip
-            check_min(name.replace("_", "-"), getattr(self, name), 1)
-        check_min("epochs", self.epochs, 0)
-        check_min("prefetch", self.prefetch, 0)
-        if len(self.fanout) != self.num_layers or any(
-            not isinstance(f, int) or (f < 1 and f != -1) for f in self.fanout
-        ):
-            raise ContractError(
-                f"--fanout needs {self.num_layers} sizes (>= 1, or -1 for all), got {self.fanout}"
-            )
-        if not 0 < self.val_fraction < 1:
-            raise ContractError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-        if not self.lr > 0 or not self.margin >= 0 or not self.temperature > 0:
-            raise ContractError("--lr and --temperature must be > 0, --margin >= 0")
-        check_device(self.device)
-
 
 KIND = "hgnn-run"
 

@@ -13,7 +13,11 @@ from typing import Annotated, NoReturn
 import typer
 
 from audiograph.core.errors import ContractError, short_reason
+from audiograph.graphs.config import GraphConfig
+from audiograph.hgnn.config import ExportConfig, HGNNConfig
 from audiograph.pipeline.app import Out, Quiet, Src, app, prepare_app
+from audiograph.pipeline.config import resume_base
+from audiograph.pipeline.options import Settings, config_options
 
 
 def _summary(manifest: dict) -> None:
@@ -91,56 +95,17 @@ def prepare_synthetic(
 
 
 @app.command("build-graph")
+@config_options(GraphConfig, "graph")
 def build_graph(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory (data contract).")],
+    settings: Settings,
     out: Out = ...,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="TOML file; its \\[graph] table sets defaults that flags override."),
-    ] = None,
-    min_users: Annotated[int | None, typer.Option(help="Min shared users per edge [1].")] = None,
-    user_cap: Annotated[
-        int | None, typer.Option(help="Max items per user, 0 = no cap [100].")
-    ] = None,
-    cap_by: Annotated[str | None, typer.Option(help="weight | recent [weight].")] = None,
-    top_k: Annotated[
-        int | None, typer.Option(help="Neighbours kept per node and edge type, 0 = all [50].")
-    ] = None,
-    signals: Annotated[
-        str | None, typer.Option(help="Comma-separated signals that count [all].")
-    ] = None,
-    encoder: Annotated[
-        str | None, typer.Option(help="Local model folder, 'default' (bundled MiniLM) or 'none'.")
-    ] = None,
-    cache_dir: Annotated[str | None, typer.Option(help="Text-embedding cache folder.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Encoder batch size [128].")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Encoder tokens per text [128].")] = None,
-    device: Annotated[str | None, typer.Option(help="Encoder device [cpu].")] = None,
-    drop_unknown: Annotated[
-        bool,
-        typer.Option("--drop-unknown", help="Drop interactions with unknown item ids (counted)."),
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Build the heterogeneous co-interaction graph of a dataset."""
     from audiograph.graphs.build import build_graph as run
-    from audiograph.pipeline.config import graph_config
 
-    cfg = graph_config(
-        config,
-        min_users=min_users,
-        user_cap=user_cap,
-        cap_by=cap_by,
-        top_k=top_k,
-        signals=signals,
-        encoder=encoder,
-        cache_dir=cache_dir,
-        batch_size=batch_size,
-        max_length=max_length,
-        device=device,
-        drop_unknown=drop_unknown or None,
-    )
-    run(data_dir, out, cfg, quiet=quiet)
+    run(data_dir, out, settings.build(), quiet=quiet)
 
 
 @app.command("info")
@@ -162,63 +127,27 @@ def info(
         print(f"  edge {k:<24}{n:>12,}")
 
 
-def _number_or_text(value: str | None) -> str | int | float | None:
-    """``"5000"`` → 5000, ``"1.5"`` → 1.5, other text unchanged."""
-    if value is None:
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            continue
-    return value
-
-
 @app.command("train-hgnn")
+@config_options(HGNNConfig, "hgnn")
 def train_hgnn(
     graph_dir: Annotated[Path, typer.Argument(help="Graph directory (build-graph).")],
+    settings: Settings,
     out: Out = ...,
-    epochs: Annotated[int | None, typer.Option(help="Epochs [10].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda [cpu].")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with an \\[hgnn] table.")] = None,
-    hidden: Annotated[int | None, typer.Option(help="Hidden/output size [128].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Positive edges per batch [256].")] = None,
-    loss: Annotated[str | None, typer.Option(help="margin | softmax [margin].")] = None,
-    balance: Annotated[
-        str | None, typer.Option(help="Multi-link target: min | none | int cap | float ratio.")
-    ] = None,
-    conv: Annotated[str | None, typer.Option(help="maxpool | sage-mean | gatv2.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [0].")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train the heterogeneous GraphSAGE by link prediction (multi-link sampler)."""
-    from audiograph.hgnn.train import HGNNConfig
     from audiograph.hgnn.train import train_hgnn as run
-    from audiograph.pipeline.config import merge, read_section, resume_base
 
-    cfg = merge(
-        HGNNConfig,
-        read_section(config, "hgnn"),
-        {
-            "epochs": epochs,
-            "device": device,
-            "hidden": hidden,
-            "batch_size": batch_size,
-            "loss": loss,
-            "balance": _number_or_text(balance),
-            "conv": conv,
-            "seed": seed,
-        },
-        str(config or "flags"),
-        resume_base(out, "hgnn-run") if resume else None,
-    )
+    cfg = settings.build(resume_base(out, "hgnn-run") if resume else None)
     run(graph_dir, out, cfg, resume=resume, quiet=quiet)
 
 
 @app.command("export")
+@config_options(ExportConfig, "export")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (train-hgnn).")],
+    settings: Settings,
     out: Out = ...,
     catalog: Annotated[
         Path | None,
@@ -233,20 +162,12 @@ def export(
             "SPLIT/train at serving time); default: the run's graph."
         ),
     ] = None,
-    chunk_size: Annotated[int, typer.Option(help="Nodes per layer-wise chunk.")] = 65536,
-    device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
-    index: Annotated[
-        str, typer.Option(help="ANN index: auto (faiss IVF from 100k items) | exact | ivf.")
-    ] = "auto",
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Layer-wise full-graph inference: an embedding for every item."""
     from audiograph.hgnn.export import export_embeddings
 
-    m = export_embeddings(
-        run_dir, out, catalog=catalog, chunk_size=chunk_size, device=device, index=index,
-        quiet=quiet, graph=graph,
-    )  # fmt: skip
+    m = export_embeddings(run_dir, out, catalog, settings.build(), graph=graph, quiet=quiet)
     print(
         f"[export] {m['count']:,} embeddings of dim {m['dim']} {m['per_type']}"
         f" index {m['ann']['index']} in {m['seconds']:.1f}s -> {out}"

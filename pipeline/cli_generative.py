@@ -9,48 +9,27 @@ from typing import Annotated
 import typer
 
 from audiograph.pipeline.app import Out, Quiet, app
+from audiograph.pipeline.config import resume_base
+from audiograph.pipeline.options import Settings, config_options
+from audiograph.semantic_ids.config import GenerativeConfig
 
 Run = Annotated[Path, typer.Argument(help="Generative run directory (train-generative).")]
 
 
 @app.command("train-generative")
+@config_options(GenerativeConfig, "generative")
 def train_generative(
     data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
+    settings: Settings,
     sids: Annotated[Path, typer.Option(help="Semantic IDs directory (semantic-ids).")] = ...,
     out: Out = ...,
-    tasks: Annotated[str | None, typer.Option(help="search,rec (comma-separated).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs [10].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Examples per batch [256].")] = None,
-    pretrained: Annotated[
-        Path | None, typer.Option(help="Local pretrained T5 folder (default: from scratch).")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="TOML file with a \\[generative] table.")
-    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda [cpu].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [0].")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train the joint generative search + recommendation model (T5 decoding SIDs)."""
-    from audiograph.pipeline.config import merge, read_section, resume_base
-    from audiograph.semantic_ids.generative import GenerativeConfig
     from audiograph.semantic_ids.generative import train_generative as run
 
-    cfg = merge(
-        GenerativeConfig,
-        read_section(config, "generative"),
-        {
-            "tasks": tuple(t.strip() for t in tasks.split(",")) if tasks else None,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "pretrained": None if pretrained is None else str(pretrained),
-            "device": device,
-            "seed": seed,
-        },
-        str(config or "flags"),
-        resume_base(out, "generative-run") if resume else None,
-    )
+    cfg = settings.build(resume_base(out, "generative-run") if resume else None)
     m = run(data_dir, sids, out, cfg, resume=resume, quiet=quiet)
     print(f"[train-generative] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {out}")
 

@@ -8,65 +8,39 @@ from typing import Annotated
 
 import typer
 
+from audiograph.graphs.config import SplitConfig
 from audiograph.pipeline.app import Out, Quiet, app
+from audiograph.pipeline.config import resume_base
+from audiograph.pipeline.options import Settings, config_options
+from audiograph.twotower.config import EvaluationConfig, TwoTowerConfig
 
 Run = Annotated[Path, typer.Argument(help="Two-tower run directory (train-twotower).")]
 
 
 @app.command("split")
+@config_options(SplitConfig, "split")
 def split(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    settings: Settings,
     out: Out = ...,
-    test_fraction: Annotated[float, typer.Option(help="Held-out share.")] = 0.2,
-    method: Annotated[str, typer.Option(help="auto | temporal | random.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    downsample: Annotated[
-        str | None,
-        typer.Option(help="TYPE=FRACTION: keep only this share of TYPE's training pairs."),
-    ] = None,
-    adopters: Annotated[
-        str | None,
-        typer.Option(
-            help="TYPE=FRACTION: only this share of TYPE's users keep any of its "
-            "training interactions (the others are cold for it)."
-        ),
-    ] = None,
-    label_fraction: Annotated[
-        float, typer.Option(help="Share of train in the label window (two-tower positives).")
-    ] = 0.2,
     quiet: Quiet = False,
 ) -> None:
     """Write SPLIT_DIR/{fit,labels,train,test}: test held out (temporal when every row has a
     ts, else per user at random), train = fit + labels (the label window, the same way)."""
     from audiograph.graphs.split import split_dataset
 
-    m = split_dataset(
-        data_dir, out, test_fraction, seed, quiet=quiet, method=method,
-        downsample=_type_fraction("--downsample", downsample),
-        adopters=_type_fraction("--adopters", adopters), label_fraction=label_fraction,
-    )  # fmt: skip
+    m = split_dataset(data_dir, out, settings.build(), quiet=quiet)
     print(
         f"[split] {m['method']}: train {m['train']['interactions']:,} interactions, "
         f"test {m['test']['interactions']:,} -> {out}"
     )
 
 
-def _type_fraction(option: str, value: str | None) -> dict[str, float] | None:
-    """``"TYPE=0.1"`` → ``{"TYPE": 0.1}``."""
-    from audiograph.core.errors import ContractError
-
-    if not value:
-        return None
-    item_type, _, frac = value.partition("=")
-    try:
-        return {item_type.strip(): float(frac)}
-    except ValueError:
-        raise ContractError(f"{option}: expected TYPE=FRACTION, got {value!r}") from None
-
-
 @app.command("train-twotower")
+@config_options(TwoTowerConfig, "twotower")
 def train_twotower(
     data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
+    settings: Settings,
     out: Out = ...,
     embeddings: Annotated[
         Path | None, typer.Option(help="HGNN embeddings directory (export).")
@@ -74,42 +48,14 @@ def train_twotower(
     no_hgnn: Annotated[
         bool, typer.Option("--no-hgnn", help="Plain two-tower: no HGNN inputs.")
     ] = False,
-    target_type: Annotated[
-        str | None, typer.Option(help="Train positives of this item type only.")
-    ] = None,
-    val_type: Annotated[
-        str | None, typer.Option(help="Validate on this item type's labels only.")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs [20].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Positives per batch.")] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="TOML file with a \\[twotower] table.")
-    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda [cpu].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [0].")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train the user-decoupled two-tower model (2T-HGNN) on DATA_DIR."""
-    from audiograph.pipeline.config import merge, read_section, resume_base
-    from audiograph.twotower.train import TwoTowerConfig
     from audiograph.twotower.train import train_twotower as run
 
-    cfg = merge(
-        TwoTowerConfig,
-        read_section(config, "twotower"),
-        {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "target_type": target_type,
-            "val_type": val_type,
-            "device": device,
-            "seed": seed,
-            "use_hgnn": False if no_hgnn else None,
-        },
-        str(config or "flags"),
-        resume_base(out, "twotower-run") if resume else None,
-    )
+    cfg = settings.build(resume_base(out, "twotower-run") if resume else None,
+                         use_hgnn=False if no_hgnn else None)  # fmt: skip
     if cfg.use_hgnn and embeddings is None and not resume:
         from audiograph.core.errors import ContractError
 
@@ -122,13 +68,11 @@ def train_twotower(
 
 
 @app.command("evaluate")
+@config_options(EvaluationConfig, "evaluate")
 def evaluate(
     run_dir: Run,
+    settings: Settings,
     test: Annotated[Path, typer.Option(help="Test dataset (SPLIT_DIR/test).")] = ...,
-    target_type: Annotated[str | None, typer.Option(help="Item type ranked.")] = None,
-    models: Annotated[
-        str | None, typer.Option(help="Comma-separated subset of the models [all].")
-    ] = None,
     baseline: Annotated[
         Path | None,
         typer.Option(help="Plain two-tower run (train-twotower --no-hgnn) scored as 2t."),
@@ -138,11 +82,10 @@ def evaluate(
 ) -> None:
     """2T-HGNN and the baselines (popularity, llm-knn, hgnn, lightgcn, and 2t with
     --baseline) on the test set; writes nothing."""
-    from audiograph.twotower.evaluate import MODELS, evaluate_run, results_table
+    from audiograph.twotower.evaluate import evaluate_run, results_table
 
-    chosen = tuple(m.strip() for m in models.split(",")) if models else MODELS
-    report = evaluate_run(run_dir, test, target_type, chosen, quiet=quiet or as_json,
-                          baseline_dir=baseline)  # fmt: skip
+    report = evaluate_run(run_dir, test, settings.build(), baseline_dir=baseline,
+                          quiet=quiet or as_json)  # fmt: skip
     print(json.dumps(report, indent=2) if as_json else results_table(report))
 
 

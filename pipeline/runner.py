@@ -6,6 +6,8 @@ An experiment file has an ``[experiment]`` table and one table per stage it runs
     out = "runs/demo"     # every stage writes OUT/<stage>
     seed = 0              # given to every stage that takes a seed and sets none
     # data = "data/mine"  # an existing dataset instead of a [prepare] stage
+    # [experiment.given]    # existing outputs instead of stages, checked by kind
+    # export = "emb/mine"   # e.g. embeddings built by `embed-space`
 
     [prepare]
     adapter = "synthetic"
@@ -49,14 +51,20 @@ RECORD = "pipeline.json"
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """A parsed experiment: output folder, seed, an external dataset (or None) and the
-    validated settings of each stage it runs, in stage order."""
+    """A parsed experiment: output folder, seed, the existing outputs it uses in place of
+    stages (``given``: ``{stage: path}``; ``[experiment] data`` is ``given["prepare"]``) and
+    the validated settings of each stage it runs, in stage order."""
 
     out: Path
     seed: int | None
-    data: Path | None
+    given: dict[str, Path]
     settings: dict[str, Any]
     source: str
+
+    @property
+    def data(self) -> Path | None:
+        """The external dataset (``[experiment] data``), or None."""
+        return self.given.get("prepare")
 
 
 def read_experiment(path: str | Path | dict[str, Any]) -> Experiment:
@@ -67,33 +75,56 @@ def read_experiment(path: str | Path | dict[str, Any]) -> Experiment:
     unknown = sorted(set(doc) - set(NAMES) - {"experiment"})
     if unknown:
         raise ContractError(f"{source}: unknown stage [{unknown[0]}] (stages: {', '.join(NAMES)})")
-    bad = sorted(set(head) - {"out", "seed", "data"})
+    bad = sorted(set(head) - {"out", "seed", "data", "given"})
     if bad:
-        raise ContractError(f"{source} [experiment]: unknown setting '{bad[0]}' (out, seed, data)")
+        raise ContractError(
+            f"{source} [experiment]: unknown setting '{bad[0]}' (out, seed, data, given)"
+        )
     if "out" not in head:
         raise ContractError(f"{source} [experiment]: 'out' (the output folder) is required")
     seed = head.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ContractError(f"{source} [experiment]: seed must be an int, got {seed!r}")
-    data = Path(head["data"]) if head.get("data") else None
-    if data is not None and "prepare" in doc:
-        raise ContractError(f"{source}: give either [experiment] data or a [prepare] stage")
+    given = _given(head, source)
+    for name in sorted(set(given) & set(doc)):
+        raise ContractError(f"{source}: [{name}] is both a stage and a given output; "
+                            "keep one")  # fmt: skip
     settings = {}
     for name in NAMES:
         if name in doc:
             if not isinstance(doc[name], dict):
                 raise ContractError(f"{source}: [{name}] must be a table")
             settings[name] = build_settings(name, doc[name], seed, source, doc.get("twotower"))
+    present = set(settings) | set(given)
     for name in settings:
         stage = BY_NAME[name]
-        present = set(settings) | ({"prepare"} if data is not None else set())
         for arg in stage.inputs:
             need = stage.source(arg, present)[0]
-            if arg in stage.optional or (need == "prepare" and data is not None):
-                continue
-            if need not in settings:
+            if arg not in stage.optional and need not in present:
                 raise ContractError(f"{source}: stage [{name}] needs [{need}]")
-    return Experiment(Path(head["out"]), seed, data, settings, source)
+    return Experiment(Path(head["out"]), seed, given, settings, source)
+
+
+def _given(head: dict[str, Any], source: str) -> dict[str, Path]:
+    """``{stage: path}`` of the outputs an experiment takes as given (each of its stage's
+    kind, checked now)."""
+    table = head.get("given", {})
+    if not isinstance(table, dict):
+        raise ContractError(f'{source} [experiment]: given must be a table stage = "path"')
+    if head.get("data"):
+        if "prepare" in table:
+            raise ContractError(f"{source} [experiment]: give the dataset once (data or given)")
+        table = {**table, "prepare": head["data"]}
+    given = {}
+    for name, path in table.items():
+        if name not in BY_NAME:
+            raise ContractError(f"{source} [experiment.given]: unknown stage '{name}' "
+                                f"(stages: {', '.join(NAMES)})")  # fmt: skip
+        if not isinstance(path, str | Path):
+            raise ContractError(f"{source} [experiment.given]: {name} must be a path")
+        check_kind(Path(path), BY_NAME[name].kind)
+        given[name] = Path(path)
+    return given
 
 
 def _plain(value: Any) -> Any:
@@ -118,8 +149,8 @@ def run_experiment(
     record_file = out / RECORD
     record = read_json(record_file) if record_file.exists() else {"stages": {}}
     done: dict[str, dict[str, Any]] = {}
-    keys = {"prepare": fingerprint(exp.data)} if exp.data is not None else {}
-    paths = {"prepare": resolved(exp.data)} if exp.data is not None else {}
+    keys = {name: fingerprint(path) for name, path in exp.given.items()}
+    paths = {name: resolved(path) for name, path in exp.given.items()}
     t_all = time.perf_counter()
     for name, settings in exp.settings.items():
         stage = BY_NAME[name]

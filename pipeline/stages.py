@@ -4,17 +4,20 @@ Each stage reads its inputs (earlier stages' outputs, or a folder the experiment
 only as directories on disk and writes one output of its kind; :mod:`.runner` runs them in
 this order, caching each output by a hash of its settings and its inputs.
 
-| stage | reads | writes (kind) | settings |
+Every config is a frozen dataclass in its stage's ``config`` module (``graphs.config``,
+``hgnn.config``, ``twotower.config``, ``semantic_ids.config``).
+
+| stage | reads | writes (kind) | config |
 |---|---|---|---|
 | ``prepare`` | ``src`` | ``dataset`` | ``adapter`` + the adapter's arguments |
-| ``split`` | dataset | ``split`` | :func:`~audiograph.graphs.split.split_dataset` arguments |
+| ``split`` | dataset | ``split`` | ``SplitConfig`` |
 | ``graph`` | split/fit (or the dataset) | ``graph`` | ``GraphConfig`` |
-| ``hgnn`` | graph | ``hgnn-run`` | :class:`~audiograph.hgnn.train.HGNNConfig` |
-| ``export`` | hgnn, split/train | ``embeddings`` | ``export_embeddings`` arguments |
+| ``hgnn`` | graph | ``hgnn-run`` | ``HGNNConfig`` |
+| ``export`` | hgnn, split/train | ``embeddings`` | ``ExportConfig`` |
 | ``twotower`` | split/train, export | ``twotower-run`` | ``TwoTowerConfig`` |
 | ``baseline`` | split/train | ``twotower-run`` | the plain 2T: ``[twotower]`` + its own, no HGNN |
-| ``evaluate`` | twotower, split/test, (baseline) | ``evaluation`` | ``evaluate_run`` args |
-| ``semantic_ids`` | export | ``semantic-ids`` | :func:`~audiograph.semantic_ids.semantic_ids` |
+| ``evaluate`` | twotower, split/test, (baseline) | ``evaluation`` | ``EvaluationConfig`` |
+| ``semantic_ids`` | export | ``semantic-ids`` | ``SemanticIDConfig`` |
 | ``generative`` | split/train, semantic_ids | ``generative-run`` | ``GenerativeConfig`` |
 """
 
@@ -38,17 +41,16 @@ Inputs = dict[str, Path]
 class Stage:
     """One step: ``run(settings, inputs, out)`` writes the ``kind`` output ``out``.
 
-    ``inputs`` maps an input name to ``(stage, sub-folder)``. ``settings`` builds the
-    stage's settings: a dataclass (validated by it) when ``is_config``, else a function
-    whose keyword arguments the settings are (checked against its signature); both are
-    imported on first use, so that ``audiograph run --help`` stays fast."""
+    ``inputs`` maps an input name to ``(stage, sub-folder)``. ``config`` loads the stage's
+    config class (a frozen dataclass that validates itself; imported on first use, so that
+    ``audiograph run --help`` stays fast); ``prepare`` has none: its settings are the
+    keyword arguments of the adapter its table names."""
 
     name: str
     kind: str
     inputs: dict[str, tuple[str, str]]
     run: Callable[[Any, Inputs, Path], None]
-    settings: Callable[[], Any] | None = None
-    is_config: bool = False
+    config: Callable[[], type] | None = None
     optional: tuple[str, ...] = ()  # inputs used only when their stage is in the experiment
     fallback: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
     """inputs read from another stage when theirs is not in the experiment"""
@@ -78,10 +80,10 @@ def _prepare(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
     fn(out=out, **kwargs)
 
 
-def _split(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
+def _split(cfg: Any, inputs: Inputs, out: Path) -> None:
     from audiograph.graphs.split import split_dataset
 
-    split_dataset(inputs["data"], out, **settings)
+    split_dataset(inputs["data"], out, cfg)
 
 
 def _graph(cfg: Any, inputs: Inputs, out: Path) -> None:
@@ -96,10 +98,10 @@ def _hgnn(cfg: Any, inputs: Inputs, out: Path) -> None:
     train_hgnn(inputs["graph"], out, cfg, quiet=True)
 
 
-def _export(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
+def _export(cfg: Any, inputs: Inputs, out: Path) -> None:
     from audiograph.hgnn.export import export_embeddings
 
-    export_embeddings(inputs["run"], out, catalog=inputs["catalog"], **settings)
+    export_embeddings(inputs["run"], out, inputs["catalog"], cfg)
 
 
 def _twotower(cfg: Any, inputs: Inputs, out: Path) -> None:
@@ -114,19 +116,16 @@ def _baseline(cfg: Any, inputs: Inputs, out: Path) -> None:
     train_twotower(inputs["data"], None, out, cfg, quiet=True)
 
 
-def evaluation(settings: dict[str, Any], inputs: Inputs) -> dict[str, Any]:
+def evaluation(cfg: Any, inputs: Inputs) -> dict[str, Any]:
     """The evaluate report of the two-tower run ``inputs["run"]`` on ``inputs["test"]``
     and the baselines (``2t`` from ``inputs["baseline"]`` when the experiment has one)."""
-    from audiograph.twotower.evaluate import MODELS, evaluate_run
+    from audiograph.twotower.evaluate import evaluate_run
 
-    kwargs = dict(settings)
-    kwargs["models"] = tuple(kwargs.get("models", MODELS))
-    return evaluate_run(inputs["run"], inputs["test"], baseline_dir=inputs.get("baseline"),
-                        **kwargs)  # fmt: skip
+    return evaluate_run(inputs["run"], inputs["test"], cfg, baseline_dir=inputs.get("baseline"))
 
 
-def _evaluate(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
-    report = evaluation(settings, inputs)
+def _evaluate(cfg: Any, inputs: Inputs, out: Path) -> None:
+    report = evaluation(cfg, inputs)
     with atomic_dir(out, "evaluation", [inputs["run"], inputs["test"]]) as tmp:
         write_json(tmp / "report.json", report)
         manifest = {"kind": "evaluation", "format_version": FORMAT_VERSION,
@@ -134,10 +133,10 @@ def _evaluate(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
         write_json(tmp / MANIFEST, manifest)
 
 
-def _semantic_ids(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
-    from audiograph.semantic_ids import semantic_ids
+def _semantic_ids(cfg: Any, inputs: Inputs, out: Path) -> None:
+    from audiograph.semantic_ids.tokenize import semantic_ids
 
-    semantic_ids(inputs["emb"], out, **settings)
+    semantic_ids(inputs["emb"], out, cfg)
 
 
 def _generative(cfg: Any, inputs: Inputs, out: Path) -> None:
@@ -158,33 +157,32 @@ def _load(module: str, name: str) -> Callable[[], Any]:
 STAGES: list[Stage] = [
     Stage("prepare", "dataset", {}, _prepare),
     Stage("split", "split", {"data": ("prepare", "")}, _split,
-          _load("audiograph.graphs.split", "split_dataset")),
+          _load("audiograph.graphs.config", "SplitConfig")),
     Stage("graph", "graph", {"data": ("split", "fit")}, _graph,
-          _load("audiograph.graphs.build", "GraphConfig"), True,
+          _load("audiograph.graphs.config", "GraphConfig"),
           fallback={"data": ("prepare", "")}),  # no [split]: the graph of all the data
     Stage("hgnn", "hgnn-run", {"graph": ("graph", "")}, _hgnn,
-          _load("audiograph.hgnn.train", "HGNNConfig"), True),
+          _load("audiograph.hgnn.config", "HGNNConfig")),
     Stage("export", "embeddings", {"run": ("hgnn", ""), "catalog": ("split", "train")},
-          _export, _load("audiograph.hgnn.export", "export_embeddings")),
+          _export, _load("audiograph.hgnn.config", "ExportConfig")),
     Stage("twotower", "twotower-run", {"data": ("split", "train"), "emb": ("export", "")},
-          _twotower, _load("audiograph.twotower.config", "TwoTowerConfig"), True),
+          _twotower, _load("audiograph.twotower.config", "TwoTowerConfig")),
     Stage("baseline", "twotower-run", {"data": ("split", "train")}, _baseline,
-          _load("audiograph.twotower.config", "TwoTowerConfig"), True),
+          _load("audiograph.twotower.config", "TwoTowerConfig")),
     Stage("evaluate", "evaluation", {"run": ("twotower", ""), "test": ("split", "test"),
           "baseline": ("baseline", "")}, _evaluate,
-          _load("audiograph.twotower.evaluate", "evaluate_run"), optional=("baseline",)),
+          _load("audiograph.twotower.config", "EvaluationConfig"), optional=("baseline",)),
     Stage("semantic_ids", "semantic-ids", {"emb": ("export", "")}, _semantic_ids,
-          _load("audiograph.semantic_ids.tokenize", "semantic_ids")),
+          _load("audiograph.semantic_ids.config", "SemanticIDConfig")),
     Stage("generative", "generative-run", {"data": ("split", "train"),
           "sid": ("semantic_ids", "")}, _generative,
-          _load("audiograph.semantic_ids.generative", "GenerativeConfig"), True),
+          _load("audiograph.semantic_ids.config", "GenerativeConfig")),
 ]  # fmt: skip
 
 NAMES = [s.name for s in STAGES]
 BY_NAME = {s.name: s for s in STAGES}
-# keyword arguments a stage fills itself (never settings)
-_RESERVED = {"data_dir", "out_dir", "run_dir", "emb_dir", "test_dir", "out", "catalog",
-             "quiet"}  # fmt: skip
+# keyword arguments an adapter's stage fills itself (never settings)
+_RESERVED = {"out", "quiet"}
 
 
 def check_kwargs(where: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
@@ -207,24 +205,18 @@ def build_settings(
     """The validated settings of stage ``name`` from its TOML table (the experiment's
     ``seed`` applies where the stage takes one and sets none; ``baseline`` starts from
     the ``twotower`` table)."""
-    from audiograph.pipeline.config import merge
+    from audiograph.core.config import merge
 
     stage, table = BY_NAME[name], dict(table)
     if name == "baseline":  # the plain two-tower: the two-tower's settings, no HGNN inputs
         table = {**(twotower or {}), **table, "use_hgnn": False}
     where = f"{source} [{name}]"
-    if stage.is_config:
-        target = stage.settings()
-        takes = {f.name for f in dataclasses.fields(target)}
-    else:
-        if stage.settings is not None:
-            target = stage.settings()
-            check_kwargs(where, target, table)
-        else:  # prepare: the adapter named in the table
-            target, _ = _adapter(table, where)
-        takes = set(inspect.signature(target).parameters)
-    if seed is not None and "seed" in takes:
+    if stage.config is None:  # prepare: the adapter named in the table
+        target, _ = _adapter(table, where)
+        if seed is not None and "seed" in inspect.signature(target).parameters:
+            table.setdefault("seed", seed)
+        return table
+    cls = stage.config()
+    if seed is not None and "seed" in {f.name for f in dataclasses.fields(cls)}:
         table.setdefault("seed", seed)
-    if stage.is_config:
-        return merge(target, table, {}, where)
-    return table
+    return merge(cls, table, {}, where)

@@ -27,7 +27,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,42 +37,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from audiograph.core.atomic import MANIFEST, atomic_dir, write_json
-from audiograph.core.errors import ContractError, check_device, check_min
+from audiograph.core.errors import ContractError
 from audiograph.core.featurize import default_encoder_path
+from audiograph.semantic_ids.config import FinetuneConfig
 
 Pairs = list[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Knobs of :func:`finetune_bi_encoder`. The defaults keep CPU fine-tuning short
-    (Last.fm, 2 cores: ~35 s search, ~80 s multitask, 32 steps); raise ``max_pairs`` and
-    ``epochs`` on a GPU."""
-
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 2e-5  # AdamW peak learning rate
-    weight_decay: float = 0.01
-    warmup: float = 0.1  # fraction of steps with a linear warm-up, then linear decay to 0
-    max_length: int = 32  # token limit per text during training (Last.fm: 90% of items fit)
-    max_pairs: int = 1024  # cap on training pairs per task (seeded subsample)
-    item_pairs_per_user: int = 4  # co-interaction pairs drawn per user (multi-task)
-    scale: float = 20.0  # cosine similarity scale (inverse temperature)
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        """Validate (one-line errors, before anything is written)."""
-        for name, low in (("epochs", 1), ("batch_size", 2), ("max_pairs", 2), ("max_length", 2),
-                          ("item_pairs_per_user", 1)):  # fmt: skip
-            check_min(name.replace("_", "-"), getattr(self, name), low)
-        if not (self.lr > 0 and 0 <= self.warmup < 1 and self.scale > 0):
-            raise ContractError(
-                f"need lr > 0, 0 <= warmup < 1, scale > 0; got lr={self.lr}, "
-                f"warmup={self.warmup}, scale={self.scale}"
-            )
-        check_device(self.device)
 
 
 def mean_pool(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

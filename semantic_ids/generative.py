@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from audiograph.core.errors import ContractError, check_device, check_min
+from audiograph.core.errors import ContractError
 from audiograph.core.runs import (
     CHECKPOINT,
     Run,
@@ -38,6 +38,7 @@ from audiograph.core.runs import (
     start_run,
 )
 from audiograph.graphs.contract import read_dataset
+from audiograph.semantic_ids.config import GenerativeConfig
 from audiograph.semantic_ids.decoding import SidVocab, sid_logits
 from audiograph.semantic_ids.examples import rec_examples, search_pairs, user_sequences
 from audiograph.semantic_ids.model_inputs import (
@@ -48,53 +49,6 @@ from audiograph.semantic_ids.model_inputs import (
     search_inputs,
 )
 from audiograph.semantic_ids.tokenize import CODES, load_semantic_ids
-
-TASKS = ("search", "rec")
-
-
-@dataclass(frozen=True)
-class GenerativeConfig:
-    """Model and training settings (``pretrained``: a local T5 folder, else from scratch)."""
-
-    d_model: int = 128
-    d_ff: int = 512
-    layers: int = 2
-    heads: int = 4
-    dropout: float = 0.1
-    history: int = 20
-    max_query_tokens: int = 24
-    tasks: tuple[str, ...] = TASKS
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 2e-3
-    warmup_steps: int = 200
-    search_per_epoch: int | None = None  # cap on search examples per epoch
-    rec_per_epoch: int | None = 60000  # cap on rec examples per epoch (fresh draw each epoch)
-    pretrained: str | None = None
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        """Validate (one-line errors, before anything is written)."""
-        object.__setattr__(self, "tasks", tuple(self.tasks))
-        bad = set(self.tasks) - set(TASKS)
-        if bad or not self.tasks:
-            raise ContractError(f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
-                                f"got {','.join(map(str, self.tasks))}")  # fmt: skip
-        for name in ("d_model", "d_ff", "layers", "heads", "history", "batch_size"):
-            check_min(name.replace("_", "-"), getattr(self, name), 1)
-        check_min("max-query-tokens", self.max_query_tokens, 2)
-        check_min("epochs", self.epochs, 0)
-        check_min("warmup-steps", self.warmup_steps, 0)
-        if self.d_model % self.heads:
-            raise ContractError(f"--d-model ({self.d_model}) must be a multiple of --heads "
-                                f"({self.heads})")  # fmt: skip
-        for name in ("search_per_epoch", "rec_per_epoch"):
-            if getattr(self, name) is not None:
-                check_min(name.replace("_", "-"), getattr(self, name), 1)
-        if not 0 <= self.dropout < 1 or not self.lr > 0:
-            raise ContractError("--dropout must be in [0, 1) and --lr > 0")
-        check_device(self.device)
 
 
 def build_model(cfg: GenerativeConfig, vocab: SidVocab):  # noqa: ANN201

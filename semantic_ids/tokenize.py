@@ -28,9 +28,11 @@ import polars as pl
 import torch
 
 from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.config import configure
 from audiograph.core.embeddings import read_embeddings
 from audiograph.core.errors import ContractError
 from audiograph.core.formats import check_kind
+from audiograph.semantic_ids.config import SemanticIDConfig
 from audiograph.semantic_ids.rqkmeans import (
     code_stats,
     disambiguate,
@@ -45,41 +47,28 @@ CODES, CODEBOOKS = "codes.parquet", "codebooks.npy"
 def semantic_ids(
     emb_dir: str | Path,
     out_dir: str | Path,
-    levels: int = 2,
-    codebook_size: int = 256,
-    iters: int = 20,
-    seed: int = 0,
-    device: str = "cpu",
+    cfg: SemanticIDConfig | None = None,
+    *,
     quiet: bool = True,
-    sample_per_code: int | None = 256,
+    **options: Any,
 ) -> dict[str, Any]:
     """Tokenize every item of ``emb_dir`` (an ``audiograph export`` directory) into a
     Semantic ID and write ``out_dir`` (layout in the module docstring).
 
     Args:
-        levels: residual codebooks (>= 1); an ID has ``levels + 1`` codes.
-        codebook_size: codes per level, ``2 <= codebook_size <= N``.
-        iters: Lloyd iterations per level.
-        seed: seeds the training sample and k-means++ (same seed → same IDs).
-        device: ``cpu`` or ``cuda[:i]``.
+        cfg: the :class:`SemanticIDConfig`; keyword ``options`` (e.g. ``levels=3``)
+            override its fields.
         quiet: no progress bar and no summary line (stderr).
-        sample_per_code: fit each level on ``sample_per_code · codebook_size`` rows
-            (``None``: all rows); every row is encoded.
 
     Returns:
         the manifest.
     """
+    cfg = configure(SemanticIDConfig, cfg, options, "semantic-ids")
+    levels, codebook_size, iters, seed = cfg.levels, cfg.codebook_size, cfg.iters, cfg.seed
+    device, sample_per_code = cfg.device, cfg.sample_per_code
     t0 = time.perf_counter()
     emb_dir = Path(emb_dir)
     claim_output(out_dir, "semantic-ids", [emb_dir])
-    if levels < 1:
-        raise ContractError(f"levels must be >= 1, got {levels}")
-    if codebook_size < 2:
-        raise ContractError(f"codebook size must be >= 2, got {codebook_size}")
-    if iters < 0:
-        raise ContractError(f"iters must be >= 0, got {iters}")
-    if sample_per_code is not None and sample_per_code < 1:
-        raise ContractError(f"sample per code must be >= 1, got {sample_per_code}")
     ids, vectors, _ = read_embeddings(emb_dir)
     n, dim = vectors.shape
     if codebook_size > n:

@@ -22,7 +22,7 @@ import polars as pl
 import torch
 from torch_geometric.nn import LightGCN
 
-from audiograph.core.errors import ContractError, check_choice, check_device, check_min
+from audiograph.twotower.config import LightGCNConfig
 from audiograph.twotower.features import align_embeddings, history_means
 
 
@@ -111,31 +111,6 @@ class LightGCNFit:
     user_vecs: np.ndarray
     item_vecs: np.ndarray
     losses: list[float] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LightGCNConfig:
-    """Settings of the LightGCN baseline (defaults: see :func:`fit_lightgcn`)."""
-
-    dim: int = 64  # embedding size
-    layers: int = 3  # propagation layers
-    epochs: int = 20
-    lr: float = 1e-2
-    batch: int = 8192
-    reg: float = 1e-4  # L2 on the batch's layer-0 embeddings
-    negatives: str = "type"  # "type": negatives of the positive's type; "all": any type
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        """Validate (one-line errors)."""
-        for name in ("dim", "layers", "batch"):
-            check_min(name, getattr(self, name), 1)
-        check_min("epochs", self.epochs, 0)
-        check_choice("negatives", self.negatives, ("type", "all"))
-        if not self.lr > 0 or self.reg < 0:
-            raise ContractError("LightGCN lr must be > 0 and reg >= 0")
-        check_device(self.device)
 
 
 def lightgcn(

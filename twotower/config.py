@@ -1,15 +1,46 @@
-"""Settings of the two-tower stage (one dataclass; it validates itself)."""
+"""Settings of stage 4: the two-tower trainer (``TwoTowerConfig``), the offline evaluation
+(``EvaluationConfig``) and its LightGCN baseline (``LightGCNConfig``). Frozen dataclasses
+that validate themselves; light to import."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from audiograph.core.errors import ContractError, check_device, check_min
+from audiograph.core.config import Validated
+from audiograph.core.errors import ContractError, check_choice, check_device, check_min
+
+MODELS = ("popularity", "llm-knn", "hgnn", "lightgcn", "2t", "2t-hgnn")
 
 
 @dataclass(frozen=True)
-class TwoTowerConfig:
-    """Options of the two-tower trainer (defaults follow the 2T-HGNN paper where it says)."""
+class TwoTowerConfig(Validated):
+    """Options of ``train-twotower`` (defaults follow the 2T-HGNN paper where it says).
+
+    Attributes:
+        tower_dims: layer sizes of each tower's MLP; the last is the vector size.
+        cat_dim: embedding size of each categorical user feature.
+        temperature: in-batch softmax temperature.
+        lr: Adam learning rate.
+        batch_size: positives per batch.
+        epochs: training epochs.
+        patience: stop after this many epochs without a better validation recall.
+        logq: subtract log q (sampling-probability correction) from in-batch logits.
+        extra_negatives: uniformly sampled negatives added to every batch.
+        label_fraction: share of each user's history used as positives when the data has
+            no label window (split without windows).
+        val_fraction: share of users held out for validation.
+        max_val_users: validation users at most.
+        use_hgnn: read HGNN embeddings as user- and item-tower inputs (false: plain 2T).
+        skip: towers start at the history-mean k-NN and learn a correction.
+        resample: a fresh random history/label split of the train users every epoch.
+        weighted: weight the history means by interaction weight.
+        target_type: positives, negatives and validation of this item type only.
+        val_type: with split windows, validate on this item type's labels only.
+        encoder: text encoder folder (none: the bundled MiniLM).
+        cache_dir: text-vector cache (none: the default cache folder).
+        seed: seeds the model, the batches and the validation users.
+        device: cpu or cuda[:i].
+    """
 
     tower_dims: list[int] = field(default_factory=lambda: [512, 256, 128])
     cat_dim: int = 16
@@ -24,17 +55,17 @@ class TwoTowerConfig:
     val_fraction: float = 0.1
     max_val_users: int = 5000
     use_hgnn: bool = True
-    skip: bool = True  # towers start at the history-mean k-NN and learn a correction
-    resample: bool = True  # a fresh random history/label split of the train users per epoch
+    skip: bool = True
+    resample: bool = True
     weighted: bool = True
-    target_type: str | None = None  # positives, negatives and validation of this type only
-    val_type: str | None = None  # split windows: validate on this type's labels only
-    encoder: str | None = None  # text encoder folder (None: the bundled MiniLM)
-    cache_dir: str | None = None  # text-vector cache (None: the default ~/.cache/audiograph)
+    target_type: str | None = None
+    val_type: str | None = None
+    encoder: str | None = None
+    cache_dir: str | None = None
     seed: int = 0
     device: str = "cpu"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
         object.__setattr__(self, "tower_dims", list(self.tower_dims))
         if not self.tower_dims or any(d < 1 for d in self.tower_dims):
@@ -50,4 +81,71 @@ class TwoTowerConfig:
                                     f"got {getattr(self, name)}")  # fmt: skip
         if not self.lr > 0 or not self.temperature > 0:
             raise ContractError("--lr and --temperature must be > 0")
+        check_device(self.device)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig(Validated):
+    """Options of ``evaluate``.
+
+    Attributes:
+        target_type: item type ranked (none: the run's target type, else the catalog's
+            rarest type by training interactions).
+        models: the models scored, a subset of popularity, llm-knn, hgnn, lightgcn, 2t,
+            2t-hgnn.
+        k: metric cut-off.
+        lightgcn_epochs: LightGCN training epochs (fitted in memory, seeded by the run).
+    """
+
+    target_type: str | None = None
+    models: tuple[str, ...] = MODELS
+    k: int = 10
+    lightgcn_epochs: int = 20
+
+    def validate(self) -> None:
+        """Raise ContractError on an unknown model or a bad cut-off."""
+        object.__setattr__(self, "models", tuple(self.models))
+        unknown = sorted(set(self.models) - set(MODELS))
+        if unknown or not self.models:
+            raise ContractError(
+                f"unknown model {unknown[0] if unknown else ''!r} (known: {', '.join(MODELS)})"
+            )
+        check_min("k", self.k, 1)
+        check_min("lightgcn-epochs", self.lightgcn_epochs, 0)
+
+
+@dataclass(frozen=True)
+class LightGCNConfig(Validated):
+    """Settings of the LightGCN baseline.
+
+    Attributes:
+        dim: embedding size.
+        layers: propagation layers.
+        epochs: training epochs.
+        lr: Adam learning rate.
+        batch: positives per batch.
+        reg: L2 on the batch's layer-0 embeddings.
+        negatives: type (negatives of the positive's type) or all (any type).
+        seed: seeds the embeddings and the batches.
+        device: cpu or cuda[:i].
+    """
+
+    dim: int = 64
+    layers: int = 3
+    epochs: int = 20
+    lr: float = 1e-2
+    batch: int = 8192
+    reg: float = 1e-4
+    negatives: str = "type"
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """Validate (one-line errors)."""
+        for name in ("dim", "layers", "batch"):
+            check_min(name, getattr(self, name), 1)
+        check_min("epochs", self.epochs, 0)
+        check_choice("negatives", self.negatives, ("type", "all"))
+        if not self.lr > 0 or self.reg < 0:
+            raise ContractError("LightGCN lr must be > 0 and reg >= 0")
         check_device(self.device)

@@ -28,17 +28,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from audiograph.core.config import configure
 from audiograph.core.embeddings import read_embeddings
 from audiograph.core.errors import ContractError
 from audiograph.core.runs import read_run_config
 from audiograph.graphs.contract import read_dataset
-from audiograph.twotower.baselines import LightGCNConfig, hgnn_knn, lightgcn, llm_knn, popularity
-from audiograph.twotower.config import TwoTowerConfig
+from audiograph.twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
+from audiograph.twotower.config import EvaluationConfig, LightGCNConfig, TwoTowerConfig
 from audiograph.twotower.export import user_item_vectors
 from audiograph.twotower.inputs import catalog_vectors
 from audiograph.twotower.metrics import evaluate_vectors
-
-MODELS = ("popularity", "llm-knn", "hgnn", "lightgcn", "2t", "2t-hgnn")
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
@@ -58,24 +57,19 @@ def _baseline(baseline_dir: str | Path) -> Path:
 def evaluate_run(
     run_dir: str | Path,
     test_dir: str | Path,
-    target_type: str | None = None,
-    models: tuple[str, ...] = MODELS,
-    k: int = 10,
-    lightgcn_epochs: int = 20,
-    quiet: bool = True,
+    cfg: EvaluationConfig | None = None,
+    *,
     emb_dir: str | Path | None = None,
     baseline_dir: str | Path | None = None,
+    quiet: bool = True,
+    **options: Any,
 ) -> dict[str, Any]:
     """Evaluate the two-tower run ``run_dir`` and the baselines on ``test_dir``.
 
     Args:
         run_dir: a ``train-twotower`` run (its ``data_dir`` is the training data).
         test_dir: a dataset whose interactions are the held-out test interactions.
-        target_type: item type ranked (default: the run's ``target_type``, else the
-            catalog's rarest type by training interactions).
-        models: subset of :data:`MODELS`.
-        k: metric cut-off.
-        lightgcn_epochs: LightGCN training epochs.
+        cfg: the :class:`EvaluationConfig`; keyword ``options`` (e.g. ``k=20``) override it.
         emb_dir: HGNN vectors for ``hgnn`` and ``2t-hgnn`` (default: the run's), e.g. the
             run's HGNN re-exported on a graph of all of train.
         baseline_dir: the plain two-tower run scored as ``2t`` (None: ``2t`` is skipped
@@ -87,9 +81,9 @@ def evaluate_run(
         each metrics dict has ``hr@k``, ``recall@k``, ``ndcg@k``, ``mrr``, ``coverage``,
         ``users`` and the ``warm``/``cold``/``tiers`` breakdowns.
     """
-    unknown = sorted(set(models) - set(MODELS))
-    if unknown:
-        raise ContractError(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
+    cfg_eval = configure(EvaluationConfig, cfg, options, "evaluate")
+    target_type, models, k = cfg_eval.target_type, cfg_eval.models, cfg_eval.k
+    lightgcn_epochs = cfg_eval.lightgcn_epochs
     run_dir = Path(run_dir)
     config = _run_config(run_dir)
     train_ds = read_dataset(config["data_dir"])

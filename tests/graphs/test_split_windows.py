@@ -109,7 +109,7 @@ def test_user_tags_are_recounted_from_each_parts_rows(tmp_path):
     write_dataset(tmp_path / "d", items, rows)
     # temporal: test = ts >= 109 (the 0.8 quantile, nearest): u3..u5 on b; the label window
     # (0.8 quantile of the training ts: >= 106) = u0..u2 on b; fit = every row on a
-    m = split_dataset(tmp_path / "d", tmp_path / "s", 0.2, method="temporal")
+    m = split_dataset(tmp_path / "d", tmp_path / "s", test_fraction=0.2, method="temporal")
     assert m["user_tags_recounted"] and (m["cut_ts"], m["label_cut_ts"]) == (109, 106)
     tags = {p: dict(read_dataset(tmp_path / "s" / p).items.select("item_id", "tags").iter_rows())
             for p in ("fit", "labels", "train", "test")}  # fmt: skip
@@ -121,7 +121,7 @@ def test_user_tags_are_recounted_from_each_parts_rows(tmp_path):
     rows2 = rows.with_columns(tags=pl.when(pl.col("ts") == 111).then(pl.lit(["leak"]))
                               .otherwise(pl.col("tags")))  # fmt: skip
     write_dataset(tmp_path / "d", items, rows2)
-    split_dataset(tmp_path / "d", tmp_path / "s2", 0.2, method="temporal")
+    split_dataset(tmp_path / "d", tmp_path / "s2", test_fraction=0.2, method="temporal")
     for part in ("fit", "labels", "train"):
         text = read_dataset(tmp_path / "s2" / part).items["tags"].explode().to_list()
         assert "leak" not in text

@@ -100,6 +100,8 @@ def test_foreign_output_is_refused_and_left_alone(tmp_path):
         ({"experiment": {"out": "x"}, "prepare": {"adapter": "synthetic"}, "split": {},
           "graph": {"min_users": "two"}}, "option 'min_users' must be int"),
         ({"experiment": {}}, "'out' (the output folder) is required"),
+        ({"experiment": {"out": "x", "given": {"grpah": "g"}}}, "unknown stage 'grpah'"),
+        ({"experiment": {"out": "x", "given": {"prepare": "."}}}, "not a dataset directory"),
     ],
 )  # fmt: skip
 def test_bad_experiments_are_one_line_errors(doc, message):
@@ -123,3 +125,22 @@ def test_without_a_split_the_graph_is_built_on_the_whole_dataset(tmp_path):
     manifest = json.loads((tmp_path / "exp" / "graph" / "manifest.json").read_text())
     data = json.loads((tmp_path / "exp" / "prepare" / "manifest.json").read_text())
     assert sum(manifest["node_types"].values()) == data["counts"]["items"]
+
+
+def test_given_outputs_stand_in_for_their_stages(tmp_path):
+    """``[experiment.given]``: existing outputs (checked by kind) feed later stages, and
+    their fingerprints key the cache like a stage's output would."""
+    chain = tmp_path / "chain"
+    run_experiment(_exp(chain), until="export", quiet=True)
+    doc = {"experiment": {"out": str(tmp_path / "later"), "seed": 0,
+                          "given": {"split": str(chain / "split"),
+                                    "export": str(chain / "export")}},
+           "semantic_ids": {"levels": 1, "codebook_size": 4}}  # fmt: skip
+    done = run_experiment(read_experiment(doc), quiet=True)
+    assert list(done) == ["semantic_ids"] and not done["semantic_ids"]["cached"]
+    assert run_experiment(read_experiment(doc), quiet=True)["semantic_ids"]["cached"]
+    with pytest.raises(ContractError, match=re.escape("stage [generative] needs [split]")):
+        read_experiment({"experiment": {"out": "x", "given": {"export": str(chain / "export")}},
+                         "semantic_ids": {}, "generative": {}})  # fmt: skip
+    with pytest.raises(ContractError, match="both a stage and a given output"):
+        read_experiment({**doc, "export": {}})

@@ -211,7 +211,7 @@ def test_bad_inputs(tmp_path):
         semantic_ids(emb, out, codebook_size=64)
     with pytest.raises(ContractError, match="levels must be >= 1"):
         semantic_ids(emb, out, levels=0, codebook_size=4)
-    with pytest.raises(ContractError, match="codebook size must be >= 2"):
+    with pytest.raises(ContractError, match="codebook-size must be >= 2"):
         semantic_ids(emb, out, codebook_size=1)
     assert not out.exists()
     x = np.load(emb / "embeddings.npy")

@@ -1,0 +1,198 @@
+"""Stage configs: frozen dataclasses that validate themselves, and the generic helpers that
+fill them from TOML tables, command-line text and keyword arguments.
+
+Every stage has one config class (``GraphConfig``, ``SplitConfig``, ``HGNNConfig``, ...).
+Its docstring's ``Attributes:`` section documents each field; the command line's options
+and their help are generated from the fields and those docs (:mod:`audiograph.pipeline.options`).
+A config's ``validate()`` raises the project's one-line :class:`ContractError` and runs on
+construction, so an invalid config never exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import re
+import tomllib
+import types
+import typing
+from typing import Any, TypeVar
+
+from audiograph.core.errors import ContractError
+
+C = TypeVar("C")
+
+
+class Validated:
+    """Mixin of the stage configs: ``__post_init__`` calls ``validate()``."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:  # pragma: no cover - every config overrides it
+        """Raise :class:`ContractError` on an invalid setting."""
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """``{field: doc}`` from the ``Attributes:`` section of ``cls``'s docstring (a field's
+    doc may continue on more-indented lines)."""
+    doc = inspect.getdoc(cls) or ""
+    docs: dict[str, str] = {}
+    section, current = False, None
+    for line in doc.splitlines():
+        if line.strip() == "Attributes:":
+            section = True
+            continue
+        if not section:
+            continue
+        if line and not line.startswith(" "):
+            break  # the next section
+        m = re.match(r"^ {4}(\w+):\s*(.*)$", line)
+        if m:
+            current = m.group(1)
+            docs[current] = m.group(2).strip()
+        elif current and line.strip():
+            docs[current] += " " + line.strip()
+    return docs
+
+
+def fits(value: Any, hint: Any) -> bool:
+    """Whether a TOML / flag value has the type ``hint`` (ints count as floats; a bool is
+    never a number)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str | os.PathLike)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            return False
+        inner = args[0] if args else Any
+        return inner is Any or all(fits(v, inner) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            return False
+        return not args or all(fits(k, args[0]) and fits(v, args[1]) for k, v in value.items())
+    if origin is None and isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def describe(hint: Any) -> str:
+    """``int | None`` → ``"int or none"`` (for error messages)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(describe(a) for a in args)
+    if origin in (list, tuple):
+        return f"a list of {describe(args[0])}" if args else "a list"
+    if origin is dict:
+        return f"KEY=VALUE,... with {describe(args[1])} values" if args else "a table"
+    return "none" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def parse_text(text: str, hint: Any) -> Any:
+    """A command-line string as a value of type ``hint``: ``none`` → None; lists are
+    comma-separated (``15,10``); tables are ``KEY=VALUE,...``; scalars read as TOML values
+    (``5000``, ``1.5``, ``true``) and otherwise stay text."""
+    text = text.strip()
+    if text.lower() == "none" and fits(None, hint):
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return parse_text(text, rest[0])
+        value = _scalar(text)  # e.g. ``str | int | float``: 5000 → 5000, min → "min"
+        return value if fits(value, hint) or str not in rest else text
+    if origin in (list, tuple):
+        inner = args[0] if args else Any
+        return [parse_text(part, inner) for part in text.split(",") if part.strip()]
+    if origin is dict:
+        inner = args[1] if len(args) == 2 else Any
+        table = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise ContractError(f"expected KEY=VALUE,..., got {text!r}")
+            table[key.strip()] = parse_text(value, inner)
+        return table
+    if hint is str:
+        return text
+    return _scalar(text)
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignments(pairs: list[str], source: str = "--set") -> dict[str, str]:
+    """``["a=1", "b.c=x"]`` → ``{"a": "1", "b.c": "x"}`` (values still text)."""
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise ContractError(f"{source}: expected KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def merge(
+    cls: type[C],
+    file_values: dict[str, Any],
+    overrides: dict[str, Any],
+    source: str,
+    base: dict[str, Any] | None = None,
+) -> C:
+    """Instantiate config ``cls`` from ``base`` (defaults when None; a resumed run's saved
+    settings) < file values < non-None overrides. Unknown names, values of the wrong type and
+    invalid settings (the dataclass validates itself) are one-line errors."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted((set(file_values) | set(overrides)) - names)
+    if unknown:
+        raise ContractError(
+            f"{source}: unknown option '{unknown[0]}' (known: {', '.join(sorted(names))})"
+        )
+    hints = typing.get_type_hints(cls)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for where, values in ((source, file_values), ("flags", given)):
+        for k, v in values.items():
+            if not fits(v, hints[k]):
+                raise ContractError(
+                    f"{where}: option '{k}' must be {describe(hints[k])}, got {v!r}"
+                )
+    values = {**(base or {}), **file_values, **given}
+    try:
+        return cls(**{k: v for k, v in values.items() if k in names})
+    except TypeError as exc:
+        raise ContractError(f"{source}: {exc}") from None
+
+
+def configure(cls: type[C], cfg: C | None, options: dict[str, Any], where: str) -> C:
+    """``cfg`` (or the defaults of ``cls``) with keyword ``options`` applied, None included:
+    the Python API's ``fn(..., cfg=None, **options)``. Unknown or mistyped options are
+    one-line errors."""
+    if cfg is not None and not isinstance(cfg, cls):
+        raise ContractError(f"{where}: cfg must be a {cls.__name__}, got {type(cfg).__name__}")
+    if not options:
+        return cfg if cfg is not None else cls()
+    names = {f.name for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for k, v in options.items():
+        if k not in names:
+            raise ContractError(
+                f"{where}: unknown option '{k}' (known: {', '.join(sorted(names))})"
+            )
+        if not fits(v, hints[k]):
+            raise ContractError(f"{where}: option '{k}' must be {describe(hints[k])}, got {v!r}")
+    options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
+    return dataclasses.replace(cfg if cfg is not None else cls(), **options)

@@ -1,0 +1,101 @@
+"""Settings of stage 1: building the graph (``GraphConfig``) and splitting a dataset
+(``SplitConfig``). Frozen dataclasses that validate themselves; light to import (the
+command line builds its options from them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from audiograph.core.config import Validated
+from audiograph.core.errors import ContractError, check_choice
+from audiograph.core.featurize import DEFAULT_CACHE
+
+METHODS = ("auto", "temporal", "random")
+
+
+@dataclass(frozen=True)
+class GraphConfig(Validated):
+    """Options of ``build-graph``.
+
+    Attributes:
+        min_users: link two items when at least this many users consumed both.
+        user_cap: per-user history cap (none or 0: no cap); bounds the pair count.
+        cap_by: which items a capped user keeps: ``"weight"`` (heaviest) or ``"recent"``.
+        top_k: per node and edge type keep the ``top_k`` heaviest neighbours (none or 0:
+            all).
+        signals: signals that count as consumption (``None`` = all signals).
+        encoder: local model folder, ``"default"`` (bundled MiniLM) or ``"none"`` (no text
+            features; every node is featureless and ``feature_dim`` is 0).
+        cache_dir: text-embedding cache folder (``None`` disables the cache).
+        batch_size: texts per encoder batch.
+        max_length: encoder token limit per text.
+        device: encoder device.
+        drop_unknown: drop interactions with unknown item ids instead of failing.
+    """
+
+    min_users: int = 1
+    user_cap: int | None = 100
+    cap_by: str = "weight"
+    top_k: int | None = 50
+    signals: list[str] | None = None
+    encoder: str = "default"
+    cache_dir: str | None = str(DEFAULT_CACHE)
+    batch_size: int = 128
+    max_length: int = 128
+    device: str = "cpu"
+    drop_unknown: bool = False
+
+    def validate(self) -> None:
+        """Raise ContractError on out-of-range options."""
+        for name in ("user_cap", "top_k"):  # 0 = no limit, as on the command line
+            if getattr(self, name) == 0:
+                object.__setattr__(self, name, None)
+        if self.signals is not None:
+            object.__setattr__(self, "signals", list(self.signals))
+        if self.min_users < 1:
+            raise ContractError(f"--min-users must be >= 1, got {self.min_users}")
+        for name in ("user_cap", "top_k"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ContractError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+        if self.signals is not None and not self.signals:
+            raise ContractError("--signals: no signal given (omit it to count every signal)")
+        if self.cap_by not in ("weight", "recent"):
+            raise ContractError(f"--cap-by must be 'weight' or 'recent', got {self.cap_by!r}")
+
+
+@dataclass(frozen=True)
+class SplitConfig(Validated):
+    """Options of ``split``.
+
+    Attributes:
+        test_fraction: held-out share in (0, 1). Temporal: the cut is the
+            ``1 - test_fraction`` quantile of ``ts`` (nearest observed value). Random: each
+            user with ``n >= 2`` distinct items holds out
+            ``clip(round_half_up(test_fraction * n), 1, n - 1)`` of them.
+        seed: seed of the random hold-outs, the adopters and the downsampling.
+        method: auto (temporal when every row has a ts, else random), temporal or random;
+            the label window uses the same method.
+        downsample: TYPE=KEEP: after the split keep only this share of the type's training
+            (user, item) pairs; the test part is untouched.
+        adopters: TYPE=SHARE: only this seeded share of the type's users keep any training
+            interaction of it (before downsample); the others are cold for the type.
+        label_fraction: share of train in the label window (the two-tower's positives), in
+            (0, 1); temporal: pairs first seen at or after the ``1 - label_fraction``
+            quantile of the training ts, random: per user as for test.
+    """
+
+    test_fraction: float = 0.2
+    seed: int = 0
+    method: str = "auto"
+    downsample: dict[str, float] | None = None
+    adopters: dict[str, float] | None = None
+    label_fraction: float = 0.2
+
+    def validate(self) -> None:
+        """Raise ContractError on out-of-range options."""
+        for name in ("test_fraction", "label_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ContractError(f"--{name.replace('_', '-')} must be in (0, 1), got {value}")
+        check_choice("method", self.method, METHODS)

@@ -1,0 +1,119 @@
+"""Settings of stage 3: HGNN training (``HGNNConfig``) and export (``ExportConfig``). Frozen
+dataclasses that validate themselves; light to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from audiograph.core.config import Validated
+from audiograph.core.errors import ContractError, check_choice, check_device, check_min
+from audiograph.core.featurize import DEFAULT_CACHE
+
+CONVS = ("maxpool", "sage-mean", "gatv2")
+"""Relation operators of :class:`~audiograph.hgnn.model.HeteroSAGE`."""
+
+
+@dataclass(frozen=True)
+class HGNNConfig(Validated):
+    """Options of ``train-hgnn`` (defaults follow the 2T-HGNN paper where it says).
+
+    Attributes:
+        hidden: hidden and output size of every layer.
+        num_layers: message-passing layers (hops).
+        conv: relation operator: maxpool (the paper's), sage-mean or gatv2.
+        fanout: neighbours sampled per hop and edge type, one size per layer (-1: all).
+        batch_size: positive (supervision) edges per batch.
+        num_negatives: negatives per positive.
+        negative_sampling: uniform, or popularity (degree^0.75) over nodes with an edge.
+        loss: margin (max-margin, the paper's) or softmax (in-batch).
+        margin: the max-margin loss's margin.
+        temperature: the softmax loss's temperature.
+        lr: Adam learning rate.
+        epochs: training epochs (multi-link sampler epochs).
+        patience: stop after this many epochs without a better validation MRR.
+        val_fraction: share of each edge type held out for validation.
+        balance: multi-link target per epoch: min (undersample every edge type to the
+            rarest), none, an int cap of edges per type or a float ratio to the rarest.
+        weighted: sample neighbours in proportion to the edge weight (shared users).
+        eval_candidates: candidates ranked per validation edge.
+        max_val_edges: validation edges per edge type at most.
+        seed: seeds the model, the sampler and the validation split.
+        device: cpu or cuda[:i].
+        prefetch: batches sampled ahead in a background thread (0: none).
+    """
+
+    hidden: int = 128
+    num_layers: int = 2
+    conv: str = "maxpool"
+    fanout: list[int] = field(default_factory=lambda: [15, 10])
+    batch_size: int = 256
+    num_negatives: int = 1
+    negative_sampling: str = "uniform"
+    loss: str = "margin"
+    margin: float = 0.3
+    temperature: float = 0.05
+    lr: float = 1e-3
+    epochs: int = 10
+    patience: int = 3
+    val_fraction: float = 0.1
+    balance: str | int | float = "min"
+    weighted: bool = False
+    eval_candidates: int = 100
+    max_val_edges: int = 2000
+    seed: int = 0
+    device: str = "cpu"
+    prefetch: int = 1
+
+    def validate(self) -> None:
+        """Validate (one-line errors, before anything is written)."""
+        object.__setattr__(self, "fanout", list(self.fanout))
+        check_choice("conv", self.conv, CONVS)
+        check_choice("loss", self.loss, ("margin", "softmax"))
+        check_choice("negative-sampling", self.negative_sampling, ("uniform", "popularity"))
+        if not (self.balance in ("min", "none") or (
+            isinstance(self.balance, int | float) and not isinstance(self.balance, bool)
+            and self.balance > 0
+        )):  # fmt: skip
+            raise ContractError(
+                f"--balance must be min, none, an int cap or a float ratio > 0, got "
+                f"{self.balance!r}"
+            )
+        for name in ("hidden", "num_layers", "batch_size", "num_negatives", "eval_candidates",
+                     "max_val_edges", "patience"):  # fmt: skip
+            check_min(name.replace("_", "-"), getattr(self, name), 1)
+        check_min("epochs", self.epochs, 0)
+        check_min("prefetch", self.prefetch, 0)
+        if len(self.fanout) != self.num_layers or any(
+            not isinstance(f, int) or (f < 1 and f != -1) for f in self.fanout
+        ):
+            raise ContractError(
+                f"--fanout needs {self.num_layers} sizes (>= 1, or -1 for all), got {self.fanout}"
+            )
+        if not 0 < self.val_fraction < 1:
+            raise ContractError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if not self.lr > 0 or not self.margin >= 0 or not self.temperature > 0:
+            raise ContractError("--lr and --temperature must be > 0, --margin >= 0")
+        check_device(self.device)
+
+
+@dataclass(frozen=True)
+class ExportConfig(Validated):
+    """Options of ``export``.
+
+    Attributes:
+        chunk_size: nodes per layer-wise inference chunk (bounds memory, not the result).
+        device: cpu or cuda[:i].
+        cache_dir: text-vector cache of the inductive items (none: no cache).
+        index: ANN index: auto (faiss IVF from 100k items), exact or ivf.
+    """
+
+    chunk_size: int = 65536
+    device: str = "cpu"
+    cache_dir: str | None = str(DEFAULT_CACHE)
+    index: str = "auto"
+
+    def validate(self) -> None:
+        """Raise ContractError on out-of-range options."""
+        check_min("chunk-size", self.chunk_size, 1)
+        check_choice("index", self.index, ("auto", "exact", "ivf"))
+        check_device(self.device)

@@ -1,0 +1,155 @@
+"""Settings of stage 5: Semantic IDs (``SemanticIDConfig``), the generative model
+(``GenerativeConfig``) and bi-encoder fine-tuning (``FinetuneConfig``). Frozen dataclasses
+that validate themselves; light to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from audiograph.core.config import Validated
+from audiograph.core.errors import ContractError, check_device, check_min
+
+TASKS = ("search", "rec")
+
+
+@dataclass(frozen=True)
+class SemanticIDConfig(Validated):
+    """Options of ``semantic-ids``.
+
+    Attributes:
+        levels: residual k-means codebooks (>= 1); an ID has ``levels + 1`` codes.
+        codebook_size: codes per level, at least 2 and at most the number of items.
+        iters: Lloyd iterations per level.
+        seed: seeds the training sample and k-means++ (same seed, same IDs).
+        device: cpu or cuda[:i].
+        sample_per_code: fit each level on this many rows per code (none: all rows); every
+            row is encoded.
+    """
+
+    levels: int = 2
+    codebook_size: int = 256
+    iters: int = 20
+    seed: int = 0
+    device: str = "cpu"
+    sample_per_code: int | None = 256
+
+    def validate(self) -> None:
+        """Raise ContractError on out-of-range options."""
+        check_min("levels", self.levels, 1)
+        check_min("codebook-size", self.codebook_size, 2)
+        check_min("iters", self.iters, 0)
+        if self.sample_per_code is not None:
+            check_min("sample-per-code", self.sample_per_code, 1)
+        check_device(self.device)
+
+
+@dataclass(frozen=True)
+class GenerativeConfig(Validated):
+    """Options of ``train-generative``: the T5 model and its training.
+
+    Attributes:
+        d_model: model width.
+        d_ff: feed-forward width.
+        layers: encoder and decoder layers each.
+        heads: attention heads (d_model must be a multiple).
+        dropout: dropout rate.
+        history: a recommendation input's most recent items.
+        max_query_tokens: search query tokens at most.
+        tasks: tasks trained: search, rec or both.
+        epochs: training epochs.
+        batch_size: examples per batch.
+        lr: AdamW peak learning rate.
+        warmup_steps: linear warm-up steps.
+        search_per_epoch: search examples per epoch at most (none: all).
+        rec_per_epoch: recommendation examples per epoch at most (a fresh draw each epoch).
+        pretrained: a local pretrained T5 folder (none: from scratch).
+        seed: seeds the model and the example draws.
+        device: cpu or cuda[:i].
+    """
+
+    d_model: int = 128
+    d_ff: int = 512
+    layers: int = 2
+    heads: int = 4
+    dropout: float = 0.1
+    history: int = 20
+    max_query_tokens: int = 24
+    tasks: tuple[str, ...] = TASKS
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 2e-3
+    warmup_steps: int = 200
+    search_per_epoch: int | None = None
+    rec_per_epoch: int | None = 60000
+    pretrained: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """Validate (one-line errors, before anything is written)."""
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        bad = set(self.tasks) - set(TASKS)
+        if bad or not self.tasks:
+            raise ContractError(f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
+                                f"got {','.join(map(str, self.tasks))}")  # fmt: skip
+        for name in ("d_model", "d_ff", "layers", "heads", "history", "batch_size"):
+            check_min(name.replace("_", "-"), getattr(self, name), 1)
+        check_min("max-query-tokens", self.max_query_tokens, 2)
+        check_min("epochs", self.epochs, 0)
+        check_min("warmup-steps", self.warmup_steps, 0)
+        if self.d_model % self.heads:
+            raise ContractError(f"--d-model ({self.d_model}) must be a multiple of --heads "
+                                f"({self.heads})")  # fmt: skip
+        for name in ("search_per_epoch", "rec_per_epoch"):
+            if getattr(self, name) is not None:
+                check_min(name.replace("_", "-"), getattr(self, name), 1)
+        if not 0 <= self.dropout < 1 or not self.lr > 0:
+            raise ContractError("--dropout must be in [0, 1) and --lr > 0")
+        check_device(self.device)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(Validated):
+    """Options of :func:`finetune_bi_encoder`. The defaults keep CPU fine-tuning short
+    (Last.fm, 2 cores: ~35 s search, ~80 s multitask, 32 steps); raise ``max_pairs`` and
+    ``epochs`` on a GPU.
+
+    Attributes:
+        epochs: passes over the training pairs.
+        batch_size: pairs per batch (in-batch negatives).
+        lr: AdamW peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup: share of steps with a linear warm-up, then linear decay to 0.
+        max_length: tokens per text during training (Last.fm: 90% of items fit in 32).
+        max_pairs: training pairs per task at most (seeded subsample).
+        item_pairs_per_user: co-interaction pairs drawn per user (multi-task).
+        scale: cosine similarity scale (inverse temperature).
+        max_grad_norm: gradient clipping norm.
+        seed: seeds the subsample and the batches.
+        device: cpu or cuda[:i].
+    """
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    max_length: int = 32
+    max_pairs: int = 1024
+    item_pairs_per_user: int = 4
+    scale: float = 20.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """Validate (one-line errors, before anything is written)."""
+        for name, low in (("epochs", 1), ("batch_size", 2), ("max_pairs", 2), ("max_length", 2),
+                          ("item_pairs_per_user", 1)):  # fmt: skip
+            check_min(name.replace("_", "-"), getattr(self, name), low)
+        if not (self.lr > 0 and 0 <= self.warmup < 1 and self.scale > 0):
+            raise ContractError(
+                f"need lr > 0, 0 <= warmup < 1, scale > 0; got lr={self.lr}, "
+                f"warmup={self.warmup}, scale={self.scale}"
+            )
+        check_device(self.device)
