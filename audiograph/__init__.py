@@ -15,40 +15,26 @@ audiograph`` stays cheap): ``build_graph``, ``train_hgnn``, ``export_embeddings`
 ``main`` (the CLI).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
 __version__ = "0.1.0"
 
-_ENTRY_POINTS = {
-    "ContractError": "audiograph.core.errors",
-    "GraphConfig": "audiograph.graphs.build",
-    "build_graph": "audiograph.graphs.build",
-    "read_dataset": "audiograph.graphs.contract",
-    "load_graph": "audiograph.graphs.store",
-    "split_dataset": "audiograph.graphs.split",
-    "HGNNConfig": "audiograph.hgnn.train",
-    "train_hgnn": "audiograph.hgnn.train",
-    "export_embeddings": "audiograph.hgnn.export",
-    "TwoTowerConfig": "audiograph.twotower.config",
-    "train_twotower": "audiograph.twotower.train",
-    "evaluate_run": "audiograph.twotower.evaluate",
-    "main": "audiograph.pipeline.cli",
-}
+from audiograph.core.lazy import lazy_exports  # noqa: E402
 
-__all__ = ["__version__", *_ENTRY_POINTS]
-
-
-def __getattr__(name: str) -> Any:
-    """Import an entry point's module on first access (PEP 562)."""
-    if name not in _ENTRY_POINTS:
-        raise AttributeError(f"module 'audiograph' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_ENTRY_POINTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__, _names = lazy_exports(
+    __name__,
+    {
+        "ContractError": "audiograph.core.errors",
+        "GraphConfig": "audiograph.graphs.config",
+        "build_graph": "audiograph.graphs.build",
+        "read_dataset": "audiograph.graphs.contract",
+        "load_graph": "audiograph.graphs.store",
+        "split_dataset": "audiograph.graphs.split",
+        "HGNNConfig": "audiograph.hgnn.config",
+        "train_hgnn": "audiograph.hgnn.train",
+        "export_embeddings": "audiograph.hgnn.export",
+        "TwoTowerConfig": "audiograph.twotower.config",
+        "train_twotower": "audiograph.twotower.train",
+        "evaluate_run": "audiograph.twotower.evaluate",
+        "main": "audiograph.pipeline.cli",
+    },
+)
+__all__ = ["__version__", *_names]

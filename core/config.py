@@ -17,11 +17,15 @@ import re
 import tomllib
 import types
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 from audiograph.core.errors import ContractError
 
 C = TypeVar("C")
+
+DEFAULT_CACHE = Path(os.environ.get("AUDIOGRAPH_CACHE", Path.home() / ".cache" / "audiograph"))
+"""The text-vector cache folder of every stage that encodes text (``$AUDIOGRAPH_CACHE``)."""
 
 
 class Validated:

@@ -32,10 +32,10 @@ import polars as pl
 import torch
 from tqdm.auto import tqdm
 
+from audiograph.core.config import DEFAULT_CACHE
 from audiograph.core.errors import ContractError
 
 MAX_TAGS = 10
-DEFAULT_CACHE = Path(os.environ.get("AUDIOGRAPH_CACHE", Path.home() / ".cache" / "audiograph"))
 
 
 def item_texts(items: pl.DataFrame) -> list[str]:

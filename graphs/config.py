@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from audiograph.core.config import Validated
+from audiograph.core.config import DEFAULT_CACHE, Validated
 from audiograph.core.errors import ContractError, check_choice
-from audiograph.core.featurize import DEFAULT_CACHE
 
 METHODS = ("auto", "temporal", "random")
 

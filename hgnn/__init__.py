@@ -1,6 +1,18 @@
-"""Stage 3: heterogeneous GraphSAGE trained by link prediction, and its embedding export."""
+"""Stage 3: heterogeneous GraphSAGE trained by link prediction, and its embedding export
+(names imported on first use)."""
 
-from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
-from audiograph.hgnn.model import HeteroSAGE, MaxPoolRelation
+from audiograph.core.lazy import lazy_exports
 
-__all__ = ["HeteroSAGE", "MaxPoolRelation", "in_batch_softmax_loss", "max_margin_loss"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "HGNNConfig": "audiograph.hgnn.config",
+        "ExportConfig": "audiograph.hgnn.config",
+        "HeteroSAGE": "audiograph.hgnn.model",
+        "MaxPoolRelation": "audiograph.hgnn.model",
+        "in_batch_softmax_loss": "audiograph.hgnn.loss",
+        "max_margin_loss": "audiograph.hgnn.loss",
+        "train_hgnn": "audiograph.hgnn.train",
+        "export_embeddings": "audiograph.hgnn.export",
+    },
+)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from audiograph.core.config import Validated
+from audiograph.core.config import DEFAULT_CACHE, Validated
 from audiograph.core.errors import ContractError, check_choice, check_device, check_min
-from audiograph.core.featurize import DEFAULT_CACHE
 
 CONVS = ("maxpool", "sage-mean", "gatv2")
 """Relation operators of :class:`~audiograph.hgnn.model.HeteroSAGE`."""

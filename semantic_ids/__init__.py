@@ -7,27 +7,25 @@
 * :mod:`audiograph.semantic_ids.generative` (training),
   :mod:`audiograph.semantic_ids.decoding` (token layout, SID trie, constrained beam search),
   :mod:`audiograph.semantic_ids.generate` (answers, Recall@k).
+
+Names are imported on first use.
 """
 
-from audiograph.semantic_ids.rqkmeans import (
-    code_stats,
-    decode_rq,
-    disambiguate,
-    encode_rq,
-    fit_rq,
-    kmeans,
-    reconstruction_mse,
-)
-from audiograph.semantic_ids.tokenize import load_semantic_ids, semantic_ids
+from audiograph.core.lazy import lazy_exports
 
-__all__ = [
-    "code_stats",
-    "decode_rq",
-    "disambiguate",
-    "encode_rq",
-    "fit_rq",
-    "kmeans",
-    "load_semantic_ids",
-    "reconstruction_mse",
-    "semantic_ids",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "code_stats": "audiograph.semantic_ids.rqkmeans",
+        "decode_rq": "audiograph.semantic_ids.rqkmeans",
+        "disambiguate": "audiograph.semantic_ids.rqkmeans",
+        "encode_rq": "audiograph.semantic_ids.rqkmeans",
+        "fit_rq": "audiograph.semantic_ids.rqkmeans",
+        "kmeans": "audiograph.semantic_ids.rqkmeans",
+        "reconstruction_mse": "audiograph.semantic_ids.rqkmeans",
+        "load_semantic_ids": "audiograph.semantic_ids.tokenize",
+        "semantic_ids": "audiograph.semantic_ids.tokenize",
+        "SemanticIDConfig": "audiograph.semantic_ids.config",
+        "GenerativeConfig": "audiograph.semantic_ids.config",
+    },
+)

@@ -5,24 +5,18 @@
 loaded on first use, so that serving and evaluation never import the trainer.
 """
 
-from __future__ import annotations
+from audiograph.core.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_NAMES = {
-    "TwoTowerConfig": "audiograph.twotower.config",
-    "train_twotower": "audiograph.twotower.train",
-    "export_vectors": "audiograph.twotower.export",
-    "recommend": "audiograph.twotower.export",
-    "score_all_users": "audiograph.twotower.export",
-    "user_item_vectors": "audiograph.twotower.export",
-}
-
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _NAMES:
-        raise AttributeError(f"module 'audiograph.twotower' has no attribute {name!r}")
-    return getattr(importlib.import_module(_NAMES[name]), name)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "TwoTowerConfig": "audiograph.twotower.config",
+        "EvaluationConfig": "audiograph.twotower.config",
+        "train_twotower": "audiograph.twotower.train",
+        "evaluate_run": "audiograph.twotower.evaluate",
+        "export_vectors": "audiograph.twotower.export",
+        "recommend": "audiograph.twotower.export",
+        "score_all_users": "audiograph.twotower.export",
+        "user_item_vectors": "audiograph.twotower.export",
+    },
+)
