@@ -1,6 +1,7 @@
 """HGNN link-prediction benchmark on real data: quality per link type and training speed.
 
-Protocol (all of it through ``audiograph.hgnn.train.train_hgnn`` and ``audiograph.hgnn.validate``):
+Protocol (datasets, graphs and HGNN runs through the pipeline runner, one experiment per
+data set; validation through ``audiograph.hgnn.validate``):
 
 * **Last.fm** (HetRec 2011, artist–artist co-listening, MiniLM text features): HGNN vs the
   raw text embeddings. The text baseline scores the *same* held-out edges against the
@@ -34,7 +35,6 @@ import argparse
 import json
 import math
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -50,13 +50,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiograph.graphs.adapters.common import save_dataset
-from audiograph.graphs.adapters.douban import prepare_douban
-from audiograph.graphs.adapters.lastfm import prepare_lastfm
-from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.config import GraphConfig
 from audiograph.graphs.contract import read_dataset
 from audiograph.graphs.store import load_graph
-from audiograph.hgnn.train import HGNNConfig, train_hgnn
+from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.validate import link_metrics, split_edges
+from audiograph.pipeline.runner import read_experiment, run_experiment
 from audiograph.samplers import NeighborSampler
 from audiograph.samplers.multilink import balanced_counts, link_edges
 
@@ -127,15 +126,21 @@ def supervision_sizes(graph_dir: Path, cfg: HGNNConfig) -> dict[str, int]:
     return {"__".join(et): int(e.shape[1]) for et, e in link_edges(train_data).items()}
 
 
-def run(graph_dir: Path, run_dir: Path, cfg: HGNNConfig, label: str) -> dict[str, Any]:
-    """One ``train_hgnn`` run from scratch; last-epoch metrics plus training totals."""
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
+def _run(doc: dict[str, Any], force: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Run an experiment through the pipeline runner; ``{stage: output path}``."""
+    done = run_experiment(read_experiment(doc), force=force, quiet=True)
+    return {name: Path(d["path"]) for name, d in done.items()}
+
+
+def run(exp: dict[str, Any], cfg: HGNNConfig, label: str) -> dict[str, Any]:
+    """One HGNN training run of the experiment ``exp`` (its graph cached, the HGNN always
+    retrained); last-epoch metrics plus training totals."""
     t0 = time.perf_counter()
     print(f"[bench-hgnn] {label}: {cfg.epochs} epochs, balance={cfg.balance}", file=sys.stderr)
-    last = train_hgnn(graph_dir, run_dir, cfg, quiet=True)
+    run_dir = _run({**exp, "hgnn": asdict(cfg)}, force=("hgnn",))["hgnn"]
     wall = time.perf_counter() - t0
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    last = rows[-1]
     seconds = sum(r["seconds"] for r in rows)
     edges = sum(r["edges_per_s"] * r["seconds"] for r in rows)
     print(
@@ -157,27 +162,29 @@ def run(graph_dir: Path, run_dir: Path, cfg: HGNNConfig, label: str) -> dict[str
 
 
 def prepare(data_root: Path, work: Path, gcfg: GraphConfig, book_fraction: float) -> dict:
-    """Datasets and graphs for both benchmarks (rebuilt every time; text is cached)."""
+    """The experiments of both benchmarks (data and graph stages run, cached by the runner;
+    text is cached too): ``{"lastfm": exp, "douban": exp, "info": ...}``."""
     t0 = time.perf_counter()
-    prepare_lastfm(data_root / "lastfm-hetrec-2k", work / "data" / "lastfm")
-    prepare_douban(data_root / "douban-music-book", work / "data" / "douban")
-    sub = downsample_books(
-        work / "data" / "douban", work / "data" / "douban-books", book_fraction, seed=0
-    )
-    lastfm = build_graph(work / "data" / "lastfm", work / "graphs" / "lastfm", gcfg, quiet=True)
-    dcfg = GraphConfig(**{**asdict(gcfg), "encoder": "none"})
-    douban = build_graph(
-        work / "data" / "douban-books", work / "graphs" / "douban-books", dcfg, quiet=True
-    )
+    lastfm = {"experiment": {"out": str(work / "lastfm")},
+              "prepare": {"adapter": "lastfm", "src": str(data_root / "lastfm-hetrec-2k")},
+              "graph": asdict(gcfg)}  # fmt: skip
+    full = _run({"experiment": {"out": str(work / "douban-full")},
+                 "prepare": {"adapter": "douban", "src": str(data_root / "douban-music-book")}})
+    books = work / "data" / "douban-books"
+    sub = downsample_books(full["prepare"], books, book_fraction, seed=0)
+    douban = {"experiment": {"out": str(work / "douban"), "data": str(books)},
+              "graph": {**asdict(gcfg), "encoder": "none"}}  # fmt: skip
+    graphs = {name: _run(exp)["graph"] for name, exp in (("lastfm", lastfm), ("douban", douban))}
+    manifests = {k: json.loads((g / "manifest.json").read_text()) for k, g in graphs.items()}
     info = {
         "seconds": time.perf_counter() - t0,
         "douban_downsample": sub,
-        "lastfm_edges": lastfm["edge_types"],
-        "douban_edges": douban["edge_types"],
-        "lastfm_text_features": lastfm["stats"]["text_cache"],
+        "lastfm_edges": manifests["lastfm"]["edge_types"],
+        "douban_edges": manifests["douban"]["edge_types"],
+        "lastfm_text_features": manifests["lastfm"]["stats"]["text_cache"],
     }
     print(f"[bench-hgnn] data + graphs ready in {info['seconds']:.1f}s", file=sys.stderr)
-    return info
+    return {"lastfm": lastfm, "douban": douban, "graphs": graphs, "info": info}
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,7 +192,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     data_root = Path(args.data_root)
     work = Path(args.workdir)
     gcfg = GraphConfig(min_users=args.min_users, top_k=args.top_k)
-    info = prepare(data_root, work, gcfg, args.book_fraction)
+    exps = prepare(data_root, work, gcfg, args.book_fraction)
+    info = exps["info"]
     base = HGNNConfig(
         hidden=args.hidden,
         fanout=args.fanout,
@@ -199,15 +207,15 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"lastfm": {}, "douban": {}}
 
     # Last.fm: HGNN vs raw text vectors (one link type: balancing is a no-op)
-    g = work / "graphs" / "lastfm"
+    g = exps["graphs"]["lastfm"]
     cfg = HGNNConfig(**{**asdict(base), "seed": seeds[0]})
     if args.quick:
         cfg = replace(cfg, balance=args.quick_cap)  # int cap per link type: plain subsample
     results["lastfm"]["text"] = {"label": "MiniLM text (no training)", "val": text_baseline(g, cfg)}
-    results["lastfm"]["hgnn"] = run(g, work / "runs" / "lastfm", cfg, "Last.fm HGNN")
+    results["lastfm"]["hgnn"] = run(exps["lastfm"], cfg, "Last.fm HGNN")
 
     # Douban, books downsampled: unbalanced vs multi-link balanced
-    g = work / "graphs" / "douban-books"
+    g = exps["graphs"]["douban"]
     for seed in seeds:
         cfg = HGNNConfig(**{**asdict(base), "seed": seed})
         sizes = supervision_sizes(g, cfg)
@@ -223,7 +231,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         }
         for key, (label, epochs, balance) in variants.items():
             c = HGNNConfig(**{**asdict(cfg), "epochs": epochs, "balance": balance})
-            r = run(g, work / "runs" / f"douban-{key}-s{seed}", c, f"Douban {label} (seed {seed})")
+            r = run(exps["douban"], c, f"Douban {label} (seed {seed})")
             r["supervision_per_epoch"] = (
                 sizes if balance == "none" else balanced_counts(sizes, "min")
             )
