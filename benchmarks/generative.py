@@ -2,12 +2,13 @@
 
 For a dataset (Last.fm with its tags as queries, or the synthetic catalog with its topic
 queries): prepare → split (interactions per user, queries per item) → embedding spaces
-built on the train side only:
+built on the train side only (the chain and each space's Semantic IDs and generative run
+go through the pipeline runner; the text spaces come from ``build_space``):
 
 * ``content`` — MiniLM text vectors; ``search`` / ``multitask`` — MiniLM fine-tuned on
   (query, item) pairs / on those plus co-interacting (item, item) pairs
-  (:mod:`audiograph.semantic_ids.spaces`); ``rec`` — HGNN item embeddings (graph of the train
-  interactions); ``fused-concat`` / ``fused-svd`` — ``search`` ⊕ ``rec``.
+  (:mod:`audiograph.semantic_ids.spaces`); ``rec`` — HGNN item embeddings (graph of the
+  split's fit window, as in the runner); ``fused-concat`` / ``fused-svd`` — ``search`` ⊕ ``rec``.
 
 Each space → Semantic IDs (RQ-KMeans 2 × 256 + disambiguation) → one generative T5
 trained on both tasks → search and rec Recall@10/@30 on the test side, next to the SID
@@ -29,20 +30,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from audiograph.graphs.adapters.lastfm import prepare_lastfm
-from audiograph.graphs.adapters.synthetic import prepare_synthetic
-from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.contract import read_dataset
-from audiograph.graphs.split import split_dataset
-from audiograph.hgnn.export import export_embeddings
-from audiograph.hgnn.train import HGNNConfig, train_hgnn
-from audiograph.semantic_ids import semantic_ids
+from audiograph.hgnn.config import HGNNConfig
+from audiograph.pipeline.runner import read_experiment, run_experiment
+from audiograph.semantic_ids.config import GenerativeConfig
 from audiograph.semantic_ids.generate import evaluate_generative
-from audiograph.semantic_ids.generative import GenerativeConfig, train_generative
 from audiograph.semantic_ids.spaces import build_space, fuse_spaces
 from audiograph.twotower.export import user_item_vectors
 from audiograph.twotower.metrics import evaluate_vectors
-from audiograph.twotower.train import TwoTowerConfig, train_twotower
 
 SPACES = ("content", "search", "rec", "multitask", "fused-concat", "fused-svd")
 # Sized for the 30-minute budget on 2 CPU cores: on Last.fm every model sees 1-1.6 passes
@@ -50,6 +45,7 @@ SPACES = ("content", "search", "rec", "multitask", "fused-concat", "fused-svd")
 GEN = GenerativeConfig(d_model=128, d_ff=256, layers=2, heads=4, dropout=0.0, history=10,
                        epochs=4, batch_size=256, lr=2e-3, warmup_steps=100,
                        search_per_epoch=30000, rec_per_epoch=30000)  # fmt: skip
+HGNN_REC = HGNNConfig(epochs=2, hidden=128, balance=20000)  # the ``rec`` space's HGNN
 
 
 def _log(msg: str, quiet: bool) -> None:
@@ -57,8 +53,35 @@ def _log(msg: str, quiet: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def build_spaces(work: Path, train: Path, wanted: list[str], seed: int, quiet: bool) -> dict:
-    """Embedding directory per wanted space (``rec`` and the fused ones need the HGNN)."""
+def _run(doc: dict[str, Any]) -> dict[str, Path]:
+    """Run an experiment through the pipeline runner; ``{stage: output path}``."""
+    done = run_experiment(read_experiment(doc), quiet=True)
+    return {name: Path(d["path"]) for name, d in done.items()}
+
+
+def chain(args: argparse.Namespace, work: Path, wanted: list[str]) -> dict[str, Path]:
+    """The shared experiment: data, split, and, when a space needs it, the HGNN chain
+    (graph of the fit window, HGNN, export) and the plain two-tower reference."""
+    if args.dataset == "lastfm":
+        src = Path(args.data_root) / "lastfm-hetrec-2k"
+        if not src.is_dir():
+            sys.exit(f"error: {src}: data set not found (pass --data-root)")
+        prepare = {"adapter": "lastfm", "src": str(src)}
+    else:
+        prepare = {"adapter": "synthetic"}
+    doc: dict[str, Any] = {"experiment": {"out": str(work / "chain"), "seed": args.seed},
+                           "prepare": prepare, "split": {"test_fraction": 0.2}}  # fmt: skip
+    if any(s == "rec" or s.startswith("fused") for s in wanted):
+        doc |= {"graph": {}, "hgnn": asdict(HGNN_REC) | {"seed": args.seed}, "export": {}}
+    if args.two_tower:
+        doc["baseline"] = {}
+    return _run(doc)
+
+
+def build_spaces(work: Path, done: dict[str, Path], wanted: list[str], quiet: bool) -> dict:
+    """Embedding directory per wanted space: the text spaces by ``build_space`` on the train
+    part, ``rec`` = the chain's HGNN export, the fused ones by ``fuse_spaces``."""
+    train = done["split"] / "train"
     dirs, seconds = {}, {}
     for space in ("content", "search", "multitask"):
         if space in wanted or (space == "search" and any(s.startswith("fused") for s in wanted)):
@@ -67,15 +90,8 @@ def build_spaces(work: Path, train: Path, wanted: list[str], seed: int, quiet: b
                 build_space(space, train, work / f"emb-{space}", quiet=quiet)
             dirs[space], seconds[space] = work / f"emb-{space}", time.perf_counter() - t0
             _log(f"[generative] space {space}: {seconds[space]:.1f}s", quiet)
-    if any(s == "rec" or s.startswith("fused") for s in wanted):
-        t0 = time.perf_counter()
-        if not (work / "emb-rec" / "manifest.json").exists():
-            build_graph(train, work / "graph", GraphConfig(), quiet=True)
-            cfg = HGNNConfig(epochs=2, hidden=128, seed=seed, balance=20000)
-            train_hgnn(work / "graph", work / "hgnn", cfg, quiet=True)
-            export_embeddings(work / "hgnn", work / "emb-rec", catalog=train, quiet=True)
-        dirs["rec"], seconds["rec"] = work / "emb-rec", time.perf_counter() - t0
-        _log(f"[generative] space rec (graph + HGNN): {seconds['rec']:.1f}s", quiet)
+    if "export" in done:
+        dirs["rec"] = done["export"]
     for method in ("concat", "svd"):
         name = f"fused-{method}"
         if name in wanted:
@@ -88,11 +104,9 @@ def build_spaces(work: Path, train: Path, wanted: list[str], seed: int, quiet: b
     return {"dirs": dirs, "seconds": seconds}
 
 
-def two_tower_reference(work: Path, train: Path, test: Path, seed: int, quiet: bool) -> dict:
+def two_tower_reference(run: Path, split: Path) -> dict:
     """Plain two-tower (text + features, no HGNN) rec Recall@10/@30 on the test split."""
-    run = work / "2t"
-    if not (run / "model.safetensors").exists():
-        train_twotower(train, None, run, TwoTowerConfig(use_hgnn=False, seed=seed), quiet=True)
+    train, test = split / "train", split / "test"
     users, u, items, v = user_item_vectors(run, train)
     tr, te = read_dataset(train).interactions, read_dataset(test).interactions
     out = {}
@@ -110,28 +124,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     wanted = [s.strip() for s in args.spaces.split(",")] if args.spaces else list(SPACES)
     if unknown := set(wanted) - set(SPACES):
         sys.exit(f"error: unknown space(s) {sorted(unknown)}; choose from {', '.join(SPACES)}")
-    data, split = work / "data", work / "split"
-    if not (split / "manifest.json").exists():
-        if args.dataset == "lastfm":
-            src = Path(args.data_root) / "lastfm-hetrec-2k"
-            if not src.is_dir():
-                sys.exit(f"error: {src}: data set not found (pass --data-root)")
-            prepare_lastfm(src, data)
-        else:
-            prepare_synthetic(data, seed=args.seed)
-        split_dataset(data, split, 0.2, args.seed)
-    train, test = split / "train", split / "test"
-    spaces = build_spaces(work, train, wanted, args.seed, quiet)
+    t0 = time.perf_counter()
+    done = chain(args, work, wanted)
+    _log(f"[generative] data, split and HGNN chain: {time.perf_counter() - t0:.1f}s", quiet)
+    spaces = build_spaces(work, done, wanted, quiet)
     gen = replace(GEN, epochs=args.epochs, seed=args.seed)
+    test = done["split"] / "test"
     results: dict[str, Any] = {}
     for space in wanted:
         t0 = time.perf_counter()
-        sid, run_dir = work / f"sid-{space}", work / f"gen-{space}"
-        m = semantic_ids(spaces["dirs"][space], sid, levels=2, codebook_size=256, seed=args.seed)
-        if not (run_dir / "checkpoint.pt").exists():
-            train_generative(train, sid, run_dir, gen, quiet=quiet)
-        report = evaluate_generative(run_dir, test, max_inputs=args.max_inputs)
-        st = m["stats"]
+        per_space = _run({
+            "experiment": {"out": str(work / f"gen-{space}"), "seed": args.seed,
+                           "given": {"split": str(done["split"]),
+                                     "export": str(spaces["dirs"][space])}},
+            "semantic_ids": {"levels": 2, "codebook_size": 256},
+            "generative": asdict(gen),
+        })  # fmt: skip
+        report = evaluate_generative(per_space["generative"], test, max_inputs=args.max_inputs)
+        st = json.loads((per_space["semantic_ids"] / "manifest.json").read_text())["stats"]
         results[space] = {
             **{f"{task}_{k}": v for task, r in report.items() for k, v in r.items()},
             "sid_unique_fraction": st["unique_fraction"],
@@ -140,7 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - t0 + spaces["seconds"].get(space, 0.0), 1),
         }
         _log(f"[generative] {space}: {json.dumps(results[space])}", quiet)
-    reference = two_tower_reference(work, train, test, args.seed, quiet) if args.two_tower else {}
+    reference = two_tower_reference(done["baseline"], done["split"]) if args.two_tower else {}
     return {
         "dataset": args.dataset,
         "spaces": results,

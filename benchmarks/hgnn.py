@@ -168,8 +168,12 @@ def prepare(data_root: Path, work: Path, gcfg: GraphConfig, book_fraction: float
     lastfm = {"experiment": {"out": str(work / "lastfm")},
               "prepare": {"adapter": "lastfm", "src": str(data_root / "lastfm-hetrec-2k")},
               "graph": asdict(gcfg)}  # fmt: skip
-    full = _run({"experiment": {"out": str(work / "douban-full")},
-                 "prepare": {"adapter": "douban", "src": str(data_root / "douban-music-book")}})
+    full = _run(
+        {
+            "experiment": {"out": str(work / "douban-full")},
+            "prepare": {"adapter": "douban", "src": str(data_root / "douban-music-book")},
+        }
+    )
     books = work / "data" / "douban-books"
     sub = downsample_books(full["prepare"], books, book_fraction, seed=0)
     douban = {"experiment": {"out": str(work / "douban"), "data": str(books)},

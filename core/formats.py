@@ -6,19 +6,19 @@ outputs, ``config.json`` for training runs) holding ``writer: "audiograph"``, it
 one-line :class:`~audiograph.core.errors.ContractError` naming the directory, what was
 expected and the command that creates it.
 
-| kind | marker | written by | main files |
+| kind | marker (.json) | written by | owner module: writer / reader |
 |---|---|---|---|
-| ``dataset`` | manifest.json¹ | ``prepare``, ``split`` (its parts) | items / interactions |
-| ``split`` | manifest.json | ``split`` | ``fit/ labels/ train/ test/`` |
-| ``graph`` | manifest.json | ``build-graph`` | graph.safetensors, nodes.parquet |
-| ``hgnn-run`` | config.json | ``train-hgnn`` | model.safetensors, checkpoint.pt |
-| ``embeddings`` | manifest.json | ``export``, ``embed-space``, ``fuse-spaces`` | .npy + ids |
-| ``twotower-run`` | config.json | ``train-twotower`` | model.safetensors |
-| ``twotower-vectors`` | manifest.json | ``export-twotower`` | user/item vectors |
-| ``semantic-ids`` | manifest.json | ``semantic-ids`` | codes.parquet, codebooks.npy |
-| ``generative-run`` | config.json | ``train-generative`` | model/ |
-| ``evaluation`` | manifest.json | ``run`` (its ``evaluate`` stage) | report.json |
-| ``bi-encoder`` | manifest.json | ``embed-space`` (``encoder/``) | a text-encoder folder |
+| dataset | manifest¹ | prepare, split | graphs.contract: write_ / read_dataset |
+| split | manifest | split | graphs.split: split_dataset (parts are datasets) |
+| graph | manifest | build-graph | graphs.store: save_graph_tensors / load_graph |
+| hgnn-run | config | train-hgnn | core.runs / hgnn.export: load_model |
+| embeddings | manifest | export, embed-space | core.embeddings: write_ / read_embeddings |
+| twotower-run | config | train-twotower | core.runs / twotower.export: load_run |
+| twotower-vectors | manifest | export-twotower | twotower.export: export_vectors |
+| semantic-ids | manifest | semantic-ids | semantic_ids.tokenize: load_semantic_ids |
+| generative-run | config | train-generative | core.runs / semantic_ids.model_inputs |
+| evaluation | manifest | run (evaluate) | pipeline.stages (report.json) |
+| bi-encoder | manifest | embed-space | semantic_ids.spaces (a text-encoder folder) |
 
 ¹ A dataset is the user's own data: it needs no manifest (:mod:`audiograph.graphs.contract`
 checks its tables instead); the adapters and ``split`` write one.
