@@ -26,7 +26,7 @@ from audiograph.core.formats import FORMAT_VERSION
 from audiograph.core.progress import step
 from audiograph.graphs.coint import co_interaction_edges, user_items
 from audiograph.graphs.config import GraphConfig
-from audiograph.graphs.contract import Dataset, read_dataset
+from audiograph.graphs.contract import Dataset, check_signals, read_dataset, read_items
 from audiograph.graphs.store import edge_key, save_graph_tensors
 
 STAGE = "build-graph"
@@ -45,8 +45,13 @@ def build_graph(
     claim_output(out_dir, STAGE_KIND, [data_dir])
     t0 = time.perf_counter()
     with step(STAGE, "read dataset", quiet) as s:
-        ds = read_dataset(data_dir, drop_unknown=cfg.drop_unknown)
-        _check_signals(ds, cfg.signals)
+        if cfg.engine == "spark":  # only the catalog on the driver; Spark reads the rest
+            ds = Dataset(items=read_items(data_dir), path=Path(data_dir))
+        else:
+            ds = read_dataset(data_dir, drop_unknown=cfg.drop_unknown)
+            if ds.interactions is not None:
+                present = ds.interactions["signal"].unique().sort().to_list()
+                check_signals(present, cfg.signals, ds.files["interactions"])
         s["rows"] = 0 if ds.interactions is None else ds.interactions.height
     types = ds.item_types
     items = ds.items.with_columns(
@@ -55,6 +60,17 @@ def build_graph(
         ),
         node_index=pl.int_range(pl.len(), dtype=pl.Int64).over("item_type"),
     )
+    with step(STAGE, f"co-interaction edges ({cfg.engine})", quiet) as s:
+        if cfg.engine == "spark":
+            from audiograph.graphs.spark import spark_pairs
+
+            pairs, inputs = spark_pairs(data_dir, items, cfg, Path(out_dir).absolute().parent)
+        else:
+            pairs = _pairs(ds, items, cfg, quiet)
+            inputs = {"interactions": 0 if ds.interactions is None else ds.interactions.height,
+                      "dropped_unknown": ds.dropped_unknown}  # fmt: skip
+        s["rows"] = pairs.height
+    t_pairs = time.perf_counter()
     with step(STAGE, "features", quiet) as s:
         x, has_text, enc_info = _features(ds, cfg, quiet)
         s["note"] = (
@@ -63,19 +79,15 @@ def build_graph(
             if enc_info
             else "no encoder (--encoder none)"
         )
-    with step(STAGE, "co-interaction edges", quiet) as s:
-        pairs = _pairs(ds, items, cfg, quiet)
-        s["rows"] = pairs.height
-    t_edges = time.perf_counter()
     data = _hetero_data(items, types, x, has_text, pairs)
-    manifest = _manifest(data, ds, cfg, enc_info, x.shape[1])
+    manifest = _manifest(data, ds, cfg, enc_info, x.shape[1], inputs)
     with step(STAGE, "write", quiet), atomic_dir(out_dir, STAGE_KIND, [data_dir]) as tmp:
         nodes = items.select("item_id", "item_type", "node_index")
         save_graph_tensors(tmp, data, nodes)
         manifest["build_seconds"] = {
             "features": round(enc_info.get("seconds", 0.0), 3) if enc_info else 0.0,
             "total": round(time.perf_counter() - t0, 3),
-            "edges": round(t_edges - t0 - (enc_info.get("seconds", 0.0) if enc_info else 0), 3),
+            "edges": round(t_pairs - t0, 3),
         }
         write_json(tmp / MANIFEST, manifest)
     if not quiet:
@@ -87,20 +99,6 @@ def build_graph(
             f"({manifest['build_seconds']['total']:.1f}s)"
         )
     return manifest
-
-
-def _check_signals(ds: Dataset, signals: list[str] | None) -> None:
-    """Every requested signal must occur in the interactions (else the graph silently
-    loses it, or is empty)."""
-    if signals is None or ds.interactions is None:
-        return
-    present = ds.interactions["signal"].unique().sort().to_list()
-    if missing := [s for s in signals if s not in present]:
-        file = ds.files.get("interactions", "the interactions")
-        raise ContractError(
-            f"--signals: signal {missing[0]!r} does not occur in {file} "
-            f"(present: {', '.join(present)})"
-        )
 
 
 def _features(ds: Dataset, cfg: GraphConfig, quiet: bool):
@@ -195,7 +193,7 @@ def _hetero_data(
 
 
 def _manifest(
-    data: HeteroData, ds: Dataset, cfg: GraphConfig, enc_info: dict, dim: int
+    data: HeteroData, ds: Dataset, cfg: GraphConfig, enc_info: dict, dim: int, inputs: dict
 ) -> dict[str, Any]:
     return {
         "kind": "graph",
@@ -212,8 +210,8 @@ def _manifest(
         "dataset": str(Path(ds.path).absolute()) if ds.path else None,
         "config": asdict(cfg),
         "stats": {
-            "interactions": 0 if ds.interactions is None else ds.interactions.height,
-            "dropped_unknown": ds.dropped_unknown,
+            "interactions": inputs["interactions"],
+            "dropped_unknown": inputs["dropped_unknown"],
             "text_cache": {k: enc_info[k] for k in ("encoded", "cached", "empty")}
             if enc_info
             else None,

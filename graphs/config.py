@@ -30,6 +30,9 @@ class GraphConfig(Validated):
         max_length: encoder token limit per text.
         device: encoder device.
         drop_unknown: drop interactions with unknown item ids instead of failing.
+        engine: polars (this process) or spark (Spark SQL; the same graph).
+        master: the Spark master URL with engine spark: local[*] on this machine, or
+            yarn, k8s://..., spark://host:port on a cluster.
     """
 
     min_users: int = 1
@@ -43,6 +46,8 @@ class GraphConfig(Validated):
     max_length: int = 128
     device: str = "cpu"
     drop_unknown: bool = False
+    engine: str = "polars"
+    master: str = "local[*]"
 
     def validate(self) -> None:
         """Raise ContractError on out-of-range options."""
@@ -59,6 +64,7 @@ class GraphConfig(Validated):
                 raise ContractError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
         if self.signals is not None and not self.signals:
             raise ContractError("--signals: no signal given (omit it to count every signal)")
+        check_choice("engine", self.engine, ("polars", "spark"))
         if self.cap_by not in ("weight", "recent"):
             raise ContractError(f"--cap-by must be 'weight' or 'recent', got {self.cap_by!r}")
 

@@ -308,6 +308,16 @@ def _tags_expr(df: pl.DataFrame, file: str) -> pl.Expr:
     )
 
 
+def check_signals(present: list[str], wanted: list[str] | None, file: str) -> None:
+    """Every signal of ``wanted`` (``--signals``) must occur in the interactions file
+    (else the graph silently loses it, or is empty)."""
+    if wanted is not None and (missing := [s for s in wanted if s not in present]):
+        raise ContractError(
+            f"--signals: signal {missing[0]!r} does not occur in {file} "
+            f"(present: {', '.join(present)})"
+        )
+
+
 def _check_known(
     df: pl.DataFrame,
     known: pl.DataFrame,

@@ -39,6 +39,8 @@ class HGNNConfig(Validated):
         seed: seeds the model, the sampler and the validation split.
         device: cpu or cuda[:i].
         prefetch: batches sampled ahead in a background thread (0: none).
+        accumulate: micro-batches (of batch_size each) per optimizer step, gradients
+            averaged; on W ranks a step takes W x accumulate micro-batches.
     """
 
     hidden: int = 128
@@ -62,6 +64,7 @@ class HGNNConfig(Validated):
     seed: int = 0
     device: str = "cpu"
     prefetch: int = 1
+    accumulate: int = 1
 
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
@@ -82,6 +85,7 @@ class HGNNConfig(Validated):
             check_min(name.replace("_", "-"), getattr(self, name), 1)
         check_min("epochs", self.epochs, 0)
         check_min("prefetch", self.prefetch, 0)
+        check_min("accumulate", self.accumulate, 1)
         if len(self.fanout) != self.num_layers or any(
             not isinstance(f, int) or (f < 1 and f != -1) for f in self.fanout
         ):

@@ -24,13 +24,23 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from audiograph.core.atomic import write_bytes
+from audiograph.core.atomic import resolved, write_bytes
+from audiograph.core.distributed import (
+    World,
+    average_gradients,
+    barrier,
+    finish,
+    init_world,
+    shard,
+    sum_over_ranks,
+)
 from audiograph.core.runs import (
     CHECKPOINT,
     Run,
     claim_run,
     exact,
     load_state,
+    read_run_config,
     resume_run,
     resumed_config,
     start_run,
@@ -83,27 +93,40 @@ def train_hgnn(
     cfg: HGNNConfig | None = None,
     resume: bool = False,
     quiet: bool = False,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) a run; returns the last epoch's metrics. On ``resume`` the
-    run's own settings are used; ``cfg`` (if given) may change only epochs and device."""
+    run's own settings are used; ``cfg`` (if given) may change only epochs and device.
+
+    ``distributed``: one rank of a ``torchrun`` launch (:mod:`audiograph.core.distributed`):
+    every rank trains on its share of each epoch's batches with gradients averaged over
+    the ranks, and rank 0 writes the run. W ranks with ``accumulate=A`` take the same
+    optimizer steps as one process with ``accumulate=W*A``."""
     inputs = {"graph_dir": graph_dir}
+    world = init_world((cfg or HGNNConfig()).device, distributed)
     if resume:
-        run: Run | None = resume_run(run_dir, KIND, inputs)
+        run: Run | None = resume_run(run_dir, KIND, inputs) if world.main else None
+        barrier(world)
+        run = run or Run(resolved(run_dir), read_run_config(run_dir, KIND))
         cfg = resumed_config(HGNNConfig, run.config["train"], cfg, str(run.path))
         graph_dir = run.config["graph_dir"]
     else:
         cfg, run = cfg or HGNNConfig(), None
-        claim_run(run_dir, KIND, [graph_dir])
+        if world.main:
+            claim_run(run_dir, KIND, [graph_dir])
     manifest = read_manifest(graph_dir)
-    device = torch.device(cfg.device)
+    device = torch.device(world.device)
     full = load_graph(graph_dir)
     train_data, val_edges = split_edges(full, cfg.val_fraction, cfg.seed)
     model = build_model(train_data, cfg, manifest["feature_dim"]).to(device)
     opts = optimizers(model, cfg.lr)
     state = {"epoch": 0, "best": -1.0, "bad_epochs": 0}
     if run is None:
-        run = start_run(run_dir, KIND, _run_config(graph_dir, cfg, model, manifest), inputs)
-    elif (ckpt := run.load_checkpoint(device, ("optimizers", *state))) is not None:
+        if world.main:
+            run = start_run(run_dir, KIND, _run_config(graph_dir, cfg, model, manifest), inputs)
+        barrier(world)
+        run = run or Run(resolved(run_dir), read_run_config(run_dir, KIND))
+    elif (ckpt := _checkpoint(run, device, ("optimizers", *state), world)) is not None:
         ckpt_file = run.path / CHECKPOINT
         load_state(model, ckpt["model"], ckpt_file)
         for opt, saved_opt in zip(opts, ckpt.get("optimizers", []), strict=True):
@@ -127,35 +150,9 @@ def train_hgnn(
     for epoch in range(int(state["epoch"]), cfg.epochs):
         if state["bad_epochs"] >= cfg.patience:
             break
-        model.train()
-        t0, total, n_edges, n_batches = time.perf_counter(), 0.0, 0, 0
-        bar = tqdm(
-            loader.iter_epoch(epoch),
-            total=loader.num_batches(epoch),
-            desc=f"epoch {epoch}",
-            disable=quiet,
-        )
-        for batch in bar:
-            z = embed_batch(model, batch, has_text)
-            if cfg.loss == "margin":
-                loss = max_margin_loss(z, batch, cfg.margin)
-            else:
-                loss = in_batch_softmax_loss(z, batch, cfg.temperature)
-            for opt in opts:
-                opt.zero_grad()
-            loss.backward()
-            for opt in opts:
-                opt.step()
-            pos = sum(
-                int(batch[et].edge_label_index.shape[1])
-                for et in batch.edge_types
-                if "edge_label_index" in batch[et]
-            )
-            total, n_edges, n_batches = total + loss.item(), n_edges + pos, n_batches + 1
-            bar.set_postfix(
-                loss=f"{total / n_batches:.4f}",
-                edges_s=f"{n_edges / (time.perf_counter() - t0):.0f}",
-            )
+        t0 = time.perf_counter()
+        total, n_edges, n_batches = _epoch(model, opts, loader, epoch, cfg, has_text, world,
+                                           quiet)  # fmt: skip
         seconds = time.perf_counter() - t0
         val = link_metrics(
             model,
@@ -173,7 +170,7 @@ def train_hgnn(
             "best": max(score, state["best"]),
             "bad_epochs": 0 if improved else state["bad_epochs"] + 1,
         }
-        if improved:
+        if improved and world.main:
             run.save_weights(model.state_dict())
         last = {
             "epoch": epoch,
@@ -183,21 +180,75 @@ def train_hgnn(
             "val_mean_mrr": score,
             "val": val,
         }
-        run.log(last)
-        run.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "optimizers": [opt.state_dict() for opt in opts],
-                **{k: torch.tensor(v, dtype=exact(v)) for k, v in state.items()},
-            }
-        )
-        _plot(run)
-        if not quiet:
+        if world.main:
+            run.log(last)
+            run.save_checkpoint(
+                {
+                    "model": model.state_dict(),
+                    "optimizers": [opt.state_dict() for opt in opts],
+                    **{k: torch.tensor(v, dtype=exact(v)) for k, v in state.items()},
+                }
+            )
+            _plot(run)
+        barrier(world)
+        if not quiet and world.main:
             print(
                 f"[train-hgnn] epoch {epoch}: loss {last['train_loss']:.4f}, "
                 f"{last['edges_per_s']:,.0f} edges/s, val mean MRR {score:.4f}"
             )
+    finish(world)
     return last
+
+
+def _epoch(
+    model: HeteroSAGE,
+    opts: list[torch.optim.Optimizer],
+    loader: LinkNeighborLoader,
+    epoch: int,
+    cfg: HGNNConfig,
+    has_text: dict[str, torch.Tensor],
+    world: World,
+    quiet: bool,
+) -> tuple[float, int, int]:
+    """One epoch of this rank's steps (:func:`~audiograph.core.distributed.shard`); each
+    step averages its ``accumulate`` micro-batches' gradients, then the ranks'. Returns
+    (summed micro-batch loss, supervision edges, micro-batches) of this rank."""
+    model.train()
+    steps = shard(loader.num_batches(epoch), world, cfg.accumulate)
+    mine = [b for step in steps for b in step]
+    dense = [p for n, p in model.named_parameters() if not n.startswith("embed.")]
+    sparse = [p for n, p in model.named_parameters() if n.startswith("embed.")]
+    t0, total, n_edges, n_batches = time.perf_counter(), 0.0, 0, 0
+    bar = tqdm(loader.iter_epoch(epoch, only=mine if world.size * cfg.accumulate > 1 else None),
+               total=len(mine), desc=f"epoch {epoch}", disable=quiet or not world.main)  # fmt: skip
+    for i, batch in enumerate(bar):
+        if i % cfg.accumulate == 0:
+            for opt in opts:
+                opt.zero_grad()
+        z = embed_batch(model, batch, has_text)
+        if cfg.loss == "margin":
+            loss = max_margin_loss(z, batch, cfg.margin)
+        else:
+            loss = in_batch_softmax_loss(z, batch, cfg.temperature)
+        (loss / cfg.accumulate if cfg.accumulate > 1 else loss).backward()
+        if i % cfg.accumulate == cfg.accumulate - 1:
+            average_gradients(dense, sparse, world)
+            for opt in opts:
+                opt.step()
+        pos = sum(int(batch[et].edge_label_index.shape[1]) for et in batch.edge_types
+                  if "edge_label_index" in batch[et])  # fmt: skip
+        total, n_edges, n_batches = total + loss.item(), n_edges + pos, n_batches + 1
+        bar.set_postfix(loss=f"{total / n_batches:.4f}",
+                        edges_s=f"{n_edges / (time.perf_counter() - t0):.0f}")  # fmt: skip
+    return sum_over_ranks((total, n_edges, n_batches), world)
+
+
+def _checkpoint(run: Run, device: torch.device, keys: tuple[str, ...], world: World) -> Any:
+    """The run's checkpoint, read by rank 0 first (it trims the metrics log), then by
+    the other ranks."""
+    ckpt = run.load_checkpoint(device, keys) if world.main else None
+    barrier(world)
+    return ckpt if world.main else run.load_checkpoint(device, keys)
 
 
 def _run_config(graph_dir, cfg: HGNNConfig, model: HeteroSAGE, manifest: dict) -> dict:

@@ -22,3 +22,10 @@ app.add_typer(prepare_app, name="prepare")
 Out = Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")]
 Src = Annotated[Path, typer.Option("--src", help="Folder with the source files.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress output.")]
+Distributed = Annotated[
+    bool,
+    typer.Option(
+        "--distributed",
+        help="One rank of a torchrun launch (torchrun --nproc-per-node N -m audiograph ...).",
+    ),
+]

@@ -15,7 +15,7 @@ import typer
 from audiograph.core.errors import ContractError, short_reason
 from audiograph.graphs.config import GraphConfig
 from audiograph.hgnn.config import ExportConfig, HGNNConfig
-from audiograph.pipeline.app import Out, Quiet, Src, app, prepare_app
+from audiograph.pipeline.app import Distributed, Out, Quiet, Src, app, prepare_app
 from audiograph.pipeline.config import resume_base
 from audiograph.pipeline.options import Settings, config_options
 
@@ -134,13 +134,14 @@ def train_hgnn(
     settings: Settings,
     out: Out = ...,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    distributed: Distributed = False,
     quiet: Quiet = False,
 ) -> None:
     """Train the heterogeneous GraphSAGE by link prediction (multi-link sampler)."""
     from audiograph.hgnn.train import train_hgnn as run
 
     cfg = settings.build(resume_base(out, "hgnn-run") if resume else None)
-    run(graph_dir, out, cfg, resume=resume, quiet=quiet)
+    run(graph_dir, out, cfg, resume=resume, quiet=quiet, distributed=distributed)
 
 
 @app.command("export")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import torch
 from torch_geometric.data import HeteroData
@@ -104,12 +104,15 @@ class LinkNeighborLoader:
             sizes = balanced_counts(sizes, self.balance_target, self.balance)
         return -(-sum(sizes.values()) // self.batch_size)
 
-    def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[HeteroData]:
-        """Batches of ``epoch`` (from ``start_batch``), optionally prefetched."""
-        gen = self._batches(epoch, start_batch)
+    def iter_epoch(
+        self, epoch: int, start_batch: int = 0, only: Collection[int] | None = None
+    ) -> Iterator[HeteroData]:
+        """Batches of ``epoch`` (from ``start_batch``; only the batch numbers in ``only``
+        when given, e.g. one rank's share), optionally prefetched."""
+        gen = self._batches(epoch, start_batch, None if only is None else set(only))
         return _prefetch(gen, self.prefetch) if self.prefetch > 0 else gen
 
-    def _batches(self, epoch: int, start_batch: int) -> Iterator[HeteroData]:
+    def _batches(self, epoch: int, start_batch: int, only: set[int] | None) -> Iterator[HeteroData]:
         per_type = self.epoch_edges(epoch)
         types = list(per_type)
         edges = torch.cat([e for e in per_type.values()], 1) if types else None
@@ -124,7 +127,7 @@ class LinkNeighborLoader:
         g = epoch_generator(self.seed, epoch, salt=7919, device=self.device)
         order = torch.randperm(edges.shape[1], generator=g, device=self.device)
         for b, lo in enumerate(range(0, edges.shape[1], self.batch_size)):
-            if b < start_batch:
+            if b < start_batch or (only is not None and b not in only):
                 continue
             idx = order[lo : lo + self.batch_size]
             batch = {types[i]: edges[:, idx[type_id[idx] == i]] for i in range(len(types))}

@@ -1,0 +1,211 @@
+"""``build-graph --engine spark``: the co-interaction plan of :mod:`.coint` in Spark SQL.
+
+The same inputs, checks and graph as the polars engine, with the interactions never
+loaded on the driver:
+
+1. the items table is read and validated on the driver by the contract's reader (the
+   graph's node tensors are assembled there anyway);
+2. Spark reads ``interactions.parquet`` / ``.csv`` (CSV columns as strings, as the
+   contract does) and validates every partition with the contract's own
+   :func:`~audiograph.graphs.contract.normalize_interactions` (``mapInArrow``); unknown
+   item ids are found by an anti-join with the item index;
+3. per ``(user, item)``: total weight, latest ts; the user cap is ``ROW_NUMBER()`` over
+   each user by (weight desc, ts desc nulls last, item) — or (ts, weight, item) for
+   ``cap_by="recent"``;
+4. self-join on user, ``GROUP BY`` item pair with the shared-user count, ``n_users >=
+   min_users``; top-k per (node, neighbour type) by ``ROW_NUMBER()`` over (n_users, the
+   pair hash of :func:`~audiograph.graphs.coint.co_interaction_edges`);
+5. the union of both endpoints' choices, ``a < b``, written as partitioned parquet that
+   the driver reads back.
+
+Driver memory: the item table, its text features and the pairs (12 bytes each, plus the
+directed, sorted copy of :func:`~audiograph.graphs.build.build_graph`: about 40 bytes per
+undirected pair), never the interactions. On a cluster ``spark_tmp`` must be a folder the
+executors write and the driver reads (a shared mount).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from audiograph.core.errors import ContractError, contract_error
+from audiograph.graphs.contract import check_signals, normalize_interactions
+
+HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
+_COLUMNS = ["user_id", "item_id", "weight", "signal", "ts"]
+_SHIFT = 1 << 32
+_PHI = 2654435761  # the pair-hash constant of coint._top_k
+
+
+def spark_session(master: str = "local[*]") -> Any:
+    """A Spark session on ``master`` (one-line errors when pyspark or Java is missing)."""
+    if not HAS_PYSPARK:
+        raise ContractError("--engine spark needs pyspark: pip install 'audiograph[spark]'")
+    java_home = os.environ.get("JAVA_HOME")
+    if not shutil.which("java") and not (java_home and Path(java_home, "bin", "java").exists()):
+        raise ContractError(
+            "--engine spark needs a Java runtime (17 or newer): install one "
+            "(e.g. apt install openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+    from pyspark.sql import SparkSession
+
+    # executors run this interpreter locally (on a cluster: one with audiograph installed)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("audiograph build-graph")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    if master.startswith("local"):  # a few partitions per core, not the cluster default
+        builder = builder.config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 1)))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _interactions_file(data_dir: str) -> str | None:
+    """The interactions table Spark reads (local folders are checked; other URLs are
+    taken as they are, parquet)."""
+    if "://" in data_dir and not data_dir.startswith("file://"):
+        return f"{data_dir.rstrip('/')}/interactions.parquet"
+    local = Path(data_dir.removeprefix("file://"))
+    for ext in (".parquet", ".csv"):
+        if (local / f"interactions{ext}").exists():
+            return str(local / f"interactions{ext}")
+    return None
+
+
+def _validated(spark: Any, path: str) -> Any:
+    """The interactions of ``path`` as the contract normalizes them (partition-wise)."""
+    from pyspark.sql import types as T
+
+    name = Path(path).name
+    if path.endswith(".csv"):
+        raw = spark.read.option("header", True).option("inferSchema", False).csv(path)
+    else:
+        raw = spark.read.parquet(path)
+    schema = T.StructType([T.StructField("user_id", T.StringType()),
+                           T.StructField("item_id", T.StringType()),
+                           T.StructField("weight", T.DoubleType()),
+                           T.StructField("signal", T.StringType()),
+                           T.StructField("ts", T.LongType())])  # fmt: skip
+
+    def normalize(batches: Any) -> Any:
+        for batch in batches:
+            if batch.num_rows:
+                df = normalize_interactions(pl.from_arrow(batch), name).select(_COLUMNS)
+                yield from df.to_arrow().to_batches()
+
+    return raw.mapInArrow(normalize, schema)
+
+
+def _raised(exc: BaseException) -> ContractError | None:
+    """The contract error an executor raised, from Spark's wrapped exception."""
+    found = re.findall(r"ContractError: (.+)", str(exc))
+    if not found:
+        return None
+    return ContractError(re.sub(r"\(row \d+:", "(example row:", found[-1].strip()))
+
+
+def spark_pairs(
+    data_dir: str | Path, items: pl.DataFrame, cfg: Any, tmp_root: str | Path | None = None
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Undirected pairs ``a < b`` (global item rows of ``items``) with ``n_users``, as
+    :func:`~audiograph.graphs.coint.co_interaction_edges` computes them, and the input
+    stats ``{"interactions", "dropped_unknown", "signals"}``."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    spark = spark_session(cfg.master)
+    path = _interactions_file(str(data_dir))
+    empty = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "n_users": pl.UInt32})
+    if path is None:
+        return empty, {"interactions": 0, "dropped_unknown": {}}
+    index = spark.createDataFrame(
+        items.select(
+            "item_id",
+            item=pl.int_range(pl.len(), dtype=pl.Int64),
+            t=pl.col("type_code").cast(pl.Int64),
+        ).to_arrow()  # fmt: skip
+    )
+    tmp = Path(tempfile.mkdtemp(prefix=".spark-pairs-", dir=tmp_root))
+    try:
+        inter = _validated(spark, path).cache()
+        stats = _input_stats(inter, index, Path(path).name, cfg.drop_unknown, F)
+        check_signals(stats.pop("signals"), cfg.signals, Path(path).name)
+        if cfg.signals is not None:
+            inter = inter.where(F.col("signal").isin(cfg.signals))
+        ui = inter.join(F.broadcast(index.select("item_id", "item")), "item_id")
+        ui = ui.groupBy("user_id", "item").agg(F.sum("weight").alias("weight"),
+                                                F.max("ts").alias("ts"))  # fmt: skip
+        if cfg.user_cap is not None:
+            first, second = ("weight", "ts") if cfg.cap_by == "weight" else ("ts", "weight")
+            order = [F.col(first).desc_nulls_last(), F.col(second).desc_nulls_last(),
+                     F.col("item").asc()]  # fmt: skip
+            rank = F.row_number().over(Window.partitionBy("user_id").orderBy(*order))
+            ui = ui.withColumn("r", rank).where(F.col("r") <= cfg.user_cap)
+        ui = ui.select("user_id", "item")
+        left, right = ui.alias("l"), ui.select("user_id", F.col("item").alias("other"))
+        keep = F.col("item") != F.col("other") if cfg.top_k else F.col("item") < F.col("other")
+        counts = (left.join(right, "user_id").where(keep).groupBy("item", "other")
+                  .agg(F.count(F.lit(1)).alias("n_users"))
+                  .where(F.col("n_users") >= cfg.min_users))  # fmt: skip
+        if cfg.top_k:
+            counts = _top_k(counts, index, cfg.top_k, F, Window)
+        pairs = counts.select(
+            F.least("item", "other").alias("a"), F.greatest("item", "other").alias("b"), "n_users"
+        )
+        pairs = pairs.groupBy("a", "b").agg(F.max("n_users").alias("n_users"))  # fmt: skip
+        pairs.write.mode("overwrite").parquet(str(tmp / "pairs"))
+        files = sorted((tmp / "pairs").glob("*.parquet"))
+        out = pl.concat([pl.read_parquet(f) for f in files]) if files else empty
+    except (PySparkException, Py4JJavaError) as exc:
+        if (err := _raised(exc)) is not None:
+            raise err from None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = out.select(pl.col("a").cast(pl.UInt32), pl.col("b").cast(pl.UInt32),
+                     pl.col("n_users").cast(pl.UInt32)).sort("a", "b")  # fmt: skip
+    return out, stats
+
+
+def _input_stats(inter: Any, index: Any, file: str, drop: bool, F: Any) -> dict[str, Any]:
+    """Row count, unknown item ids (an error unless ``drop``) and the signals present."""
+    unknown = inter.join(index.select("item_id"), "item_id", "left_anti")
+    n_unknown = unknown.count()
+    if n_unknown and not drop:
+        row = unknown.limit(1).collect()[0].asDict()
+        raise contract_error(file, "item_id", f"{n_unknown} rows reference item_ids not in the "
+                             "items table (use --drop-unknown to drop them)", row)  # fmt: skip
+    n = inter.count() - n_unknown
+    if n_unknown and n == 0:
+        raise ContractError(f"{file}: no rows left after dropping unknown item_ids")
+    signals = sorted(r[0] for r in inter.select("signal").distinct().collect())
+    return {"interactions": n, "dropped_unknown": {"interactions": n_unknown},
+            "signals": signals}  # fmt: skip
+
+
+def _top_k(counts: Any, index: Any, k: int, F: Any, Window: Any) -> Any:
+    """Each (item, type of other) keeps its ``k`` best by (n_users, pair hash); the hash
+    ``((item ^ other) * PHI) mod 2^32`` is computed in 16-bit halves (no 64-bit overflow)."""
+    x = F.col("item").bitwiseXOR(F.col("other"))
+    hi, lo = _PHI >> 16, _PHI & 0xFFFF
+    tie = (((x * hi) % _SHIFT) * (1 << 16) + x * lo) % _SHIFT
+    types = F.broadcast(index.select(F.col("item").alias("other"), F.col("t").alias("dst_t")))
+    order = Window.partitionBy("item", "dst_t").orderBy(F.col("n_users").desc(), tie.desc())
+    return (counts.join(types, "other").withColumn("r", F.row_number().over(order))
+            .where(F.col("r") <= k).select("item", "other", "n_users"))  # fmt: skip
