@@ -14,12 +14,17 @@ Backends: gloo on CPU, NCCL on CUDA (each rank on ``cuda:LOCAL_RANK``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from audiograph.core.atomic import resolved
 from audiograph.core.errors import ContractError
+from audiograph.core.runs import Run, read_run_config
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,14 @@ def shard(num_batches: int, world: World, accumulate: int = 1) -> list[list[int]
     per_step = world.size * accumulate
     return [[(s * world.size + world.rank) * accumulate + i for i in range(accumulate)]
             for s in range(num_batches // per_step)]  # fmt: skip
+
+
+def positions(num_batches: int, world: World, accumulate: int = 1) -> dict[int, int]:
+    """``{batch number: its place in this rank's sequence}`` for the batches of
+    :func:`shard` (place ``k``: zero the gradients when ``k % accumulate == 0``, step
+    after ``k % accumulate == accumulate - 1``)."""
+    mine = [b for step in shard(num_batches, world, accumulate) for b in step]
+    return {b: k for k, b in enumerate(mine)}
 
 
 def average_gradients(
@@ -114,6 +127,22 @@ def sum_over_ranks(values: tuple[float, ...], world: World) -> tuple[float, ...]
     t = torch.tensor(values, dtype=torch.float64, device=world.device)
     dist.all_reduce(t)
     return tuple(t.tolist())
+
+
+def shared_run(world: World, make: Callable[[], Run | None], path: str | Path, kind: str) -> Run:
+    """The run every rank trains: rank 0 creates or opens it (``make()``, which claims and
+    checks), then the other ranks open the same directory."""
+    run = make() if world.main else None
+    barrier(world)
+    return run if run is not None else Run(resolved(path), read_run_config(path, kind))
+
+
+def shared_checkpoint(run: Run, device: Any, keys: tuple[str, ...], world: World) -> Any:
+    """The run's checkpoint on every rank: rank 0 reads it first (it trims the metrics log
+    to the checkpointed epochs), then the others."""
+    ckpt = run.load_checkpoint(device, keys) if world.main else None
+    barrier(world)
+    return ckpt if world.main else run.load_checkpoint(device, keys)
 
 
 def barrier(world: World) -> None:

@@ -24,7 +24,7 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from audiograph.core.atomic import resolved, write_bytes
+from audiograph.core.atomic import write_bytes
 from audiograph.core.distributed import (
     World,
     average_gradients,
@@ -32,6 +32,8 @@ from audiograph.core.distributed import (
     finish,
     init_world,
     shard,
+    shared_checkpoint,
+    shared_run,
     sum_over_ranks,
 )
 from audiograph.core.runs import (
@@ -40,7 +42,6 @@ from audiograph.core.runs import (
     claim_run,
     exact,
     load_state,
-    read_run_config,
     resume_run,
     resumed_config,
     start_run,
@@ -105,9 +106,8 @@ def train_hgnn(
     inputs = {"graph_dir": graph_dir}
     world = init_world((cfg or HGNNConfig()).device, distributed)
     if resume:
-        run: Run | None = resume_run(run_dir, KIND, inputs) if world.main else None
-        barrier(world)
-        run = run or Run(resolved(run_dir), read_run_config(run_dir, KIND))
+        run: Run | None = shared_run(world, lambda: resume_run(run_dir, KIND, inputs), run_dir,
+                                     KIND)  # fmt: skip
         cfg = resumed_config(HGNNConfig, run.config["train"], cfg, str(run.path))
         graph_dir = run.config["graph_dir"]
     else:
@@ -122,11 +122,9 @@ def train_hgnn(
     opts = optimizers(model, cfg.lr)
     state = {"epoch": 0, "best": -1.0, "bad_epochs": 0}
     if run is None:
-        if world.main:
-            run = start_run(run_dir, KIND, _run_config(graph_dir, cfg, model, manifest), inputs)
-        barrier(world)
-        run = run or Run(resolved(run_dir), read_run_config(run_dir, KIND))
-    elif (ckpt := _checkpoint(run, device, ("optimizers", *state), world)) is not None:
+        config = _run_config(graph_dir, cfg, model, manifest)
+        run = shared_run(world, lambda: start_run(run_dir, KIND, config, inputs), run_dir, KIND)
+    elif (ckpt := shared_checkpoint(run, device, ("optimizers", *state), world)) is not None:
         ckpt_file = run.path / CHECKPOINT
         load_state(model, ckpt["model"], ckpt_file)
         for opt, saved_opt in zip(opts, ckpt.get("optimizers", []), strict=True):
@@ -241,14 +239,6 @@ def _epoch(
         bar.set_postfix(loss=f"{total / n_batches:.4f}",
                         edges_s=f"{n_edges / (time.perf_counter() - t0):.0f}")  # fmt: skip
     return sum_over_ranks((total, n_edges, n_batches), world)
-
-
-def _checkpoint(run: Run, device: torch.device, keys: tuple[str, ...], world: World) -> Any:
-    """The run's checkpoint, read by rank 0 first (it trims the metrics log), then by
-    the other ranks."""
-    ckpt = run.load_checkpoint(device, keys) if world.main else None
-    barrier(world)
-    return ckpt if world.main else run.load_checkpoint(device, keys)
 
 
 def _run_config(graph_dir, cfg: HGNNConfig, model: HeteroSAGE, manifest: dict) -> dict:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from audiograph.graphs.config import SplitConfig
-from audiograph.pipeline.app import Out, Quiet, app
+from audiograph.pipeline.app import Distributed, Out, Quiet, app
 from audiograph.pipeline.config import resume_base
 from audiograph.pipeline.options import Settings, config_options
 from audiograph.twotower.config import EvaluationConfig, TwoTowerConfig
@@ -49,6 +50,7 @@ def train_twotower(
         bool, typer.Option("--no-hgnn", help="Plain two-tower: no HGNN inputs.")
     ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    distributed: Distributed = False,
     quiet: Quiet = False,
 ) -> None:
     """Train the user-decoupled two-tower model (2T-HGNN) on DATA_DIR."""
@@ -60,7 +62,9 @@ def train_twotower(
         from audiograph.core.errors import ContractError
 
         raise ContractError("--embeddings EMB_DIR is required (or --no-hgnn for plain 2T)")
-    m = run(data_dir, embeddings, out, cfg, resume=resume, quiet=quiet)
+    m = run(data_dir, embeddings, out, cfg, resume=resume, quiet=quiet, distributed=distributed)
+    if os.environ.get("RANK", "0") != "0":  # one summary line per launch (rank 0)
+        return
     print(
         f"[train-twotower] best val recall@10 {m.get('best_val_recall@10', 0):.4f} "
         f"(epoch {m.get('best_epoch')}) -> {out}"

@@ -40,6 +40,8 @@ class TwoTowerConfig(Validated):
         cache_dir: text-vector cache (none: the default cache folder).
         seed: seeds the model, the batches and the validation users.
         device: cpu or cuda[:i].
+        accumulate: batches per optimizer step, gradients averaged; on W ranks a step takes
+            W x accumulate batches.
     """
 
     tower_dims: list[int] = field(default_factory=lambda: [512, 256, 128])
@@ -64,10 +66,12 @@ class TwoTowerConfig(Validated):
     cache_dir: str | None = None
     seed: int = 0
     device: str = "cpu"
+    accumulate: int = 1
 
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
         object.__setattr__(self, "tower_dims", list(self.tower_dims))
+        check_min("accumulate", self.accumulate, 1)
         if not self.tower_dims or any(d < 1 for d in self.tower_dims):
             raise ContractError(f"tower_dims must be sizes >= 1, got {self.tower_dims}")
         check_min("batch-size", self.batch_size, 2)

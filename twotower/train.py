@@ -34,6 +34,16 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from audiograph.core.distributed import (
+    average_gradients,
+    barrier,
+    finish,
+    init_world,
+    positions,
+    shared_checkpoint,
+    shared_run,
+    sum_over_ranks,
+)
 from audiograph.core.runs import (
     CHECKPOINT,
     Run,
@@ -64,20 +74,27 @@ def train_twotower(
     cfg: TwoTowerConfig | None = None,
     resume: bool = False,
     quiet: bool = False,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) a two-tower run on the dataset ``data_dir`` (HGNN vectors from
-    ``emb_dir`` when ``cfg.use_hgnn``); returns the last epoch's metrics plus the best."""
+    ``emb_dir`` when ``cfg.use_hgnn``); returns the last epoch's metrics plus the best.
+
+    ``distributed``: one rank of a ``torchrun`` launch, as in
+    :func:`audiograph.hgnn.train.train_hgnn` (each rank its share of the batches, gradients
+    averaged, rank 0 writes; W ranks = one process with ``accumulate=W``)."""
     inputs = {"data_dir": data_dir, "emb_dir": emb_dir}
     run: Run | None = None
+    world = init_world((cfg or TwoTowerConfig()).device, distributed)
     if resume:
-        run = resume_run(run_dir, KIND, inputs)
+        run = shared_run(world, lambda: resume_run(run_dir, KIND, inputs), run_dir, KIND)
         cfg = resumed_config(TwoTowerConfig, run.config["train"], cfg, str(run.path))
         data_dir, emb_dir = run.config["data_dir"], run.config["emb_dir"]
     else:
         cfg = cfg or TwoTowerConfig()
-        claim_run(run_dir, KIND, inputs.values())
+        if world.main:
+            claim_run(run_dir, KIND, inputs.values())
     windows = split_windows(data_dir)
-    device = torch.device(cfg.device)
+    device = torch.device(world.device)
     spec = InputSpec(**run.config["spec"]) if run else None
     if windows is None:
         d = prepare(read_dataset(data_dir), emb_dir, cfg, spec, quiet)
@@ -109,8 +126,8 @@ def train_twotower(
                   "train": asdict(cfg), "spec": asdict(spec),
                   "windows": None if windows is None else {k: str(v) for k, v in windows.items()}
                   }  # fmt: skip
-        run = start_run(run_dir, KIND, config, inputs)
-    elif (ckpt := run.load_checkpoint(device, ("optimizer", *state))) is not None:
+        run = shared_run(world, lambda: start_run(run_dir, KIND, config, inputs), run_dir, KIND)
+    elif (ckpt := shared_checkpoint(run, device, ("optimizer", *state), world)) is not None:
         load_state(model, ckpt["model"], run.path / CHECKPOINT)
         load_state(opt, ckpt["optimizer"], run.path / CHECKPOINT)
         state = {k: ckpt[k].item() for k in state}
@@ -125,24 +142,34 @@ def train_twotower(
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(pu), generator=g).to(device)
         starts = range(0, len(pu), cfg.batch_size)
-        bar = tqdm(starts, desc=f"epoch {epoch}", disable=quiet)
-        for lo in bar:
+        mine = positions(len(starts), world, cfg.accumulate)
+        params = list(model.parameters())
+        bar = tqdm(starts, desc=f"epoch {epoch}", disable=quiet or not world.main)
+        for n, lo in enumerate(bar):
+            pick = None  # drawn for every batch: the stream is the same on every rank
+            if cfg.extra_negatives:
+                pick = torch.randint(len(candidates), (cfg.extra_negatives,), generator=g)
+            if (k := mine.get(n)) is None:
+                continue
+            if k % cfg.accumulate == 0:
+                opt.zero_grad()
             b = perm[lo : lo + cfg.batch_size]
             u = model.user(ucat[pu[b]], udense[pu[b]])
             v = model.item(icat[pi[b]], idense[pi[b]])
             neg_v = neg = None
-            if cfg.extra_negatives:
-                pick = torch.randint(len(candidates), (cfg.extra_negatives,), generator=g)
+            if pick is not None:
                 neg = candidates[pick.to(device)]
                 neg_v = model.item(icat[neg], idense[neg])
             loss = sampled_softmax_loss(u, v, pi[b], cfg.temperature,
                                         log_q[pi[b]] if cfg.logq else None, neg_v, neg,
                                         neg_log_q if cfg.logq else 0.0)  # fmt: skip
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            (loss / cfg.accumulate if cfg.accumulate > 1 else loss).backward()
+            if k % cfg.accumulate == cfg.accumulate - 1:
+                average_gradients(params, [], world)
+                opt.step()
             total, n_batches = total + loss.item(), n_batches + 1
             bar.set_postfix(loss=f"{total / n_batches:.4f}")
+        total, n_batches = sum_over_ranks((total, n_batches), world)
         seconds = time.perf_counter() - t0
         train_loss = total / max(n_batches, 1)
         recall = (
@@ -157,19 +184,22 @@ def train_twotower(
             "best_epoch": epoch if improved else state["best_epoch"],
             "bad_epochs": 0 if improved else state["bad_epochs"] + 1,
         }
-        if improved:
-            run.save_weights(model.state_dict())
         last = {"epoch": epoch, "train_loss": train_loss, "val_recall@10": recall,
                 "seconds": seconds, "pairs_per_s": len(pu) / seconds}  # fmt: skip
-        run.log(last)
-        tensors = {k: torch.tensor(v, dtype=exact(v)) for k, v in state.items()}
-        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                             **tensors})  # fmt: skip
-        if not quiet:
+        if world.main:
+            if improved:
+                run.save_weights(model.state_dict())
+            run.log(last)
+            tensors = {k: torch.tensor(v, dtype=exact(v)) for k, v in state.items()}
+            run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                 **tensors})  # fmt: skip
+        barrier(world)
+        if not quiet and world.main:
             print(f"[train-twotower] epoch {epoch}: loss {train_loss:.4f}, "
                   f"val recall@10 {recall:.4f}, {seconds:.1f}s")  # fmt: skip
     last = {**last, "best_val_recall@10": state["best"], "best_epoch": state["best_epoch"]}
-    if not quiet:
+    finish(world)
+    if not quiet and world.main:
         print(f"[train-twotower] {len(pu):,} train pairs, {n_val:,} val users; best val "
               f"recall@10 {state['best']:.4f} at epoch {state['best_epoch']} "
               f"({time.perf_counter() - t_start:.1f}s)")  # fmt: skip
