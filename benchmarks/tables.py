@@ -87,7 +87,26 @@ def ablation_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"quality": quality_table, "ablation": ablation_table}  # block kind -> renderer
+def graph_build_table(doc: dict[str, Any]) -> str:
+    """Build time and peak memory per engine (``benchmarks/graph_build.py --save``)."""
+    engines = [k.removesuffix("_build_s") for k in doc if k.endswith("_build_s")]
+    rows = ["| engine | build-graph wall time (no text) | peak RSS (driver process) | "
+            "peak RSS (Spark JVM) |", "|---|---|---|---|"]  # fmt: skip
+    for e in engines:
+        jvm = doc.get(f"{e}_jvm_peak_rss_gb")
+        rows.append(f"| {e} | {doc[f'{e}_build_s']} s | {doc[f'{e}_peak_rss_gb']} GB | "
+                    f"{'-' if jvm is None else f'{jvm} GB'} |")  # fmt: skip
+    same = doc.get("identical_graphs")
+    rows.append("")
+    rows.append(f"{doc['users']:,} users, {doc['items']:,} items, {doc['interactions']:,} "
+                f"interactions → {doc['directed_edges']:,} directed edges"
+                + ("" if same is None else f"; graph.safetensors byte-identical: {same}")
+                + f". Command: `python benchmarks/graph_build.py {doc['command']}`.")  # fmt: skip
+    return "\n".join(rows)
+
+
+TABLES = {"quality": quality_table, "ablation": ablation_table,
+          "graph_build": graph_build_table}  # block kind -> renderer  # fmt: skip
 
 
 def render(text: str) -> str:

@@ -157,7 +157,7 @@ def featurize_texts(
     hashes = text_hashes(texts)
     frame = pl.DataFrame({"text_hash": hashes, "row": np.arange(n)}).filter(pl.Series(has_text))
     unique = frame.unique("text_hash", keep="first", maintain_order=True)
-    cache = _read_cache(cache_dir, encoder)
+    cache = read_cache(cache_dir, encoder)
     if cache is not None:
         unique = unique.join(cache, on="text_hash", how="left", maintain_order="left")
         missing = unique.filter(pl.col("vector").is_null())
@@ -170,7 +170,7 @@ def featurize_texts(
     if missing.height:
         new = encoder.encode([texts[i] for i in missing["row"].to_list()], batch_size, progress)
         vectors.update(zip(missing["text_hash"].to_list(), new, strict=True))
-        _write_cache(cache_dir, encoder, missing["text_hash"].to_list(), new)
+        write_cache(cache_dir, encoder, missing["text_hash"].to_list(), new)
     rows = np.flatnonzero(has_text)
     if len(rows):
         x[rows] = np.stack([vectors[hashes[i]] for i in rows])
@@ -178,7 +178,8 @@ def featurize_texts(
     return x, has_text, stats
 
 
-def _read_cache(cache_dir: str | Path | None, encoder: TextEncoder) -> pl.DataFrame | None:
+def read_cache(cache_dir: str | Path | None, encoder: TextEncoder) -> pl.DataFrame | None:
+    """Every cached ``text_hash`` → ``vector`` of ``encoder`` (None: no cache yet)."""
     if cache_dir is None:
         return None
     folder = Path(cache_dir) / encoder.id
@@ -189,9 +190,11 @@ def _read_cache(cache_dir: str | Path | None, encoder: TextEncoder) -> pl.DataFr
     return df.unique("text_hash", keep="first")
 
 
-def _write_cache(
+def write_cache(
     cache_dir: str | Path | None, encoder: TextEncoder, hashes: list[str], vectors: np.ndarray
 ) -> None:
+    """Append ``vectors`` (rows of ``hashes``) to the cache as one new, atomically renamed
+    file (concurrent writers never share a file)."""
     if cache_dir is None:
         return
     folder = Path(cache_dir) / encoder.id

@@ -70,6 +70,33 @@ class GraphConfig(Validated):
 
 
 @dataclass(frozen=True)
+class FeaturizeConfig(Validated):
+    """Options of ``featurize`` (the text-encoder fields of :class:`GraphConfig`).
+
+    Attributes:
+        encoder: local model folder or "default" (the bundled MiniLM).
+        cache_dir: the text-vector cache the vectors go to (build-graph and export read it).
+        batch_size: texts per encoder batch.
+        max_length: encoder token limit per text.
+        device: encoder device (with --distributed on CUDA: each rank's cuda:LOCAL_RANK).
+    """
+
+    encoder: str = "default"
+    cache_dir: str = str(DEFAULT_CACHE)
+    batch_size: int = 128
+    max_length: int = 128
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """Raise ContractError on out-of-range options."""
+        if self.encoder == "none":
+            raise ContractError("--encoder none: nothing to featurize")
+        for name in ("batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ContractError(f"--{name.replace('_', '-')} must be >= 1")
+
+
+@dataclass(frozen=True)
 class SplitConfig(Validated):
     """Options of ``split``.
 

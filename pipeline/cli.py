@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from audiograph.core.errors import ContractError, short_reason
-from audiograph.graphs.config import GraphConfig
+from audiograph.graphs.config import FeaturizeConfig, GraphConfig
 from audiograph.hgnn.config import ExportConfig, HGNNConfig
 from audiograph.pipeline.app import Distributed, Out, Quiet, Src, app, prepare_app
 from audiograph.pipeline.config import resume_base
@@ -106,6 +106,25 @@ def build_graph(
     from audiograph.graphs.build import build_graph as run
 
     run(data_dir, out, settings.build(), quiet=quiet)
+
+
+@app.command("featurize")
+@config_options(FeaturizeConfig, "featurize")
+def featurize(
+    data_dir: Annotated[Path, typer.Argument(help="Dataset directory (data contract).")],
+    settings: Settings,
+    distributed: Distributed = False,
+    quiet: Quiet = False,
+) -> None:
+    """Encode the catalog's item texts into the text-vector cache (split over torchrun
+    ranks with --distributed); build-graph and export then read them from the cache."""
+    from audiograph.graphs.featurize import featurize_catalog
+
+    m = featurize_catalog(data_dir, settings.build(), quiet=quiet, distributed=distributed)
+    if os.environ.get("RANK", "0") == "0" and not quiet:
+        print(f"[featurize] {m['texts']:,} distinct texts: {m['cached']:,} cached, "
+              f"{m['encoded']:,} encoded on {m['ranks']} rank(s) in {m['seconds']:.1f}s "
+              f"-> {settings.build().cache_dir}")  # fmt: skip
 
 
 @app.command("info")
