@@ -145,6 +145,30 @@ def shared_checkpoint(run: Run, device: Any, keys: tuple[str, ...], world: World
     return ckpt if world.main else run.load_checkpoint(device, keys)
 
 
+def share_rows(
+    out: torch.Tensor, ranges: list[list[tuple[int, int]]], world: World
+) -> torch.Tensor:
+    """``out`` on every rank, where rank ``r`` has filled the row ranges ``ranges[r]``:
+    each rank's rows are broadcast from it (bit-exact copies)."""
+    if world.size == 1:
+        return out
+    on = torch.device(world.device)
+    for r, mine in enumerate(ranges):
+        rows = sum(hi - lo for lo, hi in mine)
+        if rows == 0:
+            continue
+        if r == world.rank:
+            buf = torch.cat([out[lo:hi] for lo, hi in mine]).to(on)
+        else:
+            buf = torch.empty((rows, *out.shape[1:]), dtype=out.dtype, device=on)
+        dist.broadcast(buf, src=r)
+        at = 0
+        for lo, hi in mine:
+            out[lo:hi] = buf[at : at + hi - lo].to(out.device)
+            at += hi - lo
+    return out
+
+
 def barrier(world: World) -> None:
     """Wait for every rank (no-op on one rank)."""
     if world.size > 1:

@@ -182,12 +182,16 @@ def export(
             "SPLIT/train at serving time); default: the run's graph."
         ),
     ] = None,
+    distributed: Distributed = False,
     quiet: Quiet = False,
 ) -> None:
     """Layer-wise full-graph inference: an embedding for every item."""
     from audiograph.hgnn.export import export_embeddings
 
-    m = export_embeddings(run_dir, out, catalog, settings.build(), graph=graph, quiet=quiet)
+    m = export_embeddings(run_dir, out, catalog, settings.build(), graph=graph, quiet=quiet,
+                          distributed=distributed)  # fmt: skip
+    if not m:  # a rank other than 0 of a distributed export
+        return
     print(
         f"[export] {m['count']:,} embeddings of dim {m['dim']} {m['per_type']}"
         f" index {m['ann']['index']} in {m['seconds']:.1f}s -> {out}"

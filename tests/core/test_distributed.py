@@ -5,6 +5,7 @@ one."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -24,11 +25,12 @@ TINY = ["--hidden", "16", "--fanout", "3,2", "--batch-size", "32", "--prefetch",
         "--eval-candidates", "10", "--max-val-edges", "50", "--quiet"]  # fmt: skip
 
 
-def cli(*args: str, ranks: int = 1) -> None:
+def cli(*args: str, ranks: int = 1, env: dict[str, str] | None = None) -> None:
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone",
               f"--nproc-per-node={ranks}", "-m", "audiograph"] if ranks > 1 else [
               sys.executable, "-m", "audiograph"]  # fmt: skip
-    res = subprocess.run([*launch, *args], capture_output=True, text=True)
+    env = {**os.environ, **(env or {})}
+    res = subprocess.run([*launch, *args], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
 
 
@@ -106,3 +108,23 @@ def test_two_tower_two_ranks_equal_one_process_accumulating_two(graph, tmp_path)
     assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6 * scale) for k in a)
     rows = [(tmp_path / r / "metrics.jsonl").read_text().splitlines() for r in ("ddp", "one")]
     assert len(rows[0]) == len(rows[1]) == 2
+
+
+def test_sharded_export_writes_the_single_process_bytes(tmp_path_factory):
+    """Text features on, chunks of 50 rows dealt to 2 ranks: the same embeddings.npy and
+    embeddings.parquet bytes as one process with the same intra-op threads (torchrun gives
+    each worker OMP_NUM_THREADS=1; one process with 2 threads already differs from itself
+    with 1 in the last bits of the text projection)."""
+    root = tmp_path_factory.mktemp("export")
+    prepare_synthetic(root / "data", users=200, items={"music": 120, "podcast": 60,
+                                                      "audiobook": 20})  # fmt: skip
+    build_graph(root / "data", root / "graph", GraphConfig(cache_dir=str(root / "cache")),
+                quiet=True)  # fmt: skip
+    cli("train-hgnn", str(root / "graph"), "--out", str(root / "run"), "--epochs", "1", *TINY)
+    common = ["--chunk-size", "50", "--cache-dir", str(root / "cache"), "--quiet"]
+    one_thread = {"OMP_NUM_THREADS": "1"}
+    cli("export", str(root / "run"), "--out", str(root / "one"), *common, env=one_thread)
+    cli("export", str(root / "run"), "--out", str(root / "ddp"), *common, "--distributed",
+        ranks=2, env=one_thread)  # fmt: skip
+    for name in ("embeddings.npy", "embeddings.parquet", "ids.parquet"):
+        assert (root / "one" / name).read_bytes() == (root / "ddp" / name).read_bytes(), name
