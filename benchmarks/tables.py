@@ -101,6 +101,8 @@ def graph_build_table(doc: dict[str, Any]) -> str:
     rows.append(f"{doc['users']:,} users, {doc['items']:,} items, {doc['interactions']:,} "
                 f"interactions → {doc['directed_edges']:,} directed edges"
                 + ("" if same is None else f"; graph.safetensors byte-identical: {same}")
+                + f"; text featurization (MiniLM-L6, 128 tokens, CPU) "
+                f"{doc['text_items_per_s']} items/s"
                 + f". Command: `python benchmarks/graph_build.py {doc['command']}`.")  # fmt: skip
     return "\n".join(rows)
 

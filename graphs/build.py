@@ -26,7 +26,7 @@ from audiograph.core.formats import FORMAT_VERSION
 from audiograph.core.progress import step
 from audiograph.graphs.coint import co_interaction_edges, user_items
 from audiograph.graphs.config import GraphConfig
-from audiograph.graphs.contract import Dataset, check_signals, read_dataset, read_items
+from audiograph.graphs.contract import Dataset, check_signals, read_dataset
 from audiograph.graphs.store import edge_key, save_graph_tensors
 
 STAGE = "build-graph"
@@ -46,7 +46,9 @@ def build_graph(
     t0 = time.perf_counter()
     with step(STAGE, "read dataset", quiet) as s:
         if cfg.engine == "spark":  # only the catalog on the driver; Spark reads the rest
-            ds = Dataset(items=read_items(data_dir), path=Path(data_dir))
+            from audiograph.graphs.spark import read_items_any
+
+            ds = Dataset(items=read_items_any(data_dir, cfg.master), path=data_dir)
         else:
             ds = read_dataset(data_dir, drop_unknown=cfg.drop_unknown)
             if ds.interactions is not None:
@@ -207,7 +209,11 @@ def _manifest(
         "encoder": (
             {k: v for k, v in enc_info.items() if k in ("path", "id", "dim")} if enc_info else None
         ),
-        "dataset": str(Path(ds.path).absolute()) if ds.path else None,
+        "dataset": None
+        if not ds.path
+        else str(ds.path)
+        if "://" in str(ds.path)
+        else str(Path(ds.path).absolute()),  # fmt: skip
         "config": asdict(cfg),
         "stats": {
             "interactions": inputs["interactions"],

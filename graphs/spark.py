@@ -37,8 +37,13 @@ from typing import Any
 
 import polars as pl
 
-from audiograph.core.errors import ContractError, contract_error
-from audiograph.graphs.contract import check_signals, normalize_interactions
+from audiograph.core.errors import ContractError, contract_error, short_reason
+from audiograph.graphs.contract import (
+    check_signals,
+    normalize_interactions,
+    normalize_items,
+    read_items,
+)
 
 HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
 _COLUMNS = ["user_id", "item_id", "weight", "signal", "ts"]
@@ -67,23 +72,48 @@ def spark_session(master: str = "local[*]") -> Any:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
     )
-    if master.startswith("local"):  # a few partitions per core, not the cluster default
+    if master.startswith("local"):  # a few partitions per core, not the cluster default;
+        # the driver is the executor: a quarter of the RAM (Spark's default is 1 GB)
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         builder = builder.config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 1)))
+        builder = builder.config("spark.driver.memory", f"{max(1, min(8, ram // 4 // 2**30))}g")
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
-def _interactions_file(data_dir: str) -> str | None:
-    """The interactions table Spark reads (local folders are checked; other URLs are
-    taken as they are, parquet)."""
-    if "://" in data_dir and not data_dir.startswith("file://"):
-        return f"{data_dir.rstrip('/')}/interactions.parquet"
-    local = Path(data_dir.removeprefix("file://"))
+def is_url(data_dir: str | Path) -> bool:
+    """Whether ``data_dir`` is a URL for Spark (``file://``, ``s3a://``, ``hdfs://``, ...)
+    rather than a local folder."""
+    return "://" in str(data_dir)
+
+
+def _table_file(data_dir: str, stem: str) -> str | None:
+    """The ``stem`` table Spark reads: for a local folder its ``.parquet`` or ``.csv``
+    (None when neither exists); for a URL ``stem.parquet`` as it is."""
+    if is_url(data_dir):
+        return f"{data_dir.rstrip('/')}/{stem}.parquet"
     for ext in (".parquet", ".csv"):
-        if (local / f"interactions{ext}").exists():
-            return str(local / f"interactions{ext}")
+        if (Path(data_dir) / f"{stem}{ext}").exists():
+            return str(Path(data_dir) / f"{stem}{ext}")
     return None
+
+
+def read_items_any(data_dir: str | Path, master: str) -> pl.DataFrame:
+    """The validated items table: the contract's reader for a local folder; for a URL,
+    read by Spark and collected to the driver (the node table lives there anyway), then
+    validated by the contract's own normalizer."""
+    if not is_url(data_dir):
+        return read_items(data_dir)
+    from pyspark.errors import PySparkException
+
+    spark = spark_session(master)
+    path = _table_file(str(data_dir), "items")
+    try:
+        table = pl.from_arrow(spark.read.parquet(path).toArrow())
+    except PySparkException as exc:
+        raise ContractError(f"{path}: cannot read the items table ({short_reason(exc)})") from None
+    return normalize_items(table, "items.parquet")
 
 
 def _validated(spark: Any, path: str) -> Any:
@@ -130,7 +160,7 @@ def spark_pairs(
     from pyspark.sql.window import Window
 
     spark = spark_session(cfg.master)
-    path = _interactions_file(str(data_dir))
+    path = _table_file(str(data_dir), "interactions")
     empty = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "n_users": pl.UInt32})
     if path is None:
         return empty, {"interactions": 0, "dropped_unknown": {}}

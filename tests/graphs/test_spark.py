@@ -94,3 +94,14 @@ def test_bad_interactions_are_the_contracts_one_line_errors(synthetic, tmp_path)
         cfg = dataclasses.replace(spark, signals=["nope"], drop_unknown=True)
         build_graph(data, tmp_path / "g2", cfg, quiet=True)
     assert not (tmp_path / "g2").exists()
+
+
+def test_a_url_input_is_read_by_spark_and_gives_the_same_graph(synthetic, tmp_path):
+    """``file://`` (like ``s3a://`` / ``hdfs://`` on a cluster): Spark reads both tables;
+    the items still pass the contract's checks."""
+    build_graph(synthetic, tmp_path / "polars", NO_TEXT, quiet=True)
+    url = f"file://{synthetic.absolute()}"
+    m = build_graph(url, tmp_path / "spark", dataclasses.replace(NO_TEXT, engine="spark"),
+                    quiet=True)  # fmt: skip
+    same_graph(tmp_path / "polars", tmp_path / "spark")
+    assert m["dataset"] == url
