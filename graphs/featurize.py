@@ -1,9 +1,9 @@
 """``audiograph featurize DATA``: encode a catalog's item texts into the text-vector cache,
 on one process or split over ``torchrun`` ranks.
 
-Every rank reads the catalog and the cache, and computes the same list of distinct texts
-still missing from it; rank ``r`` of ``W`` encodes the ``r``-th contiguous share and
-appends it to the cache (each write is its own atomically renamed file, so ranks never
+Every rank reads the catalog and the cache (all before any rank writes), and computes the
+same list of distinct texts still missing from it; rank ``r`` of ``W`` encodes the
+``r``-th contiguous share and appends it to the cache (each write is its own atomically renamed file, so ranks never
 write the same file). ``build-graph`` and ``export`` then find every vector in the cache.
 The vectors equal a single process's up to the batch padding (within 1e-6: a rank's
 batches hold other texts, and the attention mask makes padding exact only up to float
@@ -51,6 +51,7 @@ def featurize_catalog(
                 .filter(pl.Series([bool(t.strip()) for t in texts]))
                 .unique("text_hash", keep="first", maintain_order=True))  # fmt: skip
     cache = read_cache(cfg.cache_dir, enc)
+    barrier(world)  # every rank has read the cache before any rank adds to it
     missing = distinct if cache is None else distinct.join(cache.select("text_hash"),
                                                            on="text_hash", how="anti")  # fmt: skip
     lo, hi = (len(missing) * world.rank // world.size,

@@ -6,6 +6,7 @@ one."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -47,12 +48,25 @@ def weights(run) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
+    """A small graph with text features (so the export test covers the text projection)."""
     root = tmp_path_factory.mktemp("dist")
     prepare_synthetic(root / "data", users=300, items={"music": 200, "podcast": 100,
                                                       "audiobook": 40})  # fmt: skip
-    build_graph(root / "data", root / "graph", GraphConfig(encoder="none"), quiet=True)
+    build_graph(root / "data", root / "graph", GraphConfig(cache_dir=str(root / "cache")),
+                quiet=True)  # fmt: skip
     split_dataset(root / "data", root / "split")
     return root / "graph"
+
+
+@pytest.fixture(scope="module")
+def runs(graph):
+    """One epoch on 2 ranks, and on one process accumulating 2 micro-batches per step."""
+    root = graph.parent
+    cli("train-hgnn", str(graph), "--out", str(root / "ddp"), "--epochs", "1", *TINY,
+        "--distributed", ranks=2)  # fmt: skip
+    cli("train-hgnn", str(graph), "--out", str(root / "one"), "--epochs", "1", *TINY,
+        "--accumulate", "2")  # fmt: skip
+    return {"ddp": root / "ddp", "one": root / "one"}
 
 
 def test_shards_are_disjoint_equal_and_cover_whole_steps():
@@ -61,26 +75,21 @@ def test_shards_are_disjoint_equal_and_cover_whole_steps():
     assert shard(5, World(), 1) == [[0], [1], [2], [3], [4]]  # one process: every batch
 
 
-def test_two_ranks_equal_one_process_accumulating_two(graph, tmp_path):
+def test_two_ranks_equal_one_process_accumulating_two(runs):
     """Every step: rank r's micro-batch 2s+r; its gradients averaged over both ranks. One
     process with accumulate=2 averages the same two micro-batches' gradients. The sum
     order differs ((g0+g1)/2 vs g0/2+g1/2), so equality is up to float rounding; measured
     here it is exact, and the bound is 1e-6 of the largest weight."""
-    cli("train-hgnn", str(graph), "--out", str(tmp_path / "ddp"), "--epochs", "1", *TINY,
-        "--distributed", ranks=2)  # fmt: skip
-    cli("train-hgnn", str(graph), "--out", str(tmp_path / "one"), "--epochs", "1", *TINY,
-        "--accumulate", "2")  # fmt: skip
-    a, b = weights(tmp_path / "ddp"), weights(tmp_path / "one")
+    a, b = weights(runs["ddp"]), weights(runs["one"])
     scale = max(float(v.abs().max()) for v in b.values())
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=0, atol=1e-6 * scale), k
 
 
-def test_distributed_resume_equals_uninterrupted(graph, tmp_path):
+def test_distributed_resume_equals_uninterrupted(graph, runs, tmp_path):
     cli("train-hgnn", str(graph), "--out", str(tmp_path / "full"), "--epochs", "2", *TINY,
         "--distributed", ranks=2)  # fmt: skip
-    cli("train-hgnn", str(graph), "--out", str(tmp_path / "cut"), "--epochs", "1", *TINY,
-        "--distributed", ranks=2)  # fmt: skip
+    shutil.copytree(runs["ddp"], tmp_path / "cut")  # the 1-epoch distributed run
     cli("train-hgnn", str(graph), "--out", str(tmp_path / "cut"), "--resume", "--epochs", "2",
         "--quiet", "--distributed", ranks=2)  # fmt: skip
     a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
@@ -110,21 +119,16 @@ def test_two_tower_two_ranks_equal_one_process_accumulating_two(graph, tmp_path)
     assert len(rows[0]) == len(rows[1]) == 2
 
 
-def test_sharded_export_writes_the_single_process_bytes(tmp_path_factory):
+def test_sharded_export_writes_the_single_process_bytes(graph, runs, tmp_path):
     """Text features on, chunks of 50 rows dealt to 2 ranks: the same embeddings.npy and
     embeddings.parquet bytes as one process with the same intra-op threads (torchrun gives
     each worker OMP_NUM_THREADS=1; one process with 2 threads already differs from itself
     with 1 in the last bits of the text projection)."""
-    root = tmp_path_factory.mktemp("export")
-    prepare_synthetic(root / "data", users=200, items={"music": 120, "podcast": 60,
-                                                      "audiobook": 20})  # fmt: skip
-    build_graph(root / "data", root / "graph", GraphConfig(cache_dir=str(root / "cache")),
-                quiet=True)  # fmt: skip
-    cli("train-hgnn", str(root / "graph"), "--out", str(root / "run"), "--epochs", "1", *TINY)
-    common = ["--chunk-size", "50", "--cache-dir", str(root / "cache"), "--quiet"]
+    common = ["--chunk-size", "50", "--cache-dir", str(graph.parent / "cache"), "--quiet",
+              "--catalog", str(graph.parent / "data")]  # fmt: skip
     one_thread = {"OMP_NUM_THREADS": "1"}
-    cli("export", str(root / "run"), "--out", str(root / "one"), *common, env=one_thread)
-    cli("export", str(root / "run"), "--out", str(root / "ddp"), *common, "--distributed",
+    cli("export", str(runs["one"]), "--out", str(tmp_path / "one"), *common, env=one_thread)
+    cli("export", str(runs["one"]), "--out", str(tmp_path / "ddp"), *common, "--distributed",
         ranks=2, env=one_thread)  # fmt: skip
     for name in ("embeddings.npy", "embeddings.parquet", "ids.parquet"):
-        assert (root / "one" / name).read_bytes() == (root / "ddp" / name).read_bytes(), name
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "ddp" / name).read_bytes()
