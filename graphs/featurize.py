@@ -4,10 +4,10 @@ on one process or split over ``torchrun`` ranks.
 Every rank reads the catalog and the cache (all before any rank writes), and computes the
 same list of distinct texts still missing from it; rank ``r`` of ``W`` encodes the
 ``r``-th contiguous share and appends it to the cache (each write is its own atomically
-renamed file, so ranks never write the same file). ``build-graph`` and ``export`` then find every vector in the cache.
-The vectors equal a single process's up to the batch padding (within 1e-6: a rank's
-batches hold other texts, and the attention mask makes padding exact only up to float
-rounding).
+renamed file, so ranks never write the same file). ``build-graph`` and ``export`` then
+find every vector in the cache. The vectors equal a single process's up to the batch
+padding (within 1e-6: a rank's batches hold other texts, and the attention mask makes
+padding exact only up to float rounding).
 """
 
 from __future__ import annotations
