@@ -88,15 +88,28 @@ def is_url(data_dir: str | Path) -> bool:
     return "://" in str(data_dir)
 
 
-def _table_file(data_dir: str, stem: str) -> str | None:
-    """The ``stem`` table Spark reads: for a local folder its ``.parquet`` or ``.csv``
-    (None when neither exists); for a URL ``stem.parquet`` as it is."""
-    if is_url(data_dir):
-        return f"{data_dir.rstrip('/')}/{stem}.parquet"
+def _table_file(spark: Any, data_dir: str, stem: str) -> str | None:
+    """The ``stem`` table Spark reads: ``stem.parquet``, else ``stem.csv``, in the local
+    folder or at the URL (checked through Spark's Hadoop file system); None when neither
+    exists."""
     for ext in (".parquet", ".csv"):
-        if (Path(data_dir) / f"{stem}{ext}").exists():
-            return str(Path(data_dir) / f"{stem}{ext}")
+        if not is_url(data_dir):
+            if (Path(data_dir) / f"{stem}{ext}").exists():
+                return str(Path(data_dir) / f"{stem}{ext}")
+            continue
+        url = f"{data_dir.rstrip('/')}/{stem}{ext}"
+        path = spark._jvm.org.apache.hadoop.fs.Path(url)
+        if path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(path):
+            return url
     return None
+
+
+def _read(spark: Any, path: str) -> Any:
+    """A Spark DataFrame of a parquet file, or of a CSV file with every column as text
+    (as the contract reads CSV)."""
+    if path.endswith(".csv"):
+        return spark.read.option("header", True).option("inferSchema", False).csv(path)
+    return spark.read.parquet(path)
 
 
 def read_items_any(data_dir: str | Path, master: str) -> pl.DataFrame:
@@ -108,12 +121,14 @@ def read_items_any(data_dir: str | Path, master: str) -> pl.DataFrame:
     from pyspark.errors import PySparkException
 
     spark = spark_session(master)
-    path = _table_file(str(data_dir), "items")
+    path = _table_file(spark, str(data_dir), "items")
+    if path is None:
+        raise ContractError(f"{data_dir}: no items.parquet or items.csv")
     try:
-        table = pl.from_arrow(spark.read.parquet(path).toArrow())
+        table = pl.from_arrow(_read(spark, path).toArrow())
     except PySparkException as exc:
         raise ContractError(f"{path}: cannot read the items table ({short_reason(exc)})") from None
-    return normalize_items(table, "items.parquet")
+    return normalize_items(table, path.rsplit("/", 1)[-1])
 
 
 def _validated(spark: Any, path: str) -> Any:
@@ -121,10 +136,7 @@ def _validated(spark: Any, path: str) -> Any:
     from pyspark.sql import types as T
 
     name = Path(path).name
-    if path.endswith(".csv"):
-        raw = spark.read.option("header", True).option("inferSchema", False).csv(path)
-    else:
-        raw = spark.read.parquet(path)
+    raw = _read(spark, path)
     schema = T.StructType([T.StructField("user_id", T.StringType()),
                            T.StructField("item_id", T.StringType()),
                            T.StructField("weight", T.DoubleType()),
@@ -160,7 +172,7 @@ def spark_pairs(
     from pyspark.sql.window import Window
 
     spark = spark_session(cfg.master)
-    path = _table_file(str(data_dir), "interactions")
+    path = _table_file(spark, str(data_dir), "interactions")
     empty = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "n_users": pl.UInt32})
     if path is None:
         return empty, {"interactions": 0, "dropped_unknown": {}}

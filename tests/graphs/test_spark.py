@@ -105,3 +105,18 @@ def test_a_url_input_is_read_by_spark_and_gives_the_same_graph(synthetic, tmp_pa
                     quiet=True)  # fmt: skip
     same_graph(tmp_path / "polars", tmp_path / "spark")
     assert m["dataset"] == url
+
+
+def test_csv_tables_at_a_url_give_the_same_graph(synthetic, tmp_path):
+    """items.csv / interactions.csv (every column text, tags ``|``-joined) at a URL: Spark
+    finds them through its file system and the contract parses them as the polars path."""
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    items = pl.read_parquet(synthetic / "items.parquet")
+    items.with_columns(tags=pl.col("tags").list.join("|")).write_csv(csv / "items.csv")
+    inter = pl.read_parquet(synthetic / "interactions.parquet")
+    inter.drop("ts").write_csv(csv / "interactions.csv")
+    build_graph(csv, tmp_path / "polars", NO_TEXT, quiet=True)
+    spark = dataclasses.replace(NO_TEXT, engine="spark")
+    build_graph(f"file://{csv.absolute()}", tmp_path / "spark", spark, quiet=True)
+    same_graph(tmp_path / "polars", tmp_path / "spark")
