@@ -181,6 +181,18 @@ def merge(
         raise ContractError(f"{source}: {exc}") from None
 
 
+def _check(cls: type, values: dict[str, Any], where: str) -> None:
+    """One-line error for a name ``cls`` lacks or a value of the wrong type."""
+    hints = typing.get_type_hints(cls)
+    for k, v in values.items():
+        if k not in hints:
+            raise ContractError(
+                f"{where}: unknown option '{k}' (known: {', '.join(sorted(hints))})"
+            )
+        if not fits(v, hints[k]):
+            raise ContractError(f"{where}: option '{k}' must be {describe(hints[k])}, got {v!r}")
+
+
 def configure(cls: type[C], cfg: C | None, options: dict[str, Any], where: str) -> C:
     """``cfg`` (or the defaults of ``cls``) with keyword ``options`` applied, None included:
     the Python API's ``fn(..., cfg=None, **options)``. Unknown or mistyped options are

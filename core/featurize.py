@@ -151,19 +151,10 @@ def featurize_texts(
         texts), ``has_text`` bool ``[n]``, and ``stats`` with ``encoded``/``cached``/
         ``empty`` counts of distinct texts.
     """
-    n = len(texts)
-    x = np.zeros((n, encoder.dim), dtype=np.float32)
+    x = np.zeros((len(texts), encoder.dim), dtype=np.float32)
     has_text = np.array([bool(t.strip()) for t in texts], dtype=bool)
     hashes = text_hashes(texts)
-    frame = pl.DataFrame({"text_hash": hashes, "row": np.arange(n)}).filter(pl.Series(has_text))
-    unique = frame.unique("text_hash", keep="first", maintain_order=True)
-    cache = read_cache(cache_dir, encoder)
-    if cache is not None:
-        unique = unique.join(cache, on="text_hash", how="left", maintain_order="left")
-        missing = unique.filter(pl.col("vector").is_null())
-        hit = unique.filter(pl.col("vector").is_not_null())
-    else:
-        missing, hit = unique, unique.head(0)
+    missing, hit = cache_lookup(hashes, has_text, encoder, cache_dir)
     vectors = {}
     if hit.height:
         vectors.update(zip(hit["text_hash"].to_list(), hit["vector"].to_numpy(), strict=True))
@@ -176,6 +167,21 @@ def featurize_texts(
         x[rows] = np.stack([vectors[hashes[i]] for i in rows])
     stats = {"encoded": missing.height, "cached": hit.height, "empty": int((~has_text).sum())}
     return x, has_text, stats
+
+
+def cache_lookup(
+    hashes: list[str], has_text: np.ndarray, encoder: TextEncoder, cache_dir: str | Path | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The distinct non-empty texts (``text_hash``, first ``row``), split into
+    ``(missing from the cache, found)``; found rows carry their ``vector``."""
+    frame = pl.DataFrame({"text_hash": hashes, "row": np.arange(len(hashes))})
+    unique = frame.filter(pl.Series(has_text)).unique("text_hash", keep="first",
+                                                      maintain_order=True)  # fmt: skip
+    cache = read_cache(cache_dir, encoder)
+    if cache is None:
+        return unique, unique.head(0)
+    unique = unique.join(cache, on="text_hash", how="left", maintain_order="left")
+    return unique.filter(pl.col("vector").is_null()), unique.filter(pl.col("vector").is_not_null())
 
 
 def read_cache(cache_dir: str | Path | None, encoder: TextEncoder) -> pl.DataFrame | None:

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from audiograph.core.distributed import barrier, finish, init_world, sum_over_ranks
 from audiograph.core.featurize import (
     TextEncoder,
+    cache_lookup,
     item_texts,
-    read_cache,
     text_hashes,
     write_cache,
 )
@@ -46,14 +45,9 @@ def featurize_catalog(
     texts = item_texts(read_items(data_dir))
     enc = TextEncoder(None if cfg.encoder == "default" else cfg.encoder, world.device,
                       cfg.max_length)  # fmt: skip
-    hashes = text_hashes(texts)
-    distinct = (pl.DataFrame({"text_hash": hashes, "row": np.arange(len(texts))})
-                .filter(pl.Series([bool(t.strip()) for t in texts]))
-                .unique("text_hash", keep="first", maintain_order=True))  # fmt: skip
-    cache = read_cache(cfg.cache_dir, enc)
+    has_text = np.array([bool(t.strip()) for t in texts], dtype=bool)
+    missing, hit = cache_lookup(text_hashes(texts), has_text, enc, cfg.cache_dir)
     barrier(world)  # every rank has read the cache before any rank adds to it
-    missing = distinct if cache is None else distinct.join(cache.select("text_hash"),
-                                                           on="text_hash", how="anti")  # fmt: skip
     lo, hi = (len(missing) * world.rank // world.size,
               len(missing) * (world.rank + 1) // world.size)  # fmt: skip
     mine = missing.slice(lo, hi - lo)
@@ -63,7 +57,7 @@ def featurize_catalog(
         write_cache(cfg.cache_dir, enc, mine["text_hash"].to_list(), vectors)
     (encoded,) = sum_over_ranks((float(mine.height),), world)
     barrier(world)
-    out = {"texts": distinct.height, "cached": distinct.height - missing.height,
+    out = {"texts": missing.height + hit.height, "cached": hit.height,
            "encoded": int(encoded), "ranks": world.size, "encoder": enc.id,
            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
     finish(world)

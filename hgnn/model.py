@@ -151,11 +151,17 @@ class HeteroSAGE(nn.Module):
         return {t: F.normalize(v, dim=-1) for t, v in h.items()}
 
 
+def dense_and_sparse(model: HeteroSAGE) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(dense weights, per-node embedding tables)``: the latter have sparse gradients."""
+    named = list(model.named_parameters())
+    return ([p for n, p in named if not n.startswith("embed.")],
+            [p for n, p in named if n.startswith("embed.")])  # fmt: skip
+
+
 def optimizers(model: HeteroSAGE, lr: float) -> list[torch.optim.Optimizer]:
     """``[Adam over the dense weights, SparseAdam over the per-node embeddings]``: a step
     costs O(rows in the batch), not O(all nodes), for the learned embeddings."""
-    dense = [p for n, p in model.named_parameters() if not n.startswith("embed.")]
-    sparse = [p for n, p in model.named_parameters() if n.startswith("embed.")]
+    dense, sparse = dense_and_sparse(model)
     return [torch.optim.Adam(dense, lr=lr), torch.optim.SparseAdam(sparse, lr=lr)]
 
 

@@ -49,7 +49,7 @@ from audiograph.core.runs import (
 from audiograph.graphs.store import load_graph, read_manifest
 from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
-from audiograph.hgnn.model import HeteroSAGE, embed_batch, optimizers
+from audiograph.hgnn.model import HeteroSAGE, dense_and_sparse, embed_batch, optimizers
 from audiograph.hgnn.validate import link_metrics, split_edges
 from audiograph.samplers import LinkNeighborLoader, NeighborSampler
 
@@ -214,8 +214,7 @@ def _epoch(
     model.train()
     steps = shard(loader.num_batches(epoch), world, cfg.accumulate)
     mine = [b for step in steps for b in step]
-    dense = [p for n, p in model.named_parameters() if not n.startswith("embed.")]
-    sparse = [p for n, p in model.named_parameters() if n.startswith("embed.")]
+    dense, sparse = dense_and_sparse(model)
     t0, total, n_edges, n_batches = time.perf_counter(), 0.0, 0, 0
     bar = tqdm(loader.iter_epoch(epoch, only=mine if world.size * cfg.accumulate > 1 else None),
                total=len(mine), desc=f"epoch {epoch}", disable=quiet or not world.main)  # fmt: skip
