@@ -9,6 +9,8 @@ edge type ``(s, "co", d)``; ``(s, "co", d)`` is the exact reverse of ``(d, "co",
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,7 +29,7 @@ from audiograph.core.progress import step
 from audiograph.graphs.coint import co_interaction_edges, user_items
 from audiograph.graphs.config import GraphConfig
 from audiograph.graphs.contract import Dataset, check_signals, read_dataset
-from audiograph.graphs.store import edge_key, save_graph_tensors
+from audiograph.graphs.store import edge_key, save_graph_tensors, write_edge_shards
 
 STAGE = "build-graph"
 STAGE_KIND = "graph"
@@ -61,36 +63,59 @@ def build_graph(
         ),
         node_index=pl.int_range(pl.len(), dtype=pl.Int64).over("item_type"),
     )
-    with step(STAGE, f"co-interaction edges ({cfg.engine})", quiet) as s:
-        if cfg.engine == "spark":
-            from audiograph.graphs.spark import spark_pairs
+    # Spark's directed edge parts (engine spark with edge shards) wait here for the write
+    parts_dir = None
+    if cfg.engine == "spark":
+        parts_dir = Path(tempfile.mkdtemp(prefix=".spark-", dir=Path(out_dir).absolute().parent))
+    try:
+        with step(STAGE, f"co-interaction edges ({cfg.engine})", quiet) as s:
+            if cfg.engine == "spark":
+                from audiograph.graphs.spark import spark_pairs
 
-            pairs, inputs = spark_pairs(data_dir, items, cfg, Path(out_dir).absolute().parent)
-        else:
-            pairs = _pairs(ds, items, cfg, quiet)
-            inputs = {"interactions": 0 if ds.interactions is None else ds.interactions.height,
-                      "dropped_unknown": ds.dropped_unknown}  # fmt: skip
-        s["rows"] = pairs.height
-    t_pairs = time.perf_counter()
-    with step(STAGE, "features", quiet) as s:
-        x, has_text, enc_info = _features(ds, cfg, quiet)
-        s["note"] = (
-            f"{enc_info['id']}: encoded {enc_info['encoded']:,}, cached "
-            f"{enc_info['cached']:,}, empty {enc_info['empty']:,}"
-            if enc_info
-            else "no encoder (--encoder none)"
-        )
-    data = _hetero_data(items, types, x, has_text, pairs)
-    manifest = _manifest(data, ds, cfg, enc_info, x.shape[1], inputs)
-    with step(STAGE, "write", quiet), atomic_dir(out_dir, STAGE_KIND, [data_dir]) as tmp:
-        nodes = items.select("item_id", "item_type", "node_index")
-        save_graph_tensors(tmp, data, nodes)
-        manifest["build_seconds"] = {
-            "features": round(enc_info.get("seconds", 0.0), 3) if enc_info else 0.0,
-            "total": round(time.perf_counter() - t0, 3),
-            "edges": round(t_pairs - t0, 3),
-        }
-        write_json(tmp / MANIFEST, manifest)
+                sharded = cfg.edge_shard_rows is not None
+                pairs, inputs = spark_pairs(data_dir, items, cfg, parts_dir, sharded)
+            else:
+                pairs = _pairs(ds, items, cfg, quiet)
+                n = 0 if ds.interactions is None else ds.interactions.height
+                inputs = {"pairs": pairs.height, "dropped_unknown": ds.dropped_unknown,
+                          "interactions": n}  # fmt: skip
+            s["rows"] = inputs.pop("pairs")
+        t_pairs = time.perf_counter()
+        with step(STAGE, "features", quiet) as s:
+            x, has_text, enc_info = _features(ds, cfg, quiet)
+            s["note"] = (
+                f"{enc_info['id']}: encoded {enc_info['encoded']:,}, cached "
+                f"{enc_info['cached']:,}, empty {enc_info['empty']:,}"
+                if enc_info
+                else "no encoder (--encoder none)"
+            )
+        data = _node_data(items, types, x, has_text)
+        with step(STAGE, "write", quiet), atomic_dir(out_dir, STAGE_KIND, [data_dir]) as tmp:
+            nodes = items.select("item_id", "item_type", "node_index")
+            parts = (
+                [_directed(items, types, pairs)]
+                if pairs is not None
+                else (pl.read_parquet(f) for f in sorted(parts_dir.glob("edges/*.parquet")))
+            )
+            shards: list[str] = []
+            if cfg.edge_shard_rows is None:
+                _add_edges(data, types, next(iter(parts)))
+                counts = {edge_key(et): int(data[et].edge_index.shape[1]) for et in data.edge_types}
+            else:
+                counts, shards = write_edge_shards(tmp, types, parts, cfg.edge_shard_rows)
+            save_graph_tensors(tmp, data, nodes)
+            manifest = _manifest(data, ds, cfg, enc_info, x.shape[1], inputs, counts)
+            if cfg.edge_shard_rows is not None:
+                manifest["edge_shards"] = shards
+            manifest["build_seconds"] = {
+                "features": round(enc_info.get("seconds", 0.0), 3) if enc_info else 0.0,
+                "total": round(time.perf_counter() - t0, 3),
+                "edges": round(t_pairs - t0, 3),
+            }
+            write_json(tmp / MANIFEST, manifest)
+    finally:
+        if parts_dir is not None:
+            shutil.rmtree(parts_dir, ignore_errors=True)
     if not quiet:
         e = sum(manifest["edge_types"].values())
         print(
@@ -147,23 +172,29 @@ def _pairs(ds: Dataset, items: pl.DataFrame, cfg: GraphConfig, quiet: bool) -> p
     )
 
 
-def _hetero_data(
-    items: pl.DataFrame, types: list[str], x: np.ndarray, has_text: np.ndarray, pairs: pl.DataFrame
+def _node_data(
+    items: pl.DataFrame, types: list[str], x: np.ndarray, has_text: np.ndarray
 ) -> HeteroData:
-    code = items["type_code"].to_numpy().astype(np.int64)
-    local = items["node_index"].to_numpy()
+    """The node tensors per type: ``x`` ``[n_t, d]``, ``has_text`` ``[n_t]``."""
+    code = items["type_code"].to_numpy()
     data = HeteroData()
     for k, t in enumerate(types):
         rows = np.flatnonzero(code == k)
         data[t].x = torch.from_numpy(np.ascontiguousarray(x[rows]))
         data[t].has_text = torch.from_numpy(has_text[rows])
         data[t].num_nodes = len(rows)
-    n, t2 = len(code), len(types) ** 2
-    if t2 * n * n >= 2**64:
+    return data
+
+
+def _directed(items: pl.DataFrame, types: list[str], pairs: pl.DataFrame) -> pl.DataFrame:
+    """Both directions of every pair as ``t`` (edge type ``i * T + j``), ``s``, ``d`` (local
+    indices), ``w``, in one parallel sort by ``(t, s, d)``: CSR-friendly, deterministic."""
+    code = items["type_code"].to_numpy().astype(np.int64)
+    n = len(code)
+    if len(types) ** 2 * n * n >= 2**64:
         raise ContractError(f"too many items for one graph ({n:,} items, {len(types)} types)")
-    type_of, local_of = pl.lit(pl.Series(code)), pl.lit(pl.Series(local))
-    # both directions, one parallel sort by (edge type, src, dst): CSR-friendly, deterministic
-    directed = (
+    type_of, local_of = pl.lit(pl.Series(code)), pl.lit(pl.Series(items["node_index"]))
+    return (
         pl.concat(
             [
                 pairs.lazy().select(src="a", dst="b", w="n_users"),
@@ -182,29 +213,39 @@ def _hetero_data(
         )
         .collect()
     )
-    bounds = np.searchsorted(directed["t"].to_numpy(), np.arange(t2 + 1))
-    ei_all = np.stack([directed["s"].to_numpy(), directed["d"].to_numpy()])
+
+
+def _add_edges(data: HeteroData, types: list[str], directed: pl.DataFrame) -> None:
+    """Every type pair's ``edge_index`` ``[2, E]`` and ``edge_weight`` ``[E]`` from
+    :func:`_directed`'s frame (possibly empty)."""
+    bounds = np.searchsorted(directed["t"].to_numpy(), np.arange(len(types) ** 2 + 1))
+    ei_all = np.stack([directed["s"].to_numpy(), directed["d"].to_numpy()]).astype(np.int64)
     w_all = directed["w"].to_numpy(writable=True)  # torch tensors must not be read-only
     for i, s in enumerate(types):
         for j, d in enumerate(types):
             lo, hi = bounds[i * len(types) + j], bounds[i * len(types) + j + 1]
             data[s, "co", d].edge_index = torch.from_numpy(np.ascontiguousarray(ei_all[:, lo:hi]))
             data[s, "co", d].edge_weight = torch.from_numpy(w_all[lo:hi])
-    return data
 
 
 def _manifest(
-    data: HeteroData, ds: Dataset, cfg: GraphConfig, enc_info: dict, dim: int, inputs: dict
+    data: HeteroData,
+    ds: Dataset,
+    cfg: GraphConfig,
+    enc_info: dict,
+    dim: int,
+    inputs: dict,
+    edges: dict[str, int],
 ) -> dict[str, Any]:
     return {
         "kind": "graph",
         "format_version": FORMAT_VERSION,
         "node_types": {t: int(data[t].num_nodes) for t in data.node_types},
-        "edge_types": {edge_key(et): int(data[et].edge_index.shape[1]) for et in data.edge_types},
+        "edge_types": edges,
         "feature_dim": int(dim),
         "featureless": {t: int((~data[t].has_text).sum()) for t in data.node_types},
         "num_nodes": int(sum(data[t].num_nodes for t in data.node_types)),
-        "num_edges": int(sum(data[et].edge_index.shape[1] for et in data.edge_types)),
+        "num_edges": sum(edges.values()),
         "encoder": (
             {k: v for k, v in enc_info.items() if k in ("path", "id", "dim")} if enc_info else None
         ),

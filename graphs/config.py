@@ -33,6 +33,9 @@ class GraphConfig(Validated):
         engine: polars (this process) or spark (Spark SQL; the same graph).
         master: the Spark master URL with engine spark: local[*] on this machine, or
             yarn, k8s://..., spark://host:port on a cluster.
+        edge_shard_rows: write the edge lists as edges-NNNNN.safetensors files of at most
+            this many directed edges each, streamed part by part (with engine spark the
+            driver never holds all edges); none keeps them in graph.safetensors.
     """
 
     min_users: int = 1
@@ -48,6 +51,7 @@ class GraphConfig(Validated):
     drop_unknown: bool = False
     engine: str = "polars"
     master: str = "local[*]"
+    edge_shard_rows: int | None = None
 
     def validate(self) -> None:
         """Raise ContractError on out-of-range options."""
@@ -58,7 +62,7 @@ class GraphConfig(Validated):
             object.__setattr__(self, "signals", list(self.signals))
         if self.min_users < 1:
             raise ContractError(f"--min-users must be >= 1, got {self.min_users}")
-        for name in ("user_cap", "top_k"):
+        for name in ("user_cap", "top_k", "edge_shard_rows"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ContractError(f"--{name.replace('_', '-')} must be >= 1, got {v}")

@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -161,11 +160,19 @@ def _raised(exc: BaseException) -> ContractError | None:
 
 
 def spark_pairs(
-    data_dir: str | Path, items: pl.DataFrame, cfg: Any, tmp_root: str | Path | None = None
-) -> tuple[pl.DataFrame, dict[str, Any]]:
+    data_dir: str | Path, items: pl.DataFrame, cfg: Any, work: Path, directed: bool = False
+) -> tuple[pl.DataFrame | None, dict[str, Any]]:
     """Undirected pairs ``a < b`` (global item rows of ``items``) with ``n_users``, as
     :func:`~audiograph.graphs.coint.co_interaction_edges` computes them, and the input
-    stats ``{"interactions", "dropped_unknown", "signals"}``."""
+    stats ``{"interactions", "dropped_unknown", "pairs"}``.
+
+    ``work`` is an empty folder the executors write and the driver reads. With
+    ``directed`` the pairs stay out of the driver: both directions go to
+    ``work/edges/part-*.parquet`` as ``t, s, d, w`` (the frame of
+    :func:`~audiograph.graphs.build._directed`), range-partitioned into parts of about
+    ``cfg.edge_shard_rows`` rows, in ``(t, s, d)`` order across the part numbers; the
+    returned pairs are then None.
+    """
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
@@ -175,15 +182,15 @@ def spark_pairs(
     path = _table_file(spark, str(data_dir), "interactions")
     empty = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "n_users": pl.UInt32})
     if path is None:
-        return empty, {"interactions": 0, "dropped_unknown": {}}
+        return (None if directed else empty), {"interactions": 0, "dropped_unknown": {}, "pairs": 0}
     index = spark.createDataFrame(
         items.select(
             "item_id",
             item=pl.int_range(pl.len(), dtype=pl.Int64),
             t=pl.col("type_code").cast(pl.Int64),
+            local=pl.col("node_index").cast(pl.Int64),
         ).to_arrow()  # fmt: skip
     )
-    tmp = Path(tempfile.mkdtemp(prefix=".spark-pairs-", dir=tmp_root))
     try:
         inter = _validated(spark, path).cache()
         stats = _input_stats(inter, index, Path(path).name, cfg.drop_unknown, F)
@@ -211,18 +218,40 @@ def spark_pairs(
             F.least("item", "other").alias("a"), F.greatest("item", "other").alias("b"), "n_users"
         )
         pairs = pairs.groupBy("a", "b").agg(F.max("n_users").alias("n_users"))  # fmt: skip
-        pairs.write.mode("overwrite").parquet(str(tmp / "pairs"))
-        files = sorted((tmp / "pairs").glob("*.parquet"))
+        pairs.write.mode("overwrite").parquet(str(work / "pairs"))
+        if directed:
+            written = spark.read.parquet(str(work / "pairs"))
+            stats["pairs"] = written.count()
+            n_parts = max(1, -(-2 * stats["pairs"] // cfg.edge_shard_rows))
+            _directed_edges(written, index, len(items["type_code"].unique()), F) \
+                .repartitionByRange(n_parts, "t", "s", "d").sortWithinPartitions("t", "s", "d") \
+                .write.mode("overwrite").parquet(str(work / "edges"))  # fmt: skip
+            return None, stats
+        files = sorted((work / "pairs").glob("*.parquet"))
         out = pl.concat([pl.read_parquet(f) for f in files]) if files else empty
     except (PySparkException, Py4JJavaError) as exc:
         if (err := _raised(exc)) is not None:
             raise err from None
         raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     out = out.select(pl.col("a").cast(pl.UInt32), pl.col("b").cast(pl.UInt32),
                      pl.col("n_users").cast(pl.UInt32)).sort("a", "b")  # fmt: skip
+    stats["pairs"] = out.height
     return out, stats
+
+
+def _directed_edges(pairs: Any, index: Any, n_types: int, F: Any) -> Any:
+    """Both directions of every pair as ``t = type(src) * n_types + type(dst)``, local
+    ``s``, ``d`` and float ``w``."""
+    both = pairs.select(F.col("a").alias("src"), F.col("b").alias("dst"), "n_users").unionByName(
+        pairs.select(F.col("b").alias("src"), F.col("a").alias("dst"), "n_users")
+    )
+    src = index.select(F.col("item").alias("src"), F.col("t").alias("ts"),
+                       F.col("local").alias("s"))  # fmt: skip
+    dst = index.select(F.col("item").alias("dst"), F.col("t").alias("td"),
+                       F.col("local").alias("d"))  # fmt: skip
+    return both.join(F.broadcast(src), "src").join(F.broadcast(dst), "dst").select(
+        (F.col("ts") * n_types + F.col("td")).alias("t"), "s", "d",
+        F.col("n_users").cast("float").alias("w"))  # fmt: skip
 
 
 def _input_stats(inter: Any, index: Any, file: str, drop: bool, F: Any) -> dict[str, Any]:

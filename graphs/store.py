@@ -8,13 +8,22 @@
   ``edge_weight.<src>__co__<dst>`` (float32 ``[E]``, number of shared users);
 * ``nodes.parquet`` — ``item_id``, ``item_type``, ``node_index`` (index within its type);
 * ``manifest.json`` — counts, feature dim, encoder, build config and timings.
+
+A graph built with ``edge_shard_rows`` keeps only the node tensors in ``graph.safetensors``
+and writes the edge lists as ``edges-00000.safetensors``, ``edges-00001.safetensors``, ...
+(listed in the manifest's ``edge_shards``): each holds at most that many directed edges,
+with the same keys, and an edge type's full list is the concatenation of its slices in
+shard order. The writer streams, so no process ever holds all edges at once;
+:func:`load_graph` concatenates them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import torch
 from safetensors.torch import load_file, save_file
@@ -25,6 +34,7 @@ from audiograph.core.types import EdgeType
 
 TENSORS = "graph.safetensors"
 NODES = "nodes.parquet"
+EDGE_SHARD = "edges-{:05d}.safetensors"
 
 
 def edge_key(edge_type: EdgeType) -> str:
@@ -44,11 +54,43 @@ def save_graph_tensors(folder: Path, data: HeteroData, nodes: pl.DataFrame) -> N
     for t in data.node_types:
         tensors[f"x.{t}"] = data[t].x.contiguous()
         tensors[f"has_text.{t}"] = data[t].has_text.contiguous()
-    for et in data.edge_types:
+    for et in data.edge_types:  # none when the edges go to edge shards
         tensors[f"edge_index.{edge_key(et)}"] = data[et].edge_index.contiguous()
         tensors[f"edge_weight.{edge_key(et)}"] = data[et].edge_weight.contiguous()
     save_file(tensors, str(folder / TENSORS))
     nodes.write_parquet(folder / NODES)
+
+
+def write_edge_shards(
+    folder: Path, types: list[str], parts: Iterable[pl.DataFrame], rows: int
+) -> tuple[dict[str, int], list[str]]:
+    """Stream directed edges into ``edges-NNNNN.safetensors`` files of at most ``rows`` edges.
+
+    ``parts`` are frames with columns ``t`` (edge type ``i * len(types) + j`` for
+    ``(types[i], "co", types[j])``), ``s``, ``d`` (local indices) and ``w`` (weight), in
+    ascending ``(t, s, d)`` order across all parts. Returns the edge count per edge key
+    (every type pair, possibly 0) and the shard file names, in order.
+    """
+    keys = [edge_key((a, "co", b)) for a in types for b in types]
+    counts, shards, last = dict.fromkeys(keys, 0), [], (-1, -1, -1)
+    for part in parts:
+        for lo in range(0, part.height, rows):
+            piece = part.slice(lo, rows)
+            t, src, dst = (piece[c].to_numpy().astype(np.int64) for c in ("t", "s", "d"))
+            if (int(t[0]), int(src[0]), int(dst[0])) <= last:
+                raise RuntimeError("edge parts are not in (edge type, src, dst) order")
+            last = (int(t[-1]), int(src[-1]), int(dst[-1]))
+            w = piece["w"].to_numpy().astype(np.float32)
+            bounds = np.searchsorted(t, np.arange(len(keys) + 1))
+            tensors: dict[str, torch.Tensor] = {}
+            for k in np.flatnonzero(np.diff(bounds)):
+                a, b, key = bounds[k], bounds[k + 1], keys[k]
+                tensors[f"edge_index.{key}"] = torch.from_numpy(np.stack([src[a:b], dst[a:b]]))
+                tensors[f"edge_weight.{key}"] = torch.from_numpy(np.ascontiguousarray(w[a:b]))
+                counts[key] += int(b - a)
+            shards.append(EDGE_SHARD.format(len(shards)))
+            save_file(tensors, str(folder / shards[-1]))
+    return counts, shards
 
 
 def read_manifest(graph_dir: str | Path) -> dict[str, Any]:
@@ -71,10 +113,20 @@ def load_graph(graph_dir: str | Path) -> HeteroData:
         data[t].x = tensors[f"x.{t}"]
         data[t].has_text = tensors[f"has_text.{t}"]
         data[t].num_nodes = n
+    slices: dict[str, list[torch.Tensor]] = {}
+    for name in manifest.get("edge_shards") or []:
+        for key, value in load_file(str(Path(graph_dir) / name)).items():
+            slices.setdefault(key, []).append(value)
     for key in manifest["edge_types"]:
         et = parse_edge_key(key)
-        data[et].edge_index = tensors[f"edge_index.{key}"]
-        data[et].edge_weight = tensors[f"edge_weight.{key}"]
+        for field, empty in (("edge_index", (2, 0)), ("edge_weight", (0,))):
+            name = f"{field}.{key}"
+            if name in tensors:
+                data[et][field] = tensors[name]
+            else:
+                dtype = torch.int64 if field == "edge_index" else torch.float32
+                parts = slices.get(name) or [torch.empty(empty, dtype=dtype)]
+                data[et][field] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
     return data
 
 

@@ -240,6 +240,27 @@ def test_build_is_deterministic(douban_data, tmp_path):
     assert a == (tmp_path / "b" / "graph.safetensors").read_bytes()
 
 
+def test_edge_shards_hold_the_same_edges(douban_data, tmp_path):
+    """``edge_shard_rows``: the edges as shards of at most that many directed edges, readable
+    with safetensors alone, loading to exactly the one-file graph."""
+    from safetensors.numpy import load_file
+
+    cfg = GraphConfig(top_k=5, **NO_TEXT)
+    whole = build_graph(douban_data, tmp_path / "a", cfg, quiet=True)
+    cfg = GraphConfig(top_k=5, edge_shard_rows=20_000, **NO_TEXT)
+    m = build_graph(douban_data, tmp_path / "b", cfg, quiet=True)
+    assert m["edge_types"] == whole["edge_types"] and m["num_edges"] == 224_220
+    assert m["edge_shards"] == [f"edges-{k:05d}.safetensors" for k in range(12)]  # ceil(224220/20k)
+    assert "edge_index.music__co__book" not in load_file(str(tmp_path / "b" / "graph.safetensors"))
+    sizes = [load_file(str(tmp_path / "b" / f)) for f in m["edge_shards"]]
+    counts = [sum(v.shape[-1] for k, v in t.items() if k.startswith("edge_weight")) for t in sizes]
+    assert counts == [20_000] * 11 + [4_220]
+    a, b = load_graph(tmp_path / "a"), load_graph(tmp_path / "b")
+    for et in a.edge_types:
+        assert torch.equal(a[et].edge_index, b[et].edge_index), et
+        assert torch.equal(a[et].edge_weight, b[et].edge_weight), et
+
+
 def test_cli_prepare_build_info(douban_data, tmp_path):
     out = tmp_path / "g"
     cmd = [sys.executable, "-c", "from audiograph.pipeline.cli import main; main()"]

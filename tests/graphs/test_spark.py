@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from audiograph.core.errors import ContractError
@@ -19,6 +20,7 @@ from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import build_graph
 from audiograph.graphs.config import GraphConfig
 from audiograph.graphs.spark import HAS_PYSPARK
+from audiograph.graphs.store import load_graph
 
 pytestmark = pytest.mark.skipif(
     not HAS_PYSPARK, reason="pyspark is not installed (pip install 'audiograph[spark]')"
@@ -58,6 +60,21 @@ def synthetic(tmp_path_factory):
 def test_synthetic_graph_equals_polars(synthetic, tmp_path, options):
     m = both(synthetic, tmp_path, dataclasses.replace(NO_TEXT, **options))
     assert m["num_edges"] > 0
+
+
+def test_spark_edge_shards_load_to_the_polars_graph(synthetic, tmp_path):
+    """With ``edge_shard_rows`` the driver streams Spark's range-partitioned directed edges
+    into shards of at most that many edges; loaded, they are the polars graph."""
+    cfg = dataclasses.replace(NO_TEXT, user_cap=5, top_k=3, min_users=2)
+    whole = build_graph(synthetic, tmp_path / "polars", cfg, quiet=True)
+    cfg = dataclasses.replace(cfg, engine="spark", edge_shard_rows=200)
+    m = build_graph(synthetic, tmp_path / "spark", cfg, quiet=True)
+    assert m["edge_types"] == whole["edge_types"] and len(m["edge_shards"]) >= 4
+    a, b = load_graph(tmp_path / "polars"), load_graph(tmp_path / "spark")
+    for et in a.edge_types:
+        assert torch.equal(a[et].edge_index, b[et].edge_index), et
+        assert torch.equal(a[et].edge_weight, b[et].edge_weight), et
+    assert not list(tmp_path.glob(".spark-*"))  # the parts are gone
 
 
 def test_lastfm_graph_equals_polars(data_root, tmp_path):
