@@ -20,8 +20,10 @@ loaded on the driver:
 
 Driver memory: the item table, its text features and the pairs (12 bytes each, plus the
 directed, sorted copy of :func:`~audiograph.graphs.build.build_graph`: about 40 bytes per
-undirected pair), never the interactions. On a cluster ``spark_tmp`` must be a folder the
-executors write and the driver reads (a shared mount).
+undirected pair), never the interactions. With ``edge_shard_rows`` Spark also builds,
+range-partitions and sorts the directed edges, and the driver streams them into edge
+shards one part at a time. On a cluster the work folder must be one the executors write
+and the driver reads (a shared mount).
 """
 
 from __future__ import annotations
