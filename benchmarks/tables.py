@@ -107,8 +107,23 @@ def graph_build_table(doc: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def distributed_table(doc: dict[str, Any]) -> str:
+    """Training throughput, 1 process vs torchrun ranks (``benchmarks/distributed.py``)."""
+    rows = ["| model | processes | throughput | training time | wall time (whole command) |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for r in doc["rows"].values():
+        unit = {"edges_per_s": "supervision edges/s", "pairs_per_s": "pairs/s"}[r["unit"]]
+        rows.append(f"| {r['model']} | {r['processes']} | {r['per_s']:,} {unit} | "
+                    f"{r['train_s']} s ({r['epochs']} epoch{'s' * (r['epochs'] != 1)}) | "
+                    f"{r['wall_s']} s |")  # fmt: skip
+    rows += ["", f"{doc['graph']}; {doc['machine']}. Command: "
+             f"`python benchmarks/distributed.py {doc['command']}`."]  # fmt: skip
+    return "\n".join(rows)
+
+
 TABLES = {"quality": quality_table, "ablation": ablation_table,
-          "graph_build": graph_build_table}  # block kind -> renderer  # fmt: skip
+          "graph_build": graph_build_table,
+          "distributed": distributed_table}  # block kind -> renderer  # fmt: skip
 
 
 def render(text: str) -> str:
