@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from audiograph.core.config import DEFAULT_CACHE, Validated
 from audiograph.core.errors import ContractError, check_choice, check_device, check_min
 
-CONVS = ("maxpool", "sage-mean", "gatv2")
+CONVS = ("maxpool", "maxpool-pyg", "sage-mean", "gatv2")
 """Relation operators of :class:`~audiograph.hgnn.model.HeteroSAGE`."""
 
 
@@ -19,7 +19,8 @@ class HGNNConfig(Validated):
     Attributes:
         hidden: hidden and output size of every layer.
         num_layers: message-passing layers (hops).
-        conv: relation operator: maxpool (the paper's), sage-mean or gatv2.
+        conv: relation operator: maxpool (the paper's, fused aggregation), maxpool-pyg (the
+            same layer through PyG's MessagePassing, for comparison), sage-mean or gatv2.
         fanout: neighbours sampled per hop and edge type, one size per layer (-1: all).
         batch_size: positive (supervision) edges per batch.
         num_negatives: negatives per positive.

@@ -20,17 +20,23 @@ from torch_geometric.data import HeteroData
 from torch_geometric.nn import GATv2Conv, HeteroConv, MessagePassing, SAGEConv
 
 from audiograph.core.types import EdgeType
+from audiograph.hgnn.maxpool import max_pool
 
 
 class MaxPoolRelation(MessagePassing):
     """``AGG_r``: max over neighbours of ``relu(W_r h_u + b_r)`` (0 for no neighbours).
 
     Shapes: ``x`` = (``[N_src, in]``, ``[N_dst, *]``), ``edge_index`` ``[2, E]`` → ``[N_dst, out]``.
+
+    ``fused=True`` (default) aggregates with :func:`audiograph.hgnn.maxpool.max_pool` (no
+    ``[E, out]`` message tensor on CPU); ``fused=False`` runs PyG's ``MessagePassing``
+    with ``aggr="max"`` — the reference it is tested and benchmarked against.
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, fused: bool = True) -> None:
         super().__init__(aggr="max")
         self.lin = nn.Linear(in_channels, out_channels)
+        self.fused = fused
 
     def forward(
         self, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor], edge_index: torch.Tensor
@@ -38,6 +44,8 @@ class MaxPoolRelation(MessagePassing):
         if isinstance(x, torch.Tensor):  # HeteroConv passes one tensor when src == dst type
             x = (x, x)
         src = F.relu(self.lin(x[0]))
+        if self.fused:
+            return max_pool(src, edge_index[0], edge_index[1], x[1].size(0))
         return self.propagate(edge_index, x=(src, None), size=(x[0].size(0), x[1].size(0)))
 
     def message(self, x_j: torch.Tensor) -> torch.Tensor:
@@ -45,13 +53,13 @@ class MaxPoolRelation(MessagePassing):
 
 
 def _relation(conv: str, dim: int) -> nn.Module:
-    if conv == "maxpool":
-        return MaxPoolRelation(dim, dim)
+    if conv in ("maxpool", "maxpool-pyg"):
+        return MaxPoolRelation(dim, dim, fused=conv == "maxpool")
     if conv == "sage-mean":
         return SAGEConv((dim, dim), dim, aggr="mean", root_weight=False)
     if conv == "gatv2":
         return GATv2Conv((dim, dim), dim, add_self_loops=False)
-    raise ValueError(f"unknown conv {conv!r} (maxpool | sage-mean | gatv2)")
+    raise ValueError(f"unknown conv {conv!r} (maxpool | maxpool-pyg | sage-mean | gatv2)")
 
 
 class HeteroSAGE(nn.Module):
@@ -64,7 +72,9 @@ class HeteroSAGE(nn.Module):
         feature_dim: text feature size (0 = no text features at all).
         hidden: hidden and output size.
         num_layers: message-passing layers.
-        conv: ``"maxpool"`` (paper), ``"sage-mean"`` or ``"gatv2"``.
+        conv: ``"maxpool"`` (paper; fused aggregation), ``"maxpool-pyg"`` (the same layer
+            through PyG's ``MessagePassing``; same weights, same outputs), ``"sage-mean"``
+            or ``"gatv2"``.
     """
 
     def __init__(
