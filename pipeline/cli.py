@@ -226,6 +226,19 @@ def bench_sampler(ctx: typer.Context) -> None:
     run(list(ctx.args))
 
 
+@app.command(
+    "bench-train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench_train(ctx: typer.Context) -> None:
+    """Benchmark train-hgnn's model step against the same model through PyG (options: see
+    --help of the script: --graph, --batches, --device, --hidden, --fanout, --batch-size,
+    --json)."""
+    from audiograph.hgnn.bench import main as run
+
+    run(list(ctx.args))
+
+
 @app.command("run")
 def run(
     experiment: Annotated[Path, typer.Argument(help="Experiment TOML ([experiment] + stages).")],

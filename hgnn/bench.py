@@ -1,0 +1,219 @@
+"""Training benchmark: ``train-hgnn``'s model step vs the same model through PyG, one run.
+
+Both sides get train-hgnn's settings (``HGNNConfig``: hidden, fan-out, batch size,
+negatives, loss, Adam + SparseAdam) and the same initial weights:
+
+* **compute only** — the same ``--batches`` batches, sampled once by audiograph's
+  ``LinkNeighborLoader``, go through forward, loss, backward and optimizer step of
+  ``conv="maxpool"`` (the fused max-pool, :mod:`audiograph.hgnn.maxpool`) and of
+  ``conv="maxpool-pyg"`` (the same layer through PyG's ``HeteroConv`` +
+  ``MessagePassing(aggr="max")``, i.e. ``SAGEConv(project=True, aggr="max")`` without its
+  post-aggregation linear);
+* **end to end** — sampling included: audiograph's loader (with train-hgnn's prefetch)
+  feeding the fused model vs PyG's ``LinkNeighborLoader`` (triplet negatives, one link
+  type: the first) feeding the PyG model. PyG's loader needs torch-sparse or pyg-lib and is
+  skipped with a message without them. PyG's loader does not remove the batch's own
+  supervision edges from its subgraph; audiograph's does.
+
+Reports supervision edges/s, sampled messages/s (edges of the sampled subgraphs), peak
+memory (CPU: the process's peak RSS, reset before each side; CUDA: peak allocated) and the
+ratios audiograph ÷ PyG. The code lives here so the CLI never imports ``benchmarks/``.
+
+    audiograph bench-train --graph GRAPH_DIR [--batches 20] [--device cuda] [--json]
+    audiograph bench-train                     # the 1 M-item synthetic graph of bench-sampler
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch_geometric.data import HeteroData
+
+from audiograph.hgnn.config import HGNNConfig
+from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
+from audiograph.hgnn.model import HeteroSAGE, embed_batch, optimizers
+from audiograph.samplers.link_loader import LinkNeighborLoader
+
+HAS_PYG_SAMPLER = any(importlib.util.find_spec(m) for m in ("pyg_lib", "torch_sparse"))
+
+
+def peak_memory_reset(device: torch.device) -> None:
+    """Start a new peak-memory window (CPU: the kernel's RSS high-water mark)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 2**20
+
+
+def model_for(data: HeteroData, cfg: HGNNConfig, conv: str, device: torch.device) -> HeteroSAGE:
+    torch.manual_seed(cfg.seed)  # the same initial weights for both convs
+    dim = next((data[t].x.shape[1] for t in data.node_types if "x" in data[t]), 0)
+    n = {t: int(data[t].num_nodes) for t in data.node_types}
+    model = HeteroSAGE(data.node_types, data.edge_types, n, dim, cfg.hidden, cfg.num_layers, conv)
+    return model.to(device)
+
+
+def _step(model, opts, batch: HeteroData, has_text, cfg: HGNNConfig) -> tuple[int, int]:
+    for opt in opts:
+        opt.zero_grad()
+    z = embed_batch(model, batch, has_text)
+    loss = (max_margin_loss(z, batch, cfg.margin) if cfg.loss == "margin"
+            else in_batch_softmax_loss(z, batch, cfg.temperature))  # fmt: skip
+    loss.backward()
+    for opt in opts:
+        opt.step()
+    pos = sum(int(batch[et].edge_label_index.shape[1]) for et in batch.edge_types
+              if "edge_label_index" in batch[et])  # fmt: skip
+    return pos, sum(int(batch[et].edge_index.shape[1]) for et in batch.edge_types)
+
+
+def _timed(model, batches, has_text, cfg: HGNNConfig, device: torch.device) -> dict[str, Any]:
+    """Train on ``batches`` (an iterable; the first one is a warm-up, not timed)."""
+    opts = optimizers(model, cfg.lr)
+    it = iter(batches)
+    _step(model, opts, next(it).to(device), has_text, cfg)
+    peak_memory_reset(device)
+    t0, edges, messages, n = time.perf_counter(), 0, 0, 0
+    for batch in it:
+        e, m = _step(model, opts, batch.to(device), has_text, cfg)
+        edges, messages, n = edges + e, messages + m, n + 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    s = time.perf_counter() - t0
+    return {
+        "batches": n,
+        "seconds": round(s, 3),
+        "edges_per_s": round(edges / s, 1),
+        "messages_per_s": round(messages / s),
+        "peak_gb": round(peak_memory_gb(device), 3),
+    }
+
+
+def pyg_batches(data: HeteroData, cfg: HGNNConfig, count: int):
+    """PyG ``LinkNeighborLoader`` batches of the first link type, in audiograph's batch
+    layout (``edge_label_index``, ``neg_dst``)."""
+    from torch_geometric.loader import LinkNeighborLoader as PyGLoader
+    from torch_geometric.sampler import NegativeSampling
+
+    et = data.edge_types[0]
+    loader = PyGLoader(data, num_neighbors=list(cfg.fanout), batch_size=cfg.batch_size,
+                       edge_label_index=(et, data[et].edge_index), shuffle=True,
+                       neg_sampling=NegativeSampling("triplet", cfg.num_negatives))  # fmt: skip
+    for i, b in enumerate(loader):
+        if i == count:
+            return
+        b[et].edge_label_index = torch.stack([b[et[0]].src_index, b[et[2]].dst_pos_index])
+        b[et].neg_dst = b[et[2]].dst_neg_index.view(-1, cfg.num_negatives)
+        yield b
+
+
+def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20) -> dict[str, Any]:
+    """The compute-only and end-to-end figures of both sides (see the module docstring)."""
+    device = torch.device(cfg.device)
+    has_text = {t: data[t].has_text.to(device) for t in data.node_types}
+    ours_cfg = replace(cfg, conv="maxpool")
+    loader = LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
+                                balance_target=None if cfg.balance == "none" else cfg.balance,
+                                seed=cfg.seed, device=device)  # fmt: skip
+    sampled = [b for _, b in zip(range(batches + 1), loader.iter_epoch(0), strict=False)]
+    out: dict[str, Any] = {"compute": {}, "end_to_end": {}}
+    for side, conv in (("audiograph", "maxpool"), ("pyg", "maxpool-pyg")):
+        model = model_for(data, cfg, conv, device)
+        out["compute"][side] = _timed(model, sampled, has_text, cfg, device)
+    del sampled
+    prefetch = LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
+                                  balance_target=None if cfg.balance == "none" else cfg.balance,
+                                  seed=cfg.seed, device=device, prefetch=cfg.prefetch)  # fmt: skip
+    live = (b for _, b in zip(range(batches + 1), prefetch.iter_epoch(0), strict=False))
+    out["end_to_end"]["audiograph"] = _timed(model_for(data, ours_cfg, "maxpool", device), live,
+                                             has_text, cfg, device)  # fmt: skip
+    if HAS_PYG_SAMPLER:
+        model = model_for(data, cfg, "maxpool-pyg", device)
+        out["end_to_end"]["pyg"] = _timed(model, pyg_batches(data, cfg, batches + 1), has_text,
+                                          cfg, device)  # fmt: skip
+    else:
+        out["end_to_end"]["pyg"] = None
+        out["skipped"] = "PyG end to end needs torch-sparse or pyg-lib (pip install '.[pyg]')"
+    ratio = {
+        k: v["audiograph"]["edges_per_s"] / v["pyg"]["edges_per_s"]
+        for k, v in out.items()
+        if k in ("compute", "end_to_end") and v.get("pyg")
+    }
+    out["ratio"] = round(ratio["compute"], 2)
+    out["ratio_end_to_end"] = round(ratio["end_to_end"], 2) if "end_to_end" in ratio else None
+    return out
+
+
+def table(res: dict[str, Any], title: str) -> str:
+    lines = [title, "", "| mode | side | supervision edges/s | sampled messages/s | peak memory "
+             "| seconds (batches) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for mode in ("compute", "end_to_end"):
+        for side, r in res[mode].items():
+            if r is None:
+                lines.append(f"| {mode} | {side} | skipped | | | |")
+                continue
+            lines.append(
+                f"| {mode} | {side} | {r['edges_per_s']:,.0f} | {r['messages_per_s']:,} "
+                f"| {r['peak_gb']:.2f} GB | {r['seconds']} ({r['batches']}) |"
+            )
+    end = res["ratio_end_to_end"]
+    lines += ["", f"audiograph ÷ PyG: compute {res['ratio']:.2f}×, end to end "
+              + ("skipped" if end is None else f"{end:.2f}×")]  # fmt: skip
+    if res.get("skipped"):
+        lines.append(res["skipped"])
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog="audiograph bench-train", description=__doc__.split("\n")[0])
+    ap.add_argument("--graph", type=Path, default=None, help="graph directory (default: the "
+                    "1 M-item synthetic graph of bench-sampler, featureless)")  # fmt: skip
+    ap.add_argument("--batches", type=int, default=20, help="timed batches per side")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--hidden", type=int, default=None)
+    ap.add_argument("--fanout", default=None, help="e.g. 15,10 (default: train-hgnn's)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--scale", type=float, default=1.0, help="synthetic graph size factor")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    cfg = HGNNConfig(device=args.device)
+    changes = {
+        "hidden": args.hidden,
+        "batch_size": args.batch_size,
+        "fanout": None if args.fanout is None else [int(f) for f in args.fanout.split(",")],
+    }
+    cfg = replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+    if args.graph is not None:
+        from audiograph.graphs.store import load_graph
+
+        data = load_graph(args.graph)
+        edges = sum(int(data[et].edge_index.shape[1]) for et in data.edge_types)
+        name = (f"{args.graph.name} ({sum(data[t].num_nodes for t in data.node_types):,} nodes, "
+                f"{edges:,} directed edges)")  # fmt: skip
+    else:
+        from audiograph.samplers.bench import synthetic_graph
+
+        data, name = synthetic_graph(args.scale), f"synthetic (scale {args.scale})"
+        for t in data.node_types:
+            data[t].has_text = torch.zeros(data[t].num_nodes, dtype=torch.bool)
+    res = bench_train(data, cfg, args.batches)
+    res["graph"], res["device"], res["threads"] = name, args.device, torch.get_num_threads()
+    res["config"] = {"hidden": cfg.hidden, "fanout": list(cfg.fanout),
+                     "batch_size": cfg.batch_size, "num_negatives": cfg.num_negatives,
+                     "loss": cfg.loss}  # fmt: skip
+    print(json.dumps(res) if args.json else table(res, f"bench-train on {name}: {res['config']}"))
+    return res
