@@ -113,21 +113,42 @@ class HeteroSAGE(nn.Module):
     def encode_input(
         self, t: str, n_id: torch.Tensor, x: torch.Tensor | None, has_text: torch.Tensor | None
     ) -> torch.Tensor:
-        """Layer-0 representation ``[N, hidden]`` of nodes ``n_id`` of type ``t``."""
-        h = self.embed[t](n_id)
-        if self.text is not None and x is not None and has_text is not None:
-            h = torch.where(has_text[:, None], self.text[t](x), h)
-        return h
+        """Layer-0 representation ``[N, hidden]`` of nodes ``n_id`` of type ``t``: the text
+        projection where ``has_text``, else the node's learned embedding. Only the
+        featureless nodes' rows are looked up, so the embeddings' sparse gradients (and
+        SparseAdam's step) cover those rows alone."""
+        if self.text is None or x is None or has_text is None:
+            return self.embed[t](n_id)
+        h = self.text[t](x)
+        if bool(has_text.all()):
+            return h
+        rows = (~has_text).nonzero().squeeze(1)
+        return h.index_put((rows,), self.embed[t](n_id[rows]))
 
     def layer(
-        self, i: int, h: dict[str, torch.Tensor], edge_index: dict[EdgeType, torch.Tensor]
+        self,
+        i: int,
+        h: dict[str, torch.Tensor],
+        edge_index: dict[EdgeType, torch.Tensor],
+        num_dst: dict[str, int] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Apply layer ``i`` (``h``: ``{type: [N_t, hidden]}``)."""
-        ei = {et: e for et, e in edge_index.items() if et[0] in h and et[2] in h}
-        agg = self.convs[i](h, ei) if ei else {}
+        """Apply layer ``i`` (``h``: ``{type: [N_t, hidden]}``, every node a possible source).
+
+        ``num_dst``: only the first ``num_dst[t]`` nodes of each type are destinations (the
+        others are reached only as sources; every edge's destination is among them), so
+        the output is ``{type: [num_dst[t], hidden]}`` and no work is spent on the rest.
+        """
+        n = num_dst or {t: v.shape[0] for t, v in h.items()}
+        relations = self.convs[i].convs
+        agg: dict[str, torch.Tensor] = {}
+        for et, e in edge_index.items():
+            s, _, d = et
+            if s in h and d in h:  # HeteroConv's sum over relations, on the destinations
+                m = relations[et]((h[s], h[d][: n[d]]), e)
+                agg[d] = m if d not in agg else agg[d] + m
         out = {}
         for t, ht in h.items():
-            z = self.self_lin[i][t](ht)
+            z = self.self_lin[i][t](ht[: n[t]])
             if t in agg:
                 z = z + agg[t]
             out[t] = F.relu(z) if i < len(self.convs) - 1 else z
@@ -148,14 +169,17 @@ class HeteroSAGE(nn.Module):
         ``num_sampled_nodes[t][0]`` nodes of each type — the seeds — which are exact.
         """
         h, layers = h0, len(self.convs)
+        trim = num_sampled_nodes is not None and num_sampled_edges is not None
         for i in range(layers):
-            if num_sampled_nodes is not None and num_sampled_edges is not None and i > 0:
-                keep = layers - i  # hops still needed
+            num_dst = None
+            if trim:
+                keep = layers - i  # hops still needed: sources up to hop keep
                 h = {t: v[: sum(num_sampled_nodes[t][: keep + 1])] for t, v in h.items()}
                 edge_index = {
                     et: e[:, : sum(num_sampled_edges[et][:keep])] for et, e in edge_index.items()
                 }
-            h = self.layer(i, h, edge_index)
+                num_dst = {t: sum(num_sampled_nodes[t][:keep]) for t in h}
+            h = self.layer(i, h, edge_index, num_dst)
         if num_sampled_nodes is not None:
             h = {t: v[: num_sampled_nodes[t][0]] for t, v in h.items()}
         return {t: F.normalize(v, dim=-1) for t, v in h.items()}
