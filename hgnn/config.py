@@ -40,6 +40,8 @@ class HGNNConfig(Validated):
         seed: seeds the model, the sampler and the validation split.
         device: cpu or cuda[:i].
         prefetch: batches sampled ahead in a background thread (0: none).
+        max_epoch_edges: supervision edges per epoch at most, a fresh uniform sample of the
+            balanced edges every epoch (none or 0: all of them, every epoch).
         accumulate: micro-batches (of batch_size each) per optimizer step, gradients
             averaged; on W ranks a step takes W x accumulate micro-batches.
     """
@@ -66,6 +68,7 @@ class HGNNConfig(Validated):
     device: str = "cpu"
     prefetch: int = 1
     accumulate: int = 1
+    max_epoch_edges: int | None = None
 
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
@@ -87,6 +90,10 @@ class HGNNConfig(Validated):
         check_min("epochs", self.epochs, 0)
         check_min("prefetch", self.prefetch, 0)
         check_min("accumulate", self.accumulate, 1)
+        if self.max_epoch_edges == 0:  # 0 = no limit, as on the command line
+            object.__setattr__(self, "max_epoch_edges", None)
+        if self.max_epoch_edges is not None:
+            check_min("max-epoch-edges", self.max_epoch_edges, 1)
         if len(self.fanout) != self.num_layers or any(
             not isinstance(f, int) or (f < 1 and f != -1) for f in self.fanout
         ):

@@ -142,15 +142,20 @@ def train_hgnn(
         seed=cfg.seed,
         device=device,
         prefetch=cfg.prefetch,
+        max_epoch_edges=cfg.max_epoch_edges,
     )
     val_sampler = NeighborSampler(train_data, cfg.fanout, device=device)
     last: dict[str, Any] = {}
+    per_epoch = sum(len(step) for step in shard(loader.num_batches(0), world, cfg.accumulate))
+    # one bar for the whole run, so its ETA is the run's (an early stop ends it sooner)
+    bar = tqdm(total=per_epoch * max(cfg.epochs - int(state["epoch"]), 0), unit="batch",
+               disable=quiet or not world.main)  # fmt: skip
     for epoch in range(int(state["epoch"]), cfg.epochs):
         if state["bad_epochs"] >= cfg.patience:
             break
         t0 = time.perf_counter()
         total, n_edges, n_batches = _epoch(model, opts, loader, epoch, cfg, has_text, world,
-                                           quiet)  # fmt: skip
+                                           bar)  # fmt: skip
         seconds = time.perf_counter() - t0
         val = link_metrics(
             model,
@@ -190,10 +195,12 @@ def train_hgnn(
             _plot(run)
         barrier(world)
         if not quiet and world.main:
-            print(
+            bar.write(
                 f"[train-hgnn] epoch {epoch}: loss {last['train_loss']:.4f}, "
-                f"{last['edges_per_s']:,.0f} edges/s, val mean MRR {score:.4f}"
+                f"{last['edges_per_s']:,.0f} edges/s, val mean MRR {score:.4f} "
+                f"({seconds:.0f}s)"
             )
+    bar.close()
     finish(world)
     return last
 
@@ -206,7 +213,7 @@ def _epoch(
     cfg: HGNNConfig,
     has_text: dict[str, torch.Tensor],
     world: World,
-    quiet: bool,
+    bar: tqdm,
 ) -> tuple[float, int, int]:
     """One epoch of this rank's steps (:func:`~audiograph.core.distributed.shard`); each
     step averages its ``accumulate`` micro-batches' gradients, then the ranks'. Returns
@@ -216,9 +223,9 @@ def _epoch(
     mine = [b for step in steps for b in step]
     dense, sparse = dense_and_sparse(model)
     t0, total, n_edges, n_batches = time.perf_counter(), 0.0, 0, 0
-    bar = tqdm(loader.iter_epoch(epoch, only=mine if world.size * cfg.accumulate > 1 else None),
-               total=len(mine), desc=f"epoch {epoch}", disable=quiet or not world.main)  # fmt: skip
-    for i, batch in enumerate(bar):
+    bar.set_description(f"epoch {epoch}")
+    batches = loader.iter_epoch(epoch, only=mine if world.size * cfg.accumulate > 1 else None)
+    for i, batch in enumerate(batches):
         if i % cfg.accumulate == 0:
             for opt in opts:
                 opt.zero_grad()
@@ -235,8 +242,9 @@ def _epoch(
         pos = sum(int(batch[et].edge_label_index.shape[1]) for et in batch.edge_types
                   if "edge_label_index" in batch[et])  # fmt: skip
         total, n_edges, n_batches = total + loss.item(), n_edges + pos, n_batches + 1
-        bar.set_postfix(loss=f"{total / n_batches:.4f}",
-                        edges_s=f"{n_edges / (time.perf_counter() - t0):.0f}")  # fmt: skip
+        bar.update(1)
+        rate = n_edges / (time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{total / n_batches:.4f}", edges_s=f"{rate:.0f}", refresh=False)
     return sum_over_ranks((total, n_edges, n_batches), world)
 
 

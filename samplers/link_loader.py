@@ -54,6 +54,9 @@ class LinkNeighborLoader:
         seed: base seed.
         device: sampling device.
         prefetch: batches prepared ahead in a background thread (0 = none).
+        max_epoch_edges: at most this many supervision edges per epoch: the first
+            ``max_epoch_edges`` of the epoch's shuffled order, a fresh uniform sample of the
+            balanced edges every epoch (``None``: all of them).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class LinkNeighborLoader:
         seed: int = 0,
         device: torch.device | str = "cpu",
         prefetch: int = 0,
+        max_epoch_edges: int | None = None,
     ) -> None:
         if negative_sampling not in ("uniform", "popularity"):
             raise ValueError(
@@ -81,6 +85,7 @@ class LinkNeighborLoader:
         self.batch_size, self.num_negatives = batch_size, num_negatives
         self.negative_sampling = negative_sampling
         self.balance_target, self.balance = balance_target, balance
+        self.max_epoch_edges = max_epoch_edges
         self.seed, self.prefetch = seed, prefetch
         self.num_nodes = self.sampler.num_nodes
         # negatives come from nodes with >= 1 training edge: an isolated node is a
@@ -102,7 +107,10 @@ class LinkNeighborLoader:
         sizes = {et: int(e.shape[1]) for et, e in self.edges.items()}
         if self.balance_target is not None:
             sizes = balanced_counts(sizes, self.balance_target, self.balance)
-        return -(-sum(sizes.values()) // self.batch_size)
+        total = sum(sizes.values())
+        if self.max_epoch_edges is not None:
+            total = min(total, self.max_epoch_edges)
+        return -(-total // self.batch_size)
 
     def iter_epoch(
         self, epoch: int, start_batch: int = 0, only: Collection[int] | None = None
@@ -126,7 +134,9 @@ class LinkNeighborLoader:
         )
         g = epoch_generator(self.seed, epoch, salt=7919, device=self.device)
         order = torch.randperm(edges.shape[1], generator=g, device=self.device)
-        for b, lo in enumerate(range(0, edges.shape[1], self.batch_size)):
+        if self.max_epoch_edges is not None:  # a uniform sample of the epoch's edges
+            order = order[: self.max_epoch_edges]
+        for b, lo in enumerate(range(0, order.numel(), self.batch_size)):
             if b < start_batch or (only is not None and b not in only):
                 continue
             idx = order[lo : lo + self.batch_size]

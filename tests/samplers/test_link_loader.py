@@ -174,6 +174,34 @@ def test_unbalanced_epoch_uses_every_edge(graph):
     check_batch(graph, loader, batches[0], "cpu")
 
 
+def test_max_epoch_edges_is_a_fresh_sample_of_the_epoch(graph):
+    """``max_epoch_edges``: exactly that many distinct supervision edges per epoch, drawn
+    from the balanced edges, a different sample in another epoch, replayable."""
+    cap, size = 700, 128
+    loader = LinkNeighborLoader(graph, FAN, batch_size=size, balance_target=None, seed=1,
+                                max_epoch_edges=cap)  # fmt: skip
+    assert loader.num_batches(0) == -(-cap // size) == 6
+    edges = link_edges(graph)
+
+    def drawn(epoch: int) -> set[tuple[int, int]]:
+        batches = list(loader.iter_epoch(epoch))
+        assert len(batches) == 6
+        out = set()
+        for et, e in epoch_supervision(graph, batches).items():
+            k = keys_of(e, graph[et[2]].num_nodes)
+            assert torch.isin(k, keys_of(edges[et], graph[et[2]].num_nodes)).all()
+            out |= {(list(edges).index(et), key) for key in k.tolist()}
+        return out
+
+    first, second = drawn(0), drawn(1)
+    assert len(first) == len(second) == cap  # distinct: drawn without replacement
+    assert first != second and drawn(1) == second
+    unlimited = LinkNeighborLoader(graph, FAN, batch_size=size, balance_target=None)
+    big = LinkNeighborLoader(graph, FAN, batch_size=size, balance_target=None,
+                             max_epoch_edges=10**9)  # fmt: skip
+    assert big.num_batches(0) == unlimited.num_batches(0)
+
+
 def test_balance_subset_and_cap(graph):
     edges = link_edges(graph)
     sizes = {et: e.shape[1] for et, e in edges.items()}
