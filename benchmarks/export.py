@@ -26,6 +26,7 @@ from pathlib import Path
 
 from audiograph.graphs.adapters.synthetic import parse_item_counts
 from audiograph.graphs.store import graph_info
+from audiograph.hgnn.config import PAPER_RECIPE
 from audiograph.hgnn.export import export_embeddings
 from audiograph.pipeline.runner import read_experiment, run_experiment
 
@@ -47,7 +48,8 @@ def main() -> None:
         "prepare": {"adapter": "synthetic", "users": args.users,
                     "items": parse_item_counts(args.items)},
         "graph": {"encoder": "none"},
-        "hgnn": {"epochs": 1, "balance": 256, "max_val_edges": 100, "eval_candidates": 20},
+        "hgnn": {**PAPER_RECIPE, "epochs": 1, "balance": 256, "max_val_edges": 100,
+                 "eval_candidates": 20},
     })  # fmt: skip
     done = run_experiment(exp, quiet=args.json)  # cached in WORKDIR/pipeline.json
     setup = {f"{k}_s": round(v["seconds"], 1) for k, v in done.items() if not v["cached"]}

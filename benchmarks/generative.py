@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from audiograph.graphs.contract import read_dataset
-from audiograph.hgnn.config import HGNNConfig
+from audiograph.hgnn.config import PAPER_RECIPE, HGNNConfig
 from audiograph.pipeline.runner import read_experiment, run_experiment
 from audiograph.semantic_ids.config import GenerativeConfig
 from audiograph.semantic_ids.generate import evaluate_generative
@@ -45,7 +45,8 @@ SPACES = ("content", "search", "rec", "multitask", "fused-concat", "fused-svd")
 GEN = GenerativeConfig(d_model=128, d_ff=256, layers=2, heads=4, dropout=0.0, history=10,
                        epochs=4, batch_size=256, lr=2e-3, warmup_steps=100,
                        search_per_epoch=30000, rec_per_epoch=30000)  # fmt: skip
-HGNN_REC = HGNNConfig(epochs=2, hidden=128, balance=20000)  # the ``rec`` space's HGNN
+# the ``rec`` space's HGNN
+HGNN_REC = HGNNConfig(**PAPER_RECIPE, epochs=2, hidden=128, balance=20000)
 
 
 def _log(msg: str, quiet: bool) -> None:

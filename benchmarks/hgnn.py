@@ -53,7 +53,7 @@ from audiograph.graphs.adapters.common import save_dataset
 from audiograph.graphs.config import GraphConfig
 from audiograph.graphs.contract import read_dataset
 from audiograph.graphs.store import load_graph
-from audiograph.hgnn.config import HGNNConfig
+from audiograph.hgnn.config import PAPER_RECIPE, HGNNConfig
 from audiograph.hgnn.validate import link_metrics, split_edges
 from audiograph.pipeline.runner import read_experiment, run_experiment
 from audiograph.samplers import NeighborSampler
@@ -199,9 +199,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     exps = prepare(data_root, work, gcfg, args.book_fraction)
     info = exps["info"]
     base = HGNNConfig(
+        **{**PAPER_RECIPE, "fanout": args.fanout, "batch_size": args.batch_size},
         hidden=args.hidden,
-        fanout=args.fanout,
-        batch_size=args.batch_size,
         epochs=args.epochs,
         patience=10**9,  # no early stopping: every run does all its epochs
         eval_candidates=args.eval_candidates,

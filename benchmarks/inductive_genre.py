@@ -23,6 +23,7 @@ import polars as pl
 
 from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
 from audiograph.graphs.adapters.podcasts import prepare_podcasts
+from audiograph.hgnn.config import PAPER_RECIPE
 from audiograph.hgnn.export import export_embeddings
 from audiograph.pipeline.runner import read_experiment, run_experiment
 
@@ -52,7 +53,8 @@ def main() -> None:
         "experiment": {"out": str(work / "synth"), "seed": 0},
         "prepare": {"adapter": "synthetic"},
         "graph": {},
-        "hgnn": {"epochs": args.epochs, "hidden": 64, "fanout": [10, 5], "batch_size": 512},
+        "hgnn": {**PAPER_RECIPE, "epochs": args.epochs, "hidden": 64, "fanout": [10, 5],
+                 "batch_size": 512},
     })  # fmt: skip
     run = Path(run_experiment(exp, quiet=args.json)["hgnn"]["path"])
     prepare_podcasts(src, work / "podcasts")

@@ -45,6 +45,7 @@ from audiograph.graphs.adapters.douban import prepare_douban
 from audiograph.graphs.adapters.lastfm import prepare_lastfm
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import build_graph
+from audiograph.hgnn.config import PAPER_RECIPE
 from audiograph.hgnn.export import export_embeddings
 from audiograph.pipeline.runner import read_experiment, run_experiment
 from audiograph.twotower.config import MODELS
@@ -93,7 +94,7 @@ def experiment(args: argparse.Namespace, data: Path, work: Path, seed: int) -> d
         "experiment": {"out": str(work), "seed": seed, "data": str(data)},
         "split": {"test_fraction": 0.2, "label_fraction": args.label_fraction, **thin},
         "graph": {"encoder": spec.get("encoder", "default")},
-        "hgnn": {"epochs": args.hgnn_epochs, "hidden": args.hidden,
+        "hgnn": {**PAPER_RECIPE, "epochs": args.hgnn_epochs, "hidden": args.hidden,
                  "balance": args.hgnn_balance, "prefetch": 1},
         "export": {},
         "twotower": {"epochs": args.tt_epochs, "batch_size": args.batch_size,

@@ -121,7 +121,31 @@ def distributed_table(doc: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-TABLES = {"quality": quality_table, "ablation": ablation_table,
+def train_table(doc: dict[str, Any]) -> str:
+    """HGNN training speed, audiograph vs PyG in one run (``benchmarks/train.py --save``)."""
+    rows = ["| mode | side | supervision edges/s | sampled messages/s | peak memory | "
+            "timed batches (s) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for mode, label in (("compute", "compute only"), ("end_to_end", "end to end")):
+        for side, r in doc[mode].items():
+            if r is None:
+                rows.append(f"| {label} | {side} | skipped | – | – | – |")
+                continue
+            rows.append(f"| {label} | {side} | {r['edges_per_s']:,.0f} | "
+                        f"{r['messages_per_s']:,} | {r['peak_gb']:.2f} GB | "
+                        f"{r['batches']} ({r['seconds']}) |")  # fmt: skip
+    end = doc["ratio_end_to_end"]
+    c = doc["config"]
+    rows += ["", f"audiograph ÷ PyG: **{doc['ratio']:.2f}×** compute only, "
+             + ("end to end skipped (" + doc.get("skipped", "") + ")" if end is None
+                else f"**{end:.2f}×** end to end")
+             + f". Graph {doc['graph']}; hidden {c['hidden']}, fan-out {c['fanout']}, batch "
+             f"{c['batch_size']}, {c['num_negatives']} negative(s), {c['loss']} loss; "
+             f"{doc['device']}, {doc['threads']} intra-op threads. Command: "
+             f"`python benchmarks/train.py {doc['command']}`."]  # fmt: skip
+    return "\n".join(rows)
+
+
+TABLES = {"quality": quality_table, "ablation": ablation_table, "train": train_table,
           "graph_build": graph_build_table,
           "distributed": distributed_table}  # block kind -> renderer  # fmt: skip
 
