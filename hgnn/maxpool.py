@@ -39,6 +39,8 @@ def _forward(table, ptr, src, out, arg):  # pragma: no cover - compiled
     dim = table.shape[1]
     for v in numba.prange(out.shape[0]):  # a thread owns a destination's row
         o, a = out[v], arg[v]
+        o[:] = 0.0  # the outputs come uninitialised: filled here, in parallel
+        a[:] = -1
         for e in range(ptr[v], ptr[v + 1]):
             r = src[e]
             row = table[r]
@@ -51,6 +53,8 @@ def _forward(table, ptr, src, out, arg):  # pragma: no cover - compiled
 
 @numba.njit(parallel=True, cache=True)
 def _backward(grad, arg, grad_table):  # pragma: no cover - compiled
+    for r in numba.prange(grad_table.shape[0]):  # uninitialised: zeroed in parallel
+        grad_table[r, :] = 0.0
     for j in numba.prange(grad.shape[1]):  # a thread owns a column
         for v in range(grad.shape[0]):
             r = arg[v, j]
@@ -75,8 +79,8 @@ class _FusedMaxPool(torch.autograd.Function):
     def forward(ctx, table, src, dst, num_dst):  # type: ignore[override]
         table = table.contiguous()
         ptr, src_s = _csc(src, dst, num_dst)
-        out = torch.zeros(num_dst, table.shape[1], dtype=table.dtype)
-        arg = torch.full((num_dst, table.shape[1]), -1, dtype=torch.int32)
+        out = torch.empty(num_dst, table.shape[1], dtype=table.dtype)
+        arg = torch.empty((num_dst, table.shape[1]), dtype=torch.int32)
         _forward(table.detach().numpy(), ptr, src_s, out.numpy(), arg.numpy())
         ctx.save_for_backward(arg)
         ctx.num_src = table.shape[0]
@@ -85,7 +89,7 @@ class _FusedMaxPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         (arg,) = ctx.saved_tensors
-        grad_table = torch.zeros(ctx.num_src, grad.shape[1], dtype=grad.dtype)
+        grad_table = torch.empty(ctx.num_src, grad.shape[1], dtype=grad.dtype)
         _backward(grad.contiguous().numpy(), arg.numpy(), grad_table.numpy())
         return grad_table, None, None, None
 
