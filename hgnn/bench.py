@@ -8,7 +8,9 @@ negatives, loss, Adam + SparseAdam) and the same initial weights:
   ``conv="maxpool"`` (the fused max-pool, :mod:`audiograph.hgnn.maxpool`) and of
   ``conv="maxpool-pyg"`` (the same layer through PyG's ``HeteroConv`` +
   ``MessagePassing(aggr="max")``, i.e. ``SAGEConv(project=True, aggr="max")`` without its
-  post-aggregation linear);
+  post-aggregation linear), each side with its optimizer: Adam for the dense weights and,
+  for the per-node embeddings, :class:`~audiograph.hgnn.row_adam.RowAdam` (audiograph)
+  vs torch's ``SparseAdam`` (PyG; the same update);
 * **end to end** — sampling included: audiograph's loader (with train-hgnn's prefetch)
   feeding the fused model vs PyG's ``LinkNeighborLoader`` (triplet negatives, one link
   type: the first) feeding the PyG model. PyG's loader needs torch-sparse or pyg-lib and is
@@ -38,7 +40,13 @@ from torch_geometric.data import HeteroData
 
 from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
-from audiograph.hgnn.model import HeteroSAGE, embed_batch, optimizers
+from audiograph.hgnn.model import (
+    HeteroSAGE,
+    MaxPoolRelation,
+    dense_and_sparse,
+    embed_batch,
+    optimizers,
+)
 from audiograph.samplers.link_loader import LinkNeighborLoader
 
 HAS_PYG_SAMPLER = any(importlib.util.find_spec(m) for m in ("pyg_lib", "torch_sparse"))
@@ -84,6 +92,10 @@ def _step(model, opts, batch: HeteroData, has_text, cfg: HGNNConfig) -> tuple[in
 def _timed(model, batches, has_text, cfg: HGNNConfig, device: torch.device) -> dict[str, Any]:
     """Train on ``batches`` (an iterable; the first one is a warm-up, not timed)."""
     opts = optimizers(model, cfg.lr)
+    relations = model.convs[0].convs.values()
+    if any(not isinstance(c, MaxPoolRelation) or not c.fused for c in relations):
+        # the PyG side: torch's stock SparseAdam for the node embeddings, as a PyG user has
+        opts[1] = torch.optim.SparseAdam(dense_and_sparse(model)[1], lr=cfg.lr)
     it = iter(batches)
     _step(model, opts, next(it).to(device), has_text, cfg)
     peak_memory_reset(device)
@@ -113,12 +125,25 @@ def pyg_batches(data: HeteroData, cfg: HGNNConfig, count: int):
     loader = PyGLoader(data, num_neighbors=list(cfg.fanout), batch_size=cfg.batch_size,
                        edge_label_index=(et, data[et].edge_index), shuffle=True,
                        neg_sampling=NegativeSampling("triplet", cfg.num_negatives))  # fmt: skip
-    for i, b in enumerate(loader):
+    batches = (b for _ in range(count) for b in loader)  # epochs again on a small graph
+    for i, b in enumerate(batches):
         if i == count:
             return
         b[et].edge_label_index = torch.stack([b[et[0]].src_index, b[et[2]].dst_pos_index])
         b[et].neg_dst = b[et[2]].dst_neg_index.view(-1, cfg.num_negatives)
         yield b
+
+
+def _take(loader: LinkNeighborLoader, count: int):
+    """The first ``count`` batches of epochs 0, 1, ... (a small graph has few per epoch)."""
+    epoch = 0
+    while count > 0:
+        for batch in loader.iter_epoch(epoch):
+            if count == 0:
+                return
+            count -= 1
+            yield batch
+        epoch += 1
 
 
 def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20) -> dict[str, Any]:
@@ -129,7 +154,7 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20) -> dict[st
     loader = LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
                                 balance_target=None if cfg.balance == "none" else cfg.balance,
                                 seed=cfg.seed, device=device)  # fmt: skip
-    sampled = [b for _, b in zip(range(batches + 1), loader.iter_epoch(0), strict=False)]
+    sampled = list(_take(loader, batches + 1))
     out: dict[str, Any] = {"compute": {}, "end_to_end": {}}
     for side, conv in (("audiograph", "maxpool"), ("pyg", "maxpool-pyg")):
         model = model_for(data, cfg, conv, device)
@@ -138,7 +163,7 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20) -> dict[st
     prefetch = LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
                                   balance_target=None if cfg.balance == "none" else cfg.balance,
                                   seed=cfg.seed, device=device, prefetch=cfg.prefetch)  # fmt: skip
-    live = (b for _, b in zip(range(batches + 1), prefetch.iter_epoch(0), strict=False))
+    live = _take(prefetch, batches + 1)
     out["end_to_end"]["audiograph"] = _timed(model_for(data, ours_cfg, "maxpool", device), live,
                                              has_text, cfg, device)  # fmt: skip
     if HAS_PYG_SAMPLER:
