@@ -97,13 +97,13 @@ def test_cli_writes_metrics_per_epoch(graph, tmp_path):
 def test_trains_with_deterministic_kernels_and_restores_the_setting(graph, tmp_path, monkeypatch):
     # the thread-order drift it prevents shows on Last.fm-sized batches, not on this graph,
     # so check that the loss is computed in deterministic mode, and bit-equal reruns
-    seen, margin_loss = [], audiograph.hgnn.train.max_margin_loss
+    seen, softmax_loss = [], audiograph.hgnn.train.in_batch_softmax_loss  # the default loss
 
     def loss(*args, **kwargs):
         seen.append(torch.are_deterministic_algorithms_enabled())
-        return margin_loss(*args, **kwargs)
+        return softmax_loss(*args, **kwargs)
 
-    monkeypatch.setattr(audiograph.hgnn.train, "max_margin_loss", loss)
+    monkeypatch.setattr(audiograph.hgnn.train, "in_batch_softmax_loss", loss)
     torch.use_deterministic_algorithms(False)
     for name in ("a", "b"):
         train_hgnn(graph, tmp_path / name, HGNNConfig(epochs=2, **SMALL), quiet=True)
