@@ -150,6 +150,18 @@ def parse_assignments(pairs: list[str], source: str = "--set") -> dict[str, str]
     return out
 
 
+def _check(cls: type, values: dict[str, Any], where: str) -> None:
+    """One-line error for a name ``cls`` lacks or a value of the wrong type."""
+    names, hints = {f.name for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
+    for k, v in values.items():
+        if k not in names:
+            raise ContractError(
+                f"{where}: unknown option '{k}' (known: {', '.join(sorted(names))})"
+            )
+        if not fits(v, hints[k]):
+            raise ContractError(f"{where}: option '{k}' must be {describe(hints[k])}, got {v!r}")
+
+
 def merge(
     cls: type[C],
     file_values: dict[str, Any],
@@ -166,31 +178,14 @@ def merge(
         raise ContractError(
             f"{source}: unknown option '{unknown[0]}' (known: {', '.join(sorted(names))})"
         )
-    hints = typing.get_type_hints(cls)
     given = {k: v for k, v in overrides.items() if v is not None}
-    for where, values in ((source, file_values), ("flags", given)):
-        for k, v in values.items():
-            if not fits(v, hints[k]):
-                raise ContractError(
-                    f"{where}: option '{k}' must be {describe(hints[k])}, got {v!r}"
-                )
+    _check(cls, file_values, source)
+    _check(cls, given, "flags")
     values = {**(base or {}), **file_values, **given}
     try:
         return cls(**{k: v for k, v in values.items() if k in names})
     except TypeError as exc:
         raise ContractError(f"{source}: {exc}") from None
-
-
-def _check(cls: type, values: dict[str, Any], where: str) -> None:
-    """One-line error for a name ``cls`` lacks or a value of the wrong type."""
-    hints = typing.get_type_hints(cls)
-    for k, v in values.items():
-        if k not in hints:
-            raise ContractError(
-                f"{where}: unknown option '{k}' (known: {', '.join(sorted(hints))})"
-            )
-        if not fits(v, hints[k]):
-            raise ContractError(f"{where}: option '{k}' must be {describe(hints[k])}, got {v!r}")
 
 
 def configure(cls: type[C], cfg: C | None, options: dict[str, Any], where: str) -> C:
@@ -201,14 +196,6 @@ def configure(cls: type[C], cfg: C | None, options: dict[str, Any], where: str) 
         raise ContractError(f"{where}: cfg must be a {cls.__name__}, got {type(cfg).__name__}")
     if not options:
         return cfg if cfg is not None else cls()
-    names = {f.name for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    for k, v in options.items():
-        if k not in names:
-            raise ContractError(
-                f"{where}: unknown option '{k}' (known: {', '.join(sorted(names))})"
-            )
-        if not fits(v, hints[k]):
-            raise ContractError(f"{where}: option '{k}' must be {describe(hints[k])}, got {v!r}")
+    _check(cls, options, where)
     options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
     return dataclasses.replace(cfg if cfg is not None else cls(), **options)
