@@ -42,7 +42,6 @@ from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
 from audiograph.hgnn.model import (
     HeteroSAGE,
-    MaxPoolRelation,
     dense_and_sparse,
     embed_batch,
     optimizers,
@@ -89,12 +88,12 @@ def _step(model, opts, batch: HeteroData, has_text, cfg: HGNNConfig) -> tuple[in
     return pos, sum(int(batch[et].edge_index.shape[1]) for et in batch.edge_types)
 
 
-def _timed(model, batches, has_text, cfg: HGNNConfig, device: torch.device) -> dict[str, Any]:
-    """Train on ``batches`` (an iterable; the first one is a warm-up, not timed)."""
+def _timed(model, batches, has_text, cfg: HGNNConfig, device: torch.device,
+           pyg: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Train on ``batches`` (an iterable; the first one is a warm-up, not timed). ``pyg``:
+    torch's stock SparseAdam for the node embeddings, as a PyG user has."""
     opts = optimizers(model, cfg.lr)
-    relations = model.convs[0].convs.values()
-    if any(not isinstance(c, MaxPoolRelation) or not c.fused for c in relations):
-        # the PyG side: torch's stock SparseAdam for the node embeddings, as a PyG user has
+    if pyg:
         opts[1] = torch.optim.SparseAdam(dense_and_sparse(model)[1], lr=cfg.lr)
     it = iter(batches)
     _step(model, opts, next(it).to(device), has_text, cfg)
@@ -150,26 +149,25 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20) -> dict[st
     """The compute-only and end-to-end figures of both sides (see the module docstring)."""
     device = torch.device(cfg.device)
     has_text = {t: data[t].has_text.to(device) for t in data.node_types}
-    ours_cfg = replace(cfg, conv="maxpool")
-    loader = LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
-                                balance_target=None if cfg.balance == "none" else cfg.balance,
-                                seed=cfg.seed, device=device)  # fmt: skip
-    sampled = list(_take(loader, batches + 1))
+
+    def loader(prefetch: int) -> LinkNeighborLoader:  # train-hgnn's loader
+        return LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
+                                  balance_target=None if cfg.balance == "none" else cfg.balance,
+                                  seed=cfg.seed, device=device, prefetch=prefetch)  # fmt: skip
+
+    sampled = list(_take(loader(0), batches + 1))
     out: dict[str, Any] = {"compute": {}, "end_to_end": {}}
     for side, conv in (("audiograph", "maxpool"), ("pyg", "maxpool-pyg")):
         model = model_for(data, cfg, conv, device)
-        out["compute"][side] = _timed(model, sampled, has_text, cfg, device)
+        out["compute"][side] = _timed(model, sampled, has_text, cfg, device, side == "pyg")
     del sampled
-    prefetch = LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
-                                  balance_target=None if cfg.balance == "none" else cfg.balance,
-                                  seed=cfg.seed, device=device, prefetch=cfg.prefetch)  # fmt: skip
-    live = _take(prefetch, batches + 1)
-    out["end_to_end"]["audiograph"] = _timed(model_for(data, ours_cfg, "maxpool", device), live,
+    live = _take(loader(cfg.prefetch), batches + 1)
+    out["end_to_end"]["audiograph"] = _timed(model_for(data, cfg, "maxpool", device), live,
                                              has_text, cfg, device)  # fmt: skip
     if HAS_PYG_SAMPLER:
         model = model_for(data, cfg, "maxpool-pyg", device)
         out["end_to_end"]["pyg"] = _timed(model, pyg_batches(data, cfg, batches + 1), has_text,
-                                          cfg, device)  # fmt: skip
+                                          cfg, device, pyg=True)  # fmt: skip
     else:
         out["end_to_end"]["pyg"] = None
         out["skipped"] = "PyG end to end needs torch-sparse or pyg-lib (pip install '.[pyg]')"
