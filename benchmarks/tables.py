@@ -138,15 +138,71 @@ def train_table(doc: dict[str, Any]) -> str:
     rows += ["", f"audiograph ÷ PyG: **{doc['ratio']:.2f}×** compute only, "
              + ("end to end skipped (" + doc.get("skipped", "") + ")" if end is None
                 else f"**{end:.2f}×** end to end")
-             + f". Graph {doc['graph']}; hidden {c['hidden']}, fan-out {c['fanout']}, batch "
+             + f". Graph {doc['graph']}"
+             + (f", supervision on {doc['seed_type']} only" if doc.get("seed_type") else "")
+             + f"; hidden {c['hidden']}, fan-out {c['fanout']}, batch "
              f"{c['batch_size']}, {c['num_negatives']} negative(s), {c['loss']} loss; "
              f"{doc['device']}, {doc['threads']} intra-op threads. Command: "
              f"`python benchmarks/train.py {doc['command']}`."]  # fmt: skip
     return "\n".join(rows)
 
 
+def sampler_table(doc: dict[str, Any]) -> str:
+    """Neighbour sampler vs PyG in one run (``benchmarks/sampler.py --save``), and the
+    multi-link epoch when the run had ``--multilink-graph``."""
+    rows = ["| sampler | seeds | weighted | features | batches/s | edges/batch | "
+            "M sampled edges/s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in doc["rows"]:
+        name = "audiograph" if r["sampler"] == "audiograph" else "PyG + torch-sparse"
+        seeds = (f"{doc['batch_size']:,} over all types" if r["seeds"] == "all"
+                 else f"{doc['batch_size']:,} {r['seeds']}")  # fmt: skip
+        if r["edges_per_s"] is None:
+            why = (
+                "cannot (one seed type per loader, PyG #4765)" if r["seeds"] == "all" else "skipped"
+            )
+            rows.append(f"| {name} | {seeds} | – | – | {why} | | |")
+            continue
+        rows.append(f"| {name} | {seeds} | {'yes' if r['weighted'] else 'no'} | "
+                    f"{'yes' if r['features'] else 'no'} | {r['batches_per_s']:.2f} | "
+                    f"{r['edges_per_batch']:,.0f} | {r['edges_per_s'] / 1e6:.2f} |")  # fmt: skip
+    g, ratio = doc["graph"], doc["ratio"]
+    nodes = ", ".join(f"{n:,} {t}" for t, n in g["nodes"].items())
+    rows += ["", f"**audiograph ÷ PyG (uniform, {doc['seed_type']} seeds, no features): "
+             + ("n/a (peer skipped)" if ratio is None else f"{ratio:.1f}×") + "**. Graph "
+             f"{g['name']}: {nodes}; {g['edges']:,} edges; fan-out {doc['fanout']}; "
+             f"{doc['batches']} timed batches after one warm-up; {doc['threads']} intra-op "
+             f"threads. Command: `python benchmarks/sampler.py {doc['command']}`."]  # fmt: skip
+    if doc.get("multilink"):
+        rows += ["", "| epoch | supervision edges per link type | supervision edges | "
+                 "sampled edges | seconds |", "|---|---|---|---|---|"]  # fmt: skip
+        for r in doc["multilink"]:
+            per = " · ".join(f"{k.replace('__co__', '–')} {v:,}" for k, v in r["per_type"].items())
+            rows.append(f"| {r['epoch']} | {per} | {r['supervision_edges']:,} | "
+                        f"{r['sampled_edges']:,} | {r['seconds']:.1f} |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def featurize_table(doc: dict[str, Any]) -> str:
+    """Text-featurization items/s before and after, and the variants tried
+    (``benchmarks/featurize.py --save``)."""
+    rows = ["| catalog (mean tokens) | method | items/s (median, min–max) | × before | "
+            "min / mean cosine to before |", "|---|---|---|---|---|"]  # fmt: skip
+    for name, cat in doc["catalogs"].items():
+        before = cat["methods"]["before"]["items_per_s"]
+        for m, r in cat["methods"].items():
+            rows.append(f"| {name} ({cat['mean_tokens']:.0f}) | {m} | {r['items_per_s']:.1f} "
+                        f"({r['min']:.0f}–{r['max']:.0f}) | {r['items_per_s'] / before:.2f} | "
+                        f"{r['min_cosine']:.4f} / {r['mean_cosine']:.4f} |")  # fmt: skip
+    texts = next(iter(doc["catalogs"].values()))["texts"]
+    rows += ["", f"{texts:,} texts per catalog, {doc['reps']} interleaved repetitions, "
+             f"{doc['threads']} intra-op threads, {doc['max_length']} tokens at most. Command: "
+             f"`python benchmarks/featurize.py {doc['command']}`."]  # fmt: skip
+    return "\n".join(rows)
+
+
 TABLES = {"quality": quality_table, "ablation": ablation_table, "train": train_table,
-          "graph_build": graph_build_table,
+          "graph_build": graph_build_table, "featurize": featurize_table,
+          "sampler": sampler_table,
           "distributed": distributed_table}  # block kind -> renderer  # fmt: skip
 
 

@@ -104,32 +104,42 @@ class TextEncoder:
         self.dim = int(self.model.config.hidden_size)
         self.id = f"{encoder_id(self.path)}-len{max_length}"  # truncation changes vectors
 
-    @torch.inference_mode()
-    def encode(self, texts: list[str], batch_size: int = 128, progress: bool = True) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = True) -> np.ndarray:
         """Encode ``texts`` → float32 array ``[len(texts), dim]`` (rows L2-normalized).
 
-        Texts are sorted by length so each batch pads little; output keeps input order.
+        Texts are sorted by token count, so a batch of ``batch_size`` pads only a few
+        tokens; the output keeps input order. On CPU small batches are fastest (32: the
+        activations stay in cache); on a GPU give a few hundred.
         """
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        order = np.argsort(self.token_counts(texts), kind="stable")
         bar = tqdm(total=len(texts), desc="encode text", unit="item", disable=not progress)
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
-            batch = self.tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="pt",
-            ).to(self.device)
-            hidden = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out[idx] = pooled.float().cpu().numpy()
+            out[idx] = self.encode_batch([texts[i] for i in idx])
             bar.update(len(idx))
         bar.close()
         return out
+
+    def token_counts(self, texts: list[str], chunk: int = 8192) -> np.ndarray:
+        """Tokens per text after truncation, int64 ``[len(texts)]``."""
+        counts = [np.zeros(0, dtype=np.int64)]
+        for start in range(0, len(texts), chunk):
+            enc = self.tokenizer(texts[start : start + chunk], truncation=True,
+                                 max_length=self.max_length, return_length=True,
+                                 return_attention_mask=False)  # fmt: skip
+            counts.append(np.asarray(enc["length"], dtype=np.int64))
+        return np.concatenate(counts)
+
+    @torch.inference_mode()
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        """Mean-pooled, L2-normalized vectors of one padded batch, ``[len(texts), dim]``."""
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt").to(self.device)  # fmt: skip
+        hidden = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
 
 
 def text_hashes(texts: list[str]) -> list[str]:
@@ -141,7 +151,7 @@ def featurize_texts(
     texts: list[str],
     encoder: TextEncoder,
     cache_dir: str | Path | None = DEFAULT_CACHE,
-    batch_size: int = 128,
+    batch_size: int = 32,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Vectors for ``texts`` using the disk cache, encoding only what is missing.

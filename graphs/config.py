@@ -26,7 +26,7 @@ class GraphConfig(Validated):
         encoder: local model folder, ``"default"`` (bundled MiniLM) or ``"none"`` (no text
             features; every node is featureless and ``feature_dim`` is 0).
         cache_dir: text-embedding cache folder (``None`` disables the cache).
-        batch_size: texts per encoder batch.
+        batch_size: texts per encoder batch (32 suits a CPU; a few hundred a GPU).
         max_length: encoder token limit per text.
         device: encoder device.
         drop_unknown: drop interactions with unknown item ids instead of failing.
@@ -45,7 +45,7 @@ class GraphConfig(Validated):
     signals: list[str] | None = None
     encoder: str = "default"
     cache_dir: str | None = str(DEFAULT_CACHE)
-    batch_size: int = 128
+    batch_size: int = 32
     max_length: int = 128
     device: str = "cpu"
     drop_unknown: bool = False
@@ -80,14 +80,14 @@ class FeaturizeConfig(Validated):
     Attributes:
         encoder: local model folder or "default" (the bundled MiniLM).
         cache_dir: the text-vector cache the vectors go to (build-graph and export read it).
-        batch_size: texts per encoder batch.
+        batch_size: texts per encoder batch (32 suits a CPU; a few hundred a GPU).
         max_length: encoder token limit per text.
         device: encoder device (with --distributed on CUDA: each rank's cuda:LOCAL_RANK).
     """
 
     encoder: str = "default"
     cache_dir: str = str(DEFAULT_CACHE)
-    batch_size: int = 128
+    batch_size: int = 32
     max_length: int = 128
     device: str = "cpu"
 

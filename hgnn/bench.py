@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch_geometric.data import HeteroData
 
+from audiograph.core.types import EdgeType
 from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
 from audiograph.hgnn.model import (
@@ -47,6 +48,7 @@ from audiograph.hgnn.model import (
     optimizers,
 )
 from audiograph.samplers.link_loader import LinkNeighborLoader
+from audiograph.samplers.multilink import link_edges
 
 HAS_PYG_SAMPLER = any(importlib.util.find_spec(m) for m in ("pyg_lib", "torch_sparse"))
 
@@ -114,15 +116,14 @@ def _timed(model, batches, has_text, cfg: HGNNConfig, device: torch.device,
     }
 
 
-def pyg_batches(data: HeteroData, cfg: HGNNConfig, count: int):
-    """PyG ``LinkNeighborLoader`` batches of the first link type, in audiograph's batch
-    layout (``edge_label_index``, ``neg_dst``)."""
+def pyg_batches(data: HeteroData, cfg: HGNNConfig, count: int, et: EdgeType):
+    """PyG ``LinkNeighborLoader`` batches of link type ``et``, in audiograph's batch layout
+    (``edge_label_index``, ``neg_dst``)."""
     from torch_geometric.loader import LinkNeighborLoader as PyGLoader
     from torch_geometric.sampler import NegativeSampling
 
-    et = data.edge_types[0]
     loader = PyGLoader(data, num_neighbors=list(cfg.fanout), batch_size=cfg.batch_size,
-                       edge_label_index=(et, data[et].edge_index), shuffle=True,
+                       edge_label_index=(et, link_edges(data)[et]), shuffle=True,
                        neg_sampling=NegativeSampling("triplet", cfg.num_negatives))  # fmt: skip
     batches = (b for _ in range(count) for b in loader)  # epochs again on a small graph
     for i, b in enumerate(batches):
@@ -145,15 +146,20 @@ def _take(loader: LinkNeighborLoader, count: int):
         epoch += 1
 
 
-def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20) -> dict[str, Any]:
-    """The compute-only and end-to-end figures of both sides (see the module docstring)."""
+def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20,
+                link_type: EdgeType | None = None) -> dict[str, Any]:  # fmt: skip
+    """The compute-only and end-to-end figures of both sides (see the module docstring);
+    ``link_type``: supervise only that link type on both sides (default: audiograph all,
+    multi-link balanced as in train-hgnn; PyG the first)."""
     device = torch.device(cfg.device)
     has_text = {t: data[t].has_text.to(device) for t in data.node_types}
+    edges = None if link_type is None else {link_type: link_edges(data)[link_type]}
 
     def loader(prefetch: int) -> LinkNeighborLoader:  # train-hgnn's loader
         return LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
                                   balance_target=None if cfg.balance == "none" else cfg.balance,
-                                  seed=cfg.seed, device=device, prefetch=prefetch)  # fmt: skip
+                                  edges=edges, seed=cfg.seed, device=device,
+                                  prefetch=prefetch)  # fmt: skip
 
     sampled = list(_take(loader(0), batches + 1))
     out: dict[str, Any] = {"compute": {}, "end_to_end": {}}
@@ -166,8 +172,8 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20) -> dict[st
                                              has_text, cfg, device)  # fmt: skip
     if HAS_PYG_SAMPLER:
         model = model_for(data, cfg, "maxpool-pyg", device)
-        out["end_to_end"]["pyg"] = _timed(model, pyg_batches(data, cfg, batches + 1), has_text,
-                                          cfg, device, pyg=True)  # fmt: skip
+        peer = pyg_batches(data, cfg, batches + 1, link_type or data.edge_types[0])
+        out["end_to_end"]["pyg"] = _timed(model, peer, has_text, cfg, device, pyg=True)
     else:
         out["end_to_end"]["pyg"] = None
         out["skipped"] = "PyG end to end needs torch-sparse or pyg-lib (pip install '.[pyg]')"
@@ -201,6 +207,17 @@ def table(res: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
+def _link_type(data: HeteroData, name: str) -> EdgeType:
+    """The link type ``SRC__REL__DST`` or, for a node type ``T``, ``T``'s link type with
+    itself; SystemExit naming the choices otherwise."""
+    types = {"__".join(et): et for et in link_edges(data)}
+    types.update({et[0]: et for et in link_edges(data) if et[0] == et[2]})
+    if name not in types:
+        raise SystemExit(f"--seed-type {name}: not a link type of the graph "
+                         f"(one of {', '.join(sorted(types))})")  # fmt: skip
+    return types[name]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="audiograph bench-train", description=__doc__.split("\n")[0])
     ap.add_argument("--graph", type=Path, default=None, help="graph directory (default: the "
@@ -210,6 +227,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--hidden", type=int, default=None)
     ap.add_argument("--fanout", default=None, help="e.g. 15,10 (default: train-hgnn's)")
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--seed-type", default=None, help="supervise one link type on both sides: "
+                    "SRC__REL__DST, or a node type T for T's link type with itself "
+                    "(default: audiograph all types, PyG the first)")  # fmt: skip
     ap.add_argument("--scale", type=float, default=1.0, help="synthetic graph size factor")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
@@ -233,7 +253,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data, name = synthetic_graph(args.scale), f"synthetic (scale {args.scale})"
         for t in data.node_types:
             data[t].has_text = torch.zeros(data[t].num_nodes, dtype=torch.bool)
-    res = bench_train(data, cfg, args.batches)
+    link_type = None if args.seed_type is None else _link_type(data, args.seed_type)
+    res = bench_train(data, cfg, args.batches, link_type)
+    res["seed_type"] = None if link_type is None else "__".join(link_type)
     res["graph"], res["device"], res["threads"] = name, args.device, torch.get_num_threads()
     res["config"] = {"hidden": cfg.hidden, "fanout": list(cfg.fanout),
                      "batch_size": cfg.batch_size, "num_negatives": cfg.num_negatives,

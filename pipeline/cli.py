@@ -220,7 +220,7 @@ def neighbors(
 )
 def bench_sampler(ctx: typer.Context) -> None:
     """Benchmark the neighbour sampler against PyG (options: see --help of the script:
-    --device, --batches, --scale, --json)."""
+    --graph, --fanout, --batch-size, --seed-type, --device, --batches, --scale, --json)."""
     from audiograph.samplers.bench import main as run
 
     run(list(ctx.args))
@@ -233,7 +233,7 @@ def bench_sampler(ctx: typer.Context) -> None:
 def bench_train(ctx: typer.Context) -> None:
     """Benchmark train-hgnn's model step against the same model through PyG (options: see
     --help of the script: --graph, --batches, --device, --hidden, --fanout, --batch-size,
-    --json)."""
+    --seed-type, --json)."""
     from audiograph.hgnn.bench import main as run
 
     run(list(ctx.args))

@@ -1,11 +1,17 @@
 """Neighbour-sampler benchmark: audiograph vs PyG ``NeighborLoader`` on one graph, one run.
 
-Graph: 3 node types (1,000,000 tracks, 200,000 podcasts, 20,000 audiobooks) and all 9
-ordered type pairs as edge types with ``min(n_src, n_dst) * 25`` uniformly random edges
-each (≈ 42.5 M edges); fan-out [15, 10]; 1,024 seeds per batch. The peer runs only when
-torch-sparse or pyg-lib is installed (``pip install --no-build-isolation '.[pyg]'``).
+Default graph: 3 node types (1,000,000 tracks, 200,000 podcasts, 20,000 audiobooks) and
+all 9 ordered type pairs as edge types with ``min(n_src, n_dst) * 25`` uniformly random
+edges each (≈ 42.5 M edges), 64-d random features; ``--graph GRAPH_DIR`` takes any graph
+directory instead (its own features). Fan-out [15, 10] and 1,024 seeds per batch unless
+``--fanout``/``--batch-size`` say otherwise; seeds of one type (``--seed-type``, default
+``track`` or the graph's largest type) and, for audiograph only, spread over all types.
+The peer runs only when torch-sparse or pyg-lib is installed
+(``pip install --no-build-isolation '.[pyg]'``), with the same graph, features and edge
+weights.
 
     audiograph bench-sampler                 # table (or: python benchmarks/sampler.py)
+    audiograph bench-sampler --graph G --fanout 10,5 --batch-size 512 --seed-type music
     audiograph bench-sampler --json          # one JSON object (key "ratio")
     audiograph bench-sampler --device cuda   # ours on GPU (the peer stays on CPU)
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 from torch_geometric.data import HeteroData
@@ -48,12 +55,13 @@ def synthetic_graph(scale: float = 1.0, feat_dim: int = 0, seed: int = 0) -> Het
 def seed_batches(
     data: HeteroData, mode: str, batches: int, batch_size: int = 1024, seed: int = 1
 ) -> list[dict[str, torch.Tensor]]:
-    """``mode="track"``: 1,024 track seeds; ``"all"``: 1,024 seeds split over the types."""
+    """``mode`` a node type: ``batch_size`` seeds of that type; ``"all"``: ``batch_size``
+    seeds split evenly over the types."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(batches):
-        if mode == "track":
-            out.append({"track": torch.randperm(data["track"].num_nodes, generator=g)[:batch_size]})
+        if mode != "all":
+            out.append({mode: torch.randperm(data[mode].num_nodes, generator=g)[:batch_size]})
         else:
             per = batch_size // len(data.node_types)
             out.append(
@@ -62,8 +70,9 @@ def seed_batches(
     return out
 
 
-def run_ours(data: HeteroData, seeds: list, weighted: bool, device: str, features: bool) -> dict:
-    sampler = NeighborSampler(data, [15, 10], weighted=weighted, device=device)
+def run_ours(data: HeteroData, seeds: list, weighted: bool, device: str, features: bool,
+             fanout: list[int]) -> dict:  # fmt: skip
+    sampler = NeighborSampler(data, fanout, weighted=weighted, device=device)
     if not features:
         sampler.x = {}
     g = torch.Generator(device=device).manual_seed(0)
@@ -77,24 +86,35 @@ def run_ours(data: HeteroData, seeds: list, weighted: bool, device: str, feature
     return _row(len(seeds), edges, time.perf_counter() - t0)
 
 
-def run_pyg(data: HeteroData, seeds: list, features: bool) -> dict | None:
+def peer_graph(data: HeteroData, features: bool) -> HeteroData:
+    """What the peer loads: node counts, ``x`` when ``features``, edges and edge weights (a
+    real graph's other node attributes would only add copying to PyG's side)."""
+    out = HeteroData()
+    for t in data.node_types:
+        out[t].num_nodes = data[t].num_nodes
+        if features and data[t].get("x") is not None and data[t].x.shape[-1] > 0:
+            out[t].x = data[t].x
+    for et in data.edge_types:
+        out[et].edge_index = data[et].edge_index
+        if data[et].get("edge_weight") is not None:
+            out[et].edge_weight = data[et].edge_weight
+    return out
+
+
+def run_pyg(data: HeteroData, seeds: list, features: bool, fanout: list[int]) -> dict | None:
     from torch_geometric.loader import NeighborLoader
     from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 
     if not (WITH_PYG_LIB or WITH_TORCH_SPARSE):
         return None
-    if not features:
-        data = data.clone()
-        for t in data.node_types:
-            if "x" in data[t]:
-                del data[t].x
+    data = peer_graph(data, features)
     if any(len(batch) != 1 for batch in seeds):
         return None  # PyG cannot take seeds of several node types (its issue #4765)
     t = next(iter(seeds[0]))
     ids = torch.cat([seeds[0][t], *[b[t] for b in seeds]])  # first batch = warm-up
     loader = NeighborLoader(
         data,
-        num_neighbors=[15, 10],
+        num_neighbors=fanout,
         input_nodes=(t, ids),
         batch_size=seeds[0][t].numel(),
         shuffle=False,
@@ -153,14 +173,84 @@ def multilink_epoch(graph_dir: str, epochs: int = 1) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse ``argv`` (default: ``sys.argv[1:]``), run the benchmark, print the table."""
-    ap = argparse.ArgumentParser(
-        prog="audiograph bench-sampler", description=__doc__.splitlines()[0]
+def bench_sampler(data: HeteroData, seed_type: str, fanout: list[int], batch_size: int,
+                  batches: int, device: str = "cpu") -> dict:  # fmt: skip
+    """Every row of the table on ``data``, and the headline ``ratio`` (uniform, ``seed_type``
+    seeds, no features: audiograph ÷ PyG)."""
+    rows = []
+    for mode in (seed_type, "all"):
+        seeds = seed_batches(data, mode, batches, batch_size)
+        for weighted in (False, True):
+            for features in (False, True) if mode != "all" and not weighted else (False,):
+                row = run_ours(data, seeds, weighted, device, features, fanout)
+                rows.append({"sampler": "audiograph", "seeds": mode, "weighted": weighted,
+                             "features": features, "device": device, **row})  # fmt: skip
+        for features in (False, True) if mode != "all" else (False,):
+            peer = run_pyg(data, seeds, features, fanout)
+            rows.append({"sampler": "pyg", "seeds": mode, "weighted": False,
+                         "features": features, "device": "cpu",
+                         **(peer or dict.fromkeys(_row(1, 0, 1), None))})  # fmt: skip
+
+    def pick(sampler: str) -> dict:
+        return next(r for r in rows if r["sampler"] == sampler and r["seeds"] == seed_type
+                    and not r["weighted"] and not r["features"])  # fmt: skip
+
+    head, peer = pick("audiograph"), pick("pyg")
+    return {"seed_type": seed_type, "fanout": fanout, "batch_size": batch_size,
+            "batches": batches, "ours_edges_per_s": head["edges_per_s"],
+            "pyg_edges_per_s": peer["edges_per_s"],
+            "ratio": head["edges_per_s"] / peer["edges_per_s"] if peer["edges_per_s"] else None,
+            "rows": rows, "pyg_skipped": peer["edges_per_s"] is None}  # fmt: skip
+
+
+def print_table(result: dict) -> None:
+    g = result["graph"]
+    print(f"graph {g['name']}: {g['nodes']}, {g['edges']:,} edges; fan-out "
+          f"{result['fanout']}, {result['batch_size']:,} seeds per batch, "
+          f"{result['batches']} batches")  # fmt: skip
+    print(f"{'sampler':<11}{'seeds':<12}{'weighted':<10}{'features':<10}{'device':<8}"
+          f"{'batches/s':>10}{'edges/batch':>13}{'M edges/s':>11}")  # fmt: skip
+    for r in result["rows"]:
+        if r["edges_per_s"] is None:
+            print(
+                f"{r['sampler']:<11}{r['seeds']:<12}{'-':<10}{str(r['features']):<10}"
+                f"{r['device']:<8}  skipped (no torch-sparse/pyg-lib, or mixed seed types)"
+            )
+            continue
+        print(f"{r['sampler']:<11}{r['seeds']:<12}{str(r['weighted']):<10}"
+              f"{str(r['features']):<10}{r['device']:<8}{r['batches_per_s']:>10.2f}"
+              f"{r['edges_per_batch']:>13,.0f}{r['edges_per_s'] / 1e6:>11.2f}")  # fmt: skip
+    ratio = result["ratio"]
+    print(f"ratio (uniform, {result['seed_type']} seeds, no features): "
+          f"{'n/a (peer skipped)' if ratio is None else f'{ratio:.1f}x'}")  # fmt: skip
+    for r in result.get("multilink", []):
+        print(
+            f"{r['epoch']:<11} epoch: {r['supervision_edges']:>9,} supervision edges, "
+            f"{r['sampled_edges']:>12,} sampled edges, {r['seconds']:7.1f}s  {r['per_type']}"
+        )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the benchmark, print the table;
+    returns the result (what ``--json`` prints)."""
+    ap = argparse.ArgumentParser(prog="audiograph bench-sampler",
+                                 description=__doc__.splitlines()[0])  # fmt: skip
+    ap.add_argument(
+        "--graph",
+        type=Path,
+        default=None,
+        help="graph directory (default: the 42.5 M-edge synthetic graph)",
+    )
+    ap.add_argument("--fanout", default="15,10", help="neighbours per hop, e.g. 10,5")
+    ap.add_argument("--batch-size", type=int, default=1024, help="seeds per batch")
+    ap.add_argument(
+        "--seed-type",
+        default=None,
+        help="node type of the seeds (default: track, or the largest type)",
     )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batches", type=int, default=20)
-    ap.add_argument("--scale", type=float, default=1.0, help="shrink the graph (tests)")
+    ap.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic graph (tests)")
     ap.add_argument(
         "--multilink-graph",
         default=None,
@@ -170,96 +260,36 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    data = synthetic_graph(args.scale, feat_dim=64)
+    if args.graph is None:
+        data, name = synthetic_graph(args.scale, feat_dim=64), f"synthetic (scale {args.scale})"
+    else:
+        from audiograph.graphs.store import load_graph
+
+        data, name = load_graph(args.graph), args.graph.name
     build_s = time.perf_counter() - t0
-    n_edges = sum(int(data[et].edge_index.shape[1]) for et in data.edge_types)
-    rows = []
-    for mode in ("track", "all"):
-        seeds = seed_batches(data, mode, args.batches)
-        for weighted in (False, True):
-            for features in (False, True) if mode == "track" and not weighted else (False,):
-                rows.append(
-                    {
-                        "sampler": "audiograph",
-                        "seeds": mode,
-                        "weighted": weighted,
-                        "features": features,
-                        "device": args.device,
-                        **run_ours(data, seeds, weighted, args.device, features),
-                    }
-                )
-        for features in (False, True) if mode == "track" else (False,):
-            peer = run_pyg(data, seeds, features)
-            rows.append(
-                {
-                    "sampler": "pyg",
-                    "seeds": mode,
-                    "weighted": False,
-                    "features": features,
-                    "device": "cpu",
-                    **(peer or dict.fromkeys(_row(1, 0, 1), None)),
-                }
-            )
-    head = next(
-        r
-        for r in rows
-        if r["sampler"] == "audiograph"
-        and r["seeds"] == "track"
-        and not r["weighted"]
-        and not r["features"]
-    )
-    peer = next(
-        r for r in rows if r["sampler"] == "pyg" and r["seeds"] == "track" and not r["features"]
-    )
-    ratio = (head["edges_per_s"] / peer["edges_per_s"]) if peer["edges_per_s"] else None
+    largest = max(data.node_types, key=lambda t: data[t].num_nodes)
+    seed_type = args.seed_type or ("track" if "track" in data.node_types else largest)
+    if seed_type not in data.node_types:
+        raise SystemExit(f"--seed-type {seed_type}: not a node type of the graph "
+                         f"({', '.join(data.node_types)})")  # fmt: skip
+    fanout = [int(f) for f in args.fanout.split(",")]
     result = {
         "graph": {
+            "name": name,
             "nodes": {t: int(data[t].num_nodes) for t in data.node_types},
-            "edges": n_edges,
+            "edges": sum(int(data[et].edge_index.shape[1]) for et in data.edge_types),
             "build_seconds": build_s,
         },
-        "fanout": [15, 10],
-        "batch_size": 1024,
-        "ours_edges_per_s": head["edges_per_s"],
-        "pyg_edges_per_s": peer["edges_per_s"],
-        "ratio": ratio,
-        "rows": rows,
-        "pyg_skipped": peer["edges_per_s"] is None,
+        **bench_sampler(data, seed_type, fanout, args.batch_size, args.batches, args.device),
     }
+    result["threads"] = torch.get_num_threads()
     if args.multilink_graph:
         result["multilink"] = multilink_epoch(args.multilink_graph)
     if args.json:
         print(json.dumps(result))
-        return
-    print(
-        f"graph: {result['graph']['nodes']}, {n_edges:,} edges; fan-out [15, 10], "
-        f"1,024 seeds per batch, {args.batches} batches"
-    )
-    print(
-        f"{'sampler':<11}{'seeds':<7}{'weighted':<10}{'features':<10}{'device':<8}"
-        f"{'batches/s':>10}{'edges/batch':>13}{'M edges/s':>11}"
-    )
-    for r in rows:
-        if r["edges_per_s"] is None:
-            print(
-                f"{r['sampler']:<11}{r['seeds']:<7}{'-':<10}{str(r['features']):<10}"
-                f"{r['device']:<8}  skipped (no torch-sparse/pyg-lib, or mixed seed types)"
-            )
-            continue
-        print(
-            f"{r['sampler']:<11}{r['seeds']:<7}{str(r['weighted']):<10}"
-            f"{str(r['features']):<10}{r['device']:<8}{r['batches_per_s']:>10.2f}"
-            f"{r['edges_per_batch']:>13,.0f}{r['edges_per_s'] / 1e6:>11.2f}"
-        )
-    print(
-        f"ratio (uniform, track seeds, no features): "
-        f"{'n/a (peer skipped)' if ratio is None else f'{ratio:.1f}x'}"
-    )
-    for r in result.get("multilink", []):
-        print(
-            f"{r['epoch']:<11} epoch: {r['supervision_edges']:>9,} supervision edges, "
-            f"{r['sampled_edges']:>12,} sampled edges, {r['seconds']:7.1f}s  {r['per_type']}"
-        )
+    else:
+        print_table(result)
+    return result
 
 
 if __name__ == "__main__":

@@ -47,6 +47,15 @@ def test_mean_pooling_matches_manual_computation(encoder):
     assert got[0] @ more[0] > got[0] @ more[1]
 
 
+def test_token_sorted_batches_keep_input_order_and_vectors(encoder):
+    # lengths out of order, more texts than a batch: batches are formed by token count
+    texts = ["rock " * n for n in (40, 1, 200, 7, 3, 90, 0, 15)]
+    assert encoder.token_counts(texts).tolist() == [42, 3, 128, 9, 5, 92, 2, 17]
+    got = encoder.encode(texts, batch_size=3, progress=False)
+    alone = np.stack([encoder.encode([t], progress=False)[0] for t in texts])
+    np.testing.assert_allclose(got, alone, atol=1e-5)
+
+
 def test_cache_encodes_only_new_or_changed_texts(encoder, tmp_path):
     texts = ["jazz saxophone", "true crime detective", "", "jazz saxophone"]
     x, has_text, stats = featurize_texts(texts, encoder, tmp_path, progress=False)

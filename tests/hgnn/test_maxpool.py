@@ -96,3 +96,20 @@ def test_bench_train_reports_both_sides(tmp_path):
     assert ours["batches"] == pyg["batches"] == 3 and ours["messages_per_s"] > 0
     assert res["ratio"] == round(ours["edges_per_s"] / pyg["edges_per_s"], 2)
     assert (res["end_to_end"]["pyg"] is None) == (not HAS_PYG_SAMPLER)
+
+
+def test_bench_train_seed_type_names_a_link_type(tmp_path):
+    from audiograph.hgnn.bench import _link_type
+
+    prepare_synthetic(tmp_path / "d", users=100, items={"music": 30, "podcast": 20}, seed=3)
+    build_graph(tmp_path / "d", tmp_path / "g", GraphConfig(encoder="none"), quiet=True)
+    data = load_graph(tmp_path / "g")
+    assert _link_type(data, "podcast") == ("podcast", "co", "podcast")
+    assert _link_type(data, "music__co__podcast") == ("music", "co", "podcast")
+    with pytest.raises(SystemExit, match="podcast__co__music: not a link type.*music__co__music"):
+        _link_type(data, "podcast__co__music")  # the graph's canonical direction is music first
+    from audiograph.hgnn.bench import bench_train
+    from audiograph.hgnn.config import HGNNConfig
+
+    res = bench_train(data, HGNNConfig(hidden=8, batch_size=32), 2, ("music", "co", "podcast"))
+    assert res["compute"]["audiograph"]["batches"] == res["compute"]["pyg"]["batches"] == 2
