@@ -21,6 +21,7 @@ from torch_geometric.data import HeteroData
 
 from audiograph.core.types import EdgeType
 from audiograph.samplers.adjacency import Adjacency, sample_neighbors, take
+from audiograph.samplers.fused_hop import fused_hop
 
 FanOut = list[int] | dict[EdgeType | str, list[int]]
 _NEVER = torch.iinfo(torch.long).max
@@ -36,6 +37,9 @@ class NeighborSampler:
             ``"default"`` for the others.
         weighted: sample proportionally to ``edge_weight`` (co-interaction count).
         device: where adjacency, features and sampling live (default: CPU).
+        fused: sample each hop of each edge type in one numba pass
+            (:mod:`~audiograph.samplers.fused_hop`; same output as the torch ops); default:
+            on CPU with uniform sampling, the only case it supports.
     """
 
     def __init__(
@@ -44,9 +48,13 @@ class NeighborSampler:
         num_neighbors: FanOut,
         weighted: bool = False,
         device: torch.device | str = "cpu",
+        fused: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.weighted = weighted
+        self.fused = (self.device.type == "cpu" and not weighted) if fused is None else fused
+        if self.fused and (self.device.type != "cpu" or weighted):
+            raise ValueError("the fused hop runs on CPU with uniform sampling only")
         self.node_types = list(data.node_types)
         self.num_nodes = {t: int(data[t].num_nodes) for t in self.node_types}
         self.edge_types: list[EdgeType] = list(data.edge_types)
@@ -120,18 +128,25 @@ class NeighborSampler:
                         hop_edges[et].append(0)
                         continue
                     adj = self.adj[et]
-                    slot, which = sample_neighbors(adj, dst, k, self.weighted, generator)
-                    src = take(adj.row, slot)
-                    if exclude is not None and et in exclude and exclude[et].numel():
-                        key = src * self.num_nodes[d] + take(dst, which)
-                        keep = torch.nonzero(~torch.isin(key, exclude[et])).flatten()
-                        slot, which, src = take(slot, keep), take(which, keep), take(src, keep)
-                    new = self._add(s, src, count)
+                    excl = exclude.get(et) if exclude is not None else None
+                    if self.fused:
+                        row, which, e_id, new, count[s] = fused_hop(
+                            adj, dst, k, generator, self._local[s], count[s], excl,
+                            self.num_nodes[d])  # fmt: skip
+                    else:
+                        slot, which = sample_neighbors(adj, dst, k, self.weighted, generator)
+                        src = take(adj.row, slot)
+                        if excl is not None and excl.numel():
+                            key = src * self.num_nodes[d] + take(dst, which)
+                            keep = torch.nonzero(~torch.isin(key, excl)).flatten()
+                            slot, which, src = take(slot, keep), take(which, keep), take(src, keep)
+                        new = self._add(s, src, count)
+                        row, e_id = take(self._local[s], src), take(adj.perm, slot)
                     added[s].append(new)
-                    rows[et].append(take(self._local[s], src))
+                    rows[et].append(row)
                     cols[et].append(which + start[d])
-                    eids[et].append(take(adj.perm, slot))
-                    hop_edges[et].append(int(src.numel()))
+                    eids[et].append(e_id)
+                    hop_edges[et].append(int(row.numel()))
                 for t in self.node_types:
                     new = torch.cat(added[t]) if added[t] else nodes[t][0][:0]
                     start[t] = count[t] - new.numel()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.store import load_graph
-from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
-
 from audiograph.samplers.bench import main, seed_batches
 
 

@@ -50,6 +50,45 @@ def test_invariants_on_random_graphs(device, case, weighted):
     assert_same_hetero(out, out2)
 
 
+@settings(max_examples=40, deadline=None)
+@given(case=cases(), data_=st.data())
+def test_fused_hop_equals_the_torch_path(case, data_):
+    """The numba hop (CPU default) draws the same numbers and makes the same choices as the
+    torch ops: identical subgraphs, with and without excluded edges, over two calls."""
+    data, seeds, spec, _, seed = case
+    exclude = {}
+    for et in data.edge_types:
+        ei = data[et].edge_index
+        keys = ei[0] * data[et[2]].num_nodes + ei[1]
+        pick = data_.draw(st.lists(st.booleans(), min_size=keys.numel(), max_size=keys.numel()))
+        exclude[et] = keys[torch.tensor(pick, dtype=torch.bool)]
+    fused, plain = NeighborSampler(data, spec), NeighborSampler(data, spec, fused=False)
+    assert fused.fused and not plain.fused
+    g1, g2 = gen(seed), gen(seed)
+    for ex in (None, exclude):
+        assert_same_hetero(fused.sample(seeds, g1, ex), plain.sample(seeds, g2, ex))
+    with pytest.raises(ValueError, match="CPU with uniform"):
+        NeighborSampler(data, spec, weighted=True, fused=True)
+
+
+def test_fused_hop_in_a_worker_thread_without_a_thread_safe_layer(monkeypatch):
+    """The prefetch thread's kernels run serially when numba's layer is not thread-safe;
+    the output is the same."""
+    import threading
+
+    from audiograph.samplers import fused_hop
+
+    monkeypatch.setattr(fused_hop, "PARALLEL_ANY_THREAD", False)
+    data = random_hetero(3, [40, 30, 20], [0.2, 0.1, 0.3] * 3)
+    seeds = {t: torch.arange(10) for t in data.node_types}
+    got = {}
+    worker = threading.Thread(target=lambda: got.update(
+        out=NeighborSampler(data, [4, 3]).sample(seeds, gen(7))))  # fmt: skip
+    worker.start()
+    worker.join()
+    assert_same_hetero(got["out"], NeighborSampler(data, [4, 3], fused=False).sample(seeds, gen(7)))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=30, deadline=None)
 @given(case=cases(), data_=st.data())
