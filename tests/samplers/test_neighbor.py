@@ -30,6 +30,17 @@ def gen(seed: int, device="cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def draw_exclusions(data_, data: HeteroData) -> dict:
+    """A random subset of each edge type's edges as exclusion keys ``src * n_dst + dst``."""
+    exclude = {}
+    for et in data.edge_types:
+        ei = data[et].edge_index
+        keys = ei[0] * data[et[2]].num_nodes + ei[1]
+        pick = data_.draw(st.lists(st.booleans(), min_size=keys.numel(), max_size=keys.numel()))
+        exclude[et] = keys[torch.tensor(pick, dtype=torch.bool)]
+    return exclude
+
+
 @st.composite
 def cases(draw):
     data = draw(hetero_graphs())
@@ -56,12 +67,7 @@ def test_fused_hop_equals_the_torch_path(case, data_):
     """The numba hop (CPU default) draws the same numbers and makes the same choices as the
     torch ops: identical subgraphs, with and without excluded edges, over two calls."""
     data, seeds, spec, _, seed = case
-    exclude = {}
-    for et in data.edge_types:
-        ei = data[et].edge_index
-        keys = ei[0] * data[et[2]].num_nodes + ei[1]
-        pick = data_.draw(st.lists(st.booleans(), min_size=keys.numel(), max_size=keys.numel()))
-        exclude[et] = keys[torch.tensor(pick, dtype=torch.bool)]
+    exclude = draw_exclusions(data_, data)
     fused, plain = NeighborSampler(data, spec), NeighborSampler(data, spec, fused=False)
     assert fused.fused and not plain.fused
     g1, g2 = gen(seed), gen(seed)
@@ -94,12 +100,7 @@ def test_fused_hop_in_a_worker_thread_without_a_thread_safe_layer(monkeypatch):
 @given(case=cases(), data_=st.data())
 def test_exclude_removes_exactly_the_given_edges(device, case, data_):
     data, seeds, spec, fanout, seed = case
-    exclude = {}
-    for et in data.edge_types:
-        ei = data[et].edge_index
-        keys = ei[0] * data[et[2]].num_nodes + ei[1]
-        pick = data_.draw(st.lists(st.booleans(), min_size=keys.numel(), max_size=keys.numel()))
-        exclude[et] = keys[torch.tensor(pick, dtype=torch.bool)].to(device)
+    exclude = {et: keys.to(device) for et, keys in draw_exclusions(data_, data).items()}
     sampler = NeighborSampler(data, spec, device=device)
     full = sampler.sample(seeds, gen(seed, device))
     part = sampler.sample(seeds, gen(seed, device), exclude=exclude)
