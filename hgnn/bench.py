@@ -116,14 +116,15 @@ def _timed(model, batches, has_text, cfg: HGNNConfig, device: torch.device,
     }
 
 
-def pyg_batches(data: HeteroData, cfg: HGNNConfig, count: int, et: EdgeType):
-    """PyG ``LinkNeighborLoader`` batches of link type ``et``, in audiograph's batch layout
-    (``edge_label_index``, ``neg_dst``)."""
+def pyg_batches(data: HeteroData, cfg: HGNNConfig, count: int, et: EdgeType,
+                label_index: torch.Tensor):  # fmt: skip
+    """PyG ``LinkNeighborLoader`` batches of ``label_index`` ``[2, L]`` (link type ``et``),
+    in audiograph's batch layout (``edge_label_index``, ``neg_dst``)."""
     from torch_geometric.loader import LinkNeighborLoader as PyGLoader
     from torch_geometric.sampler import NegativeSampling
 
     loader = PyGLoader(data, num_neighbors=list(cfg.fanout), batch_size=cfg.batch_size,
-                       edge_label_index=(et, link_edges(data)[et]), shuffle=True,
+                       edge_label_index=(et, label_index), shuffle=True,
                        neg_sampling=NegativeSampling("triplet", cfg.num_negatives))  # fmt: skip
     batches = (b for _ in range(count) for b in loader)  # epochs again on a small graph
     for i, b in enumerate(batches):
@@ -153,7 +154,9 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20,
     multi-link balanced as in train-hgnn; PyG the first)."""
     device = torch.device(cfg.device)
     has_text = {t: data[t].has_text.to(device) for t in data.node_types}
-    edges = None if link_type is None else {link_type: link_edges(data)[link_type]}
+    links = link_edges(data)
+    peer_type = link_type or next(iter(links))  # PyG's loader takes one link type
+    edges = None if link_type is None else {link_type: links[link_type]}
 
     def loader(prefetch: int) -> LinkNeighborLoader:  # train-hgnn's loader
         return LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
@@ -172,7 +175,7 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20,
                                              has_text, cfg, device)  # fmt: skip
     if HAS_PYG_SAMPLER:
         model = model_for(data, cfg, "maxpool-pyg", device)
-        peer = pyg_batches(data, cfg, batches + 1, link_type or data.edge_types[0])
+        peer = pyg_batches(data, cfg, batches + 1, peer_type, links[peer_type])
         out["end_to_end"]["pyg"] = _timed(model, peer, has_text, cfg, device, pyg=True)
     else:
         out["end_to_end"]["pyg"] = None
@@ -210,8 +213,9 @@ def table(res: dict[str, Any], title: str) -> str:
 def _link_type(data: HeteroData, name: str) -> EdgeType:
     """The link type ``SRC__REL__DST`` or, for a node type ``T``, ``T``'s link type with
     itself; SystemExit naming the choices otherwise."""
-    types = {"__".join(et): et for et in link_edges(data)}
-    types.update({et[0]: et for et in link_edges(data) if et[0] == et[2]})
+    links = list(link_edges(data))
+    types = {"__".join(et): et for et in links}
+    types.update({et[0]: et for et in links if et[0] == et[2]})
     if name not in types:
         raise SystemExit(f"--seed-type {name}: not a link type of the graph "
                          f"(one of {', '.join(sorted(types))})")  # fmt: skip

@@ -80,9 +80,10 @@ class NeighborSampler:
             t: torch.full((n,), -1, dtype=torch.long, device=self.device)
             for t, n in self.num_nodes.items()
         }
-        self._first = {
+        self._first = {  # the torch path's first-occurrence scratch (the fused hop needs none)
             t: torch.full((n,), _NEVER, dtype=torch.long, device=self.device)
             for t, n in self.num_nodes.items()
+            if not self.fused
         }
 
     def sample(
