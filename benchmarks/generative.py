@@ -46,7 +46,7 @@ GEN = GenerativeConfig(d_model=128, d_ff=256, layers=2, heads=4, dropout=0.0, hi
                        epochs=4, batch_size=256, lr=2e-3, warmup_steps=100,
                        search_per_epoch=30000, rec_per_epoch=30000)  # fmt: skip
 # the ``rec`` space's HGNN
-HGNN_REC = HGNNConfig(**PAPER_RECIPE, epochs=2, hidden=128, balance=20000)
+HGNN_REC = HGNNConfig(**PAPER_RECIPE, epochs=2, balance=20000)  # hidden 128
 
 
 def _log(msg: str, quiet: bool) -> None:

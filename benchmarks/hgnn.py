@@ -199,8 +199,12 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     exps = prepare(data_root, work, gcfg, args.book_fraction)
     info = exps["info"]
     base = HGNNConfig(
-        **{**PAPER_RECIPE, "fanout": args.fanout, "batch_size": args.batch_size},
-        hidden=args.hidden,
+        **{
+            **PAPER_RECIPE,
+            "fanout": args.fanout,
+            "batch_size": args.batch_size,
+            "hidden": args.hidden,
+        },
         epochs=args.epochs,
         patience=10**9,  # no early stopping: every run does all its epochs
         eval_candidates=args.eval_candidates,

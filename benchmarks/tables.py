@@ -200,9 +200,33 @@ def featurize_table(doc: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def defaults_table(doc: dict[str, Any]) -> str:
+    """``train-hgnn``'s time to quality with its defaults, per seed and as mean ± 95 %
+    t-interval (``benchmarks/train_defaults.py --save``)."""
+    rows = ["| seed | best val MRR | at epoch | epochs run | wall (min) |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for r in doc["runs"]:
+        rows.append(f"| {r['seed']} | {r['best_val_mrr']:.4f} | {r['best_epoch']} | "
+                    f"{r['epochs_run']} | {r['wall_s'] / 60:.1f} |")  # fmt: skip
+    mrr, wall = doc["best_val_mrr"], doc["wall_min"]
+    t, g = doc["train"], doc["graph"]
+    slowest = max(r["wall_s"] for r in doc["runs"]) / 60
+    spread = "" if wall["ci95"] is None else f" ± {wall['ci95']:.1f}"
+    rows.append(f"| mean ± 95 % | {_ci(mrr)} | | | {wall['mean']:.1f}{spread} "
+                f"(slowest {slowest:.1f}) |")  # fmt: skip
+    options = ", ".join(doc["options"]) or "none: the defaults"
+    rows += ["", f"Graph {g['name']} ({g['nodes']:,} nodes, {g['edges']:,} directed edges); "
+             f"options {options} (hidden {t['hidden']}, fan-out {t['fanout']}, batch "
+             f"{t['batch_size']:,}, {t['loss']} loss, Adam {t['lr']:g}, lr decay {t['lr_decay']:g} "
+             f"per epoch, at most {t['max_epoch_edges']:,} supervision edges per epoch, "
+             f"{t['epochs']} epochs, patience {t['patience']}); {doc['machine']}. Command: "
+             f"`python benchmarks/train_defaults.py {doc['command']}`."]  # fmt: skip
+    return "\n".join(rows)
+
+
 TABLES = {"quality": quality_table, "ablation": ablation_table, "train": train_table,
           "graph_build": graph_build_table, "featurize": featurize_table,
-          "sampler": sampler_table,
+          "sampler": sampler_table, "defaults": defaults_table,
           "distributed": distributed_table}  # block kind -> renderer  # fmt: skip
 
 

@@ -84,10 +84,19 @@ def claim_run(path: str | os.PathLike, kind: str, inputs: Iterable[Any] = ()) ->
     return out
 
 
+SETTINGS_ADDED: dict[str, dict[str, Any]] = {"hgnn-run": {"lr_decay": 1.0}}
+"""Per run kind, settings added after such runs may have been saved, with the value those
+runs trained with: a resumed old run keeps its behaviour, not today's default."""
+
+
 def read_run_config(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     """The validated ``config.json`` of the ``kind`` run at ``path`` (one-line errors,
-    :func:`~audiograph.core.formats.check_kind`)."""
-    return check_kind(path, kind)
+    :func:`~audiograph.core.formats.check_kind`); settings the run predates are filled
+    from :data:`SETTINGS_ADDED`."""
+    config = check_kind(path, kind)
+    if isinstance(config.get("train"), dict):
+        config["train"] = {**SETTINGS_ADDED.get(kind, {}), **config["train"]}
+    return config
 
 
 @dataclasses.dataclass

@@ -219,6 +219,9 @@ def _epoch(
     step averages its ``accumulate`` micro-batches' gradients, then the ranks'. Returns
     (summed micro-batch loss, supervision edges, micro-batches) of this rank."""
     model.train()
+    for opt in opts:  # the schedule is a function of the epoch: resumes keep it
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * cfg.lr_decay**epoch
     steps = shard(loader.num_batches(epoch), world, cfg.accumulate)
     mine = [b for step in steps for b in step]
     dense, sparse = dense_and_sparse(model)

@@ -14,6 +14,7 @@ from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.hgnn.train import HGNNConfig, train_hgnn
+from audiograph.pipeline.config import resume_base
 
 SMALL = {
     "hidden": 16,
@@ -41,12 +42,18 @@ def weights(run_dir):
     return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
 
 
+def learning_rates(run_dir):
+    saved = torch.load(run_dir / "checkpoint.pt", weights_only=True)["optimizers"]
+    return {g["lr"] for opt in saved for g in opt["param_groups"]}
+
+
 def test_resume_equals_uninterrupted(graph, tmp_path):
-    train_hgnn(graph, tmp_path / "full", HGNNConfig(epochs=3, **SMALL), quiet=True)
-    train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=1, **SMALL), quiet=True)
-    last = train_hgnn(
-        graph, tmp_path / "cut", HGNNConfig(epochs=3, **SMALL), resume=True, quiet=True
-    )
+    cfg = {**SMALL, "lr_decay": 0.5}  # the schedule must survive the resume too
+    train_hgnn(graph, tmp_path / "full", HGNNConfig(epochs=3, **cfg), quiet=True)
+    train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=1, **cfg), quiet=True)
+    last = train_hgnn(graph, tmp_path / "cut", HGNNConfig(epochs=3, **cfg), resume=True, quiet=True)
+    lr = HGNNConfig().lr
+    assert learning_rates(tmp_path / "full") == learning_rates(tmp_path / "cut") == {lr / 4}
     assert last["epoch"] == 2
     a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -56,6 +63,19 @@ def test_resume_equals_uninterrupted(graph, tmp_path):
     assert [r["train_loss"] for r in full] == [json.loads(x)["train_loss"] for x in lines]
     for name in ("model.safetensors", "config.json", "curves.svg"):
         assert (tmp_path / "cut" / name).exists()
+
+
+def test_a_run_saved_before_lr_decay_resumes_at_a_constant_rate(graph, tmp_path):
+    train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=1, **SMALL), quiet=True)
+    config = tmp_path / "old" / "config.json"
+    saved = json.loads(config.read_text())
+    del saved["train"]["lr_decay"]
+    config.write_text(json.dumps(saved))
+    assert resume_base(tmp_path / "old", "hgnn-run")["lr_decay"] == 1.0  # the CLI's base
+    # a default other than 1 would not match the saved (filled) setting and be refused
+    train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=2, **SMALL, lr_decay=1.0), quiet=True,
+               resume=True)  # fmt: skip
+    assert learning_rates(tmp_path / "old") == {HGNNConfig().lr}
 
 
 def test_run_dir_guards(graph, tmp_path):
