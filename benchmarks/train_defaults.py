@@ -14,7 +14,6 @@ table is generated from (``benchmarks/tables.py``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -27,6 +26,9 @@ from typing import Any
 from quality import interval
 from saved import run_and_save
 
+from audiograph.core.runs import Run, read_run_config
+from audiograph.graphs.store import read_manifest
+
 
 def train_once(graph: Path, out: Path, seed: int, options: list[str]) -> dict[str, Any]:
     """One default ``train-hgnn`` run in a fresh process: wall seconds and its metrics."""
@@ -35,7 +37,7 @@ def train_once(graph: Path, out: Path, seed: int, options: list[str]) -> dict[st
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - t0
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x]
+    rows = Run(out, read_run_config(out, "hgnn-run")).metrics()
     best = max(rows, key=lambda r: r["val_mean_mrr"])
     return {"seed": seed, "wall_s": round(wall, 1), "epochs_run": len(rows),
             "best_epoch": best["epoch"], "best_val_mrr": best["val_mean_mrr"],
@@ -49,17 +51,17 @@ def main(argv: list[str]) -> dict[str, Any]:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a train-hgnn option other than its default (repeatable)")  # fmt: skip
     args = ap.parse_args(argv)
-    manifest = json.loads((args.graph / "manifest.json").read_text())
-    runs, config = [], None
+    manifest = read_manifest(args.graph)
+    runs = []
     with tempfile.TemporaryDirectory(prefix="ag-defaults-") as tmp:
         for seed in range(args.seeds):
             r = train_once(args.graph, Path(tmp) / f"seed{seed}", seed, args.set)
-            config = config or json.loads((Path(tmp) / "seed0" / "config.json").read_text())
             runs.append(r)
             print(f"[defaults] seed {seed}: best val MRR {r['best_val_mrr']:.4f} (epoch "
                   f"{r['best_epoch']}), {r['epochs_run']} epochs, {r['wall_s'] / 60:.1f} min",
                   flush=True)  # fmt: skip
-    train = {k: v for k, v in config["train"].items() if k != "seed"}
+        saved = read_run_config(Path(tmp) / "seed0", "hgnn-run")["train"]
+    train = {k: v for k, v in saved.items() if k != "seed"}
     res = {
         "graph": {
             "name": args.graph.name,

@@ -140,7 +140,8 @@ def fused_hop(
         dst: frontier node ids ``[N]`` (int64).
         local: the source type's global → local id table ``[n_src]`` (``-1``: unseen); new
             sources get ``count, count + 1, ...`` in first-occurrence order, in place.
-        exclude: keys ``src * num_dst + dst`` of edges never to sample (or None).
+        exclude: keys ``src * num_dst + dst`` of edges never to sample, sorted ascending
+            (or None).
 
     Returns:
         ``(rows, which, e_id, new, count)``: per kept edge the source's local id, the
@@ -151,7 +152,7 @@ def fused_hop(
     big = _count_sampled_rows(colptr, dst_np, k)
     u = (torch.rand(big, k, generator=generator, dtype=torch.float64) if big
          else torch.empty(0, max(k, 0), dtype=torch.float64))  # fmt: skip
-    excl = np.empty(0, np.int64) if exclude is None else np.sort(exclude.numpy())
+    excl = np.empty(0, np.int64) if exclude is None else exclude.numpy()
     arrays = (colptr, adj.row.numpy(), adj.perm.numpy(), dst_np)
     parallel = PARALLEL_ANY_THREAD or threading.current_thread() is threading.main_thread()
     kernel = _hop_parallel if parallel else _hop_serial

@@ -103,6 +103,8 @@ class NeighborSampler:
         Returns:
             the sampled subgraph (see module docstring).
         """
+        if self.fused and exclude is not None:  # the fused hop binary-searches sorted keys
+            exclude = {et: torch.sort(keys.long()).values for et, keys in exclude.items()}
         nodes = {t: [torch.empty(0, dtype=torch.long, device=self.device)] for t in self.node_types}
         count = dict.fromkeys(self.node_types, 0)
         frontier: dict[str, torch.Tensor] = {}

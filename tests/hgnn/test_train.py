@@ -72,7 +72,7 @@ def test_a_run_saved_before_lr_decay_resumes_at_a_constant_rate(graph, tmp_path)
     del saved["train"]["lr_decay"]
     config.write_text(json.dumps(saved))
     assert resume_base(tmp_path / "old", "hgnn-run")["lr_decay"] == 1.0  # the CLI's base
-    # and it resumes: a given setting that differs from the saved (filled) one is refused
+    # and it resumes, at the rate it started with
     train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=2, **SMALL, lr_decay=1.0), quiet=True,
                resume=True)  # fmt: skip
     assert learning_rates(tmp_path / "old") == {HGNNConfig().lr}

@@ -85,6 +85,11 @@ def test_fused_hop_in_a_worker_thread_without_a_thread_safe_layer(monkeypatch):
     from audiograph.samplers import fused_hop
 
     monkeypatch.setattr(fused_hop, "PARALLEL_ANY_THREAD", False)
+
+    def parallel_kernel(*args):
+        raise AssertionError("the parallel kernel ran in a worker thread")
+
+    monkeypatch.setattr(fused_hop, "_hop_parallel", parallel_kernel)
     data = random_hetero(3, [40, 30, 20], [0.2, 0.1, 0.3] * 3)
     seeds = {t: torch.arange(10) for t in data.node_types}
     got = {}
