@@ -141,7 +141,8 @@ def train_table(doc: dict[str, Any]) -> str:
              + f". Graph {doc['graph']}"
              + (f", supervision on {doc['seed_type']} only" if doc.get("seed_type") else "")
              + f"; hidden {c['hidden']}, fan-out {c['fanout']}, batch "
-             f"{c['batch_size']}, {c['num_negatives']} negative(s), {c['loss']} loss; "
+             f"{c['batch_size']}, {c['num_negatives']} negative(s), {c['loss']} loss, "
+             f"{c.get('precision', 'fp32')} on both sides; "
              f"{doc['device']}, {doc['threads']} intra-op threads. Command: "
              f"`python benchmarks/train.py {doc['command']}`."]  # fmt: skip
     return "\n".join(rows)
@@ -217,7 +218,8 @@ def defaults_table(doc: dict[str, Any]) -> str:
     options = ", ".join(doc["options"]) or "none: the defaults"
     rows += ["", f"Graph {g['name']} ({g['nodes']:,} nodes, {g['edges']:,} directed edges); "
              f"options {options} (hidden {t['hidden']}, fan-out {t['fanout']}, batch "
-             f"{t['batch_size']:,}, {t['loss']} loss, Adam {t['lr']:g}, lr decay {t['lr_decay']:g} "
+             f"{t['batch_size']:,}, {t['loss']} loss, {t.get('precision', 'fp32')}, Adam "
+             f"{t['lr']:g}, lr decay {t['lr_decay']:g} "
              f"per epoch, at most {t['max_epoch_edges']:,} supervision edges per epoch, "
              f"{t['epochs']} epochs, patience {t['patience']}); {doc['machine']}. Command: "
              f"`python benchmarks/train_defaults.py {doc['command']}`."]  # fmt: skip

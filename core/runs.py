@@ -84,7 +84,7 @@ def claim_run(path: str | os.PathLike, kind: str, inputs: Iterable[Any] = ()) ->
     return out
 
 
-SETTINGS_ADDED: dict[str, dict[str, Any]] = {"hgnn-run": {"lr_decay": 1.0}}
+SETTINGS_ADDED: dict[str, dict[str, Any]] = {"hgnn-run": {"lr_decay": 1.0, "precision": "fp32"}}
 """Per run kind, settings added after such runs may have been saved, with the value those
 runs trained with: a resumed old run keeps its behaviour, not today's default."""
 

@@ -1,7 +1,7 @@
 """Training benchmark: ``train-hgnn``'s model step vs the same model through PyG, one run.
 
 Both sides get train-hgnn's settings (``HGNNConfig``: hidden, fan-out, batch size,
-negatives, loss, Adam + SparseAdam) and the same initial weights:
+negatives, loss, precision, Adam + SparseAdam) and the same initial weights:
 
 * **compute only** — the same ``--batches`` batches, sampled once by audiograph's
   ``LinkNeighborLoader``, go through forward, loss, backward and optimizer step of
@@ -46,6 +46,7 @@ from audiograph.hgnn.model import (
     dense_and_sparse,
     embed_batch,
     optimizers,
+    resolve_precision,
 )
 from audiograph.samplers.link_loader import LinkNeighborLoader
 from audiograph.samplers.multilink import link_edges
@@ -79,7 +80,7 @@ def model_for(data: HeteroData, cfg: HGNNConfig, conv: str, device: torch.device
 def _step(model, opts, batch: HeteroData, has_text, cfg: HGNNConfig) -> tuple[int, int]:
     for opt in opts:
         opt.zero_grad()
-    z = embed_batch(model, batch, has_text)
+    z = embed_batch(model, batch, has_text, cfg.precision)
     loss = (max_margin_loss(z, batch, cfg.margin) if cfg.loss == "margin"
             else in_batch_softmax_loss(z, batch, cfg.temperature))  # fmt: skip
     loss.backward()
@@ -153,6 +154,7 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20,
     ``link_type``: supervise only that link type on both sides (default: audiograph all,
     multi-link balanced as in train-hgnn; PyG the first)."""
     device = torch.device(cfg.device)
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))
     has_text = {t: data[t].has_text.to(device) for t in data.node_types}
     links = link_edges(data)
     peer_type = link_type or next(iter(links))  # PyG's loader takes one link type
@@ -231,6 +233,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--hidden", type=int, default=None)
     ap.add_argument("--fanout", default=None, help="e.g. 15,10 (default: train-hgnn's)")
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--precision", default=None, help="fp32 | bf16 | auto, both sides "
+                    "(default: train-hgnn's, auto)")  # fmt: skip
     ap.add_argument("--seed-type", default=None, help="supervise one link type on both sides: "
                     "SRC__REL__DST, or a node type T for T's link type with itself "
                     "(default: audiograph all types, PyG the first)")  # fmt: skip
@@ -241,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     changes = {
         "hidden": args.hidden,
         "batch_size": args.batch_size,
+        "precision": args.precision,
         "fanout": None if args.fanout is None else [int(f) for f in args.fanout.split(",")],
     }
     cfg = replace(cfg, **{k: v for k, v in changes.items() if v is not None})
@@ -263,6 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res["graph"], res["device"], res["threads"] = name, args.device, torch.get_num_threads()
     res["config"] = {"hidden": cfg.hidden, "fanout": list(cfg.fanout),
                      "batch_size": cfg.batch_size, "num_negatives": cfg.num_negatives,
-                     "loss": cfg.loss}  # fmt: skip
+                     "loss": cfg.loss,
+                     "precision": resolve_precision(cfg.precision, args.device)}  # fmt: skip
     print(json.dumps(res) if args.json else table(res, f"bench-train on {name}: {res['config']}"))
     return res

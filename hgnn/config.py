@@ -11,13 +11,17 @@ from audiograph.core.errors import ContractError, check_choice, check_device, ch
 CONVS = ("maxpool", "maxpool-pyg", "sage-mean", "gatv2")
 """Relation operators of :class:`~audiograph.hgnn.model.HeteroSAGE`."""
 
+PRECISIONS = ("auto", "fp32", "bf16")
+"""Training precisions: ``auto`` is bf16 where the device multiplies bfloat16 matrices in
+hardware (:func:`audiograph.hgnn.model.fast_bf16`), else fp32."""
+
 PAPER_RECIPE = {"hidden": 128, "loss": "margin", "num_negatives": 1, "lr": 1e-3,
                 "lr_decay": 1.0, "fanout": [15, 10], "batch_size": 256,
-                "max_epoch_edges": None}  # fmt: skip
+                "max_epoch_edges": None, "precision": "fp32"}  # fmt: skip
 """The 2T-HGNN paper's training recipe (hidden 128, max-margin, one negative, constant
-Adam 1e-3, fan-out [15, 10], batch 256, every balanced edge each epoch): the defaults
-before they were tuned for time to quality, and what the recorded benchmark figures were
-trained with."""
+Adam 1e-3, fan-out [15, 10], batch 256, every balanced edge each epoch, float32): the
+defaults before they were tuned for time to quality, and what the recorded benchmark
+figures were trained with."""
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,9 @@ class HGNNConfig(Validated):
 
     The model follows the 2T-HGNN paper; the training defaults are tuned to reach good
     quality in minutes on a laptop (hidden 256, in-batch softmax over batches of 1,024,
-    fan-out [10, 5], Adam 2e-3, at most 110,000 supervision edges per epoch, early
-    stopping; measured in ``benchmarks/train_defaults.py``);
+    fan-out [10, 5], Adam 2e-3, at most 110,000 supervision edges per epoch, 30 epochs
+    with early stopping after 5 without progress, bf16 matrix products where the hardware
+    has them; measured in ``benchmarks/train_defaults.py``);
     :data:`PAPER_RECIPE` holds the paper's recipe.
 
     Attributes:
@@ -61,6 +66,10 @@ class HGNNConfig(Validated):
             balanced edges every epoch (none or 0: all of them, every epoch).
         accumulate: micro-batches (of batch_size each) per optimizer step, gradients
             averaged; on W ranks a step takes W x accumulate micro-batches.
+        precision: fp32, bf16 (the training step's matrix products in bfloat16 under
+            ``torch.autocast``; weights, max-pool, loss, validation and export stay
+            float32) or auto (bf16 where the device has bf16 matrix units, else fp32).
+            The run saves the precision it resolved to, so a resume keeps it.
     """
 
     hidden: int = 256
@@ -75,8 +84,8 @@ class HGNNConfig(Validated):
     temperature: float = 0.05
     lr: float = 2e-3
     lr_decay: float = 1.0
-    epochs: int = 10
-    patience: int = 3
+    epochs: int = 30
+    patience: int = 5
     val_fraction: float = 0.1
     balance: str | int | float = "min"
     weighted: bool = False
@@ -87,12 +96,14 @@ class HGNNConfig(Validated):
     prefetch: int = 1
     accumulate: int = 1
     max_epoch_edges: int | None = 110_000
+    precision: str = "auto"
 
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
         object.__setattr__(self, "fanout", list(self.fanout))
         check_choice("conv", self.conv, CONVS)
         check_choice("loss", self.loss, ("margin", "softmax"))
+        check_choice("precision", self.precision, PRECISIONS)
         check_choice("negative-sampling", self.negative_sampling, ("uniform", "popularity"))
         if not (self.balance in ("min", "none") or (
             isinstance(self.balance, int | float) and not isinstance(self.balance, bool)

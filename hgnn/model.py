@@ -57,9 +57,9 @@ class MaxPoolRelation(MessagePassing):
         if src.numel() and x_src.device.type == "cpu":
             used, inverse = torch.unique(src, return_inverse=True)
             if used.numel() < 0.75 * x_src.size(0):
-                table = F.relu(self.lin(x_src.index_select(0, used)))
+                table = F.relu(self.lin(x_src.index_select(0, used))).float()
                 return max_pool(table, inverse, edge_index[1], num_dst)
-        return max_pool(F.relu(self.lin(x_src)), src, edge_index[1], num_dst)
+        return max_pool(F.relu(self.lin(x_src)).float(), src, edge_index[1], num_dst)
 
     def message(self, x_j: torch.Tensor) -> torch.Tensor:
         return x_j
@@ -136,7 +136,7 @@ class HeteroSAGE(nn.Module):
         if bool(has_text.all()):
             return h
         rows = (~has_text).nonzero().squeeze(1)
-        return h.index_put((rows,), self.embed[t](n_id[rows]))
+        return h.index_put((rows,), self.embed[t](n_id[rows]).to(h.dtype))
 
     def layer(
         self,
@@ -195,7 +195,7 @@ class HeteroSAGE(nn.Module):
             h = self.layer(i, h, edge_index, num_dst)
         if num_sampled_nodes is not None:
             h = {t: v[: num_sampled_nodes[t][0]] for t, v in h.items()}
-        return {t: F.normalize(v, dim=-1) for t, v in h.items()}
+        return {t: F.normalize(v.float(), dim=-1) for t, v in h.items()}
 
 
 def dense_and_sparse(model: HeteroSAGE) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -213,13 +213,48 @@ def optimizers(model: HeteroSAGE, lr: float) -> list[torch.optim.Optimizer]:
     return [torch.optim.Adam(dense, lr=lr), RowAdam(sparse, lr=lr)]
 
 
+def fast_bf16(device: str | torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware: a CUDA GPU with bf16
+    support, or an x86 CPU with AVX512-BF16 or AMX-BF16 (elsewhere torch emulates bf16,
+    slower than float32)."""
+    device = torch.device(device)
+    if device.type == "cuda":  # Ampere (compute capability 8) and later
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
+    caps = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.9
+    if device.type != "cpu" or caps is None:
+        return False
+    found = caps()
+    return bool(found.get("avx512_bf16") or found.get("amx_bf16"))
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """``fp32`` or ``bf16``: ``auto`` is bf16 where :func:`fast_bf16`, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if fast_bf16(device) else "fp32"
+
+
 def embed_batch(
+    model: HeteroSAGE,
+    batch: HeteroData,
+    has_text: dict[str, torch.Tensor],
+    precision: str = "fp32",
+) -> dict[str, torch.Tensor]:
+    """Model output for the seeds of a sampled batch (``{type: [seeds_t, hidden]}``,
+    float32), with layers trimmed to the hops that reach the seeds. A batch without
+    per-hop counts (PyG's loaders on torch-sparse) runs untrimmed: ``{type: [N_t,
+    hidden]}``, every sampled node.
+
+    ``precision="bf16"``: the matrix products run in bfloat16 under ``torch.autocast``
+    (weights, max-pool and the L2 output stay float32)."""
+    device = next(model.parameters()).device.type
+    with torch.autocast(device, torch.bfloat16, enabled=precision == "bf16"):
+        return _embed_batch(model, batch, has_text)
+
+
+def _embed_batch(
     model: HeteroSAGE, batch: HeteroData, has_text: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """Model output for the seeds of a sampled batch (``{type: [seeds_t, hidden]}``),
-    with layers trimmed to the hops that reach the seeds. A batch without per-hop counts
-    (PyG's loaders on torch-sparse) runs untrimmed: ``{type: [N_t, hidden]}``, every
-    sampled node."""
     h0 = {
         t: model.encode_input(t, batch[t].n_id, batch[t].get("x"), has_text[t][batch[t].n_id])
         for t in batch.node_types

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,13 @@ from audiograph.core.runs import (
 from audiograph.graphs.store import load_graph, read_manifest
 from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
-from audiograph.hgnn.model import HeteroSAGE, dense_and_sparse, embed_batch, optimizers
+from audiograph.hgnn.model import (
+    HeteroSAGE,
+    dense_and_sparse,
+    embed_batch,
+    optimizers,
+    resolve_precision,
+)
 from audiograph.hgnn.validate import link_metrics, split_edges
 from audiograph.samplers import LinkNeighborLoader, NeighborSampler
 
@@ -108,10 +114,13 @@ def train_hgnn(
     if resume:
         run: Run | None = shared_run(world, lambda: resume_run(run_dir, KIND, inputs), run_dir,
                                      KIND)  # fmt: skip
+        if cfg is not None and cfg.precision == "auto":  # auto keeps what the run resolved
+            cfg = replace(cfg, precision=run.config["train"]["precision"])
         cfg = resumed_config(HGNNConfig, run.config["train"], cfg, str(run.path))
         graph_dir = run.config["graph_dir"]
     else:
         cfg, run = cfg or HGNNConfig(), None
+        cfg = replace(cfg, precision=resolve_precision(cfg.precision, world.device))
         if world.main:
             claim_run(run_dir, KIND, [graph_dir])
     manifest = read_manifest(graph_dir)
@@ -232,7 +241,7 @@ def _epoch(
         if i % cfg.accumulate == 0:
             for opt in opts:
                 opt.zero_grad()
-        z = embed_batch(model, batch, has_text)
+        z = embed_batch(model, batch, has_text, cfg.precision)
         if cfg.loss == "margin":
             loss = max_margin_loss(z, batch, cfg.margin)
         else:

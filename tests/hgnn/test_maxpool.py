@@ -82,20 +82,32 @@ def test_fused_hgnn_equals_pyg_message_passing(tmp_path):
         assert torch.allclose(a, b, atol=1e-5, rtol=0), name
 
 
-def test_bench_train_reports_both_sides(tmp_path):
-    """``bench-train`` on a small graph: both sides timed on the same batches, the ratio
-    is audiograph ÷ PyG, and the end-to-end PyG row is skipped only without its sampler."""
+def test_bench_train_reports_both_sides(tmp_path, monkeypatch):
+    """``bench-train`` on a small graph: both sides timed on the same batches at the same
+    precision (train-hgnn's auto, resolved), the ratio is audiograph ÷ PyG, and the
+    end-to-end PyG row is skipped only without its sampler."""
+    import audiograph.hgnn.bench
     from audiograph.hgnn.bench import HAS_PYG_SAMPLER, bench_train
     from audiograph.hgnn.config import HGNNConfig
+    from audiograph.hgnn.model import resolve_precision
 
     prepare_synthetic(tmp_path / "d", users=200, items={"music": 80, "podcast": 40,
                                                         "audiobook": 10}, seed=3)  # fmt: skip
     build_graph(tmp_path / "d", tmp_path / "g", GraphConfig(encoder="none"), quiet=True)
+    used = []
+
+    def spy(model, batch, has_text, precision="fp32"):
+        used.append((model.convs[0].convs[model.edge_types[0]].fused, precision))
+        return embed_batch(model, batch, has_text, precision)
+
+    monkeypatch.setattr(audiograph.hgnn.bench, "embed_batch", spy)
     res = bench_train(load_graph(tmp_path / "g"), HGNNConfig(hidden=16, batch_size=64), 3)
     ours, pyg = res["compute"]["audiograph"], res["compute"]["pyg"]
     assert ours["batches"] == pyg["batches"] == 3 and ours["messages_per_s"] > 0
     assert res["ratio"] == round(ours["edges_per_s"] / pyg["edges_per_s"], 2)
     assert (res["end_to_end"]["pyg"] is None) == (not HAS_PYG_SAMPLER)
+    auto = resolve_precision("auto", "cpu")
+    assert {(True, auto), (False, auto)} == set(used)  # fused (ours) and PyG's layer
 
 
 def test_bench_train_seed_type_names_a_link_type(tmp_path):

@@ -13,6 +13,7 @@ import audiograph.hgnn.train
 from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.hgnn.model import embed_batch, resolve_precision
 from audiograph.hgnn.train import HGNNConfig, train_hgnn
 from audiograph.pipeline.config import resume_base
 
@@ -65,17 +66,38 @@ def test_resume_equals_uninterrupted(graph, tmp_path):
         assert (tmp_path / "cut" / name).exists()
 
 
-def test_a_run_saved_before_lr_decay_resumes_at_a_constant_rate(graph, tmp_path):
-    train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=1, **SMALL), quiet=True)
+def test_a_run_saved_before_lr_decay_and_precision_resumes_as_it_started(
+    graph, tmp_path, monkeypatch
+):
+    train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=1, **SMALL, precision="fp32"),
+               quiet=True)  # fmt: skip
     config = tmp_path / "old" / "config.json"
     saved = json.loads(config.read_text())
-    del saved["train"]["lr_decay"]
+    del saved["train"]["lr_decay"], saved["train"]["precision"]
     config.write_text(json.dumps(saved))
-    assert resume_base(tmp_path / "old", "hgnn-run")["lr_decay"] == 1.0  # the CLI's base
-    # and it resumes, at the rate it started with
+    base = resume_base(tmp_path / "old", "hgnn-run")  # the CLI's base
+    assert (base["lr_decay"], base["precision"]) == (1.0, "fp32")
+    # and it resumes, at the rate and precision it started with (auto keeps the run's)
+    used = []
+
+    def spy(model, batch, has_text, precision="fp32"):
+        used.append(precision)
+        return embed_batch(model, batch, has_text, precision)
+
+    monkeypatch.setattr(audiograph.hgnn.train, "embed_batch", spy)
     train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=2, **SMALL, lr_decay=1.0), quiet=True,
                resume=True)  # fmt: skip
     assert learning_rates(tmp_path / "old") == {HGNNConfig().lr}
+    assert used and set(used) == {"fp32"}
+    with pytest.raises(ContractError, match="'precision' is 'bf16'"):
+        train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=3, **SMALL, precision="bf16"),
+                   quiet=True, resume=True)  # fmt: skip
+
+
+def test_a_run_saves_the_precision_auto_resolved_to(graph, tmp_path):
+    train_hgnn(graph, tmp_path / "r", HGNNConfig(epochs=1, **SMALL), quiet=True)
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
+    assert saved["precision"] == resolve_precision("auto", "cpu") != "auto"
 
 
 def test_run_dir_guards(graph, tmp_path):
