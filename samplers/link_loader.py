@@ -205,14 +205,16 @@ def _prefetch(gen: Iterator[HeteroData], depth: int) -> Iterator[HeteroData]:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             put(exc)
 
-    threading.Thread(target=work, daemon=True).start()
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
     try:
         while (item := q.get()) is not done:
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        stop.set()
+    finally:  # a consumer that leaves early waits for the batch in progress: a thread
+        stop.set()  # still sampling when the interpreter exits aborts the process
+        worker.join()
 
 
 def node_degrees(sampler: NeighborSampler) -> dict[str, torch.Tensor]:

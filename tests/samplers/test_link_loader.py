@@ -305,5 +305,28 @@ def test_abandoned_prefetching_epoch_stops_its_thread(graph):
         time.sleep(0.01)  # wait until the worker is ahead by `prefetch` batches
     assert blocked_in_put(worker)
     it.close()
-    worker.join(timeout=2)
-    assert not worker.is_alive(), "prefetch thread still blocked after the epoch was closed"
+    assert not worker.is_alive(), "prefetch thread still running after the epoch was closed"
+
+
+def test_closing_waits_for_the_batch_in_progress():
+    """A consumer that leaves while the worker is inside the generator (sampling, in
+    native code) returns only once the worker has ended: a thread still sampling when the
+    interpreter exits aborts the process."""
+    from audiograph.samplers.link_loader import _prefetch
+
+    inside = threading.Event()
+
+    def slow():
+        for i in range(10):
+            inside.set()
+            time.sleep(0.3)
+            yield i
+
+    before = set(threading.enumerate())
+    it = _prefetch(slow(), 1)
+    assert next(it) == 0
+    (worker,) = set(threading.enumerate()) - before
+    inside.clear()
+    assert inside.wait(5)  # the worker is producing item 1 or 2 now
+    it.close()
+    assert not worker.is_alive()
