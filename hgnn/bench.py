@@ -167,7 +167,7 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20,
                                   prefetch=prefetch)  # fmt: skip
 
     sampled = list(_take(loader(0), batches + 1))
-    out: dict[str, Any] = {"compute": {}, "end_to_end": {}}
+    out: dict[str, Any] = {"compute": {}, "end_to_end": {}, "precision": cfg.precision}
     for side, conv in (("audiograph", "maxpool"), ("pyg", "maxpool-pyg")):
         model = model_for(data, cfg, conv, device)
         out["compute"][side] = _timed(model, sampled, has_text, cfg, device, side == "pyg")
@@ -269,6 +269,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res["config"] = {"hidden": cfg.hidden, "fanout": list(cfg.fanout),
                      "batch_size": cfg.batch_size, "num_negatives": cfg.num_negatives,
                      "loss": cfg.loss,
-                     "precision": resolve_precision(cfg.precision, args.device)}  # fmt: skip
+                     "precision": res["precision"]}  # fmt: skip
     print(json.dumps(res) if args.json else table(res, f"bench-train on {name}: {res['config']}"))
     return res
