@@ -91,11 +91,16 @@ def peek_kind(path: str | Path) -> dict[str, Any] | None:
 
 def check_kind(path: str | Path, kind: str) -> dict[str, Any]:
     """The marker of the ``kind`` directory ``path`` (its ``manifest.json`` or
-    ``config.json``), after checking that it is one: it exists, its marker names
+    ``config.json``), after checking that it is one: it exists (a previous output left
+    aside by a writer killed mid-replacement is restored first), its marker names
     ``kind``, its format version is known and its required files are there. Raises a
     one-line :class:`ContractError` otherwise."""
     fmt, path = FORMATS[kind], Path(path)
     create = f"create one with 'audiograph {fmt.command}'"
+    if not path.exists():
+        from audiograph.core.atomic import recover, resolved
+
+        recover(resolved(path))  # a writer killed between its two renames: put it back
     if not path.is_dir():
         raise ContractError(f"{path}: no such directory (expected {fmt.name}; {create})")
     marker = path / fmt.marker

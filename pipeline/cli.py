@@ -257,7 +257,7 @@ def run(
     from audiograph.pipeline.runner import read_experiment, run_experiment
 
     exp = read_experiment(experiment)
-    done = run_experiment(exp, until=until, force=tuple(force or ()), quiet=quiet or as_json)
+    done = run_experiment(exp, until=until, force=tuple(force or ()), quiet=quiet)
     if as_json:
         print(json.dumps(done, indent=2))
     elif "evaluate" in done:

@@ -19,34 +19,38 @@ An experiment file has an ``[experiment]`` table and one table per stage it runs
     epochs = 3
 
 A stage runs when its table is present (an empty table takes the defaults); the stages it
-needs must be present too. Each output is cached under the key ``sha256(stage, settings,
-the keys and fingerprints of its inputs)``, recorded in ``OUT/pipeline.json``: a rerun
-skips a stage whose key is unchanged and whose output is still there, and reruns what
-depends on a changed one. A stale output is moved aside while its stage reruns and
-deleted only once the new one is written (restored if the stage fails). ``--until STAGE``
-stops after a stage; ``--force STAGE`` reruns one even when cached.
+needs must be present too. ``data`` may be any folder with an items table (the user's own
+parquet or CSV files need no manifest). Each output is cached under the key
+``sha256(stage, settings, the keys and content fingerprints of its inputs)`` (every byte
+counts: :mod:`audiograph.core.fingerprint`), recorded in ``OUT/pipeline.json``: a rerun
+skips a stage whose key is unchanged, whose output is intact and none of whose inputs was
+rebuilt in this run. ``--until STAGE`` stops after a stage; ``--force STAGE`` reruns one
+even when cached, and everything that reads it. A stage counts as done only once its
+output is complete; a rerun after a kill restores the previous output or redoes the
+stage, never reuses half of one (:mod:`.record`). Progress goes to stderr every 30 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
-import os
-import shutil
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from audiograph.core.atomic import read_json, resolved, write_json
+from audiograph.core.atomic import resolved
 from audiograph.core.errors import ContractError
-from audiograph.core.formats import check_kind, peek_kind
-from audiograph.core.runs import fingerprint
+from audiograph.core.fingerprint import HashCache, content_fingerprint
+from audiograph.core.formats import check_kind
 from audiograph.pipeline.config import read_toml
+from audiograph.pipeline.record import discard, locked, read_record, rebuild, recover, write_record
 from audiograph.pipeline.stages import BY_NAME, NAMES, build_settings
-
-RECORD = "pipeline.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +75,9 @@ def read_experiment(path: str | Path | dict[str, Any]) -> Experiment:
     """Parse and validate an experiment TOML file (or its already-parsed dict)."""
     source = "experiment" if isinstance(path, dict) else str(path)
     doc = path if isinstance(path, dict) else read_toml(path)
+    if not isinstance(doc.get("experiment", {}), dict):
+        raise ContractError(f"{source}: [experiment] must be a table, got "
+                            f"experiment = {doc['experiment']!r}")  # fmt: skip
     head = dict(doc.get("experiment", {}))
     unknown = sorted(set(doc) - set(NAMES) - {"experiment"})
     if unknown:
@@ -82,6 +89,9 @@ def read_experiment(path: str | Path | dict[str, Any]) -> Experiment:
         )
     if "out" not in head:
         raise ContractError(f"{source} [experiment]: 'out' (the output folder) is required")
+    if not isinstance(head["out"], str) or not head["out"].strip():
+        raise ContractError(f"{source} [experiment]: out must be a folder path (a string), "
+                            f"got {head['out']!r}")  # fmt: skip
     seed = head.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ContractError(f"{source} [experiment]: seed must be an int, got {seed!r}")
@@ -111,7 +121,7 @@ def _given(head: dict[str, Any], source: str) -> dict[str, Path]:
     table = head.get("given", {})
     if not isinstance(table, dict):
         raise ContractError(f'{source} [experiment]: given must be a table stage = "path"')
-    if head.get("data"):
+    if "data" in head:
         if "prepare" in table:
             raise ContractError(f"{source} [experiment]: give the dataset once (data or given)")
         table = {**table, "prepare": head["data"]}
@@ -120,11 +130,21 @@ def _given(head: dict[str, Any], source: str) -> dict[str, Path]:
         if name not in BY_NAME:
             raise ContractError(f"{source} [experiment.given]: unknown stage '{name}' "
                                 f"(stages: {', '.join(NAMES)})")  # fmt: skip
-        if not isinstance(path, str | Path):
-            raise ContractError(f"{source} [experiment.given]: {name} must be a path")
-        check_kind(Path(path), BY_NAME[name].kind)
+        if not isinstance(path, str | Path) or not str(path).strip():
+            what = "data" if name == "prepare" and head.get("data") else f"given.{name}"
+            raise ContractError(f"{source} [experiment]: {what} must be a path, got {path!r}")
+        if name != "prepare" or not _contract_dataset(Path(path)):
+            check_kind(Path(path), BY_NAME[name].kind)
         given[name] = Path(path)
     return given
+
+
+def _contract_dataset(path: Path) -> bool:
+    """Whether ``path`` is a dataset of the user's own (a folder with an items table; it
+    needs no manifest: the split stage validates its tables)."""
+    from audiograph.graphs.contract import has_items
+
+    return has_items(path)
 
 
 def _plain(value: Any) -> Any:
@@ -139,48 +159,91 @@ def run_experiment(
     quiet: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Run (or reuse) every stage of ``exp`` in order; returns ``{stage: {"key", "path",
-    "cached", "seconds"}}`` and keeps ``OUT/pipeline.json`` up to date after each stage."""
+    "cached", "seconds"}}`` and keeps ``OUT/pipeline.json`` up to date after each stage.
+
+    A stage is cached when its key (settings + content fingerprints of its inputs) is the
+    recorded one, its output is intact and no stage it reads from ran in this call; a
+    forced stage reruns, and so does everything downstream of it."""
     for name in (until, *force):
         if name is not None and name not in exp.settings:
             raise ContractError(f"{name!r} is not a stage of {exp.source} "
                                 f"({', '.join(exp.settings)})")  # fmt: skip
     out = resolved(exp.out)
+    _check_out(out, exp)
     out.mkdir(parents=True, exist_ok=True)
-    record_file = out / RECORD
-    record = read_json(record_file) if record_file.exists() else {"stages": {}}
+    with locked(out):
+        record = read_record(out)
+        recover(out, record, lambda msg: _log(quiet, msg))
+        return _run_stages(exp, out, record, until, force, quiet)
+
+
+def _run_stages(exp: Experiment, out: Path, record: dict[str, Any], until: str | None,
+                force: tuple[str, ...], quiet: bool) -> dict[str, dict[str, Any]]:  # fmt: skip
+    cache = HashCache(record.get("hashes"))
     done: dict[str, dict[str, Any]] = {}
-    keys = {name: fingerprint(path) for name, path in exp.given.items()}
+    keys = {name: content_fingerprint(path, cache) for name, path in exp.given.items()}
     paths = {name: resolved(path) for name, path in exp.given.items()}
-    t_all = time.perf_counter()
+    ran: set[str] = set()
+    t_all, names = time.perf_counter(), list(exp.settings)
     for name, settings in exp.settings.items():
         stage = BY_NAME[name]
         where = {arg: stage.source(arg, paths) for arg in stage.inputs}
         inputs = {arg: paths[src] / sub if sub else paths[src]
                   for arg, (src, sub) in where.items() if src in paths}  # fmt: skip
-        key = _key(name, _plain(settings), {a: (keys[where[a][0]], fingerprint(inputs[a]))
-                                            for a in inputs})  # fmt: skip
+        key = _key(name, _plain(settings),
+                   {a: (keys[where[a][0]], content_fingerprint(inputs[a], cache))
+                    for a in inputs})  # fmt: skip
         target = out / name
         prev = record["stages"].get(name, {})
-        cached = prev.get("key") == key and name not in force and _intact(target, stage.kind)
+        cached = (prev.get("key") == key and name not in force and _intact(target, stage.kind)
+                  and not any(where[a][0] in ran for a in inputs))  # fmt: skip
         t0 = time.perf_counter()
+        trash = None
         if not cached:
-            _log(quiet, f"{name}: running -> {target}")
-            _rebuild(target, stage.kind, prev, lambda s=stage, v=settings, i=inputs, t=target:
-                     s.run(v, i, t))  # fmt: skip
+            step = f"{name} ({names.index(name) + 1}/{len(names)})"
+            _log(quiet, f"{step}: running -> {target}")
+            with _progress(quiet, step, prev.get("seconds")):
+                run = functools.partial(stage.run, settings, inputs, target)
+                trash = rebuild(out, name, stage.kind, record, run)
+            ran.add(name)
         seconds = time.perf_counter() - t0
         keys[name], paths[name] = key, target
-        record["stages"][name] = {"key": key, "kind": stage.kind, "path": str(target),
-                                  "settings": _plain(settings)}  # fmt: skip
-        write_json(record_file, record)
+        record["stages"][name] = {
+            "key": key, "kind": stage.kind, "path": str(target), "settings": _plain(settings),
+            "seconds": prev.get("seconds", seconds) if cached else seconds,
+        }  # fmt: skip
+        record.pop("running", None)
+        record["hashes"] = cache.table
+        write_record(out, record)
+        discard(trash)
         done[name] = {"key": key, "path": str(target), "cached": cached, "seconds": seconds}
         _log(quiet, f"{name}: {'cached' if cached else f'done in {seconds:.1f}s'} "
                     f"(key {key[:12]})")  # fmt: skip
         if name == until:
             break
-    ran = sum(not d["cached"] for d in done.values())
-    _log(quiet, f"{len(done)} stages ({ran} run, {len(done) - ran} cached) in "
+    _log(quiet, f"{len(done)} stages ({len(ran)} run, {len(done) - len(ran)} cached) in "
                 f"{time.perf_counter() - t_all:.1f}s -> {out}")  # fmt: skip
     return done
+
+
+def _check_out(out: Path, exp: Experiment) -> None:
+    """Refuse, before anything is created, an ``out`` that is a file, or that is or lies
+    inside an input the experiment reads."""
+    if out.exists() and not out.is_dir():
+        raise ContractError(f"{exp.source} [experiment]: out {out} exists and is not a folder")
+    for name, given in exp.given.items():
+        inp = resolved(given)
+        if out == inp or inp in out.parents:
+            raise ContractError(
+                f"{exp.source} [experiment]: out {out} lies inside the input {inp} "
+                f"({'data' if name == 'prepare' else 'given ' + name}); choose an out "
+                "outside the inputs"
+            )
+        if inp in {out / stage for stage in exp.settings}:
+            raise ContractError(f"{exp.source} [experiment]: the input {inp} is where stage "
+                                f"[{inp.name}] writes; choose another out")  # fmt: skip
+    if out.is_dir():
+        read_record(out)
 
 
 def _key(name: str, settings: Any, inputs: dict[str, Any]) -> str:
@@ -197,31 +260,36 @@ def _intact(target: Path, kind: str) -> bool:
     return True
 
 
-def _rebuild(target: Path, kind: str, prev: dict[str, Any], run: Any) -> None:
-    """Run the stage into ``target``. A previous output there is moved aside first —
-    only one this runner recorded, of the same kind — and deleted after success,
-    restored after a failure; anything else at ``target`` is refused."""
-    aside = None
-    if target.exists() and any(target.iterdir()):
-        found = peek_kind(target)
-        if not prev or not found or found.get("kind") != kind:
-            raise ContractError(
-                f"{target}: exists and is not this experiment's {kind} output; move it away "
-                "or choose another [experiment] out"
-            )
-        aside = target.with_name(f".{target.name}.stale-{os.getpid()}")
-        os.replace(target, aside)
-    elif target.exists():
-        target.rmdir()
+PROGRESS_EVERY = 30.0  # seconds between two progress lines of a running stage
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool, step: str, last: float | None) -> Iterator[None]:
+    """Print ``step``'s elapsed time (and an estimate of what is left, from the stage's
+    previous duration) every :data:`PROGRESS_EVERY` seconds while the block runs."""
+    stop, t0 = threading.Event(), time.perf_counter()
+
+    def beat() -> None:
+        while not stop.wait(PROGRESS_EVERY):
+            spent = time.perf_counter() - t0
+            eta = (f", about {_clock(last - spent)} left (last run {_clock(last)})"
+                   if last and last > spent else "")  # fmt: skip
+            _log(quiet, f"{step}: {_clock(spent)} elapsed{eta}")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    if not quiet:
+        thread.start()
     try:
-        run()
-    except BaseException:
-        if aside is not None:
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(aside, target)
-        raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+        yield
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def _log(quiet: bool, msg: str) -> None:
