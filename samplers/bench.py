@@ -14,6 +14,7 @@ weights.
     audiograph bench-sampler --graph G --fanout 10,5 --batch-size 512 --seed-type music
     audiograph bench-sampler --json          # one JSON object (key "ratio")
     audiograph bench-sampler --device cuda   # ours on GPU (the peer stays on CPU)
+    audiograph bench-sampler --load 1        # one busy process beside both samplers
 
 The measuring code lives here so that the CLI never imports the ``benchmarks/`` scripts.
 """
@@ -21,8 +22,11 @@ The measuring code lives here so that the CLI never imports the ``benchmarks/`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -141,6 +145,28 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _spin() -> None:  # pragma: no cover (runs in a child process)
+    x = 0
+    while True:
+        x = (x * 1103515245 + 12345) % 2147483648
+
+
+@contextlib.contextmanager
+def busy_processes(n: int) -> Iterator[None]:
+    """Run ``n`` busy single-threaded processes (a pure-Python loop each) for the block."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_spin, daemon=True) for _ in range(n)]
+    for proc in procs:
+        proc.start()
+    try:
+        time.sleep(0.5 if n else 0)  # let them start spinning
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.join()
+
+
 def multilink_epoch(graph_dir: str, epochs: int = 1) -> list[dict]:
     """One multi-link balanced epoch vs one unbalanced epoch of link-prediction batches
     (balanced edges -> 256-edge batches -> [15, 10] subgraphs) on a real graph."""
@@ -207,7 +233,8 @@ def print_table(result: dict) -> None:
     g = result["graph"]
     print(f"graph {g['name']}: {g['nodes']}, {g['edges']:,} edges; fan-out "
           f"{result['fanout']}, {result['batch_size']:,} seeds per batch, "
-          f"{result['batches']} batches")  # fmt: skip
+          f"{result['batches']} batches; {result.get('load', 0)} busy process(es) "
+          "beside")  # fmt: skip
     print(f"{'sampler':<11}{'seeds':<12}{'weighted':<10}{'features':<10}{'device':<8}"
           f"{'batches/s':>10}{'edges/batch':>13}{'M edges/s':>11}")  # fmt: skip
     for r in result["rows"]:
@@ -256,8 +283,17 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="graph dir (e.g. Douban) for a balanced vs unbalanced epoch",
     )
+    ap.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        help="busy single-threaded processes running beside both samplers (a training step "
+        "next to the sampler)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.load < 0:
+        raise SystemExit(f"--load must be >= 0, got {args.load}")
 
     t0 = time.perf_counter()
     if args.graph is None:
@@ -280,8 +316,11 @@ def main(argv: list[str] | None = None) -> dict:
             "edges": sum(int(data[et].edge_index.shape[1]) for et in data.edge_types),
             "build_seconds": build_s,
         },
-        **bench_sampler(data, seed_type, fanout, args.batch_size, args.batches, args.device),
     }
+    with busy_processes(args.load):
+        result.update(bench_sampler(data, seed_type, fanout, args.batch_size, args.batches,
+                                    args.device))  # fmt: skip
+    result["load"] = args.load
     result["threads"] = torch.get_num_threads()
     if args.multilink_graph:
         result["multilink"] = multilink_epoch(args.multilink_graph)

@@ -6,8 +6,10 @@ one pass over the frontier samples, drops excluded edges, gives local ids to new
 and writes the edges. It draws the same random numbers from the caller's generator and
 takes the same decisions as the torch path (Floyd's algorithm on ``u [R, k]`` float64,
 rows taking all their neighbours first), so its output is identical, element for element.
-The sampling and gathers run in parallel over the frontier; numbering the new sources runs
-in one thread (first-occurrence order).
+The sampling and gathers run in parallel over the frontier, on as many threads as there
+are free cores (:mod:`~audiograph.samplers.threads`; the serial kernel when one is free or
+the frontier is small); numbering the new sources runs in one thread (first-occurrence
+order).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from audiograph.samplers.adjacency import Adjacency
+from audiograph.samplers.threads import FREE_CORES
 
 
 @numba.njit(cache=True)
@@ -120,6 +123,7 @@ def _thread_safe_layer() -> bool:
 
 
 PARALLEL_ANY_THREAD = _thread_safe_layer()
+PARALLEL_ROWS = 256  # smaller frontiers run the serial kernel
 
 
 def fused_hop(
@@ -155,7 +159,12 @@ def fused_hop(
     excl = np.empty(0, np.int64) if exclude is None else exclude.numpy()
     arrays = (colptr, adj.row.numpy(), adj.perm.numpy(), dst_np)
     parallel = PARALLEL_ANY_THREAD or threading.current_thread() is threading.main_thread()
-    kernel = _hop_parallel if parallel else _hop_serial
+    threads = min(FREE_CORES.free(), numba.config.NUMBA_NUM_THREADS) if parallel else 1
+    if threads > 1 and dst_np.shape[0] >= PARALLEL_ROWS:
+        numba.set_num_threads(threads)
+        kernel = _hop_parallel
+    else:  # one thread free, or too small a frontier to pay for a parallel region
+        kernel = _hop_serial
     rows, which, eids, new, count = kernel(*arrays, k, u.numpy(), local.numpy(), count, excl,
                                          num_dst)  # fmt: skip
     return (torch.from_numpy(rows), torch.from_numpy(which), torch.from_numpy(eids),

@@ -22,6 +22,7 @@ from torch_geometric.data import HeteroData
 from audiograph.core.types import EdgeType
 from audiograph.samplers.adjacency import Adjacency, sample_neighbors, take
 from audiograph.samplers.fused_hop import fused_hop
+from audiograph.samplers.threads import FREE_CORES, torch_threads
 
 FanOut = list[int] | dict[EdgeType | str, list[int]]
 _NEVER = torch.iinfo(torch.long).max
@@ -103,6 +104,17 @@ class NeighborSampler:
         Returns:
             the sampled subgraph (see module docstring).
         """
+        if self.device.type != "cpu":
+            return self._sample(seeds, generator, exclude)
+        with torch_threads(FREE_CORES.free()):  # the cores other processes leave free
+            return self._sample(seeds, generator, exclude)
+
+    def _sample(
+        self,
+        seeds: dict[str, torch.Tensor],
+        generator: torch.Generator | None,
+        exclude: dict[EdgeType, torch.Tensor] | None,
+    ) -> HeteroData:
         if self.fused and exclude is not None:  # the fused hop binary-searches sorted keys
             exclude = {et: torch.sort(keys.long()).values for et, keys in exclude.items()}
         nodes = {t: [torch.empty(0, dtype=torch.long, device=self.device)] for t in self.node_types}
