@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 import re
 import tomllib
@@ -29,13 +30,31 @@ DEFAULT_CACHE = Path(os.environ.get("AUDIOGRAPH_CACHE", Path.home() / ".cache" /
 
 
 class Validated:
-    """Mixin of the stage configs: ``__post_init__`` calls ``validate()``."""
+    """Mixin of the stage configs: ``__post_init__`` refuses a non-finite float (inf, nan)
+    in any field, then calls ``validate()``."""
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if not _finite(value):
+                raise ContractError(
+                    f"--{f.name.replace('_', '-')} must be a finite number, got {value!r}"
+                )
         self.validate()
 
     def validate(self) -> None:  # pragma: no cover - every config overrides it
         """Raise :class:`ContractError` on an invalid setting."""
+
+
+def _finite(value: Any) -> bool:
+    """No inf or nan in ``value`` (a number, or a list or table of them)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(map(_finite, value))
+    if isinstance(value, dict):
+        return all(map(_finite, value.values()))
+    return True
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -97,7 +116,7 @@ def describe(hint: Any) -> str:
     if origin in (list, tuple):
         return f"a list of {describe(args[0])}" if args else "a list"
     if origin is dict:
-        return f"KEY=VALUE,... with {describe(args[1])} values" if args else "a table"
+        return f"a table (KEY=VALUE,...) of {describe(args[1])} values" if args else "a table"
     return "none" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
@@ -150,16 +169,22 @@ def parse_assignments(pairs: list[str], source: str = "--set") -> dict[str, str]
     return out
 
 
-def _check(cls: type, values: dict[str, Any], where: str) -> None:
-    """One-line error for a name ``cls`` lacks or a value of the wrong type."""
-    names, hints = {f.name for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
+def check_values(hints: dict[str, Any], values: dict[str, Any], where: str) -> None:
+    """One-line error for a name not in ``hints`` (name → type) or a value of the wrong
+    type."""
     for k, v in values.items():
-        if k not in names:
+        if k not in hints:
             raise ContractError(
-                f"{where}: unknown option '{k}' (known: {', '.join(sorted(names))})"
+                f"{where}: unknown option '{k}' (known: {', '.join(sorted(hints))})"
             )
         if not fits(v, hints[k]):
             raise ContractError(f"{where}: option '{k}' must be {describe(hints[k])}, got {v!r}")
+
+
+def _check(cls: type, values: dict[str, Any], where: str) -> None:
+    """One-line error for a name ``cls`` lacks or a value of the wrong type."""
+    hints = typing.get_type_hints(cls)
+    check_values({f.name: hints[f.name] for f in dataclasses.fields(cls)}, values, where)
 
 
 def merge(

@@ -54,6 +54,8 @@ def check_min(option: str, value: float, minimum: float) -> None:
 
 def check_device(device: str) -> None:
     """``--device`` must name a device this machine has (``cpu``, ``cuda[:i]``)."""
+    if device == "cpu":  # the default: no need to import torch
+        return
     import torch
 
     try:

@@ -4,12 +4,16 @@ command line builds its options from them)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from audiograph.core.config import DEFAULT_CACHE, Validated
-from audiograph.core.errors import ContractError, check_choice
+from audiograph.core.errors import ContractError, check_choice, check_device
 
 METHODS = ("auto", "temporal", "random")
+MASTER = re.compile(r"yarn|local(\[(\*|[1-9]\d*)(, *[1-9]\d*)?\])?"
+                    r"|local-cluster\[\d+, *\d+, *\d+\]|(spark|k8s)://.+")  # fmt: skip
+"""The Spark master URLs Spark accepts (``--master``)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ class GraphConfig(Validated):
         check_choice("engine", self.engine, ("polars", "spark"))
         if self.cap_by not in ("weight", "recent"):
             raise ContractError(f"--cap-by must be 'weight' or 'recent', got {self.cap_by!r}")
+        if not MASTER.fullmatch(self.master):
+            raise ContractError(f"--master must be local[*], local[N], yarn, spark://HOST:PORT "
+                                f"or k8s://URL, got {self.master!r}")  # fmt: skip
+        check_device(self.device)
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class FeaturizeConfig(Validated):
         for name in ("batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ContractError(f"--{name.replace('_', '-')} must be >= 1")
+        check_device(self.device)
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,15 @@ and the driver reads (a shared mount).
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import importlib.util
+import logging
 import os
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,7 @@ from audiograph.graphs.contract import (
     normalize_items,
     read_items,
 )
+from audiograph.graphs.tables import header_names
 
 HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
 _COLUMNS = ["user_id", "item_id", "weight", "signal", "ts"]
@@ -53,9 +58,13 @@ _PHI = 2654435761  # the pair-hash constant of coint._top_k
 
 
 def spark_session(master: str = "local[*]") -> Any:
-    """A Spark session on ``master`` (one-line errors when pyspark or Java is missing)."""
-    if not HAS_PYSPARK:
-        raise ContractError("--engine spark needs pyspark: pip install 'audiograph[spark]'")
+    """A Spark session on ``master`` (one-line errors when pyspark, pandas, pyarrow or Java
+    is missing, or Spark does not start). Spark's own log and the stack traces of failed
+    tasks are silenced (``AUDIOGRAPH_DEBUG=1`` shows them): bad input surfaces as the
+    contract's one-line error."""
+    for package in ("pyspark", "pandas", "pyarrow"):
+        if not (HAS_PYSPARK if package == "pyspark" else importlib.util.find_spec(package)):
+            raise ContractError(f"--engine spark needs {package}: pip install 'audiograph[spark]'")
     java_home = os.environ.get("JAVA_HOME")
     if not shutil.which("java") and not (java_home and Path(java_home, "bin", "java").exists()):
         raise ContractError(
@@ -78,9 +87,35 @@ def spark_session(master: str = "local[*]") -> Any:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         builder = builder.config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 1)))
         builder = builder.config("spark.driver.memory", f"{max(1, min(8, ram // 4 // 2**30))}g")
-    spark = builder.getOrCreate()
+    try:
+        with _jvm_stderr():
+            spark = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - the JVM did not start or reach the master
+        raise ContractError(f"--engine spark: cannot start Spark on master {master!r} "
+                            f"({short_reason(exc)})") from None  # fmt: skip
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextlib.contextmanager
+def _jvm_stderr() -> Iterator[None]:
+    """While the JVM starts (it inherits this process's stderr for good, and so do the
+    Python workers it forks), point file descriptor 2 at the null device, unless
+    ``AUDIOGRAPH_DEBUG`` is set; py4j's Python-side logging is silenced too."""
+    if os.environ.get("AUDIOGRAPH_DEBUG", "") not in ("", "0"):
+        yield
+        return
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def is_url(data_dir: str | Path) -> bool:
@@ -108,9 +143,17 @@ def _table_file(spark: Any, data_dir: str, stem: str) -> str | None:
 def _read(spark: Any, path: str) -> Any:
     """A Spark DataFrame of a parquet file, or of a CSV file with every column as text
     (as the contract reads CSV)."""
-    if path.endswith(".csv"):
-        return spark.read.option("header", True).option("inferSchema", False).csv(path)
-    return spark.read.parquet(path)
+    if not path.endswith(".csv"):
+        return spark.read.parquet(path)
+    first = spark.read.text(path).first()  # the header line, as the contract's reader sees it
+    header = next(csv.reader([first.value.removeprefix("\ufeff")])) if first else []
+    names = header_names(header, path.rsplit("/", 1)[-1])
+    reader = spark.read.option("header", True).option("inferSchema", False)
+    if names != header:  # padded names (``a, b, c``): values padded alike, as the contract reads
+        reader = reader.option("ignoreLeadingWhiteSpace", True)
+        reader = reader.option("ignoreTrailingWhiteSpace", True)
+    df = reader.csv(path)
+    return df.toDF(*names) if len(names) == len(df.columns) else df
 
 
 def read_items_any(data_dir: str | Path, master: str) -> pl.DataFrame:

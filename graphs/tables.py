@@ -26,21 +26,7 @@ def find_table(path: Path, stem: str) -> Path | None:
 def read_table(f: Path) -> pl.DataFrame:
     """The non-empty table in ``f`` (CSV columns are all read as strings)."""
     try:
-        if f.suffix == ".csv":
-            raw = f.read_bytes()
-            text = _decode(raw, f.name)
-            try:
-                df = pl.read_csv(raw, infer_schema=False)
-            except Exception:
-                if (bad := _bad_csv_line(text)) is None:
-                    raise
-                line, why = bad
-                shown = _clip(text.split("\n")[line - 1].rstrip("\r"))
-                raise ContractError(
-                    f"{f.name}, line {line}: cannot parse CSV ({why}): {shown!r}"
-                ) from None
-        else:
-            df = pl.read_parquet(f)
+        df = read_csv(f.read_bytes(), f.name) if f.suffix == ".csv" else pl.read_parquet(f)
     except ContractError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a user error here
@@ -49,6 +35,43 @@ def read_table(f: Path) -> pl.DataFrame:
     if df.height == 0:
         raise ContractError(f"{f.name}: table is empty")
     return df
+
+
+def read_csv(raw: bytes, file: str) -> pl.DataFrame:
+    """The CSV file ``file`` (contents ``raw``), every column as a string. Blank lines at
+    the end are ignored; whitespace around the header's names too (``a, b, c``: in such a
+    file, whitespace around the values as well); a column named twice is an error."""
+    text = _decode(raw, file)
+    end = len(text)
+    while end and text[end - 1].isspace():
+        end -= 1
+    end = text.find("\n", end)  # the last line break before the blank tail
+    if 0 <= end < len(text) - 1:
+        text = text[: end + 1]
+        raw = text.encode()
+    header = next(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")), [])
+    names = header_names(header, file)
+    try:
+        df = pl.read_csv(raw, infer_schema=False)
+    except Exception:
+        if (bad := _bad_csv_line(text)) is None:
+            raise
+        line, why = bad
+        shown = _clip(text.split("\n")[line - 1].rstrip("\r"))
+        raise ContractError(f"{file}, line {line}: cannot parse CSV ({why}): {shown!r}") from None
+    if names != header and len(names) == df.width:  # padded names: values padded alike
+        df = df.rename(dict(zip(df.columns, names, strict=True)))
+        df = df.with_columns(pl.all().str.strip_chars())
+    return df
+
+
+def header_names(header: list[str], file: str) -> list[str]:
+    """A CSV header's names without surrounding whitespace; a name given twice is an error
+    (it would otherwise come back as a renamed extra column)."""
+    names = [name.strip() for name in header]
+    if twice := next((n for i, n in enumerate(names) if n in names[:i]), None):
+        raise ContractError(f"{file}, column '{twice}': the header names this column twice")
+    return names
 
 
 def _bad_csv_line(text: str) -> tuple[int, str] | None:

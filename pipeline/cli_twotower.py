@@ -54,13 +54,14 @@ def train_twotower(
     quiet: Quiet = False,
 ) -> None:
     """Train the user-decoupled two-tower model (2T-HGNN) on DATA_DIR."""
+    from audiograph.core.errors import ContractError
     from audiograph.twotower.train import train_twotower as run
 
+    if no_hgnn and settings.flags.get("use_hgnn"):
+        raise ContractError("--no-hgnn and --use-hgnn contradict each other: give one")
     cfg = settings.build(resume_base(out, "twotower-run") if resume else None,
                          use_hgnn=False if no_hgnn else None)  # fmt: skip
     if cfg.use_hgnn and embeddings is None and not resume:
-        from audiograph.core.errors import ContractError
-
         raise ContractError("--embeddings EMB_DIR is required (or --no-hgnn for plain 2T)")
     m = run(data_dir, embeddings, out, cfg, resume=resume, quiet=quiet, distributed=distributed)
     if os.environ.get("RANK", "0") != "0":  # one summary line per launch (rank 0)

@@ -15,6 +15,7 @@ The configs themselves, and the helpers that fill them, live in
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,22 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ContractError(f"{path}: cannot read config ({exc})") from None
 
 
-def read_section(path: Path | None, section: str) -> dict[str, Any]:
-    """The ``[section]`` table of a TOML file (empty when ``path`` is None)."""
+def read_section(path: Path | None, section: str, known: set[str] | None = None) -> dict[str, Any]:
+    """The ``[section]`` table of a TOML file (empty when ``path`` is None). With ``known``,
+    a table not named there (a misspelt ``[hgn]``) or a setting outside any table is a
+    one-line error, not silently ignored."""
     if path is None:
         return {}
     doc = read_toml(path)
+    for name, value in doc.items() if known is not None else ():
+        if not isinstance(value, dict):
+            raise ContractError(f"{path}: setting '{name}' is outside any table "
+                                f"(put it under [{section}])")  # fmt: skip
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"did you mean [{close[0]}]? " if close else ""
+            raise ContractError(f"{path}: unknown table [{name}] ({hint}known: "
+                                f"{', '.join(sorted(known))})")  # fmt: skip
     table = doc.get(section, {})
     if not isinstance(table, dict):
         raise ContractError(f"{path}: [{section}] must be a table")

@@ -31,6 +31,8 @@ from audiograph.core.config import (
 from audiograph.core.errors import ContractError
 
 _PLAIN = (int, float, str)
+SECTIONS: set[str] = set()
+"""The ``--config`` tables of the commands (each :func:`config_options` adds its own)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +49,10 @@ class Settings:
         """The validated config. ``base``: a resumed run's saved settings; ``fixed``:
         values the command derives from its own options (``None``: not given)."""
         from audiograph.pipeline.config import read_section
+        from audiograph.pipeline.stages import NAMES
 
         hints = typing.get_type_hints(self.cls)
-        values = read_section(self.config, self.section)
+        values = read_section(self.config, self.section, {*SECTIONS, *NAMES, "experiment"})
         for key, text in parse_assignments(list(self.assignments)).items():
             if key not in hints:
                 raise ContractError(
@@ -59,7 +62,7 @@ class Settings:
         flags = {k: v if v is None or _plain(hints[k])
                  else _checked("--" + k.replace("_", "-"), v, hints[k])
                  for k, v in self.flags.items()}  # fmt: skip
-        flags.update(fixed)
+        flags.update({k: v for k, v in fixed.items() if v is not None})
         source = str(self.config) if self.config else "--set"
         return merge(self.cls, values, flags, source, base)
 
@@ -115,6 +118,8 @@ def _parameter(f: dataclasses.Field, hint: Any, doc: str) -> inspect.Parameter:
 def config_options(cls: type, section: str) -> Callable[[Callable], Callable]:
     """Decorator of a Typer command taking ``settings: Settings``: adds an option per field
     of ``cls`` that the command does not declare itself, ``--config`` and ``--set``."""
+
+    SECTIONS.add(section)
 
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn)

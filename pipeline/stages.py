@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,13 +187,18 @@ _RESERVED = {"out", "quiet"}
 
 
 def check_kwargs(where: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-    """One-line error for a setting ``fn`` does not take (or one the stage fills)."""
+    """One-line error for a setting ``fn`` does not take (or one the stage fills), or one
+    whose value does not have the type of ``fn``'s parameter."""
+    from audiograph.core.config import check_values
+
     params = inspect.signature(fn).parameters
     allowed = [p for p in params if p not in _RESERVED
                and params[p].kind is not inspect.Parameter.VAR_KEYWORD]  # fmt: skip
     for key in kwargs:
         if key not in allowed:
             raise ContractError(f"{where}: unknown setting '{key}' (known: {', '.join(allowed)})")
+    hints = typing.get_type_hints(fn)
+    check_values({k: hints.get(k, Any) for k in kwargs}, kwargs, where)
 
 
 def build_settings(

@@ -22,6 +22,7 @@ import polars as pl
 
 from audiograph.core.errors import ContractError, contract_error
 from audiograph.graphs.adapters.common import claim_dataset, save_dataset
+from audiograph.graphs.tables import read_csv
 
 FILE = "podcasts.csv"
 TEXT = ("title", "producer", "genre", "description", "link")
@@ -47,7 +48,7 @@ def prepare_podcasts(src: str | Path, out: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ContractError(f"{FILE}: podcast source file not found in {Path(src)}")
     try:
-        df = pl.read_csv(path.read_bytes(), infer_schema=False)
+        df = read_csv(path.read_bytes(), FILE)
     except pl.exceptions.PolarsError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ContractError(f"{FILE}: cannot be read ({first})") from exc

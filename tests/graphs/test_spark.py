@@ -5,6 +5,9 @@ top-k and min-users on and off; bad input gets the contract's one-line errors.""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +140,46 @@ def test_csv_tables_at_a_url_give_the_same_graph(synthetic, tmp_path):
     spark = dataclasses.replace(NO_TEXT, engine="spark")
     build_graph(f"file://{csv.absolute()}", tmp_path / "spark", spark, quiet=True)
     same_graph(tmp_path / "polars", tmp_path / "spark")
+
+
+def test_spark_without_pandas_names_the_extra(synthetic, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
+    with pytest.raises(ContractError, match=r"needs pandas: pip install 'audiograph\[spark\]'"):
+        build_graph(synthetic, tmp_path / "g", dataclasses.replace(NO_TEXT, engine="spark"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input_is_one_line_on_stderr_without_spark_logs(synthetic, tmp_path):
+    """A fresh Spark (its own process): neither Spark's log nor the failed task's Python and
+    Java stack traces reach the terminal, only the contract's line."""
+    data = tmp_path / "bad"
+    data.mkdir()
+    pl.read_parquet(synthetic / "items.parquet").write_parquet(data / "items.parquet")
+    inter = pl.read_parquet(synthetic / "interactions.parquet")
+    row5 = pl.int_range(pl.len()) == 5
+    bad = inter.with_columns(weight=pl.when(row5).then(float("inf")).otherwise(pl.col("weight")))
+    bad.write_parquet(data / "interactions.parquet")
+    env = {k: v for k, v in os.environ.items() if k != "AUDIOGRAPH_DEBUG"}
+    res = subprocess.run([sys.executable, "-m", "audiograph", "build-graph", str(data), "--out",
+                          str(tmp_path / "g"), "--engine", "spark", "--encoder", "none",
+                          "--quiet"], capture_output=True, text=True, env=env)  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    line = "error: interactions.parquet, column 'weight': weight must be a finite number >= 0"
+    assert res.stderr.startswith(f"{line} (example row: weight=inf"), res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert not (tmp_path / "g").exists()
+
+
+def test_padded_csv_header_reads_as_the_polars_engine_reads_it(synthetic, tmp_path):
+    """``user_id, item_id, weight`` (spaces after the commas): both engines strip the names
+    and, in such a file, the values; a name given twice is refused."""
+    data = tmp_path / "padded"
+    data.mkdir()
+    pl.read_parquet(synthetic / "items.parquet").write_parquet(data / "items.parquet")
+    inter = pl.read_parquet(synthetic / "interactions.parquet")
+    rows = [", ".join(map(str, r)) for r in inter.select("user_id", "item_id", "weight").rows()]
+    (data / "interactions.csv").write_text("\n".join(["user_id, item_id, weight", *rows, "", ""]))
+    both(data, tmp_path / "a", NO_TEXT)
+    (data / "interactions.csv").write_text("user_id, item_id, weight, weight\nu, i, 1, 2\n")
+    with pytest.raises(ContractError, match="column 'weight': the header names this column twice"):
+        build_graph(data, tmp_path / "g", dataclasses.replace(NO_TEXT, engine="spark"))
