@@ -55,8 +55,10 @@ def _own_cpu() -> float:
 
 class FreeCores:
     """``free()``: usable cores minus the cores other processes kept busy in the last
-    measured window (rounded to the nearest core), at least 1. Cheap to call often: it
-    reads ``/proc/stat`` at most once per :data:`WINDOW`."""
+    measured window (rounded to the nearest core), at least 1; called off the main thread
+    (the prefetch thread of a training run, whose main thread runs the model step), one
+    core less. Cheap to call often: it reads ``/proc/stat`` at most once per
+    :data:`WINDOW`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -67,6 +69,10 @@ class FreeCores:
         pinned = os.environ.get(ENV, "").strip()
         if pinned.isdigit() and int(pinned) > 0:
             return int(pinned)
+        beside = threading.current_thread() is not threading.main_thread()
+        return max(1, self._measure() - beside)
+
+    def _measure(self) -> int:
         now = time.monotonic()
         with self._lock:
             if self._last is not None and now - self._last[0] < WINDOW:

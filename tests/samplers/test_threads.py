@@ -3,6 +3,8 @@ the kernel it picks, the same output either way, and torch's pool restored after
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from sampling_checks import assert_same_hetero, random_hetero
@@ -40,6 +42,11 @@ def test_free_cores_subtract_what_other_processes_used(monkeypatch):
     assert cores.free() == 1
     tick(1.0, 1.0, 1.0)  # only this process busy: every core free
     assert cores.free() == 4
+    got = []  # beside a model step (a prefetch thread): one core less
+    worker = threading.Thread(target=lambda: got.append(cores.free()))
+    worker.start()
+    worker.join()
+    assert got == [3]
     monkeypatch.setenv(threads.ENV, "3")
     assert cores.free() == 3
 
