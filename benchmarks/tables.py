@@ -172,7 +172,8 @@ def sampler_table(doc: dict[str, Any]) -> str:
              + ("n/a (peer skipped)" if ratio is None else f"{ratio:.1f}×") + "**. Graph "
              f"{g['name']}: {nodes}; {g['edges']:,} edges; fan-out {doc['fanout']}; "
              f"{doc['batches']} timed batches after one warm-up; {doc['threads']} intra-op "
-             f"threads. Command: `python benchmarks/sampler.py {doc['command']}`."]  # fmt: skip
+             f"threads; {_load(doc.get('load', 0))}. Command: "
+             f"`python benchmarks/sampler.py {doc['command']}`."]  # fmt: skip
     if doc.get("multilink"):
         rows += ["", "| epoch | supervision edges per link type | supervision edges | "
                  "sampled edges | seconds |", "|---|---|---|---|---|"]  # fmt: skip
@@ -181,6 +182,12 @@ def sampler_table(doc: dict[str, Any]) -> str:
             rows.append(f"| {r['epoch']} | {per} | {r['supervision_edges']:,} | "
                         f"{r['sampled_edges']:,} | {r['seconds']:.1f} |")  # fmt: skip
     return "\n".join(rows)
+
+
+def _load(n: int) -> str:
+    if not n:
+        return "idle machine"
+    return f"{n} busy single-threaded process{'es' if n > 1 else ''} beside both samplers"
 
 
 def featurize_table(doc: dict[str, Any]) -> str:
