@@ -137,12 +137,19 @@ def shared_run(world: World, make: Callable[[], Run | None], path: str | Path, k
     return run if run is not None else Run(resolved(path), read_run_config(path, kind))
 
 
-def shared_checkpoint(run: Run, device: Any, keys: tuple[str, ...], world: World) -> Any:
-    """The run's checkpoint on every rank: rank 0 reads it first (it trims the metrics log
-    to the checkpointed epochs), then the others."""
-    ckpt = run.load_checkpoint(device, keys) if world.main else None
+def shared_checkpoint(
+    run: Run,
+    device: Any,
+    keys: tuple[str, ...],
+    world: World,
+    restore: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:
+    """The run's checkpoint on every rank, each restoring it (``restore``,
+    :meth:`~audiograph.core.runs.Run.load_checkpoint`): rank 0 first (once the checkpoint
+    fits, it trims the metrics log to the checkpointed epochs), then the others."""
+    ckpt = run.load_checkpoint(device, keys, restore) if world.main else None
     barrier(world)
-    return ckpt if world.main else run.load_checkpoint(device, keys)
+    return ckpt if world.main else run.load_checkpoint(device, keys, restore)
 
 
 def share_rows(

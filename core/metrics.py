@@ -10,6 +10,9 @@ relevant items in all. Per input, with ``h = hit[:, :k]``:
 * ``ndcg`` — ``sum_j h_j / log2(j + 2)`` over the ideal DCG of ``min(n_rel, k)`` hits;
 * ``rr`` — ``1 / (rank of the first hit + 1)`` over the whole row (0 without a hit): its
   mean is the MRR.
+
+Scores are turned into hits so that NaN ranks worst (:func:`positive_ranks`; the
+two-tower's top-k ranks NaN scores as no candidate): diverged weights score 0, not 1.
 """
 
 from __future__ import annotations
@@ -51,6 +54,17 @@ def hits_of_lists(ranked: list[list[int]], relevant: list[set[int]], k: int) -> 
     return hit
 
 
+def positive_ranks(pos: np.ndarray, neg: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """0-based rank of each input's one relevant item (score ``pos`` ``[E]``) among its
+    candidates (scores ``neg`` ``[E, C]``, ``valid`` ``[E, C]`` those that count): the
+    number of valid candidates scored above it. A NaN score ranks worst: a NaN candidate
+    never beats the relevant item, and a NaN relevant item gets rank ``C + 1`` (no hit
+    within ``1 + C``), so a model scoring NaN never looks perfect."""
+    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
+    rank = ((neg > pos[:, None]) & np.asarray(valid, dtype=bool)).sum(1)
+    return np.where(np.isnan(pos), neg.shape[1] + 1, rank)
+
+
 def hits_of_ranks(rank: np.ndarray, width: int) -> np.ndarray:
     """The hit matrix ``[E, width]`` of inputs with one relevant item at 0-based ``rank``
     (ranks ``>= width`` give an empty row)."""
@@ -61,4 +75,4 @@ def hits_of_ranks(rank: np.ndarray, width: int) -> np.ndarray:
     return hit
 
 
-__all__ = ["KEYS", "hit_metrics", "hits_of_lists", "hits_of_ranks"]
+__all__ = ["KEYS", "hit_metrics", "hits_of_lists", "hits_of_ranks", "positive_ranks"]

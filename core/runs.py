@@ -11,7 +11,10 @@ fingerprint), ``metrics.jsonl`` (one JSON line per finished epoch), ``checkpoint
   ``--resume``, anything else is refused. Nothing is written before that check passes.
 * Every checkpoint and weights file is written to a temporary file, fsynced, renamed; the
   epoch's metrics line is appended *before* its checkpoint, and resume drops lines of
-  epochs the checkpoint does not hold, so the log and the checkpoint always agree.
+  epochs the checkpoint does not hold, so the log and the checkpoint always agree. A
+  checkpoint carries the digest of the lines of its epochs: one of another run is refused,
+  and the log is trimmed only once the checkpoint is accepted and fits the model (a
+  failed resume changes no file).
 * ``--resume`` refuses when the recorded inputs changed (fingerprint: sizes of their
   files + hash of their manifest) or another input path is given.
 """
@@ -48,6 +51,7 @@ from audiograph.core.formats import CONFIG, FORMAT_VERSION, check_kind, peek_kin
 
 CHECKPOINT, METRICS, WEIGHTS = "checkpoint.pt", "metrics.jsonl", "model.safetensors"
 RESUMABLE = ("epochs", "device", "prefetch")  # settings --resume may change
+LOG_DIGEST = "metrics_digest"  # checkpoint key: digest of the metrics lines it follows
 
 
 def fingerprint(path: str | os.PathLike) -> str:
@@ -125,19 +129,31 @@ class Run:
         return rows
 
     def save_checkpoint(self, state: Mapping[str, Any]) -> None:
-        """Write ``checkpoint.pt`` (tensors, lists and dicts of them) atomically."""
+        """Write ``checkpoint.pt`` (tensors, lists and dicts of them) atomically, stamped
+        with the digest of the metrics lines of its epochs (:meth:`load_checkpoint` refuses
+        a checkpoint whose lines are not this run's)."""
         buf = io.BytesIO()
-        torch.save(dict(state), buf)
+        torch.save({**state, LOG_DIGEST: self._digest(int(state["epoch"]))}, buf)
         write_bytes(self.path / CHECKPOINT, buf.getvalue(), point="checkpoint")
 
     def load_checkpoint(
-        self, device: torch.device | str, required: tuple[str, ...] = ()
+        self,
+        device: torch.device | str,
+        required: tuple[str, ...] = (),
+        restore: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any] | None:
         """The checkpoint (None when no epoch finished yet) with at least the keys
-        ``model``, ``epoch`` and ``required``; drops metrics lines of epochs after it.
-        Corrupt, truncated, foreign or unsafe files are one-line errors."""
+        ``model``, ``epoch`` and ``required``. Corrupt, truncated, foreign or unsafe files,
+        and a checkpoint of another run, are one-line errors that change no file.
+        ``restore(ckpt)`` loads it into the model and optimizers (raising if it does not
+        fit); only once it has are metrics lines of epochs after the checkpoint dropped."""
         f = self.path / CHECKPOINT
         if not f.exists():
+            if logged := [r for r in self.metrics() if int(r.get("epoch", -1)) > 0]:
+                raise ContractError(
+                    f"--resume: {f} is missing but {METRICS} records "
+                    f"{int(logged[-1]['epoch']) + 1} epochs; restore it or start a new run"
+                )
             self._keep_metrics(0)
             return None
         try:
@@ -152,12 +168,27 @@ class Run:
         )
         if missing:
             raise ContractError(f"{f}: not an audiograph checkpoint of this run (no {missing[0]})")
-        self._keep_metrics(int(ckpt["epoch"]))
+        epochs = int(ckpt["epoch"])
+        if LOG_DIGEST in ckpt and ckpt.pop(LOG_DIGEST) != self._digest(epochs):
+            raise ContractError(
+                f"{f}: belongs to another run (its {epochs} epochs are not the ones "
+                f"{METRICS} records); restore this run's checkpoint or start a new run"
+            )
+        if restore is not None:
+            restore(ckpt)
+        self._keep_metrics(epochs)
         return ckpt
 
-    def _keep_metrics(self, epochs: int) -> None:
+    def _rows(self, epochs: int) -> str:
+        """The metrics lines of the epochs before ``epochs``, as :meth:`log` wrote them."""
         rows = [r for r in self.metrics() if int(r.get("epoch", -1)) < epochs]
-        text = "".join(json.dumps(r) + "\n" for r in rows)
+        return "".join(json.dumps(r) + "\n" for r in rows)
+
+    def _digest(self, epochs: int) -> str:
+        return hashlib.sha256(self._rows(epochs).encode()).hexdigest()[:16]
+
+    def _keep_metrics(self, epochs: int) -> None:
+        text = self._rows(epochs)
         if text != (self.path / METRICS).read_text():
             write_bytes(self.path / METRICS, text.encode())
 
@@ -282,6 +313,22 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         return load_file(str(f))
     except Exception as exc:  # SafetensorError, header/IO errors
         raise ContractError(f"{f}: not a readable safetensors file ({short_reason(exc)})") from None
+
+
+def restorer(file: Path, **targets: Any) -> Callable[[dict[str, Any]], None]:
+    """A ``restore`` for :meth:`Run.load_checkpoint`: the checkpoint's entry ``key`` into
+    ``targets[key]`` (a module or optimizer, or a list of them for a list entry), each
+    mismatch one line."""
+
+    def restore(ckpt: dict[str, Any]) -> None:
+        for key, target in targets.items():
+            many, saved = isinstance(target, list), ckpt[key]
+            if many and (not isinstance(saved, list) or len(saved) != len(target)):
+                raise ContractError(f"{file}: weights do not fit this model ({key} differ)")
+            for t, state in zip(target, saved, strict=True) if many else [(target, saved)]:
+                load_state(t, state, file)
+
+    return restore
 
 
 def load_state(module: torch.nn.Module, state: Mapping[str, Any], file: Path, **kw: Any) -> None:

@@ -36,12 +36,13 @@ from audiograph.core.distributed import (
     shared_run,
     sum_over_ranks,
 )
+from audiograph.core.finite import check_loss, check_weights
 from audiograph.core.runs import (
     CHECKPOINT,
     Run,
     claim_run,
     exact,
-    load_state,
+    restorer,
     resume_run,
     resumed_config,
     start_run,
@@ -133,12 +134,11 @@ def train_hgnn(
     if run is None:
         config = _run_config(graph_dir, cfg, model, manifest)
         run = shared_run(world, lambda: start_run(run_dir, KIND, config, inputs), run_dir, KIND)
-    elif (ckpt := shared_checkpoint(run, device, ("optimizers", *state), world)) is not None:
-        ckpt_file = run.path / CHECKPOINT
-        load_state(model, ckpt["model"], ckpt_file)
-        for opt, saved_opt in zip(opts, ckpt.get("optimizers", []), strict=True):
-            load_state(opt, saved_opt, ckpt_file)
-        state = {k: ckpt[k].item() for k in state}
+    else:  # the log is trimmed to the checkpoint only once it fits the model
+        restore = restorer(run.path / CHECKPOINT, model=model, optimizers=opts)
+        if (ckpt := shared_checkpoint(run, device, ("optimizers", *state), world,
+                                      restore)) is not None:  # fmt: skip
+            state = {k: ckpt[k].item() for k in state}
     has_text = {t: train_data[t].has_text.to(device) for t in train_data.node_types}
     loader = LinkNeighborLoader(
         train_data,
@@ -166,6 +166,8 @@ def train_hgnn(
         total, n_edges, n_batches = _epoch(model, opts, loader, epoch, cfg, has_text, world,
                                            bar)  # fmt: skip
         seconds = time.perf_counter() - t0
+        check_loss(total, f"epoch {epoch}", _advice(cfg))  # every rank: the sum over ranks
+        check_weights(model, epoch, _advice(cfg))
         val = link_metrics(
             model,
             val_sampler,
@@ -246,6 +248,9 @@ def _epoch(
             loss = max_margin_loss(z, batch, cfg.margin)
         else:
             loss = in_batch_softmax_loss(z, batch, cfg.temperature)
+        value = loss.item()
+        if world.size == 1:
+            check_loss(value, f"epoch {epoch}, step {i}", _advice(cfg))
         (loss / cfg.accumulate if cfg.accumulate > 1 else loss).backward()
         if i % cfg.accumulate == cfg.accumulate - 1:
             average_gradients(dense, sparse, world)
@@ -253,11 +258,17 @@ def _epoch(
                 opt.step()
         pos = sum(int(batch[et].edge_label_index.shape[1]) for et in batch.edge_types
                   if "edge_label_index" in batch[et])  # fmt: skip
-        total, n_edges, n_batches = total + loss.item(), n_edges + pos, n_batches + 1
+        total, n_edges, n_batches = total + value, n_edges + pos, n_batches + 1
         bar.update(1)
         rate = n_edges / (time.perf_counter() - t0)
         bar.set_postfix(loss=f"{total / n_batches:.4f}", edges_s=f"{rate:.0f}", refresh=False)
     return sum_over_ranks((total, n_edges, n_batches), world)
+
+
+def _advice(cfg: HGNNConfig) -> str:
+    other = f"--margin (now {cfg.margin:g})" if cfg.loss == "margin" else (
+        f"--temperature (now {cfg.temperature:g})")  # fmt: skip
+    return f"try a lower --lr (now {cfg.lr:g}) or another {other}"
 
 
 def _run_config(graph_dir, cfg: HGNNConfig, model: HeteroSAGE, manifest: dict) -> dict:

@@ -8,7 +8,8 @@ type's positives), with embeddings computed on the *training* graph:
 
 * AUC — fraction of (positive, candidate) pairs ranked correctly (ties count 1/2);
 * Recall@10 — fraction of positives ranked in the top 10 among ``1 + candidates``;
-* MRR — mean reciprocal rank of the positive.
+* MRR — mean reciprocal rank of the positive (a NaN score ranks worst: NaN weights
+  score 0).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
-from audiograph.core.metrics import hit_metrics, hits_of_ranks
+from audiograph.core.metrics import hit_metrics, hits_of_ranks, positive_ranks
 from audiograph.core.types import EdgeType
 from audiograph.hgnn.model import embed_batch
 from audiograph.samplers import NeighborSampler
@@ -82,7 +83,7 @@ def link_metrics(
         neg = za @ zc.t()
         valid = cand[None, :] != e[1][:, None]
         auc = (((pos > neg).float() + 0.5 * (pos == neg).float()) * valid).sum() / valid.sum()
-        rank = ((neg > pos) & valid).sum(1).cpu().numpy()
+        rank = positive_ranks(*(t.float().cpu().numpy() for t in (pos[:, 0], neg, valid)))
         m = hit_metrics(hits_of_ranks(rank, candidates + 1), np.ones(len(rank)), 10)
         out["__".join(et)] = {
             "auc": auc.item(),

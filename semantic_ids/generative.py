@@ -15,7 +15,6 @@ without audiograph), ``tokenizer/`` (the WordPiece input tokenizer), ``codes.par
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from dataclasses import asdict
@@ -28,11 +27,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from audiograph.core.errors import ContractError
+from audiograph.core.finite import check_loss, check_weights
 from audiograph.core.runs import (
     CHECKPOINT,
     Run,
     claim_run,
-    load_state,
+    restorer,
     resume_run,
     resumed_config,
     start_run,
@@ -171,11 +171,12 @@ def train_generative(
             tok.save_pretrained(tmp / "tokenizer")
 
         run = start_run(run_dir, KIND, config, {**inputs, "pretrained": cfg.pretrained}, setup)
-    elif (ckpt := run.load_checkpoint(device, ("optimizer", "step"))) is not None:
-        load_state(model, ckpt["model"], run.path / CHECKPOINT)
-        load_state(opt, ckpt["optimizer"], run.path / CHECKPOINT)
-        epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
+    else:  # the log is trimmed to the checkpoint only once it fits the model
+        restore = restorer(run.path / CHECKPOINT, model=model, optimizer=opt)
+        if (ckpt := run.load_checkpoint(device, ("optimizer", "step"), restore)) is not None:
+            epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
     labels_all = torch.from_numpy(d["sid_tokens"])
+    advice = f"try a lower --lr (now {cfg.lr:g})"
     last: dict[str, Any] = {}
     for epoch in range(epoch0, cfg.epochs):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout: resume replays the epoch
@@ -189,13 +190,14 @@ def train_generative(
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
             loss = sid_loss(model, ids, mask, labels, vocab)
+            value = check_loss(loss.item(), f"epoch {epoch}, step {step}", advice)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
             t = task[b]
-            sums[t[0]] += loss.item() * len(b)  # every batch holds one task
+            sums[t[0]] += value * len(b)  # every batch holds one task
             counts[t[0]] += len(b)
             bar.set_postfix(loss=f"{sums.sum() / max(counts.sum(), 1):.3f}")
         seconds = time.perf_counter() - t0
@@ -204,6 +206,7 @@ def train_generative(
                 "rec_examples": int(counts[1]), "search_loss": float(sums[0] / max(counts[0], 1)),
                 "rec_loss": float(sums[1] / max(counts[1], 1)), "seconds": round(seconds, 2),
                 "examples_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}  # fmt: skip
+        check_weights(model, epoch, advice)
         run.log(last)
         run.save_folder("model", lambda tmp: model.save_pretrained(tmp, safe_serialization=True))
         state = {"epoch": torch.tensor(epoch + 1), "step": torch.tensor(step)}
@@ -211,6 +214,4 @@ def train_generative(
         if not quiet:
             print(f"[train-generative] epoch {epoch}: loss {last['train_loss']:.4f}, "
                   f"{len(inputs):,} examples, {seconds:.1f}s")  # fmt: skip
-    if not math.isfinite(last.get("train_loss", 0.0)):
-        raise ContractError("training diverged (non-finite loss); lower lr")
     return last

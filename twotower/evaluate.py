@@ -37,7 +37,7 @@ from audiograph.twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularit
 from audiograph.twotower.config import EvaluationConfig, LightGCNConfig, TwoTowerConfig
 from audiograph.twotower.export import user_item_vectors
 from audiograph.twotower.inputs import catalog_vectors
-from audiograph.twotower.metrics import evaluate_vectors
+from audiograph.twotower.metrics import check_item_type, check_test_items, evaluate_vectors
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
@@ -91,9 +91,9 @@ def evaluate_run(
     if train_ds.interactions is None or test is None or test.height == 0:
         raise ContractError(f"{test_dir}: no test interactions to evaluate")
     train, items = train_ds.interactions, train_ds.items
+    check_test_items(test, items, str(test_dir))
     target = target_type or config["train"].get("target_type") or _rarest(train, items)
-    if target not in items["item_type"].unique().to_list():
-        raise ContractError(f"{test_dir}: target type {target!r} not in the catalog")
+    check_item_type(items, target, "--target-type" if target_type else "target type")
     users = pl.concat([train["user_id"], test["user_id"]]).unique(maintain_order=True)
     cfg = TwoTowerConfig(**config["train"])
     results: dict[str, Any] = {}

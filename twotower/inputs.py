@@ -20,6 +20,7 @@ from audiograph.core.featurize import DEFAULT_CACHE
 from audiograph.graphs.contract import Dataset
 from audiograph.twotower.config import TwoTowerConfig
 from audiograph.twotower.features import align_embeddings, text_vectors
+from audiograph.twotower.metrics import check_item_type
 from audiograph.twotower.model import InputSpec, build_spec, item_inputs, user_inputs
 
 
@@ -164,6 +165,12 @@ def split_windows(data_dir: str | Path) -> dict[str, Path] | None:
     return {k: (Path(data_dir) / v).resolve() for k, v in windows.items()} if windows else None
 
 
+def check_types(items: pl.DataFrame, cfg: TwoTowerConfig) -> None:
+    """``--target-type`` and ``--val-type`` must be item types of the catalog ``items``."""
+    check_item_type(items, cfg.target_type, "--target-type")
+    check_item_type(items, cfg.val_type, "--val-type")
+
+
 def prepare_windows(
     fit: Dataset,
     label_rows: pl.DataFrame,
@@ -178,6 +185,7 @@ def prepare_windows(
     held out; their labels of ``cfg.val_type`` (else ``cfg.target_type``, else all), ranked
     among the items of that type as the test ranks them, drive early stopping."""
     items, dev, history = fit.items, torch.device(cfg.device), fit.interactions
+    check_types(items, cfg)
     if history is None:
         raise ContractError(f"{fit.path}: the fit window has no interactions")
     text, hgnn = catalog_vectors(items, emb_dir, cfg, quiet)
@@ -247,6 +255,7 @@ def prepare(
     if ds.interactions is None:
         raise ContractError(f"{ds.path}: no interactions.parquet to train on")
     items, dev = ds.items, torch.device(cfg.device)
+    check_types(items, cfg)
     text, hgnn = catalog_vectors(items, emb_dir, cfg, quiet)
     history, labels = split_history_labels(
         ds.interactions, items, cfg.label_fraction, cfg.seed, cfg.target_type

@@ -22,6 +22,25 @@ from audiograph.core.metrics import hit_metrics
 TIERS = (("head", 0.01), ("torso", 0.20), ("tail", 1.0))  # cumulative share of items
 
 
+def check_item_type(items: pl.DataFrame, item_type: str | None, what: str) -> None:
+    """A one-line error unless ``item_type`` (None: any) is a type of the catalog
+    ``items``; ``what`` names the setting, e.g. ``"--val-type"``."""
+    known = items["item_type"].unique().sort().to_list()
+    if item_type is not None and item_type not in known:
+        shown = ", ".join(str(t) for t in known)
+        raise ContractError(f"{what} {item_type!r}: unknown item type (known: {shown})")
+
+
+def check_test_items(test: pl.DataFrame, items: pl.DataFrame, where: str) -> None:
+    """A one-line error when not one of the ``test`` interactions has an item of the
+    catalog ``items`` (e.g. a test set of another dataset)."""
+    if test.height and not test["item_id"].is_in(items["item_id"].implode()).any():
+        raise ContractError(
+            f"{where}: none of the test interactions' items is in the catalog (e.g. item_id "
+            f"{test['item_id'][0]!r}); evaluate on the test side of a split of this dataset"
+        )
+
+
 def evaluate_vectors(
     user_vecs: np.ndarray,
     item_vecs: np.ndarray,
@@ -79,16 +98,15 @@ def evaluate_vectors(
         )
     if user_vecs.shape[1] != item_vecs.shape[1]:
         raise ValueError(f"user dim {user_vecs.shape[1]} != item dim {item_vecs.shape[1]}")
+    check_item_type(items, target_type, "target type")
     cand_rows = np.flatnonzero((items["item_type"] == target_type).to_numpy())
-    if len(cand_rows) == 0:
-        types = ", ".join(items["item_type"].unique().sort().to_list())
-        raise ContractError(f"items: no item of type {target_type!r} (types: {types})")
     cand = pl.DataFrame({"item_id": items["item_id"][cand_rows], "c": np.arange(len(cand_rows))})
     tr = train.select("user_id", "item_id").unique().join(cand, on="item_id")
     te = test.select("user_id", "item_id").unique().join(cand, on="item_id")
     te = te.join(tr, on=["user_id", "item_id"], how="anti")
     ev_users = te["user_id"].unique().sort()
     if ev_users.len() == 0:
+        check_test_items(test, items, "test")
         raise ContractError(f"test: no user has a new test interaction with a {target_type!r}")
     ev = pl.DataFrame({"user_id": ev_users, "e": np.arange(ev_users.len())})
     tr_e, te_e = tr.join(ev, on="user_id"), te.join(ev, on="user_id")

@@ -317,7 +317,7 @@ def top_k(
 
     Returns:
         ``(scores [U, k'], items [U, k'])`` with ``k' = min(k, I)``, best first; slots
-        with no candidate left have score ``-inf``.
+        with no candidate left (or a NaN score) have score ``-inf``.
     """
     k = min(k, item_vecs.shape[0])
     if exclude is not None:
@@ -327,6 +327,7 @@ def top_k(
     for lo in range(0, user_vecs.shape[0], chunk):
         hi = min(lo + chunk, user_vecs.shape[0])
         s = user_vecs[lo:hi] @ item_vecs.T
+        s.masked_fill_(s.isnan(), float("-inf"))  # NaN ranks worst, never first
         if allowed is not None:
             s[:, ~allowed] = float("-inf")
         if exclude is not None:
@@ -356,10 +357,10 @@ def recall_at_k(
     labels = (labels[0].to(item[0].device), labels[1].to(item[0].device))
     iv = torch.cat([model.item(c, d) for c, d in _batches(*item, 65536)])
     uv = torch.cat([model.user(c, d) for c, d in _batches(*user, 65536)])
-    idx = top_k(uv, iv, k, exclude, allowed)[1]
+    scores, idx = top_k(uv, iv, k, exclude, allowed)
     n_items = iv.shape[0]
     hit = torch.isin(idx + torch.arange(len(uv), device=idx.device)[:, None] * n_items,
-                     labels[0] * n_items + labels[1])  # fmt: skip
+                     labels[0] * n_items + labels[1]) & scores.isfinite()  # fmt: skip
     n_rel = torch.bincount(labels[0], minlength=len(uv))
     recall = hit_metrics(hit.cpu().numpy(), n_rel.cpu().numpy(), k)["recall"]
     return float(recall.mean()) if len(uv) else 0.0

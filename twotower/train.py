@@ -44,12 +44,13 @@ from audiograph.core.distributed import (
     shared_run,
     sum_over_ranks,
 )
+from audiograph.core.finite import check_loss, check_weights
 from audiograph.core.runs import (
     CHECKPOINT,
     Run,
     claim_run,
     exact,
-    load_state,
+    restorer,
     resume_run,
     resumed_config,
     start_run,
@@ -127,11 +128,13 @@ def train_twotower(
                   "windows": None if windows is None else {k: str(v) for k, v in windows.items()}
                   }  # fmt: skip
         run = shared_run(world, lambda: start_run(run_dir, KIND, config, inputs), run_dir, KIND)
-    elif (ckpt := shared_checkpoint(run, device, ("optimizer", *state), world)) is not None:
-        load_state(model, ckpt["model"], run.path / CHECKPOINT)
-        load_state(opt, ckpt["optimizer"], run.path / CHECKPOINT)
-        state = {k: ckpt[k].item() for k in state}
+    else:  # the log is trimmed to the checkpoint only once it fits the model
+        restore = restorer(run.path / CHECKPOINT, model=model, optimizer=opt)
+        if (ckpt := shared_checkpoint(run, device, ("optimizer", *state), world,
+                                      restore)) is not None:  # fmt: skip
+            state = {k: ckpt[k].item() for k in state}
     t_start, last = time.perf_counter(), {}
+    advice = f"try a lower --lr (now {cfg.lr:g}) or another --temperature (now {cfg.temperature:g})"
     for epoch in range(int(state["epoch"]), cfg.epochs):
         if state["bad_epochs"] >= cfg.patience:
             break
@@ -163,15 +166,19 @@ def train_twotower(
             loss = sampled_softmax_loss(u, v, pi[b], cfg.temperature,
                                         log_q[pi[b]] if cfg.logq else None, neg_v, neg,
                                         neg_log_q if cfg.logq else 0.0)  # fmt: skip
+            value = loss.item()
+            if world.size == 1:
+                check_loss(value, f"epoch {epoch}, step {n}", advice)
             (loss / cfg.accumulate if cfg.accumulate > 1 else loss).backward()
             if k % cfg.accumulate == cfg.accumulate - 1:
                 average_gradients(params, [], world)
                 opt.step()
-            total, n_batches = total + loss.item(), n_batches + 1
+            total, n_batches = total + value, n_batches + 1
             bar.set_postfix(loss=f"{total / n_batches:.4f}")
         total, n_batches = sum_over_ranks((total, n_batches), world)
         seconds = time.perf_counter() - t0
-        train_loss = total / max(n_batches, 1)
+        train_loss = check_loss(total / max(n_batches, 1), f"epoch {epoch}", advice)
+        check_weights(model, epoch, advice)
         recall = (
             recall_at_k(model, d.val_user, d.item, d.val_labels, d.val_exclude,
                         allowed if d.val_allowed is None else d.val_allowed)

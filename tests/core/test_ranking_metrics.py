@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from audiograph.core.metrics import hit_metrics, hits_of_lists, hits_of_ranks
+from audiograph.core.metrics import hit_metrics, hits_of_lists, hits_of_ranks, positive_ranks
 
 
 def test_hit_metrics_by_hand():
@@ -36,3 +36,15 @@ def test_lists_and_ranks_give_the_same_hit_matrices():
     assert m["recall"].tolist() == [1.0, 1.0, 1.0] and m["rr"].tolist() == pytest.approx(
         [1.0, 1 / 3, 0.1]
     )
+
+
+def test_nan_scores_rank_worst_never_perfect():
+    nan = float("nan")
+    pos = np.array([nan, 1.0, 1.0])
+    neg = np.array([[nan, nan], [nan, 0.5], [2.0, nan]])
+    rank = positive_ranks(pos, neg, np.ones((3, 2), bool))
+    assert rank.tolist() == [3, 0, 1]  # a NaN positive: no hit; a NaN candidate: below it
+    m = hit_metrics(hits_of_ranks(rank, 3), np.ones(3), 10)
+    assert m["rr"].tolist() == [0.0, 1.0, 0.5]
+    all_nan = positive_ranks(np.full(4, nan), np.full((4, 5), nan), np.ones((4, 5), bool))
+    assert hit_metrics(hits_of_ranks(all_nan, 6), np.ones(4), 10)["rr"].mean() == 0.0

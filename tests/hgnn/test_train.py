@@ -13,9 +13,12 @@ import audiograph.hgnn.train
 from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
+from audiograph.graphs.store import load_graph, read_manifest
 from audiograph.hgnn.model import embed_batch, resolve_precision
-from audiograph.hgnn.train import HGNNConfig, train_hgnn
+from audiograph.hgnn.train import HGNNConfig, build_model, train_hgnn
+from audiograph.hgnn.validate import link_metrics, split_edges
 from audiograph.pipeline.config import resume_base
+from audiograph.samplers import NeighborSampler
 
 SMALL = {
     "hidden": 16,
@@ -169,3 +172,55 @@ def test_resume_keeps_the_exact_best_score(graph, tmp_path, monkeypatch):
     )
     assert full["bad_epochs"].item() == cut["bad_epochs"].item() == 2
     assert full["best"].item() == 0.7
+
+
+def test_a_failed_resume_changes_no_file(graph, tmp_path):
+    """A checkpoint of another run (here: another width) is refused before the metrics
+    log is trimmed to it: the run keeps its 3 lines, not 1."""
+    train_hgnn(graph, tmp_path / "a", HGNNConfig(epochs=3, **SMALL), quiet=True)
+    train_hgnn(graph, tmp_path / "b", HGNNConfig(epochs=1, **{**SMALL, "hidden": 8}), quiet=True)
+    (tmp_path / "a" / "checkpoint.pt").write_bytes((tmp_path / "b" / "checkpoint.pt").read_bytes())
+    before = {f.name: f.read_bytes() for f in (tmp_path / "a").iterdir()}
+    with pytest.raises(ContractError, match="belongs to another run"):
+        train_hgnn(graph, tmp_path / "a", HGNNConfig(epochs=4, **SMALL), resume=True, quiet=True)
+    assert {f.name: f.read_bytes() for f in (tmp_path / "a").iterdir()} == before
+    assert len((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(
+    graph, tmp_path, monkeypatch
+):
+    train_hgnn(graph, tmp_path / "r", HGNNConfig(epochs=1, **SMALL), quiet=True)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "r").iterdir()}
+    calls, softmax_loss = [], audiograph.hgnn.train.in_batch_softmax_loss
+
+    def nan_at_step_1(*args):
+        calls.append(1)
+        return softmax_loss(*args) * (float("nan") if len(calls) == 2 else 1.0)
+
+    monkeypatch.setattr(audiograph.hgnn.train, "in_batch_softmax_loss", nan_at_step_1)
+    with pytest.raises(ContractError) as err:
+        train_hgnn(graph, tmp_path / "r", HGNNConfig(epochs=2, **SMALL), resume=True, quiet=True)
+    msg = str(err.value)
+    assert "\n" not in msg and "epoch 1, step 1" in msg and "lower --lr" in msg, msg
+    assert "--temperature" in msg
+    assert {f.name: f.read_bytes() for f in (tmp_path / "r").iterdir()} == before
+
+
+def test_a_learning_rate_that_overflows_is_a_one_line_error(graph, tmp_path):
+    with pytest.raises(ContractError, match=r"training diverged: .* lower --lr \(now 1e\+30\)"):
+        train_hgnn(graph, tmp_path / "r", HGNNConfig(epochs=2, **{**SMALL, "lr": 1e30}),
+                   quiet=True)  # fmt: skip
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_nan_weights_validate_as_zero_not_perfect(graph):
+    full = load_graph(graph)
+    train_data, val_edges = split_edges(full, 0.1, 0)
+    model = build_model(train_data, HGNNConfig(**SMALL), read_manifest(graph)["feature_dim"])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    has_text = {t: train_data[t].has_text for t in train_data.node_types}
+    val = link_metrics(model, NeighborSampler(train_data, [4, 3]), val_edges, has_text, 20, 100)
+    assert val and all(v["mrr"] == 0.0 and v["recall@10"] == 0.0 for v in val.values())

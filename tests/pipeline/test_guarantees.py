@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 import torch
 
@@ -352,3 +353,20 @@ def test_no_warning_noise_on_normal_runs(chain, tmp_path):
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert res.returncode == 0 and res.stderr == "", (args, res.stderr)
+
+
+def test_evaluate_names_unknown_target_types_and_foreign_test_items(chain, tmp_path, capsys):
+    from audiograph.graphs.contract import read_dataset, write_dataset
+
+    ds = read_dataset(chain / "data")
+    known = "--target-type 'nosuch': unknown item type (known: audiobook, music, podcast)"
+    one_line_error(*cli(capsys, "evaluate", chain / "2t", "--test", chain / "data",
+                        "--target-type", "nosuch")[::2], known)  # fmt: skip
+    renamed = {"item_id": "x-" + pl.col("item_id")}
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    write_dataset(foreign, ds.items.with_columns(**renamed),
+                  ds.interactions.with_columns(**renamed))  # fmt: skip
+    example = "x-" + ds.interactions["item_id"][0]
+    one_line_error(*cli(capsys, "evaluate", chain / "2t", "--test", foreign)[::2],
+                   "test interactions' items is in the catalog", repr(example))  # fmt: skip

@@ -13,7 +13,7 @@ import torch
 
 from audiograph.core.errors import ContractError
 from audiograph.graphs.contract import write_dataset
-from audiograph.semantic_ids import semantic_ids
+from audiograph.semantic_ids import generative, semantic_ids
 from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
 from audiograph.semantic_ids.examples import user_sequences
 from audiograph.semantic_ids.generate import load_run, recommend, search
@@ -121,3 +121,40 @@ def test_rec_order_and_bad_input(tiny, tmp_path):
                   pl.read_parquet(tiny["data"] / "interactions.parquet"))  # fmt: skip
     with pytest.raises(ContractError, match="queries"):
         train_generative(no_queries, tiny["sid"], tmp_path / "r", TINY, quiet=True)
+
+
+def files(run: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in run.iterdir() if f.is_file()}
+
+
+def test_a_failed_resume_changes_no_file(tiny, tmp_path):
+    cfg = GenerativeConfig(**{**TINY.__dict__, "epochs": 2})
+    train_generative(tiny["data"], tiny["sid"], tmp_path / "a", cfg, quiet=True)
+    cfg1 = GenerativeConfig(**{**cfg.__dict__, "epochs": 1})
+    train_generative(tiny["data"], tiny["sid"], tmp_path / "b", cfg1, quiet=True)
+    (tmp_path / "a" / "checkpoint.pt").write_bytes((tmp_path / "b" / "checkpoint.pt").read_bytes())
+    before = files(tmp_path / "a")
+    cfg3 = GenerativeConfig(**{**cfg.__dict__, "epochs": 3})
+    with pytest.raises(ContractError, match="belongs to another run"):
+        train_generative(None, None, tmp_path / "a", cfg3, resume=True, quiet=True)
+    assert files(tmp_path / "a") == before
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(tiny, tmp_path, monkeypatch):
+    cfg = GenerativeConfig(**{**TINY.__dict__, "epochs": 1})
+    train_generative(tiny["data"], tiny["sid"], tmp_path / "r", cfg, quiet=True)
+    before = files(tmp_path / "r")
+    calls, loss = [], generative.sid_loss
+
+    def nan_on_second_call(*args):
+        calls.append(1)
+        return loss(*args) * (float("nan") if len(calls) == 2 else 1.0)
+
+    monkeypatch.setattr(generative, "sid_loss", nan_on_second_call)
+    cfg2 = GenerativeConfig(**{**cfg.__dict__, "epochs": 2})
+    with pytest.raises(ContractError) as err:
+        train_generative(None, None, tmp_path / "r", cfg2, resume=True, quiet=True)
+    msg = str(err.value)
+    assert "\n" not in msg and "training diverged" in msg and "lower --lr" in msg, msg
+    assert "epoch 1, step " in msg
+    assert files(tmp_path / "r") == before

@@ -147,3 +147,11 @@ def test_matches_brute_force_on_random_data():
         uv, iv, users, items, frame.filter(~is_test), frame.filter(is_test), "t", 5, 12, batch=7
     )
     assert {key: got[key] for key in expected} == pytest.approx(expected)
+
+
+def test_unknown_types_and_test_items_outside_the_catalog_are_named():
+    with pytest.raises(ContractError, match=r"'nosuch': unknown item type \(known: .*book"):
+        evaluate_vectors(USER_VECS, ITEM_VECS, USERS, ITEMS, TRAIN, TEST, "nosuch")
+    foreign = TEST.with_columns(item_id=pl.lit("elsewhere-1"))
+    with pytest.raises(ContractError, match="items is in the catalog .*'elsewhere-1'"):
+        evaluate_vectors(USER_VECS, ITEM_VECS, USERS, ITEMS, TRAIN, foreign, "book")

@@ -11,9 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import audiograph.twotower.train as tt
 from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.contract import read_dataset, write_dataset
+from audiograph.graphs.split import split_dataset
 from audiograph.twotower import (
     TwoTowerConfig,
     export_vectors,
@@ -27,6 +29,7 @@ from audiograph.twotower.model import (
     TwoTower,
     build_spec,
     item_inputs,
+    recall_at_k,
     sampled_softmax_loss,
     user_inputs,
 )
@@ -219,3 +222,82 @@ def test_export_vectors_and_score_all_users(env, tmp_path):
     one = top.filter(pl.col("user_id") == "u3").sort("rank")
     rec = recommend(env["run"], "u3", k=7, item_type="music")
     assert one["item_id"].to_list() == rec["item_id"].to_list()
+
+
+def files(run):
+    return {f.name: f.read_bytes() for f in run.iterdir() if f.is_file()}
+
+
+def test_a_failed_resume_changes_no_file(env, tmp_path):
+    data, emb = env["root"] / "data", env["root"] / "emb"
+    kw = {**SMALL, "cache_dir": env["cache"]}
+    train_twotower(data, emb, tmp_path / "a", TwoTowerConfig(epochs=3, **kw), quiet=True)
+    train_twotower(data, emb, tmp_path / "b", TwoTowerConfig(epochs=1, **kw), quiet=True)
+    (tmp_path / "a" / "checkpoint.pt").write_bytes((tmp_path / "b" / "checkpoint.pt").read_bytes())
+    before = files(tmp_path / "a")
+    with pytest.raises(ContractError, match="belongs to another run"):
+        train_twotower(data, emb, tmp_path / "a", TwoTowerConfig(epochs=4, **kw), resume=True,
+                       quiet=True)  # fmt: skip
+    assert files(tmp_path / "a") == before
+    assert len((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(env, tmp_path, monkeypatch):
+    data, emb = env["root"] / "data", env["root"] / "emb"
+    kw = {**SMALL, "cache_dir": env["cache"]}
+    train_twotower(data, emb, tmp_path / "r", TwoTowerConfig(epochs=1, **kw), quiet=True)
+    before = files(tmp_path / "r")
+    calls, loss = [], tt.sampled_softmax_loss
+
+    def nan_at_step_1(*args):
+        calls.append(1)
+        return loss(*args) * (float("nan") if len(calls) == 2 else 1.0)
+
+    monkeypatch.setattr(tt, "sampled_softmax_loss", nan_at_step_1)
+    with pytest.raises(ContractError) as err:
+        train_twotower(data, emb, tmp_path / "r", TwoTowerConfig(epochs=2, **kw), resume=True,
+                       quiet=True)  # fmt: skip
+    msg = str(err.value)
+    assert "\n" not in msg and "epoch 1, step 1" in msg and "lower --lr" in msg, msg
+    assert "--temperature" in msg
+    assert files(tmp_path / "r") == before
+    monkeypatch.undo()
+    with pytest.raises(ContractError, match=r"training diverged: .*\(now 1e\+30\)"):
+        train_twotower(data, emb, tmp_path / "huge", TwoTowerConfig(epochs=2, lr=1e30, **kw),
+                       quiet=True)  # fmt: skip
+
+
+def test_nan_vectors_recall_nothing():
+    class NaNTowers:
+        def eval(self):
+            return self
+
+        def user(self, cat, dense):
+            return torch.full((len(cat), 4), float("nan"))
+
+        item = user
+
+    users = (torch.zeros(3, 1), torch.zeros(3, 1))
+    items = (torch.zeros(20, 1), torch.zeros(20, 1))
+    labels = (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]))
+    none = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    assert recall_at_k(NaNTowers(), users, items, labels, none, None) == 0.0
+
+
+@pytest.mark.parametrize("option", ["target_type", "val_type"])
+def test_an_unknown_item_type_is_named_before_any_run_folder(env, tmp_path, option):
+    cfg = TwoTowerConfig(epochs=1, cache_dir=env["cache"], **SMALL, **{option: "nosuch"})
+    flag = "--" + option.replace("_", "-")
+    with pytest.raises(ContractError, match=rf"{flag} 'nosuch': unknown item type \(known: "
+                       r"audiobook, music, podcast\)"):  # fmt: skip
+        train_twotower(env["root"] / "data", env["root"] / "emb", tmp_path / "r", cfg, quiet=True)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unknown_val_type_is_named_on_split_windows_too(env, tmp_path):
+    split_dataset(env["root"] / "data", tmp_path / "split")
+    cfg = TwoTowerConfig(epochs=1, cache_dir=env["cache"], val_type="nosuch", **SMALL)
+    with pytest.raises(ContractError, match="--val-type 'nosuch': unknown item type"):
+        train_twotower(tmp_path / "split" / "train", env["root"] / "emb", tmp_path / "r", cfg,
+                       quiet=True)  # fmt: skip
+    assert not (tmp_path / "r").exists()
