@@ -1,20 +1,35 @@
 """Synthetic audio catalog: the embedded default dataset (no input files needed).
 
-Planted latent topics drive both the item text and the interactions:
+The generator's rule (what the text shows, what it hides, how choices are drawn):
 
-* every item has a main ``topic`` (Zipf-like topic popularity; kept as an item feature
-  column so later stages can probe embeddings), a long-tail (lognormal) popularity and
-  text drawn from its topic's vocabulary with some noise words;
-* every user has a sparse mix of 1-3 topics used for *all* item types (so podcast and
-  audiobook choices agree), an activity level and a type propensity: everyone streams
-  music, ~60% of users podcasts and ~10% audiobooks (the sparse type);
-* interactions are ``stream`` rows (weight = play count) plus weak ``follow`` (podcasts)
-  and ``preview`` (music, audiobooks) rows of weight 1, over a 180-day window;
-* queries are topic phrases whose relevant items are that topic's items tagged with a
-  word of the phrase.
+* **Topics, visible.** Every item has one of ``topics`` topics (Zipf-like popularity; the
+  item feature column ``topic``) and a lognormal popularity. Its title, description and
+  (clean) tags are words of the topic's vocabulary; each title and description word is a
+  random word instead with ``WORD_NOISE`` (0.15).
+* **Tastes, hidden and cross-type** (``tastes=K > 1``). Every item has one of K tastes
+  (uniform): its latent cell ``(topic, taste)`` lies in one space for every type. A user
+  has one taste per topic, the same for music, podcasts and audiobooks, so the cells of
+  their music predict their audiobooks: co-listening links a cell's items across types,
+  the text does not. The text shows a taste in part: ``TASTE_HINT`` (0.3) of the items
+  end their description with a style word (``STYLES``, shared by all topics), their
+  taste's except with ``WORD_NOISE`` (then a random taste's).
+* **Choices.** A user has a mix of 1-3 topics (Dirichlet), an activity level and a type
+  propensity: all stream music, ~60 % podcasts, ~10 % audiobooks (the sparse type). An
+  event picks a type, a topic from the mix (any topic by popularity with ``TOPIC_NOISE``,
+  0.1), the user's taste in it (a uniform one with ``TASTE_NOISE``, 0.2), then an item of
+  that (type, topic, taste) by popularity: within a type, item ``i`` has the chance
+  ``p_u(topic_i) * ((1 - TASTE_NOISE) [taste_u(topic_i) = taste_i] + TASTE_NOISE / K) *
+  share_i``, ``share_i`` its popularity share in its (type, topic, taste) group. Repeats
+  merge into ``stream`` rows (weight = plays), plus ``follow`` (podcasts) and ``preview``
+  (music, audiobooks) rows of weight 1, over 180 days. Queries are topic phrases
+  (relevant: the topic's items tagged with a word of the phrase).
+* **Truth.** :func:`prepare_synthetic` writes it beside the tables (``truth/users.parquet``:
+  ``topic_p``, ``taste`` per topic; ``truth/items.parquet``: ``topic``, ``taste``,
+  ``share``); no reader, split or training stage reads it. :func:`oracle_vectors` scores
+  by it, for benchmark sanity only.
 
-Everything is vectorized numpy/polars (no loops over users, items or interactions) and
-deterministic per ``seed``.
+Vectorized numpy/polars, deterministic per ``seed``; tastes and hints use a stream of their
+own, so ``tastes=1`` gives the frames of earlier versions.
 """
 
 from __future__ import annotations
@@ -25,9 +40,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from audiograph.core.atomic import MANIFEST, atomic_dir, read_json
 from audiograph.core.errors import ContractError
-from audiograph.graphs.adapters.common import claim_dataset, save_dataset
-from audiograph.graphs.adapters.synthetic_vocab import COUNTRIES, FILLER, TEMPLATES, TOPICS
+from audiograph.graphs.adapters.common import DATASET, claim_dataset, save_dataset
+from audiograph.graphs.adapters.synthetic_vocab import COUNTRIES, FILLER, STYLES, TEMPLATES, TOPICS
 
 DEFAULT_ITEMS: dict[str, int] = {"music": 2000, "podcast": 1000, "audiobook": 300}
 T0 = 1_700_000_000  # start of the interaction window (unix seconds)
@@ -39,6 +55,8 @@ OTHER_BEHAVIOUR = (0.3, 0.6, 0.5)  # any other item type
 TOPIC_NOISE = 0.1  # chance an event ignores the user's topic mix
 TASTE_NOISE = 0.2  # chance an event ignores the user's hidden taste (tastes > 1)
 WORD_NOISE = 0.15  # chance a title/description word is a random (off-topic/filler) word
+TASTE_HINT = 0.3  # share of items whose description ends with a style word (tastes > 1)
+TRUTH = "truth"  # folder of the hidden truth in a prepared dataset (benchmark sanity only)
 SIGNALS = ("stream", "follow", "preview")
 QUERY_CAP = 50  # relevant items per query
 
@@ -53,6 +71,12 @@ def topic_table(topics: int) -> tuple[list[str], list[tuple[str, ...]]]:
         names.append(name if k == 1 else f"{name} {k}")
         vocab.append(words if k == 1 else tuple(f"{w}{k}" for w in words))
     return names, vocab
+
+
+def style_words(tastes: int) -> list[str]:
+    """The style word of each of ``tastes`` tastes (suffixed beyond :data:`STYLES`)."""
+    return [STYLES[k % len(STYLES)] + (str(k // len(STYLES) + 1) if k >= len(STYLES) else "")
+            for k in range(tastes)]  # fmt: skip
 
 
 def generate_synthetic(
@@ -73,12 +97,14 @@ def generate_synthetic(
         topics: number of latent topics.
         interactions_per_user: mean number of listening events per user (an event is one
             item choice; repeats of a choice are merged into one row's play count).
-        tastes: hidden tastes per topic (1: none). Each item has one taste (not in its
-            text), each user one preferred taste per topic; an event picks an item of
-            the user's taste (else, with ``TASTE_NOISE``, of any taste), so co-listening
-            reveals what the text does not. Drawn from a separate seeded stream: with
-            ``tastes=1`` the frames are those of earlier versions.
+        tastes: latent tastes per topic (1: none), shared by every item type; see the
+            module docstring for the rule.
     """
+    return _generate(users, items, seed, topics, interactions_per_user, tastes)[:4]
+
+
+def _generate(users, items, seed, topics, interactions_per_user, tastes):
+    """The four frames of :func:`generate_synthetic` and the truth ``(users, items)``."""
     counts = dict(DEFAULT_ITEMS if items is None else items)
     if users < 1 or topics < 1 or interactions_per_user < 1 or tastes < 1:
         raise ContractError(
@@ -90,26 +116,47 @@ def generate_synthetic(
     vocab = topic_table(topics)[1]
     topic_p = rng.permutation(1.0 / np.arange(1, topics + 1) ** 0.9)
     topic_p /= topic_p.sum()
-    items_df, item_type, pop = _items(rng, counts, vocab, topic_p)
+    trng = np.random.default_rng([seed, 7])  # tastes and hints: a stream of their own
+    n_items = sum(counts.values())
+    item_taste = trng.integers(0, tastes, n_items)
+    user_taste = trng.integers(0, tastes, (users, topics))
+    style = np.where(trng.random(n_items) < WORD_NOISE, trng.integers(0, tastes, n_items),
+                     item_taste)  # fmt: skip
+    hint = np.where((trng.random(n_items) < TASTE_HINT) & (tastes > 1), style, -1)
+    items_df, item_type, pop = _items(rng, counts, vocab, topic_p, hint, style_words(tastes))
     top, mix = _user_topics(rng, users, topic_p)
     users_df = _users(rng, top, mix, topics)
     item_topic = items_df["topic"].to_numpy()
-    taste = _tastes(np.random.default_rng([seed, 7]), tastes, item_topic.size, users, topics)
+    taste = None if tastes == 1 else (item_taste, user_taste, tastes, trng)
     inter = _interactions(rng, list(counts), item_type, item_topic, pop, top, mix, topic_p,
                           interactions_per_user, taste)  # fmt: skip
     inter = inter.select(
         user_id=pl.concat_str(pl.lit("u"), pl.col("_u").cast(pl.Utf8)),
         item_id=items_df["item_id"].gather(inter["_i"]), weight="weight",
         signal=pl.Series(SIGNALS).gather(inter["_s"]), ts="ts")  # fmt: skip
-    return items_df, inter, users_df, _queries(rng, items_df, vocab, pop)
+    queries = _queries(rng, items_df, vocab, pop)
+    mix_t = np.zeros((users, topics))
+    np.put_along_axis(mix_t, top, mix, axis=1)
+    group = (item_type * topics + item_topic) * tastes + item_taste
+    truth = (
+        users_df.select("user_id").with_columns(
+            topic_p=pl.Series((1 - TOPIC_NOISE) * mix_t + TOPIC_NOISE * topic_p).cast(
+                pl.List(pl.Float64)),
+            taste=pl.Series(user_taste).cast(pl.List(pl.Int64))),
+        items_df.select("item_id", "topic", taste=item_taste,
+                        share=pop / np.bincount(group, pop)[group]),
+    )  # fmt: skip
+    return items_df, inter, users_df, queries, truth
 
 
-def _items(rng, counts, vocab, topic_p) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """Items of every type: topic, title (2-4 words), templated description, 2-4 tags."""
+def _items(rng, counts, vocab, topic_p, hint, styles):
+    """``(items, item type code [I], popularity [I])``: topic, title (2-4 words), templated
+    description (its last word the style ``hint[i]`` where that is >= 0), 2-4 tags."""
     lens = np.array([len(v) for v in vocab])
     offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    words = pl.Series([w for v in vocab for w in v] + list(FILLER))
-    frames = []
+    n_words = lens.sum() + len(FILLER)  # random words: topic words and filler, no style
+    words = pl.Series([w for v in vocab for w in v] + list(FILLER) + styles)
+    frames, lo = [], 0
     for type_, n in counts.items():
         topic = rng.choice(len(vocab), size=n, p=topic_p)
         m = min(n, len(vocab))
@@ -118,7 +165,9 @@ def _items(rng, counts, vocab, topic_p) -> tuple[pl.DataFrame, np.ndarray, np.nd
         keys[np.arange(lens.max()) >= lens[topic][:, None]] = 2.0
         pick = offs[topic][:, None] + np.argsort(keys, axis=1)[:, :7]
         noisy = rng.random((n, 7)) < WORD_NOISE  # text columns: 0-3 title, 4-6 description
-        text = np.where(noisy, rng.integers(0, len(words), (n, 7)), pick)
+        text = np.where(noisy, rng.integers(0, n_words, (n, 7)), pick)
+        h, lo = hint[lo : lo + n], lo + n
+        text[:, 6] = np.where(h >= 0, n_words + h, text[:, 6])
         cols = {f"w{j}": words.gather(text[:, j]) for j in range(7)}
         cols |= {f"t{j}": words.gather(pick[:, j + 2]) for j in range(4)}  # clean tags
         cols |= {"nt": rng.integers(2, 5, n), "ng": rng.integers(2, 5, n)}
@@ -172,14 +221,6 @@ def _users(rng, top: np.ndarray, mix: np.ndarray, topics: int) -> pl.DataFrame:
         country=pl.Series(COUNTRIES).gather(country),
         age=np.clip(np.round(age), 16, 80).astype(np.int64),
     )
-
-
-def _tastes(rng, tastes: int, n_items: int, n_users: int, n_topics: int):
-    """``(item taste [I], user taste per topic [U, T], event noise rng)`` or None."""
-    if tastes == 1:
-        return None
-    return (rng.integers(0, tastes, n_items), rng.integers(0, tastes, (n_users, n_topics)),
-            tastes, rng)  # fmt: skip
 
 
 def _interactions(rng, types, item_type, item_topic, pop, top, mix, topic_p, per_user, taste):
@@ -278,18 +319,74 @@ def prepare_synthetic(
     tastes: int = 1,
 ) -> dict[str, Any]:
     """Generate the synthetic dataset (see :func:`generate_synthetic`), write it into
-    ``out`` with :func:`~audiograph.graphs.adapters.common.save_dataset` and return the manifest."""
+    ``out`` with :func:`~audiograph.graphs.adapters.common.save_dataset`, the hidden truth
+    into ``out/truth/`` (for :func:`oracle_vectors` only), and return the manifest."""
     claim_dataset(out)
-    items_df, inter, users_df, queries = generate_synthetic(
+    items_df, inter, users_df, queries, truth = _generate(
         users, items, seed, topics, interactions_per_user, tastes)  # fmt: skip
     summary = {
         "users": users, "items": dict(DEFAULT_ITEMS if items is None else items), "seed": seed,
         "topics": topic_table(topics)[0], "interactions_per_user": interactions_per_user,
         "tastes": tastes,
         "rows_per_signal": dict(inter.group_by("signal").len().sort("signal").iter_rows()),
+        "truth": {"users": f"{TRUTH}/users.parquet", "items": f"{TRUTH}/items.parquet",
+                  "topic_noise": TOPIC_NOISE, "taste_noise": TASTE_NOISE,
+                  "taste_hint": TASTE_HINT if tastes > 1 else 0.0, "word_noise": WORD_NOISE},
     }  # fmt: skip
     queries = queries if queries.height else None  # a tiny catalog may tag no query word
-    return save_dataset(out, "synthetic", items_df, inter, users_df, queries, summary)
+    with atomic_dir(out, DATASET) as tmp:  # the tables staged, then moved beside the truth
+        stage = tmp / "tables"
+        manifest = save_dataset(stage, "synthetic", items_df, inter, users_df, queries, summary)
+        for f in sorted(stage.iterdir()):
+            f.rename(tmp / f.name)
+        stage.rmdir()
+        (tmp / TRUTH).mkdir()
+        for frame, name in zip(truth, ("users", "items"), strict=True):
+            frame.write_parquet(tmp / summary["truth"][name])
+    return manifest
+
+
+def oracle_vectors(
+    data_dir: str | Path, users: pl.Series, items: pl.DataFrame, popularity: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors scoring by the hidden truth of a prepared synthetic dataset: for benchmark
+    sanity only (a ceiling, not a model: it reads what no stage may).
+
+    Returns float32 ``(user_vecs [U, d], item_vecs [I, d])`` for the ids ``users`` and
+    ``items["item_id"]`` (zero where the truth lacks one), one dimension per latent (topic,
+    taste) cell: a user's chance that an event lands in each cell; an item's one-hot cell,
+    times (with ``popularity``) its share in its (type, topic, taste) group. The dot
+    product is the chance that the user's next event of the item's type picks it (where
+    no (type, topic, taste) group is empty).
+    ``data_dir`` is a dataset written by :func:`prepare_synthetic` (not a split of it).
+    """
+    path = Path(data_dir)
+    man = read_json(path / MANIFEST)
+    summary = man.get("summary", {})
+    if man.get("source") != "synthetic" or "truth" not in summary:
+        raise ContractError(f"{path}: not a synthetic dataset with its truth (prepare it again)")
+    n_topics, k = len(summary["topics"]), int(summary["tastes"])
+    noise = float(summary["truth"]["taste_noise"])
+    tu = pl.read_parquet(path / summary["truth"]["users"])
+    ti = pl.read_parquet(path / summary["truth"]["items"])
+    topic_p = tu["topic_p"].explode().to_numpy().reshape(-1, n_topics, 1)
+    taste = tu["taste"].explode().to_numpy().reshape(-1, n_topics, 1)
+    cell = topic_p * (noise / k + (1 - noise) * (np.arange(k) == taste))
+    user_vecs = np.zeros((len(users), n_topics * k), np.float32)
+    row, found = _rows(users.to_frame("user_id"), tu)
+    user_vecs[found] = cell.reshape(-1, n_topics * k)[row]
+    item_vecs = np.zeros((items.height, n_topics * k), np.float32)
+    row, found = _rows(items.select("item_id"), ti)
+    value = ti["share"].to_numpy()[row] if popularity else 1.0
+    item_vecs[found, ti["topic"].to_numpy()[row] * k + ti["taste"].to_numpy()[row]] = value
+    return user_vecs, item_vecs
+
+
+def _rows(ids: pl.DataFrame, table: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(row of table, position in ids)`` of each id of ``ids`` found in ``table``."""
+    key = ids.columns[0]
+    hit = ids.with_row_index("_at").join(table.select(key).with_row_index("_row"), on=key)
+    return hit["_row"].to_numpy(), hit["_at"].to_numpy()
 
 
 def parse_item_counts(spec: str) -> dict[str, int]:

@@ -62,6 +62,11 @@ _FILLER = (
 #: Generic words mixed into titles and descriptions as noise (no topic signal).
 FILLER: tuple[str, ...] = tuple(_FILLER.split())
 
+_STYLES = "mellow gritty epic whimsical dark upbeat intimate cerebral nostalgic raw lush minimal"
+#: Style words of the hidden tastes: taste ``k`` is named by entry ``k % len(STYLES)`` (suffixed
+#: ``2``, ``3``... beyond it); shared by every topic and type, so only topic + style is a cell.
+STYLES: tuple[str, ...] = tuple(_STYLES.split())
+
 #: Countries of the synthetic users (a weakly topic-correlated categorical feature).
 COUNTRIES: tuple[str, ...] = ("US", "GB", "DE", "FR", "BR", "IN", "JP", "MX", "CA", "SE")
 

@@ -18,7 +18,7 @@ from audiograph.graphs.adapters.synthetic import (
     prepare_synthetic,
     topic_table,
 )
-from audiograph.graphs.adapters.synthetic_vocab import COUNTRIES, TOPICS
+from audiograph.graphs.adapters.synthetic_vocab import COUNTRIES, STYLES, TOPICS
 from audiograph.graphs.contract import read_dataset
 
 SMALL = {"users": 400, "items": {"music": 300, "podcast": 120, "audiobook": 40}}
@@ -56,7 +56,8 @@ def test_prepare_writes_a_valid_dataset(tmp_path):
     sealed = json.loads((tmp_path / "syn" / "manifest.json").read_text())
     assert sealed.pop("writer") == "audiograph"
     assert sealed.pop("files") == [
-        "interactions.parquet", "items.parquet", "queries.parquet", "users.parquet"
+        "interactions.parquet", "items.parquet", "queries.parquet", "truth/items.parquet",
+        "truth/users.parquet", "users.parquet"
     ]  # fmt: skip
     assert sealed == manifest
     assert manifest["summary"]["seed"] == 3
@@ -202,14 +203,22 @@ def test_parse_item_counts_rejects_bad_specs(spec):
     assert "\n" not in str(err.value) and "TYPE=N" in str(err.value)
 
 
-def test_hidden_tastes_drive_choices_but_not_text():
+def test_hidden_tastes_drive_choices_and_show_in_text_only_as_a_weak_hint():
     counts = {"music": 200, "podcast": 100, "audiobook": 40}
     plain = generate_synthetic(400, counts, seed=5)
     items, inter, _, _ = generate_synthetic(400, counts, seed=5, tastes=4)
-    assert items.equals(plain[0])  # the text (and every item column) does not show tastes
+    same = ["item_id", "item_type", "title", "tags", "topic"]
+    assert items.select(same).equals(plain[0].select(same))  # titles and tags show no taste
     trng = np.random.default_rng([5, 7])  # the taste stream of the generator
     item_taste = trng.integers(0, 4, items.height)
     user_taste = trng.integers(0, 4, (400, 16))
+    # a share of the descriptions ends with a style word, mostly the item's own taste's
+    changed = (items["description"] != plain[0]["description"]).to_numpy()
+    last = items["description"].str.extract(r"(\w+)\.$", 1).to_list()
+    hinted = np.array([w in STYLES[:4] for w in last])
+    assert not (changed & ~hinted).any() and 0.2 < hinted.mean() < 0.4
+    own = np.array([STYLES.index(w) for w in np.array(last)[hinted]]) == item_taste[hinted]
+    assert 0.75 < own.mean() < 0.98
     idx = {i: n for n, i in enumerate(items["item_id"])}
     rows = inter.filter(pl.col("signal") == "stream")
     u = np.array([int(x[1:]) for x in rows["user_id"]])
