@@ -1,27 +1,39 @@
 """Recommendation quality of 2T-HGNN vs the baselines on the leak-free protocol, over seeds.
 
-Per seed, one experiment of the pipeline runner (``audiograph run``; see :func:`experiment`),
-its outputs under ``--workdir/seed<N>``:
+Measures the product: every stage runs with its defaults (the pipeline runner's
+``audiograph run``; see :func:`experiment`); the experiment only names the target type
+(two-tower ``val_type``, evaluate ``target_type``) and the dataset's own thinning.
+``--set STAGE.KEY=VALUE`` (repeatable) tries a variant, recorded in the JSON's
+``config.set``. Per seed, outputs under ``--workdir/seed<N>``:
 
 1. ``split`` the dataset (seeded): test held out, train = *fit* + *label* window, the target
-   type made sparse where the dataset says so (``--adopters`` / ``--downsample``);
+   type made sparse where the dataset says so (``adopters`` / ``downsample``);
 2. build the co-interaction graph on **fit** only, train the HGNN on it, export embeddings
    for the training catalog;
 3. train the two-tower on ``train`` (inputs from fit, positives from the label window,
    validation on the target type's labels); the plain 2T baseline (the runner's
    ``baseline`` stage) with the same settings and no HGNN inputs;
-4. evaluate popularity, LLM-KNN, HGNN-KNN, LightGCN, 2T and 2T-HGNN on ``test`` (users
-   without a vector rank by popularity; warm / cold-for-type / no-history reported apart).
+4. evaluate popularity, LLM-KNN, HGNN-KNN, LightGCN, 2T and 2T-HGNN on ``test`` with the
+   evaluate stage's settings (users without a vector rank by popularity; warm /
+   cold-for-type / no-history users and new / rare items reported apart); on
+   ``synthetic`` also the ``oracle`` (the generator's hidden tastes) where the adapter
+   provides ``oracle_vectors``.
 
-Reported: per model and metric the mean over seeds with a 95 % t-interval, and the paired
-per-seed difference 2T-HGNN − 2T (and its ratio) with its interval.
+Each finished seed's report is written to ``--workdir/seed<N>/report.json``; a rerun with
+the same ``--workdir`` reuses the seeds whose recorded settings match (resume).
+
+Reported: per model and metric the mean over seeds with a 95 % t-interval (new- and
+rare-item recall@10 included); the paired per-seed difference and ratio of HR@10,
+2T-HGNN vs 2T and vs LightGCN, with its t-interval; and within each seed a paired
+per-user bootstrap (1,000 resamples of the evaluated users) 95 % interval of the same
+HR@10 differences.
 
 Datasets: ``lastfm-vertical`` (artists whose top tag is ``electronic`` form the type
 ``vertical``, launched to 30 % of its users), ``lastfm`` (one type), ``douban`` (books at
 10 % of their training pairs, no text), ``synthetic``.
 
     python benchmarks/quality.py --dataset lastfm-vertical --data-root ../shared/data \\
-        --seeds 3 --json --save
+        --workdir WORK --json --save   # WORK: any folder outside the repository
 
 ``--save`` writes ``benchmarks/results/quality-<dataset>.json``; ``benchmarks/tables.py``
 renders the tables of benchmarks/README.md from those files. Work files go to
@@ -32,24 +44,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
+import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+from quality_stats import (
+    PAIRS,
+    aggregate,
+    bootstraps,
+    difference,
+    interval,
+    parse_sets,
+    per_seed_summary,
+    seed_bootstraps,
+)
+
+import audiograph.graphs.adapters.synthetic as synthetic
+from audiograph.core.atomic import write_json
 from audiograph.graphs.adapters.douban import prepare_douban
 from audiograph.graphs.adapters.lastfm import prepare_lastfm
-from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import build_graph
-from audiograph.hgnn.config import PAPER_RECIPE
+from audiograph.graphs.contract import read_dataset
 from audiograph.hgnn.export import export_embeddings
 from audiograph.pipeline.runner import read_experiment, run_experiment
-from audiograph.twotower.config import MODELS
 from audiograph.twotower.evaluate import evaluate_run
+from audiograph.twotower.metrics import evaluate_vectors
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS: dict[str, dict[str, Any]] = {
@@ -61,9 +86,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "synthetic": {"target": "audiobook", "source": None},
 }  # fmt: skip
 SYNTHETIC_USERS, SYNTHETIC_TASTES = 10000, 4  # ~1,000 audiobook users; taste not in text
-KEYS = ("hr@10", "recall@10", "ndcg@10", "mrr", "coverage")
-GROUPS = ("warm", "cold", "no_history")
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
+STAGES = ("split", "graph", "hgnn", "export", "twotower", "baseline", "evaluate")
 
 
 def _log(quiet: bool, msg: str) -> None:
@@ -72,65 +95,119 @@ def _log(quiet: bool, msg: str) -> None:
 
 
 def prepare(name: str, data_root: Path, out: Path) -> None:
-    """The dataset ``name`` as a contract dataset in ``out`` (once for every seed)."""
-    spec = DATASETS[name]
-    if spec["source"] is None:
-        prepare_synthetic(out, users=SYNTHETIC_USERS, seed=0, tastes=SYNTHETIC_TASTES)
+    """The dataset ``name`` as a contract dataset in ``out`` (once for every seed, and
+    once per work folder: a finished one is reused)."""
+    spec, marker = DATASETS[name], out.parent / "prepared.json"
+    what = {"dataset": name, "users": SYNTHETIC_USERS, "tastes": SYNTHETIC_TASTES}
+    if out.is_dir() and marker.is_file() and json.loads(marker.read_text()) == what:
         return
-    src = data_root / spec["source"]
-    if not src.is_dir():
-        sys.exit(f"error: {src}: data set not found (pass --data-root)")
-    if name == "douban":
-        prepare_douban(src, out)
+    if out.exists():  # an unfinished preparation of an earlier call
+        shutil.rmtree(out)
+    if spec["source"] is None:
+        synthetic.prepare_synthetic(out, users=SYNTHETIC_USERS, seed=0, tastes=SYNTHETIC_TASTES)
     else:
-        prepare_lastfm(src, out, spec.get("vertical"))
+        src = data_root / spec["source"]
+        if not src.is_dir():
+            sys.exit(f"error: {src}: data set not found (pass --data-root)")
+        if name == "douban":
+            prepare_douban(src, out)
+        else:
+            prepare_lastfm(src, out, spec.get("vertical"))
+    write_json(marker, what)
 
 
-def experiment(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dict[str, Any]:
-    """The pipeline-runner experiment of one seed (see the module docstring)."""
-    spec = DATASETS[args.dataset]
-    thin = {k: spec[k] for k in ("adopters", "downsample") if spec.get(k)}
-    return {
-        "experiment": {"out": str(work), "seed": seed, "data": str(data)},
-        "split": {"test_fraction": 0.2, "label_fraction": args.label_fraction, **thin},
-        "graph": {"encoder": spec.get("encoder", "default")},
-        "hgnn": {**PAPER_RECIPE, "epochs": args.hgnn_epochs, "hidden": args.hidden,
-                 "balance": args.hgnn_balance, "prefetch": 1},
+def experiment(
+    dataset: str, sets: dict[str, dict[str, Any]], data: Path, work: Path, seed: int
+) -> dict[str, Any]:
+    """The pipeline-runner experiment of one seed: the product's defaults, the target
+    type, the dataset's thinning and text encoder, and the ``--set`` overrides."""
+    spec = DATASETS[dataset]
+    tables: dict[str, dict[str, Any]] = {
+        "split": {k: spec[k] for k in ("adopters", "downsample") if spec.get(k)},
+        "graph": {"encoder": spec["encoder"]} if spec.get("encoder") else {},
+        "hgnn": {},
         "export": {},
-        "twotower": {"epochs": args.tt_epochs, "batch_size": args.batch_size,
-                     "patience": args.patience, "val_type": spec["target"]},
-        "baseline": {},  # the plain 2T: the same settings without HGNN inputs
-        "evaluate": {"target_type": spec["target"], "models": list(MODELS)},
-    }  # fmt: skip
+        "twotower": {"val_type": spec["target"]},
+        "baseline": {},  # the plain 2T: the two-tower's settings without HGNN inputs
+        "evaluate": {"target_type": spec["target"]},
+    }
+    for stage, table in sets.items():
+        tables[stage] = {**tables[stage], **table}
+    return {"experiment": {"out": str(work), "seed": seed, "data": str(data)}, **tables}
 
 
-def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dict[str, Any]:
-    """Split, graph, HGNN, two-tower, baseline and evaluation for one seed (through the
-    pipeline runner); the evaluate report."""
+def oracle_vectors() -> Any:
+    """``oracle_vectors(data_dir, users, items) -> (user_vecs, item_vecs)`` of the synthetic
+    adapter, or None where it has none."""
+    return getattr(synthetic, "oracle_vectors", None)
+
+
+def recipe(args: argparse.Namespace, exp: Any) -> dict[str, Any]:
+    """What a seed's report depends on besides the seed folder (resolved stage settings,
+    so a changed product default reruns the seed too)."""
+    settings = {k: asdict(v) if is_dataclass(v) else v for k, v in exp.settings.items()}
+    doc = {"dataset": args.dataset, "train_graph": args.train_graph, "settings": settings,
+           "oracle": args.dataset == "synthetic" and oracle_vectors() is not None}  # fmt: skip
+    return json.loads(json.dumps(doc, default=str))
+
+
+def one_seed(
+    args: argparse.Namespace, sets: dict, data: Path, work: Path, seed: int
+) -> dict[str, Any]:
+    """Split, graph, HGNN, two-tower, baseline (through the pipeline runner) and the
+    evaluation of one seed; the report (kept in ``work/report.json``: a later call with
+    the same settings returns it)."""
     spec, quiet, t0 = DATASETS[args.dataset], args.json, time.perf_counter()
-    exp = read_experiment(experiment(args, data, work, seed))
-    done = {k: Path(v["path"]) for k, v in run_experiment(exp, quiet=True).items()}
-    report = json.loads((done["evaluate"] / "report.json").read_text())
+    exp = read_experiment(experiment(args.dataset, sets, data, work, seed))
+    want, saved = recipe(args, exp), work / "report.json"
+    if saved.is_file():
+        report = json.loads(saved.read_text())
+        if report.get("recipe") == want:
+            _log(quiet, f"seed {seed}: reusing {saved}")
+            return report
+        _log(quiet, f"seed {seed}: settings changed since {saved}; running it again")
+    done = {k: Path(v["path"]) for k, v in run_experiment(exp, "baseline", quiet=True).items()}
+    split = done["split"]
+    # the evaluate stage's call, with per-user outcomes for the paired bootstrap
+    report = evaluate_run(done["twotower"], split / "test", exp.settings["evaluate"],
+                          baseline_dir=done["baseline"], per_user=True)  # fmt: skip
+    if want["oracle"]:
+        report["results"]["oracle"] = score_oracle(data, split, spec["target"])
     report["validation"] = {  # what model selection saw (never the test part)
         "hgnn_mean_mrr": max(_metric(done["hgnn"], "val_mean_mrr")),
         "2t-hgnn_recall@10": max(_metric(done["twotower"], "val_recall@10")),
         "2t_recall@10": max(_metric(done["baseline"], "val_recall@10")),
     }
-    split = done["split"]
     if args.train_graph:  # the same HGNN weights re-exported on a graph of all of train
-        build_graph(split / "train", work / "graph-train", exp.settings["graph"], quiet=True)
-        export_embeddings(done["hgnn"], work / "emb-train", catalog=split / "train",
-                          graph=work / "graph-train", quiet=True)  # fmt: skip
-        again = evaluate_run(done["twotower"], split / "test", target_type=spec["target"],
-                             models=("hgnn", "2t-hgnn"), emb_dir=work / "emb-train")  # fmt: skip
+        graph, emb = work / "graph-train", work / "emb-train"
+        for old in (graph, emb):
+            if old.exists():
+                shutil.rmtree(old)
+        build_graph(split / "train", graph, exp.settings["graph"], quiet=True)
+        export_embeddings(done["hgnn"], emb, catalog=split / "train", graph=graph, quiet=True)
+        again = evaluate_run(done["twotower"], split / "test", exp.settings["evaluate"],
+                             models=("hgnn", "2t-hgnn"), emb_dir=emb)  # fmt: skip
         for m, r in again["results"].items():
             report["results"][f"{m}, train graph"] = r
-    report["config"] = {"hgnn": asdict(exp.settings["hgnn"]),
-                        "twotower": asdict(exp.settings["twotower"])}  # fmt: skip
+    report["bootstrap"] = seed_bootstraps(report, seed)
+    report["config"] = {k: want["settings"][k] for k in ("hgnn", "twotower", "evaluate")}
     report["split"] = json.loads((split / "manifest.json").read_text())
     report["seconds_total"] = round(time.perf_counter() - t0, 1)
-    _log(quiet, f"seed {seed}: done in {report['seconds_total']:.0f}s")
+    report["recipe"] = want
+    write_json(saved, report)
+    _log(quiet, f"seed {seed}: done in {report['seconds_total']:.0f}s -> {saved}")
     return report
+
+
+def score_oracle(data: Path, split: Path, target: str) -> dict[str, Any]:
+    """The synthetic generator's hidden-taste vectors scored like every model (the same
+    training catalog, train and test)."""
+    train_ds = read_dataset(split / "train")
+    train, items = train_ds.interactions, train_ds.items
+    test = read_dataset(split / "test", drop_unknown=True).interactions
+    users = pl.concat([train["user_id"], test["user_id"]]).unique(maintain_order=True)
+    u, i = oracle_vectors()(data, users, items)
+    return evaluate_vectors(u, i, users, items, train, test, target, per_user=True)
 
 
 def _metric(run_dir: Path, key: str) -> list[float]:
@@ -139,49 +216,33 @@ def _metric(run_dir: Path, key: str) -> list[float]:
     return [json.loads(x)[key] for x in lines if x]
 
 
-def interval(values: list[float]) -> dict[str, float | None]:
-    """Mean and half-width of the 95 % t-interval (None with one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return {"mean": mean, "ci95": None}
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return {"mean": mean, "ci95": T95.get(n - 1, 1.96) * sd / math.sqrt(n)}
-
-
-def aggregate(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per model: mean ± ci95 of every metric, overall and per user group."""
-    out: dict[str, Any] = {}
-    for model in reports[0]["results"]:
-        rs = [r["results"][model] for r in reports]
-        row: dict[str, Any] = {k: interval([r[k] for r in rs]) for k in KEYS}
-        row["users"] = rs[0]["users"]
-        row["fallback_users"] = rs[0].get("fallback_users")
-        for g in GROUPS:
-            vals = [r[g]["hr@10"] for r in rs if r.get(g) and r[g]["hr@10"] is not None]
-            row[g] = {"hr@10": interval(vals) if vals else None,
-                      "users": [r[g]["users"] for r in rs if r.get(g)]}  # fmt: skip
-        out[model] = row
-    return out
-
-
-def difference(reports: list[dict[str, Any]], a: str = "2t-hgnn", b: str = "2t") -> dict:
-    """Paired per-seed HR@10 difference and ratio ``a`` vs ``b``, overall and cold."""
-    out = {}
-    for group in ("all", "cold", "no_history"):
-        pa, pb = [], []
-        for r in reports:
-            ra, rb = r["results"][a], r["results"][b]
-            if group != "all":
-                ra, rb = ra.get(group) or {}, rb.get(group) or {}
-            if ra.get("hr@10") is not None and rb.get("hr@10") is not None:
-                pa.append(ra["hr@10"])
-                pb.append(rb["hr@10"])
-        if pa:
-            ratio = None if min(pb) <= 0 else interval([x / y for x, y in zip(pa, pb, strict=True)])
-            out[group] = {"diff": interval([x - y for x, y in zip(pa, pb, strict=True)]),
-                          "ratio": ratio}  # fmt: skip
-    return out
+def summarize(
+    args: argparse.Namespace, sets: dict, reports: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The results JSON (no per-user data) of the seeds' reports."""
+    seeds = list(range(len(reports)))
+    diffs = {f"{a}_vs_{b}": difference(reports, a, b) for a, b in PAIRS}
+    if args.train_graph:
+        diffs["2t-hgnn, train graph_vs_2t"] = difference(reports, "2t-hgnn, train graph")
+    return {
+        "dataset": args.dataset,
+        "target_type": DATASETS[args.dataset]["target"],
+        "seeds": seeds,
+        "results": aggregate(reports),
+        "validation": {
+            k: interval([r["validation"][k] for r in reports]) for k in reports[0]["validation"]
+        },  # fmt: skip
+        **{k: v for k, v in diffs.items() if v},
+        "bootstrap": bootstraps(reports, seeds),
+        "per_seed": [per_seed_summary(r) for r in reports],
+        "split": {
+            k: reports[0]["split"][k]
+            for k in ("method", "test_fraction", "label_fraction", "downsample", "adopters")
+        },  # fmt: skip
+        "config": {**reports[0]["config"], "set": sets},
+        "seconds": round(sum(r["seconds_total"] for r in reports), 1),
+        "machine": f"{platform.machine()}, {platform.system()}, python {platform.python_version()}",
+    }
 
 
 def save_variant(dataset: str, label: str, out: dict[str, Any]) -> None:
@@ -189,27 +250,32 @@ def save_variant(dataset: str, label: str, out: dict[str, Any]) -> None:
     of benchmarks/README.md is generated from it)."""
     f = RESULTS / f"ablation-{dataset}.json"
     doc = json.loads(f.read_text()) if f.exists() else {"dataset": dataset, "variants": {}}
-    doc["variants"][label] = {
-        k: out[k]
-        for k in ("results", "validation", "2t-hgnn_vs_2t", "config", "split", "seeds", "seconds")
-    }
+    keys = ("results", "validation", "2t-hgnn_vs_2t", "2t-hgnn_vs_lightgcn", "bootstrap",
+            "config", "split", "seeds", "seconds")  # fmt: skip
+    doc["variants"][label] = {k: out[k] for k in keys if k in out}
     RESULTS.mkdir(exist_ok=True)
     f.write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", choices=sorted(DATASETS), required=True)
     ap.add_argument("--data-root", default="../shared/data", help="folder of the real data")
-    ap.add_argument("--workdir", default=None, help="work folder (default: a temp dir)")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
-    ap.add_argument("--label-fraction", type=float, default=0.2)
-    ap.add_argument("--hgnn-epochs", type=int, default=3)
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--hgnn-balance", type=int, default=10000, help="edges per link type")
-    ap.add_argument("--tt-epochs", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument(
+        "--workdir",
+        default=None,
+        help="work folder; finished seeds in it are reused (default: a temp dir)",
+    )
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
+    ap.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="STAGE.KEY=VALUE",
+        help="change one stage setting from the product default (repeatable; "
+        f"stages: {', '.join(STAGES)}; VALUE read as JSON), e.g. hgnn.epochs=6",
+    )
     ap.add_argument(
         "--train-graph",
         action="store_true",
@@ -222,36 +288,22 @@ def main() -> None:
         default=None,
         help=f"record the run as this ablation variant in {RESULTS}/ablation-NAME.json",
     )
-    args = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.seeds < 1:
+        sys.exit("error: --seeds must be at least 1")
+    try:
+        sets = parse_sets(args.sets, STAGES)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     work = Path(args.workdir or tempfile.mkdtemp(prefix=f"ag-quality-{args.dataset}-"))
-    t0 = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
     prepare(args.dataset, Path(args.data_root), work / "data")
-    reports = [one_seed(args, work / "data", work / f"seed{s}", s) for s in range(args.seeds)]
-    out = {
-        "dataset": args.dataset,
-        "target_type": DATASETS[args.dataset]["target"],
-        "seeds": list(range(args.seeds)),
-        "results": aggregate(reports),
-        "validation": {
-            k: interval([r["validation"][k] for r in reports]) for k in reports[0]["validation"]
-        },  # fmt: skip
-        "2t-hgnn_vs_2t": difference(reports),
-        **(
-            {"2t-hgnn, train graph_vs_2t": difference(reports, "2t-hgnn, train graph")}
-            if args.train_graph
-            else {}
-        ),
-        "per_seed": [
-            {m: {k: r["results"][m][k] for k in KEYS} for m in r["results"]} for r in reports
-        ],  # fmt: skip
-        "split": {
-            k: reports[0]["split"][k]
-            for k in ("method", "test_fraction", "label_fraction", "downsample", "adopters")
-        },  # fmt: skip
-        "config": reports[0]["config"],
-        "seconds": round(time.perf_counter() - t0, 1),
-        "machine": f"{platform.machine()}, {platform.system()}, python {platform.python_version()}",
-    }
+    reports = [one_seed(args, sets, work / "data", work / f"seed{s}", s) for s in range(args.seeds)]
+    out = summarize(args, sets, reports)
     if args.variant:
         save_variant(args.dataset, args.variant, out)
     if args.save:
@@ -263,6 +315,7 @@ def main() -> None:
         from tables import quality_table  # the sibling script (benchmarks/ is not a package)
 
         print(quality_table(out))
+    return out
 
 
 if __name__ == "__main__":

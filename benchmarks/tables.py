@@ -20,6 +20,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 README, RESULTS = HERE / "README.md", HERE / "results"
 KEYS = ("hr@10", "recall@10", "ndcg@10", "mrr", "coverage")
+SLICES = ("new_items", "rare_items")
 
 
 def _ci(x: dict[str, Any] | None) -> str:
@@ -29,36 +30,72 @@ def _ci(x: dict[str, Any] | None) -> str:
 
 
 def quality_table(out: dict[str, Any]) -> str:
-    """Markdown: per model the mean ± 95 % interval over seeds of each metric and of HR@10
-    per user group, then the paired 2T-HGNN − 2T difference."""
+    """Markdown: per model the mean ± 95 % interval over seeds of each metric, of HR@10 per
+    user group and (results with item slices) of new- and rare-item recall@10; then the
+    paired across-seed comparisons (difference and ratio) and the per-seed bootstrap
+    intervals where the results have them. A missing figure shows ``–``."""
     seeds = len(out["seeds"])
+    rows = out["results"]
+    slices = any(SLICES[0] in r or SLICES[1] in r for r in rows.values())
+    extra = " | new-item R@10 (pairs) | rare-item R@10 (pairs)" if slices else ""
     lines = [
         f"Target type `{out['target_type']}`, {seeds} seeds (mean ± 95 % t-interval), "
         f"{out['seconds'] / 60:.1f} min on {out['machine']}.",
         "",
-        "| model | " + " | ".join(KEYS) + " | warm HR@10 | cold HR@10 | no-history HR@10 |",
-        "|---" * (len(KEYS) + 4) + "|",
-    ]
-    for model, r in out["results"].items():
-        groups = []
+        "| model | " + " | ".join(KEYS) + " | warm HR@10 | cold HR@10 | no-history HR@10"
+        + extra + " |",
+        "|---" * (len(KEYS) + 4 + 2 * slices) + "|",
+    ]  # fmt: skip
+    for model, r in rows.items():
+        cells = [_ci(r.get(k)) for k in KEYS]
         for g in ("warm", "cold", "no_history"):
             users = (r.get(g) or {}).get("users") or [0]
-            groups.append(f"{_ci((r.get(g) or {}).get('hr@10'))} ({users[0]})")
-        lines.append(f"| {model} | " + " | ".join(_ci(r[k]) for k in KEYS) + " | "
-                     + " | ".join(groups) + " |")  # fmt: skip
+            cells.append(f"{_ci((r.get(g) or {}).get('hr@10'))} ({users[0]})")
+        for s in SLICES if slices else ():
+            pairs = (r.get(s) or {}).get("pairs") or ["–"]
+            cells.append(f"{_ci((r.get(s) or {}).get('recall@10'))} ({pairs[0]})")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     for key, diff in out.items():
-        if not key.endswith("_vs_2t") or not diff:
+        if "_vs_" not in key or not isinstance(diff, dict) or not diff:
             continue
-        name = key.removesuffix("_vs_2t")
-        lines += ["", f"| {name} vs 2t, HR@10 (paired) | difference | ratio |", "|---|---|---|"]
+        a, b = key.rsplit("_vs_", 1)
+        lines += ["", f"| {a} vs {b}, HR@10 (paired) | difference | ratio |", "|---|---|---|"]
         for group, d in diff.items():
-            lines.append(f"| {group} | {_ci(d['diff'])} | {_ci(d['ratio'])} |")
+            lines.append(f"| {group} | {_ci(d.get('diff'))} | {_ci(d.get('ratio'))} |")
+    lines += _bootstrap_lines(out.get("bootstrap") or {}, out["seeds"])
     if out.get("validation"):
         shown = ", ".join(f"{k} {_ci(v)}" for k, v in out["validation"].items())
         lines += ["", f"Validation (what model selection saw; leak-free): {shown}."]
-    users = next(iter(out["results"].values()))["users"]
+    users = next(iter(rows.values()))["users"]
     lines += ["", f"Evaluated users (seed 0): {users}; split: {json.dumps(out['split'])}."]
+    if slices:
+        lines += ["", "Item slices: test pairs whose item has no training user (new) or 1–2 "
+                  "(rare); recall@10 = share of those pairs in the user's top 10; pairs of "
+                  "seed 0 in parentheses."]  # fmt: skip
+    if "set" in out.get("config", {}):
+        changed = ", ".join(f"{st}.{k}={json.dumps(v)}" for st, t in out["config"]["set"].items()
+                            for k, v in t.items())  # fmt: skip
+        lines += ["", "Settings: the product's defaults for every stage"
+                  + (f", except {changed}." if changed else ".")]  # fmt: skip
     return "\n".join(lines)
+
+
+def _bootstrap_lines(boot: dict[str, Any], seeds: list[int]) -> list[str]:
+    """Per comparison and seed: the paired per-user bootstrap difference [95 % interval]."""
+    names = [k for k, v in boot.items() if isinstance(v, list)]
+    if not names:
+        return []
+    lines = ["", f"| HR@10 difference, per-user bootstrap ({boot.get('draws', '?')} "
+             "resamples), 95 % interval | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---" * (len(seeds) + 1) + "|"]  # fmt: skip
+    for name in names:
+        by_seed = {b["seed"]: b for b in boot[name]}
+        cells = [
+            f"{b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]" if (b := by_seed.get(s)) else "–"
+            for s in seeds
+        ]
+        lines.append(f"| {name.replace('_vs_', ' vs ')} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def ablation_table(doc: dict[str, Any]) -> str:
@@ -74,17 +111,23 @@ def ablation_table(doc: dict[str, Any]) -> str:
         h, r, d, val = v["config"]["hgnn"], v["results"], v["2t-hgnn_vs_2t"], v["validation"]
         hr = {m: _ci(r[m]["hr@10"]) for m in ("2t", "2t-hgnn", "lightgcn", "hgnn", "llm-knn")}
         lines.append(
-            f"| {label} | {h['hidden']} / {h['epochs']} / {h['balance']:,} "
+            f"| {label} | {h['hidden']} / {h['epochs']} / {_count(h['balance'])} "
             f"| {v['split']['label_fraction']} | {_ci(val['hgnn_mean_mrr'])} "
             f"| {_ci(val['2t-hgnn_recall@10'])} | {_ci(val['2t_recall@10'])} | {hr['2t']} "
             f"| {hr['2t-hgnn']} | {_ci(d['all']['diff'])} | {_ci(d['all']['ratio'])} "
-            f"| {_ci(d['cold']['ratio'])} | {hr['lightgcn']} | {hr['hgnn']} | {hr['llm-knn']} |"
+            f"| {_ci((d.get('cold') or {}).get('ratio'))} | {hr['lightgcn']} | {hr['hgnn']} "
+            f"| {hr['llm-knn']} |"
         )
     seeds = {len(v["seeds"]) for v in doc["variants"].values()}
     lines += ["", f"Test HR@10 on `{doc['dataset']}`, mean ± 95 % t-interval over "
               f"{'/'.join(map(str, sorted(seeds)))} seeds (the same seeds and test parts in every "
               "row); validation figures are what model selection saw."]  # fmt: skip
     return "\n".join(lines)
+
+
+def _count(x: Any) -> str:
+    """``10,000`` for a number, the value itself otherwise (e.g. ``min``)."""
+    return f"{x:,}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
 
 
 def graph_build_table(doc: dict[str, Any]) -> str:

@@ -62,6 +62,7 @@ def evaluate_run(
     emb_dir: str | Path | None = None,
     baseline_dir: str | Path | None = None,
     quiet: bool = True,
+    per_user: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Evaluate the two-tower run ``run_dir`` and the baselines on ``test_dir``.
@@ -74,12 +75,15 @@ def evaluate_run(
             run's HGNN re-exported on a graph of all of train.
         baseline_dir: the plain two-tower run scored as ``2t`` (None: ``2t`` is skipped
             and listed in the report's ``skipped``).
+        per_user: add each model's per-user ``hr@k`` (``"per_user"``, see
+            :func:`evaluate_vectors`) to pair models user by user; off keeps reports small.
 
     Returns:
         ``{"target_type", "results": {model: metrics}, "skipped": {model: why},
         "seconds": {model: s}, ...}``;
         each metrics dict has ``hr@k``, ``recall@k``, ``ndcg@k``, ``mrr``, ``coverage``,
-        ``users`` and the ``warm``/``cold``/``tiers`` breakdowns.
+        ``users``, the ``warm``/``cold``/``tiers`` breakdowns and the ``new_items`` /
+        ``rare_items`` slices.
     """
     cfg_eval = configure(EvaluationConfig, cfg, options, "evaluate")
     target_type, models, k = cfg_eval.target_type, cfg_eval.models, cfg_eval.k
@@ -101,7 +105,9 @@ def evaluate_run(
     skipped: dict[str, str] = {}
 
     def score(name: str, u_ids: pl.Series, u: np.ndarray, i: np.ndarray, its=items) -> None:
-        results[name] = evaluate_vectors(u, i, u_ids, its, train, test, target, k=k)
+        results[name] = evaluate_vectors(
+            u, i, u_ids, its, train, test, target, k=k, per_user=per_user
+        )
         if not quiet:
             r = results[name]
             print(f"[evaluate] {name:<11} hr@{k} {r[f'hr@{k}']:.4f}  ndcg@{k} "
@@ -157,18 +163,24 @@ def _rarest(train: pl.DataFrame, items: pl.DataFrame) -> str:
 
 
 def results_table(report: dict[str, Any], k: int = 10) -> str:
-    """A markdown table of the main metrics per model (for the CLI and the benchmarks)."""
+    """A markdown table of the main metrics per model (for the CLI and the benchmarks);
+    user groups show their users and item slices their test pairs in parentheses (``–``
+    where a report predates a key)."""
     cols = [f"hr@{k}", f"recall@{k}", f"ndcg@{k}", "mrr", "coverage"]
     lines = [
         f"target type: {report['target_type']}",
-        "| model | " + " | ".join(cols) + " | warm hr | cold hr | no-history hr |",
-        "|---" * (len(cols) + 4) + "|",
+        "| model | " + " | ".join(cols) + " | warm hr | cold hr | no-history hr "
+        f"| new-item recall@{k} | rare-item recall@{k} |",
+        "|---" * (len(cols) + 6) + "|",
     ]
     groups = ("warm", "cold", "no_history")
     for name, r in report["results"].items():
         vals = [_num(r[c]) for c in cols] + [
             f"{_num(r.get(g, {}).get(f'hr@{k}'))} ({r.get(g, {}).get('users', 0)})" for g in groups
         ]
+        for s in ("new_items", "rare_items"):
+            sl = r.get(s) or {}
+            vals.append(f"{_num(sl.get(f'recall@{k}'))} ({sl.get('pairs', '–')})")
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
     lines += [f"({name} not scored: {why})" for name, why in report.get("skipped", {}).items()]
     return "\n".join(lines)

@@ -3,8 +3,8 @@
 Score = dot product; candidates are the items of one target type; each user's training
 items are excluded; relevant items are the user's test items of the target type (minus
 any the user already has in train). Reported over the users with at least one relevant
-item, overall, for warm/cold users (cold = no training interaction with the target type)
-and per item-popularity tier.
+item, overall, for warm/cold users (cold = no training interaction with the target type),
+per item-popularity tier, and over the test pairs of new and of rare items.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from audiograph.core.errors import ContractError
 from audiograph.core.metrics import hit_metrics
 
 TIERS = (("head", 0.01), ("torso", 0.20), ("tail", 1.0))  # cumulative share of items
+RARE = 3  # rare items: 1 .. RARE - 1 distinct training users (0: new items, apart)
 
 
 def check_item_type(items: pl.DataFrame, item_type: str | None, what: str) -> None:
@@ -52,6 +53,7 @@ def evaluate_vectors(
     k: int = 10,
     n: int = 100,
     batch: int = 1024,
+    per_user: bool = False,
 ) -> dict[str, Any]:
     """Top-k metrics of ranking the ``target_type`` items by ``user_vecs @ item_vecs.T``.
 
@@ -70,6 +72,8 @@ def evaluate_vectors(
         k: cut-off of ``hr``, ``recall``, ``ndcg`` and coverage.
         n: length of the ranked list for ``mrr``.
         batch: users scored per matmul.
+        per_user: also return each evaluated user's ``hr@k`` (to pair two models user by
+            user, e.g. for a bootstrap interval of their difference).
 
     Returns:
         ``{"target_type", "k", "n", "candidates", "fallback_users", <metrics>,
@@ -87,6 +91,16 @@ def evaluate_vectors(
         without training users are always ``tail``. A tier's ``hr@k``/``recall@k``
         count only relevant items of that tier, over users with >= 1 of them. A group
         with no users has ``None`` metrics.
+
+        Item slices, over the test *pairs* (user, candidate item) of the evaluated users:
+        ``"new_items"``: pairs whose item has no training user at all; ``"rare_items"``:
+        pairs whose item has 1 or 2 distinct training users (``< RARE``, new items
+        excluded). Each is ``{"pairs", "items" (distinct items), "recall@k"}``, where
+        ``recall@k`` is the share of the pairs whose item is in that user's top k
+        (``None`` without pairs).
+
+        With ``per_user``: ``"per_user": {"user_id": [...], "hr@k": [0 | 1, ...]}``, one
+        entry per evaluated user (sorted by id); JSON-serialisable.
     """
     if not 0 < k <= n:
         raise ValueError(f"need 0 < k <= n, got k={k}, n={n}")
@@ -130,7 +144,7 @@ def evaluate_vectors(
     n_rel_tier = np.stack(
         [np.bincount(te_u, tier[te_c] == t, ev.height) for t in range(len(TIERS))]
     )
-    per_user = {m: np.zeros(ev.height) for m in ("hr", "recall", "ndcg", "rr")}
+    by_user = {m: np.zeros(ev.height) for m in ("hr", "recall", "ndcg", "rr")}
     hits_tier = np.zeros((len(TIERS), ev.height))
     topk = np.zeros((ev.height, kk), np.int64)
     valid = np.zeros((ev.height, kk), bool)
@@ -151,7 +165,7 @@ def evaluate_vectors(
         hit = (rel.gather(1, order) & torch.isfinite(vals)).numpy()
         hk = hit[:, :kk]
         for m, v in hit_metrics(hit, n_rel[lo:hi], kk).items():
-            per_user[m][lo:hi] = v
+            by_user[m][lo:hi] = v
         topk[lo:hi] = order[:, :kk].numpy()
         valid[lo:hi] = torch.isfinite(vals[:, :kk]).numpy()
         top_tier = tier[topk[lo:hi]]
@@ -168,7 +182,7 @@ def evaluate_vectors(
         "candidates": len(cand_rows),
         "fallback_users": int(fallback.sum()),
     }
-    group = (per_user, topk, valid, len(cand_rows), k)
+    group = (by_user, topk, valid, len(cand_rows), k)
     out |= _group(np.ones(ev.height, bool), *group)
     out["warm"] = _group(warm, *group)
     out["cold"] = _group(active & ~warm, *group)
@@ -185,7 +199,27 @@ def evaluate_vectors(
             if users_t
             else None,
         }
+    # item slices, per test pair: is the pair's item in the user's top k?
+    pair_hit = ((topk[te_u] == te_c[:, None]) & valid[te_u]).any(axis=1)
+    pair_pop = popularity.numpy()[te_c]
+    out["new_items"] = _pairs(pair_hit, te_c, pair_pop == 0, k)
+    out["rare_items"] = _pairs(pair_hit, te_c, (pair_pop > 0) & (pair_pop < RARE), k)
+    if per_user:
+        out["per_user"] = {
+            "user_id": ev["user_id"].to_list(),
+            f"hr@{k}": by_user["hr"].astype(int).tolist(),
+        }
     return out
+
+
+def _pairs(hit: np.ndarray, item: np.ndarray, mask: np.ndarray, k: int) -> dict[str, Any]:
+    """Pair-level recall of the test pairs selected by ``mask``."""
+    pairs = int(mask.sum())
+    return {
+        "pairs": pairs,
+        "items": int(np.unique(item[mask]).size),
+        f"recall@{k}": float(hit[mask].mean()) if pairs else None,
+    }
 
 
 def _group(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -149,9 +150,82 @@ def test_matches_brute_force_on_random_data():
     assert {key: got[key] for key in expected} == pytest.approx(expected)
 
 
+def test_item_slices_match_brute_force_on_random_data():
+    rng = np.random.default_rng(1)
+    n_users, n_items = 40, 80  # sparse: some items have no or few training users
+    uv = rng.normal(size=(n_users, 4)).astype(np.float32)
+    iv = rng.normal(size=(n_items, 4)).astype(np.float32)
+    pairs = rng.integers(0, [n_users, n_items], size=(300, 2))
+    is_test = rng.random(300) < 0.3
+    frame = pl.DataFrame({"user_id": [f"u{u}" for u in pairs[:, 0]],
+                          "item_id": [f"i{i}" for i in pairs[:, 1]]})  # fmt: skip
+    items = pl.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "item_type": "t"})
+    users = pl.Series([f"u{u}" for u in range(n_users)])
+    train_sets: dict[int, set[int]] = {}
+    test_sets: dict[int, set[int]] = {}
+    for (u, i), t in zip(pairs.tolist(), is_test, strict=True):
+        (test_sets if t else train_sets).setdefault(u, set()).add(i)
+    got = evaluate_vectors(uv, iv, users, items, frame.filter(~is_test), frame.filter(is_test), "t")
+    pop = np.zeros(n_items, int)
+    for its in train_sets.values():
+        pop[list(its)] += 1
+    new, rare = [], []
+    for u, rel in test_sets.items():
+        s = iv @ uv[u]
+        s[list(train_sets.get(u, ()))] = -np.inf
+        top = sorted(range(n_items), key=lambda i: (-s[i], i))[:10]
+        for i in rel - train_sets.get(u, set()):
+            (new if pop[i] == 0 else rare if pop[i] < 3 else []).append(i in top)
+    assert got["new_items"]["pairs"] == len(new) > 0
+    assert got["new_items"]["recall@10"] == pytest.approx(np.mean(new))
+    assert got["rare_items"]["pairs"] == len(rare) > 0
+    assert got["rare_items"]["recall@10"] == pytest.approx(np.mean(rare))
+
+
 def test_unknown_types_and_test_items_outside_the_catalog_are_named():
     with pytest.raises(ContractError, match=r"'nosuch': unknown item type \(known: .*book"):
         evaluate_vectors(USER_VECS, ITEM_VECS, USERS, ITEMS, TRAIN, TEST, "nosuch")
     foreign = TEST.with_columns(item_id=pl.lit("elsewhere-1"))
     with pytest.raises(ContractError, match="items is in the catalog .*'elsewhere-1'"):
         evaluate_vectors(USER_VECS, ITEM_VECS, USERS, ITEMS, TRAIN, foreign, "book")
+
+
+def test_new_and_rare_item_slices_count_test_pairs_by_hand():
+    # training users per book: i1 and i5 one each (rare), i0 i3 i4 none (new); top-2 lists
+    # uA {i3,i4} uB {i1,i3} uC {i0,i4} uD {i1,i5} uE {i1,i5}
+    r = _eval()
+    # new: uA-i4 (in uA's top 2), uE-i3 (not)
+    assert r["new_items"] == {"pairs": 2, "items": 2, "recall@2": 1 / 2}
+    # rare: uA-i5 (no), uB-i1 (yes), uC-i1 (no), uD-i5 (yes); uA-i1 is a training pair
+    assert r["rare_items"] == {"pairs": 4, "items": 2, "recall@2": 2 / 4}
+    assert "per_user" not in r
+
+
+def test_rare_items_have_one_or_two_training_users():
+    items = pl.DataFrame({"item_id": ["b0", "b1", "b2", "b3"], "item_type": "book"})
+    item_vecs = np.array([[4.0], [3.0], [2.0], [1.0]], np.float32)
+    users = pl.Series(["u1", "u2", "u3", "u4"])
+    user_vecs = np.ones((4, 1), np.float32)
+    train = pl.DataFrame(
+        {"user_id": ["u1", "u2", "u3", "u1", "u2"], "item_id": ["b0", "b0", "b0", "b1", "b1"]}
+    )
+    # b0: 3 training users (neither slice), b1: 2 (rare), b2 and b3: none (new)
+    test = pl.DataFrame({"user_id": ["u4", "u3", "u4", "u4"], "item_id": ["b0", "b1", "b2", "b3"]})
+    r = evaluate_vectors(user_vecs, item_vecs, users, items, train, test, "book", k=2, n=4)
+    # top 2: u3 {b1, b2} (b0 is a training item), u4 {b0, b1}
+    assert r["rare_items"] == {"pairs": 1, "items": 1, "recall@2": 1.0}
+    assert r["new_items"] == {"pairs": 2, "items": 2, "recall@2": 0.0}
+
+
+def test_slices_without_pairs_are_none():
+    train = TRAIN.vstack(pl.DataFrame({"user_id": ["uX"] * 3, "item_id": ["i0", "i3", "i4"]}))
+    r = evaluate_vectors(USER_VECS, ITEM_VECS, USERS, ITEMS, train, TEST, "book", k=2, n=4)
+    assert r["new_items"] == {"pairs": 0, "items": 0, "recall@2": None}
+
+
+def test_per_user_hit_rates_pair_models_user_by_user():
+    r = _eval(per_user=True)
+    # hits in the top 2: uA (at 2), uB (at 1), uD (at 2); uC and uE outside
+    assert r["per_user"] == {"user_id": ["uA", "uB", "uC", "uD", "uE"], "hr@2": [1, 1, 0, 1, 0]}
+    assert sum(r["per_user"]["hr@2"]) / 5 == pytest.approx(r["hr@2"])
+    json.dumps(r)  # the report stays JSON-serialisable
