@@ -88,7 +88,10 @@ def claim_run(path: str | os.PathLike, kind: str, inputs: Iterable[Any] = ()) ->
     return out
 
 
-SETTINGS_ADDED: dict[str, dict[str, Any]] = {"hgnn-run": {"lr_decay": 1.0, "precision": "fp32"}}
+SETTINGS_ADDED: dict[str, dict[str, Any]] = {
+    "hgnn-run": {"lr_decay": 1.0, "precision": "fp32"},
+    "twotower-run": {"skip_vector": "history", "target_negatives": 0, "target_weight": 1.0},
+}
 """Per run kind, settings added after such runs may have been saved, with the value those
 runs trained with: a resumed old run keeps its behaviour, not today's default."""
 

@@ -30,8 +30,9 @@ class HGNNConfig(Validated):
 
     The model follows the 2T-HGNN paper; the training defaults are tuned to reach good
     quality in minutes on a laptop (hidden 256, in-batch softmax over batches of 1,024,
-    fan-out [10, 5], Adam 2e-3, at most 110,000 supervision edges per epoch, 30 epochs
-    with early stopping after 5 without progress, bf16 matrix products where the hardware
+    fan-out [10, 5], Adam 2e-3, 110,000 supervision edges per epoch in the multi-link mix,
+    at most 30 epochs (a budget of 3.3 M supervision edges on any graph) with early stopping
+    after 5 without progress, bf16 matrix products where the hardware
     has them; measured in ``benchmarks/train_defaults.py``);
     :data:`PAPER_RECIPE` holds the paper's recipe.
 
@@ -62,8 +63,12 @@ class HGNNConfig(Validated):
         seed: seeds the model, the sampler and the validation split.
         device: cpu or cuda[:i].
         prefetch: batches sampled ahead in a background thread (0: none).
-        max_epoch_edges: supervision edges per epoch at most, a fresh uniform sample of the
-            balanced edges every epoch (none or 0: all of them, every epoch).
+        max_epoch_edges: supervision edges per epoch: the training budget is
+            ``epochs x max_epoch_edges`` edges, stopped early at a validation plateau
+            (``patience``). With balancing, every epoch has exactly this many in the
+            balanced mix (a fresh uniform sample when the balanced edges are more, the
+            rare types' edges repeated when they are fewer: balancing sets the mix, never
+            the budget). None or 0: every balanced edge once per epoch.
         accumulate: micro-batches (of batch_size each) per optimizer step, gradients
             averaged; on W ranks a step takes W x accumulate micro-batches.
         precision: fp32, bf16 (the training step's matrix products in bfloat16 under

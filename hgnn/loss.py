@@ -36,10 +36,16 @@ def max_margin_loss(
 def in_batch_softmax_loss(
     z: dict[str, torch.Tensor], batch: HeteroData, temperature: float = 0.05
 ) -> torch.Tensor:
-    """Sampled softmax: each positive against the batch's other destinations of its type."""
+    """Sampled softmax: each positive against the batch's other destinations of its type.
+
+    Accidental hits are masked: a column whose destination node is row ``i``'s own
+    destination (a popular node, or an edge the multi-link sampler repeats) is no negative."""
     losses = []
-    for _, za, zp in labelled_pairs(z, batch):
+    for et, za, zp in labelled_pairs(z, batch):
+        dst = batch[et].edge_label_index[1]
         logits = za @ zp.t() / temperature
         target = torch.arange(za.shape[0], device=logits.device)
+        same = (dst[:, None] == dst[None, :]) & (target[:, None] != target[None, :])
+        logits = logits.masked_fill(same, float("-inf"))
         losses.append(F.cross_entropy(logits, target, reduction="none"))
     return torch.cat(losses).mean()

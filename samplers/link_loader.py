@@ -1,7 +1,8 @@
 """Link-prediction loader: multi-link balanced edges → batches → sampled subgraphs.
 
-One epoch = the multi-link balanced supervision edges of every link type, shuffled
-together, cut into batches of ``batch_size`` (mixed link types). For each batch:
+One epoch = the multi-link balanced supervision edges of every link type (with
+``max_epoch_edges``, grown or cut to that many in the balanced mix), shuffled together, cut
+into batches of ``batch_size`` (mixed link types). For each batch:
 
 * negatives: ``num_negatives`` destinations per positive, uniform over the destination
   type's nodes with at least one training edge (default) or proportional to degree
@@ -32,6 +33,7 @@ from audiograph.samplers.multilink import (
     balanced_counts,
     balanced_epoch,
     epoch_generator,
+    fill_epoch,
     link_edges,
 )
 from audiograph.samplers.neighbor import FanOut, NeighborSampler
@@ -54,9 +56,11 @@ class LinkNeighborLoader:
         seed: base seed.
         device: sampling device.
         prefetch: batches prepared ahead in a background thread (0 = none).
-        max_epoch_edges: at most this many supervision edges per epoch: the first
-            ``max_epoch_edges`` of the epoch's shuffled order, a fresh uniform sample of the
-            balanced edges every epoch (``None``: all of them).
+        max_epoch_edges: supervision edges per epoch. With balancing, exactly this many:
+            a fresh uniform sample of the balanced edges when they are more, the balanced
+            mix repeated up to it when they are fewer (:func:`fill_epoch`: balancing sets
+            the mix of link types, not the training budget). Unbalanced: at most this many.
+            ``None``: every (balanced) edge once.
     """
 
     def __init__(
@@ -100,7 +104,10 @@ class LinkNeighborLoader:
         """Supervision edges of ``epoch`` per link type (balanced unless target is None)."""
         if self.balance_target is None:
             return self.edges
-        return balanced_epoch(self.edges, epoch, self.seed, self.balance_target, self.balance)
+        per_type = balanced_epoch(self.edges, epoch, self.seed, self.balance_target, self.balance)
+        if self.max_epoch_edges is None:
+            return per_type
+        return fill_epoch(per_type, self.max_epoch_edges, self.seed, epoch)
 
     def num_batches(self, epoch: int = 0) -> int:
         """Batches in ``epoch`` (counted from the balanced sizes; nothing is drawn)."""
@@ -109,7 +116,8 @@ class LinkNeighborLoader:
             sizes = balanced_counts(sizes, self.balance_target, self.balance)
         total = sum(sizes.values())
         if self.max_epoch_edges is not None:
-            total = min(total, self.max_epoch_edges)
+            fill = self.balance_target is not None and total > 0
+            total = self.max_epoch_edges if fill else min(total, self.max_epoch_edges)
         return -(-total // self.batch_size)
 
     def iter_epoch(

@@ -9,8 +9,11 @@ a fresh uniform sample without replacement of its supervision edges:
 * ``target=<int>``: a per-type cap;
 * ``target=<float>`` ratio ``r``: at most ``ceil(r * smallest)`` per type.
 
-Types outside ``balance`` (when given) keep all their edges. The draw is a pure function
-of ``(seed, epoch)``, so an epoch can be replayed exactly (resume).
+Types outside ``balance`` (when given) keep all their edges. Balancing sets the *mix*, not
+the budget: :func:`fill_epoch` scales the balanced counts to a fixed number of supervision
+edges per epoch (the rare types' edges repeated, each repeat a fresh permutation), so a
+graph whose rarest type is tiny still trains on as many edges per epoch as any other. The
+draw is a pure function of ``(seed, epoch)``, so an epoch can be replayed exactly (resume).
 """
 
 from __future__ import annotations
@@ -110,4 +113,39 @@ def balanced_epoch(
         g = epoch_generator(seed, epoch, salt=i, device=e.device)
         pick = torch.randperm(n, generator=g, device=e.device)[: counts[et]]
         out[et] = e[:, pick]
+    return out
+
+
+def fill_counts(counts: dict[EdgeType, int], total: int) -> dict[EdgeType, int]:
+    """``counts`` scaled to sum to ``total`` (largest remainders, ties by order); the mix
+    of link types stays that of ``counts``."""
+    have = sum(counts.values())
+    if have == 0 or have == total:
+        return dict(counts)
+    exact_share = {et: n * total / have for et, n in counts.items()}
+    out = {et: math.floor(x) for et, x in exact_share.items()}
+    rest = total - sum(out.values())
+    by_remainder = sorted(counts, key=lambda et: out[et] - exact_share[et])
+    for et in by_remainder[:rest]:
+        out[et] += 1
+    return out
+
+
+def fill_epoch(
+    per_type: dict[EdgeType, torch.Tensor], total: int, seed: int, epoch: int
+) -> dict[EdgeType, torch.Tensor]:
+    """The epoch's balanced edges grown to ``total`` supervision edges with the same mix
+    (:func:`fill_counts`): a type of ``L`` edges that needs ``m > L`` gets ``m // L`` full
+    passes over its edges plus a uniform sample of the rest, each pass in a fresh order.
+    ``per_type`` already holding ``total`` or more edges is returned as it is."""
+    have = sum(int(e.shape[1]) for e in per_type.values())
+    if have == 0 or have >= total:
+        return per_type
+    want = fill_counts({et: int(e.shape[1]) for et, e in per_type.items()}, total)
+    out = {}
+    for i, (et, e) in enumerate(per_type.items()):
+        n, m = int(e.shape[1]), want[et]
+        g = epoch_generator(seed, epoch, salt=104_729 + i, device=e.device)
+        passes = [torch.randperm(n, generator=g, device=e.device) for _ in range(-(-m // n))]
+        out[et] = e[:, torch.cat(passes)[:m]]
     return out

@@ -32,6 +32,13 @@ class TwoTowerConfig(Validated):
         max_val_users: validation users at most.
         use_hgnn: read HGNN embeddings as user- and item-tower inputs (false: plain 2T).
         skip: towers start at the history-mean k-NN and learn a correction.
+        skip_vector: knn (the towers' outputs carry the exact HGNN-KNN cosine, LLM-KNN's
+            for the plain two-tower, next to the MLPs' with a learned weight) or history
+            (the earlier design: a projection of [text | HGNN] added to the MLPs').
+        target_negatives: uniform negatives of the launch type (``val_type``, else
+            ``target_type``) per batch, seen by the rows whose positive is of that type
+            (0: none); in-batch negatives are mostly of the abundant types.
+        target_weight: loss weight of the rows whose positive is of the launch type.
         resample: a fresh random history/label split of the train users every epoch.
         weighted: weight the history means by interaction weight.
         target_type: positives, negatives and validation of this item type only.
@@ -58,6 +65,9 @@ class TwoTowerConfig(Validated):
     max_val_users: int = 5000
     use_hgnn: bool = True
     skip: bool = True
+    skip_vector: str = "knn"
+    target_negatives: int = 256
+    target_weight: float = 1.0
     resample: bool = True
     weighted: bool = True
     target_type: str | None = None
@@ -79,6 +89,10 @@ class TwoTowerConfig(Validated):
             check_min(name.replace("_", "-"), getattr(self, name), 1)
         check_min("epochs", self.epochs, 0)
         check_min("extra-negatives", self.extra_negatives, 0)
+        check_min("target-negatives", self.target_negatives, 0)
+        check_choice("skip-vector", self.skip_vector, ("knn", "history"))
+        if not self.target_weight > 0:
+            raise ContractError(f"--target-weight must be > 0, got {self.target_weight}")
         for name in ("label_fraction", "val_fraction"):
             if not 0 < getattr(self, name) < 1:
                 raise ContractError(f"--{name.replace('_', '-')} must be in (0, 1), "

@@ -105,6 +105,11 @@ def index_of(ids: pl.Series, keys: pl.Series) -> torch.Tensor:
     return torch.from_numpy(joined["i"].to_numpy().copy())
 
 
+VAL_FLOOR = 30
+"""Validation users at least (when there are enough): the launch type's label users are
+few, and ``val_fraction`` of them alone would select the model on a dozen users."""
+
+
 @dataclass
 class Prepared:
     """Training tensors (on ``cfg.device``): every catalog item's tower inputs, the
@@ -148,10 +153,11 @@ class Prepared:
         return (ucat.to(dev), udense.to(dev)), pairs
 
 
-def validation_mask(n_users: int, cfg: TwoTowerConfig) -> np.ndarray:
+def validation_mask(n_users: int, cfg: TwoTowerConfig, floor: int = 0) -> np.ndarray:
     """``[n_users]`` bool: the seeded ``val_fraction`` of the (sorted) label users held out
-    for early stopping (at most ``max_val_users``, at least one user left to train)."""
-    n_val = min(round(cfg.val_fraction * n_users), n_users - 1, cfg.max_val_users)
+    for early stopping (at least ``floor``, at most ``max_val_users``, at least one user
+    left to train)."""
+    n_val = min(max(round(cfg.val_fraction * n_users), floor), n_users - 1, cfg.max_val_users)
     is_val = np.zeros(n_users, bool)
     is_val[np.random.default_rng(cfg.seed + 1).permutation(n_users)[:n_val]] = True
     return is_val
@@ -181,9 +187,11 @@ def prepare_windows(
 ) -> Prepared:
     """Leak-free inputs: item text, popularity and user histories from the *fit* window
     (the window the graph and the HGNN saw), positives from the *label* window
-    (``label_rows``), which no input has seen. ``val_fraction`` of the label users are
-    held out; their labels of ``cfg.val_type`` (else ``cfg.target_type``, else all), ranked
-    among the items of that type as the test ranks them, drive early stopping."""
+    (``label_rows``), which no input has seen. Validation holds out ``val_fraction`` (at
+    least :data:`VAL_FLOOR`) of the users who have label-window positives of
+    ``cfg.val_type`` (else ``cfg.target_type``; else of all label users); their labels of
+    that type, ranked among the items of that type as the test ranks them, drive early
+    stopping."""
     items, dev, history = fit.items, torch.device(cfg.device), fit.interactions
     check_types(items, cfg)
     if history is None:
@@ -203,10 +211,14 @@ def prepare_windows(
     users = labels["user_id"].unique().sort()
     if users.len() < 2:
         raise ContractError(f"{fit.path}: fewer than 2 users with label-window positives")
-    is_val = pl.Series(validation_mask(users.len(), cfg))
-    val_users, train_users = users.filter(is_val), users.filter(~is_val)
-    in_val = pl.col("user_id").is_in(val_users.implode())
     val_type = cfg.val_type or cfg.target_type
+    eligible = users  # validation users have labels of the type validation ranks
+    if val_type is not None:
+        eligible = labels.filter(pl.col("item_type") == val_type)["user_id"].unique().sort()
+        eligible = eligible if eligible.len() >= 2 else users
+    val_users = eligible.filter(pl.Series(validation_mask(eligible.len(), cfg, VAL_FLOOR)))
+    in_val = pl.col("user_id").is_in(val_users.implode())
+    train_users = users.filter(~users.is_in(val_users.implode()))
     val_labels = labels.filter(in_val)
     if val_type is not None:
         val_labels = val_labels.filter(pl.col("item_type") == val_type)

@@ -16,6 +16,7 @@ towers are MLPs (ReLU between layers) with L2-normalized outputs; the score is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -200,70 +201,105 @@ class Tower(nn.Module):
 
 class UserHistoryMean(nn.Module):
     """The user's mean history vector over all keys, from the user tower's dense input
-    (``[numeric | K means of history_dim | K log1p counts]``), weighted by the counts."""
+    (``[numeric | K means of history_dim | K log1p counts]``), weighted by the counts;
+    only its last ``width`` columns (default all: e.g. the HGNN part of ``[text | HGNN]``)."""
 
-    def __init__(self, spec: InputSpec):
+    def __init__(self, spec: InputSpec, width: int | None = None):
         super().__init__()
         self.lo, self.k, self.dim = len(spec.user_numeric), len(spec.history_keys), spec.history_dim
+        self.width = width or spec.history_dim
 
     def forward(self, dense: torch.Tensor) -> torch.Tensor:
         hi = self.lo + self.k * self.dim
-        means = dense[:, self.lo : hi].view(-1, self.k, self.dim)
+        means = dense[:, self.lo : hi].view(-1, self.k, self.dim)[..., -self.width :]
         counts = torch.expm1(dense[:, hi : hi + self.k])
         return (means * counts[..., None]).sum(1) / counts.sum(1, keepdim=True).clamp_min(1.0)
 
 
 class ItemHistoryVector(nn.Module):
-    """The item's vector in the history space (its last ``history_dim`` dense columns:
-    the HGNN vector, or the text vector for the plain two-tower)."""
+    """The item's vector in the history space: its last ``width`` dense columns (default
+    ``history_dim``: ``[text | HGNN]``, or the text for the plain two-tower)."""
 
-    def __init__(self, spec: InputSpec):
+    def __init__(self, spec: InputSpec, width: int | None = None):
         super().__init__()
-        self.dim = spec.history_dim
+        self.dim = width or spec.history_dim
 
     def forward(self, dense: torch.Tensor) -> torch.Tensor:
         return dense[:, -self.dim :]
 
 
+SKIP_VECTORS = ("knn", "history")
+"""How the two-tower's skip path enters the score: ``knn`` (exact: the towers' outputs
+carry the HGNN-KNN cosine, or LLM-KNN's for the plain two-tower, next to the MLP's) or
+``history`` (the earlier design: a learned projection of ``[text | HGNN]`` added to the
+MLP's output)."""
+
+
 class TwoTower(nn.Module):
     """User and item towers built from an :class:`InputSpec`; L2-normalized outputs.
 
-    With ``skip``, each tower's output is ``normalize(mlp(x) + P normalize(s))`` where
-    ``s`` is the history-space vector (user: :class:`UserHistoryMean`, item:
-    :class:`ItemHistoryVector`) and ``P`` one projection shared by both towers
-    (identity-initialized when sizes match, else seeded orthonormal rows); the MLPs' last
-    layers start near zero, so the untrained model scores almost the history-mean k-NN
-    baseline and training learns a correction to it."""
+    With ``skip="knn"`` (default) each tower's output is the concatenation
+    ``[a * normalize(mlp(x)), normalize(s)] / sqrt(a^2 + 1)`` (item: ``a = 1``) where
+    ``s`` is the k-NN vector: the user's count-weighted history mean and the item's own
+    vector in the HGNN space (the text space for the plain two-tower). The score is then
+    ``(a cos(mlp_u, mlp_v) + cos(s_u, s_v)) / (sqrt(2) sqrt(a^2 + 1))``: with the learned
+    weight ``a`` starting at 0.1 the untrained model ranks as HGNN-KNN does, and training
+    learns how much of the MLPs' correction to add. ``skip="history"`` is the earlier
+    design: ``normalize(mlp(x) + P normalize(s))`` with ``s`` in ``[text | HGNN]`` and
+    ``P`` one projection shared by both towers, the MLPs' last layers starting near zero.
+    Output size: ``dims[-1]`` (+ the k-NN vector's size with ``knn``)."""
 
-    def __init__(self, spec: InputSpec, dims: list[int], cat_dim: int = 16, skip: bool = True):
+    def __init__(
+        self,
+        spec: InputSpec,
+        dims: list[int],
+        cat_dim: int = 16,
+        skip: bool = True,
+        skip_vector: str = "knn",
+    ):
         super().__init__()
         user_vocab = [len(v) + 1 for v in spec.user_categorical.values()]
         item_vocab = [len(spec.item_types) + 1]
         item_vocab += [len(v) + 1 for v in spec.item_categorical.values()]
-        self.user_tower = Tower(user_vocab, spec.user_dense_dim, dims, cat_dim, skip)
-        self.item_tower = Tower(item_vocab, spec.item_dense_dim, dims, cat_dim, skip)
-        self.proj = None
-        if skip:
+        projected = skip and skip_vector == "history"
+        self.user_tower = Tower(user_vocab, spec.user_dense_dim, dims, cat_dim, projected)
+        self.item_tower = Tower(item_vocab, spec.item_dense_dim, dims, cat_dim, projected)
+        self.proj = self.log_a = None
+        if projected:
             self.user_skip, self.item_skip = UserHistoryMean(spec), ItemHistoryVector(spec)
             self.proj = nn.Linear(spec.history_dim, dims[-1], bias=False)
             if spec.history_dim == dims[-1]:
                 nn.init.eye_(self.proj.weight)
             else:
                 nn.init.orthogonal_(self.proj.weight)
+        elif skip:
+            width = spec.hgnn_dim or spec.history_dim  # the HGNN part, else the text
+            self.user_skip = UserHistoryMean(spec, width)
+            self.item_skip = ItemHistoryVector(spec, width)
+            self.log_a = nn.Parameter(torch.tensor(math.log(0.1)))
+
+    def _out(self, h: torch.Tensor, s: torch.Tensor | None, a: torch.Tensor | None):
+        if s is None:
+            return F.normalize(h, dim=-1)
+        if a is None:  # the item side: equal parts
+            a = torch.ones((), device=h.device)
+        parts = [a * F.normalize(h, dim=-1), F.normalize(s, dim=-1)]
+        return torch.cat(parts, dim=-1) / torch.sqrt(a * a + 1)
 
     def user(self, cat: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        """User vectors ``[B, dims[-1]]`` from ``user_inputs`` rows."""
+        """User vectors ``[B, d]`` from ``user_inputs`` rows."""
         h = self.user_tower(cat, dense)
         if self.proj is not None:
-            h = h + self.proj(F.normalize(self.user_skip(dense), dim=-1))
-        return F.normalize(h, dim=-1)
+            return F.normalize(h + self.proj(F.normalize(self.user_skip(dense), dim=-1)), dim=-1)
+        a = None if self.log_a is None else self.log_a.exp()
+        return self._out(h, None if a is None else self.user_skip(dense), a)
 
     def item(self, cat: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        """Item vectors ``[B, dims[-1]]`` from ``item_inputs`` rows."""
+        """Item vectors ``[B, d]`` from ``item_inputs`` rows."""
         h = self.item_tower(cat, dense)
         if self.proj is not None:
-            h = h + self.proj(F.normalize(self.item_skip(dense), dim=-1))
-        return F.normalize(h, dim=-1)
+            return F.normalize(h + self.proj(F.normalize(self.item_skip(dense), dim=-1)), dim=-1)
+        return self._out(h, None if self.log_a is None else self.item_skip(dense), None)
 
 
 def sampled_softmax_loss(
@@ -272,9 +308,8 @@ def sampled_softmax_loss(
     item: torch.Tensor,
     temperature: float,
     log_q: torch.Tensor | None = None,
-    neg_v: torch.Tensor | None = None,
-    neg_item: torch.Tensor | None = None,
-    neg_log_q: float = 0.0,
+    negatives: list[tuple[torch.Tensor, torch.Tensor, float, torch.Tensor | None]] = (),
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """In-batch sampled softmax with logQ correction; row ``i``'s positive is column ``i``.
 
@@ -283,20 +318,31 @@ def sampled_softmax_loss(
         item: catalog index of each positive ``[B]`` (masks accidental hits: other columns
             holding row ``i``'s own positive).
         log_q: ``[B]`` log of each in-batch column's sampling rate (``None``: no correction).
-        neg_v, neg_item: extra negatives ``[N, d]`` / ``[N]`` (e.g. uniform samples), whose
-            columns are corrected by ``neg_log_q``.
+        negatives: extra negative sets ``(vectors [N, d], item index [N], log q, rows)``,
+            e.g. uniform samples of the catalog or of the launch type; their columns are
+            corrected by ``log q`` and only the rows where ``rows`` (bool ``[B]``, None:
+            all) is true see them.
+        weight: ``[B]`` per-row loss weight (None: the plain mean).
     """
     logits = u @ v.T / temperature
     if log_q is not None:
         logits = logits - log_q[None, :]
     hit = (item[:, None] == item[None, :]) & ~torch.eye(len(item), dtype=torch.bool,
                                                          device=item.device)  # fmt: skip
-    logits = logits.masked_fill(hit, float("-inf"))
-    if neg_v is not None and neg_item is not None and len(neg_item):
+    logits = [logits.masked_fill(hit, float("-inf"))]
+    for neg_v, neg_item, neg_log_q, rows in negatives:
+        if not len(neg_item):
+            continue
         extra = u @ neg_v.T / temperature - neg_log_q
-        extra = extra.masked_fill(item[:, None] == neg_item[None, :], float("-inf"))
-        logits = torch.cat([logits, extra], dim=1)
-    return F.cross_entropy(logits, torch.arange(len(item), device=u.device))
+        mask = item[:, None] == neg_item[None, :]
+        if rows is not None:
+            mask = mask | ~rows[:, None]
+        logits.append(extra.masked_fill(mask, float("-inf")))
+    target = torch.arange(len(item), device=u.device)
+    loss = F.cross_entropy(torch.cat(logits, dim=1), target, reduction="none")
+    if weight is None:
+        return loss.mean()
+    return (loss * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 @torch.inference_mode()

@@ -14,7 +14,10 @@ history items excluded) drives early stopping; the best weights are kept.
 Loss: in-batch sampled softmax with logQ correction (each column's logit minus the log of
 its expected count in a batch: ``batch_size * p(item)`` over the training interactions), optional
 ``extra_negatives`` uniform items (corrected by ``log(extra_negatives / candidates)``),
-accidental hits masked.
+accidental hits masked. The launch type (``val_type``, else ``target_type``) gets its own
+negatives: ``target_negatives`` uniform items of that type per batch, seen by the rows
+whose positive is of that type (in-batch negatives are mostly of the abundant types, while
+evaluation ranks the launch type against itself), and ``target_weight`` on those rows.
 
 RUN_DIR: ``config.json`` (``kind="twotower-run"``, ``data_dir``, ``emb_dir``, ``train``
 config, input ``spec``), ``model.safetensors`` (best), ``checkpoint.pt`` (last epoch: model,
@@ -31,6 +34,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
 import torch
 from tqdm.auto import tqdm
 
@@ -66,6 +71,19 @@ from audiograph.twotower.model import (
 )
 
 KIND = "twotower-run"
+
+
+def launch_items(
+    items: pl.DataFrame, cfg: TwoTowerConfig, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(is_launch bool [I], launch item indices [L])``: the items of the launch type
+    (``val_type``, else ``target_type``; none without either)."""
+    launch_type = cfg.val_type or cfg.target_type
+    mask = np.zeros(items.height, bool)
+    if launch_type is not None:
+        mask = (items["item_type"] == launch_type).to_numpy()
+    mask_t = torch.from_numpy(mask.copy()).to(device)
+    return mask_t, torch.nonzero(mask_t).view(-1)
 
 
 def train_twotower(
@@ -116,9 +134,11 @@ def train_twotower(
     if allowed is not None:
         candidates = candidates[allowed]
     neg_log_q = math.log(max(cfg.extra_negatives, 1) / max(len(candidates), 1))
+    launch = launch_items(d.ds.items, cfg, device)  # the launch type's negatives and weight
+    launch_log_q = math.log(max(cfg.target_negatives, 1) / max(len(launch[1]), 1))
 
     torch.manual_seed(cfg.seed)
-    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip).to(device)
+    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip, cfg.skip_vector).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0}
     if run is None:
@@ -149,9 +169,11 @@ def train_twotower(
         params = list(model.parameters())
         bar = tqdm(starts, desc=f"epoch {epoch}", disable=quiet or not world.main)
         for n, lo in enumerate(bar):
-            pick = None  # drawn for every batch: the stream is the same on every rank
+            pick = pick_launch = None  # drawn for every batch: the same stream on every rank
             if cfg.extra_negatives:
                 pick = torch.randint(len(candidates), (cfg.extra_negatives,), generator=g)
+            if cfg.target_negatives and len(launch[1]):
+                pick_launch = torch.randint(len(launch[1]), (cfg.target_negatives,), generator=g)
             if (k := mine.get(n)) is None:
                 continue
             if k % cfg.accumulate == 0:
@@ -159,13 +181,21 @@ def train_twotower(
             b = perm[lo : lo + cfg.batch_size]
             u = model.user(ucat[pu[b]], udense[pu[b]])
             v = model.item(icat[pi[b]], idense[pi[b]])
-            neg_v = neg = None
+            negatives, rows = [], launch[0][pi[b]]
             if pick is not None:
                 neg = candidates[pick.to(device)]
-                neg_v = model.item(icat[neg], idense[neg])
+                negatives.append((model.item(icat[neg], idense[neg]), neg,
+                                  neg_log_q if cfg.logq else 0.0, None))  # fmt: skip
+            if pick_launch is not None:
+                neg = launch[1][pick_launch.to(device)]
+                negatives.append((model.item(icat[neg], idense[neg]), neg,
+                                  launch_log_q if cfg.logq else 0.0, rows))  # fmt: skip
+            weight = None
+            if cfg.target_weight != 1.0:
+                weight = torch.where(rows, cfg.target_weight, 1.0)
             loss = sampled_softmax_loss(u, v, pi[b], cfg.temperature,
-                                        log_q[pi[b]] if cfg.logq else None, neg_v, neg,
-                                        neg_log_q if cfg.logq else 0.0)  # fmt: skip
+                                        log_q[pi[b]] if cfg.logq else None, negatives,
+                                        weight)  # fmt: skip
             value = loss.item()
             if world.size == 1:
                 check_loss(value, f"epoch {epoch}, step {n}", advice)

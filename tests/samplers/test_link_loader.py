@@ -202,6 +202,31 @@ def test_max_epoch_edges_is_a_fresh_sample_of_the_epoch(graph):
     assert big.num_batches(0) == unlimited.num_batches(0)
 
 
+def test_balanced_epoch_keeps_the_edge_budget(graph):
+    """With balancing, ``max_epoch_edges`` is the epoch's size even when the balanced
+    edges are fewer: the balanced mix is repeated up to it (balancing sets the mix, not
+    the budget); every edge of a type is used once before any is used twice."""
+    edges = link_edges(graph)
+    sizes = {et: e.shape[1] for et, e in edges.items()}
+    smallest = min(sizes.values())
+    budget = 3 * smallest * len(sizes) + 5  # ~3 passes of every type, not a multiple
+    loader = LinkNeighborLoader(graph, FAN, batch_size=128, balance_target="min", seed=3,
+                                max_epoch_edges=budget)  # fmt: skip
+    assert loader.num_batches(0) == -(-budget // 128)
+    got = loader.epoch_edges(0)
+    counts = {et: e.shape[1] for et, e in got.items()}
+    assert sum(counts.values()) == budget
+    assert max(counts.values()) - min(counts.values()) <= 1  # the "min" mix: equal shares
+    for et, e in got.items():
+        k = keys_of(e, graph[et[2]].num_nodes)
+        assert torch.isin(k, keys_of(edges[et], graph[et[2]].num_nodes)).all()
+        uses = torch.unique(k, return_counts=True)[1]
+        assert len(uses) == smallest and int(uses.max() - uses.min()) <= 1
+    assert all(torch.equal(got[et], e) for et, e in loader.epoch_edges(0).items())
+    batches = list(loader.iter_epoch(0))
+    assert sum(e.shape[1] for e in epoch_supervision(graph, batches).values()) == budget
+
+
 def test_balance_subset_and_cap(graph):
     edges = link_edges(graph)
     sizes = {et: e.shape[1] for et, e in edges.items()}

@@ -26,6 +26,7 @@ from audiograph.twotower import (
 )
 from audiograph.twotower.inputs import prepare, split_history_labels
 from audiograph.twotower.model import (
+    InputSpec,
     TwoTower,
     build_spec,
     item_inputs,
@@ -79,10 +80,35 @@ def test_inputs_and_forward_shapes(env):
     assert ucat.shape == (300, 1) and udense.shape == (300, 1 + len(spec.history_keys) * 7)
     assert icat.shape == (ds.items.height, 1) and idense.shape == (ds.items.height, 15)
     assert abs(float(udense[:, 0].mean())) < 1e-4  # age standardized
-    model = TwoTower(spec, [32, 16, 8], cat_dim=4)
+    model = TwoTower(spec, [32, 16, 8], cat_dim=4, skip_vector="history")
     u, v = model.user(ucat, udense), model.item(icat, idense)
     assert u.shape == (300, 8) and v.shape == (ds.items.height, 8)
     assert torch.allclose(u.norm(dim=1), torch.ones(300), atol=1e-5)
+    model = TwoTower(spec, [32, 16, 8], cat_dim=4)  # skip_vector="knn": [a mlp, HGNN] out
+    u, v = model.user(ucat, udense), model.item(icat, idense)
+    assert u.shape == (300, 8 + 6) and v.shape == (ds.items.height, 8 + 6)
+    assert torch.allclose(v.norm(dim=1), torch.full((ds.items.height,), 0.5**0.5))  # HGNN 0
+
+
+def test_knn_skip_starts_at_the_history_knn():
+    """With ``skip_vector="knn"`` the score is ``(a cos_mlp + cos_knn) / norm`` exactly:
+    with the MLP weight ``a`` at 0 the two-tower ranks as HGNN-KNN (cosine of the user's
+    count-weighted history mean and the item's HGNN vector); ``a`` starts at 0.1."""
+    torch.manual_seed(0)
+    spec = InputSpec(["x/s", "y/s"], history_dim=5, text_dim=3, hgnn_dim=2, item_types=["x"])
+    model = TwoTower(spec, [8, 4], cat_dim=2)
+    assert abs(float(model.log_a.exp()) - 0.1) < 1e-6
+    means, counts = torch.randn(6, 2, 5), torch.tensor([[1.0, 3], [2, 0], [0, 1]] * 2)
+    udense = torch.cat([means.flatten(1), torch.log1p(counts)], 1)
+    idense = torch.randn(7, 1 + 3 + 2)
+    icat = torch.ones(7, 1, dtype=torch.long)
+    with torch.no_grad():
+        model.log_a.fill_(-30.0)  # a = 0: the k-NN part alone
+        score = model.user(torch.zeros(6, 0, dtype=torch.long), udense) @ model.item(icat, idense).T
+    hist = (means[..., -2:] * counts[..., None]).sum(1) / counts.sum(1, keepdim=True)
+    knn = torch.nn.functional.normalize(hist, dim=1) @ torch.nn.functional.normalize(
+        idense[:, -2:], dim=1).T  # fmt: skip
+    assert torch.allclose(score, knn / 2**0.5, atol=1e-5)
 
 
 def test_split_has_no_self_label_leak(env):
@@ -115,11 +141,19 @@ def test_sampled_softmax_masks_accidental_hits_and_corrects_logq():
     want = torch.nn.functional.cross_entropy(logits, torch.arange(4))
     assert torch.allclose(sampled_softmax_loss(u, v, item, 0.1, log_q), want)
     neg = torch.tensor([7, 1])
-    got = sampled_softmax_loss(u, v, item, 0.1, log_q, v[:2], neg, neg_log_q=-1.0)
+    got = sampled_softmax_loss(u, v, item, 0.1, log_q, [(v[:2], neg, -1.0, None)])
     extra = u @ v[:2].T / 0.1 + 1.0
     extra[1, 0] = float("-inf")  # row 1's positive is item 7
     want = torch.nn.functional.cross_entropy(torch.cat([logits, extra], 1), torch.arange(4))
     assert torch.allclose(got, want)
+    # launch-type negatives seen by rows 1 and 3 only; rows weighted 1, 3, 1, 3
+    rows, weight = torch.tensor([False, True, False, True]), torch.tensor([1.0, 3, 1, 3])
+    got = sampled_softmax_loss(u, v, item, 0.1, log_q, [(v[:2], neg, -1.0, rows)], weight)
+    extra[[0, 2]] = float("-inf")
+    per_row = torch.nn.functional.cross_entropy(
+        torch.cat([logits, extra], 1), torch.arange(4), reduction="none"
+    )
+    assert torch.allclose(got, (per_row * weight).sum() / weight.sum())
 
 
 def test_training_lowers_the_loss_and_writes_the_run(env):
@@ -182,9 +216,11 @@ def test_plain_two_tower_needs_no_emb_dir_and_cold_users_get_vectors(env, tmp_pa
     spec = json.loads((tmp_path / "plain" / "config.json").read_text())["spec"]
     assert spec["hgnn_dim"] == 0 and spec["history_dim"] == 384  # history over text vectors
     users, uv, items, iv = user_item_vectors(tmp_path / "plain")
-    assert users.len() == 301 and users[-1] == "cold" and uv.shape == (301, 16)
-    assert items.columns == ["item_id", "item_type"] and iv.shape == (items.height, 16)
-    assert torch.isfinite(uv).all() and torch.allclose(uv.norm(dim=1), torch.ones(301), atol=1e-5)
+    assert users.len() == 301 and users[-1] == "cold"
+    assert uv.shape == (301, 16 + 384)  # [MLP | text k-NN]
+    assert items.columns == ["item_id", "item_type"] and iv.shape == (items.height, 16 + 384)
+    norm = uv.norm(dim=1)  # 1, or a / sqrt(a^2 + 1) for a user without history (no k-NN part)
+    assert torch.isfinite(uv).all() and (norm[:-1] - 1).abs().max() < 1e-5 and 0 < norm[-1] < 1
     cold = recommend(tmp_path / "plain", "cold", k=5)
     assert cold.height == 5 and cold["score"].is_sorted(descending=True)
 
@@ -208,10 +244,11 @@ def test_recommend_excludes_training_items_and_respects_item_type(env):
 
 def test_export_vectors_and_score_all_users(env, tmp_path):
     m = export_vectors(env["run"], tmp_path / "vec")
-    assert m["kind"] == "twotower-vectors" and m["users"] == 300 and m["dim"] == 16
+    assert m["kind"] == "twotower-vectors" and m["users"] == 300
+    assert m["dim"] == 16 + 24  # [MLP | HGNN k-NN]
     uv = np.load(tmp_path / "vec" / "user_vectors.npy")
     users = pl.read_parquet(tmp_path / "vec" / "users.parquet")
-    assert uv.shape == (300, 16) and np.allclose(users["vector"].to_numpy(), uv)
+    assert uv.shape[0] == 300 and np.allclose(users["vector"].to_numpy(), uv)
     assert pl.read_parquet(tmp_path / "vec" / "items.parquet").height == 260
     out = tmp_path / "top" / "scores.parquet"
     res = score_all_users(env["run"], out, k=7, item_type="music", batch_size=64)
