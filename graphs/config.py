@@ -128,6 +128,11 @@ class SplitConfig(Validated):
         label_fraction: share of train in the label window (the two-tower's positives), in
             (0, 1); temporal: pairs first seen at or after the ``1 - label_fraction``
             quantile of the training ts, random: per user as for test.
+        retype: TYPE=TAG: right after the test hold-out (before adopters and downsample),
+            items whose most-used tag on the train side is one of the TAGs get item type
+            TYPE in every part, counted from train rows only so no test tag decides it
+            (e.g. vertical=electronic; several tags per type in a TOML table:
+            retype = {vertical = ["electronic", "house"]}).
     """
 
     test_fraction: float = 0.2
@@ -136,6 +141,7 @@ class SplitConfig(Validated):
     downsample: dict[str, float] | None = None
     adopters: dict[str, float] | None = None
     label_fraction: float = 0.2
+    retype: dict[str, list[str]] | None = None
 
     def validate(self) -> None:
         """Raise ContractError on out-of-range options."""
@@ -144,3 +150,11 @@ class SplitConfig(Validated):
             if not 0.0 < value < 1.0:
                 raise ContractError(f"--{name.replace('_', '-')} must be in (0, 1), got {value}")
         check_choice("method", self.method, METHODS)
+        if self.retype:
+            rules = {str(t).strip(): [str(g).strip() for g in tags if str(g).strip()]
+                     for t, tags in self.retype.items()}  # fmt: skip
+            for new_type, tags in rules.items():
+                if not new_type or not tags:
+                    raise ContractError(f"--retype: {new_type or '(empty)'!r} needs a type "
+                                        "name and at least one tag (TYPE=TAG)")  # fmt: skip
+            object.__setattr__(self, "retype", rules)

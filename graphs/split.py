@@ -10,6 +10,8 @@
   ``(query, item)`` rows holds out ``clip(round_half_up(test_fraction * n), 1, n - 1)``.
 * :func:`downsample_type` — keeps a random fraction of one item type's ``(user, item)``
   pairs (all their rows), e.g. to make Douban books a sparse type.
+* :func:`retype_items` — gives items a new type by their most-used tag on the train side
+  (``retype``), e.g. the Last.fm ``vertical``, so no test-period tag decides a type.
 
 Both are seeded and independent of the row order of the input.
 """
@@ -57,13 +59,14 @@ def split_dataset(
 
     Returns:
         The manifest: ``kind="split"``, ``method``, ``cut_ts`` and ``label_cut_ts``
-        (temporal only), the fractions, ``seed``, ``downsample``, ``adopters`` and per part
+        (temporal only), the fractions, ``seed``, ``downsample``, ``adopters``, ``retype``
+        (per new type: its tags, rule and number of items) and per part
         (``fit``/``labels``/``train``/``test``) the number of rows, ``(user, item)`` pairs,
         users and rows per item type.
     """
     cfg = configure(SplitConfig, cfg, options, "split")
     test_fraction, label_fraction, seed = cfg.test_fraction, cfg.label_fraction, cfg.seed
-    method, downsample, adopters = cfg.method, cfg.downsample, cfg.adopters
+    method, downsample, adopters, retype = cfg.method, cfg.downsample, cfg.adopters, cfg.retype
     claim_output(out_dir, "split", [data_dir])
     ds = read_dataset(data_dir)
     inter = ds.interactions
@@ -83,14 +86,16 @@ def split_dataset(
     if ds.queries is not None:
         q_in_test = _held_out_rows(ds.queries, test_fraction, seed, ["item_id", "query"])
         q_train, q_test = ds.queries.filter(~q_in_test), ds.queries.filter(q_in_test)
+    # types from the train side only, before any thinning reads them; every part gets them
+    items, retyped = retype_items(ds.items, train, retype) if retype else (ds.items, {})
     launched: dict[str, Any] = {}
     for item_type, share in (adopters or {}).items():
         before = train.height
-        train, kept = keep_adopters(train, ds.items, item_type, share, seed)
+        train, kept = keep_adopters(train, items, item_type, share, seed)
         launched[item_type] = {"share": share, "adopters": kept.len(),
                                "rows_dropped": before - train.height}  # fmt: skip
     for item_type, keep in (downsample or {}).items():
-        train = downsample_type(train, ds.items, item_type, keep, seed)
+        train = downsample_type(train, items, item_type, keep, seed)
     fit, labels, label_cut = _hold_out(train, label_fraction, seed + 1, use, whole_pairs=True)
     parts = {"fit": fit, "labels": labels, "train": train, "test": test}
     for name, side in parts.items():
@@ -113,8 +118,9 @@ def split_dataset(
         "seed": seed,
         "downsample": downsample or {},
         "adopters": launched,
+        "retype": retyped,
         "user_tags_recounted": has_user_tags(inter),
-        **{name: _side_counts(side, ds.items) for name, side in parts.items()},
+        **{name: _side_counts(side, items) for name, side in parts.items()},
     }
     queries = {"fit": q_train, "labels": None, "train": q_train, "test": q_test}
     if ds.queries is not None:
@@ -123,8 +129,8 @@ def split_dataset(
     with atomic_dir(out_dir, "split", [data_dir]) as tmp:
         for name, side in parts.items():
             (tmp / name).mkdir()
-            items = recount_tags(ds.items, side) if has_user_tags(side) else ds.items
-            write_dataset(tmp / name, items, side, ds.users, queries[name])
+            catalog = recount_tags(items, side) if has_user_tags(side) else items
+            write_dataset(tmp / name, catalog, side, ds.users, queries[name])
             part = {
                 "kind": "dataset",
                 "format_version": FORMAT_VERSION,
@@ -160,6 +166,37 @@ def _hold_out(
     else:
         cut, held = None, _held_out_rows(inter, fraction, seed)
     return inter.filter(~held), inter.filter(held), cut
+
+
+def retype_items(
+    items: pl.DataFrame, train: pl.DataFrame, rules: dict[str, list[str]]
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """``(items retyped, manifest entry)``: an item whose most-used tag on the train side
+    is one of ``rules[t]`` gets item type ``t`` (the first matching rule wins), every other
+    item keeps its type. The tags are counted from the ``train`` rows' user tags
+    (:func:`~audiograph.graphs.user_tags.recount_tags`, ties by name) when they carry
+    them, else the catalog's own tags (which no interaction wrote) decide."""
+    user_tags = has_user_tags(train)
+    counted = recount_tags(items, train) if user_tags else items
+    to_type: dict[str, str] = {}
+    for new_type, tags in rules.items():
+        if (items["item_type"] == new_type).any():
+            raise ContractError(f"--retype {new_type}: the catalog already has items of type "
+                                f"{new_type!r}; prepare it without that type")  # fmt: skip
+        for tag in tags:
+            to_type.setdefault(tag, new_type)
+    top = counted["tags"].list.first().replace_strict(to_type, default=None, return_dtype=pl.Utf8)
+    out = items.with_columns(item_type=pl.coalesce(top, pl.col("item_type")))
+    source = "the train part's user tags" if user_tags else "the catalog's tags"
+    entry = {}
+    for new_type, tags in rules.items():
+        n = int((out["item_type"] == new_type).sum())
+        if n == 0:
+            raise ContractError(f"--retype {new_type}: no item's most-used tag in "
+                                f"{source} is one of {tags}")  # fmt: skip
+        rule = f"most-used tag in {source} (after the test hold-out)"
+        entry[new_type] = {"tags": tags, "items": n, "rule": rule}
+    return out, entry
 
 
 # ----------------------------------------------------------------------------- helpers

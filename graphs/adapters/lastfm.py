@@ -51,7 +51,12 @@ def prepare_lastfm(
 
     ``vertical``: tags; artists whose most-used tag (the first of their ``tags``) is one
     of them get item type ``vertical`` instead of ``artist`` (a second, sparser content
-    type whose items keep all their text), e.g. ``["electronic"]``.
+    type whose items keep all their text), e.g. ``["electronic"]``. The tags are counted
+    over ALL tag assignments, including those a later split puts into its test part, so
+    this is for exploring the data; a leak-free benchmark prepares without ``vertical``
+    and lets the split assign the type from its train part's tags only
+    (``split --retype vertical=electronic``, see
+    :class:`~audiograph.graphs.config.SplitConfig`).
 
     Returns the manifest written by :func:`~audiograph.graphs.adapters.common.save_dataset`; its
     ``summary`` holds the rows dropped by reason, date checks and query counts.
