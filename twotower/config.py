@@ -112,13 +112,28 @@ class EvaluationConfig(Validated):
         models: the models scored, a subset of popularity, llm-knn, hgnn, lightgcn, 2t,
             2t-hgnn.
         k: metric cut-off.
-        lightgcn_epochs: LightGCN training epochs (fitted in memory, seeded by the run).
+        lightgcn_epochs: LightGCN training epochs when it is not tuned (fitted in memory,
+            seeded by the run).
+        lightgcn_tune: when the run trained on the train part of a split with fit/label
+            windows, pick LightGCN's dim, negatives and epochs on validation (fit on the
+            fit window, recall@k on the label window's target-type pairs; the test is not
+            read), then refit on all of train; without windows the fixed settings.
+        lightgcn_dims: the dims tried when tuning.
+        lightgcn_negatives: the negatives tried when tuning (type, all).
+        lightgcn_max_epochs: epochs of each tried setting at most.
+        lightgcn_patience: a tried setting stops after this many epochs without a better
+            validation recall (not before twice this many epochs).
     """
 
     target_type: str | None = None
     models: tuple[str, ...] = MODELS
     k: int = 10
     lightgcn_epochs: int = 20
+    lightgcn_tune: bool = True
+    lightgcn_dims: list[int] = field(default_factory=lambda: [64, 128])
+    lightgcn_negatives: list[str] = field(default_factory=lambda: ["type", "all"])
+    lightgcn_max_epochs: int = 60
+    lightgcn_patience: int = 10
 
     def validate(self) -> None:
         """Raise ContractError on an unknown model or a bad cut-off."""
@@ -130,6 +145,14 @@ class EvaluationConfig(Validated):
             )
         check_min("k", self.k, 1)
         check_min("lightgcn-epochs", self.lightgcn_epochs, 0)
+        for name in ("lightgcn_max_epochs", "lightgcn_patience"):
+            check_min(name.replace("_", "-"), getattr(self, name), 1)
+        if not self.lightgcn_dims or not self.lightgcn_negatives:
+            raise ContractError("--lightgcn-dims and --lightgcn-negatives need a value each")
+        for dim in self.lightgcn_dims:
+            check_min("lightgcn-dims", dim, 1)
+        for neg in self.lightgcn_negatives:
+            check_choice("lightgcn-negatives", neg, ("type", "all"))
 
 
 @dataclass(frozen=True)
