@@ -28,9 +28,9 @@ rare-item recall@10 included); the paired per-seed difference and ratio of HR@10
 per-user bootstrap (1,000 resamples of the evaluated users) 95 % interval of the same
 HR@10 differences.
 
-Datasets: ``lastfm-vertical`` (artists whose top tag is ``electronic`` form the type
-``vertical``, launched to 30 % of its users), ``lastfm`` (one type), ``douban`` (books at
-10 % of their training pairs, no text), ``synthetic``.
+Datasets: ``lastfm-vertical`` (artists whose top tag on the train side is ``electronic``
+form the type ``vertical``, ``split --retype``, launched to 30 % of its users), ``lastfm``
+(one type), ``douban`` (books at 10 % of their training pairs, no text), ``synthetic``.
 
     python benchmarks/quality.py --dataset lastfm-vertical --data-root ../shared/data \\
         --workdir WORK --json --save   # WORK: any folder outside the repository
@@ -79,7 +79,7 @@ from audiograph.twotower.metrics import evaluate_vectors
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS: dict[str, dict[str, Any]] = {
     "lastfm-vertical": {"target": "vertical", "source": "lastfm-hetrec-2k",
-                        "vertical": ["electronic"], "adopters": {"vertical": 0.3}},
+                        "retype": {"vertical": ["electronic"]}, "adopters": {"vertical": 0.3}},
     "lastfm": {"target": "artist", "source": "lastfm-hetrec-2k"},
     "douban": {"target": "book", "source": "douban-music-book", "downsample": {"book": 0.1},
                "encoder": "none"},
@@ -98,7 +98,7 @@ def prepare(name: str, data_root: Path, out: Path) -> None:
     """The dataset ``name`` as a contract dataset in ``out`` (once for every seed, and
     once per work folder: a finished one is reused)."""
     spec, marker = DATASETS[name], out.parent / "prepared.json"
-    what = {"dataset": name, "users": SYNTHETIC_USERS, "tastes": SYNTHETIC_TASTES}
+    what = {"dataset": name, "users": SYNTHETIC_USERS, "tastes": SYNTHETIC_TASTES, "v": 2}
     if out.is_dir() and marker.is_file() and json.loads(marker.read_text()) == what:
         return
     if out.exists():  # an unfinished preparation of an earlier call
@@ -112,7 +112,7 @@ def prepare(name: str, data_root: Path, out: Path) -> None:
         if name == "douban":
             prepare_douban(src, out)
         else:
-            prepare_lastfm(src, out, spec.get("vertical"))
+            prepare_lastfm(src, out)  # the vertical comes from the split's train side
     write_json(marker, what)
 
 
@@ -123,7 +123,7 @@ def experiment(
     type, the dataset's thinning and text encoder, and the ``--set`` overrides."""
     spec = DATASETS[dataset]
     tables: dict[str, dict[str, Any]] = {
-        "split": {k: spec[k] for k in ("adopters", "downsample") if spec.get(k)},
+        "split": {k: spec[k] for k in ("retype", "adopters", "downsample") if spec.get(k)},
         "graph": {"encoder": spec["encoder"]} if spec.get("encoder") else {},
         "hgnn": {},
         "export": {},
