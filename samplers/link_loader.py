@@ -104,10 +104,11 @@ class LinkNeighborLoader:
         """Supervision edges of ``epoch`` per link type (balanced unless target is None)."""
         if self.balance_target is None:
             return self.edges
-        per_type = balanced_epoch(self.edges, epoch, self.seed, self.balance_target, self.balance)
-        if self.max_epoch_edges is None:
-            return per_type
-        return fill_epoch(per_type, self.max_epoch_edges, self.seed, epoch)
+        sizes = {et: int(e.shape[1]) for et, e in self.edges.items()}
+        counts = balanced_counts(sizes, self.balance_target, self.balance)
+        if self.max_epoch_edges is None or sum(counts.values()) >= self.max_epoch_edges:
+            return balanced_epoch(self.edges, epoch, self.seed, self.balance_target, self.balance)
+        return fill_epoch(self.edges, counts, self.max_epoch_edges, self.seed, epoch)
 
     def num_batches(self, epoch: int = 0) -> int:
         """Batches in ``epoch`` (counted from the balanced sizes; nothing is drawn)."""

@@ -11,7 +11,8 @@ a fresh uniform sample without replacement of its supervision edges:
 
 Types outside ``balance`` (when given) keep all their edges. Balancing sets the *mix*, not
 the budget: :func:`fill_epoch` scales the balanced counts to a fixed number of supervision
-edges per epoch (the rare types' edges repeated, each repeat a fresh permutation), so a
+edges per epoch, drawn from all of each type's edges (the rare types' edges repeated, each
+repeat a fresh permutation), so a
 graph whose rarest type is tiny still trains on as many edges per epoch as any other. The
 draw is a pure function of ``(seed, epoch)``, so an epoch can be replayed exactly (resume).
 """
@@ -132,19 +133,23 @@ def fill_counts(counts: dict[EdgeType, int], total: int) -> dict[EdgeType, int]:
 
 
 def fill_epoch(
-    per_type: dict[EdgeType, torch.Tensor], total: int, seed: int, epoch: int
+    edges: dict[EdgeType, torch.Tensor],
+    counts: dict[EdgeType, int],
+    total: int,
+    seed: int,
+    epoch: int,
 ) -> dict[EdgeType, torch.Tensor]:
-    """The epoch's balanced edges grown to ``total`` supervision edges with the same mix
-    (:func:`fill_counts`): a type of ``L`` edges that needs ``m > L`` gets ``m // L`` full
-    passes over its edges plus a uniform sample of the rest, each pass in a fresh order.
-    ``per_type`` already holding ``total`` or more edges is returned as it is."""
-    have = sum(int(e.shape[1]) for e in per_type.values())
-    if have == 0 or have >= total:
-        return per_type
-    want = fill_counts({et: int(e.shape[1]) for et, e in per_type.items()}, total)
+    """``total`` supervision edges in the mix of the balanced ``counts``
+    (:func:`fill_counts`), drawn from *all* of each link type's ``edges``: a type of ``L``
+    edges that gets ``m`` draws uses ``min(m, L)`` distinct edges, and ``m > L`` takes
+    ``m // L`` full passes plus a uniform sample of the rest, each pass in a fresh order."""
+    want = fill_counts(counts, total)
     out = {}
-    for i, (et, e) in enumerate(per_type.items()):
-        n, m = int(e.shape[1]), want[et]
+    for i, (et, e) in enumerate(edges.items()):
+        n, m = int(e.shape[1]), want.get(et, 0)
+        if m == 0 or n == 0:
+            out[et] = e[:, :0]
+            continue
         g = epoch_generator(seed, epoch, salt=104_729 + i, device=e.device)
         passes = [torch.randperm(n, generator=g, device=e.device) for _ in range(-(-m // n))]
         out[et] = e[:, torch.cat(passes)[:m]]

@@ -217,11 +217,11 @@ def test_balanced_epoch_keeps_the_edge_budget(graph):
     counts = {et: e.shape[1] for et, e in got.items()}
     assert sum(counts.values()) == budget
     assert max(counts.values()) - min(counts.values()) <= 1  # the "min" mix: equal shares
-    for et, e in got.items():
+    for et, e in got.items():  # drawn from all of the type's edges, not the balanced few
         k = keys_of(e, graph[et[2]].num_nodes)
         assert torch.isin(k, keys_of(edges[et], graph[et[2]].num_nodes)).all()
         uses = torch.unique(k, return_counts=True)[1]
-        assert len(uses) == smallest and int(uses.max() - uses.min()) <= 1
+        assert len(uses) == min(sizes[et], counts[et]) and int(uses.max() - uses.min()) <= 1
     assert all(torch.equal(got[et], e) for et, e in loader.epoch_edges(0).items())
     batches = list(loader.iter_epoch(0))
     assert sum(e.shape[1] for e in epoch_supervision(graph, batches).values()) == budget
