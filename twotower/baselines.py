@@ -13,23 +13,18 @@ harness scores them all by dot product:
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from itertools import product
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 import torch
 from torch_geometric.nn import LightGCN
 
-from audiograph.core.errors import ContractError
 from audiograph.samplers.threads import FREE_CORES, torch_threads
 from audiograph.twotower.config import LightGCNConfig
 from audiograph.twotower.features import align_embeddings, history_means
-from audiograph.twotower.metrics import evaluate_vectors
 
 
 def popularity(
@@ -229,90 +224,6 @@ def fit_lightgcn(
             if stop:
                 break
     return LightGCNFit(*vectors(model), losses)
-
-
-@dataclass
-class LightGCNTuning:
-    """The outcome of :func:`tune_lightgcn`: ``chosen`` (the grid point with its best epoch
-    count as ``epochs``), its validation ``best`` and, per grid point (``"dim=64
-    negatives=type reg=0.0001"``), the validation metric after every epoch trained."""
-
-    chosen: LightGCNConfig
-    metric: str
-    best: float
-    curves: dict[str, list[float]]
-    seconds: float
-
-    def report(self) -> dict[str, Any]:
-        """JSON-ready summary (for the evaluation report)."""
-        c = self.chosen
-        return {
-            "tuned": True,
-            "chosen": {"dim": c.dim, "negatives": c.negatives, "reg": c.reg, "epochs": c.epochs},
-            "metric": self.metric,
-            "best": round(self.best, 6),
-            "validation": {p: [round(v, 6) for v in curve] for p, curve in self.curves.items()},
-            "seconds": round(self.seconds, 2),
-        }
-
-
-def tune_lightgcn(
-    fit: pl.DataFrame,
-    labels: pl.DataFrame,
-    items: pl.DataFrame,
-    target_type: str,
-    base: LightGCNConfig | None = None,
-    *,
-    dims: Sequence[int] = (64, 128),
-    negatives: Sequence[str] = ("type", "all"),
-    regs: Sequence[float] | None = None,
-    max_epochs: int = 60,
-    patience: int = 10,
-    k: int = 10,
-) -> LightGCNTuning:
-    """Pick LightGCN's ``dim``, ``negatives``, ``reg`` and number of epochs on validation.
-
-    Every grid point (``dims`` x ``negatives`` x ``regs``, in that order; ``regs`` None:
-    ``base.reg``; the other settings from ``base``) is fitted on the ``fit`` interactions
-    for at most ``max_epochs``. After every epoch
-    :func:`~audiograph.twotower.metrics.evaluate_vectors` measures ``recall@k`` of ranking
-    the ``target_type`` items for the users of ``labels`` against their new label pairs
-    (each user's ``fit`` items excluded, as the test excludes train); a point stops after
-    ``patience`` epochs without a better value, but not before epoch ``2 * patience``
-    (the first epochs score about as popularity does, then dip before they climb). The
-    best (point, epoch) wins; ties go to the earlier point and the fewer epochs. On a
-    catalog with one item type ``negatives`` is cut to its first entry (every choice draws
-    the same negatives). Only ``fit`` and ``labels`` are read, never a test set, and the
-    result is a function of them and ``base.seed``. Raises ContractError when no label
-    pair is a new ``target_type`` pair.
-    """
-    t0 = time.perf_counter()
-    base = base or LightGCNConfig()
-    pair = ["user_id", "item_id"]
-    typed = items.filter(pl.col("item_type") == target_type).select("item_id")
-    new = labels.select(pair).unique().join(typed, on="item_id")
-    if new.join(fit.select(pair).unique(), on=pair, how="anti").height == 0:
-        raise ContractError(f"the label window has no new {target_type!r} pair to validate on")
-    users = pl.concat([fit["user_id"], labels["user_id"]]).unique().sort()
-    metric = f"recall@{k}"
-    negs = list(negatives) if items["item_type"].n_unique() > 1 else list(negatives)[:1]
-    best: tuple[float, LightGCNConfig] | None = None
-    curves: dict[str, list[float]] = {}
-    for dim, neg, reg in product(dims, negs, [base.reg] if regs is None else regs):
-        cfg = replace(base, dim=dim, negatives=neg, reg=reg, epochs=max_epochs)
-        curve = curves.setdefault(f"dim={dim} negatives={neg} reg={reg:g}", [])
-
-        def score(epoch: int, u: np.ndarray, i: np.ndarray, curve=curve) -> bool:
-            res = evaluate_vectors(u, i, users, items, fit, labels, target_type, k=k)
-            curve.append(res[metric])
-            return epoch >= 2 * patience and epoch - (int(np.argmax(curve)) + 1) >= patience
-
-        fit_lightgcn(fit, users, items, cfg, score)
-        top = int(np.argmax(curve))
-        if best is None or curve[top] > best[0]:
-            best = (curve[top], replace(cfg, epochs=top + 1))
-    assert best is not None, "empty LightGCN grid"
-    return LightGCNTuning(best[1], metric, best[0], curves, time.perf_counter() - t0)
 
 
 def _negative_sampler(

@@ -17,8 +17,8 @@ each user's training items excluded:
 Evaluation only evaluates: nothing is written. LightGCN is fitted in memory on the run's
 training interactions (seeded); when those are the train part of a split with fit/label
 windows its dim, negatives and epochs are first picked on validation (fit window vs label
-window, :func:`~audiograph.twotower.baselines.tune_lightgcn`), so the baseline is beaten at
-its best; the test interactions are only read for scoring.
+window, :func:`~audiograph.twotower.lightgcn_tune.tune_lightgcn`), so the baseline is beaten
+at its best; the test interactions are only read for scoring.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from audiograph.core.embeddings import read_embeddings
 from audiograph.core.errors import ContractError
 from audiograph.core.runs import read_run_config
 from audiograph.graphs.contract import read_dataset
-from audiograph.twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity, tune_lightgcn
+from audiograph.twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
 from audiograph.twotower.config import EvaluationConfig, LightGCNConfig, TwoTowerConfig
 from audiograph.twotower.export import user_item_vectors
 from audiograph.twotower.inputs import catalog_vectors, split_windows
+from audiograph.twotower.lightgcn_tune import tune_lightgcn
 from audiograph.twotower.metrics import check_item_type, check_test_items, evaluate_vectors
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -15,8 +16,9 @@ from audiograph.core.formats import FORMAT_VERSION
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.contract import read_dataset, write_dataset
 from audiograph.graphs.split import split_dataset
-from audiograph.twotower.baselines import tune_lightgcn
 from audiograph.twotower.config import EvaluationConfig, LightGCNConfig
+from audiograph.twotower.lightgcn_tune import ValidationRecall, tune_lightgcn
+from audiograph.twotower.metrics import evaluate_vectors
 
 BASE = LightGCNConfig(layers=2, lr=0.1, batch=1024, seed=3)  # fast: peaks within 12 epochs
 GRID = {"dims": (8, 16), "negatives": ("type", "all"), "max_epochs": 12, "patience": 2}
@@ -153,3 +155,21 @@ def test_without_windows_or_when_off_the_fixed_settings_are_reported(split, tmp_
 def test_bad_tuning_settings_are_one_line_errors(bad):
     with pytest.raises(ContractError, match="lightgcn"):
         EvaluationConfig(**bad)
+
+
+def test_the_per_epoch_recall_is_evaluate_vectors_recall(split):
+    fit, labels = (read_dataset(split / "split" / p) for p in ("fit", "labels"))
+    f, lab, items = fit.interactions, labels.interactions, fit.items
+    users = pl.concat([f["user_id"], lab["user_id"]]).unique().sort()
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(len(users), 8)).astype(np.float32)
+    i = rng.normal(size=(items.height, 8)).astype(np.float32)
+    i[::3] = 0.0  # ties: a third of the items score 0 for everyone
+    u[::5] = 0.0  # zero users: ranked by popularity (ties again)
+    i[:, 0] = np.round(i[:, 0], 1)
+    u[:, 1:] = 0.0  # scores = u0 * i0 with few distinct values: many ties at the cut
+    for target in ("music", "audiobook"):
+        for k in (1, 10):
+            recall = ValidationRecall(users, items, f, lab, target, k, batch=100)
+            want = evaluate_vectors(u, i, users, items, f, lab, target, k=k, batch=100)
+            assert recall(u, i) == pytest.approx(want[f"recall@{k}"], abs=1e-12), (target, k)
