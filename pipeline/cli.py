@@ -36,8 +36,9 @@ def prepare_lastfm(
     vertical: Annotated[
         str | None,
         typer.Option(
-            help="TAG,...: artists whose most-used tag is one of these become the "
-            "item type 'vertical' (a second, sparser type)."
+            help="TAG,...: artists whose most-used tag (over all tag rows, test ones "
+            "included) is one of these become the item type 'vertical'; for a leak-free "
+            "benchmark use split --retype vertical=TAG instead."
         ),
     ] = None,
 ) -> None:
@@ -75,7 +76,11 @@ def prepare_synthetic(
         float, typer.Option(help="Mean interactions per user.")
     ] = 12.0,
     tastes: Annotated[
-        int, typer.Option(help="Hidden tastes per topic, not in the text (1: none).")
+        int,
+        typer.Option(
+            help="Hidden tastes per topic, shared by every item type and shown in the "
+            "text only by a weak style word (1: none)."
+        ),
     ] = 1,
 ) -> None:
     """Synthetic catalog with planted topics and a sparse audiobook type (no files needed)."""
