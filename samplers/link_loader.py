@@ -1,8 +1,8 @@
 """Link-prediction loader: multi-link balanced edges → batches → sampled subgraphs.
 
 One epoch = the multi-link balanced supervision edges of every link type (with
-``max_epoch_edges``, grown or cut to that many in the balanced mix), shuffled together, cut
-into batches of ``batch_size`` (mixed link types). For each batch:
+``max_epoch_edges``, that many spread as evenly over the link types as their sizes allow),
+shuffled together, cut into batches of ``batch_size`` (mixed link types). For each batch:
 
 * negatives: ``num_negatives`` destinations per positive, uniform over the destination
   type's nodes with at least one training edge (default) or proportional to degree
@@ -56,11 +56,11 @@ class LinkNeighborLoader:
         seed: base seed.
         device: sampling device.
         prefetch: batches prepared ahead in a background thread (0 = none).
-        max_epoch_edges: supervision edges per epoch. With balancing, exactly this many:
-            a fresh uniform sample of the balanced edges when they are more, the balanced
-            mix repeated up to it when they are fewer (:func:`fill_epoch`: balancing sets
-            the mix of link types, not the training budget). Unbalanced: at most this many.
-            ``None``: every (balanced) edge once.
+        max_epoch_edges: supervision edges per epoch (at most). With balancing they are
+            spread over the link types as evenly as the types' sizes (or the cap) allow,
+            a fresh sample every epoch, no edge twice (:func:`fill_epoch`: balancing never
+            shrinks the budget). Unbalanced: a uniform sample of every edge. ``None``:
+            every (balanced) edge once.
     """
 
     def __init__(
@@ -104,21 +104,27 @@ class LinkNeighborLoader:
         """Supervision edges of ``epoch`` per link type (balanced unless target is None)."""
         if self.balance_target is None:
             return self.edges
-        sizes = {et: int(e.shape[1]) for et, e in self.edges.items()}
-        counts = balanced_counts(sizes, self.balance_target, self.balance)
-        if self.max_epoch_edges is None or sum(counts.values()) >= self.max_epoch_edges:
+        if self.max_epoch_edges is None:
             return balanced_epoch(self.edges, epoch, self.seed, self.balance_target, self.balance)
-        return fill_epoch(self.edges, counts, self.max_epoch_edges, self.seed, epoch)
+        return fill_epoch(self.edges, self._bounds(), self.max_epoch_edges, self.seed, epoch)
+
+    def _bounds(self) -> dict[EdgeType, int]:
+        """Edges per link type an epoch may draw: all of them under ``"min"`` (the budget
+        is spread evenly), else the balancing cap or ratio's counts."""
+        sizes = {et: int(e.shape[1]) for et, e in self.edges.items()}
+        if self.balance_target == "min" and self.balance is None:
+            return sizes
+        return balanced_counts(sizes, self.balance_target, self.balance)
 
     def num_batches(self, epoch: int = 0) -> int:
         """Batches in ``epoch`` (counted from the balanced sizes; nothing is drawn)."""
         sizes = {et: int(e.shape[1]) for et, e in self.edges.items()}
         if self.balance_target is not None:
-            sizes = balanced_counts(sizes, self.balance_target, self.balance)
+            sizes = self._bounds() if self.max_epoch_edges else balanced_counts(
+                sizes, self.balance_target, self.balance)  # fmt: skip
         total = sum(sizes.values())
         if self.max_epoch_edges is not None:
-            fill = self.balance_target is not None and total > 0
-            total = self.max_epoch_edges if fill else min(total, self.max_epoch_edges)
+            total = min(total, self.max_epoch_edges)
         return -(-total // self.batch_size)
 
     def iter_epoch(

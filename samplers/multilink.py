@@ -9,11 +9,14 @@ a fresh uniform sample without replacement of its supervision edges:
 * ``target=<int>``: a per-type cap;
 * ``target=<float>`` ratio ``r``: at most ``ceil(r * smallest)`` per type.
 
-Types outside ``balance`` (when given) keep all their edges. Balancing sets the *mix*, not
-the budget: :func:`fill_epoch` scales the balanced counts to a fixed number of supervision
-edges per epoch, drawn from all of each type's edges (the rare types' edges repeated, each
-repeat a fresh permutation), so a
-graph whose rarest type is tiny still trains on as many edges per epoch as any other. The
+Types outside ``balance`` (when given) keep all their edges. Balancing must not shrink the
+training budget: with a budget of edges per epoch, :func:`fill_epoch` spreads it over the
+link types as evenly as their sizes allow (the rare types give all their edges, the
+abundant ones share the rest equally; no edge twice in an epoch), so a graph whose rarest
+type is tiny still trains on as many edges per epoch as any other, undersampling the
+abundant types toward the rare ones. (Repeating a rare type's edges to equal shares was
+tried: on Last.fm with a 374-artist vertical it fitted link prediction better and made the
+embeddings useless for k-NN recommendation.) The
 draw is a pure function of ``(seed, epoch)``, so an epoch can be replayed exactly (resume).
 """
 
@@ -117,18 +120,24 @@ def balanced_epoch(
     return out
 
 
-def fill_counts(counts: dict[EdgeType, int], total: int) -> dict[EdgeType, int]:
-    """``counts`` scaled to sum to ``total`` (largest remainders, ties by order); the mix
-    of link types stays that of ``counts``."""
-    have = sum(counts.values())
-    if have == 0 or have == total:
-        return dict(counts)
-    exact_share = {et: n * total / have for et, n in counts.items()}
-    out = {et: math.floor(x) for et, x in exact_share.items()}
-    rest = total - sum(out.values())
-    by_remainder = sorted(counts, key=lambda et: out[et] - exact_share[et])
-    for et in by_remainder[:rest]:
-        out[et] += 1
+def fill_counts(bounds: dict[EdgeType, int], total: int) -> dict[EdgeType, int]:
+    """Up to ``total`` edges spread over the link types as evenly as ``bounds`` allow
+    (water-filling): every type gets an equal share, a type whose bound is below its share
+    gives all of it and the others share what it leaves (a remainder goes one edge each to
+    the first types, in order). With ``sum(bounds) <= total`` every type gets its bound."""
+    out = {et: 0 for et in bounds}
+    left = {et: b for et, b in bounds.items() if b > 0}
+    budget = total
+    while left and budget > 0:
+        share = budget // len(left)
+        small = {et: b for et, b in left.items() if b <= share}
+        if not small:
+            for i, et in enumerate(left):
+                out[et] += share + (1 if i < budget - share * len(left) else 0)
+            break
+        for et, b in small.items():
+            out[et], budget = b, budget - b
+            del left[et]
     return out
 
 
@@ -139,10 +148,10 @@ def fill_epoch(
     seed: int,
     epoch: int,
 ) -> dict[EdgeType, torch.Tensor]:
-    """``total`` supervision edges in the mix of the balanced ``counts``
-    (:func:`fill_counts`), drawn from *all* of each link type's ``edges``: a type of ``L``
-    edges that gets ``m`` draws uses ``min(m, L)`` distinct edges, and ``m > L`` takes
-    ``m // L`` full passes plus a uniform sample of the rest, each pass in a fresh order."""
+    """Up to ``total`` supervision edges spread over the link types by
+    :func:`fill_counts` within ``counts`` (each type's edges or its balancing bound), each
+    a fresh uniform sample of all of the type's ``edges`` without repeats (a count above
+    a type's size would take full passes in fresh orders)."""
     want = fill_counts(counts, total)
     out = {}
     for i, (et, e) in enumerate(edges.items()):

@@ -17,7 +17,7 @@ from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.store import load_graph
 from audiograph.samplers.link_loader import LinkNeighborLoader
-from audiograph.samplers.multilink import balanced_counts, link_edges
+from audiograph.samplers.multilink import balanced_counts, fill_counts, link_edges
 
 ITEMS = {"music": 300, "podcast": 150, "audiobook": 40}
 FAN = [5, 3]
@@ -203,28 +203,43 @@ def test_max_epoch_edges_is_a_fresh_sample_of_the_epoch(graph):
 
 
 def test_balanced_epoch_keeps_the_edge_budget(graph):
-    """With balancing, ``max_epoch_edges`` is the epoch's size even when the balanced
-    edges are fewer: the balanced mix is repeated up to it (balancing sets the mix, not
-    the budget); every edge of a type is used once before any is used twice."""
+    """With balancing, ``max_epoch_edges`` is the epoch's size even when the rarest type
+    is tiny: the budget is spread as evenly as the types' sizes allow (water-filling: a
+    type smaller than its share gives all its edges, the others share the rest), drawn
+    from all of each type's edges, no edge twice, replayable."""
     edges = link_edges(graph)
     sizes = {et: e.shape[1] for et, e in edges.items()}
-    smallest = min(sizes.values())
-    budget = 3 * smallest * len(sizes) + 5  # ~3 passes of every type, not a multiple
+    smallest, largest = min(sizes.values()), max(sizes.values())
+    budget = smallest * len(sizes) + 2 * (largest - smallest) // 3  # the rarest is below a share
     loader = LinkNeighborLoader(graph, FAN, batch_size=128, balance_target="min", seed=3,
                                 max_epoch_edges=budget)  # fmt: skip
     assert loader.num_batches(0) == -(-budget // 128)
     got = loader.epoch_edges(0)
     counts = {et: e.shape[1] for et, e in got.items()}
     assert sum(counts.values()) == budget
-    assert max(counts.values()) - min(counts.values()) <= 1  # the "min" mix: equal shares
-    for et, e in got.items():  # drawn from all of the type's edges, not the balanced few
+    share = max(counts.values())
+    for et, n in counts.items():  # all of a type below the share, the share otherwise
+        assert n == sizes[et] if sizes[et] < share else n in (share, share - 1)
+    assert counts[min(sizes, key=sizes.get)] == smallest
+    for et, e in got.items():
         k = keys_of(e, graph[et[2]].num_nodes)
         assert torch.isin(k, keys_of(edges[et], graph[et[2]].num_nodes)).all()
-        uses = torch.unique(k, return_counts=True)[1]
-        assert len(uses) == min(sizes[et], counts[et]) and int(uses.max() - uses.min()) <= 1
+        assert len(torch.unique(k)) == len(k)  # no edge twice
     assert all(torch.equal(got[et], e) for et, e in loader.epoch_edges(0).items())
+    assert any(not torch.equal(got[et], e) for et, e in loader.epoch_edges(1).items())
     batches = list(loader.iter_epoch(0))
     assert sum(e.shape[1] for e in epoch_supervision(graph, batches).values()) == budget
+    everything = sum(sizes.values())
+    big = LinkNeighborLoader(graph, FAN, batch_size=128, max_epoch_edges=10 * everything)
+    assert sum(e.shape[1] for e in big.epoch_edges(0).values()) == everything
+
+
+def test_fill_counts_water_fills():
+    assert fill_counts({"a": 5, "b": 100, "c": 100}, 105) == {"a": 5, "b": 50, "c": 50}
+    assert fill_counts({"a": 5, "b": 100, "c": 100}, 106) == {"a": 5, "b": 51, "c": 50}
+    assert fill_counts({"a": 5, "b": 30, "c": 100}, 100) == {"a": 5, "b": 30, "c": 65}
+    assert fill_counts({"a": 5, "b": 30}, 100) == {"a": 5, "b": 30}
+    assert fill_counts({"a": 0, "b": 7}, 3) == {"a": 0, "b": 3}
 
 
 def test_balance_subset_and_cap(graph):
