@@ -22,7 +22,8 @@ from audiograph.graphs.split import split_dataset
 from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.train import train_hgnn
 
-TINY = ["--hidden", "16", "--fanout", "3,2", "--batch-size", "32", "--prefetch", "0",
+TINY = ["--max-epoch-edges", "2000", "--hidden", "16", "--fanout", "3,2", "--batch-size", "32",
+        "--prefetch", "0",
         "--eval-candidates", "10", "--max-val-edges", "50", "--quiet"]  # fmt: skip
 
 

@@ -131,8 +131,9 @@ def test_user_tags_are_recounted_from_each_parts_rows(tmp_path):
 def _chain(split, out, cache) -> dict[str, bytes]:
     """fit → graph → HGNN → embeddings → two-tower; the bytes of every training artifact."""
     build_graph(split / "fit", out / "g", GraphConfig(encoder="none"), quiet=True)
-    train_hgnn(out / "g", out / "h", HGNNConfig(epochs=1, hidden=8, fanout=[3, 2],
-               prefetch=0, eval_candidates=10, max_val_edges=50), quiet=True)  # fmt: skip
+    hgnn = HGNNConfig(epochs=1, max_epoch_edges=2000, hidden=8, fanout=[3, 2], prefetch=0,
+                      eval_candidates=10, max_val_edges=50)  # fmt: skip
+    train_hgnn(out / "g", out / "h", hgnn, quiet=True)
     export_embeddings(out / "h", out / "e", catalog=split / "train", quiet=True)
     cfg = TwoTowerConfig(epochs=1, tower_dims=[16, 8], cat_dim=4, batch_size=64,
                          cache_dir=str(cache), val_type="audiobook")  # fmt: skip

@@ -21,6 +21,7 @@ from audiograph.pipeline.config import resume_base
 from audiograph.samplers import NeighborSampler
 
 SMALL = {
+    "max_epoch_edges": 500,  # a small epoch budget (the default is 110,000)
     "hidden": 16,
     "fanout": [4, 3],
     "batch_size": 64,

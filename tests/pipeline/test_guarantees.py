@@ -28,8 +28,12 @@ from audiograph.twotower.train import TwoTowerConfig, train_twotower
 CLI = [sys.executable, "-m", "audiograph"]  # the CLI as `python -m audiograph`
 
 TINY_HGNN = {"hidden": 8, "fanout": [3, 2], "batch_size": 64, "prefetch": 0,
-             "eval_candidates": 10, "max_val_edges": 50, "patience": 9}  # fmt: skip
-HGNN_TOML = "[hgnn]\nhidden = 8\nfanout = [3, 2]\nprefetch = 0\neval_candidates = 10\n"
+             "eval_candidates": 10, "max_val_edges": 50, "patience": 9,
+             "max_epoch_edges": 2000}  # fmt: skip
+HGNN_TOML = (
+    "[hgnn]\nmax_epoch_edges = 2000\nhidden = 8\nfanout = [3, 2]\nprefetch = 0\n"
+    "eval_candidates = 10\n"
+)
 
 
 @pytest.fixture(scope="module")

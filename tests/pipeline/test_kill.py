@@ -39,6 +39,7 @@ THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELI
 TIMING = {"seconds", "edges_per_s", "pairs_per_s", "examples_per_s"}  # differ run to run
 TOML = {
     "hgnn": """[hgnn]
+max_epoch_edges = 2000
 hidden = 8
 fanout = [3, 2]
 batch_size = 128

@@ -20,7 +20,7 @@ TINY = {
     "split": {},
     "graph": {},
     "hgnn": {"epochs": 1, "hidden": 8, "fanout": [3, 2], "batch_size": 64, "prefetch": 0,
-             "eval_candidates": 10, "max_val_edges": 50},
+             "eval_candidates": 10, "max_val_edges": 50, "max_epoch_edges": 2000},
     "export": {},
     "twotower": {"epochs": 1, "tower_dims": [16], "val_type": "audiobook"},
     "baseline": {},

@@ -30,7 +30,8 @@ from audiograph.pipeline.runner import read_experiment, run_experiment
 CLI = [sys.executable, "-c", "from audiograph.pipeline.cli import main; main()"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 HGNN = {"epochs": 3, "hidden": 8, "fanout": [3, 2], "batch_size": 64, "prefetch": 0,
-        "eval_candidates": 10, "max_val_edges": 50, "patience": 100}  # fmt: skip
+        "eval_candidates": 10, "max_val_edges": 50, "patience": 100,
+        "max_epoch_edges": 2000}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
