@@ -4,11 +4,11 @@ to end)."""
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,17 +18,24 @@ from audiograph.graphs.adapters.synthetic import prepare_synthetic
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+def _load(name: str) -> ModuleType:
+    """The script ``benchmarks/NAME.py`` as module ``NAME`` (benchmarks/ is not a package;
+    ``quality`` imports its sibling ``quality_stats`` by that name)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def bench():
-    """The ``quality`` and ``quality_stats`` scripts (benchmarks/ is not a package)."""
-    sys.path.insert(0, str(BENCH))
+    """The ``quality`` and ``quality_stats`` scripts."""
     try:
-        yield SimpleNamespace(
-            quality=importlib.import_module("quality"),
-            stats=importlib.import_module("quality_stats"),
-        )
+        yield SimpleNamespace(stats=_load("quality_stats"), quality=_load("quality"))
     finally:
-        sys.path.remove(str(BENCH))
+        for name in ("quality", "quality_stats"):
+            sys.modules.pop(name, None)
 
 
 def test_paired_bootstrap_pairs_users_and_is_seeded(bench):
@@ -104,7 +111,7 @@ def test_experiment_is_the_product_defaults_plus_the_target(bench, tmp_path):
     assert exp["hgnn"] == {} and exp["baseline"] == {} and exp["graph"] == {}
     assert exp["twotower"] == {"val_type": "vertical"}
     assert exp["evaluate"] == {"target_type": "vertical"}
-    assert exp["split"] == {"adopters": {"vertical": 0.3}}
+    assert exp["split"] == {"retype": {"vertical": ["electronic"]}, "adopters": {"vertical": 0.3}}
     sets = {"hgnn": {"epochs": 6}, "split": {"label_fraction": 0.4}}
     exp = q.experiment("douban", sets, tmp_path / "d", tmp_path / "w", 0)
     assert exp["hgnn"] == {"epochs": 6} and exp["graph"] == {"encoder": "none"}
