@@ -28,7 +28,7 @@ def test_readme_tables_are_generated_from_the_result_files():
 
 
 def test_quality_table_shows_means_intervals_and_the_paired_difference(tmp_path):
-    out = json.loads((Path(RESULTS) / "quality-lastfm-vertical.json").read_text())
+    out = json.loads((Path(RESULTS) / "quality-synthetic.json").read_text())
     table = quality_table(out)
     hr = out["results"]["2t-hgnn"]["hr@10"]
     assert f"{hr['mean']:.3f} ± {hr['ci95']:.3f}" in table
