@@ -67,6 +67,6 @@ def test_quality_table_renders_item_slices_comparisons_and_bootstraps():
 
 
 def test_quality_tables_of_older_results_keep_their_columns():
-    out = json.loads((Path(RESULTS) / "quality-synthetic.json").read_text())
+    out = json.loads((Path(RESULTS) / "quality-douban.json").read_text())
     table = quality_table(out)
     assert "new-item" not in table and "bootstrap" not in table and "Settings" not in table
