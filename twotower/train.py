@@ -63,11 +63,11 @@ from audiograph.core.runs import (
 from audiograph.graphs.contract import read_dataset
 from audiograph.twotower.config import TwoTowerConfig
 from audiograph.twotower.inputs import index_of, prepare, prepare_windows, split_windows
+from audiograph.twotower.loss import sampled_softmax_loss
 from audiograph.twotower.model import (
     InputSpec,
     TwoTower,
     recall_at_k,
-    sampled_softmax_loss,
 )
 
 KIND = "twotower-run"

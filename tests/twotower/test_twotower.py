@@ -25,13 +25,13 @@ from audiograph.twotower import (
     user_item_vectors,
 )
 from audiograph.twotower.inputs import prepare, split_history_labels
+from audiograph.twotower.loss import sampled_softmax_loss
 from audiograph.twotower.model import (
     InputSpec,
     TwoTower,
     build_spec,
     item_inputs,
     recall_at_k,
-    sampled_softmax_loss,
     user_inputs,
 )
 
