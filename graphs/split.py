@@ -7,7 +7,9 @@
   distinct items are held out at random, with every signal of a held-out ``(user, item)``
   pair going to test, so no weak signal leaks the answer into train. Search queries
   (``queries.parquet``) are split per item the same way: each item with ``n >= 2``
-  ``(query, item)`` rows holds out ``clip(round_half_up(test_fraction * n), 1, n - 1)``.
+  ``(query, item)`` rows holds out ``clip(round_half_up(test_fraction * n), 1, n - 1)``;
+  where the queries are tags users gave (Last.fm), they follow the interactions instead
+  (:func:`~audiograph.graphs.user_tags.side_queries`), so no test query is in train text.
 * :func:`downsample_type` — keeps a random fraction of one item type's ``(user, item)``
   pairs (all their rows), e.g. to make Douban books a sparse type.
 * :func:`retype_items` — gives items a new type by their most-used tag on the train side
@@ -33,7 +35,7 @@ from audiograph.core.formats import FORMAT_VERSION
 from audiograph.graphs.config import SplitConfig
 from audiograph.graphs.contract import read_dataset, write_dataset
 from audiograph.graphs.thinning import downsample_type, keep_adopters
-from audiograph.graphs.user_tags import has_user_tags, recount_tags
+from audiograph.graphs.user_tags import has_user_tags, recount_tags, side_queries
 
 PAIR = ["user_id", "item_id"]
 
@@ -83,7 +85,9 @@ def split_dataset(
     use = "temporal" if method == "temporal" or (method == "auto" and has_ts) else "random"
     train, test, cut = _hold_out(inter, test_fraction, seed, use)
     q_train = q_test = None
-    if ds.queries is not None:
+    if ds.queries is not None and has_user_tags(inter):  # queries are user tags: per side
+        q_train, q_test = side_queries(ds.queries, train, test)
+    elif ds.queries is not None:
         q_in_test = _held_out_rows(ds.queries, test_fraction, seed, ["item_id", "query"])
         q_train, q_test = ds.queries.filter(~q_in_test), ds.queries.filter(q_in_test)
     # types from the train side only, before any thinning reads them; every part gets them

@@ -43,3 +43,33 @@ def recount_tags(items: pl.DataFrame, interactions: pl.DataFrame) -> pl.DataFram
         .with_columns(pl.col(TAGS).fill_null(empty))
         .select(items.columns)
     )
+
+
+def side_queries(
+    queries: pl.DataFrame, train: pl.DataFrame, test: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(train, test)`` search queries when a query is a tag users gave an item.
+
+    A ``(query, item_id)`` row of ``queries`` goes to the train side when some train row
+    gave ``item_id`` that tag, and to the test side when only test rows did, and the tag is
+    a train query too: a test pair's tag never reaches the training side's item text
+    (:func:`recount_tags`), so the test asks which items will be given a known tag. Rows
+    that no interaction gave (none, for the adapters here) are dropped.
+    """
+
+    def pairs(side: pl.DataFrame) -> pl.DataFrame:
+        return (
+            side.select("item_id", pl.col(TAGS).alias("query"))
+            .explode("query")
+            .drop_nulls("query")
+            .unique()
+        )
+
+    on = ["query", "item_id"]
+    q_train = queries.join(pairs(train), on=on, how="semi", maintain_order="left")
+    q_test = (
+        queries.join(pairs(test), on=on, how="semi", maintain_order="left")
+        .join(q_train, on=on, how="anti", maintain_order="left")
+        .filter(pl.col("query").is_in(q_train["query"].unique().implode()))
+    )
+    return q_train, q_test

@@ -128,6 +128,34 @@ def test_user_tags_are_recounted_from_each_parts_rows(tmp_path):
     assert "leak" in read_dataset(tmp_path / "s2" / "test").items["tags"].explode().to_list()
 
 
+def test_tag_queries_follow_the_interactions(tmp_path):
+    """Queries that are user tags: a pair tagged on the train side is a train query; one
+    tagged only in test is a test query when its tag is a train query; no test query's
+    (tag, item) is in the train side's item text."""
+    items = pl.DataFrame({"item_id": ["a", "b", "c"], "item_type": "artist",
+                          "title": ["A", "B", "C"], "tags": [[], [], []]})  # fmt: skip
+    rows = pl.DataFrame({
+        "user_id": ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"],
+        "item_id": ["a", "a", "b", "b", "c", "c", "a", "b", "c", "c"],
+        "signal": "tag",
+        "ts": list(range(100, 110)),  # test: ts >= 108 (u8, u9 on c)
+        "tags": [["rock"], ["rock"], ["pop"], ["rock"], ["jazz"], ["pop"], ["pop"], ["pop"],
+                 ["rock", "pop"], ["solo"]],
+    })  # fmt: skip
+    queries = pl.DataFrame({"query": ["rock", "rock", "pop", "pop", "pop", "rock", "jazz", "solo"],
+                            "item_id": ["a", "b", "a", "b", "c", "c", "c", "c"]})  # fmt: skip
+    (tmp_path / "d").mkdir()
+    write_dataset(tmp_path / "d", items, rows, queries=queries)
+    m = split_dataset(tmp_path / "d", tmp_path / "s", test_fraction=0.2, method="temporal")
+    q = {p: sorted(read_dataset(tmp_path / "s" / p).queries.iter_rows()) for p in ("train", "test")}
+    assert q["train"] == [("jazz", "c"), ("pop", "a"), ("pop", "b"), ("pop", "c"), ("rock", "a"),
+                          ("rock", "b")]  # fmt: skip
+    assert q["test"] == [("rock", "c")]  # pop on c is known from train; solo is no train query
+    assert (m["train"]["queries"], m["test"]["queries"]) == (6, 1)
+    text = dict(read_dataset(tmp_path / "s" / "train").items.select("item_id", "tags").iter_rows())
+    assert all(tag not in text[item] for tag, item in q["test"])
+
+
 def _chain(split, out, cache) -> dict[str, bytes]:
     """fit → graph → HGNN → embeddings → two-tower; the bytes of every training artifact."""
     build_graph(split / "fit", out / "g", GraphConfig(encoder="none"), quiet=True)
