@@ -30,8 +30,12 @@ TINY = ["--max-epoch-edges", "2000", "--hidden", "16", "--fanout", "3,2", "--bat
         "--eval-candidates", "10", "--max-val-edges", "50", "--quiet"]  # fmt: skip
 
 
-PINNED = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
-          "AUDIOGRAPH_SAMPLER_THREADS": "1"}
+PINNED = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
+    "AUDIOGRAPH_SAMPLER_THREADS": "1",
+}
 
 
 def cli(*args: str, ranks: int = 1, env: dict[str, str] | None = None) -> None:
