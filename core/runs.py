@@ -91,6 +91,7 @@ def claim_run(path: str | os.PathLike, kind: str, inputs: Iterable[Any] = ()) ->
 SETTINGS_ADDED: dict[str, dict[str, Any]] = {
     "hgnn-run": {"lr_decay": 1.0, "precision": "fp32"},
     "twotower-run": {"skip_vector": "history", "target_negatives": 0, "target_weight": 1.0},
+    "generative-run": {"val_examples": 0, "patience": 1},
 }
 """Per run kind, settings added after such runs may have been saved, with the value those
 runs trained with: a resumed old run keeps its behaviour, not today's default."""

@@ -56,14 +56,18 @@ class GenerativeConfig(Validated):
         history: a recommendation input's most recent items.
         max_query_tokens: search query tokens at most.
         tasks: tasks trained: search, rec or both.
-        epochs: training epochs.
+        epochs: training epochs at most (see ``patience``).
         batch_size: examples per batch.
         lr: AdamW peak learning rate.
         warmup_steps: linear warm-up steps.
         search_per_epoch: search examples per epoch at most (none: all).
         rec_per_epoch: recommendation examples per epoch at most (a fresh draw each epoch).
+        val_examples: examples per task held out of training (seeded) to measure the
+            validation loss after every epoch; 0: none (every epoch's model is kept).
+        patience: stop after this many epochs without a lower validation loss; ``model/``
+            holds the epoch with the lowest.
         pretrained: a local pretrained T5 folder (none: from scratch).
-        seed: seeds the model and the example draws.
+        seed: seeds the model, the held-out examples and the example draws.
         device: cpu or cuda[:i].
     """
 
@@ -75,12 +79,14 @@ class GenerativeConfig(Validated):
     history: int = 20
     max_query_tokens: int = 24
     tasks: tuple[str, ...] = TASKS
-    epochs: int = 10
+    epochs: int = 20
     batch_size: int = 256
     lr: float = 2e-3
     warmup_steps: int = 200
-    search_per_epoch: int | None = None
-    rec_per_epoch: int | None = 60000
+    search_per_epoch: int | None = 30000
+    rec_per_epoch: int | None = 30000
+    val_examples: int = 1000
+    patience: int = 2
     pretrained: str | None = None
     seed: int = 0
     device: str = "cpu"
@@ -97,6 +103,8 @@ class GenerativeConfig(Validated):
         check_min("max-query-tokens", self.max_query_tokens, 2)
         check_min("epochs", self.epochs, 0)
         check_min("warmup-steps", self.warmup_steps, 0)
+        check_min("val-examples", self.val_examples, 0)
+        check_min("patience", self.patience, 1)
         if self.d_model % self.heads:
             raise ContractError(f"--d-model ({self.d_model}) must be a multiple of --heads "
                                 f"({self.heads})")  # fmt: skip

@@ -15,9 +15,10 @@ without audiograph), ``tokenizer/`` (the WordPiece input tokenizer), ``codes.par
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,49 @@ def _epoch_examples(
     return inputs, targets_all, task_arr, batches
 
 
+def _hold_out(cfg: GenerativeConfig, d: dict[str, Any]) -> dict[str, tuple[list, np.ndarray]]:
+    """Take ``cfg.val_examples`` examples per task (at most a tenth of the task's pool,
+    seeded) out of the training data in ``d``: search pairs, and the last item of as many
+    users' sequences (its history before it). ``{task: (inputs, target rows)}``."""
+    rng, val = np.random.default_rng([cfg.seed, 7]), {}
+    if cfg.val_examples == 0:
+        return val
+    if "search" in cfg.tasks and (n := min(cfg.val_examples, len(d["s_rows"]) // 10)) > 0:
+        pick = np.sort(rng.choice(len(d["s_rows"]), n, replace=False))
+        keep = np.ones(len(d["s_rows"]), bool)
+        keep[pick] = False
+        val["search"] = ([d["s_inputs"][i] for i in pick], d["s_rows"][pick])
+        d["s_inputs"] = [x for x, k in zip(d["s_inputs"], keep, strict=True) if k]
+        d["s_rows"] = d["s_rows"][keep]
+    if "rec" in cfg.tasks:
+        seqs = list(d["rec"].seqs)
+        users = [u for u, x in enumerate(seqs) if len(x) > 2]
+        if (n := min(cfg.val_examples, len(users) // 10)) > 0:
+            pick = np.sort(rng.choice(users, n, replace=False))
+            hist = [seqs[u][:-1][-cfg.history :] for u in pick]
+            val["rec"] = (rec_inputs(d["vocab"], d["sid_tokens"], hist),
+                          np.array([seqs[u][-1] for u in pick], np.int64))  # fmt: skip
+            for u in pick:
+                seqs[u] = seqs[u][:-1]
+            d["rec"] = replace(d["rec"], seqs=seqs)
+    return val
+
+
+@torch.no_grad()
+def _val_loss(model, val: dict, labels_all: torch.Tensor, vocab: SidVocab, cfg, device) -> dict:  # noqa: ANN001
+    """Mean SID cross-entropy per task of the held-out examples (eval mode)."""
+    model.eval()
+    out = {}
+    for task, (inputs, rows) in val.items():
+        total = 0.0
+        for lo in range(0, len(rows), cfg.batch_size):
+            ids, mask = pad_batch(inputs[lo : lo + cfg.batch_size], device)
+            labels = labels_all[rows[lo : lo + cfg.batch_size]].to(device)
+            total += float(sid_loss(model, ids, mask, labels, vocab)) * len(labels)
+        out[task] = total / len(rows)
+    return out
+
+
 def train_generative(
     data_dir: str | Path,
     sid_dir: str | Path,
@@ -127,8 +171,10 @@ def train_generative(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) the generative model on the dataset ``data_dir`` (use the train
-    side of ``audiograph split`` to evaluate later) with the SIDs of ``sid_dir``. Returns
-    the last epoch's metrics."""
+    side of ``audiograph split`` to evaluate later) with the SIDs of ``sid_dir``: up to
+    ``cfg.epochs`` epochs, stopped after ``cfg.patience`` without a lower loss on the
+    held-out examples (``model/`` keeps the best epoch). Returns the last epoch's
+    metrics."""
     inputs = {"data_dir": data_dir, "sid_dir": sid_dir}
     run: Run | None = None
     if resume:
@@ -157,10 +203,11 @@ def train_generative(
         if ds.interactions is None:
             raise ContractError(f"{data_dir}: the rec task needs interactions")
         d["rec"] = user_sequences(ds.interactions, codes["item_id"])
+    val = _hold_out(cfg, d)
     device = torch.device(cfg.device)
     model = build_model(cfg, vocab).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    epoch0, step = 0, 0
+    epoch0, step, best, bad = 0, 0, math.inf, 0
     if run is None:
         config = {"data_dir": str(Path(data_dir).absolute()),
                   "sid_dir": str(Path(sid_dir).absolute()), "train": asdict(cfg),
@@ -175,10 +222,14 @@ def train_generative(
         restore = restorer(run.path / CHECKPOINT, model=model, optimizer=opt)
         if (ckpt := run.load_checkpoint(device, ("optimizer", "step"), restore)) is not None:
             epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
+            best = float(ckpt.get("best", torch.tensor(math.inf)))
+            bad = int(ckpt.get("bad_epochs", torch.tensor(0)))
     labels_all = torch.from_numpy(d["sid_tokens"])
     advice = f"try a lower --lr (now {cfg.lr:g})"
     last: dict[str, Any] = {}
     for epoch in range(epoch0, cfg.epochs):
+        if bad >= cfg.patience:
+            break
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout: resume replays the epoch
         inputs, targets, task, batches = _epoch_examples(cfg, d, epoch)
         model.train()
@@ -207,11 +258,20 @@ def train_generative(
                 "rec_loss": float(sums[1] / max(counts[1], 1)), "seconds": round(seconds, 2),
                 "examples_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}  # fmt: skip
         check_weights(model, epoch, advice)
+        if val:
+            losses = _val_loss(model, val, labels_all, vocab, cfg, device)
+            score = sum(losses.values()) / len(losses)
+            last |= {f"val_{t}_loss": v for t, v in losses.items()} | {"val_loss": score}
+        improved = not val or score < best
+        best, bad = (score if val else best, 0) if improved else (best, bad + 1)
         run.log(last)
-        run.save_folder("model", lambda tmp: model.save_pretrained(tmp, safe_serialization=True))
-        state = {"epoch": torch.tensor(epoch + 1), "step": torch.tensor(step)}
+        if improved:
+            run.save_folder("model", lambda d: model.save_pretrained(d, safe_serialization=True))
+        state = {"epoch": torch.tensor(epoch + 1), "step": torch.tensor(step),
+                 "best": torch.tensor(best), "bad_epochs": torch.tensor(bad)}  # fmt: skip
         run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), **state})
         if not quiet:
-            print(f"[train-generative] epoch {epoch}: loss {last['train_loss']:.4f}, "
+            tail = f", val loss {last['val_loss']:.4f}" if val else ""
+            print(f"[train-generative] epoch {epoch}: loss {last['train_loss']:.4f}{tail}, "
                   f"{len(inputs):,} examples, {seconds:.1f}s")  # fmt: skip
     return last

@@ -68,6 +68,7 @@ batch_size = 64
 warmup_steps = 5
 search_per_epoch = 64
 rec_per_epoch = 128
+val_examples = 0
 seed = 2
 """,
 }

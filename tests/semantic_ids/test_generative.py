@@ -20,8 +20,10 @@ from audiograph.semantic_ids.generate import load_run, recommend, search
 from audiograph.semantic_ids.generative import GenerativeConfig, build_model, train_generative
 
 N = 30  # items
+# memorisation: nothing held out for validation
 TINY = GenerativeConfig(d_model=64, d_ff=128, layers=1, heads=2, dropout=0.0, history=4,
-                        batch_size=32, lr=3e-3, warmup_steps=5, epochs=100)  # fmt: skip
+                        batch_size=32, lr=3e-3, warmup_steps=5, epochs=100,
+                        val_examples=0)  # fmt: skip
 
 
 def query(i: int) -> str:
@@ -103,6 +105,27 @@ def test_resume_equals_uninterrupted(tiny, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ContractError, match="already holds a run"):
         train_generative(tiny["data"], tiny["sid"], tmp_path / "a", cfg, quiet=True)
+
+
+def test_validation_plateau_stops_and_keeps_the_best_epoch(tiny, tmp_path):
+    """3 search + 3 rec examples held out (a tenth of each pool); the run stops after
+    ``patience`` epochs without a lower validation loss and ``model/`` is the best epoch's."""
+    from safetensors.torch import load_file
+
+    cfg = GenerativeConfig(**{**TINY.__dict__, "epochs": 12, "lr": 3e-2, "val_examples": 1000,
+                              "patience": 2})  # fmt: skip
+    last = train_generative(tiny["data"], tiny["sid"], tmp_path / "r", cfg, quiet=True)
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    val = [r["val_loss"] for r in rows]
+    assert all(set(r) >= {"val_search_loss", "val_rec_loss"} for r in rows)
+    best = int(np.argmin(val))
+    stopped = len(rows) < cfg.epochs
+    assert not stopped or (len(rows) == best + 1 + cfg.patience), val
+    assert last["epoch"] == len(rows) - 1
+    saved = load_file(str(tmp_path / "r" / "model" / "model.safetensors"))
+    final = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["model"]
+    same = all(torch.equal(saved[k], final[k]) for k in saved if k in final)
+    assert same == (best == len(rows) - 1)
 
 
 def test_rec_order_and_bad_input(tiny, tmp_path):
