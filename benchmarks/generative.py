@@ -1,21 +1,31 @@
-"""Generative search + recommendation over Semantic IDs, one run per embedding space.
+"""Generative search + recommendation over Semantic IDs, per embedding space, over seeds,
+next to dense-retrieval and two-tower references on the same inputs.
 
-For a dataset (Last.fm with its tags as queries, or the synthetic catalog with its topic
-queries): prepare → split (interactions per user, queries per item) → embedding spaces
-built on the train side only (the chain and each space's Semantic IDs and generative run
-go through the pipeline runner; the text spaces come from ``build_space``):
+Measures the product: every stage runs with its defaults through the pipeline runner
+(``audiograph run``). Per seed, under ``--workdir/seed<N>``:
 
-* ``content`` — MiniLM text vectors; ``search`` / ``multitask`` — MiniLM fine-tuned on
-  (query, item) pairs / on those plus co-interacting (item, item) pairs
-  (:mod:`audiograph.semantic_ids.spaces`); ``rec`` — HGNN item embeddings (graph of the
-  split's fit window, as in the runner); ``fused-concat`` / ``fused-svd`` — ``search`` ⊕ ``rec``.
+1. ``split`` (seeded, leak-free: on Last.fm the item text is recounted per side from the
+   tags users gave, and a test query is a tag first given to an artist in the test part,
+   so it is never in the training text); the graph of the fit window, the HGNN, its export,
+   the 2T-HGNN two-tower and the plain two-tower (``baseline``);
+2. embedding spaces built on the train side only: ``content`` (MiniLM), ``search`` /
+   ``multitask`` (MiniLM fine-tuned on train queries / plus co-interacting item pairs),
+   ``rec`` (the HGNN export), ``fused`` (``search`` ⊕ ``rec``, concatenated);
+3. per space: Semantic IDs and one generative model for both tasks (runner stages
+   ``semantic_ids`` and ``generative``, defaults: training stops on the validation-loss
+   plateau);
+4. the same sampled test queries and users for every row (``generative_eval``): generative
+   search and rec per space; dense retrieval with the content and the search-tuned
+   encoder; the two-towers and popularity for rec.
 
-Each space → Semantic IDs (RQ-KMeans 2 × 256 + disambiguation) → one generative T5
-trained on both tasks → search and rec Recall@10/@30 on the test side, next to the SID
-stats. The plain two-tower model (no HGNN) is the non-generative rec reference.
+Each finished seed's report goes to ``--workdir/seed<N>/report.json`` (a rerun reuses it).
+Reported: per row recall@10/@30 mean ± 95 % t-interval over seeds; per seed a paired
+bootstrap over inputs of the recall@10 difference of each generative row vs its reference
+(rec: the plain two-tower; search: the best dense row); the SID statistics, training
+epochs, examples/s and p50 latency of one request.
 
-    python benchmarks/generative.py --dataset lastfm --data-root ../shared/data --json
-    python benchmarks/generative.py --dataset synthetic --workdir /tmp/ag-gen --spaces content,rec
+    python benchmarks/generative.py --dataset lastfm --data-root ../shared/data \\
+        --workdir WORK --save     # WORK: any folder outside the repository
 """
 
 from __future__ import annotations
@@ -26,175 +36,198 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from audiograph.graphs.contract import read_dataset
-from audiograph.hgnn.config import PAPER_RECIPE, HGNNConfig
+import generative_eval as ev
+from quality import DATASETS, RESULTS, prepare
+from quality_stats import interval, paired_bootstrap
+
+from audiograph.core.atomic import write_json
 from audiograph.pipeline.runner import read_experiment, run_experiment
-from audiograph.semantic_ids.config import GenerativeConfig
-from audiograph.semantic_ids.generate import evaluate_generative
 from audiograph.semantic_ids.spaces import build_space, fuse_spaces
-from audiograph.twotower.export import user_item_vectors
-from audiograph.twotower.metrics import evaluate_vectors
 
-SPACES = ("content", "search", "rec", "multitask", "fused-concat", "fused-svd")
-# Sized for the 30-minute budget on 2 CPU cores: on Last.fm every model sees 1-1.6 passes
-# over its examples, so no dropout (35 % faster steps, little to regularise yet).
-GEN = GenerativeConfig(d_model=128, d_ff=256, layers=2, heads=4, dropout=0.0, history=10,
-                       epochs=4, batch_size=256, lr=2e-3, warmup_steps=100,
-                       search_per_epoch=30000, rec_per_epoch=30000)  # fmt: skip
-# the ``rec`` space's HGNN
-HGNN_REC = HGNNConfig(**PAPER_RECIPE, epochs=2, balance=20000)  # hidden 128
+SPACES = ("content", "search", "multitask", "rec", "fused")
+CHAIN = ("split", "graph", "hgnn", "export", "twotower", "baseline")
 
 
-def _log(msg: str, quiet: bool) -> None:
+def _log(quiet: bool, msg: str) -> None:
     if not quiet:
-        print(msg, file=sys.stderr, flush=True)
+        print(f"[generative] {msg}", file=sys.stderr, flush=True)
 
 
-def _run(doc: dict[str, Any]) -> dict[str, Path]:
-    """Run an experiment through the pipeline runner; ``{stage: output path}``."""
-    done = run_experiment(read_experiment(doc), quiet=True)
-    return {name: Path(d["path"]) for name, d in done.items()}
+def _run(doc: dict[str, Any], until: str | None = None) -> tuple[dict[str, Path], Any]:
+    exp = read_experiment(doc)
+    done = run_experiment(exp, until, quiet=True)
+    return {k: Path(v["path"]) for k, v in done.items()}, exp
 
 
-def chain(args: argparse.Namespace, work: Path, wanted: list[str]) -> dict[str, Path]:
-    """The shared experiment: data, split, and, when a space needs it, the HGNN chain
-    (graph of the fit window, HGNN, export) and the plain two-tower reference."""
-    if args.dataset == "lastfm":
-        src = Path(args.data_root) / "lastfm-hetrec-2k"
-        if not src.is_dir():
-            sys.exit(f"error: {src}: data set not found (pass --data-root)")
-        prepare = {"adapter": "lastfm", "src": str(src)}
-    else:
-        prepare = {"adapter": "synthetic"}
-    doc: dict[str, Any] = {"experiment": {"out": str(work / "chain"), "seed": args.seed},
-                           "prepare": prepare, "split": {"test_fraction": 0.2}}  # fmt: skip
-    if any(s == "rec" or s.startswith("fused") for s in wanted):
-        doc |= {"graph": {}, "hgnn": asdict(HGNN_REC) | {"seed": args.seed}, "export": {}}
-    if args.two_tower:
-        doc["baseline"] = {}
-    return _run(doc)
+def _settings(exp: Any) -> dict[str, Any]:
+    s = {k: asdict(v) if is_dataclass(v) else v for k, v in exp.settings.items()}
+    return json.loads(json.dumps(s, default=str))
 
 
-def build_spaces(work: Path, done: dict[str, Path], wanted: list[str], quiet: bool) -> dict:
-    """Embedding directory per wanted space: the text spaces by ``build_space`` on the train
-    part, ``rec`` = the chain's HGNN export, the fused ones by ``fuse_spaces``."""
-    train = done["split"] / "train"
-    dirs, seconds = {}, {}
+def spaces_of(split: Path, export: Path, work: Path, wanted: list[str]) -> dict[str, Path]:
+    """Embedding directory per wanted space (built once per seed folder)."""
+    dirs = {"rec": export}
     for space in ("content", "search", "multitask"):
-        if space in wanted or (space == "search" and any(s.startswith("fused") for s in wanted)):
-            t0 = time.perf_counter()
-            if not (work / f"emb-{space}" / "manifest.json").exists():
-                build_space(space, train, work / f"emb-{space}", quiet=quiet)
-            dirs[space], seconds[space] = work / f"emb-{space}", time.perf_counter() - t0
-            _log(f"[generative] space {space}: {seconds[space]:.1f}s", quiet)
-    if "export" in done:
-        dirs["rec"] = done["export"]
-    for method in ("concat", "svd"):
-        name = f"fused-{method}"
-        if name in wanted:
-            out = work / f"emb-{name}"
+        if space in wanted or (space == "search" and "fused" in wanted):
+            out = work / f"emb-{space}"
             if not (out / "manifest.json").exists():
-                fuse_spaces(
-                    [dirs["search"], dirs["rec"]], out, "svd-sum" if method == "svd" else method
-                )
-            dirs[name] = out
-    return {"dirs": dirs, "seconds": seconds}
+                build_space(space, split / "train", out)
+            dirs[space] = out
+    if "fused" in wanted:
+        out = work / "emb-fused"
+        if not (out / "manifest.json").exists():
+            fuse_spaces([dirs["search"], dirs["rec"]], out, "concat")
+        dirs["fused"] = out
+    return {s: d for s, d in dirs.items() if s in wanted or s in ("content", "search")}
 
 
-def two_tower_reference(run: Path, split: Path) -> dict:
-    """Plain two-tower (text + features, no HGNN) rec Recall@10/@30 on the test split."""
-    train, test = split / "train", split / "test"
-    users, u, items, v = user_item_vectors(run, train)
-    tr, te = read_dataset(train).interactions, read_dataset(test).interactions
-    out = {}
-    for t in items["item_type"].unique().sort().to_list():
-        for k in (10, 30):
-            m = evaluate_vectors(u.numpy(), v.numpy(), users, items, tr, te, t, k=k)
-            out.setdefault(t, {})[f"recall@{k}"] = m[f"recall@{k}"]
-        out[t]["users"] = m["users"]
+def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dict[str, Any]:
+    quiet, t0 = args.json, time.perf_counter()
+    spec = DATASETS[args.dataset]
+    chain_doc = {"experiment": {"out": str(work / "chain"), "seed": seed, "data": str(data)},
+                 "split": {}, "graph": {}, "hgnn": {}, "export": {},
+                 "twotower": {"val_type": spec["target"]}, "baseline": {}}  # fmt: skip
+    wanted = args.spaces
+    want = {"dataset": args.dataset, "spaces": wanted, "max_inputs": args.max_inputs}
+    saved = work / "report.json"
+    if saved.is_file() and json.loads(saved.read_text()).get("want") == want:
+        _log(quiet, f"seed {seed}: reusing {saved}")
+        return json.loads(saved.read_text())
+    done, exp = _run(chain_doc, "baseline")
+    split = done["split"]
+    _log(quiet, f"seed {seed}: chain done ({time.perf_counter() - t0:.0f}s)")
+    dirs = spaces_of(split, done["export"], work, wanted)
+    inputs = ev.eval_inputs(split, args.max_inputs, seed)
+    q, u = inputs["queries"], inputs["users"]
+    rows: dict[str, Any] = {}
+    for name in ("content", "search"):
+        rows[f"dense-{name}"] = {"search": ev.score(ev.dense_search(dirs[name], q),
+                                                    inputs["q_rel"], q)}  # fmt: skip
+    for name, run in (("2t", done["baseline"]), ("2t-hgnn", done["twotower"])):
+        rows[name] = {"rec": ev.score(ev.two_tower_rec(run, split, u, inputs["history"]),
+                                      inputs["u_rel"], u)}  # fmt: skip
+    rows["popularity"] = {"rec": ev.score(ev.popularity_rec(split, u, inputs["history"]),
+                                          inputs["u_rel"], u)}  # fmt: skip
+    settings = {}
+    for space in wanted:
+        ts = time.perf_counter()
+        gen, gexp = _run({"experiment": {"out": str(work / f"gen-{space}"), "seed": seed,
+                                         "given": {"split": str(split),
+                                                   "export": str(dirs[space])}},
+                          "semantic_ids": {}, "generative": {}})  # fmt: skip
+        settings = {k: _settings(gexp)[k] for k in ("semantic_ids", "generative")}
+        ans = ev.generative_rows(gen["generative"], inputs)
+        sid = json.loads((gen["semantic_ids"] / "manifest.json").read_text())["stats"]
+        rows[f"gen-{space}"] = {
+            "search": ev.score(ans["search"], inputs["q_rel"], q),
+            "rec": ev.score(ans["rec"], inputs["u_rel"], u),
+            "p50_ms": ans["p50_ms"], "training": ev.training_log(gen["generative"]),
+            "sid": {k: sid[k] for k in ("unique_fraction", "collision_rate", "levels")
+                    if k in sid},
+            "seconds": round(time.perf_counter() - ts, 1),
+        }  # fmt: skip
+        r = rows[f"gen-{space}"]
+        _log(quiet, f"seed {seed}: {space} search R@10 {r['search']['recall@10']:.4f}, rec "
+             f"R@10 {r['rec']['recall@10']:.4f} ({r['seconds']}s)")  # fmt: skip
+    report = {"seed": seed, "rows": rows, "inputs": {"queries": len(q), "users": len(u)},
+              "settings": {**{k: _settings(exp)[k] for k in CHAIN}, **settings},
+              "seconds_total": round(time.perf_counter() - t0, 1), "want": want}  # fmt: skip
+    report["bootstrap"] = seed_bootstrap(report, seed)
+    write_json(saved, report)
+    _log(quiet, f"seed {seed}: done in {report['seconds_total']:.0f}s -> {saved}")
+    return report
+
+
+def _pair(a: dict, b: dict, seed: int) -> dict | None:
+    return paired_bootstrap(
+        {"user_id": a["per_input"]["key"], "r": a["per_input"]["recall@10"]},
+        {"user_id": b["per_input"]["key"], "r": b["per_input"]["recall@10"]},
+        seed,
+        key="r",
+    )
+
+
+def seed_bootstrap(report: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Paired per-input bootstrap of recall@10: each generative row vs the plain two-tower
+    (rec) and vs the better dense row of this seed (search), and multitask vs each space
+    on the sum of both tasks' recall@10 differences (reported apart per task)."""
+    rows, out = report["rows"], {}
+    dense = max(("dense-content", "dense-search"), key=lambda r: rows[r]["search"]["recall@10"])
+    for name, r in rows.items():
+        if name.startswith("gen-"):
+            out[f"{name}_vs_2t"] = _pair(r["rec"], rows["2t"]["rec"], seed)
+            out[f"{name}_vs_{dense}"] = _pair(r["search"], rows[dense]["search"], seed)
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    work = Path(args.workdir or tempfile.mkdtemp(prefix=f"ag-gen-{args.dataset}-"))
-    quiet, t_all = args.json, time.perf_counter()
-    wanted = [s.strip() for s in args.spaces.split(",")] if args.spaces else list(SPACES)
-    if unknown := set(wanted) - set(SPACES):
-        sys.exit(f"error: unknown space(s) {sorted(unknown)}; choose from {', '.join(SPACES)}")
-    t0 = time.perf_counter()
-    done = chain(args, work, wanted)
-    _log(f"[generative] data, split and HGNN chain: {time.perf_counter() - t0:.1f}s", quiet)
-    spaces = build_spaces(work, done, wanted, quiet)
-    gen = replace(GEN, epochs=args.epochs, seed=args.seed)
-    test = done["split"] / "test"
-    results: dict[str, Any] = {}
-    for space in wanted:
-        t0 = time.perf_counter()
-        per_space = _run({
-            "experiment": {"out": str(work / f"gen-{space}"), "seed": args.seed,
-                           "given": {"split": str(done["split"]),
-                                     "export": str(spaces["dirs"][space])}},
-            "semantic_ids": {"levels": 2, "codebook_size": 256},
-            "generative": asdict(gen),
-        })  # fmt: skip
-        report = evaluate_generative(per_space["generative"], test, max_inputs=args.max_inputs)
-        st = json.loads((per_space["semantic_ids"] / "manifest.json").read_text())["stats"]
-        results[space] = {
-            **{f"{task}_{k}": v for task, r in report.items() for k, v in r.items()},
-            "sid_unique_fraction": st["unique_fraction"],
-            "sid_collision_rate": st["collision_rate"],
-            "sid_levels": st["levels"],  # per level: usage (share of codes used), entropy
-            "seconds": round(time.perf_counter() - t0 + spaces["seconds"].get(space, 0.0), 1),
-        }
-        _log(f"[generative] {space}: {json.dumps(results[space])}", quiet)
-    reference = two_tower_reference(done["baseline"], done["split"]) if args.two_tower else {}
-    return {
-        "dataset": args.dataset,
-        "spaces": results,
-        "two_tower_rec": reference,
-        "generative_config": asdict(gen),
-        "eval_inputs_per_task": args.max_inputs,
-        "seconds": round(time.perf_counter() - t_all, 1),
-        "machine": f"{platform.machine()}, {platform.system()}, python {platform.python_version()}",
-        "workdir": str(work),
-    }
+def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per row and task: recall@k mean ± ci95 over seeds; ratios of generative rec to 2T
+    and of generative search to the best dense row, per seed and their interval."""
+    out: dict[str, Any] = {}
+    dense = [max(r["rows"][d]["search"]["recall@10"] for d in ("dense-content", "dense-search"))
+             for r in reports]  # fmt: skip
+    for name in reports[0]["rows"]:
+        per = [r["rows"][name] for r in reports]
+        row: dict[str, Any] = {
+            task: {f"recall@{k}": interval([p[task][f"recall@{k}"] for p in per]) for k in ev.KS}
+            for task in ("search", "rec") if task in per[0]
+        }  # fmt: skip
+        if name.startswith("gen-"):
+            two = [r["rows"]["2t"]["rec"]["recall@10"] for r in reports]
+            r10 = {t: [p[t]["recall@10"] for p in per] for t in ("search", "rec")}
+            row |= {"rec_vs_2t": interval([a / b for a, b in zip(r10["rec"], two, strict=True)]),
+                    "search_vs_dense": interval([a / b for a, b in zip(r10["search"], dense,
+                                                                       strict=True)]),
+                    "search_plus_rec": interval([a + b for a, b in zip(*r10.values(),
+                                                                       strict=True)]),
+                    **{k: [p[k] for p in per] for k in ("p50_ms", "training", "sid")}}  # fmt: skip
+        out[name] = row
+    return out
 
 
-def table(out: dict[str, Any]) -> str:
-    rows = ["| space | search R@10 | search R@30 | rec R@10 | rec R@30 | unique SIDs | s |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for space, r in out["spaces"].items():
-        cells = [
-            r.get(k)
-            for k in ("search_recall@10", "search_recall@30", "rec_recall@10", "rec_recall@30")
-        ]
-        rows.append(f"| {space} | " + " | ".join("-" if c is None else f"{c:.4f}" for c in cells)
-                    + f" | {r['sid_unique_fraction']:.3f} | {r['seconds']} |")  # fmt: skip
-    for t, r in out["two_tower_rec"].items():
-        rows.append(
-            f"| two-tower ({t}) | - | - | {r['recall@10']:.4f} | {r['recall@30']:.4f} | - | - |"
-        )
-    return "\n".join(rows)
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", choices=("lastfm", "synthetic"), default="synthetic")
+    ap.add_argument("--dataset", choices=("lastfm", "synthetic"), default="lastfm")
     ap.add_argument("--data-root", default="../shared/data")
-    ap.add_argument("--workdir", default=None, help="reuse data/spaces/runs from here")
-    ap.add_argument("--spaces", default=None, help=f"comma-separated subset of {','.join(SPACES)}")
-    ap.add_argument("--epochs", type=int, default=GEN.epochs)
-    ap.add_argument("--max-inputs", type=int, default=500, help="eval inputs per task (sampled)")
-    ap.add_argument("--no-two-tower", dest="two_tower", action="store_false")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", default=None, help="work folder (reused: resume)")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--spaces", default=",".join(SPACES))
+    ap.add_argument("--max-inputs", type=int, default=500, help="test inputs per task")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    out = run(args)
-    print(json.dumps(out, indent=2) if args.json else table(out))
+    ap.add_argument("--save", action="store_true", help="write results/generative-DATASET.json")
+    args = ap.parse_args(argv)
+    args.spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
+    if bad := set(args.spaces) - set(SPACES):
+        sys.exit(f"error: unknown space(s) {sorted(bad)}; choose from {', '.join(SPACES)}")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix=f"ag-gen-{args.dataset}-"))
+    t0, seeds = time.perf_counter(), [int(s) for s in args.seeds.split(",")]
+    data = work / "data"
+    prepare(args.dataset, Path(args.data_root), data)
+    reports = [one_seed(args, data, work / f"seed{s}", s) for s in seeds]
+    out = {"dataset": args.dataset, "seeds": seeds, "summary": summarize(reports),
+           "bootstrap": {s: r["bootstrap"] for s, r in zip(seeds, reports, strict=True)},
+           "per_seed": [{k: v for k, v in r.items() if k != "rows"} | {
+               "rows": {n: {t: {m: x for m, x in v.items() if m != "per_input"}
+                            if isinstance(v, dict) and "per_input" in v else v
+                            for t, v in row.items()} for n, row in r["rows"].items()}}
+               for r in reports],
+           "seconds": round(time.perf_counter() - t0, 1),
+           "seconds_per_seed": [r["seconds_total"] for r in reports],
+           "machine": f"{platform.machine()}, {platform.system()}, "
+                      f"python {platform.python_version()}"}  # fmt: skip
+    if args.save:
+        write_json(RESULTS / f"generative-{args.dataset}.json", out)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        from tables import generative_table
+
+        print(generative_table(out))
+    return out
 
 
 if __name__ == "__main__":

@@ -125,6 +125,42 @@ def ablation_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def generative_table(doc: dict[str, Any]) -> str:
+    """Rows: generative (per space) and reference rows; recall@10/@30 per task (mean ±
+    ci95 over seeds), generative ÷ reference at recall@10, SID uniqueness, epochs and
+    p50 latency of one request."""
+    rows = ["| row | search R@10 | search R@30 | rec R@10 | rec R@30 | rec ÷ 2T | "
+            "search ÷ best dense | unique SIDs | epochs (best) | p50 ms search / rec |",
+            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in doc["summary"].items():
+        cell = [_ci((r.get(t) or {}).get(f"recall@{k}")) for t in ("search", "rec")
+                for k in (10, 30)]  # fmt: skip
+        gen = name.startswith("gen-")
+        uniq = "–" if not gen else "/".join(f"{s['unique_fraction']:.2f}" for s in r["sid"])
+        ep = "–" if not gen else "/".join(f"{t['epochs']} ({t['best_epoch'] + 1})"
+                                          for t in r["training"])  # fmt: skip
+        lat = "–" if not gen else "/".join(f"{p['search']:.0f}, {p['rec']:.0f}"
+                                           for p in r["p50_ms"])  # fmt: skip
+        ratios = [_ci(r.get(k)) if gen else "–" for k in ("rec_vs_2t", "search_vs_dense")]
+        rows.append(f"| {name} | " + " | ".join([*cell, *ratios, uniq, ep, lat]) + " |")
+    seeds = doc["seeds"]
+    rows.append("")
+    rows.append(f"Seeds {', '.join(map(str, seeds))}; {doc['per_seed'][0]['inputs']['queries']} "
+                f"queries and {doc['per_seed'][0]['inputs']['users']} users per seed; "
+                f"{doc['seconds'] / 60:.0f} min in all "
+                f"({', '.join(f'{s / 60:.0f}' for s in doc['seconds_per_seed'])} min per seed)."
+                " Paired bootstrap of recall@10 within each seed (1,000 resamples of the "
+                "inputs), generative row − reference [95 % interval]:")  # fmt: skip
+    rows.append("")
+    for seed in seeds:
+        boot = doc["bootstrap"][str(seed)] if str(seed) in doc["bootstrap"] else doc[
+            "bootstrap"][seed]  # fmt: skip
+        parts = [f"{k.replace('_vs_', ' − ')} {b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]"
+                 for k, b in boot.items() if b]  # fmt: skip
+        rows.append(f"- seed {seed}: " + "; ".join(parts))
+    return "\n".join(rows)
+
+
 def _count(x: Any) -> str:
     """``10,000`` for a number, the value itself otherwise (e.g. ``min``)."""
     return f"{x:,}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
@@ -279,7 +315,8 @@ def defaults_table(doc: dict[str, Any]) -> str:
 TABLES = {"quality": quality_table, "ablation": ablation_table, "train": train_table,
           "graph_build": graph_build_table, "featurize": featurize_table,
           "sampler": sampler_table, "defaults": defaults_table,
-          "distributed": distributed_table}  # block kind -> renderer  # fmt: skip
+          "distributed": distributed_table,
+          "generative": generative_table}  # block kind -> renderer  # fmt: skip
 
 
 def render(text: str) -> str:

@@ -1,0 +1,146 @@
+"""Scoring of ``benchmarks/generative.py``: every row (generative model or reference) ranks
+items for the same sampled test inputs, and is scored per input, so rows can be paired.
+
+* search inputs: distinct test query strings; relevant = the items the query's test rows
+  name (on Last.fm, tags first given to the artist in the test part). No row excludes
+  anything from its answer.
+* rec inputs: test users with training items and new test items; relevant = their test
+  items not in training; every row excludes the user's training items.
+
+Answers are item ids, so rows over different catalogs (a space skips items without text)
+are scored alike. Per-input recall@k feeds the paired bootstrap
+(:func:`quality_stats.paired_bootstrap`, keyed by input).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from audiograph.core.embeddings import read_embeddings, read_manifest
+from audiograph.core.featurize import TextEncoder
+from audiograph.graphs.contract import read_dataset
+from audiograph.semantic_ids.examples import user_sequences
+from audiograph.semantic_ids.generate import load_run, recommend, search
+from audiograph.twotower.export import user_item_vectors
+
+KS = (10, 30)
+
+
+def eval_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
+    """The sampled inputs of both tasks: ``{"queries": [...], "q_rel": [set(item_id)],
+    "users": [...], "history": [[item_id, ...] oldest first], "u_rel": [set(item_id)]}``."""
+    train, test = read_dataset(split / "train"), read_dataset(split / "test")
+    rng = np.random.default_rng([seed, 11])
+
+    def sample(n: int) -> np.ndarray:
+        return np.sort(rng.choice(n, max_inputs, replace=False)) if n > max_inputs else np.arange(n)
+
+    q_rel: dict[str, set[str]] = {}
+    if test.queries is not None:
+        for q, item in test.queries.select("query", "item_id").iter_rows():
+            q_rel.setdefault(q, set()).add(item)
+    queries = sorted(q_rel)
+    queries = [queries[i] for i in sample(len(queries))]
+    all_items = train.items["item_id"]
+    seqs = user_sequences(train.interactions, all_items)
+    hist = {u: all_items.gather(s).to_list() for u, s in zip(seqs.users, seqs.seqs, strict=True)}
+    u_rel: dict[str, set[str]] = {}
+    for u, item in test.interactions.select("user_id", "item_id").unique().iter_rows():
+        if u in hist:
+            u_rel.setdefault(u, set()).add(item)
+    u_rel = {u: r - set(hist[u]) for u, r in u_rel.items()}
+    users = sorted(u for u, r in u_rel.items() if r)
+    users = [users[i] for i in sample(len(users))]
+    return {"queries": queries, "q_rel": [q_rel[q] for q in queries], "users": users,
+            "history": [hist[u] for u in users], "u_rel": [u_rel[u] for u in users]}  # fmt: skip
+
+
+def per_input(ranked: list[list[str]], relevant: list[set[str]], k: int) -> list[float]:
+    """Recall@k of each input: ``|top-k ∩ relevant| / |relevant|``."""
+    return [len(set(r[:k]) & rel) / len(rel) for r, rel in zip(ranked, relevant, strict=True)]
+
+
+def score(ranked: list[list[str]], relevant: list[set[str]], keys: list[str]) -> dict[str, Any]:
+    """``recall@k`` means and the ``per_input`` recalls (for the bootstrap)."""
+    out: dict[str, Any] = {"inputs": len(ranked), "per_input": {"key": keys}}
+    for k in KS:
+        vals = per_input(ranked, relevant, k)
+        out[f"recall@{k}"] = float(np.mean(vals)) if vals else None
+        out["per_input"][f"recall@{k}"] = vals
+    return out
+
+
+def _top(scores: np.ndarray, ids: list[str], k: int, exclude: list[set[str]] | None) -> list:
+    """Top-``k`` item ids per row of ``scores [B, N]`` (``exclude``: ids never returned)."""
+    out = []
+    for b, row in enumerate(scores):
+        skip = exclude[b] if exclude else set()
+        top = np.argpartition(-row, min(k + len(skip), len(ids) - 1))[: k + len(skip)]
+        order = top[np.argsort(-row[top], kind="stable")]
+        out.append([ids[i] for i in order if ids[i] not in skip][:k])
+    return out
+
+
+def dense_search(emb_dir: Path, queries: list[str]) -> list[list[str]]:
+    """Cosine retrieval with the space's own encoder: query text vs item vectors."""
+    ids, vecs, _ = read_embeddings(emb_dir)
+    enc = read_manifest(emb_dir)["encoder"]
+    q = TextEncoder(enc["path"], max_length=int(enc["max_length"])).encode(queries, progress=False)
+    return _top(q @ vecs.T, ids["item_id"].to_list(), max(KS), None)
+
+
+def two_tower_rec(run: Path, split: Path, users: list[str], history: list) -> list[list[str]]:
+    """Top items of a two-tower run (dot product; the user's training items excluded)."""
+    all_users, u, items, v = user_item_vectors(run, split / "train")
+    row = {x: i for i, x in enumerate(all_users.to_list())}
+    scores = (u[[row[x] for x in users]] @ v.T).numpy()
+    return _top(scores, items["item_id"].to_list(), max(KS), [set(h) for h in history])
+
+
+def popularity_rec(split: Path, users: list[str], history: list) -> list[list[str]]:
+    """Most-interacted training items (distinct users), the user's own excluded."""
+    inter = read_dataset(split / "train").interactions
+    pop = inter.select("user_id", "item_id").unique().group_by("item_id").len()
+    pop = pop.sort(["len", "item_id"], descending=[True, False])["item_id"].to_list()
+    widest = max((len(h) for h in history), default=0) + max(KS)
+    head = pop[:widest]
+    return [[i for i in head if i not in set(h)][: max(KS)] for h in history]
+
+
+def generative_rows(run_dir: Path, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The run's search and rec answers (item ids) for ``inputs``, with the p50 latency of
+    one query and one user (CPU, batch of one, 20 calls each)."""
+    torch.manual_seed(0)
+    run = load_run(run_dir)
+    item_ids = run.codes["item_id"].to_list()
+    to_row = {x: i for i, x in enumerate(item_ids)}
+    k = max(KS)
+    s = search(run, inputs["queries"], k) if inputs["queries"] else []
+    hists = [np.array([to_row[x] for x in h if x in to_row], np.int64) for h in inputs["history"]]
+    r = recommend(run, hists, k)
+    lat = {}
+    for name, call in (("search", lambda i: search(run, [inputs["queries"][i]], 10)),
+                       ("rec", lambda i: recommend(run, [hists[i]], 10))):  # fmt: skip
+        times = []
+        for i in range(min(20, len(hists), len(inputs["queries"]) or 20)):
+            t0 = time.perf_counter()
+            call(i)
+            times.append(time.perf_counter() - t0)
+        lat[name] = round(float(np.median(times)) * 1000, 1) if times else None
+    return {"search": [[item_ids[i] for i in a] for a in s],
+            "rec": [[item_ids[i] for i in a] for a in r], "p50_ms": lat}  # fmt: skip
+
+
+def training_log(run_dir: Path) -> dict[str, Any]:
+    """Epochs run, the best (lowest validation loss) epoch and mean examples/s."""
+    rows = pl.read_ndjson(run_dir / "metrics.jsonl")
+    best = int(rows["val_loss"].arg_min()) if "val_loss" in rows.columns else rows.height - 1
+    return {"epochs": rows.height, "best_epoch": best,
+            "examples_per_s": round(float(rows["examples_per_s"].mean()), 1),
+            "seconds": round(float(rows["seconds"].sum()), 1)}  # fmt: skip
