@@ -72,14 +72,14 @@ class GenerativeConfig(Validated):
     """
 
     d_model: int = 128
-    d_ff: int = 512
+    d_ff: int = 256
     layers: int = 2
     heads: int = 4
-    dropout: float = 0.1
-    history: int = 20
+    dropout: float = 0.0
+    history: int = 10
     max_query_tokens: int = 24
     tasks: tuple[str, ...] = TASKS
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 256
     lr: float = 2e-3
     warmup_steps: int = 200
