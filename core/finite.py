@@ -1,14 +1,11 @@
 """Divergence guards shared by the trainers (``train-hgnn``, ``train-twotower``,
 ``train-generative``): a non-finite loss or weight stops the run with one line naming where
 it happened, before anything of that epoch is written, so the run keeps its last good
-checkpoint and ``--resume`` (after lowering the learning rate) continues from it. And
-:func:`flush_denormals`, which keeps a long CPU run from slowing down on subnormal floats."""
+checkpoint and ``--resume`` (after lowering the learning rate) continues from it."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import torch
 
@@ -37,20 +34,3 @@ def check_weights(model: torch.nn.Module, epoch: int, advice: str) -> None:
     for name, p in model.named_parameters():
         if not bool(torch.isfinite(p.detach()).all()):
             raise _diverged(f"weight {name} is not finite", f"the end of epoch {epoch}", advice)
-
-
-@contextlib.contextmanager
-def flush_denormals() -> Iterator[None]:
-    """Treat float32 subnormals as zero on the CPU inside the block (switched off after).
-
-    Adam's moment estimates of weights that stop receiving gradient (the unused rows of a
-    30k-token embedding table) decay geometrically into the subnormal range after ~800
-    steps, where x86 arithmetic is many times slower: a CPU training run then slows epoch
-    after epoch (measured: 1,857 → 1,188 examples/s over 9 epochs of the generative
-    model). Values that small are zero for every purpose here."""
-    before = torch.set_flush_denormal(True)  # True where the CPU supports it
-    try:
-        yield
-    finally:
-        if before:
-            torch.set_flush_denormal(False)

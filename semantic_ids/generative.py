@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from audiograph.core.errors import ContractError
-from audiograph.core.finite import check_loss, check_weights, flush_denormals
+from audiograph.core.finite import check_loss, check_weights
 from audiograph.core.runs import (
     CHECKPOINT,
     Run,
@@ -162,7 +162,6 @@ def _val_loss(model, val: dict, labels_all: torch.Tensor, vocab: SidVocab, cfg, 
     return out
 
 
-@flush_denormals()  # Adam states of unused token rows decay into subnormals on the CPU
 def train_generative(
     data_dir: str | Path,
     sid_dir: str | Path,
