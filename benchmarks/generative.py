@@ -69,10 +69,11 @@ def _settings(exp: Any) -> dict[str, Any]:
 
 
 def spaces_of(split: Path, export: Path, work: Path, wanted: list[str]) -> dict[str, Path]:
-    """Embedding directory per wanted space (built once per seed folder)."""
+    """Embedding directory per wanted space, and always ``content`` and ``search`` (the
+    dense references); built once per seed folder."""
     dirs = {"rec": export}
     for space in ("content", "search", "multitask"):
-        if space in wanted or (space == "search" and "fused" in wanted):
+        if space in wanted or space in ("content", "search"):
             out = work / f"emb-{space}"
             if not (out / "manifest.json").exists():
                 build_space(space, split / "train", out)
@@ -94,9 +95,14 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
     wanted = args.spaces
     want = {"dataset": args.dataset, "spaces": wanted, "max_inputs": args.max_inputs}
     saved = work / "report.json"
-    if saved.is_file() and json.loads(saved.read_text()).get("want") == want:
-        _log(quiet, f"seed {seed}: reusing {saved}")
-        return json.loads(saved.read_text())
+    if saved.is_file():  # reused when it holds every wanted space of the same protocol
+        old = json.loads(saved.read_text())
+        had = old.get("want", {})
+        if {k: had.get(k) for k in ("dataset", "max_inputs")} == {
+            k: want[k] for k in ("dataset", "max_inputs")
+        } and set(wanted) <= set(had.get("spaces", [])):
+            _log(quiet, f"seed {seed}: reusing {saved}")
+            return old
     done, exp = _run(chain_doc, "baseline")
     split = done["split"]
     _log(quiet, f"seed {seed}: chain done ({time.perf_counter() - t0:.0f}s)")
@@ -165,19 +171,24 @@ def seed_bootstrap(report: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per row and task: recall@k mean ± ci95 over seeds; ratios of generative rec to 2T
-    and of generative search to the best dense row, per seed and their interval."""
+    """Per row and task: recall@k mean ± ci95 over the seeds that have the row (``seeds``);
+    for generative rows the per-seed ratios of rec to 2T and of search to the better dense
+    row, and search + rec, with their intervals."""
     out: dict[str, Any] = {}
-    dense = [max(r["rows"][d]["search"]["recall@10"] for d in ("dense-content", "dense-search"))
-             for r in reports]  # fmt: skip
-    for name in reports[0]["rows"]:
-        per = [r["rows"][name] for r in reports]
-        row: dict[str, Any] = {
+    names = list(dict.fromkeys(n for r in reports for n in r["rows"]))
+    for name in names:
+        have = [r for r in reports if name in r["rows"]]
+        per = [r["rows"][name] for r in have]
+        row: dict[str, Any] = {"seeds": [r["seed"] for r in have]}
+        row |= {
             task: {f"recall@{k}": interval([p[task][f"recall@{k}"] for p in per]) for k in ev.KS}
             for task in ("search", "rec") if task in per[0]
         }  # fmt: skip
         if name.startswith("gen-"):
-            two = [r["rows"]["2t"]["rec"]["recall@10"] for r in reports]
+            two = [r["rows"]["2t"]["rec"]["recall@10"] for r in have]
+            dense = [max(r["rows"][d]["search"]["recall@10"] for d in ("dense-content",
+                                                                       "dense-search"))
+                     for r in have]  # fmt: skip
             r10 = {t: [p[t]["recall@10"] for p in per] for t in ("search", "rec")}
             row |= {"rec_vs_2t": interval([a / b for a, b in zip(r10["rec"], two, strict=True)]),
                     "search_vs_dense": interval([a / b for a, b in zip(r10["search"], dense,

@@ -129,7 +129,7 @@ def generative_table(doc: dict[str, Any]) -> str:
     """Rows: generative (per space) and reference rows; recall@10/@30 per task (mean ±
     ci95 over seeds), generative ÷ reference at recall@10, SID uniqueness, epochs and
     p50 latency of one request."""
-    rows = ["| row | search R@10 | search R@30 | rec R@10 | rec R@30 | rec ÷ 2T | "
+    rows = ["| row (seeds) | search R@10 | search R@30 | rec R@10 | rec R@30 | rec ÷ 2T | "
             "search ÷ best dense | unique SIDs | epochs (best) | p50 ms search / rec |",
             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in doc["summary"].items():
@@ -142,7 +142,8 @@ def generative_table(doc: dict[str, Any]) -> str:
         lat = "–" if not gen else "/".join(f"{p['search']:.0f}, {p['rec']:.0f}"
                                            for p in r["p50_ms"])  # fmt: skip
         ratios = [_ci(r.get(k)) if gen else "–" for k in ("rec_vs_2t", "search_vs_dense")]
-        rows.append(f"| {name} | " + " | ".join([*cell, *ratios, uniq, ep, lat]) + " |")
+        label = f"{name} ({len(r.get('seeds', doc['seeds']))})"
+        rows.append(f"| {label} | " + " | ".join([*cell, *ratios, uniq, ep, lat]) + " |")
     seeds = doc["seeds"]
     rows.append("")
     rows.append(f"Seeds {', '.join(map(str, seeds))}; {doc['per_seed'][0]['inputs']['queries']} "
