@@ -134,7 +134,8 @@ def split_dataset(
         for name, side in parts.items():
             (tmp / name).mkdir()
             catalog = recount_tags(items, side) if has_user_tags(side) else items
-            write_dataset(tmp / name, catalog, side, ds.users, queries[name])
+            q = queries[name] if queries[name] is not None and queries[name].height else None
+            write_dataset(tmp / name, catalog, side, ds.users, q)  # no query: no file
             part = {
                 "kind": "dataset",
                 "format_version": FORMAT_VERSION,
