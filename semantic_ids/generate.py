@@ -88,13 +88,22 @@ def search(
     k: int = 10,
     batch_size: int = 64,
     desc: str | None = None,
+    exclude: list[set[int]] | None = None,
+    max_widen: int = 100,
 ) -> list[list[int]]:
-    """Top-``k`` item rows (of ``run.codes``) per query."""
+    """Top-``k`` item rows (of ``run.codes``) per query; ``exclude``: per query, item rows
+    never to answer (e.g. the items it already names in training: the beam is widened by
+    their number, at most ``max_widen``, then they are filtered out)."""
     _check_k(k)
     if any(not q.strip() for q in queries):
         raise ContractError("a search query must not be empty")
     max_tokens = int(run.config["train"]["max_query_tokens"])
-    return _decode(run, search_inputs(run.tok, run.vocab, queries, max_tokens), k, batch_size, desc)
+    inputs = search_inputs(run.tok, run.vocab, queries, max_tokens)
+    if not exclude:
+        return _decode(run, inputs, k, batch_size, desc)
+    beams = k + min(max((len(x) for x in exclude), default=0), max_widen)
+    ranked = _decode(run, inputs, beams, batch_size, desc)
+    return [[i for i in r if i not in x][:k] for r, x in zip(ranked, exclude, strict=True)]
 
 
 def recommend(

@@ -87,6 +87,12 @@ def test_tiny_model_overfits_both_tasks(tiny, tmp_path):
     got = search(run, [query(i) for i in range(N)], k=10)
     assert np.mean([row[f"i{i}"] in g for i, g in enumerate(got)]) == 1.0
     assert np.mean([g[0] == row[f"i{i}"] for i, g in enumerate(got)]) >= 0.9
+    # excluded rows never come back; the widened beam still fills k answers
+    first = [{g[0]} for g in got]
+    again = search(run, [query(i) for i in range(N)], k=10, exclude=first)
+    assert all(len(a) == 10 and not set(a) & x for a, x in zip(again, first, strict=True))
+    wide = search(run, [query(i) for i in range(N)], k=11)  # the beam it was widened to
+    assert again == [[r for r in w if r not in x][:10] for w, x in zip(wide, first, strict=True)]
     # history (u, u+1) -> u+2 and (u) -> u+1
     hist = [np.array([row[f"i{u}"], row[f"i{(u + 1) % N}"]]) for u in range(N)]
     rec = recommend(run, hist, k=10)
