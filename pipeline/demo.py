@@ -98,7 +98,9 @@ def _generative(done: dict[str, Path], seed: int) -> dict:
     """The Semantic IDs and the generative model of the run: test Recall@10 on a sample
     and one answer per task, with titles. Returns ``{"sids": the SID manifest, "recall":
     test recall, "search"/"rec": answered item ids, "history": the recommended user's
-    history item ids}``."""
+    history item ids, "query"/"user": the examples' inputs, "relevant": per task the
+    relevant item ids (the query's items; the user's test items), "topic"/"on_topic": the
+    query's topic and its items (synthetic catalog)}``."""
     from audiograph.graphs.contract import read_dataset, read_items
     from audiograph.semantic_ids.examples import user_sequences
     from audiograph.semantic_ids.generate import evaluate_generative, load_run, recommend, search
@@ -106,7 +108,8 @@ def _generative(done: dict[str, Path], seed: int) -> dict:
     train_dir, test_dir = done["split"] / "train", done["split"] / "test"
     m = json.loads((done["semantic_ids"] / "manifest.json").read_text())
     st = m["stats"]
-    print(f"\n[demo] Semantic IDs: {m['count']:,} items, 2 x 64 codes + disambiguation; "
+    print(f"\n[demo] Semantic IDs: {m['count']:,} items, {m['levels']} x {m['codebook_size']} "
+          "codes + disambiguation; "
           f"{st['unique_fraction']:.1%} unique before disambiguation "
           f"-> {done['semantic_ids']}")  # fmt: skip
     r = evaluate_generative(done["generative"], test_dir, ks=(10,), max_inputs=200)
@@ -114,15 +117,65 @@ def _generative(done: dict[str, Path], seed: int) -> dict:
           + ", ".join(f"{t} {v['recall@10']:.3f}" for t, v in r.items()))  # fmt: skip
     run = load_run(done["generative"])
     titles = dict(read_items(train_dir).select("item_id", "title").iter_rows())
-    queries = read_dataset(test_dir).queries
-    query = queries["query"][0] if queries is not None and queries.height else "music"
-    hist = user_sequences(read_dataset(train_dir).interactions, run.codes["item_id"]).seqs[0]
+    train, test = read_dataset(train_dir), read_dataset(test_dir)
+    query, of_query = _busiest_query(train.queries, test.queries)
+    topic, on_topic = _topic_of(train.items, of_query)
+    seqs = user_sequences(train.interactions, run.codes["item_id"])
+    user, hist, later = _user_with_test_items(seqs, test.interactions, run.codes["item_id"])
     answers = {"search": search(run, [query], 5)[0], "rec": recommend(run, [hist], 5)[0]}
-    for label, rows in zip((f'search "{query}"', "recommend for the first training user"),
-                           answers.values(), strict=True):  # fmt: skip
+    ids = run.codes["item_id"]
+    for label, rows, good in (
+        (f'search "{query}" (a test query; * = an item of this query)', answers["search"],
+         of_query),
+        (f"recommend for user {user} (* = an item the user took in the test part)",
+         answers["rec"], later),
+    ):  # fmt: skip
         print(f"[demo] {label}:")
         for row in run.codes[rows].iter_rows(named=True):
-            print(f"    {row['sid']:<12}{row['item_type']:<11}{titles.get(row['item_id'], '')}")
+            mark = "*" if row["item_id"] in good else " "
+            print(f"  {mark} {row['sid']:<12}{row['item_type']:<11}"
+                  f"{titles.get(row['item_id'], '')}")  # fmt: skip
+        found = sum(ids[r] in good for r in rows)
+        line = f"    {found} of the top {len(rows)} are relevant"
+        if good is of_query and topic is not None:
+            line += f"; {sum(ids[r] in on_topic for r in rows)} are of its topic ({topic})"
+        print(line)
     ids = run.codes["item_id"]
     return {"sids": m, "recall": r, **{k: ids[v].to_list() for k, v in answers.items()},
-            "history": ids[hist].to_list()}  # fmt: skip
+            "history": ids[hist].to_list(), "query": query, "user": user,
+            "relevant": {"search": sorted(of_query), "rec": sorted(later)},
+            "topic": topic, "on_topic": sorted(on_topic)}  # fmt: skip
+
+
+def _busiest_query(train_q, test_q) -> tuple[str, set[str]]:  # noqa: ANN001
+    """The test query with the most test items (ties: alphabetical) and the items of that
+    query on either side (what is on topic)."""
+    counts = test_q.group_by("query").len().sort(["len", "query"], descending=[True, False])
+    query = counts["query"][0]
+    both = [q for q in (train_q, test_q) if q is not None]
+    return query, {i for q in both for i in q.filter(q["query"] == query)["item_id"].to_list()}
+
+
+def _topic_of(items, item_ids: set[str]) -> tuple[str | None, set[str]]:  # noqa: ANN001
+    """The most common ``topic`` of ``item_ids`` and every item of that topic, where the
+    catalog has a ``topic`` column (the synthetic one); else ``(None, set())``."""
+    if "topic" not in items.columns:
+        return None, set()
+    mine = items.filter(items["item_id"].is_in(list(item_ids)))["topic"].drop_nulls()
+    if mine.len() == 0:
+        return None, set()
+    topic = mine.value_counts(sort=True)[0, 0]
+    return str(topic), set(items.filter(items["topic"] == topic)["item_id"].to_list())
+
+
+def _user_with_test_items(seqs, test_inter, sid_items) -> tuple[str, object, set[str]]:  # noqa: ANN001
+    """The first training user (by id) with new items in the test part: ``(user, history
+    rows, those test item ids)``."""
+    later = test_inter.group_by("user_id").agg("item_id")
+    later = dict(zip(later["user_id"].to_list(), later["item_id"].to_list(), strict=True))
+    for user, hist in zip(seqs.users, seqs.seqs, strict=True):
+        seen = set(sid_items.gather(hist).to_list())
+        new = set(later.get(user, [])) - seen
+        if new:
+            return user, hist, new
+    return seqs.users[0], seqs.seqs[0], set()

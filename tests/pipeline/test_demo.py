@@ -40,7 +40,13 @@ def test_demo_runs_the_chain_and_prints_the_evaluation(tmp_path, capsys):
     assert gen["sids"]["count"] == 3300 and set(gen["recall"]) == {"search", "rec"}
     assert len(set(gen["search"])) == len(gen["search"]) == 5
     assert len(set(gen["rec"])) == 5 and not set(gen["rec"]) & set(gen["history"])
-    assert "[demo] Semantic IDs" in out and "[demo] recommend for the first training user" in out
+    assert "[demo] Semantic IDs" in out and f"[demo] recommend for user {gen['user']}" in out
+    # the search example is a real test query, answered on topic: most of the top 5 are of
+    # the query's topic (the query's own rows name a few of the topic's items); printed
+    assert gen["query"] and gen["topic"] and set(gen["relevant"]["search"]) <= set(gen["on_topic"])
+    assert len(set(gen["search"]) & set(gen["on_topic"])) >= 3, gen
+    assert gen["relevant"]["rec"] and "of the top 5 are relevant" in out
+    assert "are of its topic" in out
     # `audiograph run` on the demo's TOML is the same experiment: every stage is cached
     toml = resources.files("audiograph.pipeline").joinpath("demo.toml").read_text()
     assert 'out = "runs/demo"' in toml
