@@ -93,14 +93,16 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
                  "split": {}, "graph": {}, "hgnn": {}, "export": {},
                  "twotower": {"val_type": spec["target"]}, "baseline": {}}  # fmt: skip
     wanted = args.spaces
-    want = {"dataset": args.dataset, "spaces": wanted, "max_inputs": args.max_inputs}
+    want = {"dataset": args.dataset, "spaces": wanted, "max_inputs": args.max_inputs,
+            "search_excludes_train": True}  # fmt: skip
     saved = work / "report.json"
     if saved.is_file():  # reused when it holds every wanted space of the same protocol
         old = json.loads(saved.read_text())
         had = old.get("want", {})
-        if {k: had.get(k) for k in ("dataset", "max_inputs")} == {
-            k: want[k] for k in ("dataset", "max_inputs")
-        } and set(wanted) <= set(had.get("spaces", [])):
+        same = ("dataset", "max_inputs", "search_excludes_train")
+        if {k: had.get(k) for k in same} == {k: want[k] for k in same} and set(wanted) <= set(
+            had.get("spaces", [])
+        ):
             _log(quiet, f"seed {seed}: reusing {saved}")
             return old
     done, exp = _run(chain_doc, "baseline")
@@ -111,8 +113,8 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
     q, u = inputs["queries"], inputs["users"]
     rows: dict[str, Any] = {}
     for name in ("content", "search"):
-        rows[f"dense-{name}"] = {"search": ev.score(ev.dense_search(dirs[name], q),
-                                                    inputs["q_rel"], q)}  # fmt: skip
+        found = ev.dense_search(dirs[name], q, inputs["q_seen"])
+        rows[f"dense-{name}"] = {"search": ev.score(found, inputs["q_rel"], q)}
     for name, run in (("2t", done["baseline"]), ("2t-hgnn", done["twotower"])):
         rows[name] = {"rec": ev.score(ev.two_tower_rec(run, split, u, inputs["history"]),
                                       inputs["u_rel"], u)}  # fmt: skip

@@ -2,8 +2,9 @@
 items for the same sampled test inputs, and is scored per input, so rows can be paired.
 
 * search inputs: distinct test query strings; relevant = the items the query's test rows
-  name (on Last.fm, tags first given to the artist in the test part). No row excludes
-  anything from its answer.
+  name (on Last.fm, tags first given to the artist in the test part); every row excludes
+  the items the query names in training (the generative model as far as its beam allows:
+  widened by their number, at most 100).
 * rec inputs: test users with training items and new test items; relevant = their test
   items not in training; every row excludes the user's training items.
 
@@ -34,7 +35,8 @@ KS = (10, 30)
 
 def eval_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
     """The sampled inputs of both tasks: ``{"queries": [...], "q_rel": [set(item_id)],
-    "users": [...], "history": [[item_id, ...] oldest first], "u_rel": [set(item_id)]}``."""
+    "q_seen": [set(item_id) named in training], "users": [...], "history": [[item_id, ...]
+    oldest first], "u_rel": [set(item_id)]}``."""
     train, test = read_dataset(split / "train"), read_dataset(split / "test")
     rng = np.random.default_rng([seed, 11])
 
@@ -47,6 +49,10 @@ def eval_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
             q_rel.setdefault(q, set()).add(item)
     queries = sorted(q_rel)
     queries = [queries[i] for i in sample(len(queries))]
+    q_seen: dict[str, set[str]] = {}
+    if train.queries is not None:
+        for q, item in train.queries.select("query", "item_id").iter_rows():
+            q_seen.setdefault(q, set()).add(item)
     all_items = train.items["item_id"]
     seqs = user_sequences(train.interactions, all_items)
     hist = {u: all_items.gather(s).to_list() for u, s in zip(seqs.users, seqs.seqs, strict=True)}
@@ -57,7 +63,8 @@ def eval_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
     u_rel = {u: r - set(hist[u]) for u, r in u_rel.items()}
     users = sorted(u for u, r in u_rel.items() if r)
     users = [users[i] for i in sample(len(users))]
-    return {"queries": queries, "q_rel": [q_rel[q] for q in queries], "users": users,
+    return {"queries": queries, "q_rel": [q_rel[q] for q in queries],
+            "q_seen": [q_seen.get(q, set()) for q in queries], "users": users,
             "history": [hist[u] for u in users], "u_rel": [u_rel[u] for u in users]}  # fmt: skip
 
 
@@ -87,12 +94,13 @@ def _top(scores: np.ndarray, ids: list[str], k: int, exclude: list[set[str]] | N
     return out
 
 
-def dense_search(emb_dir: Path, queries: list[str]) -> list[list[str]]:
-    """Cosine retrieval with the space's own encoder: query text vs item vectors."""
+def dense_search(emb_dir: Path, queries: list[str], seen: list[set[str]]) -> list[list[str]]:
+    """Cosine retrieval with the space's own encoder: query text vs item vectors (``seen``:
+    per query the items excluded)."""
     ids, vecs, _ = read_embeddings(emb_dir)
     enc = read_manifest(emb_dir)["encoder"]
     q = TextEncoder(enc["path"], max_length=int(enc["max_length"])).encode(queries, progress=False)
-    return _top(q @ vecs.T, ids["item_id"].to_list(), max(KS), None)
+    return _top(q @ vecs.T, ids["item_id"].to_list(), max(KS), seen)
 
 
 def two_tower_rec(run: Path, split: Path, users: list[str], history: list) -> list[list[str]]:
@@ -121,11 +129,13 @@ def generative_rows(run_dir: Path, inputs: dict[str, Any]) -> dict[str, Any]:
     item_ids = run.codes["item_id"].to_list()
     to_row = {x: i for i, x in enumerate(item_ids)}
     k = max(KS)
-    s = search(run, inputs["queries"], k) if inputs["queries"] else []
+    seen = [{to_row[x] for x in q if x in to_row} for q in inputs["q_seen"]]
+    s = search(run, inputs["queries"], k, exclude=seen) if inputs["queries"] else []
     hists = [np.array([to_row[x] for x in h if x in to_row], np.int64) for h in inputs["history"]]
     r = recommend(run, hists, k)
     lat = {}
-    for name, call in (("search", lambda i: search(run, [inputs["queries"][i]], 10)),
+    for name, call in (("search", lambda i: search(run, [inputs["queries"][i]], 10,
+                                                   exclude=[seen[i]])),
                        ("rec", lambda i: recommend(run, [hists[i]], 10))):  # fmt: skip
         times = []
         for i in range(min(20, len(hists), len(inputs["queries"]) or 20)):

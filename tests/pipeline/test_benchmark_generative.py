@@ -52,6 +52,7 @@ def split(tmp_path):
 def test_inputs_are_the_test_queries_and_users_with_new_items(ev, split):
     got = ev.eval_inputs(split, max_inputs=10, seed=0)
     assert got["queries"] == ["x", "y"] and got["q_rel"] == [{"a", "d"}, {"c"}]
+    assert got["q_seen"] == [{"b"}, set()]  # what training names is excluded from answers
     assert got["users"] == ["u1"] and got["u_rel"] == [{"d"}]
     assert sorted(got["history"][0]) == ["a", "b"]
     one = ev.eval_inputs(split, max_inputs=1, seed=0)
