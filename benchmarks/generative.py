@@ -161,8 +161,7 @@ def _pair(a: dict, b: dict, seed: int) -> dict | None:
 
 def seed_bootstrap(report: dict[str, Any], seed: int) -> dict[str, Any]:
     """Paired per-input bootstrap of recall@10: each generative row vs the plain two-tower
-    (rec) and vs the better dense row of this seed (search), and multitask vs each space
-    on the sum of both tasks' recall@10 differences (reported apart per task)."""
+    (rec) and vs the better dense row of this seed (search)."""
     rows, out = report["rows"], {}
     dense = max(("dense-content", "dense-search"), key=lambda r: rows[r]["search"]["recall@10"])
     for name, r in rows.items():
