@@ -10,6 +10,13 @@ two-tower (item and history inputs), ``semantic-ids``, ``neighbors`` and the spa
 * ``index.faiss`` — a faiss IVF index from 100k rows on (:mod:`audiograph.core.ann`);
 * ``manifest.json`` — ``kind="embeddings"``, ``format_version``, ``dim``, ``count``,
   ``per_type``, ``ann`` and what the writer adds (sources, model config, timings).
+
+User vectors (one per user, e.g. the two-tower's user tower or the mean HGNN vector of
+what the user consumed) have their own pair of files, written and read here too:
+``user_vectors.npy`` (float32 ``[U, dim]``, L2-normalized) and ``users.parquet``
+(``user_id``, ``vector``; row ``u`` is user ``u``), with a manifest of kind
+``user-vectors`` (or ``twotower-vectors``: ``export-twotower`` writes the same two files
+next to its item vectors).
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ import polars as pl
 from audiograph.core.ann import build_index
 from audiograph.core.atomic import write_json
 from audiograph.core.errors import ContractError
-from audiograph.core.formats import FORMAT_VERSION, MANIFEST, check_kind
+from audiograph.core.formats import FORMAT_VERSION, MANIFEST, check_kind, peek_kind
 
 KIND = "embeddings"
 NPY, IDS, PARQUET = "embeddings.npy", "ids.parquet", "embeddings.parquet"
+USER_KINDS = ("user-vectors", "twotower-vectors")
+USER_NPY, USERS = "user_vectors.npy", "users.parquet"
 
 
 def write_embeddings(
@@ -120,5 +129,38 @@ def read_embeddings(
     return ids, vectors, manifest
 
 
-__all__ = ["IDS", "KIND", "NPY", "PARQUET", "read_embeddings", "read_manifest",
-           "write_embeddings"]  # fmt: skip
+def write_user_vectors(folder: Path, user_ids: pl.Series, vectors: np.ndarray) -> int:
+    """Write ``user_vectors.npy`` and ``users.parquet`` of ``vectors`` float ``[U, dim]``
+    (L2-normalized here; a zero row stays zero) into ``folder``; returns ``dim``. The
+    caller writes the manifest (kind ``user-vectors`` or its own)."""
+    mat = np.ascontiguousarray(vectors, dtype=np.float32)
+    if mat.ndim != 2 or mat.shape[0] != len(user_ids):
+        raise ValueError(f"vectors {mat.shape} do not match {len(user_ids)} users")
+    norm = np.linalg.norm(mat, axis=1, keepdims=True)
+    mat = mat / np.where(norm > 0, norm, 1.0)
+    dim = int(mat.shape[1])
+    np.save(folder / USER_NPY, mat)
+    vec = pl.Series(mat, dtype=pl.Array(pl.Float32, dim))
+    pl.DataFrame({"user_id": user_ids.cast(pl.Utf8), "vector": vec}).write_parquet(folder / USERS)
+    return dim
+
+
+def read_user_vectors(folder: str | Path) -> tuple[pl.Series, np.ndarray, dict[str, Any]]:
+    """``(user_ids, vectors float32 [U, dim], manifest)`` of a user-vectors directory
+    (``embed-users``) or an ``export-twotower`` output; one-line errors otherwise."""
+    folder = Path(folder)
+    found = (peek_kind(folder) or {}).get("kind")
+    manifest = check_kind(folder, found if found in USER_KINDS else USER_KINDS[0])
+    try:
+        users = pl.read_parquet(folder / USERS, columns=["user_id"])["user_id"]
+        vectors = np.load(folder / USER_NPY)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise ContractError(f"{folder}: unreadable user vectors ({type(exc).__name__})") from None
+    if vectors.ndim != 2 or len(vectors) != len(users) or not np.isfinite(vectors).all():
+        raise ContractError(f"{folder / USER_NPY}: expected finite [{len(users)}, dim] vectors, "
+                            f"got {vectors.shape}")  # fmt: skip
+    return users, np.ascontiguousarray(vectors, dtype=np.float32), manifest
+
+
+__all__ = ["IDS", "KIND", "NPY", "PARQUET", "USER_KINDS", "read_embeddings", "read_manifest",
+           "read_user_vectors", "write_embeddings", "write_user_vectors"]  # fmt: skip

@@ -15,8 +15,10 @@ expected and the command that creates it.
 | embeddings | manifest | export, embed-space | core.embeddings: write_ / read_embeddings |
 | twotower-run | config | train-twotower | core.runs / twotower.export: load_run |
 | twotower-vectors | manifest | export-twotower | twotower.export: export_vectors |
+| user-vectors | manifest | embed-users | core.embeddings: write_ / read_user_vectors |
 | semantic-ids | manifest | semantic-ids | semantic_ids.tokenize: load_semantic_ids |
 | generative-run | config | train-generative | core.runs / semantic_ids.model_inputs |
+| prefix-run | config | train-prefix | core.runs / semantic_ids.prefix: load_prefix |
 | evaluation | manifest | run (evaluate) | pipeline.stages (report.json) |
 | bi-encoder | manifest | embed-space | semantic_ids.spaces (a text-encoder folder) |
 
@@ -62,9 +64,12 @@ FORMATS: dict[str, Format] = {
                files=("embeddings.npy", "ids.parquet")),
         Format("twotower-run", "a two-tower run directory", "train-twotower", CONFIG),
         Format("twotower-vectors", "a two-tower vectors directory", "export-twotower"),
+        Format("user-vectors", "a user vectors directory", "embed-users",
+               files=("user_vectors.npy", "users.parquet")),
         Format("semantic-ids", "a Semantic IDs directory", "semantic-ids",
                files=("codes.parquet", "codebooks.npy")),
         Format("generative-run", "a generative run directory", "train-generative", CONFIG),
+        Format("prefix-run", "a user-prefix run directory", "train-prefix", CONFIG),
         Format("evaluation", "an evaluation directory", "run", files=("report.json",)),
         Format("bi-encoder", "a fine-tuned encoder directory", "embed-space"),
     )

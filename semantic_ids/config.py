@@ -1,5 +1,6 @@
 """Settings of stage 5: Semantic IDs (``SemanticIDConfig``), the generative model
-(``GenerativeConfig``) and bi-encoder fine-tuning (``FinetuneConfig``). Frozen dataclasses
+(``GenerativeConfig``), bi-encoder fine-tuning (``FinetuneConfig``), the user vectors
+and the user prefix (``UserVectorsConfig``, ``PrefixConfig``). Frozen dataclasses
 that validate themselves; light to import."""
 
 from __future__ import annotations
@@ -160,4 +161,81 @@ class FinetuneConfig(Validated):
                 f"need lr > 0, 0 <= warmup < 1, scale > 0; got lr={self.lr}, "
                 f"warmup={self.warmup}, scale={self.scale}"
             )
+        check_device(self.device)
+
+
+USER_SOURCES = ("twotower", "hgnn")
+
+
+@dataclass(frozen=True)
+class UserVectorsConfig(Validated):
+    """Options of the runner's ``users`` stage: where each user's vector comes from.
+
+    Attributes:
+        source: ``twotower`` (the user tower of the two-tower run; ``export-twotower``) or
+            ``hgnn`` (the mean HGNN vector of the items the user consumed; ``embed-users``).
+        weighted: ``hgnn`` only: weight each item by the interaction's ``weight``.
+    """
+
+    source: str = "twotower"
+    weighted: bool = True
+
+    def validate(self) -> None:
+        """Validate (one-line errors, before anything is written)."""
+        if self.source not in USER_SOURCES:
+            raise ContractError(f"source must be one of {', '.join(USER_SOURCES)}, "
+                                f"got {self.source!r}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PrefixConfig(Validated):
+    """Options of ``train-prefix`` (Embedding-to-Prefix): a projection of a user's vector
+    to soft tokens placed before a frozen generative model's input; only it trains.
+
+    Attributes:
+        hidden: the projection MLP's hidden width.
+        tokens: soft tokens per user.
+        tasks: ``search`` (user + query → the items the user gives/consumes for it) and
+            ``rec`` (the user's tokens alone → the user's items).
+        epochs: training epochs at most (see ``patience``).
+        batch_size: examples per batch.
+        lr: AdamW peak learning rate.
+        warmup_steps: linear warm-up steps.
+        search_per_epoch: personal search examples per epoch at most (none: all).
+        rec_per_epoch: recommendation examples per epoch at most (none: all).
+        val_examples: examples per task held out (seeded) for the validation loss.
+        patience: stop after this many epochs without a lower validation loss.
+        seed: seeds the projection, the held-out examples and the example draws.
+        device: cpu or cuda[:i].
+    """
+
+    hidden: int = 512
+    tokens: int = 1
+    tasks: tuple[str, ...] = TASKS
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    search_per_epoch: int | None = 30000
+    rec_per_epoch: int | None = 30000
+    val_examples: int = 1000
+    patience: int = 2
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """Validate (one-line errors, before anything is written)."""
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        if set(self.tasks) - set(TASKS) or not self.tasks:
+            raise ContractError(f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
+                                f"got {','.join(map(str, self.tasks))}")  # fmt: skip
+        for name in ("hidden", "tokens", "epochs", "batch_size", "patience"):
+            check_min(name.replace("_", "-"), getattr(self, name), 1)
+        check_min("warmup-steps", self.warmup_steps, 0)
+        check_min("val-examples", self.val_examples, 0)
+        for name in ("search_per_epoch", "rec_per_epoch"):
+            if getattr(self, name) is not None:
+                check_min(name.replace("_", "-"), getattr(self, name), 1)
+        if not self.lr > 0:
+            raise ContractError(f"--lr must be > 0, got {self.lr}")
         check_device(self.device)

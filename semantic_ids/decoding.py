@@ -94,6 +94,25 @@ def sid_logits(model: nn.Module, hidden: torch.Tensor, vocab: SidVocab) -> torch
     return hidden @ w.t()
 
 
+def encode(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    prefix: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder states ``[B, P + S, d_model]`` and their mask ``[B, P + S]`` of the tokens
+    ``input_ids [B, S]``, with ``prefix [B, P, d_model]`` (soft tokens, e.g. a user's)
+    placed before their embeddings when given (``P = 0`` otherwise)."""
+    if prefix is None:
+        out = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+        return out.last_hidden_state, attention_mask
+    tokens = model.get_input_embeddings()(input_ids)
+    embeds = torch.cat([prefix.to(tokens.dtype), tokens], 1)
+    mask = torch.cat([attention_mask.new_ones(prefix.shape[:2]), attention_mask], 1)
+    out = model.get_encoder()(inputs_embeds=embeds, attention_mask=mask)
+    return out.last_hidden_state, mask
+
+
 @torch.inference_mode()
 def constrained_beam_search(
     model: nn.Module,
@@ -102,6 +121,7 @@ def constrained_beam_search(
     trie: SidTrie,
     vocab: SidVocab,
     beams: int,
+    prefix: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``beams`` catalog items per input by beam search over the SID trie.
 
@@ -110,6 +130,7 @@ def constrained_beam_search(
         input_ids, attention_mask: ``[B, S]`` encoder inputs.
         trie: valid SIDs (token tuples); vocab: the run's token layout.
         beams: beam width = answers per input.
+        prefix: ``[B, P, d_model]`` soft tokens before the inputs (see :func:`encode`).
 
     Returns:
         ``(items [B, beams] int64, scores [B, beams] float32)``: rows of the trie's
@@ -119,9 +140,9 @@ def constrained_beam_search(
     device = input_ids.device
     b = input_ids.shape[0]
     lo, hi = vocab.sid_base, vocab.size
-    enc = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
-    hidden = enc.last_hidden_state.repeat_interleave(beams, 0)
-    mask = attention_mask.repeat_interleave(beams, 0)
+    enc, mask = encode(model, input_ids, attention_mask, prefix)
+    hidden = enc.repeat_interleave(beams, 0)
+    mask = mask.repeat_interleave(beams, 0)
     start = model.config.decoder_start_token_id
     seqs = torch.full((b * beams, 1), start, dtype=torch.long, device=device)
     score = torch.full((b, beams), -torch.inf, device=device)

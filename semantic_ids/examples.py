@@ -9,6 +9,12 @@
   (leave one out). Evaluation: the last ``history`` training items → the user's test
   items, with all of the user's training items excluded from the answers.
 
+* personal search: ``(user, query, item)`` triples (:func:`personal_queries`): the tags a
+  user gave items when interactions carry them (Last.fm), else the user's items that answer
+  a query. Evaluation groups the test triples by ``(user, query)``: the relevant set is the
+  items first given (consumed) in the test part; the user's training items of that query
+  are excluded from the answers.
+
 Items are rows of the Semantic ID table (``codes.parquet``); rows whose item has no SID
 are dropped and counted.
 """
@@ -21,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from audiograph.core.metrics import hit_metrics, hits_of_lists
+from audiograph.graphs.user_tags import TAGS, has_user_tags
 
 
 @dataclass
@@ -111,6 +118,38 @@ def search_eval_targets(
     for text, r in zip(q, rows.tolist(), strict=True):
         rel.setdefault(text, set()).add(r)
     return list(rel), list(rel.values())
+
+
+def personal_queries(interactions: pl.DataFrame, queries: pl.DataFrame) -> pl.DataFrame:
+    """Distinct ``(user_id, query, item_id)`` triples of one side: when ``interactions``
+    carry user tags, the tags each row's user gave its item, kept where the tag is one of
+    ``queries``' strings; else the user's items joined with the ``(query, item_id)`` rows
+    of ``queries`` that name them."""
+    if has_user_tags(interactions):
+        known = queries["query"].unique().implode()
+        tags = interactions.select("user_id", "item_id", pl.col(TAGS).alias("query"))
+        out = tags.explode("query").drop_nulls("query").filter(pl.col("query").is_in(known))
+    else:
+        out = interactions.select("user_id", "item_id").join(queries, on="item_id")
+    return out.select("user_id", "query", "item_id").unique().sort("user_id", "query", "item_id")
+
+
+def personal_eval_targets(
+    train: pl.DataFrame, test: pl.DataFrame, sid_items: pl.Series
+) -> tuple[list[str], list[str], list[set[int]], list[set[int]]]:
+    """``(users, queries, relevant, exclude)`` per test ``(user, query)`` of the triples
+    ``test`` (:func:`personal_queries` of the test side) that are not ``train`` triples:
+    relevant item rows, and the rows of the user's train triples of that query."""
+    on = ["user_id", "query", "item_id"]
+    new = test.join(train, on=on, how="anti")
+    new = new.with_columns(_r=pl.Series(item_rows(sid_items, new["item_id"])))
+    new = new.filter(pl.col("_r") >= 0)
+    old = train.with_columns(_r=pl.Series(item_rows(sid_items, train["item_id"])))
+    rel = new.group_by("user_id", "query").agg(pl.col("_r")).sort("user_id", "query")
+    seen = old.filter(pl.col("_r") >= 0).group_by("user_id", "query").agg(_x=pl.col("_r"))
+    rel = rel.join(seen, on=["user_id", "query"], how="left", maintain_order="left")
+    excl = [set(x or []) for x in rel["_x"].to_list()]
+    return rel["user_id"].to_list(), rel["query"].to_list(), [set(x) for x in rel["_r"]], excl
 
 
 def recall_at(ranked: list[list[int]], relevant: list[set[int]], k: int) -> float:

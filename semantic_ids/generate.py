@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import torch
 from tqdm.auto import tqdm
 
 from audiograph.core.errors import ContractError, short_reason
@@ -71,15 +72,33 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> GenerativeRun:
     )
 
 
-def _decode(
-    run: GenerativeRun, inputs: list[np.ndarray], beams: int, batch_size: int, desc: str | None
+def decode(
+    run: GenerativeRun,
+    inputs: list[np.ndarray],
+    beams: int,
+    batch_size: int,
+    desc: str | None = None,
+    prefix: torch.Tensor | None = None,
 ) -> list[list[int]]:
+    """Top-``beams`` item rows per encoder input (``prefix [N, P, d_model]``: soft tokens
+    before each input, e.g. a user's; see :mod:`audiograph.semantic_ids.prefix`)."""
     out: list[list[int]] = []
     for lo in tqdm(range(0, len(inputs), batch_size), desc=desc, disable=desc is None):
         ids, mask = pad_batch(inputs[lo : lo + batch_size], run.device)
-        items, _ = constrained_beam_search(run.model, ids, mask, run.trie, run.vocab, beams)
+        soft = None if prefix is None else prefix[lo : lo + batch_size].to(run.device)
+        items, _ = constrained_beam_search(run.model, ids, mask, run.trie, run.vocab, beams, soft)
         out += [[i for i in row if i >= 0] for row in items.tolist()]
     return out
+
+
+def top_k_excluding(ranked: list[list[int]], exclude: list[set[int]], k: int) -> list[list[int]]:
+    """The first ``k`` rows of each ranked list that are not in its ``exclude`` set."""
+    return [[i for i in r if i not in x][:k] for r, x in zip(ranked, exclude, strict=True)]
+
+
+def widened(k: int, exclude: list[set[int]] | None, max_widen: int) -> int:
+    """Beam width for ``k`` answers when up to ``max_widen`` of the excluded may surface."""
+    return k + min(max((len(x) for x in exclude or []), default=0), max_widen)
 
 
 def search(
@@ -100,10 +119,9 @@ def search(
     max_tokens = int(run.config["train"]["max_query_tokens"])
     inputs = search_inputs(run.tok, run.vocab, queries, max_tokens)
     if not exclude:
-        return _decode(run, inputs, k, batch_size, desc)
-    beams = k + min(max((len(x) for x in exclude), default=0), max_widen)
-    ranked = _decode(run, inputs, beams, batch_size, desc)
-    return [[i for i in r if i not in x][:k] for r, x in zip(ranked, exclude, strict=True)]
+        return decode(run, inputs, k, batch_size, desc)
+    ranked = decode(run, inputs, widened(k, exclude, max_widen), batch_size, desc)
+    return top_k_excluding(ranked, exclude, k)
 
 
 def recommend(
@@ -122,10 +140,9 @@ def recommend(
     h = int(run.config["train"]["history"])
     full = [np.asarray(x, np.int64) for x in histories]
     seen = [set(x.tolist()) for x in full]
-    beams = k + min(max((len(x) for x in seen), default=0), max_widen)
     inputs = rec_inputs(run.vocab, run.sid_tokens, [x[-h:] for x in full])
-    ranked = _decode(run, inputs, beams, batch_size, desc)
-    return [[i for i in r if i not in x][:k] for r, x in zip(ranked, seen, strict=True)]
+    ranked = decode(run, inputs, widened(k, seen, max_widen), batch_size, desc)
+    return top_k_excluding(ranked, seen, k)
 
 
 def _check_k(k: int) -> None:

@@ -40,7 +40,7 @@ from audiograph.core.runs import (
 )
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.config import GenerativeConfig
-from audiograph.semantic_ids.decoding import SidVocab, sid_logits
+from audiograph.semantic_ids.decoding import SidVocab, encode, sid_logits
 from audiograph.semantic_ids.examples import rec_examples, search_pairs, user_sequences
 from audiograph.semantic_ids.model_inputs import (
     KIND,
@@ -75,12 +75,18 @@ def build_model(cfg: GenerativeConfig, vocab: SidVocab):  # noqa: ANN201
 
 
 def sid_loss(
-    model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, vocab: SidVocab
-) -> torch.Tensor:  # noqa: ANN001
-    """Cross-entropy of the target SID tokens ``labels [B, L]`` over the SID tokens only."""
+    model,  # noqa: ANN001
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    labels: torch.Tensor,
+    vocab: SidVocab,
+    prefix: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of the target SID tokens ``labels [B, L]`` over the SID tokens only
+    (``prefix [B, P, d_model]``: soft tokens before the inputs, see ``encode``)."""
     start = torch.zeros_like(labels[:, :1])
     dec = torch.cat([start, labels[:, :-1]], 1)
-    enc = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    enc, mask = encode(model, ids, mask, prefix)
     hidden = model.get_decoder()(
         input_ids=dec, encoder_hidden_states=enc, encoder_attention_mask=mask
     ).last_hidden_state

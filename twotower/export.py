@@ -36,6 +36,7 @@ from audiograph.core.atomic import (
     parquet_marker,
     write_json,
 )  # fmt: skip
+from audiograph.core.embeddings import write_user_vectors
 from audiograph.core.errors import ContractError
 from audiograph.core.runs import WEIGHTS, load_state, load_weights, read_run_config
 from audiograph.graphs.contract import Dataset, read_dataset
@@ -177,10 +178,8 @@ def export_vectors(
                              ).absolute()),
     }  # fmt: skip
     with atomic_dir(out_dir, "twotower-vectors", [run_dir, data_dir]) as tmp:
-        np.save(tmp / "user_vectors.npy", u)
+        write_user_vectors(tmp, users, u)  # the user-vectors files (core.embeddings)
         np.save(tmp / "item_vectors.npy", i)
-        pl.DataFrame({"user_id": users, "vector": pl.Series(u, dtype=pl.Array(pl.Float32, dim))}
-                     ).write_parquet(tmp / "users.parquet")  # fmt: skip
         items.with_columns(vector=pl.Series(i, dtype=pl.Array(pl.Float32, dim))).write_parquet(
             tmp / "items.parquet"
         )

@@ -1,0 +1,226 @@
+"""Embedding-to-Prefix (E2P): a user's pre-computed vector as soft tokens in front of a
+frozen generative model's input, and the answers it gives.
+
+A small MLP (:class:`UserPrefix`) maps a user vector ``[user_dim]`` (the two-tower's user
+tower, or the mean HGNN vector of what the user consumed:
+:func:`audiograph.core.embeddings.read_user_vectors`) to ``tokens`` vectors of the model's
+width, placed before the token embeddings of ``[SEARCH] + query`` (personalised search)
+or of ``[REC]`` alone (recommendation from the user's tokens, no history). The generative
+model is not changed: ``train-prefix`` trains the projection only.
+
+``RUN_DIR`` (:func:`audiograph.semantic_ids.prefix_train.train_prefix`): ``config.json``
+(``kind="prefix-run"``, the generative run and user vectors it reads, the config, the
+backbone's weights digest), ``prefix.safetensors`` (the best epoch's projection),
+``checkpoint.pt``, ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from audiograph.core.embeddings import read_user_vectors
+from audiograph.core.errors import ContractError
+from audiograph.core.runs import load_state, load_weights, read_run_config
+from audiograph.graphs.contract import read_dataset
+from audiograph.semantic_ids.examples import (
+    personal_eval_targets,
+    personal_queries,
+    rec_eval_targets,
+    recall_at,
+    user_sequences,
+)
+from audiograph.semantic_ids.generate import (
+    GenerativeRun,
+    decode,
+    load_run,
+    recommend,
+    top_k_excluding,
+    widened,
+)
+from audiograph.semantic_ids.model_inputs import search_inputs
+
+KIND = "prefix-run"
+PREFIX_WEIGHTS = "prefix.safetensors"
+
+
+class UserPrefix(nn.Module):
+    """``[B, user_dim]`` user vectors → ``[B, tokens, d_model]`` soft tokens (an MLP)."""
+
+    def __init__(self, user_dim: int, d_model: int, hidden: int, tokens: int = 1) -> None:
+        super().__init__()
+        self.tokens, self.d_model = tokens, d_model
+        self.net = nn.Sequential(
+            nn.Linear(user_dim, hidden), nn.GELU(), nn.Linear(hidden, tokens * d_model)
+        )
+
+    def forward(self, users: torch.Tensor) -> torch.Tensor:
+        return self.net(users).view(len(users), self.tokens, self.d_model)
+
+
+def backbone_digest(gen_dir: str | Path) -> str:
+    """sha256 (16 hex) of the generative run's ``model/`` weights files."""
+    h = hashlib.sha256()
+    for f in sorted((Path(gen_dir) / "model").glob("*.safetensors")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class PrefixRun:
+    """A loaded prefix run: its frozen generative ``gen`` run, the ``prefix`` projection
+    (eval mode), every user's ``vectors [U, user_dim]`` with ``users`` (id → row), and the
+    run ``config``."""
+
+    gen: GenerativeRun
+    prefix: UserPrefix
+    users: dict[str, int]
+    vectors: torch.Tensor
+    config: dict[str, Any]
+
+    def rows(self, user_ids: list[str]) -> np.ndarray:
+        """Row of each user's vector; a user without one is a one-line error."""
+        missing = [u for u in user_ids if u not in self.users]
+        if missing:
+            raise ContractError(f"user {missing[0]!r} has no vector in "
+                                f"{self.config['users_dir']}")  # fmt: skip
+        return np.array([self.users[u] for u in user_ids], np.int64)
+
+    @torch.inference_mode()
+    def soft_tokens(self, user_ids: list[str]) -> torch.Tensor:
+        """``[len(user_ids), tokens, d_model]`` soft tokens of these users."""
+        return self.prefix(self.vectors[torch.from_numpy(self.rows(user_ids))])
+
+
+def load_prefix(run_dir: str | Path, device: str = "cpu") -> PrefixRun:
+    """Load ``run_dir`` (``train-prefix``) with its generative run and user vectors; a
+    generative run changed since the prefix was trained is a one-line error."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir, KIND)
+    if not (run_dir / PREFIX_WEIGHTS).is_file():
+        raise ContractError(f"{run_dir}: the run has no {PREFIX_WEIGHTS} yet (train one epoch)")
+    gen_dir = config["generative_dir"]
+    if backbone_digest(gen_dir) != config["backbone_digest"]:
+        raise ContractError(f"{run_dir}: the generative run {gen_dir} changed since this "
+                            "prefix was trained; train the prefix again")  # fmt: skip
+    gen = load_run(gen_dir, device)
+    ids, vectors, _ = read_user_vectors(config["users_dir"])
+    t = config["train"]
+    prefix = UserPrefix(vectors.shape[1], gen.model.config.d_model, t["hidden"], t["tokens"])
+    load_state(prefix, load_weights(run_dir / PREFIX_WEIGHTS), run_dir / PREFIX_WEIGHTS)
+    users = {u: i for i, u in enumerate(ids.to_list())}
+    return PrefixRun(gen, prefix.to(device).eval(), users, torch.from_numpy(vectors).to(device),
+                     config)  # fmt: skip
+
+
+def rec_token_inputs(gen: GenerativeRun, n: int) -> list[np.ndarray]:
+    """``n`` inputs of the task token ``[REC]`` alone (the user's soft tokens go before)."""
+    return [np.array([gen.vocab.task("rec")], np.int64)] * n
+
+
+def personal_search(
+    run: PrefixRun,
+    user_ids: list[str],
+    queries: list[str],
+    k: int = 10,
+    exclude: list[set[int]] | None = None,
+    with_user: bool = True,
+    batch_size: int = 64,
+    max_widen: int = 100,
+) -> list[list[int]]:
+    """Top-``k`` item rows per ``(user, query)``: the user's soft tokens before
+    ``[SEARCH] + query`` (``with_user=False``: the frozen model alone, same inputs
+    otherwise); ``exclude``: item rows never to answer per input."""
+    if any(not q.strip() for q in queries):
+        raise ContractError("a search query must not be empty")
+    gen = run.gen
+    max_tokens = int(gen.config["train"]["max_query_tokens"])
+    inputs = search_inputs(gen.tok, gen.vocab, queries, max_tokens)
+    soft = run.soft_tokens(user_ids) if with_user else None
+    ranked = decode(gen, inputs, widened(k, exclude, max_widen), batch_size, prefix=soft)
+    return top_k_excluding(ranked, exclude or [set()] * len(ranked), k)
+
+
+def recommend_for_users(
+    run: PrefixRun,
+    user_ids: list[str],
+    k: int = 10,
+    exclude: list[set[int]] | None = None,
+    batch_size: int = 32,
+    max_widen: int = 100,
+) -> list[list[int]]:
+    """Top-``k`` item rows per user from the user's soft tokens + ``[REC]`` alone (no
+    history tokens); ``exclude``: per user, item rows never to answer (e.g. seen ones)."""
+    soft = run.soft_tokens(user_ids)
+    inputs = rec_token_inputs(run.gen, len(user_ids))
+    ranked = decode(run.gen, inputs, widened(k, exclude, max_widen), batch_size, prefix=soft)
+    return top_k_excluding(ranked, exclude or [set()] * len(ranked), k)
+
+
+def evaluate_prefix(
+    run_dir: str | Path,
+    test_dir: str | Path,
+    ks: tuple[int, ...] = (10, 30),
+    device: str = "cpu",
+    max_inputs: int | None = None,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Recall@k of the prefix run on the test side of a split, with and without the user:
+
+    * ``personal_search``: per test ``(user, query)`` (:func:`~.examples.personal_eval_targets`)
+      ``with_user`` (soft tokens + query) and ``without_user`` (the frozen model, query only);
+    * ``rec``: per test user with training items, ``user_token`` (soft tokens + ``[REC]``)
+      and ``history`` (the frozen model given the last ``history`` items), training items
+      excluded from both; ``tokens`` per request of each.
+
+    ``max_inputs`` evaluates a seeded sample of that many inputs per task."""
+    run = load_prefix(run_dir, device)
+    gen, test = run.gen, read_dataset(test_dir)
+    train = read_dataset(gen.config["data_dir"])
+    rng, k, out = np.random.default_rng(0), max(ks), {}
+
+    def sample(n: int) -> np.ndarray:
+        if max_inputs and n > max_inputs:
+            return np.sort(rng.choice(n, max_inputs, replace=False))
+        return np.arange(n)
+
+    def recall(ranked: list[list[int]], rel: list[set[int]]) -> dict[str, float]:
+        return {f"recall@{x}": recall_at(ranked, rel, x) for x in ks}
+
+    queries = train.queries
+    if test.interactions is not None and queries is not None and queries.height:
+        sid_items = gen.codes["item_id"]
+        users, qs, rel, excl = personal_eval_targets(
+            personal_queries(train.interactions, queries),
+            personal_queries(test.interactions, queries), sid_items)  # fmt: skip
+        keep = [i for i, u in enumerate(users) if u in run.users]
+        pick = [keep[i] for i in sample(len(keep))]
+        u, q = [users[i] for i in pick], [qs[i] for i in pick]
+        r, x = [rel[i] for i in pick], [excl[i] for i in pick]
+        out["personal_search"] = {
+            f"{name}_user": recall(personal_search(run, u, q, k, x, with_user=flag), r)
+            for name, flag in (("with", True), ("without", False))
+        } | {"inputs": len(pick), "skipped_no_vector": len(users) - len(keep)}
+    if test.interactions is not None and train.interactions is not None:
+        seqs = user_sequences(train.interactions, gen.codes["item_id"])
+        users, hists, rel = rec_eval_targets(seqs, test.interactions, gen.codes["item_id"])
+        keep = [i for i, u in enumerate(users) if u in run.users]
+        pick = [keep[i] for i in sample(len(keep))]
+        u, h, r = [users[i] for i in pick], [hists[i] for i in pick], [rel[i] for i in pick]
+        seen = [set(x.tolist()) for x in h]
+        n_hist = int(gen.config["train"]["history"])
+        out["rec"] = {
+            "user_token": recall(recommend_for_users(run, u, k, seen), r),
+            "history": recall(recommend(gen, h, k), r),
+            "tokens": {"user_token": int(run.config["train"]["tokens"]) + 1,
+                       "history": float(np.mean([1 + min(len(x), n_hist) * gen.vocab.length
+                                                 for x in h])) if h else 0.0},
+            "users": len(pick), "skipped_no_vector": len(users) - len(keep),
+        }  # fmt: skip
+    return out

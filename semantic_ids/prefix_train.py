@@ -1,0 +1,234 @@
+"""Training of the user prefix (Embedding-to-Prefix) on a frozen generative run.
+
+Examples come from the generative run's own training data (the train side of a split):
+
+* ``search``: ``(user, query, item)`` triples (:func:`~.examples.personal_queries`):
+  input = the user's soft tokens + ``[SEARCH] + query``, target = the item's SID;
+* ``rec``: ``(user, item)`` of the user's interactions: input = the user's soft tokens +
+  ``[REC]``, target = the item's SID.
+
+Only users with a vector and items with a SID take part. The loss is the generative
+model's (cross-entropy over SID tokens); its weights get no gradient and never change
+(``config.json`` records their digest, checked when the prefix is loaded).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from tqdm.auto import tqdm
+
+from audiograph.core.embeddings import read_user_vectors
+from audiograph.core.errors import ContractError
+from audiograph.core.finite import check_loss
+from audiograph.core.runs import (
+    CHECKPOINT,
+    Run,
+    claim_run,
+    restorer,
+    resume_run,
+    resumed_config,
+    start_run,
+)
+from audiograph.graphs.contract import read_dataset
+from audiograph.semantic_ids.config import PrefixConfig
+from audiograph.semantic_ids.examples import item_rows, personal_queries
+from audiograph.semantic_ids.generate import GenerativeRun, load_run
+from audiograph.semantic_ids.generative import sid_loss
+from audiograph.semantic_ids.model_inputs import pad_batch, search_inputs
+from audiograph.semantic_ids.prefix import (
+    KIND,
+    PREFIX_WEIGHTS,
+    UserPrefix,
+    backbone_digest,
+    rec_token_inputs,
+)
+
+TASK_IDS = {"search": 0, "rec": 1}
+
+
+def prefix_examples(
+    gen: GenerativeRun, user_ids: pl.Series, tasks: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """Per task ``{"users": user rows [n], "items": item rows [n], "inputs": [n arrays]}``
+    from the generative run's training data (users without a vector and items without a
+    SID are left out)."""
+    ds = read_dataset(gen.config["data_dir"])
+    if ds.interactions is None:
+        raise ContractError(f"{gen.config['data_dir']}: the prefix needs interactions")
+    lut = pl.DataFrame({"user_id": user_ids, "_u": np.arange(len(user_ids), dtype=np.int64)})
+    out: dict[str, dict[str, Any]] = {}
+    if "search" in tasks:
+        if ds.queries is None or ds.queries.height == 0:
+            raise ContractError(f"{gen.config['data_dir']}: personal search needs queries.parquet")
+        trip = personal_queries(ds.interactions, ds.queries).join(lut, on="user_id")
+        trip = trip.with_columns(_r=pl.Series(item_rows(gen.codes["item_id"], trip["item_id"])))
+        trip = trip.filter(pl.col("_r") >= 0)
+        max_tokens = int(gen.config["train"]["max_query_tokens"])
+        out["search"] = {"users": trip["_u"].to_numpy(), "items": trip["_r"].to_numpy(),
+                         "inputs": search_inputs(gen.tok, gen.vocab, trip["query"].to_list(),
+                                                 max_tokens)}  # fmt: skip
+    if "rec" in tasks:
+        pairs = ds.interactions.select("user_id", "item_id").unique().join(lut, on="user_id")
+        pairs = pairs.with_columns(_r=pl.Series(item_rows(gen.codes["item_id"], pairs["item_id"])))
+        pairs = pairs.filter(pl.col("_r") >= 0).sort("_u", "_r")
+        out["rec"] = {"users": pairs["_u"].to_numpy(), "items": pairs["_r"].to_numpy(),
+                      "inputs": rec_token_inputs(gen, pairs.height)}  # fmt: skip
+    for task, ex in out.items():
+        if len(ex["users"]) == 0:
+            where = gen.config["data_dir"]
+            raise ContractError(f"{where}: no {task} example has a user with a vector and an "
+                                "item with a SID (another user-vectors dir?)")  # fmt: skip
+    return out
+
+
+def _take(ex: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
+    return {"users": ex["users"][idx], "items": ex["items"][idx],
+            "inputs": [ex["inputs"][i] for i in idx]}  # fmt: skip
+
+
+def hold_out(cfg: PrefixConfig, ex: dict[str, dict[str, Any]]) -> tuple[dict, dict]:
+    """``(train, val)``: ``cfg.val_examples`` examples per task (at most a tenth, seeded)
+    held out for the validation loss."""
+    rng, train, val = np.random.default_rng([cfg.seed, 7]), {}, {}
+    for task, e in ex.items():
+        n_all = len(e["users"])
+        n = min(cfg.val_examples, n_all // 10)
+        pick = rng.choice(n_all, n, replace=False) if n else np.zeros(0, np.int64)
+        keep = np.setdiff1d(np.arange(n_all), pick)
+        train[task] = _take(e, keep)
+        if n:
+            val[task] = _take(e, np.sort(pick))
+    return train, val
+
+
+def _batches(cfg: PrefixConfig, ex: dict[str, dict[str, Any]], epoch: int) -> list[tuple]:
+    """This epoch's ``(task, example indices)`` batches, one task per batch, shuffled."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    limit = {"search": cfg.search_per_epoch, "rec": cfg.rec_per_epoch}
+    out = []
+    for task, e in ex.items():
+        n = len(e["users"])
+        idx = rng.permutation(n)[: limit[task] or n]
+        out += [(task, idx[i : i + cfg.batch_size]) for i in range(0, len(idx), cfg.batch_size)]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def _loss(gen: GenerativeRun, prefix: UserPrefix, vectors: torch.Tensor,
+          e: dict[str, Any], idx: np.ndarray) -> torch.Tensor:  # fmt: skip
+    ids, mask = pad_batch([e["inputs"][i] for i in idx], gen.device)
+    labels = torch.from_numpy(gen.sid_tokens[e["items"][idx]]).to(gen.device)
+    soft = prefix(vectors[torch.from_numpy(e["users"][idx]).to(gen.device)])
+    return sid_loss(gen.model, ids, mask, labels, gen.vocab, soft)
+
+
+@torch.no_grad()
+def _val_loss(gen, prefix, vectors, val: dict, cfg: PrefixConfig) -> dict[str, float]:  # noqa: ANN001
+    prefix.eval()
+    out = {}
+    for task, e in val.items():
+        n, total = len(e["users"]), 0.0
+        for lo in range(0, n, cfg.batch_size):
+            idx = np.arange(lo, min(lo + cfg.batch_size, n))
+            total += float(_loss(gen, prefix, vectors, e, idx)) * len(idx)
+        out[task] = total / n
+    prefix.train()
+    return out
+
+
+def train_prefix(
+    gen_dir: str | Path,
+    users_dir: str | Path,
+    run_dir: str | Path,
+    cfg: PrefixConfig | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) the user prefix of the generative run ``gen_dir`` on the user
+    vectors of ``users_dir``: up to ``cfg.epochs`` epochs, stopped after ``cfg.patience``
+    without a lower validation loss (``prefix.safetensors`` keeps the best epoch). The
+    generative model stays frozen. Returns the last epoch's metrics."""
+    inputs = {"generative_dir": gen_dir, "users_dir": users_dir}
+    run: Run | None = None
+    if resume:
+        run = resume_run(run_dir, KIND, inputs)
+        cfg = resumed_config(PrefixConfig, run.config["train"], cfg, str(run.path))
+        gen_dir, users_dir = run.config["generative_dir"], run.config["users_dir"]
+    else:
+        cfg = cfg or PrefixConfig()
+        claim_run(run_dir, KIND, inputs.values())
+    gen = load_run(gen_dir, cfg.device)
+    gen.model.requires_grad_(False)
+    user_ids, vecs, _ = read_user_vectors(users_dir)
+    train, val = hold_out(cfg, prefix_examples(gen, user_ids, cfg.tasks))
+    vectors = torch.from_numpy(vecs).to(cfg.device)
+    torch.manual_seed(cfg.seed)
+    prefix = UserPrefix(vecs.shape[1], gen.model.config.d_model, cfg.hidden, cfg.tokens)
+    prefix = prefix.to(cfg.device)
+    opt = torch.optim.AdamW(prefix.parameters(), lr=cfg.lr, weight_decay=0.01)
+    epoch0, step, best, bad = 0, 0, math.inf, 0
+    params = sum(p.numel() for p in prefix.parameters())
+    if run is None:
+        config = {"generative_dir": str(Path(gen_dir).absolute()),
+                  "users_dir": str(Path(users_dir).absolute()), "train": asdict(cfg),
+                  "backbone_digest": backbone_digest(gen_dir), "user_dim": int(vecs.shape[1]),
+                  "trainable_parameters": params,
+                  "examples": {t: len(e["users"]) for t, e in train.items()}}  # fmt: skip
+        run = start_run(run_dir, KIND, config, inputs)
+    else:
+        restore = restorer(run.path / CHECKPOINT, model=prefix, optimizer=opt)
+        if (ckpt := run.load_checkpoint(cfg.device, ("optimizer", "step"), restore)) is not None:
+            epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
+            best, bad = float(ckpt["best"]), int(ckpt["bad_epochs"])
+    advice = f"try a lower --lr (now {cfg.lr:g})"
+    last: dict[str, Any] = {}
+    gen.model.eval()
+    for epoch in range(epoch0, cfg.epochs):
+        if bad >= cfg.patience:
+            break
+        prefix.train()
+        t0, sums = time.perf_counter(), {t: [0.0, 0] for t in train}
+        bar = tqdm(_batches(cfg, train, epoch), desc=f"prefix epoch {epoch}", disable=quiet)
+        for task, idx in bar:
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+            loss = _loss(gen, prefix, vectors, train[task], idx)
+            value = check_loss(loss.item(), f"epoch {epoch}, step {step}", advice)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(prefix.parameters(), 1.0)
+            opt.step()
+            step += 1
+            sums[task][0] += value * len(idx)
+            sums[task][1] += len(idx)
+        seconds = time.perf_counter() - t0
+        n = sum(c for _, c in sums.values())
+        last = {"epoch": epoch, "train_loss": sum(s for s, _ in sums.values()) / max(n, 1),
+                **{f"{t}_loss": s / max(c, 1) for t, (s, c) in sums.items()},
+                "examples": n, "seconds": round(seconds, 2),
+                "examples_per_s": round(n / max(seconds, 1e-9), 1)}  # fmt: skip
+        if val:
+            losses = _val_loss(gen, prefix, vectors, val, cfg)
+            last |= {f"val_{t}_loss": v for t, v in losses.items()}
+            last["val_loss"] = sum(losses.values()) / len(losses)
+        improved = not val or last["val_loss"] < best
+        best, bad = (last.get("val_loss", best), 0) if improved else (best, bad + 1)
+        run.log(last)
+        if improved:
+            run.save_weights(prefix.state_dict(), PREFIX_WEIGHTS)
+        state = {"epoch": torch.tensor(epoch + 1), "step": torch.tensor(step),
+                 "best": torch.tensor(best, dtype=torch.float64),
+                 "bad_epochs": torch.tensor(bad)}  # fmt: skip
+        run.save_checkpoint({"model": prefix.state_dict(), "optimizer": opt.state_dict(), **state})
+        if not quiet:
+            tail = f", val loss {last['val_loss']:.4f}" if val else ""
+            print(f"[train-prefix] epoch {epoch}: loss {last['train_loss']:.4f}{tail}, "
+                  f"{n:,} examples, {seconds:.1f}s")  # fmt: skip
+    return last
