@@ -1,4 +1,5 @@
-"""``audiograph`` commands of the generative stage: train, generate, evaluate."""
+"""``audiograph`` commands of the generative stage: train, generate, evaluate, and the
+user prefix (Embedding-to-Prefix): user vectors, train-prefix."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import typer
 from audiograph.pipeline.app import Out, Quiet, app
 from audiograph.pipeline.config import resume_base
 from audiograph.pipeline.options import Settings, config_options
-from audiograph.semantic_ids.config import GenerativeConfig
+from audiograph.semantic_ids.config import GenerativeConfig, PrefixConfig
 
-Run = Annotated[Path, typer.Argument(help="Generative run directory (train-generative).")]
+Run = Annotated[
+    Path, typer.Argument(help="Generative run (train-generative) or prefix run (train-prefix).")
+]
 
 
 @app.command("train-generative")
@@ -34,31 +37,96 @@ def train_generative(
     print(f"[train-generative] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {out}")
 
 
+@app.command("embed-users")
+def embed_users(
+    data_dir: Annotated[Path, typer.Argument(help="Dataset (e.g. SPLIT_DIR/train).")],
+    emb: Annotated[Path, typer.Option(help="Item embeddings directory (export).")] = ...,
+    out: Out = ...,
+    weighted: Annotated[
+        bool, typer.Option(help="Weight each item by the interaction's weight.")
+    ] = True,
+    quiet: Quiet = False,
+) -> None:
+    """Per user, the mean item vector of what the user consumed -> user vectors directory
+    (the two-tower's user tower: export-twotower)."""
+    from audiograph.hgnn.user_means import export_user_means
+
+    m = export_user_means(emb, data_dir, out, weighted=weighted, quiet=quiet)
+    print(f"[embed-users] {m['users']:,} users, dim {m['dim']} -> {out}")
+
+
+@app.command("train-prefix")
+@config_options(PrefixConfig, "prefix")
+def train_prefix(
+    generative: Annotated[Path, typer.Argument(help="Generative run (train-generative).")],
+    settings: Settings,
+    users: Annotated[
+        Path, typer.Option(help="User vectors (export-twotower or embed-users).")
+    ] = ...,
+    out: Out = ...,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a user prefix (one soft token from each user's vector) on a frozen generative
+    model: personalised search and recommendation from the user token."""
+    from audiograph.semantic_ids.prefix_train import train_prefix as run
+
+    cfg = settings.build(resume_base(out, "prefix-run") if resume else None)
+    m = run(generative, users, out, cfg, resume=resume, quiet=quiet)
+    print(f"[train-prefix] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {out}")
+
+
 @app.command("generate")
 def generate(
     run_dir: Run,
     query: Annotated[str | None, typer.Option(help="Search query text.")] = None,
-    user: Annotated[str | None, typer.Option(help="User id (recommendation).")] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="User id: recommendation, or with --query and a prefix run, personalised search."
+        ),  # fmt: skip
+    ] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Number of items.")] = 10,
     device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
 ) -> None:
-    """Top-k catalog items for a query (search) or a user's history (recommendation)."""
+    """Top-k catalog items for a query (search), a user (recommendation: the user's
+    history, or with a prefix run the user's token) or both (personalised search)."""
     from audiograph.core.errors import ContractError
+    from audiograph.core.formats import peek_kind
     from audiograph.graphs.contract import read_items
     from audiograph.semantic_ids.generate import load_run, recommend, search, user_history
 
-    if (query is None) == (user is None):
-        raise ContractError("give exactly one of --query TEXT or --user USER_ID")
+    if query is None and user is None:
+        raise ContractError("give --query TEXT, --user USER_ID or both (with a prefix run)")
     if query is not None and not query.strip():
         raise ContractError("--query must not be empty")
-    run = load_run(run_dir, device)
-    task = "search" if query is not None else "rec"
-    if task not in run.config["train"]["tasks"]:
-        raise ContractError(f"{run_dir}: the run was not trained on the {task} task")
-    if query is not None:
-        rows = search(run, [query], k)[0]
+    if (peek_kind(run_dir) or {}).get("kind") == "prefix-run":
+        from audiograph.semantic_ids.prefix import (
+            load_prefix,
+            personal_search,
+            recommend_for_users,
+        )
+
+        prun = load_prefix(run_dir, device)
+        run = prun.gen
+        if user is None:
+            rows = search(run, [query], k)[0]
+        elif query is None:
+            rows = recommend_for_users(prun, [user], k, [set(user_history(run, user).tolist())])[0]
+        else:
+            rows = personal_search(prun, [user], [query], k)[0]
     else:
-        rows = recommend(run, [user_history(run, user)], k)[0]
+        if query is not None and user is not None:
+            msg = "personalised search needs a prefix run (train-prefix)"
+            raise ContractError(f"{run_dir}: a generative run answers --query or --user; {msg}")
+        run = load_run(run_dir, device)
+        task = "search" if query is not None else "rec"
+        if task not in run.config["train"]["tasks"]:
+            raise ContractError(f"{run_dir}: the run was not trained on the {task} task")
+        if query is not None:
+            rows = search(run, [query], k)[0]
+        else:
+            rows = recommend(run, [user_history(run, user)], k)[0]
     titles = read_items(run.config["data_dir"]).select("item_id", "title")
     picked = run.codes[rows].join(titles, on="item_id", how="left", maintain_order="left")
     for rank, r in enumerate(picked.iter_rows(named=True), 1):
@@ -76,13 +144,21 @@ def evaluate_generative(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Search and recommendation Recall@10/@30 of a generative run on a test split."""
-    from audiograph.semantic_ids.generate import evaluate_generative as run
+    """Search and recommendation Recall@10/@30 of a generative run on a test split; of a
+    prefix run: personalised search and recommendation with and without the user token."""
+    from audiograph.core.formats import peek_kind
+    from audiograph.semantic_ids.generate import evaluate_generative
+    from audiograph.semantic_ids.prefix import evaluate_prefix
 
+    prefix = (peek_kind(run_dir) or {}).get("kind") == "prefix-run"
+    run = evaluate_prefix if prefix else evaluate_generative
     report = run(run_dir, test, device=device, max_inputs=max_inputs, quiet=quiet or as_json)
     if as_json:
         print(json.dumps(report, indent=2))
         return
     for task, m in report.items():
+        flat = {}
+        for a, v in m.items():
+            flat |= {f"{a}.{b}": x for b, x in v.items()} if isinstance(v, dict) else {a: v}
         print(f"{task:<7} " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                         for k, v in m.items()))  # fmt: skip
+                                         for k, v in flat.items()))  # fmt: skip

@@ -19,6 +19,8 @@ Every config is a frozen dataclass in its stage's ``config`` module (``graphs.co
 | ``evaluate`` | twotower, split/test, (baseline) | ``evaluation`` | ``EvaluationConfig`` |
 | ``semantic_ids`` | export | ``semantic-ids`` | ``SemanticIDConfig`` |
 | ``generative`` | split/train, semantic_ids | ``generative-run`` | ``GenerativeConfig`` |
+| ``users`` | split/train, twotower or export | ``user-vectors`` | ``UserVectorsConfig`` |
+| ``prefix`` | generative, users | ``prefix-run`` | ``PrefixConfig`` |
 """
 
 from __future__ import annotations
@@ -146,6 +148,27 @@ def _generative(cfg: Any, inputs: Inputs, out: Path) -> None:
     train_generative(inputs["data"], inputs["sid"], out, cfg, quiet=True)
 
 
+def _users(cfg: Any, inputs: Inputs, out: Path) -> None:
+    need = {"twotower": "run", "hgnn": "emb"}[cfg.source]
+    if need not in inputs:
+        stage = {"run": "twotower", "emb": "export"}[need]
+        raise ContractError(f"[users] source = {cfg.source!r} needs the [{stage}] stage")
+    if cfg.source == "twotower":
+        from audiograph.twotower.export import export_user_vectors
+
+        export_user_vectors(inputs["run"], out, inputs["data"])
+    else:
+        from audiograph.hgnn.user_means import export_user_means
+
+        export_user_means(inputs["emb"], inputs["data"], out, cfg.weighted)
+
+
+def _prefix(cfg: Any, inputs: Inputs, out: Path) -> None:
+    from audiograph.semantic_ids.prefix_train import train_prefix
+
+    train_prefix(inputs["generative"], inputs["users"], out, cfg, quiet=True)
+
+
 def _load(module: str, name: str) -> Callable[[], Any]:
     def load() -> Any:
         import importlib
@@ -178,6 +201,12 @@ STAGES: list[Stage] = [
     Stage("generative", "generative-run", {"data": ("split", "train"),
           "sid": ("semantic_ids", "")}, _generative,
           _load("audiograph.semantic_ids.config", "GenerativeConfig")),
+    Stage("users", "user-vectors", {"data": ("split", "train"), "run": ("twotower", ""),
+          "emb": ("export", "")}, _users,
+          _load("audiograph.semantic_ids.config", "UserVectorsConfig"), optional=("run", "emb"),
+          fallback={"data": ("prepare", "")}),
+    Stage("prefix", "prefix-run", {"generative": ("generative", ""), "users": ("users", "")},
+          _prefix, _load("audiograph.semantic_ids.config", "PrefixConfig")),
 ]  # fmt: skip
 
 NAMES = [s.name for s in STAGES]

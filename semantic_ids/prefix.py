@@ -139,6 +139,8 @@ def personal_search(
     otherwise); ``exclude``: item rows never to answer per input."""
     if any(not q.strip() for q in queries):
         raise ContractError("a search query must not be empty")
+    if not queries:
+        return []
     gen = run.gen
     max_tokens = int(gen.config["train"]["max_query_tokens"])
     inputs = search_inputs(gen.tok, gen.vocab, queries, max_tokens)
@@ -157,6 +159,8 @@ def recommend_for_users(
 ) -> list[list[int]]:
     """Top-``k`` item rows per user from the user's soft tokens + ``[REC]`` alone (no
     history tokens); ``exclude``: per user, item rows never to answer (e.g. seen ones)."""
+    if not user_ids:
+        return []
     soft = run.soft_tokens(user_ids)
     inputs = rec_token_inputs(run.gen, len(user_ids))
     ranked = decode(run.gen, inputs, widened(k, exclude, max_widen), batch_size, prefix=soft)

@@ -192,6 +192,26 @@ def export_vectors(
     return manifest
 
 
+def export_user_vectors(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Write every user's user-tower vector (users of ``data_dir``, default the run's) as
+    a user-vectors directory (:mod:`audiograph.core.embeddings`); returns the manifest."""
+    t0 = time.perf_counter()
+    claim_output(out_dir, "user-vectors", [run_dir, data_dir])
+    users, uv, _, _ = user_item_vectors(run_dir, data_dir, device)
+    manifest = {"kind": "user-vectors", "format_version": 1, "source": "twotower",
+                "run_dir": str(Path(run_dir).absolute()), "users": users.len()}  # fmt: skip
+    with atomic_dir(out_dir, "user-vectors", [run_dir, data_dir]) as tmp:
+        manifest["dim"] = write_user_vectors(tmp, users, uv.numpy())
+        manifest["seconds"] = round(time.perf_counter() - t0, 3)
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
 def _allowed(run: Run, item_type: str | None) -> torch.Tensor | None:
     if item_type is None:
         return None
