@@ -88,8 +88,9 @@ def test_personal_eval_targets_are_new_triples_with_the_users_train_items_exclud
     cols = ["user_id", "query", "item_id"]
     train = pl.DataFrame([("a", "rock", "x"), ("a", "rock", "y"), ("b", "pop", "x")],
                          schema=cols, orient="row")  # fmt: skip
-    test = pl.DataFrame([("a", "rock", "x"), ("a", "rock", "z"), ("b", "pop", "y"),
-                         ("b", "pop", "gone"), ("c", "rock", "x")], schema=cols, orient="row")  # fmt: skip
+    rows = [("a", "rock", "x"), ("a", "rock", "z"), ("b", "pop", "y"), ("b", "pop", "gone"),
+            ("c", "rock", "x")]  # fmt: skip
+    test = pl.DataFrame(rows, schema=cols, orient="row")
     sid_items = pl.Series(["x", "y", "z"])  # rows 0, 1, 2; "gone" has no SID
     users, qs, rel, excl = personal_eval_targets(train, test, sid_items)
     assert (users, qs) == (["a", "b", "c"], ["rock", "pop", "rock"])
@@ -171,8 +172,9 @@ def test_cli_and_runner(tiny, tmp_path, capsys):
         return exit_.value.code, out, err
 
     out = tmp_path / "p"
+    small = ("--epochs", 2, "--hidden", 16, "--val-examples", 0, "--quiet")
     code, text, err = cli("train-prefix", tiny["gen"], "--users", tiny["users"], "--out", out,
-                          "--epochs", 2, "--hidden", 16, "--val-examples", 0, "--quiet")  # fmt: skip
+                          *small)  # fmt: skip
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["train"]["hidden"] == 16
     code, text, _ = cli("generate", out, "--user", "u1", "--query", "red", "-k", 2)
