@@ -68,6 +68,24 @@ def _settings(exp: Any) -> dict[str, Any]:
     return json.loads(json.dumps(s, default=str))
 
 
+def run_chain(work: Path, seed: int, data: Path, dataset: str) -> tuple[dict[str, Path], Any]:
+    """The runner chain ``split`` … ``baseline`` at its defaults under ``work/chain`` (the
+    two-tower validated on the dataset's target type)."""
+    doc = {"experiment": {"out": str(work / "chain"), "seed": seed, "data": str(data)},
+           "split": {}, "graph": {}, "hgnn": {}, "export": {},
+           "twotower": {"val_type": DATASETS[dataset]["target"]}, "baseline": {}}  # fmt: skip
+    return _run(doc, "baseline")
+
+
+def run_generative(work: Path, seed: int, split: Path, emb: Path, name: str) -> tuple[dict, Any]:
+    """Semantic IDs of ``emb`` and the generative model at their defaults under
+    ``work/gen-<name>``."""
+    given = {"split": str(split), "export": str(emb)}
+    doc = {"experiment": {"out": str(work / f"gen-{name}"), "seed": seed, "given": given},
+           "semantic_ids": {}, "generative": {}}  # fmt: skip
+    return _run(doc)
+
+
 def spaces_of(split: Path, export: Path, work: Path, wanted: list[str]) -> dict[str, Path]:
     """Embedding directory per wanted space, and always ``content`` and ``search`` (the
     dense references); built once per seed folder."""
@@ -88,10 +106,6 @@ def spaces_of(split: Path, export: Path, work: Path, wanted: list[str]) -> dict[
 
 def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dict[str, Any]:
     quiet, t0 = args.json, time.perf_counter()
-    spec = DATASETS[args.dataset]
-    chain_doc = {"experiment": {"out": str(work / "chain"), "seed": seed, "data": str(data)},
-                 "split": {}, "graph": {}, "hgnn": {}, "export": {},
-                 "twotower": {"val_type": spec["target"]}, "baseline": {}}  # fmt: skip
     wanted = args.spaces
     want = {"dataset": args.dataset, "spaces": wanted, "max_inputs": args.max_inputs,
             "search_excludes_train": True}  # fmt: skip
@@ -105,7 +119,7 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
         ):
             _log(quiet, f"seed {seed}: reusing {saved}")
             return old
-    done, exp = _run(chain_doc, "baseline")
+    done, exp = run_chain(work, seed, data, args.dataset)
     split = done["split"]
     _log(quiet, f"seed {seed}: chain done ({time.perf_counter() - t0:.0f}s)")
     dirs = spaces_of(split, done["export"], work, wanted)
@@ -123,10 +137,7 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
     settings = {}
     for space in wanted:
         ts = time.perf_counter()
-        gen, gexp = _run({"experiment": {"out": str(work / f"gen-{space}"), "seed": seed,
-                                         "given": {"split": str(split),
-                                                   "export": str(dirs[space])}},
-                          "semantic_ids": {}, "generative": {}})  # fmt: skip
+        gen, gexp = run_generative(work, seed, split, dirs[space], space)
         settings = {k: _settings(gexp)[k] for k in ("semantic_ids", "generative")}
         ans = ev.generative_rows(gen["generative"], inputs)
         sid = json.loads((gen["semantic_ids"] / "manifest.json").read_text())["stats"]

@@ -162,6 +162,43 @@ def generative_table(doc: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def prefix_table(doc: dict[str, Any]) -> str:
+    """Rows: the frozen generative model without / with the user token (per user-vector
+    source) and the references; personal search and rec recall@10/@30 (mean ± ci95 over
+    seeds), the with-user ratios, rec tokens per request, p50 latency, trainable
+    parameters and training time of the prefix; then the per-seed paired bootstraps."""
+    rows = ["| row (seeds) | personal search R@10 | R@30 | rec R@10 | R@30 | search ÷ gen | "
+            "rec ÷ gen (history) | rec tokens | p50 ms search / rec | trainable params | "
+            "prefix training s (epochs) |", "|---" * 11 + "|"]  # fmt: skip
+    for name, r in doc["summary"].items():
+        cell = [_ci((r.get(t) or {}).get(f"recall@{k}")) for t in ("search", "rec")
+                for k in (10, 30)]  # fmt: skip
+        user = name.startswith("gen+user")
+        ratios = [_ci(r.get(f"{t}_vs_gen")) if user else "–" for t in ("search", "rec")]
+        tokens = "/".join(f"{t['rec']:.0f}" for t in r["tokens"]) if "tokens" in r else "–"
+        lat = ("/".join(f"{p['search']:.0f}, {p['rec']:.0f}" for p in r["p50_ms"])
+               if "p50_ms" in r else "–")  # fmt: skip
+        params = f"{r['trainable_parameters'][0]:,}" if user else "–"
+        train = ("/".join(f"{t['seconds']:.0f} ({t['epochs']})" for t in r["training"])
+                 if user else "–")  # fmt: skip
+        rows.append(f"| {name} ({r['seeds']}) | "
+                    + " | ".join([*cell, *ratios, tokens, lat, params, train]) + " |")  # fmt: skip
+    first = doc["per_seed"][0]["inputs"]
+    rows += ["", f"Seeds {', '.join(map(str, doc['seeds']))}; {first['personal_search']} "
+             f"sampled (user, tag) test pairs (of {first['personal_pairs']:,}) and "
+             f"{first['rec']} test users per seed; "
+             f"{', '.join(f'{s / 60:.0f}' for s in doc['seconds_per_seed'])} min per seed "
+             "(chain and backbone reused where built). Paired bootstrap of recall@10 within "
+             "each seed (1,000 resamples of the inputs), row − reference [95 % interval]:",
+             ""]  # fmt: skip
+    for seed in doc["seeds"]:
+        boot = doc["bootstrap"].get(str(seed), doc["bootstrap"].get(seed, {}))
+        parts = [f"{k.replace('_vs_', ' − ')} {b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]"
+                 for k, b in boot.items() if b]  # fmt: skip
+        rows.append(f"- seed {seed}: " + "; ".join(parts))
+    return "\n".join(rows)
+
+
 def _count(x: Any) -> str:
     """``10,000`` for a number, the value itself otherwise (e.g. ``min``)."""
     return f"{x:,}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
@@ -317,7 +354,8 @@ TABLES = {"quality": quality_table, "ablation": ablation_table, "train": train_t
           "graph_build": graph_build_table, "featurize": featurize_table,
           "sampler": sampler_table, "defaults": defaults_table,
           "distributed": distributed_table,
-          "generative": generative_table}  # block kind -> renderer  # fmt: skip
+          "generative": generative_table,
+          "prefix": prefix_table}  # block kind -> renderer  # fmt: skip
 
 
 def render(text: str) -> str:
