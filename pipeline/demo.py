@@ -144,7 +144,39 @@ def _generative(done: dict[str, Path], seed: int) -> dict:
     return {"sids": m, "recall": r, **{k: ids[v].to_list() for k, v in answers.items()},
             "history": ids[hist].to_list(), "query": query, "user": user,
             "relevant": {"search": sorted(of_query), "rec": sorted(later)},
-            "topic": topic, "on_topic": sorted(on_topic)}  # fmt: skip
+            "topic": topic, "on_topic": sorted(on_topic),
+            "personalised": _personalised(done, titles) if "prefix" in done else None}  # fmt: skip
+
+
+def _personalised(done: dict[str, Path], titles: dict[str, str]) -> dict:
+    """One personalised search answer (E2P: the user's vector as one soft token) next to the
+    same frozen model's answer without it, for the test (user, query) with the most new
+    items. Returns ``{"user", "query", "with_user", "without_user", "relevant"}`` (ids)."""
+    from audiograph.graphs.contract import read_dataset
+    from audiograph.semantic_ids.examples import personal_eval_targets, personal_queries
+    from audiograph.semantic_ids.prefix import load_prefix, personal_search
+
+    run = load_prefix(done["prefix"])
+    train, test = read_dataset(done["split"] / "train"), read_dataset(done["split"] / "test")
+    ids = run.gen.codes["item_id"]
+    users, qs, rel, excl = personal_eval_targets(
+        personal_queries(train.interactions, train.queries),
+        personal_queries(test.interactions, train.queries), ids)  # fmt: skip
+    i = max((j for j, u in enumerate(users) if u in run.users), key=lambda j: len(rel[j]))
+    both = {flag: personal_search(run, [users[i]], [qs[i]], 5, [excl[i]], with_user=flag)[0]
+            for flag in (True, False)}  # fmt: skip
+    print(f'[demo] personalised search "{qs[i]}" for user {users[i]} (the user\'s two-tower '
+          "vector as one soft token before the frozen model; * = an item of this query the "
+          "user took in the test part):")  # fmt: skip
+    print(f"    {'with the user token':<40}{'query only (same model)'}")
+    for a, b in zip(both[True], both[False], strict=False):
+        cell = [f"{'*' if r in rel[i] else ' '} {titles.get(ids[r], '')[:36]}" for r in (a, b)]
+        print(f"  {cell[0]:<40}{cell[1]}")
+    print(f"    {sum(r in rel[i] for r in both[True])} vs "
+          f"{sum(r in rel[i] for r in both[False])} of the top 5 are relevant")  # fmt: skip
+    return {"user": users[i], "query": qs[i], "with_user": ids[both[True]].to_list(),
+            "without_user": ids[both[False]].to_list(),
+            "relevant": sorted(ids[sorted(rel[i])].to_list())}  # fmt: skip
 
 
 def _busiest_query(train_q, test_q) -> tuple[str, set[str]]:  # noqa: ANN001

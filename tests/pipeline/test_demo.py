@@ -47,6 +47,11 @@ def test_demo_runs_the_chain_and_prints_the_evaluation(tmp_path, capsys):
     assert len(set(gen["search"]) & set(gen["on_topic"])) >= 3, gen
     assert gen["relevant"]["rec"] and "of the top 5 are relevant" in out
     assert "are of its topic" in out
+    # E2P: one personalised answer next to the same frozen model's unpersonalised one
+    p = gen["personalised"]
+    assert len(set(p["with_user"])) == len(set(p["without_user"])) == 5 and p["relevant"]
+    assert f'[demo] personalised search "{p["query"]}" for user {p["user"]}' in out
+    assert "with the user token" in out and "query only (same model)" in out
     # `audiograph run` on the demo's TOML is the same experiment: every stage is cached
     toml = resources.files("audiograph.pipeline").joinpath("demo.toml").read_text()
     assert 'out = "runs/demo"' in toml
@@ -56,5 +61,5 @@ def test_demo_runs_the_chain_and_prints_the_evaluation(tmp_path, capsys):
     assert res.returncode == 0, res.stderr
     done = json.loads(res.stdout)
     assert list(done) == ["prepare", "split", "graph", "hgnn", "export", "twotower", "baseline",
-                          "evaluate", "semantic_ids", "generative"]  # fmt: skip
+                          "evaluate", "semantic_ids", "generative", "users", "prefix"]  # fmt: skip
     assert all(d["cached"] for d in done.values()), done

@@ -17,9 +17,10 @@ from audiograph.core.errors import ContractError
 from audiograph.graphs.contract import write_dataset
 from audiograph.hgnn.user_means import export_user_means, user_means
 from audiograph.pipeline.cli import main
-from audiograph.semantic_ids import semantic_ids
+from audiograph.semantic_ids import prefix_train, semantic_ids
 from audiograph.semantic_ids.config import GenerativeConfig, PrefixConfig
 from audiograph.semantic_ids.examples import personal_eval_targets, personal_queries
+from audiograph.semantic_ids.generate import load_run
 from audiograph.semantic_ids.generative import train_generative
 from audiograph.semantic_ids.prefix import (
     PREFIX_WEIGHTS,
@@ -116,14 +117,22 @@ def test_user_means_are_weighted_means_and_round_trip(tiny, tmp_path):
         read_user_vectors(tiny["emb"])
 
 
-def test_the_prefix_personalises_a_frozen_model_it_never_changes(tiny, tmp_path):
+def test_the_prefix_personalises_a_frozen_model_it_never_changes(tiny, tmp_path, monkeypatch):
     before = digest(tiny["gen"])
+    used = []  # the backbone the trainer loads, and a copy of its weights before training
+
+    def load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        run = load_run(*args, **kwargs)
+        used.append((run, {k: v.clone() for k, v in run.model.state_dict().items()}))
+        return run
+
+    monkeypatch.setattr(prefix_train, "load_run", load)
     last = train_prefix(tiny["gen"], tiny["users"], tmp_path / "p", PREFIX, quiet=True)
     assert digest(tiny["gen"]) == before  # the backbone's files, bit for bit
+    ((trained, weights),) = used
+    after = trained.model.state_dict()  # and the weights in memory after 200 epochs
+    assert all(torch.equal(weights[k], after[k]) for k in weights)
     run = load_prefix(tmp_path / "p")
-    saved = run.gen.model.state_dict()
-    fresh = load_prefix(tmp_path / "p").gen.model.state_dict()
-    assert all(torch.equal(saved[k], fresh[k]) for k in saved)
     config = run.config
     d = run.gen.model.config.d_model
     assert config["trainable_parameters"] == (8 * 64 + 64) + (64 * d + d)
