@@ -6,7 +6,10 @@
   (:mod:`audiograph.semantic_ids.rqkmeans` holds the torch k-means / residual quantizer);
 * :mod:`audiograph.semantic_ids.generative` (training),
   :mod:`audiograph.semantic_ids.decoding` (token layout, SID trie, constrained beam search),
-  :mod:`audiograph.semantic_ids.generate` (answers, Recall@k).
+  :mod:`audiograph.semantic_ids.generate` (answers, Recall@k);
+* :mod:`audiograph.semantic_ids.prefix` (a user's vector as a soft token before the frozen
+  model: personalised search, rec from the user token) and
+  :mod:`audiograph.semantic_ids.prefix_train` (its training).
 
 Names are imported on first use.
 """
@@ -27,5 +30,11 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "semantic_ids": "audiograph.semantic_ids.tokenize",
         "SemanticIDConfig": "audiograph.semantic_ids.config",
         "GenerativeConfig": "audiograph.semantic_ids.config",
+        "PrefixConfig": "audiograph.semantic_ids.config",
+        "load_prefix": "audiograph.semantic_ids.prefix",
+        "personal_search": "audiograph.semantic_ids.prefix",
+        "recommend_for_users": "audiograph.semantic_ids.prefix",
+        "evaluate_prefix": "audiograph.semantic_ids.prefix",
+        "train_prefix": "audiograph.semantic_ids.prefix_train",
     },
 )

@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = ("audiograph.hgnn.train", "audiograph.twotower.train",
-            "audiograph.semantic_ids.generative", "audiograph.semantic_ids.finetune")  # fmt: skip
+            "audiograph.semantic_ids.generative", "audiograph.semantic_ids.finetune",
+            "audiograph.semantic_ids.prefix_train")  # fmt: skip
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -21,7 +22,8 @@ def _loaded_after(code: str) -> set[str]:
 
 def test_inference_and_evaluation_import_no_trainer():
     mods = _loaded_after(
-        "import audiograph.semantic_ids.generate, audiograph.twotower.export, "
+        "import audiograph.semantic_ids.generate, audiograph.semantic_ids.prefix, "
+        "audiograph.twotower.export, audiograph.hgnn.user_means, "
         "audiograph.twotower.evaluate, audiograph.hgnn.export, audiograph.hgnn.neighbors"
     )
     assert not mods & set(TRAINERS), sorted(mods & set(TRAINERS))

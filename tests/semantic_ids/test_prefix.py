@@ -192,6 +192,10 @@ def test_cli_and_runner(tiny, tmp_path, capsys):
     assert code == 0 and len(text.strip().splitlines()) == 2
     code, _, err = cli("generate", tiny["gen"], "--user", "u1", "--query", "red")
     assert code == 2 and "needs a prefix run" in err and err.count("\n") == 1
+    code, _, err = cli("train-prefix", tiny["gen"], "--users", tiny["emb"], "--out",
+                       tmp_path / "q", *small)  # fmt: skip
+    assert code == 2 and "expected 'user-vectors'" in err and err.count("\n") == 1
+    assert not (tmp_path / "q").exists()
     code, _, err = cli("generate", out, "--user", "nobody", "--query", "red")
     assert code == 2 and "'nobody' has no vector" in err
     code, text, _ = cli("evaluate-generative", out, "--test", tiny["data"], "--json")
