@@ -212,6 +212,24 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def results_doc(
+    dataset: str, seeds: list[int], reports: list[dict[str, Any]], summary: dict, t0: float
+) -> dict[str, Any]:
+    """What ``--save`` writes: the summary, each seed's bootstraps and its report without
+    the per-input recalls, the time and the machine."""
+    return {"dataset": dataset, "seeds": seeds, "summary": summary,
+            "bootstrap": {s: r["bootstrap"] for s, r in zip(seeds, reports, strict=True)},
+            "per_seed": [{k: v for k, v in r.items() if k != "rows"} | {
+                "rows": {n: {t: {m: x for m, x in v.items() if m != "per_input"}
+                             if isinstance(v, dict) and "per_input" in v else v
+                             for t, v in row.items()} for n, row in r["rows"].items()}}
+                for r in reports],
+            "seconds": round(time.perf_counter() - t0, 1),
+            "seconds_per_seed": [r["seconds_total"] for r in reports],
+            "machine": f"{platform.machine()}, {platform.system()}, "
+                       f"python {platform.python_version()}"}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", choices=("lastfm", "synthetic"), default="lastfm")
@@ -231,17 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = work / "data"
     prepare(args.dataset, Path(args.data_root), data)
     reports = [one_seed(args, data, work / f"seed{s}", s) for s in seeds]
-    out = {"dataset": args.dataset, "seeds": seeds, "summary": summarize(reports),
-           "bootstrap": {s: r["bootstrap"] for s, r in zip(seeds, reports, strict=True)},
-           "per_seed": [{k: v for k, v in r.items() if k != "rows"} | {
-               "rows": {n: {t: {m: x for m, x in v.items() if m != "per_input"}
-                            if isinstance(v, dict) and "per_input" in v else v
-                            for t, v in row.items()} for n, row in r["rows"].items()}}
-               for r in reports],
-           "seconds": round(time.perf_counter() - t0, 1),
-           "seconds_per_seed": [r["seconds_total"] for r in reports],
-           "machine": f"{platform.machine()}, {platform.system()}, "
-                      f"python {platform.python_version()}"}  # fmt: skip
+    out = results_doc(args.dataset, seeds, reports, summarize(reports), t0)
     if args.save:
         write_json(RESULTS / f"generative-{args.dataset}.json", out)
     if args.json:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -226,17 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0, seeds = time.perf_counter(), [int(s) for s in args.seeds.split(",")]
     prepare("lastfm", Path(args.data_root), work / "data")
     reports = [one_seed(args, work / "data", work / f"seed{s}", s) for s in seeds]
-    drop = {"per_input"}
-    out = {"dataset": "lastfm", "seeds": seeds, "summary": summarize(reports),
-           "bootstrap": {s: r["bootstrap"] for s, r in zip(seeds, reports, strict=True)},
-           "per_seed": [{k: v for k, v in r.items() if k != "rows"} | {"rows": {
-               n: {t: {m: x for m, x in v.items() if m not in drop} if isinstance(v, dict)
-                   else v for t, v in row.items()} for n, row in r["rows"].items()}}
-               for r in reports],
-           "seconds": round(time.perf_counter() - t0, 1),
-           "seconds_per_seed": [r["seconds_total"] for r in reports],
-           "machine": f"{platform.machine()}, {platform.system()}, "
-                      f"python {platform.python_version()}"}  # fmt: skip
+    out = gb.results_doc("lastfm", seeds, reports, summarize(reports), t0)
     if args.save:
         write_json(RESULTS / "prefix-lastfm.json", out)
     if args.json:

@@ -152,6 +152,14 @@ def personal_eval_targets(
     return rel["user_id"].to_list(), rel["query"].to_list(), [set(x) for x in rel["_r"]], excl
 
 
+def sample_inputs(rng: np.random.Generator, n: int, max_inputs: int | None) -> np.ndarray:
+    """Sorted indices of a seeded sample of ``max_inputs`` of ``n`` inputs (all when
+    ``max_inputs`` is None or not below ``n``)."""
+    if max_inputs and n > max_inputs:
+        return np.sort(rng.choice(n, max_inputs, replace=False))
+    return np.arange(n)
+
+
 def recall_at(ranked: list[list[int]], relevant: list[set[int]], k: int) -> float:
     """Mean over inputs of ``|top-k ∩ relevant| / |relevant|`` (inputs with an empty
     relevant set are skipped)."""

@@ -19,6 +19,7 @@ from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam
 from audiograph.semantic_ids.examples import (
     rec_eval_targets,
     recall_at,
+    sample_inputs,
     search_eval_targets,
     user_sequences,
 )
@@ -181,11 +182,7 @@ def evaluate_generative(
     k = max(ks)
 
     def sample(n: int) -> np.ndarray:
-        return (
-            np.sort(rng.choice(n, max_inputs, replace=False))
-            if max_inputs and n > max_inputs
-            else np.arange(n)
-        )
+        return sample_inputs(rng, n, max_inputs)
 
     if "search" in tasks and test.queries is not None and test.queries.height:
         queries, rel = search_eval_targets(test.queries, run.codes["item_id"])

@@ -34,6 +34,7 @@ from audiograph.semantic_ids.examples import (
     personal_queries,
     rec_eval_targets,
     recall_at,
+    sample_inputs,
     user_sequences,
 )
 from audiograph.semantic_ids.generate import (
@@ -190,9 +191,7 @@ def evaluate_prefix(
     rng, k, out = np.random.default_rng(0), max(ks), {}
 
     def sample(n: int) -> np.ndarray:
-        if max_inputs and n > max_inputs:
-            return np.sort(rng.choice(n, max_inputs, replace=False))
-        return np.arange(n)
+        return sample_inputs(rng, n, max_inputs)
 
     def recall(ranked: list[list[int]], rel: list[set[int]]) -> dict[str, float]:
         return {f"recall@{x}": recall_at(ranked, rel, x) for x in ks}
