@@ -19,3 +19,29 @@ def data_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data not found at {root} (set AUDIOGRAPH_DATA to its folder)")
     return root
+
+
+@pytest.fixture(scope="session")
+def random_sids():
+    """``write(root, item_ids) -> (emb, sid)``: random 8-d item vectors (seed 0) as the
+    embeddings directory ``root/emb``, tokenized into 2 x 4 codes (+ disambiguation) in
+    ``root/sid``."""
+    import json
+
+    import numpy as np
+    import polars as pl
+
+    from audiograph.semantic_ids import semantic_ids
+
+    def write(root: Path, ids: list[str]) -> tuple[Path, Path]:
+        emb, n = root / "emb", len(ids)
+        emb.mkdir()
+        vectors = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
+        np.save(emb / "embeddings.npy", vectors)
+        pl.DataFrame({"item_id": ids, "item_type": ["music"] * n, "row": np.arange(n)}
+                     ).write_parquet(emb / "ids.parquet")  # fmt: skip
+        (emb / "manifest.json").write_text(json.dumps({"kind": "embeddings"}))
+        semantic_ids(emb, root / "sid", levels=2, codebook_size=4, seed=0)
+        return emb, root / "sid"
+
+    return write

@@ -13,7 +13,7 @@ import torch
 
 from audiograph.core.errors import ContractError
 from audiograph.graphs.contract import write_dataset
-from audiograph.semantic_ids import generative, semantic_ids
+from audiograph.semantic_ids import generative
 from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
 from audiograph.semantic_ids.examples import user_sequences
 from audiograph.semantic_ids.generate import load_run, recommend, search
@@ -31,7 +31,7 @@ def query(i: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict[str, Path]:
+def tiny(tmp_path_factory, random_sids) -> dict[str, Path]:
     """30 items, one unique query each; user u listened to u, u+1, u+2 (mod 30) in order;
     random item vectors tokenized into 2 x 4 codes (+ disambiguation)."""
     root = tmp_path_factory.mktemp("gen")
@@ -47,14 +47,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     queries = pl.DataFrame({"query": [query(i) for i in range(N)], "item_id": ids})
     (root / "data").mkdir()
     write_dataset(root / "data", items, inter, None, queries)
-    emb = root / "emb"
-    emb.mkdir()
-    np.save(emb / "embeddings.npy", np.random.default_rng(0).normal(size=(N, 8)).astype(np.float32))
-    pl.DataFrame({"item_id": ids, "item_type": ["music"] * N, "row": np.arange(N)}).write_parquet(
-        emb / "ids.parquet"
-    )
-    (emb / "manifest.json").write_text(json.dumps({"kind": "embeddings"}))
-    semantic_ids(emb, root / "sid", levels=2, codebook_size=4, seed=0)
+    random_sids(root, ids)
     return {"root": root, "data": root / "data", "sid": root / "sid"}
 
 

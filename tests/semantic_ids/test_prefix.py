@@ -17,7 +17,7 @@ from audiograph.core.errors import ContractError
 from audiograph.graphs.contract import write_dataset
 from audiograph.hgnn.user_means import export_user_means, user_means
 from audiograph.pipeline.cli import main
-from audiograph.semantic_ids import prefix_train, semantic_ids
+from audiograph.semantic_ids import prefix_train
 from audiograph.semantic_ids.config import GenerativeConfig, PrefixConfig
 from audiograph.semantic_ids.examples import personal_eval_targets, personal_queries
 from audiograph.semantic_ids.generate import load_run
@@ -44,7 +44,7 @@ def digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict[str, Path]:
+def tiny(tmp_path_factory, random_sids) -> dict[str, Path]:
     """A colour query names 10 items; each user tags its 3 items with their colours, so
     only the user tells which red item a user's "red" means. A backbone trained on the
     colour queries and histories, and random user vectors."""
@@ -60,14 +60,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     queries = pl.DataFrame({"query": [COLOURS[i % 3] for i in range(N)], "item_id": ids})
     (root / "data").mkdir()
     write_dataset(root / "data", items, inter, None, queries)
-    emb = root / "emb"
-    emb.mkdir()
-    np.save(emb / "embeddings.npy", np.random.default_rng(0).normal(size=(N, 8)).astype(np.float32))
-    pl.DataFrame({"item_id": ids, "item_type": ["music"] * N, "row": np.arange(N)}).write_parquet(
-        emb / "ids.parquet"
-    )
-    (emb / "manifest.json").write_text(json.dumps({"kind": "embeddings"}))
-    semantic_ids(emb, root / "sid", levels=2, codebook_size=4, seed=0)
+    emb, _ = random_sids(root, ids)
     train_generative(root / "data", root / "sid", root / "gen", BACKBONE, quiet=True)
     export_user_means(emb, root / "data", root / "users", weighted=False)
     return {"root": root, "data": root / "data", "gen": root / "gen", "users": root / "users",
