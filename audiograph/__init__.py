@@ -17,6 +17,22 @@ audiograph`` stays cheap): ``build_graph``, ``train_hgnn``, ``export_embeddings`
 
 __version__ = "0.1.0"
 
+
+def _source_tree() -> None:
+    """Make the source tree importable as it stands: in a checkout the stage folders
+    (``core/``, ``graphs/``, …) sit beside this folder, not inside it (``pyproject.toml``
+    maps them), so ``import audiograph`` run from the repository root, where this folder
+    shadows an installed copy, looks for the subpackages there too."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    tree = (root / "pyproject.toml").is_file() and (root / "core" / "__init__.py").is_file()
+    if tree and str(root) not in __path__:
+        __path__.append(str(root))
+
+
+_source_tree()
+
 from audiograph.core.lazy import lazy_exports  # noqa: E402
 
 __getattr__, __dir__, _names = lazy_exports(

@@ -43,3 +43,19 @@ def test_no_import_path_hacks_and_one_edge_type():
     assert not [p for p in sources if needle in p.read_text()]
     defs = [p for p in sources if "\nEdgeType = " in p.read_text()]
     assert [p.relative_to(ROOT).as_posix() for p in defs] == ["core/types.py"]
+
+
+def test_the_source_tree_imports_as_it_stands(tmp_path):
+    """From the repository root the partial ``audiograph/`` folder shadows any installed
+    copy (a regular ``pip install .``): its subpackages must still be found, in the
+    stage folders beside it. ``-S``: no site-packages, so no installed or editable copy
+    can help."""
+    import os
+
+    code = ("import audiograph.core.errors as e, audiograph.graphs.adapters.synthetic_vocab as v;"
+            "print(e.__file__); print(v.__file__)")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert out == [str(ROOT / "core" / "errors.py"),
+                   str(ROOT / "graphs" / "adapters" / "synthetic_vocab.py")]  # fmt: skip
