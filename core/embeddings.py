@@ -162,5 +162,20 @@ def read_user_vectors(folder: str | Path) -> tuple[pl.Series, np.ndarray, dict[s
     return users, np.ascontiguousarray(vectors, dtype=np.float32), manifest
 
 
-__all__ = ["IDS", "KIND", "NPY", "PARQUET", "USER_KINDS", "read_embeddings", "read_manifest",
+def align_embeddings(
+    items: pl.DataFrame, emb_ids: pl.DataFrame, emb_mat: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """``(vecs [I, d], missing)``: row ``i`` = the embedding of ``items[i]`` (zeros and
+    counted in ``missing`` when ``emb_ids`` has no such ``item_id``)."""
+    rows = items.select("item_id").join(
+        emb_ids.select("item_id", "row"), on="item_id", how="left", maintain_order="left"
+    )["row"]
+    vecs = np.zeros((items.height, emb_mat.shape[1]), np.float32)
+    have = rows.is_not_null().to_numpy()
+    vecs[have] = emb_mat[rows.drop_nulls().to_numpy()]
+    return vecs, int((~have).sum())
+
+
+__all__ = ["IDS", "KIND", "NPY", "PARQUET", "USER_KINDS", "align_embeddings", "read_embeddings",
+           "read_manifest",
            "read_user_vectors", "write_embeddings", "write_user_vectors"]  # fmt: skip

@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from audiograph.core.atomic import atomic_dir, claim_output
-from audiograph.core.embeddings import read_embeddings, write_embeddings
+from audiograph.core.embeddings import align_embeddings, read_embeddings, write_embeddings
 from audiograph.core.embeddings import read_manifest as _read_manifest
 from audiograph.core.errors import ContractError
 from audiograph.core.featurize import (
@@ -47,7 +47,6 @@ from audiograph.core.featurize import (
 from audiograph.core.progress import step
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.finetune import FinetuneConfig, Pairs, finetune_bi_encoder
-from audiograph.twotower.features import align_embeddings
 
 SPACES = ("content", "search", "multitask")
 FUSE_METHODS = ("concat", "svd-sum")

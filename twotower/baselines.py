@@ -22,9 +22,10 @@ import polars as pl
 import torch
 from torch_geometric.nn import LightGCN
 
+from audiograph.core.embeddings import align_embeddings
 from audiograph.samplers.threads import FREE_CORES, torch_threads
 from audiograph.twotower.config import LightGCNConfig
-from audiograph.twotower.features import align_embeddings, history_means
+from audiograph.twotower.features import history_means
 
 
 def popularity(

@@ -1,8 +1,7 @@
 """Inputs of the two-tower stage, read from earlier stages' artifacts on disk.
 
-* :func:`align_embeddings` — the vectors of an ``EMB_DIR`` (read by
-  :func:`audiograph.core.embeddings.read_embeddings`) row-aligned with a catalog (zeros
-  when missing).
+* :func:`align_embeddings` — re-exported from :mod:`audiograph.core.embeddings` (the
+  embeddings format's owner): an ``EMB_DIR``'s vectors row-aligned with a catalog.
 * :func:`text_vectors` — the text encoder's vector of each catalog item (cached on disk).
 * :func:`history_means` — per user, the weight-aware mean of item vectors of what the user
   interacted with, one block per ``(item_type, signal)``, plus counts: the user tower's
@@ -17,21 +16,8 @@ import numpy as np
 import polars as pl
 import torch
 
+from audiograph.core.embeddings import align_embeddings
 from audiograph.core.featurize import DEFAULT_CACHE, TextEncoder, featurize_texts, item_texts
-
-
-def align_embeddings(
-    items: pl.DataFrame, emb_ids: pl.DataFrame, emb_mat: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """``(vecs [I, d], missing)``: row ``i`` = the embedding of ``items[i]`` (zeros and
-    counted in ``missing`` when ``emb_ids`` has no such ``item_id``)."""
-    rows = items.select("item_id").join(
-        emb_ids.select("item_id", "row"), on="item_id", how="left", maintain_order="left"
-    )["row"]
-    vecs = np.zeros((items.height, emb_mat.shape[1]), np.float32)
-    have = rows.is_not_null().to_numpy()
-    vecs[have] = emb_mat[rows.drop_nulls().to_numpy()]
-    return vecs, int((~have).sum())
 
 
 def text_vectors(
@@ -90,3 +76,6 @@ def history_means(
         means[key] = (total / wsum.clamp_min(1e-12)[:, None]).numpy()
         counts[key] = torch.zeros(len(users)).index_add_(0, u, torch.ones_like(w)).numpy()
     return means, counts
+
+
+__all__ = ["align_embeddings", "history_means", "text_vectors"]

@@ -59,3 +59,11 @@ def test_the_source_tree_imports_as_it_stands(tmp_path):
                          capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     assert out == [str(ROOT / "core" / "errors.py"),
                    str(ROOT / "graphs" / "adapters" / "synthetic_vocab.py")]  # fmt: skip
+
+
+def test_stage_5_reads_embeddings_through_core_not_the_two_tower():
+    mods = _loaded_after(
+        "import audiograph.semantic_ids.spaces, audiograph.semantic_ids.generate, "
+        "audiograph.semantic_ids.prefix, audiograph.semantic_ids.tokenize"
+    )
+    assert not [m for m in mods if m.startswith("audiograph.twotower")]
