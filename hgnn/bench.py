@@ -43,6 +43,7 @@ from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
 from audiograph.hgnn.model import (
     HeteroSAGE,
+    ModelSpec,
     dense_and_sparse,
     embed_batch,
     optimizers,
@@ -72,9 +73,7 @@ def peak_memory_gb(device: torch.device) -> float:
 def model_for(data: HeteroData, cfg: HGNNConfig, conv: str, device: torch.device) -> HeteroSAGE:
     torch.manual_seed(cfg.seed)  # the same initial weights for both convs
     dim = next((data[t].x.shape[1] for t in data.node_types if "x" in data[t]), 0)
-    n = {t: int(data[t].num_nodes) for t in data.node_types}
-    model = HeteroSAGE(data.node_types, data.edge_types, n, dim, cfg.hidden, cfg.num_layers, conv)
-    return model.to(device)
+    return ModelSpec.of_graph(data, dim, cfg.hidden, cfg.num_layers, conv).build().to(device)
 
 
 def _step(model, opts, batch: HeteroData, has_text, cfg: HGNNConfig) -> tuple[int, int]:

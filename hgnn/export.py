@@ -44,7 +44,7 @@ from audiograph.graphs.contract import read_items
 from audiograph.graphs.store import load_graph, load_node_ids, read_manifest
 from audiograph.hgnn.config import ExportConfig
 from audiograph.hgnn.inference import full_graph_embeddings, isolated_embeddings
-from audiograph.hgnn.model import HeteroSAGE
+from audiograph.hgnn.model import HeteroSAGE, ModelSpec
 
 STAGE = "export"
 EMBEDDINGS = "embeddings"
@@ -57,11 +57,9 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[HeteroSAGE, di
     config = read_run_config(run_dir, "hgnn-run")
     if not (run_dir / WEIGHTS).exists():
         raise ContractError(f"{run_dir}: the run has no {WEIGHTS} yet (train at least one epoch)")
-    m = config["model"]
-    keys = ("node_types", "num_nodes", "feature_dim", "hidden", "num_layers", "conv")
-    ets = [tuple(et) for et in m["edge_types"]]
+    spec = ModelSpec.from_saved(config["model"])
     with torch.device("meta"):  # no random init of (possibly 1M-row) tables to overwrite
-        model = HeteroSAGE(edge_types=ets, **{k: m[k] for k in keys if k in m})
+        model = spec.build()
     load_state(model, load_weights(run_dir / WEIGHTS), run_dir / WEIGHTS, assign=True)
     if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
         raise ContractError(f"{run_dir / WEIGHTS}: weights do not cover the model")

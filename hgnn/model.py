@@ -13,6 +13,9 @@ text and featureless types (or nodes) work. Other PyG convolutions can be swappe
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -75,8 +78,55 @@ def _relation(conv: str, dim: int) -> nn.Module:
     raise ValueError(f"unknown conv {conv!r} (maxpool | maxpool-pyg | sage-mean | gatv2)")
 
 
+SAVED_BEFORE: dict[str, Any] = {"num_layers": 2, "conv": "maxpool"}
+"""What runs saved before ``num_layers`` and ``conv`` were recorded trained with."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that builds a :class:`HeteroSAGE`: saved with its run as
+    ``config["model"]`` (:meth:`saved`) and read back by :meth:`from_saved`, so a run is
+    rebuilt from what it recorded, never from a default. ``hidden``, ``num_layers`` and
+    ``conv`` come from :class:`~audiograph.hgnn.config.HGNNConfig`, their one default."""
+
+    node_types: list[str]
+    edge_types: list[EdgeType]
+    num_nodes: dict[str, int]
+    feature_dim: int
+    hidden: int
+    num_layers: int
+    conv: str
+
+    @classmethod
+    def of_graph(
+        cls, data: HeteroData, feature_dim: int, hidden: int, num_layers: int, conv: str
+    ) -> ModelSpec:
+        """The spec of a model for the graph ``data`` (its types and node counts)."""
+        num_nodes = {t: int(data[t].num_nodes) for t in data.node_types}
+        return cls(list(data.node_types), list(data.edge_types), num_nodes, feature_dim,
+                   hidden, num_layers, conv)  # fmt: skip
+
+    @classmethod
+    def from_saved(cls, m: dict[str, Any]) -> ModelSpec:
+        """The spec a run recorded (``config["model"]``)."""
+        keys = ("node_types", "num_nodes", "feature_dim", "hidden", "num_layers", "conv")
+        values = {k: m.get(k, SAVED_BEFORE.get(k)) for k in keys}
+        return cls(edge_types=[tuple(e) for e in m["edge_types"]], **values)
+
+    def saved(self) -> dict[str, Any]:
+        """The JSON form written to ``config["model"]``."""
+        out = asdict(self)
+        out["edge_types"] = [list(e) for e in self.edge_types]
+        return out
+
+    def build(self) -> HeteroSAGE:
+        """A fresh model of this spec (the caller seeds it)."""
+        return HeteroSAGE(self.node_types, self.edge_types, self.num_nodes, self.feature_dim,
+                          self.hidden, self.num_layers, self.conv)  # fmt: skip
+
+
 class HeteroSAGE(nn.Module):
-    """The HGNN.
+    """The HGNN (build it from a :class:`ModelSpec`; the constructor has no defaults).
 
     Args:
         node_types: node types of the graph.
@@ -96,9 +146,9 @@ class HeteroSAGE(nn.Module):
         edge_types: list[EdgeType],
         num_nodes: dict[str, int],
         feature_dim: int,
-        hidden: int = 128,
-        num_layers: int = 2,
-        conv: str = "maxpool",
+        hidden: int,
+        num_layers: int,
+        conv: str,
     ) -> None:
         super().__init__()
         self.node_types, self.edge_types = list(node_types), list(edge_types)

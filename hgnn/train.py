@@ -52,6 +52,7 @@ from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
 from audiograph.hgnn.model import (
     HeteroSAGE,
+    ModelSpec,
     dense_and_sparse,
     embed_batch,
     optimizers,
@@ -64,17 +65,9 @@ KIND = "hgnn-run"
 
 
 def build_model(data: HeteroData, cfg: HGNNConfig, feature_dim: int) -> HeteroSAGE:
-    """A fresh model for ``data`` (seeded by ``cfg.seed``)."""
+    """A fresh model for ``data`` with ``cfg``'s model settings (seeded by ``cfg.seed``)."""
     torch.manual_seed(cfg.seed)
-    return HeteroSAGE(
-        data.node_types,
-        data.edge_types,
-        {t: int(data[t].num_nodes) for t in data.node_types},
-        feature_dim,
-        cfg.hidden,
-        cfg.num_layers,
-        cfg.conv,
-    )
+    return ModelSpec.of_graph(data, feature_dim, cfg.hidden, cfg.num_layers, cfg.conv).build()
 
 
 def _deterministic_kernels(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -276,15 +269,15 @@ def _run_config(graph_dir, cfg: HGNNConfig, model: HeteroSAGE, manifest: dict) -
     return {
         "graph_dir": str(Path(graph_dir).absolute()),
         "train": asdict(cfg),
-        "model": {
-            "node_types": model.node_types,
-            "edge_types": [list(e) for e in model.edge_types],
-            "num_nodes": manifest["node_types"],
-            "feature_dim": manifest["feature_dim"],
-            "hidden": cfg.hidden,
-            "num_layers": cfg.num_layers,
-            "conv": cfg.conv,
-        },
+        "model": ModelSpec(
+            model.node_types,
+            model.edge_types,
+            manifest["node_types"],
+            manifest["feature_dim"],
+            cfg.hidden,
+            cfg.num_layers,
+            cfg.conv,
+        ).saved(),  # fmt: skip
         "encoder": None
         if enc is None
         else {"path": enc["path"], "max_length": manifest["config"].get("max_length", 128)},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
@@ -224,3 +226,15 @@ def test_export_on_another_graph_over_the_same_nodes(env, tmp_path):
     build_graph(small, tmp_path / "g-small", GraphConfig(encoder="none"), quiet=True)
     with pytest.raises(ContractError, match="does not match the run's model"):
         export_embeddings(env["run"], tmp_path / "e-small", graph=tmp_path / "g-small", **kw)
+
+
+def test_model_spec_round_trips_and_reads_runs_saved_before_num_layers_and_conv():
+    from audiograph.hgnn.model import ModelSpec
+
+    spec = ModelSpec(["a"], [("a", "co", "a")], {"a": 3}, 8, 16, 3, "gatv2")
+    saved = spec.saved()
+    assert saved["edge_types"] == [["a", "co", "a"]] and saved["conv"] == "gatv2"
+    assert ModelSpec.from_saved(json.loads(json.dumps(saved))) == spec
+    old = {k: v for k, v in saved.items() if k not in ("num_layers", "conv")}
+    assert ModelSpec.from_saved(old) == ModelSpec(["a"], [("a", "co", "a")], {"a": 3}, 8, 16, 2,
+                                                  "maxpool")  # fmt: skip

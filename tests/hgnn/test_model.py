@@ -72,7 +72,13 @@ def test_loss_decreases_within_a_few_epochs(mixed_graph):
     torch.manual_seed(0)
     data = mixed_graph
     model = HeteroSAGE(
-        data.node_types, data.edge_types, {t: data[t].num_nodes for t in data.node_types}, 384, 32
+        data.node_types,
+        data.edge_types,
+        {t: data[t].num_nodes for t in data.node_types},
+        384,
+        32,
+        2,
+        "maxpool",
     )
     opts = optimizers(model, lr=3e-3)
     loader = LinkNeighborLoader(
@@ -105,6 +111,7 @@ def test_trimmed_forward_equals_full_forward_on_seeds(mixed_graph):
         384,
         16,
         2,
+        "maxpool",
     )
     batch = next(LinkNeighborLoader(data, [4, 3], batch_size=32).iter_epoch(0))
     h0 = {
