@@ -45,3 +45,20 @@ def random_sids():
         return emb, root / "sid"
 
     return write
+
+
+@pytest.fixture
+def nan_on_second_call(monkeypatch):
+    """``patch(module, name)``: ``module.name`` (a loss) returns NaN on its second call
+    (the second training step), as a diverging run would."""
+
+    def patch(module: object, name: str) -> None:
+        calls, loss = [], getattr(module, name)
+
+        def wrapped(*args: object) -> object:
+            calls.append(1)
+            return loss(*args) * (float("nan") if len(calls) == 2 else 1.0)
+
+        monkeypatch.setattr(module, name, wrapped)
+
+    return patch

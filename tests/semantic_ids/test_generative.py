@@ -162,17 +162,13 @@ def test_a_failed_resume_changes_no_file(tiny, tmp_path):
     assert files(tmp_path / "a") == before
 
 
-def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(tiny, tmp_path, monkeypatch):
+def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(
+    tiny, tmp_path, nan_on_second_call
+):
     cfg = GenerativeConfig(**{**TINY.__dict__, "epochs": 1})
     train_generative(tiny["data"], tiny["sid"], tmp_path / "r", cfg, quiet=True)
     before = files(tmp_path / "r")
-    calls, loss = [], generative.sid_loss
-
-    def nan_on_second_call(*args):
-        calls.append(1)
-        return loss(*args) * (float("nan") if len(calls) == 2 else 1.0)
-
-    monkeypatch.setattr(generative, "sid_loss", nan_on_second_call)
+    nan_on_second_call(generative, "sid_loss")
     cfg2 = GenerativeConfig(**{**cfg.__dict__, "epochs": 2})
     with pytest.raises(ContractError) as err:
         train_generative(None, None, tmp_path / "r", cfg2, resume=True, quiet=True)

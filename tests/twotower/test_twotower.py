@@ -279,18 +279,14 @@ def test_a_failed_resume_changes_no_file(env, tmp_path):
     assert len((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()) == 3
 
 
-def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(env, tmp_path, monkeypatch):
+def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(
+    env, tmp_path, monkeypatch, nan_on_second_call
+):
     data, emb = env["root"] / "data", env["root"] / "emb"
     kw = {**SMALL, "cache_dir": env["cache"]}
     train_twotower(data, emb, tmp_path / "r", TwoTowerConfig(epochs=1, **kw), quiet=True)
     before = files(tmp_path / "r")
-    calls, loss = [], tt.sampled_softmax_loss
-
-    def nan_at_step_1(*args):
-        calls.append(1)
-        return loss(*args) * (float("nan") if len(calls) == 2 else 1.0)
-
-    monkeypatch.setattr(tt, "sampled_softmax_loss", nan_at_step_1)
+    nan_on_second_call(tt, "sampled_softmax_loss")  # step 1
     with pytest.raises(ContractError) as err:
         train_twotower(data, emb, tmp_path / "r", TwoTowerConfig(epochs=2, **kw), resume=True,
                        quiet=True)  # fmt: skip
