@@ -71,6 +71,26 @@ def check_overlap(out: Path, inputs: Iterable[str | os.PathLike | None]) -> None
         raise ContractError(f"--out {out} {how} {inp}; choose an output outside the inputs")
 
 
+def aside_of(entry: str, tags: Iterable[str]) -> str | None:
+    """``NAME`` when ``entry`` is a hidden ``.NAME.<tag>-PID…`` sibling for one of
+    ``tags`` (``tmp`` / ``old``: an atomic write; ``stale`` / ``trash``: the runner's
+    replaced outputs), else None. The one place that parses these names."""
+    if not entry.startswith("."):
+        return None
+    for tag in tags:
+        if f".{tag}-" in entry:
+            return entry[1:].rsplit(f".{tag}-", 1)[0]
+    return None
+
+
+def remove_path(path: Path, ignore_errors: bool = False) -> None:
+    """Delete ``path``: a directory tree (never followed through a symlink) or a file."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=ignore_errors)
+
+
 def _sibling(out: Path, tag: str) -> Path:
     return out.with_name(f".{out.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}")
 
@@ -102,20 +122,14 @@ def recover(out: Path) -> None:
                 continue
             if tag == "old" and not out.exists() and entry.is_dir():
                 os.replace(entry, out)
-            elif entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
             else:
-                entry.unlink(missing_ok=True)
+                remove_path(entry, ignore_errors=True)
 
 
 def recover_inside(folder: Path) -> None:
     """:func:`recover` every target inside ``folder`` that has temporary siblings."""
-    names = set()
-    for entry in folder.iterdir():
-        for tag in (".tmp-", ".old-"):
-            if entry.name.startswith(".") and tag in entry.name:
-                names.add(entry.name[1:].rsplit(tag, 1)[0])
-    for name in sorted(names):
+    names = {aside_of(entry.name, ("tmp", "old")) for entry in folder.iterdir()}
+    for name in sorted(n for n in names if n is not None):
         recover(folder / name)
 
 

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from audiograph.core.atomic import aside_of
+
 CHUNK = 1 << 20
 
 
@@ -58,7 +60,7 @@ def _files(root: Path) -> list[Path]:
 
 def _temporary(name: str) -> bool:
     """Hidden siblings of an atomic write in progress (``.NAME.tmp-…``, ``.NAME.old-…``)."""
-    return name.startswith(".") and any(t in name for t in (".tmp-", ".old-", ".stale-"))
+    return aside_of(name, ("tmp", "old", "stale")) is not None
 
 
 def content_fingerprint(path: str | os.PathLike, cache: HashCache | None = None) -> str:

@@ -22,12 +22,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from audiograph.core.atomic import crash_point, read_json, write_json
+from audiograph.core.atomic import aside_of, crash_point, read_json, remove_path, write_json
 from audiograph.core.errors import ContractError
 from audiograph.core.formats import FORMAT_VERSION, WRITER, peek_kind
 
@@ -89,35 +88,28 @@ def _leftovers(out: Path, tag: str) -> dict[str, Path]:
     """``{stage name: path}`` of the ``.NAME.<tag>-PID`` folders in ``out``."""
     found = {}
     for entry in out.iterdir():
-        if entry.name.startswith(".") and f".{tag}-" in entry.name:
-            found[entry.name[1:].rsplit(f".{tag}-", 1)[0]] = entry
+        if (name := aside_of(entry.name, (tag,))) is not None:
+            found[name] = entry
     return found
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def recover(out: Path, record: dict[str, Any], log: Callable[[str], None]) -> None:
     """Repair what a killed run left in ``out`` (call with the lock held): see the module
     docstring. Writes the repaired record."""
     for path in _leftovers(out, "trash").values():
-        _remove(path)
+        remove_path(path)
     stale = _leftovers(out, "stale")
     running = record.pop("running", None)
     for name in sorted({*stale, *([running] if running else [])}):
         target = out / name
         if target.exists() or target.is_symlink():
-            _remove(target)  # half-written by the interrupted stage (the runner's own)
+            remove_path(target)  # half-written by the interrupted stage (the runner's own)
         if name == running and name in stale:
             os.replace(stale[name], target)
             log(f"{name}: an interrupted rebuild was undone; the previous output is back")
         else:  # no previous output, or left by a runner that did not record `running`
             if name in stale:
-                _remove(stale[name])
+                remove_path(stale[name])
             record["stages"].pop(name, None)
             log(f"{name}: the output of an interrupted run was removed; it will be redone")
     write_record(out, record)
@@ -150,7 +142,7 @@ def rebuild(out: Path, name: str, kind: str, record: dict[str, Any],
         run()
     except BaseException:
         if target.exists() or target.is_symlink():
-            _remove(target)
+            remove_path(target)
         if aside is not None:
             os.replace(aside, target)
         record.pop("running", None)
@@ -168,4 +160,4 @@ def discard(trash: Path | None) -> None:
     """Delete what :func:`rebuild` replaced (after the record was written)."""
     if trash is not None:
         crash_point("runner.recorded")
-        _remove(trash)
+        remove_path(trash)

@@ -89,3 +89,21 @@ def test_every_format_names_a_cli_command():
     names |= {g.name for g in app.registered_groups}
     for fmt in FORMATS.values():
         assert fmt.command in names, fmt
+
+
+def test_one_parser_for_the_hidden_siblings_of_outputs(tmp_path):
+    from audiograph.core.atomic import aside_of, remove_path
+
+    assert aside_of(".emb.tmp-123-ab12", ("tmp", "old")) == "emb"
+    assert aside_of(".my.old.data.old-9-ff", ("tmp", "old")) == "my.old.data"
+    assert aside_of(".hgnn.stale-77", ("stale",)) == "hgnn"
+    assert aside_of(".hgnn.stale-77", ("tmp", "old")) is None
+    assert aside_of("emb.tmp-1", ("tmp",)) is None  # not hidden: the user's own
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "d")
+    remove_path(tmp_path / "link")  # the link, never what it points to
+    assert (tmp_path / "d" / "e").is_dir() and not (tmp_path / "link").exists()
+    remove_path(tmp_path / "d")
+    remove_path(tmp_path / "f")
+    assert list(tmp_path.iterdir()) == []
