@@ -13,6 +13,23 @@ from audiograph.core.errors import ContractError, check_device, check_min
 TASKS = ("search", "rec")
 
 
+def _check_training(cfg: GenerativeConfig | PrefixConfig) -> None:
+    """The checks the generative model's and the prefix's training settings share."""
+    object.__setattr__(cfg, "tasks", tuple(cfg.tasks))
+    if set(cfg.tasks) - set(TASKS) or not cfg.tasks:
+        raise ContractError(f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
+                            f"got {','.join(map(str, cfg.tasks))}")  # fmt: skip
+    check_min("warmup-steps", cfg.warmup_steps, 0)
+    check_min("val-examples", cfg.val_examples, 0)
+    check_min("patience", cfg.patience, 1)
+    for name in ("search_per_epoch", "rec_per_epoch"):
+        if getattr(cfg, name) is not None:
+            check_min(name.replace("_", "-"), getattr(cfg, name), 1)
+    if not cfg.lr > 0:
+        raise ContractError(f"--lr must be > 0, got {cfg.lr}")
+    check_device(cfg.device)
+
+
 @dataclass(frozen=True)
 class SemanticIDConfig(Validated):
     """Options of ``semantic-ids``.
@@ -94,27 +111,16 @@ class GenerativeConfig(Validated):
 
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
-        object.__setattr__(self, "tasks", tuple(self.tasks))
-        bad = set(self.tasks) - set(TASKS)
-        if bad or not self.tasks:
-            raise ContractError(f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
-                                f"got {','.join(map(str, self.tasks))}")  # fmt: skip
+        _check_training(self)
         for name in ("d_model", "d_ff", "layers", "heads", "history", "batch_size"):
             check_min(name.replace("_", "-"), getattr(self, name), 1)
         check_min("max-query-tokens", self.max_query_tokens, 2)
         check_min("epochs", self.epochs, 0)
-        check_min("warmup-steps", self.warmup_steps, 0)
-        check_min("val-examples", self.val_examples, 0)
-        check_min("patience", self.patience, 1)
         if self.d_model % self.heads:
             raise ContractError(f"--d-model ({self.d_model}) must be a multiple of --heads "
                                 f"({self.heads})")  # fmt: skip
-        for name in ("search_per_epoch", "rec_per_epoch"):
-            if getattr(self, name) is not None:
-                check_min(name.replace("_", "-"), getattr(self, name), 1)
-        if not 0 <= self.dropout < 1 or not self.lr > 0:
-            raise ContractError("--dropout must be in [0, 1) and --lr > 0")
-        check_device(self.device)
+        if not 0 <= self.dropout < 1:
+            raise ContractError("--dropout must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -225,17 +231,6 @@ class PrefixConfig(Validated):
 
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
-        object.__setattr__(self, "tasks", tuple(self.tasks))
-        if set(self.tasks) - set(TASKS) or not self.tasks:
-            raise ContractError(f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
-                                f"got {','.join(map(str, self.tasks))}")  # fmt: skip
-        for name in ("hidden", "tokens", "epochs", "batch_size", "patience"):
+        _check_training(self)
+        for name in ("hidden", "tokens", "epochs", "batch_size"):
             check_min(name.replace("_", "-"), getattr(self, name), 1)
-        check_min("warmup-steps", self.warmup_steps, 0)
-        check_min("val-examples", self.val_examples, 0)
-        for name in ("search_per_epoch", "rec_per_epoch"):
-            if getattr(self, name) is not None:
-                check_min(name.replace("_", "-"), getattr(self, name), 1)
-        if not self.lr > 0:
-            raise ContractError(f"--lr must be > 0, got {self.lr}")
-        check_device(self.device)
