@@ -3,28 +3,15 @@ with exclusions and the popularity reference (small fixtures, exact values)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import polars as pl
 import pytest
 
 from audiograph.graphs.contract import write_dataset
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def ev():
-    spec = importlib.util.spec_from_file_location("generative_eval", BENCH / "generative_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["generative_eval"] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("generative_eval", None)
+def ev(load_scripts):
+    return load_scripts("generative_eval")[0]
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ user tags, exact values) and the summary's ratios."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,25 +11,12 @@ import pytest
 
 from audiograph.graphs.contract import write_dataset
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPTS = ("quality_stats", "quality", "generative_eval", "generative", "prefix")
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    try:
-        yield [_load(n) for n in SCRIPTS][-1]
-    finally:
-        for name in SCRIPTS:
-            sys.modules.pop(name, None)
+def bench(load_scripts) -> ModuleType:
+    return load_scripts(*SCRIPTS)[-1]
 
 
 def _side(path: Path, rows: list[tuple], queries: list[tuple]) -> None:

@@ -4,38 +4,21 @@ to end)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    """The script ``benchmarks/NAME.py`` as module ``NAME`` (benchmarks/ is not a package;
-    ``quality`` imports its sibling ``quality_stats`` by that name)."""
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def bench():
+def bench(load_scripts):
     """The ``quality`` and ``quality_stats`` scripts."""
-    try:
-        yield SimpleNamespace(stats=_load("quality_stats"), quality=_load("quality"))
-    finally:
-        for name in ("quality", "quality_stats"):
-            sys.modules.pop(name, None)
+    stats, quality = load_scripts("quality_stats", "quality")
+    return SimpleNamespace(stats=stats, quality=quality)
 
 
 def test_paired_bootstrap_pairs_users_and_is_seeded(bench):
