@@ -9,7 +9,7 @@ from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.store import load_graph
 from audiograph.hgnn import HeteroSAGE, MaxPoolRelation, max_margin_loss
-from audiograph.hgnn.model import embed_batch, optimizers
+from audiograph.hgnn.model import ModelSpec, embed_batch, optimizers
 from audiograph.samplers import LinkNeighborLoader
 
 
@@ -46,15 +46,7 @@ def test_maxpool_relation_is_max_of_relu_projection():
 @pytest.mark.parametrize("conv", ["maxpool", "sage-mean", "gatv2"])
 def test_forward_shapes_on_mixed_graph(mixed_graph, conv):
     data = mixed_graph
-    model = HeteroSAGE(
-        data.node_types,
-        data.edge_types,
-        {t: data[t].num_nodes for t in data.node_types},
-        384,
-        32,
-        2,
-        conv,
-    )
+    model = ModelSpec.of_graph(data, 384, 32, 2, conv).build()
     loader = LinkNeighborLoader(data, [5, 5], batch_size=64, num_negatives=3)
     batch = next(loader.iter_epoch(0))
     z = embed(model, data, batch)
@@ -71,15 +63,7 @@ def test_forward_shapes_on_mixed_graph(mixed_graph, conv):
 def test_loss_decreases_within_a_few_epochs(mixed_graph):
     torch.manual_seed(0)
     data = mixed_graph
-    model = HeteroSAGE(
-        data.node_types,
-        data.edge_types,
-        {t: data[t].num_nodes for t in data.node_types},
-        384,
-        32,
-        2,
-        "maxpool",
-    )
+    model = ModelSpec.of_graph(data, 384, 32, 2, "maxpool").build()
     opts = optimizers(model, lr=3e-3)
     loader = LinkNeighborLoader(
         data, [5, 5], batch_size=64, num_negatives=4, seed=0, balance_target=None
@@ -104,15 +88,7 @@ def test_loss_decreases_within_a_few_epochs(mixed_graph):
 def test_trimmed_forward_equals_full_forward_on_seeds(mixed_graph):
     data = mixed_graph
     torch.manual_seed(1)
-    model = HeteroSAGE(
-        data.node_types,
-        data.edge_types,
-        {t: data[t].num_nodes for t in data.node_types},
-        384,
-        16,
-        2,
-        "maxpool",
-    )
+    model = ModelSpec.of_graph(data, 384, 16, 2, "maxpool").build()
     batch = next(LinkNeighborLoader(data, [4, 3], batch_size=32).iter_epoch(0))
     h0 = {
         t: model.encode_input(t, batch[t].n_id, batch[t].x, data[t].has_text[batch[t].n_id])
