@@ -29,3 +29,29 @@ Distributed = Annotated[
         help="One rank of a torchrun launch (torchrun --nproc-per-node N -m audiograph ...).",
     ),
 ]
+
+
+PANELS: dict[str, tuple[str, ...]] = {
+    "1 · data and graph": ("prepare", "split", "featurize", "build-graph", "info"),
+    "2 · samplers": ("bench-sampler",),
+    "3 · HGNN": ("train-hgnn", "export", "neighbors", "embed-users", "bench-train"),
+    "4 · two-tower": ("train-twotower", "evaluate", "recommend", "score-users",
+                      "export-twotower"),
+    "5 · Semantic IDs and generative": ("embed-space", "fuse-spaces", "semantic-ids",
+                                        "train-generative", "train-prefix", "generate",
+                                        "evaluate-generative"),
+    "pipeline": ("run", "demo"),
+}  # fmt: skip
+"""``audiograph --help`` groups the commands by stage: panel -> commands."""
+
+
+def group_by_stage() -> None:
+    """Put every registered command (and the ``prepare`` group) in its stage's help panel;
+    a command no panel names is an error, so a new command must choose its stage."""
+    panel_of = {c: panel for panel, cmds in PANELS.items() for c in cmds}
+    order = [c for cmds in PANELS.values() for c in cmds]
+    app.registered_commands.sort(key=lambda cmd: order.index(cmd.name))
+    for cmd in app.registered_commands:
+        cmd.rich_help_panel = panel_of[cmd.name]
+    for group in app.registered_groups:
+        group.rich_help_panel = panel_of[group.name]

@@ -257,8 +257,8 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """Run an experiment's stages in order (prepare, split, graph, hgnn, export, twotower,
-    evaluate, semantic_ids, generative), each cached by a hash of its settings and inputs
-    so that a rerun only redoes what changed (see OUT/pipeline.json)."""
+    baseline, evaluate, semantic_ids, generative, users, prefix), each cached by a hash of
+    its settings and inputs so that a rerun only redoes what changed (OUT/pipeline.json)."""
     from audiograph.pipeline.runner import read_experiment, run_experiment
 
     exp = read_experiment(experiment)
@@ -288,6 +288,9 @@ import audiograph.pipeline.cli_generative  # noqa: E402,F401  (registers the sta
 import audiograph.pipeline.cli_semantic_ids  # noqa: E402,F401
 import audiograph.pipeline.cli_spaces  # noqa: E402,F401
 import audiograph.pipeline.cli_twotower  # noqa: E402,F401
+from audiograph.pipeline.app import group_by_stage  # noqa: E402
+
+group_by_stage()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -67,3 +67,13 @@ def test_stage_5_reads_embeddings_through_core_not_the_two_tower():
         "audiograph.semantic_ids.prefix, audiograph.semantic_ids.tokenize"
     )
     assert not [m for m in mods if m.startswith("audiograph.twotower")]
+
+
+def test_help_groups_every_command_by_stage():
+    from audiograph.pipeline.app import PANELS, app
+    from audiograph.pipeline.cli import main  # noqa: F401  (registers every command)
+
+    named = [c for cmds in PANELS.values() for c in cmds]
+    have = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+    assert sorted(named) == sorted(have) and len(set(named)) == len(named)
+    assert [c.name for c in app.registered_commands] == [c for c in named if c != "prepare"]
