@@ -1,4 +1,4 @@
-"""``audiograph`` commands of the two-tower stage: split, train, evaluate, recommend."""
+"""``audiograph`` commands of stage 4: the two-tower model, its evaluation and serving."""
 
 from __future__ import annotations
 
@@ -9,32 +9,13 @@ from typing import Annotated
 
 import typer
 
-from audiograph.graphs.config import SplitConfig
+from audiograph.core.errors import ContractError
 from audiograph.pipeline.app import Distributed, Out, Quiet, app
 from audiograph.pipeline.config import resume_base
 from audiograph.pipeline.options import Settings, config_options
 from audiograph.twotower.config import EvaluationConfig, TwoTowerConfig
 
 Run = Annotated[Path, typer.Argument(help="Two-tower run directory (train-twotower).")]
-
-
-@app.command("split")
-@config_options(SplitConfig, "split")
-def split(
-    data_dir: Annotated[Path, typer.Argument(help="Dataset directory.")],
-    settings: Settings,
-    out: Out = ...,
-    quiet: Quiet = False,
-) -> None:
-    """Write SPLIT_DIR/{fit,labels,train,test}: test held out (temporal when every row has a
-    ts, else per user at random), train = fit + labels (the label window, the same way)."""
-    from audiograph.graphs.split import split_dataset
-
-    m = split_dataset(data_dir, out, settings.build(), quiet=quiet)
-    print(
-        f"[split] {m['method']}: train {m['train']['interactions']:,} interactions, "
-        f"test {m['test']['interactions']:,} -> {out}"
-    )
 
 
 @app.command("train-twotower")
@@ -54,7 +35,6 @@ def train_twotower(
     quiet: Quiet = False,
 ) -> None:
     """Train the user-decoupled two-tower model (2T-HGNN) on DATA_DIR."""
-    from audiograph.core.errors import ContractError
     from audiograph.twotower.train import train_twotower as run
 
     if no_hgnn and settings.flags.get("use_hgnn"):

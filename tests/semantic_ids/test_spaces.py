@@ -232,7 +232,7 @@ def test_fine_tuned_spaces_need_queries(train, tmp_path):
 
 def _cli(monkeypatch, *args: str) -> int:
     """Run ``audiograph ARGS`` in-process → exit code."""
-    import audiograph.pipeline.cli_spaces  # noqa: F401  (registers the commands)
+    import audiograph.pipeline.cli_semantic_ids  # noqa: F401  (registers the commands)
     from audiograph.pipeline.cli import main
 
     monkeypatch.setattr(sys, "argv", ["audiograph", *args])

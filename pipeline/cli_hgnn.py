@@ -1,0 +1,113 @@
+"""``audiograph`` commands of stage 3: train the HGNN, export its embeddings, nearest
+neighbours, user vectors as mean item vectors, the training benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from audiograph.hgnn.config import ExportConfig, HGNNConfig
+from audiograph.pipeline.app import Distributed, Out, Quiet, app
+from audiograph.pipeline.config import resume_base
+from audiograph.pipeline.options import Settings, config_options
+
+
+@app.command("train-hgnn")
+@config_options(HGNNConfig, "hgnn")
+def train_hgnn(
+    graph_dir: Annotated[Path, typer.Argument(help="Graph directory (build-graph).")],
+    settings: Settings,
+    out: Out = ...,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    distributed: Distributed = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the heterogeneous GraphSAGE by link prediction (multi-link sampler)."""
+    from audiograph.hgnn.train import train_hgnn as run
+
+    cfg = settings.build(resume_base(out, "hgnn-run") if resume else None)
+    run(graph_dir, out, cfg, resume=resume, quiet=quiet, distributed=distributed)
+
+
+@app.command("export")
+@config_options(ExportConfig, "export")
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (train-hgnn).")],
+    settings: Settings,
+    out: Out = ...,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dataset dir: its items not in the graph get embeddings from their text."
+        ),
+    ] = None,
+    graph: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another graph over the run's nodes (e.g. built on all of "
+            "SPLIT/train at serving time); default: the run's graph."
+        ),
+    ] = None,
+    distributed: Distributed = False,
+    quiet: Quiet = False,
+) -> None:
+    """Layer-wise full-graph inference: an embedding for every item."""
+    from audiograph.hgnn.export import export_embeddings
+
+    m = export_embeddings(run_dir, out, catalog, settings.build(), graph=graph, quiet=quiet,
+                          distributed=distributed)  # fmt: skip
+    if not m:  # a rank other than 0 of a distributed export
+        return
+    print(
+        f"[export] {m['count']:,} embeddings of dim {m['dim']} {m['per_type']}"
+        f" index {m['ann']['index']} in {m['seconds']:.1f}s -> {out}"
+    )
+
+
+@app.command("neighbors")
+def neighbors(
+    emb_dir: Annotated[Path, typer.Argument(help="Embeddings directory (export).")],
+    item_id: Annotated[str, typer.Argument(help="Query item id.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="Number of neighbours.")] = 10,
+    catalog: Annotated[Path | None, typer.Option(help="Dataset dir for titles.")] = None,
+) -> None:
+    """Print the nearest items (exact cosine) with titles."""
+    from audiograph.hgnn.neighbors import nearest_neighbors
+
+    df = nearest_neighbors(emb_dir, item_id, k=k, catalog=catalog)
+    for row in df.iter_rows(named=True):
+        title = row.get("title") or ""
+        print(f"{row['score']:.4f}  {row['item_type']:<12}{row['item_id']:<24}{title}")
+
+
+@app.command("embed-users")
+def embed_users(
+    data_dir: Annotated[Path, typer.Argument(help="Dataset (e.g. SPLIT_DIR/train).")],
+    emb: Annotated[Path, typer.Option(help="Item embeddings directory (export).")] = ...,
+    out: Out = ...,
+    weighted: Annotated[
+        bool, typer.Option(help="Weight each item by the interaction's weight.")
+    ] = True,
+    quiet: Quiet = False,
+) -> None:
+    """Per user, the mean item vector of what the user consumed -> user vectors directory
+    (the two-tower's user tower: export-twotower)."""
+    from audiograph.hgnn.user_means import export_user_means
+
+    m = export_user_means(emb, data_dir, out, weighted=weighted, quiet=quiet)
+    print(f"[embed-users] {m['users']:,} users, dim {m['dim']} -> {out}")
+
+
+@app.command(
+    "bench-train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench_train(ctx: typer.Context) -> None:
+    """Benchmark train-hgnn's model step against the same model through PyG (options: see
+    --help of the script: --graph, --batches, --device, --hidden, --fanout, --batch-size,
+    --seed-type, --json)."""
+    from audiograph.hgnn.bench import main as run
+
+    run(list(ctx.args))
