@@ -16,7 +16,7 @@ expected and the command that creates it.
 | twotower-run | config | train-twotower | core.runs / twotower.export: load_run |
 | twotower-vectors | manifest | export-twotower | twotower.export: export_vectors |
 | user-vectors | manifest | embed-users | core.embeddings: write_ / read_user_vectors |
-| semantic-ids | manifest | semantic-ids | semantic_ids.tokenize: load_semantic_ids |
+| semantic-ids | manifest | semantic-ids | semantic_ids.assign: load_semantic_ids |
 | generative-run | config | train-generative | core.runs / semantic_ids.model_inputs |
 | prefix-run | config | train-prefix | core.runs / semantic_ids.prefix: load_prefix |
 | evaluation | manifest | run (evaluate) | pipeline.stages (report.json) |

@@ -91,7 +91,7 @@ def semantic_ids(
     quiet: Quiet = False,
 ) -> None:
     """Quantize item embeddings into Semantic IDs (RQ-KMeans + a disambiguation code)."""
-    from audiograph.semantic_ids.tokenize import semantic_ids as run
+    from audiograph.semantic_ids.assign import semantic_ids as run
 
     m = run(emb_dir, out, settings.build(), quiet=quiet or as_json)
     if as_json:
@@ -109,7 +109,7 @@ def train_generative(
     quiet: Quiet = False,
 ) -> None:
     """Train the joint generative search + recommendation model (T5 decoding SIDs)."""
-    from audiograph.semantic_ids.generative import train_generative as run
+    from audiograph.semantic_ids.generative_train import train_generative as run
 
     cfg = settings.build(resume_base(out, "generative-run") if resume else None)
     m = run(data_dir, sids, out, cfg, resume=resume, quiet=quiet)

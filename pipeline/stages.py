@@ -137,13 +137,13 @@ def _evaluate(cfg: Any, inputs: Inputs, out: Path) -> None:
 
 
 def _semantic_ids(cfg: Any, inputs: Inputs, out: Path) -> None:
-    from audiograph.semantic_ids.tokenize import semantic_ids
+    from audiograph.semantic_ids.assign import semantic_ids
 
     semantic_ids(inputs["emb"], out, cfg)
 
 
 def _generative(cfg: Any, inputs: Inputs, out: Path) -> None:
-    from audiograph.semantic_ids.generative import train_generative
+    from audiograph.semantic_ids.generative_train import train_generative
 
     train_generative(inputs["data"], inputs["sid"], out, cfg, quiet=True)
 

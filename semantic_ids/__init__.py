@@ -4,7 +4,7 @@
   spaces to tokenize (content, search-tuned, multi-task bi-encoders; fused spaces);
 * :func:`semantic_ids` — RQ-KMeans tokens of an embeddings directory
   (:mod:`audiograph.semantic_ids.rqkmeans` holds the torch k-means / residual quantizer);
-* :mod:`audiograph.semantic_ids.generative` (training),
+* :mod:`audiograph.semantic_ids.generative_train` (training),
   :mod:`audiograph.semantic_ids.decoding` (token layout, SID trie, constrained beam search),
   :mod:`audiograph.semantic_ids.generate` (answers, Recall@k);
 * :mod:`audiograph.semantic_ids.prefix` (a user's vector as a soft token before the frozen
@@ -26,8 +26,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "fit_rq": "audiograph.semantic_ids.rqkmeans",
         "kmeans": "audiograph.semantic_ids.rqkmeans",
         "reconstruction_mse": "audiograph.semantic_ids.rqkmeans",
-        "load_semantic_ids": "audiograph.semantic_ids.tokenize",
-        "semantic_ids": "audiograph.semantic_ids.tokenize",
+        "load_semantic_ids": "audiograph.semantic_ids.assign",
+        "semantic_ids": "audiograph.semantic_ids.assign",
         "SemanticIDConfig": "audiograph.semantic_ids.config",
         "GenerativeConfig": "audiograph.semantic_ids.config",
         "PrefixConfig": "audiograph.semantic_ids.config",
@@ -36,5 +36,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "recommend_for_users": "audiograph.semantic_ids.prefix",
         "evaluate_prefix": "audiograph.semantic_ids.prefix",
         "train_prefix": "audiograph.semantic_ids.prefix_train",
+        "train_generative": "audiograph.semantic_ids.generative_train",
     },
 )

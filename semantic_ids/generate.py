@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from audiograph.core.errors import ContractError, short_reason
 from audiograph.graphs.contract import read_dataset
+from audiograph.semantic_ids.assign import CODES
 from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
 from audiograph.semantic_ids.examples import (
     rec_eval_targets,
@@ -30,7 +31,6 @@ from audiograph.semantic_ids.model_inputs import (
     rec_inputs,
     search_inputs,
 )
-from audiograph.semantic_ids.tokenize import CODES
 
 
 @dataclass
@@ -50,7 +50,8 @@ class GenerativeRun:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> GenerativeRun:
-    """Load ``run_dir`` (written by :func:`audiograph.semantic_ids.generative.train_generative`)."""
+    """Load ``run_dir`` (written by ``train-generative``:
+    :func:`audiograph.semantic_ids.generative_train.train_generative`)."""
     from transformers import T5ForConditionalGeneration
     from transformers.utils import logging as hf_logging
 

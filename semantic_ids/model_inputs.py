@@ -1,5 +1,5 @@
 """The generative model's inputs and its run directory, shared by training
-(:mod:`.generative`) and inference (:mod:`.generate`), so that inference never imports the
+(:mod:`.generative_train`) and inference (:mod:`.generate`), so that inference never imports the
 trainer.
 
 Inputs are ``[SEARCH] + WordPiece(query)`` or ``[REC] + SID tokens of the last

@@ -41,7 +41,7 @@ from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.config import PrefixConfig
 from audiograph.semantic_ids.examples import item_rows, personal_queries
 from audiograph.semantic_ids.generate import GenerativeRun, load_run
-from audiograph.semantic_ids.generative import sid_loss
+from audiograph.semantic_ids.generative_train import sid_loss
 from audiograph.semantic_ids.model_inputs import pad_batch, search_inputs
 from audiograph.semantic_ids.prefix import (
     KIND,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = ("audiograph.hgnn.train", "audiograph.twotower.train",
-            "audiograph.semantic_ids.generative", "audiograph.semantic_ids.finetune",
+            "audiograph.semantic_ids.generative_train", "audiograph.semantic_ids.generative",
+            "audiograph.semantic_ids.finetune",
             "audiograph.semantic_ids.prefix_train")  # fmt: skip
 
 
@@ -64,7 +65,7 @@ def test_the_source_tree_imports_as_it_stands(tmp_path):
 def test_stage_5_reads_embeddings_through_core_not_the_two_tower():
     mods = _loaded_after(
         "import audiograph.semantic_ids.spaces, audiograph.semantic_ids.generate, "
-        "audiograph.semantic_ids.prefix, audiograph.semantic_ids.tokenize"
+        "audiograph.semantic_ids.prefix, audiograph.semantic_ids.assign"
     )
     assert not [m for m in mods if m.startswith("audiograph.twotower")]
 
@@ -77,3 +78,12 @@ def test_help_groups_every_command_by_stage():
     have = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
     assert sorted(named) == sorted(have) and len(set(named)) == len(named)
     assert [c.name for c in app.registered_commands] == [c for c in named if c != "prepare"]
+
+
+def test_renamed_modules_keep_their_old_imports():
+    from audiograph.semantic_ids import assign, generative_train
+    from audiograph.semantic_ids.generative import train_generative
+    from audiograph.semantic_ids.tokenize import load_semantic_ids
+
+    assert load_semantic_ids is assign.load_semantic_ids
+    assert train_generative is generative_train.train_generative

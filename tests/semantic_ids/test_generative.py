@@ -13,11 +13,11 @@ import torch
 
 from audiograph.core.errors import ContractError
 from audiograph.graphs.contract import write_dataset
-from audiograph.semantic_ids import generative
+from audiograph.semantic_ids import generative_train as generative
 from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
 from audiograph.semantic_ids.examples import user_sequences
 from audiograph.semantic_ids.generate import load_run, recommend, search
-from audiograph.semantic_ids.generative import GenerativeConfig, build_model, train_generative
+from audiograph.semantic_ids.generative_train import GenerativeConfig, build_model, train_generative
 
 N = 30  # items
 # memorisation: nothing held out for validation

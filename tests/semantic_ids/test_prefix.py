@@ -21,7 +21,7 @@ from audiograph.semantic_ids import prefix_train
 from audiograph.semantic_ids.config import GenerativeConfig, PrefixConfig
 from audiograph.semantic_ids.examples import personal_eval_targets, personal_queries
 from audiograph.semantic_ids.generate import load_run
-from audiograph.semantic_ids.generative import train_generative
+from audiograph.semantic_ids.generative_train import train_generative
 from audiograph.semantic_ids.prefix import (
     PREFIX_WEIGHTS,
     load_prefix,

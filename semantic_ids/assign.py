@@ -1,0 +1,126 @@
+"""Semantic IDs of an embeddings export: RQ-KMeans codes + a disambiguation code.
+
+``SID_DIR`` (written atomically by :func:`semantic_ids`):
+
+* ``codes.parquet`` — ``item_id``, ``item_type``, ``codes`` (list of int64: the ``levels``
+  residual k-means codes, then the disambiguation code), ``sid`` (the codes joined by
+  ``-``, e.g. ``"12-201-0"``); one row per item, in the order of the rows of
+  ``embeddings.npy``; every ``sid`` is unique;
+* ``codebooks.npy`` — float32 ``[levels, codebook_size, dim]`` (level ``l``'s centroids;
+  decode with :func:`audiograph.semantic_ids.rqkmeans.decode_rq`);
+* ``manifest.json`` — ``kind="semantic-ids"``, ``levels``, ``codebook_size``, ``dim``,
+  ``count``, the fit settings, ``stats`` (:func:`audiograph.semantic_ids.rqkmeans.code_stats` plus
+  the reconstruction ``mse`` / ``relative_error``), ``seconds`` and the source ``emb_dir``.
+
+A catalog smaller than ``codebook_size`` is an error (no silent clamping: the codebook
+size is part of the ID vocabulary a downstream model is built for).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.config import configure
+from audiograph.core.embeddings import read_embeddings
+from audiograph.core.errors import ContractError
+from audiograph.core.formats import check_kind
+from audiograph.semantic_ids.config import SemanticIDConfig
+from audiograph.semantic_ids.rqkmeans import (
+    code_stats,
+    disambiguate,
+    encode_rq,
+    fit_rq,
+    reconstruction_mse,
+)
+
+CODES, CODEBOOKS = "codes.parquet", "codebooks.npy"
+
+
+def semantic_ids(
+    emb_dir: str | Path,
+    out_dir: str | Path,
+    cfg: SemanticIDConfig | None = None,
+    *,
+    quiet: bool = True,
+    **options: Any,
+) -> dict[str, Any]:
+    """Tokenize every item of ``emb_dir`` (an ``audiograph export`` directory) into a
+    Semantic ID and write ``out_dir`` (layout in the module docstring).
+
+    Args:
+        cfg: the :class:`SemanticIDConfig`; keyword ``options`` (e.g. ``levels=3``)
+            override its fields.
+        quiet: no progress bar and no summary line (stderr).
+
+    Returns:
+        the manifest.
+    """
+    cfg = configure(SemanticIDConfig, cfg, options, "semantic-ids")
+    levels, codebook_size, iters, seed = cfg.levels, cfg.codebook_size, cfg.iters, cfg.seed
+    device, sample_per_code = cfg.device, cfg.sample_per_code
+    t0 = time.perf_counter()
+    emb_dir = Path(emb_dir)
+    claim_output(out_dir, "semantic-ids", [emb_dir])
+    ids, vectors, _ = read_embeddings(emb_dir)
+    n, dim = vectors.shape
+    if codebook_size > n:
+        raise ContractError(
+            f"{emb_dir}: codebook size {codebook_size} is larger than the number of items"
+            f" ({n}); choose a codebook size <= {n}"
+        )
+    t_fit = time.perf_counter()
+    books = fit_rq(
+        vectors, levels, codebook_size, iters, seed, device, sample_per_code, progress=not quiet
+    )
+    fit_s = time.perf_counter() - t_fit
+    raw = encode_rq(vectors, books)
+    codes = disambiguate(raw)
+    stats = {
+        **code_stats(raw, codebook_size),
+        **reconstruction_mse(vectors, raw, books),
+    }
+    code_lists = pl.Series("codes", codes.numpy(), dtype=pl.List(pl.Int64))
+    out = (
+        ids.select("item_id", "item_type")
+        .with_columns(code_lists)
+        .with_columns(sid=pl.col("codes").cast(pl.List(pl.String)).list.join("-"))
+    )
+    manifest = {
+        "kind": "semantic-ids", "format_version": 1, "method": "rq-kmeans",
+        "levels": levels, "codebook_size": codebook_size, "dim": int(dim), "count": n,
+        "id_length": levels + 1, "iters": iters, "seed": seed, "device": str(device),
+        "sample_per_code": sample_per_code, "stats": stats,
+        "emb_dir": str(emb_dir.absolute()), "fit_seconds": round(fit_s, 3),
+    }  # fmt: skip
+    with atomic_dir(out_dir, "semantic-ids", [emb_dir]) as tmp:
+        out.write_parquet(tmp / CODES)
+        np.save(tmp / CODEBOOKS, torch.stack([b.cpu() for b in books]).numpy())
+        manifest["seconds"] = round(time.perf_counter() - t0, 3)
+        write_json(tmp / MANIFEST, manifest)
+    if not quiet:
+        print(
+            f"[semantic-ids] {n:,} items → {levels}×{codebook_size} codes + 1:"
+            f" unique before disambiguation {stats['unique_fraction']:.1%},"
+            f" max extra code {stats['max_extra_code']},"
+            f" relative error {stats['relative_error']:.3f}  {manifest['seconds']:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return manifest
+
+
+def load_semantic_ids(sid_dir: str | Path) -> tuple[pl.DataFrame, np.ndarray, dict[str, Any]]:
+    """``(codes, codebooks, manifest)`` of a directory written by :func:`semantic_ids`:
+    ``codes`` = ``item_id, item_type, codes, sid``; ``codebooks`` float32
+    ``[levels, codebook_size, dim]``."""
+    sid_dir = Path(sid_dir)
+    manifest = check_kind(sid_dir, "semantic-ids")
+    return pl.read_parquet(sid_dir / CODES), np.load(sid_dir / CODEBOOKS), manifest

@@ -1,0 +1,283 @@
+"""The joint generative search + recommendation model: a T5 that decodes Semantic IDs.
+
+Inputs are ``[SEARCH] + WordPiece(query)`` or ``[REC] + SID tokens of the last
+``history`` items``; the target is the SID tokens of one item
+(:mod:`audiograph.semantic_ids.decoding` has the token layout). The model is built from a
+:class:`GenerativeConfig` and trained from scratch, or from a local pretrained T5 folder
+(``pretrained``; its embeddings are resized to this vocabulary). The loss is cross-entropy
+over the SID tokens only — the same distribution beam search ranks by.
+
+``RUN_DIR`` (:func:`train_generative`): ``config.json`` (``kind="generative-run"``, data
+and SID dirs, the config, the vocabulary), ``model/`` (a transformers T5 folder, loadable
+without audiograph), ``tokenizer/`` (the WordPiece input tokenizer), ``codes.parquet``
+(the SIDs it decodes), ``checkpoint.pt`` (tensors only), ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from audiograph.core.errors import ContractError
+from audiograph.core.finite import check_loss, check_weights
+from audiograph.core.runs import (
+    CHECKPOINT,
+    Run,
+    claim_run,
+    restorer,
+    resume_run,
+    resumed_config,
+    start_run,
+)
+from audiograph.graphs.contract import read_dataset
+from audiograph.semantic_ids.assign import CODES, load_semantic_ids
+from audiograph.semantic_ids.config import GenerativeConfig
+from audiograph.semantic_ids.decoding import SidVocab, encode, sid_logits
+from audiograph.semantic_ids.examples import rec_examples, search_pairs, user_sequences
+from audiograph.semantic_ids.model_inputs import (
+    KIND,
+    load_tokenizer,
+    pad_batch,
+    rec_inputs,
+    search_inputs,
+)
+
+
+def build_model(cfg: GenerativeConfig, vocab: SidVocab):  # noqa: ANN201
+    """``T5ForConditionalGeneration`` with ``vocab.size`` tokens (0 = pad = decoder start)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # save_pretrained / from_pretrained bars
+
+    torch.manual_seed(cfg.seed)
+    if cfg.pretrained:
+        model = T5ForConditionalGeneration.from_pretrained(cfg.pretrained, local_files_only=True)
+        model.resize_token_embeddings(vocab.size)
+        model.config.decoder_start_token_id = model.config.pad_token_id = 0
+        return model
+    conf = T5Config(
+        vocab_size=vocab.size, d_model=cfg.d_model, d_kv=cfg.d_model // cfg.heads,
+        d_ff=cfg.d_ff, num_layers=cfg.layers, num_decoder_layers=cfg.layers,
+        num_heads=cfg.heads, dropout_rate=cfg.dropout, pad_token_id=0,
+        decoder_start_token_id=0, eos_token_id=1,
+    )  # fmt: skip
+    return T5ForConditionalGeneration(conf)
+
+
+def sid_loss(
+    model,  # noqa: ANN001
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    labels: torch.Tensor,
+    vocab: SidVocab,
+    prefix: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of the target SID tokens ``labels [B, L]`` over the SID tokens only
+    (``prefix [B, P, d_model]``: soft tokens before the inputs, see ``encode``)."""
+    start = torch.zeros_like(labels[:, :1])
+    dec = torch.cat([start, labels[:, :-1]], 1)
+    enc, mask = encode(model, ids, mask, prefix)
+    hidden = model.get_decoder()(
+        input_ids=dec, encoder_hidden_states=enc, encoder_attention_mask=mask
+    ).last_hidden_state
+    logits = sid_logits(model, hidden, vocab)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), (labels - vocab.sid_base).reshape(-1)
+    )
+
+
+def _epoch_examples(
+    cfg, d: dict[str, Any], epoch: int
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:  # noqa: ANN001
+    """This epoch's ``(inputs, target rows, task ids, batches)``: rec examples redrawn;
+    ``batches`` are index arrays, each of one task, in shuffled order."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    inputs, targets, task = [], [], []
+    if "search" in cfg.tasks and len(d["s_rows"]):
+        pick = np.arange(len(d["s_rows"]))
+        if cfg.search_per_epoch is not None and len(pick) > cfg.search_per_epoch:
+            pick = np.sort(rng.choice(len(pick), cfg.search_per_epoch, replace=False))
+        inputs += [d["s_inputs"][i] for i in pick]
+        targets.append(d["s_rows"][pick])
+        task += [0] * len(pick)
+    if "rec" in cfg.tasks:
+        hist, tgt = rec_examples(d["rec"], cfg.history, rng, cfg.rec_per_epoch)
+        inputs += rec_inputs(d["vocab"], d["sid_tokens"], hist)
+        targets.append(tgt)
+        task += [1] * len(tgt)
+    task_arr = np.asarray(task, np.int64)
+    batches = []  # one task per batch: search inputs are short, no padding to rec length
+    for k in (0, 1):
+        idx = rng.permutation(np.flatnonzero(task_arr == k))
+        batches += [idx[i : i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+    batches = [batches[i] for i in rng.permutation(len(batches))]
+    targets_all = np.concatenate(targets) if targets else np.zeros(0, np.int64)
+    return inputs, targets_all, task_arr, batches
+
+
+def _hold_out(cfg: GenerativeConfig, d: dict[str, Any]) -> dict[str, tuple[list, np.ndarray]]:
+    """Take ``cfg.val_examples`` examples per task (at most a tenth of the task's pool,
+    seeded) out of the training data in ``d``: search pairs, and the last item of as many
+    users' sequences (its history before it). ``{task: (inputs, target rows)}``."""
+    rng, val = np.random.default_rng([cfg.seed, 7]), {}
+    if cfg.val_examples == 0:
+        return val
+    if "search" in cfg.tasks and (n := min(cfg.val_examples, len(d["s_rows"]) // 10)) > 0:
+        pick = np.sort(rng.choice(len(d["s_rows"]), n, replace=False))
+        keep = np.ones(len(d["s_rows"]), bool)
+        keep[pick] = False
+        val["search"] = ([d["s_inputs"][i] for i in pick], d["s_rows"][pick])
+        d["s_inputs"] = [x for x, k in zip(d["s_inputs"], keep, strict=True) if k]
+        d["s_rows"] = d["s_rows"][keep]
+    if "rec" in cfg.tasks:
+        seqs = list(d["rec"].seqs)
+        users = [u for u, x in enumerate(seqs) if len(x) > 2]
+        if (n := min(cfg.val_examples, len(users) // 10)) > 0:
+            pick = np.sort(rng.choice(users, n, replace=False))
+            hist = [seqs[u][:-1][-cfg.history :] for u in pick]
+            val["rec"] = (rec_inputs(d["vocab"], d["sid_tokens"], hist),
+                          np.array([seqs[u][-1] for u in pick], np.int64))  # fmt: skip
+            for u in pick:
+                seqs[u] = seqs[u][:-1]
+            d["rec"] = replace(d["rec"], seqs=seqs)
+    return val
+
+
+@torch.no_grad()
+def _val_loss(model, val: dict, labels_all: torch.Tensor, vocab: SidVocab, cfg, device) -> dict:  # noqa: ANN001
+    """Mean SID cross-entropy per task of the held-out examples (eval mode)."""
+    model.eval()
+    out = {}
+    for task, (inputs, rows) in val.items():
+        total = 0.0
+        for lo in range(0, len(rows), cfg.batch_size):
+            ids, mask = pad_batch(inputs[lo : lo + cfg.batch_size], device)
+            labels = labels_all[rows[lo : lo + cfg.batch_size]].to(device)
+            total += float(sid_loss(model, ids, mask, labels, vocab)) * len(labels)
+        out[task] = total / len(rows)
+    return out
+
+
+def train_generative(
+    data_dir: str | Path,
+    sid_dir: str | Path,
+    run_dir: str | Path,
+    cfg: GenerativeConfig | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) the generative model on the dataset ``data_dir`` (use the train
+    side of ``audiograph split`` to evaluate later) with the SIDs of ``sid_dir``: up to
+    ``cfg.epochs`` epochs, stopped after ``cfg.patience`` without a lower loss on the
+    held-out examples (``model/`` keeps the best epoch). Returns the last epoch's
+    metrics."""
+    inputs = {"data_dir": data_dir, "sid_dir": sid_dir}
+    run: Run | None = None
+    if resume:
+        run = resume_run(run_dir, KIND, inputs)
+        cfg = resumed_config(GenerativeConfig, run.config["train"], cfg, str(run.path))
+        data_dir, sid_dir = run.config["data_dir"], run.config["sid_dir"]
+    else:
+        cfg = cfg or GenerativeConfig()
+        claim_run(run_dir, KIND, [*inputs.values(), cfg.pretrained])
+    codes, _, _ = load_semantic_ids(sid_dir)
+    ds = read_dataset(data_dir)
+    tok = load_tokenizer()
+    code_mat = np.stack(codes["codes"].to_numpy())
+    vocab = SidVocab.for_codes(tok.vocab_size, code_mat)
+    d: dict[str, Any] = {"vocab": vocab, "sid_tokens": vocab.tokens(code_mat)}
+    s_rows = np.zeros(0, np.int64)
+    if "search" in cfg.tasks:
+        if ds.queries is None or ds.queries.height == 0:
+            raise ContractError(
+                f"{data_dir}: the search task needs queries.parquet (query, item_id)"
+            )
+        q, s_rows, _ = search_pairs(ds.queries, codes["item_id"])
+        d["s_inputs"] = search_inputs(tok, vocab, q, cfg.max_query_tokens)
+    d["s_rows"] = s_rows
+    if "rec" in cfg.tasks:
+        if ds.interactions is None:
+            raise ContractError(f"{data_dir}: the rec task needs interactions")
+        d["rec"] = user_sequences(ds.interactions, codes["item_id"])
+    val = _hold_out(cfg, d)
+    device = torch.device(cfg.device)
+    model = build_model(cfg, vocab).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    epoch0, step, best, bad = 0, 0, math.inf, 0
+    if run is None:
+        config = {"data_dir": str(Path(data_dir).absolute()),
+                  "sid_dir": str(Path(sid_dir).absolute()), "train": asdict(cfg),
+                  "vocab": asdict(vocab)}  # fmt: skip
+
+        def setup(tmp: Path) -> None:
+            shutil.copyfile(Path(sid_dir) / CODES, tmp / CODES)
+            tok.save_pretrained(tmp / "tokenizer")
+
+        run = start_run(run_dir, KIND, config, {**inputs, "pretrained": cfg.pretrained}, setup)
+    else:  # the log is trimmed to the checkpoint only once it fits the model
+        restore = restorer(run.path / CHECKPOINT, model=model, optimizer=opt)
+        if (ckpt := run.load_checkpoint(device, ("optimizer", "step"), restore)) is not None:
+            epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
+            best = float(ckpt.get("best", torch.tensor(math.inf)))
+            bad = int(ckpt.get("bad_epochs", torch.tensor(0)))
+    labels_all = torch.from_numpy(d["sid_tokens"])
+    advice = f"try a lower --lr (now {cfg.lr:g})"
+    last: dict[str, Any] = {}
+    for epoch in range(epoch0, cfg.epochs):
+        if bad >= cfg.patience:
+            break
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout: resume replays the epoch
+        inputs, targets, task, batches = _epoch_examples(cfg, d, epoch)
+        model.train()
+        t0, sums, counts = time.perf_counter(), np.zeros(2), np.zeros(2)
+        bar = tqdm(batches, desc=f"epoch {epoch}", disable=quiet)
+        for b in bar:
+            ids, mask = pad_batch([inputs[i] for i in b], device)
+            labels = labels_all[targets[b]].to(device)
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+            loss = sid_loss(model, ids, mask, labels, vocab)
+            value = check_loss(loss.item(), f"epoch {epoch}, step {step}", advice)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            t = task[b]
+            sums[t[0]] += value * len(b)  # every batch holds one task
+            counts[t[0]] += len(b)
+            bar.set_postfix(loss=f"{sums.sum() / max(counts.sum(), 1):.3f}")
+        seconds = time.perf_counter() - t0
+        last = {"epoch": epoch, "train_loss": float(sums.sum() / max(counts.sum(), 1)),
+                "examples": len(inputs), "search_examples": int(counts[0]),
+                "rec_examples": int(counts[1]), "search_loss": float(sums[0] / max(counts[0], 1)),
+                "rec_loss": float(sums[1] / max(counts[1], 1)), "seconds": round(seconds, 2),
+                "examples_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}  # fmt: skip
+        check_weights(model, epoch, advice)
+        if val:
+            losses = _val_loss(model, val, labels_all, vocab, cfg, device)
+            score = sum(losses.values()) / len(losses)
+            last |= {f"val_{t}_loss": v for t, v in losses.items()} | {"val_loss": score}
+        improved = not val or score < best
+        best, bad = (score if val else best, 0) if improved else (best, bad + 1)
+        run.log(last)
+        if improved:
+            run.save_folder("model", lambda d: model.save_pretrained(d, safe_serialization=True))
+        state = {"epoch": torch.tensor(epoch + 1), "step": torch.tensor(step),
+                 "best": torch.tensor(best), "bad_epochs": torch.tensor(bad)}  # fmt: skip
+        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), **state})
+        if not quiet:
+            tail = f", val loss {last['val_loss']:.4f}" if val else ""
+            print(f"[train-generative] epoch {epoch}: loss {last['train_loss']:.4f}{tail}, "
+                  f"{len(inputs):,} examples, {seconds:.1f}s")  # fmt: skip
+    return last
