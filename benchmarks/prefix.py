@@ -48,9 +48,14 @@ from quality_stats import interval
 
 from audiograph.core.atomic import write_json
 from audiograph.graphs.contract import read_dataset
-from audiograph.semantic_ids.examples import personal_eval_targets, personal_queries
+from audiograph.semantic_ids.examples import split_personal_targets
 from audiograph.semantic_ids.generate import recommend, search
-from audiograph.semantic_ids.prefix import load_prefix, personal_search, recommend_for_users
+from audiograph.semantic_ids.prefix import (
+    load_prefix,
+    personal_search,
+    recommend_for_users,
+    request_tokens,
+)
 
 SOURCES = ("twotower", "hgnn")
 
@@ -60,9 +65,7 @@ def personal_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
     (item-id sets: the test artists, and the artists the user gave that tag in training)."""
     train, test = read_dataset(split / "train"), read_dataset(split / "test")
     items = train.items["item_id"]
-    users, qs, rel, seen = personal_eval_targets(
-        personal_queries(train.interactions, train.queries),
-        personal_queries(test.interactions, train.queries), items)  # fmt: skip
+    users, qs, rel, seen = split_personal_targets(train, test, items)
     has_train = set(train.interactions["user_id"].unique().to_list())
     keep = [i for i, u in enumerate(users) if u in has_train]
     rng = np.random.default_rng([seed, 13])
@@ -112,10 +115,8 @@ def prefix_rows(prefix_dir: Path, ps: dict[str, Any], rec: dict[str, Any]) -> di
                          len(users)),
         "rec_history": _p50(lambda i: recommend(gen, [hists[i]], 10), len(users)),
     }  # fmt: skip
-    n_hist = int(gen.config["train"]["history"])
-    out["tokens"] = {"user": int(run.config["train"]["tokens"]) + 1,
-                     "history": float(np.mean([1 + min(len(h), n_hist) * gen.vocab.length
-                                               for h in hists]))}  # fmt: skip
+    tokens = request_tokens(run, hists)
+    out["tokens"] = {"user": tokens["user_token"], "history": tokens["history"]}
     out["trainable_parameters"] = run.config["trainable_parameters"]
     return out
 

@@ -153,15 +153,13 @@ def _personalised(done: dict[str, Path], titles: dict[str, str]) -> dict:
     same frozen model's answer without it, for the test (user, query) with the most new
     items. Returns ``{"user", "query", "with_user", "without_user", "relevant"}`` (ids)."""
     from audiograph.graphs.contract import read_dataset
-    from audiograph.semantic_ids.examples import personal_eval_targets, personal_queries
+    from audiograph.semantic_ids.examples import split_personal_targets
     from audiograph.semantic_ids.prefix import load_prefix, personal_search
 
     run = load_prefix(done["prefix"])
     train, test = read_dataset(done["split"] / "train"), read_dataset(done["split"] / "test")
     ids = run.gen.codes["item_id"]
-    users, qs, rel, excl = personal_eval_targets(
-        personal_queries(train.interactions, train.queries),
-        personal_queries(test.interactions, train.queries), ids)  # fmt: skip
+    users, qs, rel, excl = split_personal_targets(train, test, ids)
     i = max((j for j, u in enumerate(users) if u in run.users), key=lambda j: len(rel[j]))
     both = {flag: personal_search(run, [users[i]], [qs[i]], 5, [excl[i]], with_user=flag)[0]
             for flag in (True, False)}  # fmt: skip

@@ -22,12 +22,16 @@ are dropped and counted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from audiograph.core.metrics import hit_metrics, hits_of_lists
 from audiograph.graphs.user_tags import TAGS, has_user_tags
+
+if TYPE_CHECKING:
+    from audiograph.graphs.contract import Dataset
 
 
 @dataclass
@@ -150,6 +154,19 @@ def personal_eval_targets(
     rel = rel.join(seen, on=["user_id", "query"], how="left", maintain_order="left")
     excl = [set(x or []) for x in rel["_x"].to_list()]
     return rel["user_id"].to_list(), rel["query"].to_list(), [set(x) for x in rel["_r"]], excl
+
+
+def split_personal_targets(
+    train: Dataset, test: Dataset, sid_items: pl.Series
+) -> tuple[list[str], list[str], list[set[int]], list[set[int]]]:
+    """:func:`personal_eval_targets` of the two sides of a split: triples of each side
+    (:func:`personal_queries`, with the train side's query strings)."""
+    known = train.queries
+    return personal_eval_targets(
+        personal_queries(train.interactions, known),
+        personal_queries(test.interactions, known),
+        sid_items,
+    )
 
 
 def sample_inputs(rng: np.random.Generator, n: int, max_inputs: int | None) -> np.ndarray:

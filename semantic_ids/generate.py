@@ -182,12 +182,9 @@ def evaluate_generative(
     out: dict[str, Any] = {}
     k = max(ks)
 
-    def sample(n: int) -> np.ndarray:
-        return sample_inputs(rng, n, max_inputs)
-
     if "search" in tasks and test.queries is not None and test.queries.height:
         queries, rel = search_eval_targets(test.queries, run.codes["item_id"])
-        pick = sample(len(queries))
+        pick = sample_inputs(rng, len(queries), max_inputs)
         ranked = search(run, [queries[i] for i in pick], k, desc=None if quiet else "search eval")
         out["search"] = {f"recall@{x}": recall_at(ranked, [rel[i] for i in pick], x) for x in ks}
         out["search"]["queries"] = len(pick)
@@ -195,7 +192,7 @@ def evaluate_generative(
         train = read_dataset(run.config["data_dir"])
         seqs = user_sequences(train.interactions, run.codes["item_id"])
         users, hists, rel = rec_eval_targets(seqs, test.interactions, run.codes["item_id"])
-        pick = sample(len(users))
+        pick = sample_inputs(rng, len(users), max_inputs)
         ranked = recommend(run, [hists[i] for i in pick], k, desc=None if quiet else "rec eval")
         out["rec"] = {f"recall@{x}": recall_at(ranked, [rel[i] for i in pick], x) for x in ks}
         out["rec"]["users"] = len(pick)

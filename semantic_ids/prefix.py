@@ -30,11 +30,10 @@ from audiograph.core.errors import ContractError
 from audiograph.core.runs import load_state, load_weights, read_run_config
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.examples import (
-    personal_eval_targets,
-    personal_queries,
     rec_eval_targets,
     recall_at,
     sample_inputs,
+    split_personal_targets,
     user_sequences,
 )
 from audiograph.semantic_ids.generate import (
@@ -168,6 +167,16 @@ def recommend_for_users(
     return top_k_excluding(ranked, exclude or [set()] * len(ranked), k)
 
 
+def request_tokens(run: PrefixRun, histories: list[np.ndarray]) -> dict[str, float]:
+    """Encoder input tokens of one rec request: ``user_token`` (soft tokens + ``[REC]``)
+    and ``history`` (``[REC]`` + the SIDs of the last ``history`` items; mean over
+    ``histories``, 0 without any)."""
+    n = int(run.gen.config["train"]["history"])
+    per = [1 + min(len(h), n) * run.gen.vocab.length for h in histories]
+    return {"user_token": int(run.config["train"]["tokens"]) + 1,
+            "history": float(np.mean(per)) if per else 0.0}  # fmt: skip
+
+
 def evaluate_prefix(
     run_dir: str | Path,
     test_dir: str | Path,
@@ -190,20 +199,15 @@ def evaluate_prefix(
     train = read_dataset(gen.config["data_dir"])
     rng, k, out = np.random.default_rng(0), max(ks), {}
 
-    def sample(n: int) -> np.ndarray:
-        return sample_inputs(rng, n, max_inputs)
-
     def recall(ranked: list[list[int]], rel: list[set[int]]) -> dict[str, float]:
         return {f"recall@{x}": recall_at(ranked, rel, x) for x in ks}
 
     queries = train.queries
     if test.interactions is not None and queries is not None and queries.height:
         sid_items = gen.codes["item_id"]
-        users, qs, rel, excl = personal_eval_targets(
-            personal_queries(train.interactions, queries),
-            personal_queries(test.interactions, queries), sid_items)  # fmt: skip
+        users, qs, rel, excl = split_personal_targets(train, test, sid_items)
         keep = [i for i, u in enumerate(users) if u in run.users]
-        pick = [keep[i] for i in sample(len(keep))]
+        pick = [keep[i] for i in sample_inputs(rng, len(keep), max_inputs)]
         u, q = [users[i] for i in pick], [qs[i] for i in pick]
         r, x = [rel[i] for i in pick], [excl[i] for i in pick]
         out["personal_search"] = {
@@ -214,16 +218,12 @@ def evaluate_prefix(
         seqs = user_sequences(train.interactions, gen.codes["item_id"])
         users, hists, rel = rec_eval_targets(seqs, test.interactions, gen.codes["item_id"])
         keep = [i for i, u in enumerate(users) if u in run.users]
-        pick = [keep[i] for i in sample(len(keep))]
+        pick = [keep[i] for i in sample_inputs(rng, len(keep), max_inputs)]
         u, h, r = [users[i] for i in pick], [hists[i] for i in pick], [rel[i] for i in pick]
         seen = [set(x.tolist()) for x in h]
-        n_hist = int(gen.config["train"]["history"])
         out["rec"] = {
             "user_token": recall(recommend_for_users(run, u, k, seen), r),
-            "history": recall(recommend(gen, h, k), r),
-            "tokens": {"user_token": int(run.config["train"]["tokens"]) + 1,
-                       "history": float(np.mean([1 + min(len(x), n_hist) * gen.vocab.length
-                                                 for x in h])) if h else 0.0},
+            "history": recall(recommend(gen, h, k), r), "tokens": request_tokens(run, h),
             "users": len(pick), "skipped_no_vector": len(users) - len(keep),
         }  # fmt: skip
     return out

@@ -38,6 +38,7 @@ from audiograph.core.atomic import (
 )  # fmt: skip
 from audiograph.core.embeddings import write_user_vectors
 from audiograph.core.errors import ContractError
+from audiograph.core.formats import FORMAT_VERSION
 from audiograph.core.runs import WEIGHTS, load_state, load_weights, read_run_config
 from audiograph.graphs.contract import Dataset, read_dataset
 from audiograph.twotower.config import TwoTowerConfig
@@ -203,7 +204,7 @@ def export_user_vectors(
     t0 = time.perf_counter()
     claim_output(out_dir, "user-vectors", [run_dir, data_dir])
     users, uv, _, _ = user_item_vectors(run_dir, data_dir, device)
-    manifest = {"kind": "user-vectors", "format_version": 1, "source": "twotower",
+    manifest = {"kind": "user-vectors", "format_version": FORMAT_VERSION, "source": "twotower",
                 "run_dir": str(Path(run_dir).absolute()), "users": users.len()}  # fmt: skip
     with atomic_dir(out_dir, "user-vectors", [run_dir, data_dir]) as tmp:
         manifest["dim"] = write_user_vectors(tmp, users, uv.numpy())
