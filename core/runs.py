@@ -1,5 +1,6 @@
-"""Training run directories, shared by ``train-hgnn``, ``train-twotower`` and
-``train-generative``: the guard, the config record, checkpoints, the metrics log, resume.
+"""Training run directories, shared by every trainer through
+:class:`~audiograph.core.training.TrainingLoop`: the guard, the config record,
+checkpoints, the metrics log, resume.
 
 A run directory holds ``config.json`` (``writer="audiograph"``, ``kind`` such as
 ``"hgnn-run"``, the stage's settings, and ``inputs``: each input directory's path and
@@ -282,7 +283,8 @@ def resume_run(
 
 def resumed_config(cls: type, saved: Mapping[str, Any], given: Any | None, source: str) -> Any:
     """The config of a resumed run: the saved one, where ``given`` (if any) may change only
-    :data:`RESUMABLE` fields; any other difference is a one-line error."""
+    :data:`RESUMABLE` fields; any other difference is a one-line error, but for a given
+    ``"auto"``, which keeps what the run resolved it to."""
     names = {f.name for f in dataclasses.fields(cls)}
     try:
         base = cls(**{k: v for k, v in saved.items() if k in names})
@@ -292,7 +294,7 @@ def resumed_config(cls: type, saved: Mapping[str, Any], given: Any | None, sourc
         return base
     for f in dataclasses.fields(cls):
         new, old = getattr(given, f.name), getattr(base, f.name)
-        if f.name not in RESUMABLE and new != old:
+        if f.name not in RESUMABLE and new != old and new != "auto":
             raise ContractError(
                 f"--resume: '{f.name}' is {new!r} but the run was started with {old!r} "
                 f"(only {', '.join(RESUMABLE)} may change when resuming)"

@@ -25,28 +25,10 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from audiograph.core.atomic import write_bytes
-from audiograph.core.distributed import (
-    World,
-    average_gradients,
-    barrier,
-    finish,
-    init_world,
-    shard,
-    shared_checkpoint,
-    shared_run,
-    sum_over_ranks,
-)
-from audiograph.core.finite import check_loss, check_weights
-from audiograph.core.runs import (
-    CHECKPOINT,
-    Run,
-    claim_run,
-    exact,
-    restorer,
-    resume_run,
-    resumed_config,
-    start_run,
-)  # fmt: skip
+from audiograph.core.distributed import World, average_gradients, init_world, shard, sum_over_ranks
+from audiograph.core.finite import check_loss
+from audiograph.core.runs import Run
+from audiograph.core.training import TrainingLoop
 from audiograph.graphs.store import load_graph, read_manifest
 from audiograph.hgnn.config import HGNNConfig
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
@@ -103,35 +85,18 @@ def train_hgnn(
     every rank trains on its share of each epoch's batches with gradients averaged over
     the ranks, and rank 0 writes the run. W ranks with ``accumulate=A`` take the same
     optimizer steps as one process with ``accumulate=W*A``."""
-    inputs = {"graph_dir": graph_dir}
     world = init_world((cfg or HGNNConfig()).device, distributed)
-    if resume:
-        run: Run | None = shared_run(world, lambda: resume_run(run_dir, KIND, inputs), run_dir,
-                                     KIND)  # fmt: skip
-        if cfg is not None and cfg.precision == "auto":  # auto keeps what the run resolved
-            cfg = replace(cfg, precision=run.config["train"]["precision"])
-        cfg = resumed_config(HGNNConfig, run.config["train"], cfg, str(run.path))
-        graph_dir = run.config["graph_dir"]
-    else:
-        cfg, run = cfg or HGNNConfig(), None
-        cfg = replace(cfg, precision=resolve_precision(cfg.precision, world.device))
-        if world.main:
-            claim_run(run_dir, KIND, [graph_dir])
+    loop = TrainingLoop("train-hgnn", KIND, run_dir, {"graph_dir": graph_dir}, world, quiet)
+    cfg = loop.open(HGNNConfig, cfg, resume)
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision, world.device))
+    graph_dir, loop.advice = loop.inputs["graph_dir"], _advice(cfg)
     manifest = read_manifest(graph_dir)
     device = torch.device(world.device)
     full = load_graph(graph_dir)
     train_data, val_edges = split_edges(full, cfg.val_fraction, cfg.seed)
     model = build_model(train_data, cfg, manifest["feature_dim"]).to(device)
     opts = optimizers(model, cfg.lr)
-    state = {"epoch": 0, "best": -1.0, "bad_epochs": 0}
-    if run is None:
-        config = _run_config(graph_dir, cfg, model, manifest)
-        run = shared_run(world, lambda: start_run(run_dir, KIND, config, inputs), run_dir, KIND)
-    else:  # the log is trimmed to the checkpoint only once it fits the model
-        restore = restorer(run.path / CHECKPOINT, model=model, optimizers=opts)
-        if (ckpt := shared_checkpoint(run, device, ("optimizers", *state), world,
-                                      restore)) is not None:  # fmt: skip
-            state = {k: ckpt[k].item() for k in state}
+    progress = loop.start(_run_config(graph_dir, cfg, model, manifest), model, {"optimizers": opts})
     has_text = {t: train_data[t].has_text.to(device) for t in train_data.node_types}
     loader = LinkNeighborLoader(
         train_data,
@@ -150,17 +115,13 @@ def train_hgnn(
     last: dict[str, Any] = {}
     per_epoch = sum(len(step) for step in shard(loader.num_batches(0), world, cfg.accumulate))
     # one bar for the whole run, so its ETA is the run's (an early stop ends it sooner)
-    bar = tqdm(total=per_epoch * max(cfg.epochs - int(state["epoch"]), 0), unit="batch",
-               disable=quiet or not world.main)  # fmt: skip
-    for epoch in range(int(state["epoch"]), cfg.epochs):
-        if state["bad_epochs"] >= cfg.patience:
-            break
+    left = max(cfg.epochs - progress.epoch, 0)
+    bar = tqdm(total=per_epoch * left, unit="batch", disable=quiet or not world.main)
+    for epoch in loop.epochs(cfg.epochs, cfg.patience):
         t0 = time.perf_counter()
-        total, n_edges, n_batches = _epoch(model, opts, loader, epoch, cfg, has_text, world,
-                                           bar)  # fmt: skip
+        total, n_edges, n_batches = _epoch(model, opts, loader, epoch, cfg, has_text, world, bar)
         seconds = time.perf_counter() - t0
-        check_loss(total, f"epoch {epoch}", _advice(cfg))  # every rank: the sum over ranks
-        check_weights(model, epoch, _advice(cfg))
+        check_loss(total, f"epoch {epoch}", loop.advice)  # every rank: the sum over ranks
         val = link_metrics(
             model,
             val_sampler,
@@ -171,14 +132,6 @@ def train_hgnn(
             cfg.seed,
         )
         score = sum(v["mrr"] for v in val.values()) / max(len(val), 1)
-        improved = score > state["best"]
-        state = {
-            "epoch": epoch + 1,
-            "best": max(score, state["best"]),
-            "bad_epochs": 0 if improved else state["bad_epochs"] + 1,
-        }
-        if improved and world.main:
-            run.save_weights(model.state_dict())
         last = {
             "epoch": epoch,
             "train_loss": total / max(n_batches, 1),
@@ -187,25 +140,15 @@ def train_hgnn(
             "val_mean_mrr": score,
             "val": val,
         }
+        line = (
+            f"loss {last['train_loss']:.4f}, {last['edges_per_s']:,.0f} edges/s, "
+            f"val mean MRR {score:.4f} ({seconds:.0f}s)"
+        )
+        loop.end_epoch(last, score, line)
         if world.main:
-            run.log(last)
-            run.save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "optimizers": [opt.state_dict() for opt in opts],
-                    **{k: torch.tensor(v, dtype=exact(v)) for k, v in state.items()},
-                }
-            )
-            _plot(run)
-        barrier(world)
-        if not quiet and world.main:
-            bar.write(
-                f"[train-hgnn] epoch {epoch}: loss {last['train_loss']:.4f}, "
-                f"{last['edges_per_s']:,.0f} edges/s, val mean MRR {score:.4f} "
-                f"({seconds:.0f}s)"
-            )
+            _plot(loop.run)
     bar.close()
-    finish(world)
+    loop.close()
     return last
 
 

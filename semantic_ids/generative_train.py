@@ -15,7 +15,6 @@ without audiograph), ``tokenizer/`` (the WordPiece input tokenizer), ``codes.par
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from dataclasses import asdict, replace
@@ -28,16 +27,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from audiograph.core.errors import ContractError
-from audiograph.core.finite import check_loss, check_weights
-from audiograph.core.runs import (
-    CHECKPOINT,
-    Run,
-    claim_run,
-    restorer,
-    resume_run,
-    resumed_config,
-    start_run,
-)
+from audiograph.core.finite import check_loss
+from audiograph.core.training import TrainingLoop
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.assign import CODES, load_semantic_ids
 from audiograph.semantic_ids.config import GenerativeConfig
@@ -94,6 +85,20 @@ def sid_loss(
     return F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), (labels - vocab.sid_base).reshape(-1)
     )
+
+
+def warmup(opt: torch.optim.Optimizer, lr: float, step: int, warmup_steps: int) -> None:
+    """Linear learning-rate warm-up: ``lr * min(1, (step + 1) / warmup_steps)``."""
+    for group in opt.param_groups:
+        group["lr"] = lr * min(1.0, (step + 1) / max(warmup_steps, 1))
+
+
+def clipped_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: Any) -> None:
+    """One optimizer step on ``loss`` with the gradients' norm clipped to 1."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
 
 
 def _epoch_examples(
@@ -182,14 +187,13 @@ def train_generative(
     held-out examples (``model/`` keeps the best epoch). Returns the last epoch's
     metrics."""
     inputs = {"data_dir": data_dir, "sid_dir": sid_dir}
-    run: Run | None = None
-    if resume:
-        run = resume_run(run_dir, KIND, inputs)
-        cfg = resumed_config(GenerativeConfig, run.config["train"], cfg, str(run.path))
-        data_dir, sid_dir = run.config["data_dir"], run.config["sid_dir"]
-    else:
-        cfg = cfg or GenerativeConfig()
-        claim_run(run_dir, KIND, [*inputs.values(), cfg.pretrained])
+    loop = TrainingLoop(
+        "train-generative", KIND, run_dir, inputs, quiet=quiet, higher_is_better=False
+    )  # the validation loss
+    claims = [(cfg or GenerativeConfig()).pretrained]
+    cfg = loop.open(GenerativeConfig, cfg, resume, claims)
+    data_dir, sid_dir = loop.inputs["data_dir"], loop.inputs["sid_dir"]
+    loop.advice = f"try a lower --lr (now {cfg.lr:g})"
     codes, _, _ = load_semantic_ids(sid_dir)
     ds = read_dataset(data_dir)
     tok = load_tokenizer()
@@ -213,29 +217,21 @@ def train_generative(
     device = torch.device(cfg.device)
     model = build_model(cfg, vocab).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    epoch0, step, best, bad = 0, 0, math.inf, 0
-    if run is None:
-        config = {"data_dir": str(Path(data_dir).absolute()),
-                  "sid_dir": str(Path(sid_dir).absolute()), "train": asdict(cfg),
-                  "vocab": asdict(vocab)}  # fmt: skip
+    config = {
+        "data_dir": str(Path(data_dir).absolute()),
+        "sid_dir": str(Path(sid_dir).absolute()),
+        "train": asdict(cfg),
+        "vocab": asdict(vocab),
+    }
 
-        def setup(tmp: Path) -> None:
-            shutil.copyfile(Path(sid_dir) / CODES, tmp / CODES)
-            tok.save_pretrained(tmp / "tokenizer")
+    def setup(tmp: Path) -> None:
+        shutil.copyfile(Path(sid_dir) / CODES, tmp / CODES)
+        tok.save_pretrained(tmp / "tokenizer")
 
-        run = start_run(run_dir, KIND, config, {**inputs, "pretrained": cfg.pretrained}, setup)
-    else:  # the log is trimmed to the checkpoint only once it fits the model
-        restore = restorer(run.path / CHECKPOINT, model=model, optimizer=opt)
-        if (ckpt := run.load_checkpoint(device, ("optimizer", "step"), restore)) is not None:
-            epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
-            best = float(ckpt.get("best", torch.tensor(math.inf)))
-            bad = int(ckpt.get("bad_epochs", torch.tensor(0)))
+    p = loop.start(config, model, {"optimizer": opt}, {"pretrained": cfg.pretrained}, setup)
     labels_all = torch.from_numpy(d["sid_tokens"])
-    advice = f"try a lower --lr (now {cfg.lr:g})"
     last: dict[str, Any] = {}
-    for epoch in range(epoch0, cfg.epochs):
-        if bad >= cfg.patience:
-            break
+    for epoch in loop.epochs(cfg.epochs, cfg.patience):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout: resume replays the epoch
         inputs, targets, task, batches = _epoch_examples(cfg, d, epoch)
         model.train()
@@ -244,40 +240,38 @@ def train_generative(
         for b in bar:
             ids, mask = pad_batch([inputs[i] for i in b], device)
             labels = labels_all[targets[b]].to(device)
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+            warmup(opt, cfg.lr, p.step, cfg.warmup_steps)
             loss = sid_loss(model, ids, mask, labels, vocab)
-            value = check_loss(loss.item(), f"epoch {epoch}, step {step}", advice)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
+            value = check_loss(loss.item(), f"epoch {epoch}, step {p.step}", loop.advice)
+            clipped_step(opt, loss, model.parameters())
+            p.step += 1
             t = task[b]
             sums[t[0]] += value * len(b)  # every batch holds one task
             counts[t[0]] += len(b)
             bar.set_postfix(loss=f"{sums.sum() / max(counts.sum(), 1):.3f}")
         seconds = time.perf_counter() - t0
-        last = {"epoch": epoch, "train_loss": float(sums.sum() / max(counts.sum(), 1)),
-                "examples": len(inputs), "search_examples": int(counts[0]),
-                "rec_examples": int(counts[1]), "search_loss": float(sums[0] / max(counts[0], 1)),
-                "rec_loss": float(sums[1] / max(counts[1], 1)), "seconds": round(seconds, 2),
-                "examples_per_s": round(len(inputs) / max(seconds, 1e-9), 1)}  # fmt: skip
-        check_weights(model, epoch, advice)
+        last = {
+            "epoch": epoch,
+            "train_loss": float(sums.sum() / max(counts.sum(), 1)),
+            "examples": len(inputs),
+            "search_examples": int(counts[0]),
+            "rec_examples": int(counts[1]),
+            "search_loss": float(sums[0] / max(counts[0], 1)),
+            "rec_loss": float(sums[1] / max(counts[1], 1)),
+            "seconds": round(seconds, 2),
+            "examples_per_s": round(len(inputs) / max(seconds, 1e-9), 1),
+        }
+        score = None
         if val:
             losses = _val_loss(model, val, labels_all, vocab, cfg, device)
             score = sum(losses.values()) / len(losses)
             last |= {f"val_{t}_loss": v for t, v in losses.items()} | {"val_loss": score}
-        improved = not val or score < best
-        best, bad = (score if val else best, 0) if improved else (best, bad + 1)
-        run.log(last)
-        if improved:
-            run.save_folder("model", lambda d: model.save_pretrained(d, safe_serialization=True))
-        state = {"epoch": torch.tensor(epoch + 1), "step": torch.tensor(step),
-                 "best": torch.tensor(best), "bad_epochs": torch.tensor(bad)}  # fmt: skip
-        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), **state})
-        if not quiet:
-            tail = f", val loss {last['val_loss']:.4f}" if val else ""
-            print(f"[train-generative] epoch {epoch}: loss {last['train_loss']:.4f}{tail}, "
-                  f"{len(inputs):,} examples, {seconds:.1f}s")  # fmt: skip
+        tail = "" if score is None else f", val loss {score:.4f}"
+        line = f"loss {last['train_loss']:.4f}{tail}, {len(inputs):,} examples, {seconds:.1f}s"
+
+        def save_model() -> None:
+            save = model.save_pretrained
+            loop.run.save_folder("model", lambda to: save(to, safe_serialization=True))
+
+        loop.end_epoch(last, score, line, save_model)
     return last

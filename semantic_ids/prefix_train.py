@@ -14,7 +14,6 @@ model's (cross-entropy over SID tokens); its weights get no gradient and never c
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,20 +27,12 @@ from tqdm.auto import tqdm
 from audiograph.core.embeddings import read_user_vectors
 from audiograph.core.errors import ContractError
 from audiograph.core.finite import check_loss
-from audiograph.core.runs import (
-    CHECKPOINT,
-    Run,
-    claim_run,
-    restorer,
-    resume_run,
-    resumed_config,
-    start_run,
-)
+from audiograph.core.training import TrainingLoop
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.config import PrefixConfig
 from audiograph.semantic_ids.examples import item_rows, personal_queries
 from audiograph.semantic_ids.generate import GenerativeRun, load_run
-from audiograph.semantic_ids.generative_train import sid_loss
+from audiograph.semantic_ids.generative_train import clipped_step, sid_loss, warmup
 from audiograph.semantic_ids.model_inputs import pad_batch, search_inputs
 from audiograph.semantic_ids.prefix import (
     KIND,
@@ -156,14 +147,12 @@ def train_prefix(
     without a lower validation loss (``prefix.safetensors`` keeps the best epoch). The
     generative model stays frozen. Returns the last epoch's metrics."""
     inputs = {"generative_dir": gen_dir, "users_dir": users_dir}
-    run: Run | None = None
-    if resume:
-        run = resume_run(run_dir, KIND, inputs)
-        cfg = resumed_config(PrefixConfig, run.config["train"], cfg, str(run.path))
-        gen_dir, users_dir = run.config["generative_dir"], run.config["users_dir"]
-    else:
-        cfg = cfg or PrefixConfig()
-        claim_run(run_dir, KIND, inputs.values())
+    loop = TrainingLoop(
+        "train-prefix", KIND, run_dir, inputs, quiet=quiet, higher_is_better=False
+    )  # the validation loss
+    cfg = loop.open(PrefixConfig, cfg, resume)
+    gen_dir, users_dir = loop.inputs["generative_dir"], loop.inputs["users_dir"]
+    loop.advice = f"try a lower --lr (now {cfg.lr:g})"
     gen = load_run(gen_dir, cfg.device)
     gen.model.requires_grad_(False)
     user_ids, vecs, _ = read_user_vectors(users_dir)
@@ -173,62 +162,50 @@ def train_prefix(
     prefix = UserPrefix(vecs.shape[1], gen.model.config.d_model, cfg.hidden, cfg.tokens)
     prefix = prefix.to(cfg.device)
     opt = torch.optim.AdamW(prefix.parameters(), lr=cfg.lr, weight_decay=0.01)
-    epoch0, step, best, bad = 0, 0, math.inf, 0
-    params = sum(p.numel() for p in prefix.parameters())
-    if run is None:
-        config = {"generative_dir": str(Path(gen_dir).absolute()),
-                  "users_dir": str(Path(users_dir).absolute()), "train": asdict(cfg),
-                  "backbone_digest": backbone_digest(gen_dir), "user_dim": int(vecs.shape[1]),
-                  "trainable_parameters": params,
-                  "examples": {t: len(e["users"]) for t, e in train.items()}}  # fmt: skip
-        run = start_run(run_dir, KIND, config, inputs)
-    else:
-        restore = restorer(run.path / CHECKPOINT, model=prefix, optimizer=opt)
-        if (ckpt := run.load_checkpoint(cfg.device, ("optimizer", "step"), restore)) is not None:
-            epoch0, step = int(ckpt["epoch"]), int(ckpt["step"])
-            best, bad = float(ckpt["best"]), int(ckpt["bad_epochs"])
-    advice = f"try a lower --lr (now {cfg.lr:g})"
+    config = {
+        "generative_dir": str(Path(gen_dir).absolute()),
+        "users_dir": str(Path(users_dir).absolute()),
+        "train": asdict(cfg),
+        "backbone_digest": backbone_digest(gen_dir),
+        "user_dim": int(vecs.shape[1]),
+        "trainable_parameters": sum(p.numel() for p in prefix.parameters()),
+        "examples": {t: len(e["users"]) for t, e in train.items()},
+    }
+    p = loop.start(config, prefix, {"optimizer": opt})
     last: dict[str, Any] = {}
     gen.model.eval()
-    for epoch in range(epoch0, cfg.epochs):
-        if bad >= cfg.patience:
-            break
+    for epoch in loop.epochs(cfg.epochs, cfg.patience):
         prefix.train()
         t0, sums = time.perf_counter(), {t: [0.0, 0] for t in train}
         bar = tqdm(_batches(cfg, train, epoch), desc=f"prefix epoch {epoch}", disable=quiet)
         for task, idx in bar:
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+            warmup(opt, cfg.lr, p.step, cfg.warmup_steps)
             loss = _loss(gen, prefix, vectors, train[task], idx)
-            value = check_loss(loss.item(), f"epoch {epoch}, step {step}", advice)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(prefix.parameters(), 1.0)
-            opt.step()
-            step += 1
+            value = check_loss(loss.item(), f"epoch {epoch}, step {p.step}", loop.advice)
+            clipped_step(opt, loss, prefix.parameters())
+            p.step += 1
             sums[task][0] += value * len(idx)
             sums[task][1] += len(idx)
         seconds = time.perf_counter() - t0
         n = sum(c for _, c in sums.values())
-        last = {"epoch": epoch, "train_loss": sum(s for s, _ in sums.values()) / max(n, 1),
-                **{f"{t}_loss": s / max(c, 1) for t, (s, c) in sums.items()},
-                "examples": n, "seconds": round(seconds, 2),
-                "examples_per_s": round(n / max(seconds, 1e-9), 1)}  # fmt: skip
+        last = {
+            "epoch": epoch,
+            "train_loss": sum(s for s, _ in sums.values()) / max(n, 1),
+            **{f"{t}_loss": s / max(c, 1) for t, (s, c) in sums.items()},
+            "examples": n,
+            "seconds": round(seconds, 2),
+            "examples_per_s": round(n / max(seconds, 1e-9), 1),
+        }
+        score = None
         if val:
             losses = _val_loss(gen, prefix, vectors, val, cfg)
-            last |= {f"val_{t}_loss": v for t, v in losses.items()}
-            last["val_loss"] = sum(losses.values()) / len(losses)
-        improved = not val or last["val_loss"] < best
-        best, bad = (last.get("val_loss", best), 0) if improved else (best, bad + 1)
-        run.log(last)
-        if improved:
-            run.save_weights(prefix.state_dict(), PREFIX_WEIGHTS)
-        state = {"epoch": torch.tensor(epoch + 1), "step": torch.tensor(step),
-                 "best": torch.tensor(best, dtype=torch.float64),
-                 "bad_epochs": torch.tensor(bad)}  # fmt: skip
-        run.save_checkpoint({"model": prefix.state_dict(), "optimizer": opt.state_dict(), **state})
-        if not quiet:
-            tail = f", val loss {last['val_loss']:.4f}" if val else ""
-            print(f"[train-prefix] epoch {epoch}: loss {last['train_loss']:.4f}{tail}, "
-                  f"{n:,} examples, {seconds:.1f}s")  # fmt: skip
+            score = sum(losses.values()) / len(losses)
+            last |= {f"val_{t}_loss": v for t, v in losses.items()} | {"val_loss": score}
+        tail = "" if score is None else f", val loss {score:.4f}"
+        line = f"loss {last['train_loss']:.4f}{tail}, {n:,} examples, {seconds:.1f}s"
+
+        def save_prefix() -> None:
+            loop.run.save_weights(prefix.state_dict(), PREFIX_WEIGHTS)
+
+        loop.end_epoch(last, score, line, save_prefix)
     return last

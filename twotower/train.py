@@ -39,27 +39,9 @@ import polars as pl
 import torch
 from tqdm.auto import tqdm
 
-from audiograph.core.distributed import (
-    average_gradients,
-    barrier,
-    finish,
-    init_world,
-    positions,
-    shared_checkpoint,
-    shared_run,
-    sum_over_ranks,
-)
-from audiograph.core.finite import check_loss, check_weights
-from audiograph.core.runs import (
-    CHECKPOINT,
-    Run,
-    claim_run,
-    exact,
-    restorer,
-    resume_run,
-    resumed_config,
-    start_run,
-)
+from audiograph.core.distributed import average_gradients, init_world, positions, sum_over_ranks
+from audiograph.core.finite import check_loss
+from audiograph.core.training import TrainingLoop
 from audiograph.graphs.contract import read_dataset
 from audiograph.twotower.config import TwoTowerConfig
 from audiograph.twotower.inputs import index_of, prepare, prepare_windows, split_windows
@@ -101,24 +83,20 @@ def train_twotower(
     ``distributed``: one rank of a ``torchrun`` launch, as in
     :func:`audiograph.hgnn.train.train_hgnn` (each rank its share of the batches, gradients
     averaged, rank 0 writes; W ranks = one process with ``accumulate=W``)."""
-    inputs = {"data_dir": data_dir, "emb_dir": emb_dir}
-    run: Run | None = None
     world = init_world((cfg or TwoTowerConfig()).device, distributed)
-    if resume:
-        run = shared_run(world, lambda: resume_run(run_dir, KIND, inputs), run_dir, KIND)
-        cfg = resumed_config(TwoTowerConfig, run.config["train"], cfg, str(run.path))
-        data_dir, emb_dir = run.config["data_dir"], run.config["emb_dir"]
-    else:
-        cfg = cfg or TwoTowerConfig()
-        if world.main:
-            claim_run(run_dir, KIND, inputs.values())
+    inputs = {"data_dir": data_dir, "emb_dir": emb_dir}
+    loop = TrainingLoop("train-twotower", KIND, run_dir, inputs, world, quiet)
+    cfg = loop.open(TwoTowerConfig, cfg, resume)
+    data_dir, emb_dir = loop.inputs["data_dir"], loop.inputs["emb_dir"]
+    loop.advice = (
+        f"try a lower --lr (now {cfg.lr:g}) or another --temperature (now {cfg.temperature:g})"
+    )
     windows = split_windows(data_dir)
     device = torch.device(world.device)
-    spec = InputSpec(**run.config["spec"]) if run else None
+    spec = InputSpec(**loop.run.config["spec"]) if loop.run else None
     if windows is None:
         d = prepare(read_dataset(data_dir), emb_dir, cfg, spec, quiet)
     else:  # history from the fit window, positives from the label window
-        inputs.update(windows)
         label_rows = read_dataset(windows["labels"]).interactions
         d = prepare_windows(read_dataset(windows["fit"]), label_rows, emb_dir, cfg, spec, quiet)
     spec, (icat, idense), allowed, n_val = d.spec, d.item, d.allowed, len(d.val_user[0])
@@ -140,24 +118,16 @@ def train_twotower(
     torch.manual_seed(cfg.seed)
     model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip, cfg.skip_vector).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0}
-    if run is None:
-        config = {"data_dir": str(Path(data_dir).absolute()),
-                  "emb_dir": None if emb_dir is None else str(Path(emb_dir).absolute()),
-                  "train": asdict(cfg), "spec": asdict(spec),
-                  "windows": None if windows is None else {k: str(v) for k, v in windows.items()}
-                  }  # fmt: skip
-        run = shared_run(world, lambda: start_run(run_dir, KIND, config, inputs), run_dir, KIND)
-    else:  # the log is trimmed to the checkpoint only once it fits the model
-        restore = restorer(run.path / CHECKPOINT, model=model, optimizer=opt)
-        if (ckpt := shared_checkpoint(run, device, ("optimizer", *state), world,
-                                      restore)) is not None:  # fmt: skip
-            state = {k: ckpt[k].item() for k in state}
+    config = {
+        "data_dir": str(Path(data_dir).absolute()),
+        "emb_dir": None if emb_dir is None else str(Path(emb_dir).absolute()),
+        "train": asdict(cfg),
+        "spec": asdict(spec),
+        "windows": None if windows is None else {k: str(v) for k, v in windows.items()},
+    }
+    loop.start(config, model, {"optimizer": opt}, windows)
     t_start, last = time.perf_counter(), {}
-    advice = f"try a lower --lr (now {cfg.lr:g}) or another --temperature (now {cfg.temperature:g})"
-    for epoch in range(int(state["epoch"]), cfg.epochs):
-        if state["bad_epochs"] >= cfg.patience:
-            break
+    for epoch in loop.epochs(cfg.epochs, cfg.patience):
         model.train()
         t0, total, n_batches = time.perf_counter(), 0.0, 0
         if cfg.resample and epoch > 0:
@@ -198,7 +168,7 @@ def train_twotower(
                                         weight)  # fmt: skip
             value = loss.item()
             if world.size == 1:
-                check_loss(value, f"epoch {epoch}, step {n}", advice)
+                check_loss(value, f"epoch {epoch}, step {n}", loop.advice)
             (loss / cfg.accumulate if cfg.accumulate > 1 else loss).backward()
             if k % cfg.accumulate == cfg.accumulate - 1:
                 average_gradients(params, [], world)
@@ -207,37 +177,26 @@ def train_twotower(
             bar.set_postfix(loss=f"{total / n_batches:.4f}")
         total, n_batches = sum_over_ranks((total, n_batches), world)
         seconds = time.perf_counter() - t0
-        train_loss = check_loss(total / max(n_batches, 1), f"epoch {epoch}", advice)
-        check_weights(model, epoch, advice)
-        recall = (
-            recall_at_k(model, d.val_user, d.item, d.val_labels, d.val_exclude,
-                        allowed if d.val_allowed is None else d.val_allowed)
-            if n_val else -train_loss
-        )  # fmt: skip
-        improved = recall > state["best"]
-        state = {
-            "epoch": epoch + 1,
-            "best": max(recall, state["best"]),
-            "best_epoch": epoch if improved else state["best_epoch"],
-            "bad_epochs": 0 if improved else state["bad_epochs"] + 1,
+        train_loss = check_loss(total / max(n_batches, 1), f"epoch {epoch}", loop.advice)
+        among = allowed if d.val_allowed is None else d.val_allowed
+        recall = -train_loss
+        if n_val:
+            recall = recall_at_k(model, d.val_user, d.item, d.val_labels, d.val_exclude, among)
+        last = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_recall@10": recall,
+            "seconds": seconds,
+            "pairs_per_s": len(pu) / seconds,
         }
-        last = {"epoch": epoch, "train_loss": train_loss, "val_recall@10": recall,
-                "seconds": seconds, "pairs_per_s": len(pu) / seconds}  # fmt: skip
-        if world.main:
-            if improved:
-                run.save_weights(model.state_dict())
-            run.log(last)
-            tensors = {k: torch.tensor(v, dtype=exact(v)) for k, v in state.items()}
-            run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                 **tensors})  # fmt: skip
-        barrier(world)
-        if not quiet and world.main:
-            print(f"[train-twotower] epoch {epoch}: loss {train_loss:.4f}, "
-                  f"val recall@10 {recall:.4f}, {seconds:.1f}s")  # fmt: skip
-    last = {**last, "best_val_recall@10": state["best"], "best_epoch": state["best_epoch"]}
-    finish(world)
+        line = f"loss {train_loss:.4f}, val recall@10 {recall:.4f}, {seconds:.1f}s"
+        loop.end_epoch(last, recall, line)
+    best, best_epoch = loop.progress.best, loop.progress.best_epoch
+    last = {**last, "best_val_recall@10": best, "best_epoch": best_epoch}
+    loop.close()
     if not quiet and world.main:
-        print(f"[train-twotower] {len(pu):,} train pairs, {n_val:,} val users; best val "
-              f"recall@10 {state['best']:.4f} at epoch {state['best_epoch']} "
-              f"({time.perf_counter() - t_start:.1f}s)")  # fmt: skip
+        print(
+            f"[train-twotower] {len(pu):,} train pairs, {n_val:,} val users; best val "
+            f"recall@10 {best:.4f} at epoch {best_epoch} ({time.perf_counter() - t_start:.1f}s)"
+        )
     return last
