@@ -29,6 +29,7 @@ from audiograph.core.embeddings import read_user_vectors
 from audiograph.core.errors import ContractError
 from audiograph.core.runs import load_state, load_weights, read_run_config
 from audiograph.graphs.contract import read_dataset
+from audiograph.semantic_ids.config import PrefixConfig
 from audiograph.semantic_ids.examples import (
     rec_eval_targets,
     recall_at,
@@ -53,7 +54,7 @@ PREFIX_WEIGHTS = "prefix.safetensors"
 class UserPrefix(nn.Module):
     """``[B, user_dim]`` user vectors → ``[B, tokens, d_model]`` soft tokens (an MLP)."""
 
-    def __init__(self, user_dim: int, d_model: int, hidden: int, tokens: int = 1) -> None:
+    def __init__(self, user_dim: int, d_model: int, hidden: int, tokens: int) -> None:
         super().__init__()
         self.tokens, self.d_model = tokens, d_model
         self.net = nn.Sequential(
@@ -111,8 +112,8 @@ def load_prefix(run_dir: str | Path, device: str = "cpu") -> PrefixRun:
                             "prefix was trained; train the prefix again")  # fmt: skip
     gen = load_run(gen_dir, device)
     ids, vectors, _ = read_user_vectors(config["users_dir"])
-    t = config["train"]
-    prefix = UserPrefix(vectors.shape[1], gen.model.config.d_model, t["hidden"], t["tokens"])
+    cfg = PrefixConfig(**{**config["train"], "device": device})
+    prefix = UserPrefix(vectors.shape[1], gen.model.config.d_model, cfg.hidden, cfg.tokens)
     load_state(prefix, load_weights(run_dir / PREFIX_WEIGHTS), run_dir / PREFIX_WEIGHTS)
     users = {u: i for i, u in enumerate(ids.to_list())}
     return PrefixRun(gen, prefix.to(device).eval(), users, torch.from_numpy(vectors).to(device),

@@ -90,7 +90,7 @@ def load_run(
         raise ContractError(f"{run_dir}: the run has no {WEIGHTS} yet (train at least one epoch)")
     cfg = TwoTowerConfig(**{**config["train"], "device": device})
     spec = InputSpec(**config["spec"])
-    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip, cfg.skip_vector)
+    model = TwoTower.of_config(spec, cfg)
     load_state(model, load_weights(run_dir / WEIGHTS), run_dir / WEIGHTS)
     model = model.to(device).eval()
     ds = read_dataset(data_dir or config["data_dir"])  # user histories

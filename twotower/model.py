@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -253,9 +254,9 @@ class TwoTower(nn.Module):
         self,
         spec: InputSpec,
         dims: list[int],
-        cat_dim: int = 16,
-        skip: bool = True,
-        skip_vector: str = "knn",
+        cat_dim: int,
+        skip: bool,
+        skip_vector: str,
     ):
         super().__init__()
         user_vocab = [len(v) + 1 for v in spec.user_categorical.values()]
@@ -277,6 +278,11 @@ class TwoTower(nn.Module):
             self.user_skip = UserHistoryMean(spec, width)
             self.item_skip = ItemHistoryVector(spec, width)
             self.log_a = nn.Parameter(torch.tensor(math.log(0.1)))
+
+    @classmethod
+    def of_config(cls, spec: InputSpec, cfg: Any) -> TwoTower:
+        """The model a run's settings (``TwoTowerConfig``, saved with the run) describe."""
+        return cls(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip, cfg.skip_vector)
 
     def _out(self, h: torch.Tensor, s: torch.Tensor | None, a: torch.Tensor | None):
         if s is None:

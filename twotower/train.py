@@ -116,7 +116,7 @@ def train_twotower(
     launch_log_q = math.log(max(cfg.target_negatives, 1) / max(len(launch[1]), 1))
 
     torch.manual_seed(cfg.seed)
-    model = TwoTower(spec, cfg.tower_dims, cfg.cat_dim, cfg.skip, cfg.skip_vector).to(device)
+    model = TwoTower.of_config(spec, cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     config = {
         "data_dir": str(Path(data_dir).absolute()),

@@ -80,11 +80,11 @@ def test_inputs_and_forward_shapes(env):
     assert ucat.shape == (300, 1) and udense.shape == (300, 1 + len(spec.history_keys) * 7)
     assert icat.shape == (ds.items.height, 1) and idense.shape == (ds.items.height, 15)
     assert abs(float(udense[:, 0].mean())) < 1e-4  # age standardized
-    model = TwoTower(spec, [32, 16, 8], cat_dim=4, skip_vector="history")
+    model = TwoTower(spec, [32, 16, 8], 4, True, "history")
     u, v = model.user(ucat, udense), model.item(icat, idense)
     assert u.shape == (300, 8) and v.shape == (ds.items.height, 8)
     assert torch.allclose(u.norm(dim=1), torch.ones(300), atol=1e-5)
-    model = TwoTower(spec, [32, 16, 8], cat_dim=4)  # skip_vector="knn": [a mlp, HGNN] out
+    model = TwoTower(spec, [32, 16, 8], 4, True, "knn")  #: [a mlp, HGNN] out
     u, v = model.user(ucat, udense), model.item(icat, idense)
     assert u.shape == (300, 8 + 6) and v.shape == (ds.items.height, 8 + 6)
     assert torch.allclose(v.norm(dim=1), torch.full((ds.items.height,), 0.5**0.5))  # HGNN 0
@@ -96,7 +96,7 @@ def test_knn_skip_starts_at_the_history_knn():
     count-weighted history mean and the item's HGNN vector); ``a`` starts at 0.1."""
     torch.manual_seed(0)
     spec = InputSpec(["x/s", "y/s"], history_dim=5, text_dim=3, hgnn_dim=2, item_types=["x"])
-    model = TwoTower(spec, [8, 4], cat_dim=2)
+    model = TwoTower(spec, [8, 4], 2, True, "knn")
     assert abs(float(model.log_a.exp()) - 0.1) < 1e-6
     means, counts = torch.randn(6, 2, 5), torch.tensor([[1.0, 3], [2, 0], [0, 1]] * 2)
     udense = torch.cat([means.flatten(1), torch.log1p(counts)], 1)
