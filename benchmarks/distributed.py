@@ -72,30 +72,66 @@ def main() -> None:
         build_graph(data, graph, GraphConfig(encoder="none"), quiet=True)
     if not split.exists():
         split_dataset(data, split, SplitConfig(), seed=0)
-    hgnn = ["train-hgnn", str(graph), "--epochs", "1", "--balance", str(args.balance),
-            "--hidden", "64", "--quiet"]  # fmt: skip
-    two = ["train-twotower", str(split / "train"), "--no-hgnn", "--epochs", "5", "--patience",
-           "5", "--quiet"]  # fmt: skip
+    hgnn = [
+        "train-hgnn",
+        str(graph),
+        "--epochs",
+        "1",
+        "--balance",
+        str(args.balance),
+        "--hidden",
+        "64",
+        "--quiet",
+    ]
+    two = [
+        "train-twotower",
+        str(split / "train"),
+        "--no-hgnn",
+        "--epochs",
+        "5",
+        "--patience",
+        "5",
+        "--quiet",
+    ]
     models = {"hgnn": (hgnn, "edges_per_s"), "twotower": (two, "pairs_per_s")}
     rows: dict[str, dict] = {}
     for name, (cmd, key) in models.items():
         timed(CLI + cmd + ["--out", str(work / "warm-up")], work / "warm-up")  # caches, imports
         for procs in [1, *map(int, args.procs.split(","))]:
             run = work / f"{name}-{procs}"
-            full = CLI + cmd if procs == 1 else (
-                TORCHRUN + [f"--nproc-per-node={procs}", "-m", "audiograph"] + cmd
-                + ["--distributed"])  # fmt: skip
+            full = (
+                CLI + cmd
+                if procs == 1
+                else (
+                    TORCHRUN
+                    + [f"--nproc-per-node={procs}", "-m", "audiograph"]
+                    + cmd
+                    + ["--distributed"]
+                )
+            )
             r = timed(full + ["--out", str(run)], run)
             per_s = sum(e[key] * e["seconds"] for e in r["epochs"]) / r["train_s"]
-            rows[f"{name}-{procs}"] = {"model": name, "processes": procs, "wall_s": r["wall_s"],
-                                       "train_s": r["train_s"], "epochs": len(r["epochs"]),
-                                       "per_s": round(per_s), "unit": key}  # fmt: skip
-            print(f"{name:9s} {procs} process(es): {per_s:10,.0f} {key}, training "
-                  f"{r['train_s']:.1f} s, wall {r['wall_s']:.1f} s", flush=True)  # fmt: skip
+            rows[f"{name}-{procs}"] = {
+                "model": name,
+                "processes": procs,
+                "wall_s": r["wall_s"],
+                "train_s": r["train_s"],
+                "epochs": len(r["epochs"]),
+                "per_s": round(per_s),
+                "unit": key,
+            }
+            print(
+                f"{name:9s} {procs} process(es): {per_s:10,.0f} {key}, training "
+                f"{r['train_s']:.1f} s, wall {r['wall_s']:.1f} s",
+                flush=True,
+            )
     command = f"--procs {args.procs} --balance {args.balance} --save {args.save}"
-    doc = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows,
-           "graph": "Last.fm artists (build-graph defaults, no text)",
-           "command": command}  # fmt: skip
+    doc = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "rows": rows,
+        "graph": "Last.fm artists (build-graph defaults, no text)",
+        "command": command,
+    }
     if args.save:
         out = HERE / "results" / f"distributed-{args.save}.json"
         out.write_text(json.dumps(doc, indent=1) + "\n")

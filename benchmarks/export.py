@@ -43,21 +43,32 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ag-export-"))
-    exp = read_experiment({
-        "experiment": {"out": str(work), "seed": 0},
-        "prepare": {"adapter": "synthetic", "users": args.users,
-                    "items": parse_item_counts(args.items)},
-        "graph": {"encoder": "none"},
-        "hgnn": {**PAPER_RECIPE, "epochs": 1, "balance": 256, "max_val_edges": 100,
-                 "eval_candidates": 20},
-    })  # fmt: skip
+    exp = read_experiment(
+        {
+            "experiment": {"out": str(work), "seed": 0},
+            "prepare": {
+                "adapter": "synthetic",
+                "users": args.users,
+                "items": parse_item_counts(args.items),
+            },
+            "graph": {"encoder": "none"},
+            "hgnn": {
+                **PAPER_RECIPE,
+                "epochs": 1,
+                "balance": 256,
+                "max_val_edges": 100,
+                "eval_candidates": 20,
+            },
+        }
+    )
     done = run_experiment(exp, quiet=args.json)  # cached in WORKDIR/pipeline.json
     setup = {f"{k}_s": round(v["seconds"], 1) for k, v in done.items() if not v["cached"]}
     work_graph, work_run = Path(done["graph"]["path"]), Path(done["hgnn"]["path"])
     info = graph_info(work_graph)
     t0 = time.perf_counter()
-    m = export_embeddings(work_run, work / "emb", chunk_size=args.chunk_size,
-                          index=args.index, quiet=False)  # fmt: skip
+    m = export_embeddings(
+        work_run, work / "emb", chunk_size=args.chunk_size, index=args.index, quiet=False
+    )
     total = time.perf_counter() - t0
     out = {
         "nodes": sum(info["node_types"].values()),
@@ -76,8 +87,10 @@ def main() -> None:
         "| nodes | directed edges | export (load + inference + write + index) | index | peak RSS |"
     )
     print("|---|---|---|---|---|")
-    print(f"| {out['nodes']:,} | {out['edges']:,} | {out['export_s']} s | {out['index']} | "
-          f"{out['peak_rss_gb']} GB |")  # fmt: skip
+    print(
+        f"| {out['nodes']:,} | {out['edges']:,} | {out['export_s']} s | {out['index']} | "
+        f"{out['peak_rss_gb']} GB |"
+    )
     if setup:
         print(f"setup (not timed in the export): {setup}")
 

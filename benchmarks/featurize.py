@@ -44,8 +44,9 @@ def catalog_texts(name: str, work: Path, n: int) -> list[str] | None:
 
     out = work / name
     if name == "synthetic":
-        synthetic.prepare_synthetic(out, users=2000, items={"music": 2000, "podcast": 500,
-                                    "audiobook": 100}, seed=0)  # fmt: skip
+        synthetic.prepare_synthetic(
+            out, users=2000, items={"music": 2000, "podcast": 500, "audiobook": 100}, seed=0
+        )
     else:
         src = DATA / {"podcasts": "podcast-catalog", "lastfm": "lastfm-hetrec-2k"}[name]
         if not src.is_dir():
@@ -74,8 +75,9 @@ def int8_encoder(enc: TextEncoder) -> TextEncoder:
     q = copy.copy(enc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        q.model = quantize_dynamic(copy.deepcopy(enc.model),
-                                   {torch.nn.Linear: per_channel_dynamic_qconfig})  # fmt: skip
+        q.model = quantize_dynamic(
+            copy.deepcopy(enc.model), {torch.nn.Linear: per_channel_dynamic_qconfig}
+        )
     return q
 
 
@@ -100,9 +102,15 @@ def onnx_encoder(enc: TextEncoder, work: Path) -> TextEncoder | None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Hidden(enc.model).eval(), tuple(b[k] for k in names), str(path),
-                          dynamo=False, input_names=names, output_names=["hidden"],
-                          dynamic_axes=axes)  # fmt: skip
+        torch.onnx.export(
+            Hidden(enc.model).eval(),
+            tuple(b[k] for k in names),
+            str(path),
+            dynamo=False,
+            input_names=names,
+            output_names=["hidden"],
+            dynamic_axes=axes,
+        )
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -127,8 +135,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="ag-featurize-"))
     enc = TextEncoder()
-    methods = {"before": lambda t: encode_before(enc, t),
-               "after": lambda t: enc.encode(t, progress=False)}  # fmt: skip
+    methods = {
+        "before": lambda t: encode_before(enc, t),
+        "after": lambda t: enc.encode(t, progress=False),
+    }
     q = int8_encoder(enc)
     methods["int8"] = lambda t: q.encode(t, progress=False)
     o = onnx_encoder(enc, work)
@@ -136,8 +146,13 @@ def main() -> None:
         methods["onnxruntime"] = lambda t: o.encode(t, progress=False)
     else:
         print("skipped onnxruntime: not installed (pip install onnxruntime onnx)")
-    doc = {"encoder": enc.id, "max_length": enc.max_length, "threads": torch.get_num_threads(),
-           "reps": args.reps, "catalogs": {}}  # fmt: skip
+    doc = {
+        "encoder": enc.id,
+        "max_length": enc.max_length,
+        "threads": torch.get_num_threads(),
+        "reps": args.reps,
+        "catalogs": {},
+    }
     for name in args.catalogs.split(","):
         texts = catalog_texts(name, work, args.texts)
         if texts is None:
@@ -156,19 +171,30 @@ def main() -> None:
         rows = {}
         for m, r in rates.items():
             cos = (vectors[m] * ref).sum(1)
-            rows[m] = {"items_per_s": round(float(np.median(r)), 1), "min": round(min(r), 1),
-                       "max": round(max(r), 1), "min_cosine": float(cos.min()),
-                       "mean_cosine": float(cos.mean())}  # fmt: skip
-            print(f"{name:10s} {m:12s} {rows[m]['items_per_s']:7.1f} items/s "
-                  f"({rows[m]['min']}-{rows[m]['max']})  cosine to before: min "
-                  f"{rows[m]['min_cosine']:.6f}, mean {rows[m]['mean_cosine']:.6f}")  # fmt: skip
-        doc["catalogs"][name] = {"texts": len(texts), "mean_tokens": float(tokens.mean()),
-                                 "methods": rows}  # fmt: skip
+            rows[m] = {
+                "items_per_s": round(float(np.median(r)), 1),
+                "min": round(min(r), 1),
+                "max": round(max(r), 1),
+                "min_cosine": float(cos.min()),
+                "mean_cosine": float(cos.mean()),
+            }
+            print(
+                f"{name:10s} {m:12s} {rows[m]['items_per_s']:7.1f} items/s "
+                f"({rows[m]['min']}-{rows[m]['max']})  cosine to before: min "
+                f"{rows[m]['min_cosine']:.6f}, mean {rows[m]['mean_cosine']:.6f}"
+            )
+        doc["catalogs"][name] = {
+            "texts": len(texts),
+            "mean_tokens": float(tokens.mean()),
+            "methods": rows,
+        }
     if args.json:
         print(json.dumps(doc, indent=1))
     if args.save:
-        doc["command"] = " ".join(f"--{k} {v}" for k, v in (("texts", args.texts),
-                                  ("reps", args.reps), ("save", args.save)))  # fmt: skip
+        doc["command"] = " ".join(
+            f"--{k} {v}"
+            for k, v in (("texts", args.texts), ("reps", args.reps), ("save", args.save))
+        )
         out = HERE / "results" / f"featurize-{args.save}.json"
         out.write_text(json.dumps(doc, indent=1) + "\n")
         print(f"saved {out}")

@@ -71,9 +71,15 @@ def _settings(exp: Any) -> dict[str, Any]:
 def run_chain(work: Path, seed: int, data: Path, dataset: str) -> tuple[dict[str, Path], Any]:
     """The runner chain ``split`` … ``baseline`` at its defaults under ``work/chain`` (the
     two-tower validated on the dataset's target type)."""
-    doc = {"experiment": {"out": str(work / "chain"), "seed": seed, "data": str(data)},
-           "split": {}, "graph": {}, "hgnn": {}, "export": {},
-           "twotower": {"val_type": DATASETS[dataset]["target"]}, "baseline": {}}  # fmt: skip
+    doc = {
+        "experiment": {"out": str(work / "chain"), "seed": seed, "data": str(data)},
+        "split": {},
+        "graph": {},
+        "hgnn": {},
+        "export": {},
+        "twotower": {"val_type": DATASETS[dataset]["target"]},
+        "baseline": {},
+    }
     return _run(doc, "baseline")
 
 
@@ -81,8 +87,11 @@ def run_generative(work: Path, seed: int, split: Path, emb: Path, name: str) -> 
     """Semantic IDs of ``emb`` and the generative model at their defaults under
     ``work/gen-<name>``."""
     given = {"split": str(split), "export": str(emb)}
-    doc = {"experiment": {"out": str(work / f"gen-{name}"), "seed": seed, "given": given},
-           "semantic_ids": {}, "generative": {}}  # fmt: skip
+    doc = {
+        "experiment": {"out": str(work / f"gen-{name}"), "seed": seed, "given": given},
+        "semantic_ids": {},
+        "generative": {},
+    }
     return _run(doc)
 
 
@@ -107,8 +116,12 @@ def spaces_of(split: Path, export: Path, work: Path, wanted: list[str]) -> dict[
 def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dict[str, Any]:
     quiet, t0 = args.json, time.perf_counter()
     wanted = args.spaces
-    want = {"dataset": args.dataset, "spaces": wanted, "max_inputs": args.max_inputs,
-            "search_excludes_train": True}  # fmt: skip
+    want = {
+        "dataset": args.dataset,
+        "spaces": wanted,
+        "max_inputs": args.max_inputs,
+        "search_excludes_train": True,
+    }
     saved = work / "report.json"
     if saved.is_file():  # reused when it holds every wanted space of the same protocol
         old = json.loads(saved.read_text())
@@ -130,10 +143,12 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
         found = ev.dense_search(dirs[name], q, inputs["q_seen"])
         rows[f"dense-{name}"] = {"search": ev.score(found, inputs["q_rel"], q)}
     for name, run in (("2t", done["baseline"]), ("2t-hgnn", done["twotower"])):
-        rows[name] = {"rec": ev.score(ev.two_tower_rec(run, split, u, inputs["history"]),
-                                      inputs["u_rel"], u)}  # fmt: skip
-    rows["popularity"] = {"rec": ev.score(ev.popularity_rec(split, u, inputs["history"]),
-                                          inputs["u_rel"], u)}  # fmt: skip
+        rows[name] = {
+            "rec": ev.score(ev.two_tower_rec(run, split, u, inputs["history"]), inputs["u_rel"], u)
+        }
+    rows["popularity"] = {
+        "rec": ev.score(ev.popularity_rec(split, u, inputs["history"]), inputs["u_rel"], u)
+    }
     settings = {}
     for space in wanted:
         ts = time.perf_counter()
@@ -144,17 +159,25 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
         rows[f"gen-{space}"] = {
             "search": ev.score(ans["search"], inputs["q_rel"], q),
             "rec": ev.score(ans["rec"], inputs["u_rel"], u),
-            "p50_ms": ans["p50_ms"], "training": ev.training_log(gen["generative"]),
-            "sid": {k: sid[k] for k in ("unique_fraction", "collision_rate", "levels")
-                    if k in sid},
+            "p50_ms": ans["p50_ms"],
+            "training": ev.training_log(gen["generative"]),
+            "sid": {k: sid[k] for k in ("unique_fraction", "collision_rate", "levels") if k in sid},
             "seconds": round(time.perf_counter() - ts, 1),
-        }  # fmt: skip
+        }
         r = rows[f"gen-{space}"]
-        _log(quiet, f"seed {seed}: {space} search R@10 {r['search']['recall@10']:.4f}, rec "
-             f"R@10 {r['rec']['recall@10']:.4f} ({r['seconds']}s)")  # fmt: skip
-    report = {"seed": seed, "rows": rows, "inputs": {"queries": len(q), "users": len(u)},
-              "settings": {**{k: _settings(exp)[k] for k in CHAIN}, **settings},
-              "seconds_total": round(time.perf_counter() - t0, 1), "want": want}  # fmt: skip
+        _log(
+            quiet,
+            f"seed {seed}: {space} search R@10 {r['search']['recall@10']:.4f}, rec "
+            f"R@10 {r['rec']['recall@10']:.4f} ({r['seconds']}s)",
+        )
+    report = {
+        "seed": seed,
+        "rows": rows,
+        "inputs": {"queries": len(q), "users": len(u)},
+        "settings": {**{k: _settings(exp)[k] for k in CHAIN}, **settings},
+        "seconds_total": round(time.perf_counter() - t0, 1),
+        "want": want,
+    }
     report["bootstrap"] = seed_bootstrap(report, seed)
     write_json(saved, report)
     _log(quiet, f"seed {seed}: done in {report['seconds_total']:.0f}s -> {saved}")
@@ -194,20 +217,24 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
         row: dict[str, Any] = {"seeds": [r["seed"] for r in have]}
         row |= {
             task: {f"recall@{k}": interval([p[task][f"recall@{k}"] for p in per]) for k in ev.KS}
-            for task in ("search", "rec") if task in per[0]
-        }  # fmt: skip
+            for task in ("search", "rec")
+            if task in per[0]
+        }
         if name.startswith("gen-"):
             two = [r["rows"]["2t"]["rec"]["recall@10"] for r in have]
-            dense = [max(r["rows"][d]["search"]["recall@10"] for d in ("dense-content",
-                                                                       "dense-search"))
-                     for r in have]  # fmt: skip
+            dense = [
+                max(r["rows"][d]["search"]["recall@10"] for d in ("dense-content", "dense-search"))
+                for r in have
+            ]
             r10 = {t: [p[t]["recall@10"] for p in per] for t in ("search", "rec")}
-            row |= {"rec_vs_2t": interval([a / b for a, b in zip(r10["rec"], two, strict=True)]),
-                    "search_vs_dense": interval([a / b for a, b in zip(r10["search"], dense,
-                                                                       strict=True)]),
-                    "search_plus_rec": interval([a + b for a, b in zip(*r10.values(),
-                                                                       strict=True)]),
-                    **{k: [p[k] for p in per] for k in ("p50_ms", "training", "sid")}}  # fmt: skip
+            row |= {
+                "rec_vs_2t": interval([a / b for a, b in zip(r10["rec"], two, strict=True)]),
+                "search_vs_dense": interval(
+                    [a / b for a, b in zip(r10["search"], dense, strict=True)]
+                ),
+                "search_plus_rec": interval([a + b for a, b in zip(*r10.values(), strict=True)]),
+                **{k: [p[k] for p in per] for k in ("p50_ms", "training", "sid")},
+            }
         out[name] = row
     return out
 
@@ -217,17 +244,30 @@ def results_doc(
 ) -> dict[str, Any]:
     """What ``--save`` writes: the summary, each seed's bootstraps and its report without
     the per-input recalls, the time and the machine."""
-    return {"dataset": dataset, "seeds": seeds, "summary": summary,
-            "bootstrap": {s: r["bootstrap"] for s, r in zip(seeds, reports, strict=True)},
-            "per_seed": [{k: v for k, v in r.items() if k != "rows"} | {
-                "rows": {n: {t: {m: x for m, x in v.items() if m != "per_input"}
-                             if isinstance(v, dict) and "per_input" in v else v
-                             for t, v in row.items()} for n, row in r["rows"].items()}}
-                for r in reports],
-            "seconds": round(time.perf_counter() - t0, 1),
-            "seconds_per_seed": [r["seconds_total"] for r in reports],
-            "machine": f"{platform.machine()}, {platform.system()}, "
-                       f"python {platform.python_version()}"}  # fmt: skip
+    return {
+        "dataset": dataset,
+        "seeds": seeds,
+        "summary": summary,
+        "bootstrap": {s: r["bootstrap"] for s, r in zip(seeds, reports, strict=True)},
+        "per_seed": [
+            {k: v for k, v in r.items() if k != "rows"}
+            | {
+                "rows": {
+                    n: {
+                        t: {m: x for m, x in v.items() if m != "per_input"}
+                        if isinstance(v, dict) and "per_input" in v
+                        else v
+                        for t, v in row.items()
+                    }
+                    for n, row in r["rows"].items()
+                }
+            }
+            for r in reports
+        ],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds_per_seed": [r["seconds_total"] for r in reports],
+        "machine": f"{platform.machine()}, {platform.system()}, python {platform.python_version()}",
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -63,9 +63,14 @@ def eval_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
     u_rel = {u: r - set(hist[u]) for u, r in u_rel.items()}
     users = sorted(u for u, r in u_rel.items() if r)
     users = [users[i] for i in sample(len(users))]
-    return {"queries": queries, "q_rel": [q_rel[q] for q in queries],
-            "q_seen": [q_seen.get(q, set()) for q in queries], "users": users,
-            "history": [hist[u] for u in users], "u_rel": [u_rel[u] for u in users]}  # fmt: skip
+    return {
+        "queries": queries,
+        "q_rel": [q_rel[q] for q in queries],
+        "q_seen": [q_seen.get(q, set()) for q in queries],
+        "users": users,
+        "history": [hist[u] for u in users],
+        "u_rel": [u_rel[u] for u in users],
+    }
 
 
 def per_input(ranked: list[list[str]], relevant: list[set[str]], k: int) -> list[float]:
@@ -134,23 +139,30 @@ def generative_rows(run_dir: Path, inputs: dict[str, Any]) -> dict[str, Any]:
     hists = [np.array([to_row[x] for x in h if x in to_row], np.int64) for h in inputs["history"]]
     r = recommend(run, hists, k)
     lat = {}
-    for name, call in (("search", lambda i: search(run, [inputs["queries"][i]], 10,
-                                                   exclude=[seen[i]])),
-                       ("rec", lambda i: recommend(run, [hists[i]], 10))):  # fmt: skip
+    for name, call in (
+        ("search", lambda i: search(run, [inputs["queries"][i]], 10, exclude=[seen[i]])),
+        ("rec", lambda i: recommend(run, [hists[i]], 10)),
+    ):
         times = []
         for i in range(min(20, len(hists), len(inputs["queries"]) or 20)):
             t0 = time.perf_counter()
             call(i)
             times.append(time.perf_counter() - t0)
         lat[name] = round(float(np.median(times)) * 1000, 1) if times else None
-    return {"search": [[item_ids[i] for i in a] for a in s],
-            "rec": [[item_ids[i] for i in a] for a in r], "p50_ms": lat}  # fmt: skip
+    return {
+        "search": [[item_ids[i] for i in a] for a in s],
+        "rec": [[item_ids[i] for i in a] for a in r],
+        "p50_ms": lat,
+    }
 
 
 def training_log(run_dir: Path) -> dict[str, Any]:
     """Epochs run, the best (lowest validation loss) epoch and mean examples/s."""
     rows = pl.read_ndjson(run_dir / "metrics.jsonl")
     best = int(rows["val_loss"].arg_min()) if "val_loss" in rows.columns else rows.height - 1
-    return {"epochs": rows.height, "best_epoch": best,
-            "examples_per_s": round(float(rows["examples_per_s"].mean()), 1),
-            "seconds": round(float(rows["seconds"].sum()), 1)}  # fmt: skip
+    return {
+        "epochs": rows.height,
+        "best_epoch": best,
+        "examples_per_s": round(float(rows["examples_per_s"].mean()), 1),
+        "seconds": round(float(rows["seconds"].sum()), 1),
+    }

@@ -84,8 +84,12 @@ def main() -> None:
     )
     gen_s = time.perf_counter() - t
     engines = [e.strip() for e in args.engine.split(",")]
-    builds = {e: child(CHILD_BUILD, str(data), str(work / f"graph-{e}"), str(args.user_cap),
-                       str(args.top_k), e) for e in engines}  # fmt: skip
+    builds = {
+        e: child(
+            CHILD_BUILD, str(data), str(work / f"graph-{e}"), str(args.user_cap), str(args.top_k), e
+        )
+        for e in engines
+    }
     text = child(CHILD_TEXT, str(data), str(args.text_sample))
     row = {
         "users": args.users,
@@ -94,11 +98,14 @@ def main() -> None:
         "generate_s": round(gen_s, 1),
         **{f"{e}_build_s": round(b["seconds"], 1) for e, b in builds.items()},
         **{f"{e}_peak_rss_gb": round(b["rss_gb"], 2) for e, b in builds.items()},
-        **{f"{e}_jvm_peak_rss_gb": round(b["jvm_rss_gb"], 2)
-           for e, b in builds.items() if b["jvm_rss_gb"] is not None},
+        **{
+            f"{e}_jvm_peak_rss_gb": round(b["jvm_rss_gb"], 2)
+            for e, b in builds.items()
+            if b["jvm_rss_gb"] is not None
+        },
         "directed_edges": builds[engines[0]]["edges"],
         "text_items_per_s": round(text["items"] / text["seconds"], 1),
-    }  # fmt: skip
+    }
     if len(engines) > 1:
         row["identical_graphs"] = all(
             (work / f"graph-{engines[0]}" / "graph.safetensors").read_bytes()

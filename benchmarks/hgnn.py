@@ -165,9 +165,11 @@ def prepare(data_root: Path, work: Path, gcfg: GraphConfig, book_fraction: float
     """The experiments of both benchmarks (data and graph stages run, cached by the runner;
     text is cached too): ``{"lastfm": exp, "douban": exp, "info": ...}``."""
     t0 = time.perf_counter()
-    lastfm = {"experiment": {"out": str(work / "lastfm")},
-              "prepare": {"adapter": "lastfm", "src": str(data_root / "lastfm-hetrec-2k")},
-              "graph": asdict(gcfg)}  # fmt: skip
+    lastfm = {
+        "experiment": {"out": str(work / "lastfm")},
+        "prepare": {"adapter": "lastfm", "src": str(data_root / "lastfm-hetrec-2k")},
+        "graph": asdict(gcfg),
+    }
     full = _run(
         {
             "experiment": {"out": str(work / "douban-full")},
@@ -176,8 +178,10 @@ def prepare(data_root: Path, work: Path, gcfg: GraphConfig, book_fraction: float
     )
     books = work / "data" / "douban-books"
     sub = downsample_books(full["prepare"], books, book_fraction, seed=0)
-    douban = {"experiment": {"out": str(work / "douban"), "data": str(books)},
-              "graph": {**asdict(gcfg), "encoder": "none"}}  # fmt: skip
+    douban = {
+        "experiment": {"out": str(work / "douban"), "data": str(books)},
+        "graph": {**asdict(gcfg), "encoder": "none"},
+    }
     graphs = {name: _run(exp)["graph"] for name, exp in (("lastfm", lastfm), ("douban", douban))}
     manifests = {k: json.loads((g / "manifest.json").read_text()) for k, g in graphs.items()}
     info = {

@@ -49,13 +49,20 @@ def main() -> None:
         sys.exit(f"podcast catalog not found at {src} (--data-root)")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ag-genre-"))
     t0 = time.perf_counter()
-    exp = read_experiment({  # the HGNN of the synthetic catalog (its whole graph)
-        "experiment": {"out": str(work / "synth"), "seed": 0},
-        "prepare": {"adapter": "synthetic"},
-        "graph": {},
-        "hgnn": {**PAPER_RECIPE, "epochs": args.epochs, "hidden": 64, "fanout": [10, 5],
-                 "batch_size": 512},
-    })  # fmt: skip
+    exp = read_experiment(
+        {  # the HGNN of the synthetic catalog (its whole graph)
+            "experiment": {"out": str(work / "synth"), "seed": 0},
+            "prepare": {"adapter": "synthetic"},
+            "graph": {},
+            "hgnn": {
+                **PAPER_RECIPE,
+                "epochs": args.epochs,
+                "hidden": 64,
+                "fanout": [10, 5],
+                "batch_size": 512,
+            },
+        }
+    )
     run = Path(run_experiment(exp, quiet=args.json)["hgnn"]["path"])
     prepare_podcasts(src, work / "podcasts")
     m = export_embeddings(run, work / "emb", catalog=work / "podcasts")

@@ -72,9 +72,13 @@ def personal_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
     if len(keep) > max_inputs:
         keep = [keep[i] for i in np.sort(rng.choice(len(keep), max_inputs, replace=False))]
     ids = items.to_list()
-    return {"users": [users[i] for i in keep], "queries": [qs[i] for i in keep],
-            "rel": [{ids[r] for r in rel[i]} for i in keep],
-            "seen": [{ids[r] for r in seen[i]} for i in keep], "pairs": len(users)}  # fmt: skip
+    return {
+        "users": [users[i] for i in keep],
+        "queries": [qs[i] for i in keep],
+        "rel": [{ids[r] for r in rel[i]} for i in keep],
+        "seen": [{ids[r] for r in seen[i]} for i in keep],
+        "pairs": len(users),
+    }
 
 
 def _p50(call: Any, n: int) -> float | None:
@@ -108,13 +112,15 @@ def prefix_rows(prefix_dir: Path, ps: dict[str, Any], rec: dict[str, Any]) -> di
     }
     out = {name: [[ids[i] for i in a] for a in ans] for name, ans in out.items()}
     out["p50_ms"] = {
-        "search_user": _p50(lambda i: personal_search(run, [u[i]], [q[i]], 10, [s_seen[i]]),
-                            len(u)),
+        "search_user": _p50(
+            lambda i: personal_search(run, [u[i]], [q[i]], 10, [s_seen[i]]), len(u)
+        ),
         "search_plain": _p50(lambda i: search(gen, [q[i]], 10, exclude=[s_seen[i]]), len(u)),
-        "rec_user": _p50(lambda i: recommend_for_users(run, [users[i]], 10, [h_seen[i]]),
-                         len(users)),
+        "rec_user": _p50(
+            lambda i: recommend_for_users(run, [users[i]], 10, [h_seen[i]]), len(users)
+        ),
         "rec_history": _p50(lambda i: recommend(gen, [hists[i]], 10), len(users)),
-    }  # fmt: skip
+    }
     tokens = request_tokens(run, hists)
     out["tokens"] = {"user": tokens["user_token"], "history": tokens["history"]}
     out["trainable_parameters"] = run.config["trainable_parameters"]
@@ -149,38 +155,58 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
             "export": str(done["export"]),
             "generative": str(backbone["generative"]),
         }
-        out, _ = gb._run({"experiment": {"out": str(work / f"prefix-{source}"), "seed": seed,
-                                         "given": given},
-                          "users": {"source": source}, "prefix": {}})  # fmt: skip
+        out, _ = gb._run(
+            {
+                "experiment": {"out": str(work / f"prefix-{source}"), "seed": seed, "given": given},
+                "users": {"source": source},
+                "prefix": {},
+            }
+        )
         trained = time.perf_counter() - ts
         ans = prefix_rows(out["prefix"], ps, rec)
         if "gen" not in rows:
-            rows["gen"] = {"search": ev.score(ans["search_plain"], ps["rel"], keys),
-                           "rec": ev.score(ans["rec_history"], rec["u_rel"], rec["users"]),
-                           "p50_ms": {t: ans["p50_ms"][f"{t}_{m}"] for t, m in
-                                      (("search", "plain"), ("rec", "history"))},
-                           "tokens": {"rec": ans["tokens"]["history"]}}  # fmt: skip
+            rows["gen"] = {
+                "search": ev.score(ans["search_plain"], ps["rel"], keys),
+                "rec": ev.score(ans["rec_history"], rec["u_rel"], rec["users"]),
+                "p50_ms": {
+                    t: ans["p50_ms"][f"{t}_{m}"]
+                    for t, m in (("search", "plain"), ("rec", "history"))
+                },
+                "tokens": {"rec": ans["tokens"]["history"]},
+            }
         rows[f"gen+user:{source}"] = {
             "search": ev.score(ans["search_user"], ps["rel"], keys),
             "rec": ev.score(ans["rec_user"], rec["u_rel"], rec["users"]),
             "p50_ms": {t: ans["p50_ms"][f"{t}_user"] for t in ("search", "rec")},
             "tokens": {"rec": ans["tokens"]["user"]},
             "trainable_parameters": ans["trainable_parameters"],
-            "training": ev.training_log(out["prefix"]), "seconds": round(trained, 1),
-        }  # fmt: skip
+            "training": ev.training_log(out["prefix"]),
+            "seconds": round(trained, 1),
+        }
         r = rows[f"gen+user:{source}"]
         got = {t: (r[t]["recall@10"], rows["gen"][t]["recall@10"]) for t in ("search", "rec")}
-        gb._log(quiet, f"seed {seed}: {source} personal search R@10 %.4f (without user %.4f), "
-                "rec R@10 %.4f (history %.4f)" % (*got["search"], *got["rec"]))  # fmt: skip
-    report = {"seed": seed, "rows": rows, "want": want,
-              "inputs": {"personal_search": len(keys), "personal_pairs": ps["pairs"],
-                         "rec": len(rec["users"])},
-              "seconds_total": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        gb._log(
+            quiet,
+            f"seed {seed}: {source} personal search R@10 %.4f (without user %.4f), "
+            "rec R@10 %.4f (history %.4f)" % (*got["search"], *got["rec"]),
+        )
+    report = {
+        "seed": seed,
+        "rows": rows,
+        "want": want,
+        "inputs": {
+            "personal_search": len(keys),
+            "personal_pairs": ps["pairs"],
+            "rec": len(rec["users"]),
+        },
+        "seconds_total": round(time.perf_counter() - t0, 1),
+    }
     report["bootstrap"] = {
         f"{name}_{task}_vs_{ref}": gb._pair(rows[name][task], rows[ref][task], seed)
-        for name in rows if name.startswith("gen+user")
+        for name in rows
+        if name.startswith("gen+user")
         for task, ref in (("search", "gen"), ("search", "dense-search"), ("rec", "gen"))
-    }  # fmt: skip
+    }
     write_json(saved, report)
     gb._log(quiet, f"seed {seed}: done in {report['seconds_total']:.0f}s -> {saved}")
     return report
@@ -196,13 +222,17 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
         row: dict[str, Any] = {"seeds": len(per)}
         for task in ("search", "rec"):
             if task in per[0]:
-                row[task] = {f"recall@{k}": interval([p[task][f"recall@{k}"] for p in per])
-                             for k in ev.KS}  # fmt: skip
+                row[task] = {
+                    f"recall@{k}": interval([p[task][f"recall@{k}"] for p in per]) for k in ev.KS
+                }
         if name.startswith("gen+user"):
             gen = [r["rows"]["gen"] for r in reports if name in r["rows"]]
-            row |= {f"{t}_vs_gen": interval([p[t]["recall@10"] / g[t]["recall@10"]
-                                             for p, g in zip(per, gen, strict=True)])
-                    for t in ("search", "rec")}  # fmt: skip
+            row |= {
+                f"{t}_vs_gen": interval(
+                    [p[t]["recall@10"] / g[t]["recall@10"] for p, g in zip(per, gen, strict=True)]
+                )
+                for t in ("search", "rec")
+            }
             row |= {k: [p[k] for p in per] for k in ("trainable_parameters", "training")}
         row |= {k: [p[k] for p in per] for k in ("p50_ms", "tokens") if k in per[0]}
         out[name] = row

@@ -78,13 +78,21 @@ from audiograph.twotower.metrics import evaluate_vectors
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS: dict[str, dict[str, Any]] = {
-    "lastfm-vertical": {"target": "vertical", "source": "lastfm-hetrec-2k",
-                        "retype": {"vertical": ["electronic"]}, "adopters": {"vertical": 0.3}},
+    "lastfm-vertical": {
+        "target": "vertical",
+        "source": "lastfm-hetrec-2k",
+        "retype": {"vertical": ["electronic"]},
+        "adopters": {"vertical": 0.3},
+    },
     "lastfm": {"target": "artist", "source": "lastfm-hetrec-2k"},
-    "douban": {"target": "book", "source": "douban-music-book", "downsample": {"book": 0.1},
-               "encoder": "none"},
+    "douban": {
+        "target": "book",
+        "source": "douban-music-book",
+        "downsample": {"book": 0.1},
+        "encoder": "none",
+    },
     "synthetic": {"target": "audiobook", "source": None},
-}  # fmt: skip
+}
 SYNTHETIC_USERS, SYNTHETIC_TASTES = 10000, 4  # ~1,000 audiobook users; taste not in text
 STAGES = ("split", "graph", "hgnn", "export", "twotower", "baseline", "evaluate")
 
@@ -146,8 +154,12 @@ def recipe(args: argparse.Namespace, exp: Any) -> dict[str, Any]:
     """What a seed's report depends on besides the seed folder (resolved stage settings,
     so a changed product default reruns the seed too)."""
     settings = {k: asdict(v) if is_dataclass(v) else v for k, v in exp.settings.items()}
-    doc = {"dataset": args.dataset, "train_graph": args.train_graph, "settings": settings,
-           "oracle": args.dataset == "synthetic" and oracle_vectors() is not None}  # fmt: skip
+    doc = {
+        "dataset": args.dataset,
+        "train_graph": args.train_graph,
+        "settings": settings,
+        "oracle": args.dataset == "synthetic" and oracle_vectors() is not None,
+    }
     return json.loads(json.dumps(doc, default=str))
 
 
@@ -169,8 +181,13 @@ def one_seed(
     done = {k: Path(v["path"]) for k, v in run_experiment(exp, "baseline", quiet=True).items()}
     split = done["split"]
     # the evaluate stage's call, with per-user outcomes for the paired bootstrap
-    report = evaluate_run(done["twotower"], split / "test", exp.settings["evaluate"],
-                          baseline_dir=done["baseline"], per_user=True)  # fmt: skip
+    report = evaluate_run(
+        done["twotower"],
+        split / "test",
+        exp.settings["evaluate"],
+        baseline_dir=done["baseline"],
+        per_user=True,
+    )
     if want["oracle"]:
         report["results"]["oracle"] = score_oracle(data, split, spec["target"])
     report["validation"] = {  # what model selection saw (never the test part)
@@ -185,8 +202,13 @@ def one_seed(
                 shutil.rmtree(old)
         build_graph(split / "train", graph, exp.settings["graph"], quiet=True)
         export_embeddings(done["hgnn"], emb, catalog=split / "train", graph=graph, quiet=True)
-        again = evaluate_run(done["twotower"], split / "test", exp.settings["evaluate"],
-                             models=("hgnn", "2t-hgnn"), emb_dir=emb)  # fmt: skip
+        again = evaluate_run(
+            done["twotower"],
+            split / "test",
+            exp.settings["evaluate"],
+            models=("hgnn", "2t-hgnn"),
+            emb_dir=emb,
+        )
         for m, r in again["results"].items():
             report["results"][f"{m}, train graph"] = r
     report["bootstrap"] = seed_bootstraps(report, seed)
@@ -231,14 +253,14 @@ def summarize(
         "results": aggregate(reports),
         "validation": {
             k: interval([r["validation"][k] for r in reports]) for k in reports[0]["validation"]
-        },  # fmt: skip
+        },
         **{k: v for k, v in diffs.items() if v},
         "bootstrap": bootstraps(reports, seeds),
         "per_seed": [per_seed_summary(r) for r in reports],
         "split": {
             k: reports[0]["split"][k]
             for k in ("method", "test_fraction", "label_fraction", "downsample", "adopters")
-        },  # fmt: skip
+        },
         "config": {**reports[0]["config"], "set": sets},
         "seconds": round(sum(r["seconds_total"] for r in reports), 1),
         "machine": f"{platform.machine()}, {platform.system()}, python {platform.python_version()}",
@@ -250,8 +272,17 @@ def save_variant(dataset: str, label: str, out: dict[str, Any]) -> None:
     of benchmarks/README.md is generated from it)."""
     f = RESULTS / f"ablation-{dataset}.json"
     doc = json.loads(f.read_text()) if f.exists() else {"dataset": dataset, "variants": {}}
-    keys = ("results", "validation", "2t-hgnn_vs_2t", "2t-hgnn_vs_lightgcn", "bootstrap",
-            "config", "split", "seeds", "seconds")  # fmt: skip
+    keys = (
+        "results",
+        "validation",
+        "2t-hgnn_vs_2t",
+        "2t-hgnn_vs_lightgcn",
+        "bootstrap",
+        "config",
+        "split",
+        "seeds",
+        "seconds",
+    )
     doc["variants"][label] = {k: out[k] for k in keys if k in out}
     RESULTS.mkdir(exist_ok=True)
     f.write_text(json.dumps(doc, indent=2) + "\n")

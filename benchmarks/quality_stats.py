@@ -43,12 +43,16 @@ def aggregate(reports: list[dict[str, Any]]) -> dict[str, Any]:
         row["fallback_users"] = rs[0].get("fallback_users")
         for g in GROUPS:
             vals = [r[g]["hr@10"] for r in rs if r.get(g) and r[g]["hr@10"] is not None]
-            row[g] = {"hr@10": interval(vals) if vals else None,
-                      "users": [r[g]["users"] for r in rs if r.get(g)]}  # fmt: skip
+            row[g] = {
+                "hr@10": interval(vals) if vals else None,
+                "users": [r[g]["users"] for r in rs if r.get(g)],
+            }
         for s in SLICES:
             vals = [r[s]["recall@10"] for r in rs if r.get(s) and r[s]["recall@10"] is not None]
-            row[s] = {"recall@10": interval(vals) if vals else None,
-                      "pairs": [r[s]["pairs"] for r in rs if r.get(s)]}  # fmt: skip
+            row[s] = {
+                "recall@10": interval(vals) if vals else None,
+                "pairs": [r[s]["pairs"] for r in rs if r.get(s)],
+            }
         out[model] = row
     return out
 
@@ -70,8 +74,10 @@ def difference(reports: list[dict[str, Any]], a: str = "2t-hgnn", b: str = "2t")
                 pb.append(rb["hr@10"])
         if pa:
             ratio = None if min(pb) <= 0 else interval([x / y for x, y in zip(pa, pb, strict=True)])
-            out[group] = {"diff": interval([x - y for x, y in zip(pa, pb, strict=True)]),
-                          "ratio": ratio}  # fmt: skip
+            out[group] = {
+                "diff": interval([x - y for x, y in zip(pa, pb, strict=True)]),
+                "ratio": ratio,
+            }
     return out
 
 
@@ -130,8 +136,9 @@ def parse_sets(items: list[str], stages: tuple[str, ...]) -> dict[str, dict[str,
         if not sep or not dot or not key:
             raise ValueError(f"--set {item!r}: expected STAGE.KEY=VALUE, e.g. hgnn.epochs=6")
         if stage not in stages:
-            raise ValueError(f"--set {item!r}: unknown stage {stage!r} (stages: "
-                             f"{', '.join(stages)})")  # fmt: skip
+            raise ValueError(
+                f"--set {item!r}: unknown stage {stage!r} (stages: {', '.join(stages)})"
+            )
         try:
             value = json.loads(raw)
         except ValueError:

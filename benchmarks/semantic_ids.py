@@ -128,8 +128,14 @@ def main() -> None:
         peer = run_faiss(x, args.levels, args.codebook_size, args.iters)
         if peer is not None:
             rows.append(peer)
-    base = {"n": args.n, "dim": args.dim, "levels": args.levels, "k": args.codebook_size,
-            "iters": args.iters, "torch_threads": torch.get_num_threads()}  # fmt: skip
+    base = {
+        "n": args.n,
+        "dim": args.dim,
+        "levels": args.levels,
+        "k": args.codebook_size,
+        "iters": args.iters,
+        "torch_threads": torch.get_num_threads(),
+    }
     if args.json:
         print(json.dumps({**base, "generate_s": gen_s, "rows": rows}, indent=2))
         return

@@ -32,24 +32,44 @@ from audiograph.graphs.store import read_manifest
 
 def train_once(graph: Path, out: Path, seed: int, options: list[str]) -> dict[str, Any]:
     """One default ``train-hgnn`` run in a fresh process: wall seconds and its metrics."""
-    cmd = [sys.executable, "-m", "audiograph", "train-hgnn", str(graph), "--out", str(out),
-           "--seed", str(seed), *(a for kv in options for a in ("--set", kv))]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "audiograph",
+        "train-hgnn",
+        str(graph),
+        "--out",
+        str(out),
+        "--seed",
+        str(seed),
+        *(a for kv in options for a in ("--set", kv)),
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - t0
     rows = Run(out, read_run_config(out, "hgnn-run")).metrics()
     best = max(rows, key=lambda r: r["val_mean_mrr"])
-    return {"seed": seed, "wall_s": round(wall, 1), "epochs_run": len(rows),
-            "best_epoch": best["epoch"], "best_val_mrr": best["val_mean_mrr"],
-            "val_mrr_per_epoch": [r["val_mean_mrr"] for r in rows]}  # fmt: skip
+    return {
+        "seed": seed,
+        "wall_s": round(wall, 1),
+        "epochs_run": len(rows),
+        "best_epoch": best["epoch"],
+        "best_val_mrr": best["val_mean_mrr"],
+        "val_mrr_per_epoch": [r["val_mean_mrr"] for r in rows],
+    }
 
 
 def main(argv: list[str]) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--graph", type=Path, required=True, help="graph directory (build-graph)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, one run each")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a train-hgnn option other than its default (repeatable)")  # fmt: skip
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a train-hgnn option other than its default (repeatable)",
+    )
     args = ap.parse_args(argv)
     manifest = read_manifest(args.graph)
     runs = []
@@ -57,9 +77,11 @@ def main(argv: list[str]) -> dict[str, Any]:
         for seed in range(args.seeds):
             r = train_once(args.graph, Path(tmp) / f"seed{seed}", seed, args.set)
             runs.append(r)
-            print(f"[defaults] seed {seed}: best val MRR {r['best_val_mrr']:.4f} (epoch "
-                  f"{r['best_epoch']}), {r['epochs_run']} epochs, {r['wall_s'] / 60:.1f} min",
-                  flush=True)  # fmt: skip
+            print(
+                f"[defaults] seed {seed}: best val MRR {r['best_val_mrr']:.4f} (epoch "
+                f"{r['best_epoch']}), {r['epochs_run']} epochs, {r['wall_s'] / 60:.1f} min",
+                flush=True,
+            )
         saved = read_run_config(Path(tmp) / "seed0", "hgnn-run")["train"]
     train = {k: v for k, v in saved.items() if k != "seed"}
     res = {
@@ -67,7 +89,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             "name": args.graph.name,
             "nodes": manifest["num_nodes"],
             "edges": manifest["num_edges"],
-        },  # fmt: skip
+        },
         "options": args.set,
         "train": train,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -47,8 +47,10 @@ def init_world(device: str, distributed: bool) -> World:
     if not distributed:
         return World(device=device)
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise ContractError("--distributed: launch with torchrun, e.g. torchrun "
-                            "--nproc-per-node 2 -m audiograph ...")  # fmt: skip
+        raise ContractError(
+            "--distributed: launch with torchrun, e.g. torchrun "
+            "--nproc-per-node 2 -m audiograph ..."
+        )
     cuda = device.startswith("cuda")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
@@ -64,8 +66,10 @@ def shard(num_batches: int, world: World, accumulate: int = 1) -> list[list[int]
     ``num_batches mod (size * accumulate)`` batches are dropped, so every rank takes the
     same number of steps."""
     per_step = world.size * accumulate
-    return [[(s * world.size + world.rank) * accumulate + i for i in range(accumulate)]
-            for s in range(num_batches // per_step)]  # fmt: skip
+    return [
+        [(s * world.size + world.rank) * accumulate + i for i in range(accumulate)]
+        for s in range(num_batches // per_step)
+    ]
 
 
 def positions(num_batches: int, world: World, accumulate: int = 1) -> dict[int, int]:

@@ -73,8 +73,14 @@ def write_embeddings(
         vec = pl.Series(mat, dtype=pl.Array(pl.Float32, int(mat.shape[1])))
         ids.drop("row", strict=False).with_columns(vector=vec).write_parquet(folder / PARQUET)
     per_type = dict(ids.group_by("item_type", maintain_order=True).len().iter_rows())
-    out = {"kind": KIND, "format_version": FORMAT_VERSION, "dim": int(mat.shape[1]),
-           "count": ids.height, "per_type": per_type, **manifest}  # fmt: skip
+    out = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "dim": int(mat.shape[1]),
+        "count": ids.height,
+        "per_type": per_type,
+        **manifest,
+    }
     out["ann"] = build_index(mat, folder, index, seed=0)
     if started is not None:
         out["seconds"] = round(time.perf_counter() - started, 3)
@@ -157,8 +163,9 @@ def read_user_vectors(folder: str | Path) -> tuple[pl.Series, np.ndarray, dict[s
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
         raise ContractError(f"{folder}: unreadable user vectors ({type(exc).__name__})") from None
     if vectors.ndim != 2 or len(vectors) != len(users) or not np.isfinite(vectors).all():
-        raise ContractError(f"{folder / USER_NPY}: expected finite [{len(users)}, dim] vectors, "
-                            f"got {vectors.shape}")  # fmt: skip
+        raise ContractError(
+            f"{folder / USER_NPY}: expected finite [{len(users)}, dim] vectors, got {vectors.shape}"
+        )
     return users, np.ascontiguousarray(vectors, dtype=np.float32), manifest
 
 
@@ -176,6 +183,16 @@ def align_embeddings(
     return vecs, int((~have).sum())
 
 
-__all__ = ["IDS", "KIND", "NPY", "PARQUET", "USER_KINDS", "align_embeddings", "read_embeddings",
-           "read_manifest",
-           "read_user_vectors", "write_embeddings", "write_user_vectors"]  # fmt: skip
+__all__ = [
+    "IDS",
+    "KIND",
+    "NPY",
+    "PARQUET",
+    "USER_KINDS",
+    "align_embeddings",
+    "read_embeddings",
+    "read_manifest",
+    "read_user_vectors",
+    "write_embeddings",
+    "write_user_vectors",
+]

@@ -66,8 +66,9 @@ def check_device(device: str) -> None:
         if not torch.cuda.is_available():
             raise ContractError(f"--device {device}: CUDA is not available on this machine")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ContractError(f"--device {device}: this machine has "
-                                f"{torch.cuda.device_count()} CUDA device(s)")  # fmt: skip
+            raise ContractError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
     elif dev.type != "cpu":
         raise ContractError(f"--device {device}: only cpu and cuda are supported")
 

@@ -125,17 +125,22 @@ class TextEncoder:
         """Tokens per text after truncation, int64 ``[len(texts)]``."""
         counts = [np.zeros(0, dtype=np.int64)]
         for start in range(0, len(texts), chunk):
-            enc = self.tokenizer(texts[start : start + chunk], truncation=True,
-                                 max_length=self.max_length, return_length=True,
-                                 return_attention_mask=False)  # fmt: skip
+            enc = self.tokenizer(
+                texts[start : start + chunk],
+                truncation=True,
+                max_length=self.max_length,
+                return_length=True,
+                return_attention_mask=False,
+            )
             counts.append(np.asarray(enc["length"], dtype=np.int64))
         return np.concatenate(counts)
 
     @torch.inference_mode()
     def encode_batch(self, texts: list[str]) -> np.ndarray:
         """Mean-pooled, L2-normalized vectors of one padded batch, ``[len(texts), dim]``."""
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt").to(self.device)  # fmt: skip
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
         hidden = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -185,8 +190,9 @@ def cache_lookup(
     """The distinct non-empty texts (``text_hash``, first ``row``), split into
     ``(missing from the cache, found)``; found rows carry their ``vector``."""
     frame = pl.DataFrame({"text_hash": hashes, "row": np.arange(len(hashes))})
-    unique = frame.filter(pl.Series(has_text)).unique("text_hash", keep="first",
-                                                      maintain_order=True)  # fmt: skip
+    unique = frame.filter(pl.Series(has_text)).unique(
+        "text_hash", keep="first", maintain_order=True
+    )
     cache = read_cache(cache_dir, encoder)
     if cache is None:
         return unique, unique.head(0)

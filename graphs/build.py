@@ -77,8 +77,11 @@ def build_graph(
             else:
                 pairs = _pairs(ds, items, cfg, quiet)
                 n = 0 if ds.interactions is None else ds.interactions.height
-                inputs = {"pairs": pairs.height, "dropped_unknown": ds.dropped_unknown,
-                          "interactions": n}  # fmt: skip
+                inputs = {
+                    "pairs": pairs.height,
+                    "dropped_unknown": ds.dropped_unknown,
+                    "interactions": n,
+                }
             s["rows"] = inputs.pop("pairs")
         t_pairs = time.perf_counter()
         with step(STAGE, "features", quiet) as s:
@@ -253,7 +256,7 @@ def _manifest(
         if not ds.path
         else str(ds.path)
         if "://" in str(ds.path)
-        else str(Path(ds.path).absolute()),  # fmt: skip
+        else str(Path(ds.path).absolute()),
         "config": asdict(cfg),
         "stats": {
             "interactions": inputs["interactions"],

@@ -11,8 +11,10 @@ from audiograph.core.config import DEFAULT_CACHE, Validated
 from audiograph.core.errors import ContractError, check_choice, check_device
 
 METHODS = ("auto", "temporal", "random")
-MASTER = re.compile(r"yarn|local(\[(\*|[1-9]\d*)(, *[1-9]\d*)?\])?"
-                    r"|local-cluster\[\d+, *\d+, *\d+\]|(spark|k8s)://.+")  # fmt: skip
+MASTER = re.compile(
+    r"yarn|local(\[(\*|[1-9]\d*)(, *[1-9]\d*)?\])?"
+    r"|local-cluster\[\d+, *\d+, *\d+\]|(spark|k8s)://.+"
+)
 """The Spark master URLs Spark accepts (``--master``)."""
 
 
@@ -76,8 +78,10 @@ class GraphConfig(Validated):
         if self.cap_by not in ("weight", "recent"):
             raise ContractError(f"--cap-by must be 'weight' or 'recent', got {self.cap_by!r}")
         if not MASTER.fullmatch(self.master):
-            raise ContractError(f"--master must be local[*], local[N], yarn, spark://HOST:PORT "
-                                f"or k8s://URL, got {self.master!r}")  # fmt: skip
+            raise ContractError(
+                f"--master must be local[*], local[N], yarn, spark://HOST:PORT "
+                f"or k8s://URL, got {self.master!r}"
+            )
         check_device(self.device)
 
 
@@ -151,10 +155,14 @@ class SplitConfig(Validated):
                 raise ContractError(f"--{name.replace('_', '-')} must be in (0, 1), got {value}")
         check_choice("method", self.method, METHODS)
         if self.retype:
-            rules = {str(t).strip(): [str(g).strip() for g in tags if str(g).strip()]
-                     for t, tags in self.retype.items()}  # fmt: skip
+            rules = {
+                str(t).strip(): [str(g).strip() for g in tags if str(g).strip()]
+                for t, tags in self.retype.items()
+            }
             for new_type, tags in rules.items():
                 if not new_type or not tags:
-                    raise ContractError(f"--retype: {new_type or '(empty)'!r} needs a type "
-                                        "name and at least one tag (TYPE=TAG)")  # fmt: skip
+                    raise ContractError(
+                        f"--retype: {new_type or '(empty)'!r} needs a type "
+                        "name and at least one tag (TYPE=TAG)"
+                    )
             object.__setattr__(self, "retype", rules)

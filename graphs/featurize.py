@@ -43,22 +43,33 @@ def featurize_catalog(
     t0 = time.perf_counter()
     world = init_world(cfg.device, distributed)
     texts = item_texts(read_items(data_dir))
-    enc = TextEncoder(None if cfg.encoder == "default" else cfg.encoder, world.device,
-                      cfg.max_length)  # fmt: skip
+    enc = TextEncoder(
+        None if cfg.encoder == "default" else cfg.encoder, world.device, cfg.max_length
+    )
     has_text = np.array([bool(t.strip()) for t in texts], dtype=bool)
     missing, hit = cache_lookup(text_hashes(texts), has_text, enc, cfg.cache_dir)
     barrier(world)  # every rank has read the cache before any rank adds to it
-    lo, hi = (len(missing) * world.rank // world.size,
-              len(missing) * (world.rank + 1) // world.size)  # fmt: skip
+    lo, hi = (
+        len(missing) * world.rank // world.size,
+        len(missing) * (world.rank + 1) // world.size,
+    )
     mine = missing.slice(lo, hi - lo)
     if mine.height:
-        vectors = enc.encode([texts[i] for i in mine["row"].to_list()], cfg.batch_size,
-                             progress=not quiet and world.main)  # fmt: skip
+        vectors = enc.encode(
+            [texts[i] for i in mine["row"].to_list()],
+            cfg.batch_size,
+            progress=not quiet and world.main,
+        )
         write_cache(cfg.cache_dir, enc, mine["text_hash"].to_list(), vectors)
     (encoded,) = sum_over_ranks((float(mine.height),), world)
     barrier(world)
-    out = {"texts": missing.height + hit.height, "cached": hit.height,
-           "encoded": int(encoded), "ranks": world.size, "encoder": enc.id,
-           "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+    out = {
+        "texts": missing.height + hit.height,
+        "cached": hit.height,
+        "encoded": int(encoded),
+        "ranks": world.size,
+        "encoder": enc.id,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     finish(world)
     return out

@@ -91,8 +91,9 @@ def spark_session(master: str = "local[*]") -> Any:
         with _jvm_stderr():
             spark = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - the JVM did not start or reach the master
-        raise ContractError(f"--engine spark: cannot start Spark on master {master!r} "
-                            f"({short_reason(exc)})") from None  # fmt: skip
+        raise ContractError(
+            f"--engine spark: cannot start Spark on master {master!r} ({short_reason(exc)})"
+        ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -181,11 +182,15 @@ def _validated(spark: Any, path: str) -> Any:
 
     name = Path(path).name
     raw = _read(spark, path)
-    schema = T.StructType([T.StructField("user_id", T.StringType()),
-                           T.StructField("item_id", T.StringType()),
-                           T.StructField("weight", T.DoubleType()),
-                           T.StructField("signal", T.StringType()),
-                           T.StructField("ts", T.LongType())])  # fmt: skip
+    schema = T.StructType(
+        [
+            T.StructField("user_id", T.StringType()),
+            T.StructField("item_id", T.StringType()),
+            T.StructField("weight", T.DoubleType()),
+            T.StructField("signal", T.StringType()),
+            T.StructField("ts", T.LongType()),
+        ]
+    )
 
     def normalize(batches: Any) -> Any:
         for batch in batches:
@@ -234,7 +239,7 @@ def spark_pairs(
             item=pl.int_range(pl.len(), dtype=pl.Int64),
             t=pl.col("type_code").cast(pl.Int64),
             local=pl.col("node_index").cast(pl.Int64),
-        ).to_arrow()  # fmt: skip
+        ).to_arrow()
     )
     try:
         inter = _validated(spark, path).cache()
@@ -243,34 +248,44 @@ def spark_pairs(
         if cfg.signals is not None:
             inter = inter.where(F.col("signal").isin(cfg.signals))
         ui = inter.join(F.broadcast(index.select("item_id", "item")), "item_id")
-        ui = ui.groupBy("user_id", "item").agg(F.sum("weight").alias("weight"),
-                                                F.max("ts").alias("ts"))  # fmt: skip
+        ui = ui.groupBy("user_id", "item").agg(
+            F.sum("weight").alias("weight"), F.max("ts").alias("ts")
+        )
         if cfg.user_cap is not None:
             first, second = ("weight", "ts") if cfg.cap_by == "weight" else ("ts", "weight")
-            order = [F.col(first).desc_nulls_last(), F.col(second).desc_nulls_last(),
-                     F.col("item").asc()]  # fmt: skip
+            order = [
+                F.col(first).desc_nulls_last(),
+                F.col(second).desc_nulls_last(),
+                F.col("item").asc(),
+            ]
             rank = F.row_number().over(Window.partitionBy("user_id").orderBy(*order))
             ui = ui.withColumn("r", rank).where(F.col("r") <= cfg.user_cap)
         ui = ui.select("user_id", "item")
         left, right = ui.alias("l"), ui.select("user_id", F.col("item").alias("other"))
         keep = F.col("item") != F.col("other") if cfg.top_k else F.col("item") < F.col("other")
-        counts = (left.join(right, "user_id").where(keep).groupBy("item", "other")
-                  .agg(F.count(F.lit(1)).alias("n_users"))
-                  .where(F.col("n_users") >= cfg.min_users))  # fmt: skip
+        counts = (
+            left.join(right, "user_id")
+            .where(keep)
+            .groupBy("item", "other")
+            .agg(F.count(F.lit(1)).alias("n_users"))
+            .where(F.col("n_users") >= cfg.min_users)
+        )
         if cfg.top_k:
             counts = _top_k(counts, index, cfg.top_k, F, Window)
         pairs = counts.select(
             F.least("item", "other").alias("a"), F.greatest("item", "other").alias("b"), "n_users"
         )
-        pairs = pairs.groupBy("a", "b").agg(F.max("n_users").alias("n_users"))  # fmt: skip
+        pairs = pairs.groupBy("a", "b").agg(F.max("n_users").alias("n_users"))
         pairs.write.mode("overwrite").parquet(str(work / "pairs"))
         if directed:
             written = spark.read.parquet(str(work / "pairs"))
             stats["pairs"] = written.count()
             n_parts = max(1, -(-2 * stats["pairs"] // cfg.edge_shard_rows))
-            _directed_edges(written, index, len(items["type_code"].unique()), F) \
-                .repartitionByRange(n_parts, "t", "s", "d").sortWithinPartitions("t", "s", "d") \
-                .write.mode("overwrite").parquet(str(work / "edges"))  # fmt: skip
+            _directed_edges(written, index, len(items["type_code"].unique()), F).repartitionByRange(
+                n_parts, "t", "s", "d"
+            ).sortWithinPartitions("t", "s", "d").write.mode("overwrite").parquet(
+                str(work / "edges")
+            )
             return None, stats
         files = sorted((work / "pairs").glob("*.parquet"))
         out = pl.concat([pl.read_parquet(f) for f in files]) if files else empty
@@ -278,8 +293,9 @@ def spark_pairs(
         if (err := _raised(exc)) is not None:
             raise err from None
         raise
-    out = out.select(pl.col("a").cast(pl.UInt32), pl.col("b").cast(pl.UInt32),
-                     pl.col("n_users").cast(pl.UInt32)).sort("a", "b")  # fmt: skip
+    out = out.select(
+        pl.col("a").cast(pl.UInt32), pl.col("b").cast(pl.UInt32), pl.col("n_users").cast(pl.UInt32)
+    ).sort("a", "b")
     stats["pairs"] = out.height
     return out, stats
 
@@ -290,13 +306,22 @@ def _directed_edges(pairs: Any, index: Any, n_types: int, F: Any) -> Any:
     both = pairs.select(F.col("a").alias("src"), F.col("b").alias("dst"), "n_users").unionByName(
         pairs.select(F.col("b").alias("src"), F.col("a").alias("dst"), "n_users")
     )
-    src = index.select(F.col("item").alias("src"), F.col("t").alias("ts"),
-                       F.col("local").alias("s"))  # fmt: skip
-    dst = index.select(F.col("item").alias("dst"), F.col("t").alias("td"),
-                       F.col("local").alias("d"))  # fmt: skip
-    return both.join(F.broadcast(src), "src").join(F.broadcast(dst), "dst").select(
-        (F.col("ts") * n_types + F.col("td")).alias("t"), "s", "d",
-        F.col("n_users").cast("float").alias("w"))  # fmt: skip
+    src = index.select(
+        F.col("item").alias("src"), F.col("t").alias("ts"), F.col("local").alias("s")
+    )
+    dst = index.select(
+        F.col("item").alias("dst"), F.col("t").alias("td"), F.col("local").alias("d")
+    )
+    return (
+        both.join(F.broadcast(src), "src")
+        .join(F.broadcast(dst), "dst")
+        .select(
+            (F.col("ts") * n_types + F.col("td")).alias("t"),
+            "s",
+            "d",
+            F.col("n_users").cast("float").alias("w"),
+        )
+    )
 
 
 def _input_stats(inter: Any, index: Any, file: str, drop: bool, F: Any) -> dict[str, Any]:
@@ -305,14 +330,18 @@ def _input_stats(inter: Any, index: Any, file: str, drop: bool, F: Any) -> dict[
     n_unknown = unknown.count()
     if n_unknown and not drop:
         row = unknown.limit(1).collect()[0].asDict()
-        raise contract_error(file, "item_id", f"{n_unknown} rows reference item_ids not in the "
-                             "items table (use --drop-unknown to drop them)", row)  # fmt: skip
+        raise contract_error(
+            file,
+            "item_id",
+            f"{n_unknown} rows reference item_ids not in the "
+            "items table (use --drop-unknown to drop them)",
+            row,
+        )
     n = inter.count() - n_unknown
     if n_unknown and n == 0:
         raise ContractError(f"{file}: no rows left after dropping unknown item_ids")
     signals = sorted(r[0] for r in inter.select("signal").distinct().collect())
-    return {"interactions": n, "dropped_unknown": {"interactions": n_unknown},
-            "signals": signals}  # fmt: skip
+    return {"interactions": n, "dropped_unknown": {"interactions": n_unknown}, "signals": signals}
 
 
 def _top_k(counts: Any, index: Any, k: int, F: Any, Window: Any) -> Any:
@@ -323,5 +352,9 @@ def _top_k(counts: Any, index: Any, k: int, F: Any, Window: Any) -> Any:
     tie = (((x * hi) % _SHIFT) * (1 << 16) + x * lo) % _SHIFT
     types = F.broadcast(index.select(F.col("item").alias("other"), F.col("t").alias("dst_t")))
     order = Window.partitionBy("item", "dst_t").orderBy(F.col("n_users").desc(), tie.desc())
-    return (counts.join(types, "other").withColumn("r", F.row_number().over(order))
-            .where(F.col("r") <= k).select("item", "other", "n_users"))  # fmt: skip
+    return (
+        counts.join(types, "other")
+        .withColumn("r", F.row_number().over(order))
+        .where(F.col("r") <= k)
+        .select("item", "other", "n_users")
+    )

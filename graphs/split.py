@@ -96,8 +96,11 @@ def split_dataset(
     for item_type, share in (adopters or {}).items():
         before = train.height
         train, kept = keep_adopters(train, items, item_type, share, seed)
-        launched[item_type] = {"share": share, "adopters": kept.len(),
-                               "rows_dropped": before - train.height}  # fmt: skip
+        launched[item_type] = {
+            "share": share,
+            "adopters": kept.len(),
+            "rows_dropped": before - train.height,
+        }
     for item_type, keep in (downsample or {}).items():
         train = downsample_type(train, items, item_type, keep, seed)
     fit, labels, label_cut = _hold_out(train, label_fraction, seed + 1, use, whole_pairs=True)
@@ -186,8 +189,10 @@ def retype_items(
     to_type: dict[str, str] = {}
     for new_type, tags in rules.items():
         if (items["item_type"] == new_type).any():
-            raise ContractError(f"--retype {new_type}: the catalog already has items of type "
-                                f"{new_type!r}; prepare it without that type")  # fmt: skip
+            raise ContractError(
+                f"--retype {new_type}: the catalog already has items of type "
+                f"{new_type!r}; prepare it without that type"
+            )
         for tag in tags:
             to_type.setdefault(tag, new_type)
     top = counted["tags"].list.first().replace_strict(to_type, default=None, return_dtype=pl.Utf8)
@@ -197,8 +202,9 @@ def retype_items(
     for new_type, tags in rules.items():
         n = int((out["item_type"] == new_type).sum())
         if n == 0:
-            raise ContractError(f"--retype {new_type}: no item's most-used tag in "
-                                f"{source} is one of {tags}")  # fmt: skip
+            raise ContractError(
+                f"--retype {new_type}: no item's most-used tag in {source} is one of {tags}"
+            )
         rule = f"most-used tag in {source} (after the test hold-out)"
         entry[new_type] = {"tags": tags, "items": n, "rule": rule}
     return out, entry

@@ -80,18 +80,25 @@ def _step(model, opts, batch: HeteroData, has_text, cfg: HGNNConfig) -> tuple[in
     for opt in opts:
         opt.zero_grad()
     z = embed_batch(model, batch, has_text, cfg.precision)
-    loss = (max_margin_loss(z, batch, cfg.margin) if cfg.loss == "margin"
-            else in_batch_softmax_loss(z, batch, cfg.temperature))  # fmt: skip
+    loss = (
+        max_margin_loss(z, batch, cfg.margin)
+        if cfg.loss == "margin"
+        else in_batch_softmax_loss(z, batch, cfg.temperature)
+    )
     loss.backward()
     for opt in opts:
         opt.step()
-    pos = sum(int(batch[et].edge_label_index.shape[1]) for et in batch.edge_types
-              if "edge_label_index" in batch[et])  # fmt: skip
+    pos = sum(
+        int(batch[et].edge_label_index.shape[1])
+        for et in batch.edge_types
+        if "edge_label_index" in batch[et]
+    )
     return pos, sum(int(batch[et].edge_index.shape[1]) for et in batch.edge_types)
 
 
-def _timed(model, batches, has_text, cfg: HGNNConfig, device: torch.device,
-           pyg: bool = False) -> dict[str, Any]:  # fmt: skip
+def _timed(
+    model, batches, has_text, cfg: HGNNConfig, device: torch.device, pyg: bool = False
+) -> dict[str, Any]:
     """Train on ``batches`` (an iterable; the first one is a warm-up, not timed). ``pyg``:
     torch's stock SparseAdam for the node embeddings, as a PyG user has."""
     opts = optimizers(model, cfg.lr)
@@ -116,16 +123,22 @@ def _timed(model, batches, has_text, cfg: HGNNConfig, device: torch.device,
     }
 
 
-def pyg_batches(data: HeteroData, cfg: HGNNConfig, count: int, et: EdgeType,
-                label_index: torch.Tensor):  # fmt: skip
+def pyg_batches(
+    data: HeteroData, cfg: HGNNConfig, count: int, et: EdgeType, label_index: torch.Tensor
+):
     """PyG ``LinkNeighborLoader`` batches of ``label_index`` ``[2, L]`` (link type ``et``),
     in audiograph's batch layout (``edge_label_index``, ``neg_dst``)."""
     from torch_geometric.loader import LinkNeighborLoader as PyGLoader
     from torch_geometric.sampler import NegativeSampling
 
-    loader = PyGLoader(data, num_neighbors=list(cfg.fanout), batch_size=cfg.batch_size,
-                       edge_label_index=(et, label_index), shuffle=True,
-                       neg_sampling=NegativeSampling("triplet", cfg.num_negatives))  # fmt: skip
+    loader = PyGLoader(
+        data,
+        num_neighbors=list(cfg.fanout),
+        batch_size=cfg.batch_size,
+        edge_label_index=(et, label_index),
+        shuffle=True,
+        neg_sampling=NegativeSampling("triplet", cfg.num_negatives),
+    )
     batches = (b for _ in range(count) for b in loader)  # epochs again on a small graph
     for i, b in enumerate(batches):
         if i == count:
@@ -147,8 +160,9 @@ def _take(loader: LinkNeighborLoader, count: int):
         epoch += 1
 
 
-def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20,
-                link_type: EdgeType | None = None) -> dict[str, Any]:  # fmt: skip
+def bench_train(
+    data: HeteroData, cfg: HGNNConfig, batches: int = 20, link_type: EdgeType | None = None
+) -> dict[str, Any]:
     """The compute-only and end-to-end figures of both sides (see the module docstring);
     ``link_type``: supervise only that link type on both sides (default: audiograph all,
     multi-link balanced as in train-hgnn; PyG the first)."""
@@ -160,10 +174,17 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20,
     edges = None if link_type is None else {link_type: links[link_type]}
 
     def loader(prefetch: int) -> LinkNeighborLoader:  # train-hgnn's loader
-        return LinkNeighborLoader(data, cfg.fanout, cfg.batch_size, cfg.num_negatives,
-                                  balance_target=None if cfg.balance == "none" else cfg.balance,
-                                  edges=edges, seed=cfg.seed, device=device,
-                                  prefetch=prefetch)  # fmt: skip
+        return LinkNeighborLoader(
+            data,
+            cfg.fanout,
+            cfg.batch_size,
+            cfg.num_negatives,
+            balance_target=None if cfg.balance == "none" else cfg.balance,
+            edges=edges,
+            seed=cfg.seed,
+            device=device,
+            prefetch=prefetch,
+        )
 
     sampled = list(_take(loader(0), batches + 1))
     out: dict[str, Any] = {"compute": {}, "end_to_end": {}, "precision": cfg.precision}
@@ -172,8 +193,9 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20,
         out["compute"][side] = _timed(model, sampled, has_text, cfg, device, side == "pyg")
     del sampled
     live = _take(loader(cfg.prefetch), batches + 1)
-    out["end_to_end"]["audiograph"] = _timed(model_for(data, cfg, "maxpool", device), live,
-                                             has_text, cfg, device)  # fmt: skip
+    out["end_to_end"]["audiograph"] = _timed(
+        model_for(data, cfg, "maxpool", device), live, has_text, cfg, device
+    )
     if HAS_PYG_SAMPLER:
         model = model_for(data, cfg, "maxpool-pyg", device)
         peer = pyg_batches(data, cfg, batches + 1, peer_type, links[peer_type])
@@ -192,8 +214,13 @@ def bench_train(data: HeteroData, cfg: HGNNConfig, batches: int = 20,
 
 
 def table(res: dict[str, Any], title: str) -> str:
-    lines = [title, "", "| mode | side | supervision edges/s | sampled messages/s | peak memory "
-             "| seconds (batches) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        title,
+        "",
+        "| mode | side | supervision edges/s | sampled messages/s | peak memory "
+        "| seconds (batches) |",
+        "|---|---|---|---|---|---|",
+    ]
     for mode in ("compute", "end_to_end"):
         for side, r in res[mode].items():
             if r is None:
@@ -204,8 +231,11 @@ def table(res: dict[str, Any], title: str) -> str:
                 f"| {r['peak_gb']:.2f} GB | {r['seconds']} ({r['batches']}) |"
             )
     end = res["ratio_end_to_end"]
-    lines += ["", f"audiograph ÷ PyG: compute {res['ratio']:.2f}×, end to end "
-              + ("skipped" if end is None else f"{end:.2f}×")]  # fmt: skip
+    lines += [
+        "",
+        f"audiograph ÷ PyG: compute {res['ratio']:.2f}×, end to end "
+        + ("skipped" if end is None else f"{end:.2f}×"),
+    ]
     if res.get("skipped"):
         lines.append(res["skipped"])
     return "\n".join(lines)
@@ -218,25 +248,38 @@ def _link_type(data: HeteroData, name: str) -> EdgeType:
     types = {"__".join(et): et for et in links}
     types.update({et[0]: et for et in links if et[0] == et[2]})
     if name not in types:
-        raise SystemExit(f"--seed-type {name}: not a link type of the graph "
-                         f"(one of {', '.join(sorted(types))})")  # fmt: skip
+        raise SystemExit(
+            f"--seed-type {name}: not a link type of the graph (one of {', '.join(sorted(types))})"
+        )
     return types[name]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="audiograph bench-train", description=__doc__.split("\n")[0])
-    ap.add_argument("--graph", type=Path, default=None, help="graph directory (default: the "
-                    "1 M-item synthetic graph of bench-sampler, featureless)")  # fmt: skip
+    ap.add_argument(
+        "--graph",
+        type=Path,
+        default=None,
+        help="graph directory (default: the "
+        "1 M-item synthetic graph of bench-sampler, featureless)",
+    )
     ap.add_argument("--batches", type=int, default=20, help="timed batches per side")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--hidden", type=int, default=None)
     ap.add_argument("--fanout", default=None, help="e.g. 15,10 (default: train-hgnn's)")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--precision", default=None, help="fp32 | bf16 | auto, both sides "
-                    "(default: train-hgnn's, auto)")  # fmt: skip
-    ap.add_argument("--seed-type", default=None, help="supervise one link type on both sides: "
-                    "SRC__REL__DST, or a node type T for T's link type with itself "
-                    "(default: audiograph all types, PyG the first)")  # fmt: skip
+    ap.add_argument(
+        "--precision",
+        default=None,
+        help="fp32 | bf16 | auto, both sides (default: train-hgnn's, auto)",
+    )
+    ap.add_argument(
+        "--seed-type",
+        default=None,
+        help="supervise one link type on both sides: "
+        "SRC__REL__DST, or a node type T for T's link type with itself "
+        "(default: audiograph all types, PyG the first)",
+    )
     ap.add_argument("--scale", type=float, default=1.0, help="synthetic graph size factor")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
@@ -253,8 +296,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         data = load_graph(args.graph)
         edges = sum(int(data[et].edge_index.shape[1]) for et in data.edge_types)
-        name = (f"{args.graph.name} ({sum(data[t].num_nodes for t in data.node_types):,} nodes, "
-                f"{edges:,} directed edges)")  # fmt: skip
+        name = (
+            f"{args.graph.name} ({sum(data[t].num_nodes for t in data.node_types):,} nodes, "
+            f"{edges:,} directed edges)"
+        )
     else:
         from audiograph.samplers.bench import synthetic_graph
 
@@ -265,9 +310,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res = bench_train(data, cfg, args.batches, link_type)
     res["seed_type"] = None if link_type is None else "__".join(link_type)
     res["graph"], res["device"], res["threads"] = name, args.device, torch.get_num_threads()
-    res["config"] = {"hidden": cfg.hidden, "fanout": list(cfg.fanout),
-                     "batch_size": cfg.batch_size, "num_negatives": cfg.num_negatives,
-                     "loss": cfg.loss,
-                     "precision": res["precision"]}  # fmt: skip
+    res["config"] = {
+        "hidden": cfg.hidden,
+        "fanout": list(cfg.fanout),
+        "batch_size": cfg.batch_size,
+        "num_negatives": cfg.num_negatives,
+        "loss": cfg.loss,
+        "precision": res["precision"],
+    }
     print(json.dumps(res) if args.json else table(res, f"bench-train on {name}: {res['config']}"))
     return res

@@ -15,9 +15,17 @@ PRECISIONS = ("auto", "fp32", "bf16")
 """Training precisions: ``auto`` is bf16 where the device multiplies bfloat16 matrices in
 hardware (:func:`audiograph.hgnn.model.fast_bf16`), else fp32."""
 
-PAPER_RECIPE = {"hidden": 128, "loss": "margin", "num_negatives": 1, "lr": 1e-3,
-                "lr_decay": 1.0, "fanout": [15, 10], "batch_size": 256,
-                "max_epoch_edges": None, "precision": "fp32"}  # fmt: skip
+PAPER_RECIPE = {
+    "hidden": 128,
+    "loss": "margin",
+    "num_negatives": 1,
+    "lr": 1e-3,
+    "lr_decay": 1.0,
+    "fanout": [15, 10],
+    "batch_size": 256,
+    "max_epoch_edges": None,
+    "precision": "fp32",
+}
 """The 2T-HGNN paper's training recipe (hidden 128, max-margin, one negative, constant
 Adam 1e-3, fan-out [15, 10], batch 256, every balanced edge each epoch, float32): the
 defaults before they were tuned for time to quality, and what the recorded benchmark
@@ -110,16 +118,27 @@ class HGNNConfig(Validated):
         check_choice("loss", self.loss, ("margin", "softmax"))
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("negative-sampling", self.negative_sampling, ("uniform", "popularity"))
-        if not (self.balance in ("min", "none") or (
-            isinstance(self.balance, int | float) and not isinstance(self.balance, bool)
-            and self.balance > 0
-        )):  # fmt: skip
+        if not (
+            self.balance in ("min", "none")
+            or (
+                isinstance(self.balance, int | float)
+                and not isinstance(self.balance, bool)
+                and self.balance > 0
+            )
+        ):
             raise ContractError(
                 f"--balance must be min, none, an int cap or a float ratio > 0, got "
                 f"{self.balance!r}"
             )
-        for name in ("hidden", "num_layers", "batch_size", "num_negatives", "eval_candidates",
-                     "max_val_edges", "patience"):  # fmt: skip
+        for name in (
+            "hidden",
+            "num_layers",
+            "batch_size",
+            "num_negatives",
+            "eval_candidates",
+            "max_val_edges",
+            "patience",
+        ):
             check_min(name.replace("_", "-"), getattr(self, name), 1)
         check_min("epochs", self.epochs, 0)
         check_min("prefetch", self.prefetch, 0)

@@ -183,13 +183,17 @@ def export_embeddings(
     mat = torch.cat(mats).numpy().astype(np.float32, copy=False)
     g = read_manifest(graph_dir)
     manifest = {
-        "in_graph": nodes.height, "inductive": ids.height - nodes.height,
-        "skipped_no_text": skipped, "normalized": True,
-        "run_dir": str(Path(run_dir).absolute()), "graph_dir": str(Path(graph_dir).absolute()),
+        "in_graph": nodes.height,
+        "inductive": ids.height - nodes.height,
+        "skipped_no_text": skipped,
+        "normalized": True,
+        "run_dir": str(Path(run_dir).absolute()),
+        "graph_dir": str(Path(graph_dir).absolute()),
         "dataset": g.get("dataset"),
         "catalog": None if catalog is None else str(Path(catalog).absolute()),
-        "model": config["model"], "encoder": config.get("encoder"),
-    }  # fmt: skip
+        "model": config["model"],
+        "encoder": config.get("encoder"),
+    }
     inputs = [run_dir, catalog, graph_dir]
     with atomic_dir(out_dir, EMBEDDINGS, inputs) as tmp, step(STAGE, "write", quiet) as s:
         manifest = write_embeddings(tmp, ids, mat, manifest, index, with_table=True, started=t0)

@@ -189,8 +189,9 @@ def full_graph_embeddings(
                     z += agg[d][lo:hi].to(device)
                 return F.relu_(z) if i < len(model.convs) - 1 else z
 
-            new[d] = _shared(torch.empty(hd.shape[0], _out_dim(model, i, d)), chunk_size,
-                             update, world)  # fmt: skip
+            new[d] = _shared(
+                torch.empty(hd.shape[0], _out_dim(model, i, d)), chunk_size, update, world
+            )
         h = new
     return {t: F.normalize(v, dim=-1) for t, v in h.items()}
 

@@ -103,8 +103,15 @@ class ModelSpec:
     ) -> ModelSpec:
         """The spec of a model for the graph ``data`` (its types and node counts)."""
         num_nodes = {t: int(data[t].num_nodes) for t in data.node_types}
-        return cls(list(data.node_types), list(data.edge_types), num_nodes, feature_dim,
-                   hidden, num_layers, conv)  # fmt: skip
+        return cls(
+            list(data.node_types),
+            list(data.edge_types),
+            num_nodes,
+            feature_dim,
+            hidden,
+            num_layers,
+            conv,
+        )
 
     @classmethod
     def from_saved(cls, m: dict[str, Any]) -> ModelSpec:
@@ -121,8 +128,15 @@ class ModelSpec:
 
     def build(self) -> HeteroSAGE:
         """A fresh model of this spec (the caller seeds it)."""
-        return HeteroSAGE(self.node_types, self.edge_types, self.num_nodes, self.feature_dim,
-                          self.hidden, self.num_layers, self.conv)  # fmt: skip
+        return HeteroSAGE(
+            self.node_types,
+            self.edge_types,
+            self.num_nodes,
+            self.feature_dim,
+            self.hidden,
+            self.num_layers,
+            self.conv,
+        )
 
 
 class HeteroSAGE(nn.Module):
@@ -251,8 +265,10 @@ class HeteroSAGE(nn.Module):
 def dense_and_sparse(model: HeteroSAGE) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """``(dense weights, per-node embedding tables)``: the latter have sparse gradients."""
     named = list(model.named_parameters())
-    return ([p for n, p in named if not n.startswith("embed.")],
-            [p for n, p in named if n.startswith("embed.")])  # fmt: skip
+    return (
+        [p for n, p in named if not n.startswith("embed.")],
+        [p for n, p in named if n.startswith("embed.")],
+    )
 
 
 def optimizers(model: HeteroSAGE, lr: float) -> list[torch.optim.Optimizer]:

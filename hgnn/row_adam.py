@@ -62,8 +62,9 @@ class RowAdam(torch.optim.SparseAdam):
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-        if any(p.device.type != "cpu" or p.dtype != torch.float32 or p.dim() != 2
-               for p in params) or any(g.get("maximize") for g in self.param_groups):  # fmt: skip
+        if any(
+            p.device.type != "cpu" or p.dtype != torch.float32 or p.dim() != 2 for p in params
+        ) or any(g.get("maximize") for g in self.param_groups):
             return super().step(closure)
         loss = None
         if closure is not None:
@@ -85,6 +86,15 @@ class RowAdam(torch.optim.SparseAdam):
                 t = state["step"]
                 step_size = float(group["lr"]) * math.sqrt(1 - b2**t) / (1 - b1**t)
                 rows, values = _rows(p.grad)
-                _update(p.detach().numpy(), state["exp_avg"].numpy(), state["exp_avg_sq"].numpy(),
-                        rows, values, b1, b2, step_size, group["eps"])  # fmt: skip
+                _update(
+                    p.detach().numpy(),
+                    state["exp_avg"].numpy(),
+                    state["exp_avg_sq"].numpy(),
+                    rows,
+                    values,
+                    b1,
+                    b2,
+                    step_size,
+                    group["eps"],
+                )
         return loss

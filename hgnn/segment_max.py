@@ -117,8 +117,9 @@ class BlockedCSC:
         (0 without edges); ``table`` float32 ``[num_src, dim]`` on CPU, entries >= 0.
         ``out``, if given, must be zero-filled ``[num_dst, dim]`` float32 (it is returned)."""
         out = torch.zeros(self.num_dst, table.shape[1]) if out is None else out
-        _tiled_max(table.contiguous().numpy(), self.row_s, self.dst_s, self.colptr,
-                   self.tile, out.numpy())  # fmt: skip
+        _tiled_max(
+            table.contiguous().numpy(), self.row_s, self.dst_s, self.colptr, self.tile, out.numpy()
+        )
         return out
 
 

@@ -192,8 +192,11 @@ def _epoch(
             average_gradients(dense, sparse, world)
             for opt in opts:
                 opt.step()
-        pos = sum(int(batch[et].edge_label_index.shape[1]) for et in batch.edge_types
-                  if "edge_label_index" in batch[et])  # fmt: skip
+        pos = sum(
+            int(batch[et].edge_label_index.shape[1])
+            for et in batch.edge_types
+            if "edge_label_index" in batch[et]
+        )
         total, n_edges, n_batches = total + value, n_edges + pos, n_batches + 1
         bar.update(1)
         rate = n_edges / (time.perf_counter() - t0)
@@ -202,8 +205,11 @@ def _epoch(
 
 
 def _advice(cfg: HGNNConfig) -> str:
-    other = f"--margin (now {cfg.margin:g})" if cfg.loss == "margin" else (
-        f"--temperature (now {cfg.temperature:g})")  # fmt: skip
+    other = (
+        f"--margin (now {cfg.margin:g})"
+        if cfg.loss == "margin"
+        else (f"--temperature (now {cfg.temperature:g})")
+    )
     return f"try a lower --lr (now {cfg.lr:g}) or another {other}"
 
 
@@ -220,7 +226,7 @@ def _run_config(graph_dir, cfg: HGNNConfig, model: HeteroSAGE, manifest: dict) -
             cfg.hidden,
             cfg.num_layers,
             cfg.conv,
-        ).saved(),  # fmt: skip
+        ).saved(),
         "encoder": None
         if enc is None
         else {"path": enc["path"], "max_length": manifest["config"].get("max_length", 128)},

@@ -61,15 +61,23 @@ def export_user_means(
         raise ContractError(f"{data_dir}: no interactions to average item vectors over")
     users, means = user_means(ds.interactions, ids, vectors, weighted)
     empty = int((np.abs(means).sum(1) == 0).sum())
-    manifest = {"kind": KIND, "format_version": FORMAT_VERSION, "source": "item-means",
-                "emb_dir": str(Path(emb_dir).absolute()),
-                "data_dir": str(Path(data_dir).absolute()), "weighted": weighted,
-                "users": len(users), "users_without_vector_items": empty}  # fmt: skip
+    manifest = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "source": "item-means",
+        "emb_dir": str(Path(emb_dir).absolute()),
+        "data_dir": str(Path(data_dir).absolute()),
+        "weighted": weighted,
+        "users": len(users),
+        "users_without_vector_items": empty,
+    }
     with atomic_dir(out_dir, KIND, [emb_dir, data_dir]) as tmp:
         manifest["dim"] = write_user_vectors(tmp, users, means)
         manifest["seconds"] = round(time.perf_counter() - t0, 3)
         write_json(tmp / MANIFEST, manifest)
     if not quiet:
-        print(f"[embed-users] {len(users):,} users ({empty} without an embedded item), "
-              f"dim {manifest['dim']}, {manifest['seconds']:.1f}s -> {out_dir}")  # fmt: skip
+        print(
+            f"[embed-users] {len(users):,} users ({empty} without an embedded item), "
+            f"dim {manifest['dim']}, {manifest['seconds']:.1f}s -> {out_dir}"
+        )
     return manifest

@@ -35,13 +35,18 @@ PANELS: dict[str, tuple[str, ...]] = {
     "1 · data and graph": ("prepare", "split", "featurize", "build-graph", "info"),
     "2 · samplers": ("bench-sampler",),
     "3 · HGNN": ("train-hgnn", "export", "neighbors", "embed-users", "bench-train"),
-    "4 · two-tower": ("train-twotower", "evaluate", "recommend", "score-users",
-                      "export-twotower"),
-    "5 · Semantic IDs and generative": ("embed-space", "fuse-spaces", "semantic-ids",
-                                        "train-generative", "train-prefix", "generate",
-                                        "evaluate-generative"),
+    "4 · two-tower": ("train-twotower", "evaluate", "recommend", "score-users", "export-twotower"),
+    "5 · Semantic IDs and generative": (
+        "embed-space",
+        "fuse-spaces",
+        "semantic-ids",
+        "train-generative",
+        "train-prefix",
+        "generate",
+        "evaluate-generative",
+    ),
     "pipeline": ("run", "demo"),
-}  # fmt: skip
+}
 """``audiograph --help`` groups the commands by stage: panel -> commands."""
 
 

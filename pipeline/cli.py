@@ -95,8 +95,10 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":
             print(exc.ctx.get_help())
             sys.exit(0)
-        _fail(exc.format_message() if hasattr(exc, "format_message") else str(exc),
-              getattr(exc, "exit_code", 2))  # fmt: skip
+        _fail(
+            exc.format_message() if hasattr(exc, "format_message") else str(exc),
+            getattr(exc, "exit_code", 2),
+        )
     except (KeyboardInterrupt, typer.Abort):
         _fail("interrupted", 130)
     except OSError as exc:
@@ -110,8 +112,11 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         report = _write_report()
-        _fail(f"internal error ({type(exc).__name__}: {short_reason(exc)}); "
-              f"full report in {report} (rerun with --debug to see it)", 1)  # fmt: skip
+        _fail(
+            f"internal error ({type(exc).__name__}: {short_reason(exc)}); "
+            f"full report in {report} (rerun with --debug to see it)",
+            1,
+        )
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -127,9 +127,11 @@ def featurize(
 
     m = featurize_catalog(data_dir, settings.build(), quiet=quiet, distributed=distributed)
     if os.environ.get("RANK", "0") == "0" and not quiet:
-        print(f"[featurize] {m['texts']:,} distinct texts: {m['cached']:,} cached, "
-              f"{m['encoded']:,} encoded on {m['ranks']} rank(s) in {m['seconds']:.1f}s "
-              f"-> {settings.build().cache_dir}")  # fmt: skip
+        print(
+            f"[featurize] {m['texts']:,} distinct texts: {m['cached']:,} cached, "
+            f"{m['encoded']:,} encoded on {m['ranks']} rank(s) in {m['seconds']:.1f}s "
+            f"-> {settings.build().cache_dir}"
+        )
 
 
 @app.command("build-graph")

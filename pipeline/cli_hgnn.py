@@ -56,8 +56,9 @@ def export(
     """Layer-wise full-graph inference: an embedding for every item."""
     from audiograph.hgnn.export import export_embeddings
 
-    m = export_embeddings(run_dir, out, catalog, settings.build(), graph=graph, quiet=quiet,
-                          distributed=distributed)  # fmt: skip
+    m = export_embeddings(
+        run_dir, out, catalog, settings.build(), graph=graph, quiet=quiet, distributed=distributed
+    )
     if not m:  # a rank other than 0 of a distributed export
         return
     print(

@@ -145,7 +145,7 @@ def generate(
         str | None,
         typer.Option(
             help="User id: recommendation, or with --query and a prefix run, personalised search."
-        ),  # fmt: skip
+        ),
     ] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Number of items.")] = 10,
     device: Annotated[str, typer.Option(help="cpu | cuda.")] = "cpu",
@@ -220,5 +220,9 @@ def evaluate_generative(
         flat = {}
         for a, v in m.items():
             flat |= {f"{a}.{b}": x for b, x in v.items()} if isinstance(v, dict) else {a: v}
-        print(f"{task:<7} " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                         for k, v in flat.items()))  # fmt: skip
+        print(
+            f"{task:<7} "
+            + "  ".join(
+                f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in flat.items()
+            )
+        )

@@ -39,8 +39,9 @@ def train_twotower(
 
     if no_hgnn and settings.flags.get("use_hgnn"):
         raise ContractError("--no-hgnn and --use-hgnn contradict each other: give one")
-    cfg = settings.build(resume_base(out, "twotower-run") if resume else None,
-                         use_hgnn=False if no_hgnn else None)  # fmt: skip
+    cfg = settings.build(
+        resume_base(out, "twotower-run") if resume else None, use_hgnn=False if no_hgnn else None
+    )
     if cfg.use_hgnn and embeddings is None and not resume:
         raise ContractError("--embeddings EMB_DIR is required (or --no-hgnn for plain 2T)")
     m = run(data_dir, embeddings, out, cfg, resume=resume, quiet=quiet, distributed=distributed)
@@ -69,8 +70,9 @@ def evaluate(
     --baseline) on the test set; writes nothing."""
     from audiograph.twotower.evaluate import evaluate_run, results_table
 
-    report = evaluate_run(run_dir, test, settings.build(), baseline_dir=baseline,
-                          quiet=quiet or as_json)  # fmt: skip
+    report = evaluate_run(
+        run_dir, test, settings.build(), baseline_dir=baseline, quiet=quiet or as_json
+    )
     print(json.dumps(report, indent=2) if as_json else results_table(report))
 
 

@@ -40,13 +40,15 @@ def read_section(path: Path | None, section: str, known: set[str] | None = None)
     doc = read_toml(path)
     for name, value in doc.items() if known is not None else ():
         if not isinstance(value, dict):
-            raise ContractError(f"{path}: setting '{name}' is outside any table "
-                                f"(put it under [{section}])")  # fmt: skip
+            raise ContractError(
+                f"{path}: setting '{name}' is outside any table (put it under [{section}])"
+            )
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f"did you mean [{close[0]}]? " if close else ""
-            raise ContractError(f"{path}: unknown table [{name}] ({hint}known: "
-                                f"{', '.join(sorted(known))})")  # fmt: skip
+            raise ContractError(
+                f"{path}: unknown table [{name}] ({hint}known: {', '.join(sorted(known))})"
+            )
     table = doc.get(section, {})
     if not isinstance(table, dict):
         raise ContractError(f"{path}: [{section}] must be a table")

@@ -47,8 +47,10 @@ def run_demo(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) 
         f"{manifest['items_per_type']}, {manifest['counts']['interactions']:,} interactions "
         f"-> {done['prepare']}"
     )
-    print(f"[demo] {split['method']} split: {split['train']['interactions']:,} train / "
-          f"{split['test']['interactions']:,} test interactions")  # fmt: skip
+    print(
+        f"[demo] {split['method']} split: {split['train']['interactions']:,} train / "
+        f"{split['test']['interactions']:,} test interactions"
+    )
     info = graph_info(done["graph"])
     print(f"\n{'node type':<14}{'nodes':>10}{'featureless':>13}")
     for t, n in info["node_types"].items():
@@ -58,12 +60,15 @@ def run_demo(out: Path, users: int = 3000, seed: int = 0, hgnn_epochs: int = 3) 
         print(f"{k:<28}{n:>10,}")
     _sampler_summary(done["graph"], seed)
     emb = json.loads((done["export"] / "manifest.json").read_text())
-    print(f"\n[demo] HGNN: {hgnn_epochs} epochs, {emb['count']:,} item embeddings "
-          f"-> {done['export']}")  # fmt: skip
+    print(
+        f"\n[demo] HGNN: {hgnn_epochs} epochs, {emb['count']:,} item embeddings -> {done['export']}"
+    )
     tt = [json.loads(line) for line in (done["twotower"] / "metrics.jsonl").open()]
     best = max(tt, key=lambda r: r["val_recall@10"]) if tt else {}
-    print(f"[demo] 2T-HGNN: best validation recall@10 {best.get('val_recall@10', 0):.4f} "
-          f"(epoch {best.get('epoch')}) -> {done['twotower']}")  # fmt: skip
+    print(
+        f"[demo] 2T-HGNN: best validation recall@10 {best.get('val_recall@10', 0):.4f} "
+        f"(epoch {best.get('epoch')}) -> {done['twotower']}"
+    )
     report = json.loads((done["evaluate"] / "report.json").read_text())
     print("\n" + results_table(report))
     generative = _generative(done, seed)
@@ -108,13 +113,17 @@ def _generative(done: dict[str, Path], seed: int) -> dict:
     train_dir, test_dir = done["split"] / "train", done["split"] / "test"
     m = json.loads((done["semantic_ids"] / "manifest.json").read_text())
     st = m["stats"]
-    print(f"\n[demo] Semantic IDs: {m['count']:,} items, {m['levels']} x {m['codebook_size']} "
-          "codes + disambiguation; "
-          f"{st['unique_fraction']:.1%} unique before disambiguation "
-          f"-> {done['semantic_ids']}")  # fmt: skip
+    print(
+        f"\n[demo] Semantic IDs: {m['count']:,} items, {m['levels']} x {m['codebook_size']} "
+        "codes + disambiguation; "
+        f"{st['unique_fraction']:.1%} unique before disambiguation "
+        f"-> {done['semantic_ids']}"
+    )
     r = evaluate_generative(done["generative"], test_dir, ks=(10,), max_inputs=200)
-    print("[demo] generative model (T5, SID decoding): test recall@10 "
-          + ", ".join(f"{t} {v['recall@10']:.3f}" for t, v in r.items()))  # fmt: skip
+    print(
+        "[demo] generative model (T5, SID decoding): test recall@10 "
+        + ", ".join(f"{t} {v['recall@10']:.3f}" for t, v in r.items())
+    )
     run = load_run(done["generative"])
     titles = dict(read_items(train_dir).select("item_id", "title").iter_rows())
     train, test = read_dataset(train_dir), read_dataset(test_dir)
@@ -125,27 +134,41 @@ def _generative(done: dict[str, Path], seed: int) -> dict:
     answers = {"search": search(run, [query], 5)[0], "rec": recommend(run, [hist], 5)[0]}
     ids = run.codes["item_id"]
     for label, rows, good in (
-        (f'search "{query}" (a test query; * = an item of this query)', answers["search"],
-         of_query),
-        (f"recommend for user {user} (* = an item the user took in the test part)",
-         answers["rec"], later),
-    ):  # fmt: skip
+        (
+            f'search "{query}" (a test query; * = an item of this query)',
+            answers["search"],
+            of_query,
+        ),
+        (
+            f"recommend for user {user} (* = an item the user took in the test part)",
+            answers["rec"],
+            later,
+        ),
+    ):
         print(f"[demo] {label}:")
         for row in run.codes[rows].iter_rows(named=True):
             mark = "*" if row["item_id"] in good else " "
-            print(f"  {mark} {row['sid']:<12}{row['item_type']:<11}"
-                  f"{titles.get(row['item_id'], '')}")  # fmt: skip
+            print(
+                f"  {mark} {row['sid']:<12}{row['item_type']:<11}{titles.get(row['item_id'], '')}"
+            )
         found = sum(ids[r] in good for r in rows)
         line = f"    {found} of the top {len(rows)} are relevant"
         if good is of_query and topic is not None:
             line += f"; {sum(ids[r] in on_topic for r in rows)} are of its topic ({topic})"
         print(line)
     ids = run.codes["item_id"]
-    return {"sids": m, "recall": r, **{k: ids[v].to_list() for k, v in answers.items()},
-            "history": ids[hist].to_list(), "query": query, "user": user,
-            "relevant": {"search": sorted(of_query), "rec": sorted(later)},
-            "topic": topic, "on_topic": sorted(on_topic),
-            "personalised": _personalised(done, titles) if "prefix" in done else None}  # fmt: skip
+    return {
+        "sids": m,
+        "recall": r,
+        **{k: ids[v].to_list() for k, v in answers.items()},
+        "history": ids[hist].to_list(),
+        "query": query,
+        "user": user,
+        "relevant": {"search": sorted(of_query), "rec": sorted(later)},
+        "topic": topic,
+        "on_topic": sorted(on_topic),
+        "personalised": _personalised(done, titles) if "prefix" in done else None,
+    }
 
 
 def _personalised(done: dict[str, Path], titles: dict[str, str]) -> dict:
@@ -161,20 +184,30 @@ def _personalised(done: dict[str, Path], titles: dict[str, str]) -> dict:
     ids = run.gen.codes["item_id"]
     users, qs, rel, excl = split_personal_targets(train, test, ids)
     i = max((j for j, u in enumerate(users) if u in run.users), key=lambda j: len(rel[j]))
-    both = {flag: personal_search(run, [users[i]], [qs[i]], 5, [excl[i]], with_user=flag)[0]
-            for flag in (True, False)}  # fmt: skip
-    print(f'[demo] personalised search "{qs[i]}" for user {users[i]} (the user\'s two-tower '
-          "vector as one soft token before the frozen model; * = an item of this query the "
-          "user took in the test part):")  # fmt: skip
+    both = {
+        flag: personal_search(run, [users[i]], [qs[i]], 5, [excl[i]], with_user=flag)[0]
+        for flag in (True, False)
+    }
+    print(
+        f'[demo] personalised search "{qs[i]}" for user {users[i]} (the user\'s two-tower '
+        "vector as one soft token before the frozen model; * = an item of this query the "
+        "user took in the test part):"
+    )
     print(f"    {'with the user token':<40}{'query only (same model)'}")
     for a, b in zip(both[True], both[False], strict=False):
         cell = [f"{'*' if r in rel[i] else ' '} {titles.get(ids[r], '')[:36]}" for r in (a, b)]
         print(f"  {cell[0]:<40}{cell[1]}")
-    print(f"    {sum(r in rel[i] for r in both[True])} vs "
-          f"{sum(r in rel[i] for r in both[False])} of the top 5 are relevant")  # fmt: skip
-    return {"user": users[i], "query": qs[i], "with_user": ids[both[True]].to_list(),
-            "without_user": ids[both[False]].to_list(),
-            "relevant": sorted(ids[sorted(rel[i])].to_list())}  # fmt: skip
+    print(
+        f"    {sum(r in rel[i] for r in both[True])} vs "
+        f"{sum(r in rel[i] for r in both[False])} of the top 5 are relevant"
+    )
+    return {
+        "user": users[i],
+        "query": qs[i],
+        "with_user": ids[both[True]].to_list(),
+        "without_user": ids[both[False]].to_list(),
+        "relevant": sorted(ids[sorted(rel[i])].to_list()),
+    }
 
 
 def _busiest_query(train_q, test_q) -> tuple[str, set[str]]:  # noqa: ANN001

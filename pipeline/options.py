@@ -59,9 +59,12 @@ class Settings:
                     f"--set: unknown option '{key}' (known: {', '.join(sorted(hints))})"
                 )
             values[key] = _checked(f"--set {key}", text, hints[key])
-        flags = {k: v if v is None or _plain(hints[k])
-                 else _checked("--" + k.replace("_", "-"), v, hints[k])
-                 for k, v in self.flags.items()}  # fmt: skip
+        flags = {
+            k: v
+            if v is None or _plain(hints[k])
+            else _checked("--" + k.replace("_", "-"), v, hints[k])
+            for k, v in self.flags.items()
+        }
         flags.update({k: v for k, v in fixed.items() if v is not None})
         source = str(self.config) if self.config else "--set"
         return merge(self.cls, values, flags, source, base)
@@ -111,8 +114,9 @@ def _parameter(f: dataclasses.Field, hint: Any, doc: str) -> inspect.Parameter:
     else:
         option = typer.Option(flag, help=help_, show_default=False)
     annotation = Annotated[(kind or str) | None, option]
-    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=annotation)  # fmt: skip
+    return inspect.Parameter(
+        f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+    )
 
 
 def config_options(cls: type, section: str) -> Callable[[Callable], Callable]:
@@ -124,29 +128,53 @@ def config_options(cls: type, section: str) -> Callable[[Callable], Callable]:
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
         resolved = typing.get_type_hints(fn, include_extras=True)
-        own = [p.replace(annotation=resolved.get(name, p.annotation))
-               for name, p in sig.parameters.items() if name != "settings"]  # fmt: skip
+        own = [
+            p.replace(annotation=resolved.get(name, p.annotation))
+            for name, p in sig.parameters.items()
+            if name != "settings"
+        ]
         taken = {p.name for p in own}
         hints, docs = typing.get_type_hints(cls), field_docs(cls)
-        added = [_parameter(f, hints[f.name], docs.get(f.name, ""))
-                 for f in dataclasses.fields(cls) if f.name not in taken]  # fmt: skip
+        added = [
+            _parameter(f, hints[f.name], docs.get(f.name, ""))
+            for f in dataclasses.fields(cls)
+            if f.name not in taken
+        ]
         names = [p.name for p in added]
         extra = [
-            inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None,
-                              annotation=Annotated[Path | None, typer.Option(
-                                  help=f"TOML file whose \\[{section}] table sets these "
-                                  "options (flags and --set win).")]),
-            inspect.Parameter("set_", inspect.Parameter.KEYWORD_ONLY, default=None,
-                              annotation=Annotated[list[str] | None, typer.Option(
-                                  "--set", metavar="KEY=VALUE",
-                                  help="Set any option, e.g. --set hidden=64 (repeatable).")]),
-        ]  # fmt: skip
+            inspect.Parameter(
+                "config",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[
+                    Path | None,
+                    typer.Option(
+                        help=f"TOML file whose \\[{section}] table sets these "
+                        "options (flags and --set win)."
+                    ),
+                ],
+            ),
+            inspect.Parameter(
+                "set_",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[
+                    list[str] | None,
+                    typer.Option(
+                        "--set",
+                        metavar="KEY=VALUE",
+                        help="Set any option, e.g. --set hidden=64 (repeatable).",
+                    ),
+                ],
+            ),
+        ]
 
         @functools.wraps(fn)
         def command(**kwargs: Any) -> Any:
             flags = {name: kwargs.pop(name) for name in names}
-            kwargs["settings"] = Settings(cls, section, kwargs.pop("config"), flags,
-                                          tuple(kwargs.pop("set_") or ()))  # fmt: skip
+            kwargs["settings"] = Settings(
+                cls, section, kwargs.pop("config"), flags, tuple(kwargs.pop("set_") or ())
+            )
             return fn(**kwargs)
 
         params = [*own, *added, *extra]

@@ -115,8 +115,9 @@ def recover(out: Path, record: dict[str, Any], log: Callable[[str], None]) -> No
     write_record(out, record)
 
 
-def rebuild(out: Path, name: str, kind: str, record: dict[str, Any],
-            run: Callable[[], None]) -> Path | None:  # fmt: skip
+def rebuild(
+    out: Path, name: str, kind: str, record: dict[str, Any], run: Callable[[], None]
+) -> Path | None:
     """Run stage ``name`` into ``OUT/NAME`` (steps 1-2 of the module docstring); returns
     the trash folder holding the replaced output (the caller deletes it once the record
     says the stage is done), or None. On failure the half-written output is removed and

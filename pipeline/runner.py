@@ -76,8 +76,9 @@ def read_experiment(path: str | Path | dict[str, Any]) -> Experiment:
     source = "experiment" if isinstance(path, dict) else str(path)
     doc = path if isinstance(path, dict) else read_toml(path)
     if not isinstance(doc.get("experiment", {}), dict):
-        raise ContractError(f"{source}: [experiment] must be a table, got "
-                            f"experiment = {doc['experiment']!r}")  # fmt: skip
+        raise ContractError(
+            f"{source}: [experiment] must be a table, got experiment = {doc['experiment']!r}"
+        )
     head = dict(doc.get("experiment", {}))
     unknown = sorted(set(doc) - set(NAMES) - {"experiment"})
     if unknown:
@@ -90,15 +91,15 @@ def read_experiment(path: str | Path | dict[str, Any]) -> Experiment:
     if "out" not in head:
         raise ContractError(f"{source} [experiment]: 'out' (the output folder) is required")
     if not isinstance(head["out"], str) or not head["out"].strip():
-        raise ContractError(f"{source} [experiment]: out must be a folder path (a string), "
-                            f"got {head['out']!r}")  # fmt: skip
+        raise ContractError(
+            f"{source} [experiment]: out must be a folder path (a string), got {head['out']!r}"
+        )
     seed = head.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ContractError(f"{source} [experiment]: seed must be an int, got {seed!r}")
     given = _given(head, source)
     for name in sorted(set(given) & set(doc)):
-        raise ContractError(f"{source}: [{name}] is both a stage and a given output; "
-                            "keep one")  # fmt: skip
+        raise ContractError(f"{source}: [{name}] is both a stage and a given output; keep one")
     settings = {}
     for name in NAMES:
         if name in doc:
@@ -128,8 +129,9 @@ def _given(head: dict[str, Any], source: str) -> dict[str, Path]:
     given = {}
     for name, path in table.items():
         if name not in BY_NAME:
-            raise ContractError(f"{source} [experiment.given]: unknown stage '{name}' "
-                                f"(stages: {', '.join(NAMES)})")  # fmt: skip
+            raise ContractError(
+                f"{source} [experiment.given]: unknown stage '{name}' (stages: {', '.join(NAMES)})"
+            )
         if not isinstance(path, str | Path) or not str(path).strip():
             what = "data" if name == "prepare" and head.get("data") else f"given.{name}"
             raise ContractError(f"{source} [experiment]: {what} must be a path, got {path!r}")
@@ -166,8 +168,9 @@ def run_experiment(
     forced stage reruns, and so does everything downstream of it."""
     for name in (until, *force):
         if name is not None and name not in exp.settings:
-            raise ContractError(f"{name!r} is not a stage of {exp.source} "
-                                f"({', '.join(exp.settings)})")  # fmt: skip
+            raise ContractError(
+                f"{name!r} is not a stage of {exp.source} ({', '.join(exp.settings)})"
+            )
     out = resolved(exp.out)
     _check_out(out, exp)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,8 +180,14 @@ def run_experiment(
         return _run_stages(exp, out, record, until, force, quiet)
 
 
-def _run_stages(exp: Experiment, out: Path, record: dict[str, Any], until: str | None,
-                force: tuple[str, ...], quiet: bool) -> dict[str, dict[str, Any]]:  # fmt: skip
+def _run_stages(
+    exp: Experiment,
+    out: Path,
+    record: dict[str, Any],
+    until: str | None,
+    force: tuple[str, ...],
+    quiet: bool,
+) -> dict[str, dict[str, Any]]:
     cache = HashCache(record.get("hashes"))
     done: dict[str, dict[str, Any]] = {}
     keys = {name: content_fingerprint(path, cache) for name, path in exp.given.items()}
@@ -188,15 +197,24 @@ def _run_stages(exp: Experiment, out: Path, record: dict[str, Any], until: str |
     for name, settings in exp.settings.items():
         stage = BY_NAME[name]
         where = {arg: stage.source(arg, paths) for arg in stage.inputs}
-        inputs = {arg: paths[src] / sub if sub else paths[src]
-                  for arg, (src, sub) in where.items() if src in paths}  # fmt: skip
-        key = _key(name, _plain(settings),
-                   {a: (keys[where[a][0]], content_fingerprint(inputs[a], cache))
-                    for a in inputs})  # fmt: skip
+        inputs = {
+            arg: paths[src] / sub if sub else paths[src]
+            for arg, (src, sub) in where.items()
+            if src in paths
+        }
+        key = _key(
+            name,
+            _plain(settings),
+            {a: (keys[where[a][0]], content_fingerprint(inputs[a], cache)) for a in inputs},
+        )
         target = out / name
         prev = record["stages"].get(name, {})
-        cached = (prev.get("key") == key and name not in force and _intact(target, stage.kind)
-                  and not any(where[a][0] in ran for a in inputs))  # fmt: skip
+        cached = (
+            prev.get("key") == key
+            and name not in force
+            and _intact(target, stage.kind)
+            and not any(where[a][0] in ran for a in inputs)
+        )
         t0 = time.perf_counter()
         trash = None
         if not cached:
@@ -209,20 +227,25 @@ def _run_stages(exp: Experiment, out: Path, record: dict[str, Any], until: str |
         seconds = time.perf_counter() - t0
         keys[name], paths[name] = key, target
         record["stages"][name] = {
-            "key": key, "kind": stage.kind, "path": str(target), "settings": _plain(settings),
+            "key": key,
+            "kind": stage.kind,
+            "path": str(target),
+            "settings": _plain(settings),
             "seconds": prev.get("seconds", seconds) if cached else seconds,
-        }  # fmt: skip
+        }
         record.pop("running", None)
         record["hashes"] = cache.table
         write_record(out, record)
         discard(trash)
         done[name] = {"key": key, "path": str(target), "cached": cached, "seconds": seconds}
-        _log(quiet, f"{name}: {'cached' if cached else f'done in {seconds:.1f}s'} "
-                    f"(key {key[:12]})")  # fmt: skip
+        _log(quiet, f"{name}: {'cached' if cached else f'done in {seconds:.1f}s'} (key {key[:12]})")
         if name == until:
             break
-    _log(quiet, f"{len(done)} stages ({len(ran)} run, {len(done) - len(ran)} cached) in "
-                f"{time.perf_counter() - t_all:.1f}s -> {out}")  # fmt: skip
+    _log(
+        quiet,
+        f"{len(done)} stages ({len(ran)} run, {len(done) - len(ran)} cached) in "
+        f"{time.perf_counter() - t_all:.1f}s -> {out}",
+    )
     return done
 
 
@@ -240,15 +263,18 @@ def _check_out(out: Path, exp: Experiment) -> None:
                 "outside the inputs"
             )
         if inp in {out / stage for stage in exp.settings}:
-            raise ContractError(f"{exp.source} [experiment]: the input {inp} is where stage "
-                                f"[{inp.name}] writes; choose another out")  # fmt: skip
+            raise ContractError(
+                f"{exp.source} [experiment]: the input {inp} is where stage "
+                f"[{inp.name}] writes; choose another out"
+            )
     if out.is_dir():
         read_record(out)
 
 
 def _key(name: str, settings: Any, inputs: dict[str, Any]) -> str:
-    blob = json.dumps({"stage": name, "settings": settings, "inputs": inputs},
-                      sort_keys=True, default=str)  # fmt: skip
+    blob = json.dumps(
+        {"stage": name, "settings": settings, "inputs": inputs}, sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -272,8 +298,11 @@ def _progress(quiet: bool, step: str, last: float | None) -> Iterator[None]:
     def beat() -> None:
         while not stop.wait(PROGRESS_EVERY):
             spent = time.perf_counter() - t0
-            eta = (f", about {_clock(last - spent)} left (last run {_clock(last)})"
-                   if last and last > spent else "")  # fmt: skip
+            eta = (
+                f", about {_clock(last - spent)} left (last run {_clock(last)})"
+                if last and last > spent
+                else ""
+            )
             _log(quiet, f"{step}: {_clock(spent)} elapsed{eta}")
 
     thread = threading.Thread(target=beat, daemon=True)

@@ -68,8 +68,12 @@ def _adapter(settings: dict[str, Any], where: str) -> tuple[Callable[..., Any], 
     """The adapter function a ``[prepare]`` table names and its checked arguments."""
     from audiograph.graphs.adapters import douban, lastfm, podcasts, synthetic
 
-    adapters = {"synthetic": synthetic.prepare_synthetic, "lastfm": lastfm.prepare_lastfm,
-                "douban": douban.prepare_douban, "podcasts": podcasts.prepare_podcasts}  # fmt: skip
+    adapters = {
+        "synthetic": synthetic.prepare_synthetic,
+        "lastfm": lastfm.prepare_lastfm,
+        "douban": douban.prepare_douban,
+        "podcasts": podcasts.prepare_podcasts,
+    }
     kwargs = dict(settings)
     name = kwargs.pop("adapter", None)
     if name not in adapters:
@@ -131,8 +135,12 @@ def _evaluate(cfg: Any, inputs: Inputs, out: Path) -> None:
     report = evaluation(cfg, inputs)
     with atomic_dir(out, "evaluation", [inputs["run"], inputs["test"]]) as tmp:
         write_json(tmp / "report.json", report)
-        manifest = {"kind": "evaluation", "format_version": FORMAT_VERSION,
-                    "run": str(inputs["run"]), "test": str(inputs["test"])}  # fmt: skip
+        manifest = {
+            "kind": "evaluation",
+            "format_version": FORMAT_VERSION,
+            "run": str(inputs["run"]),
+            "test": str(inputs["test"]),
+        }
         write_json(tmp / MANIFEST, manifest)
 
 
@@ -180,34 +188,88 @@ def _load(module: str, name: str) -> Callable[[], Any]:
 
 STAGES: list[Stage] = [
     Stage("prepare", "dataset", {}, _prepare),
-    Stage("split", "split", {"data": ("prepare", "")}, _split,
-          _load("audiograph.graphs.config", "SplitConfig")),
-    Stage("graph", "graph", {"data": ("split", "fit")}, _graph,
-          _load("audiograph.graphs.config", "GraphConfig"),
-          fallback={"data": ("prepare", "")}),  # no [split]: the graph of all the data
-    Stage("hgnn", "hgnn-run", {"graph": ("graph", "")}, _hgnn,
-          _load("audiograph.hgnn.config", "HGNNConfig")),
-    Stage("export", "embeddings", {"run": ("hgnn", ""), "catalog": ("split", "train")},
-          _export, _load("audiograph.hgnn.config", "ExportConfig")),
-    Stage("twotower", "twotower-run", {"data": ("split", "train"), "emb": ("export", "")},
-          _twotower, _load("audiograph.twotower.config", "TwoTowerConfig")),
-    Stage("baseline", "twotower-run", {"data": ("split", "train")}, _baseline,
-          _load("audiograph.twotower.config", "TwoTowerConfig")),
-    Stage("evaluate", "evaluation", {"run": ("twotower", ""), "test": ("split", "test"),
-          "baseline": ("baseline", "")}, _evaluate,
-          _load("audiograph.twotower.config", "EvaluationConfig"), optional=("baseline",)),
-    Stage("semantic_ids", "semantic-ids", {"emb": ("export", "")}, _semantic_ids,
-          _load("audiograph.semantic_ids.config", "SemanticIDConfig")),
-    Stage("generative", "generative-run", {"data": ("split", "train"),
-          "sid": ("semantic_ids", "")}, _generative,
-          _load("audiograph.semantic_ids.config", "GenerativeConfig")),
-    Stage("users", "user-vectors", {"data": ("split", "train"), "run": ("twotower", ""),
-          "emb": ("export", "")}, _users,
-          _load("audiograph.semantic_ids.config", "UserVectorsConfig"), optional=("run", "emb"),
-          fallback={"data": ("prepare", "")}),
-    Stage("prefix", "prefix-run", {"generative": ("generative", ""), "users": ("users", "")},
-          _prefix, _load("audiograph.semantic_ids.config", "PrefixConfig")),
-]  # fmt: skip
+    Stage(
+        "split",
+        "split",
+        {"data": ("prepare", "")},
+        _split,
+        _load("audiograph.graphs.config", "SplitConfig"),
+    ),
+    Stage(
+        "graph",
+        "graph",
+        {"data": ("split", "fit")},
+        _graph,
+        _load("audiograph.graphs.config", "GraphConfig"),
+        fallback={"data": ("prepare", "")},
+    ),  # no [split]: the graph of all the data
+    Stage(
+        "hgnn",
+        "hgnn-run",
+        {"graph": ("graph", "")},
+        _hgnn,
+        _load("audiograph.hgnn.config", "HGNNConfig"),
+    ),
+    Stage(
+        "export",
+        "embeddings",
+        {"run": ("hgnn", ""), "catalog": ("split", "train")},
+        _export,
+        _load("audiograph.hgnn.config", "ExportConfig"),
+    ),
+    Stage(
+        "twotower",
+        "twotower-run",
+        {"data": ("split", "train"), "emb": ("export", "")},
+        _twotower,
+        _load("audiograph.twotower.config", "TwoTowerConfig"),
+    ),
+    Stage(
+        "baseline",
+        "twotower-run",
+        {"data": ("split", "train")},
+        _baseline,
+        _load("audiograph.twotower.config", "TwoTowerConfig"),
+    ),
+    Stage(
+        "evaluate",
+        "evaluation",
+        {"run": ("twotower", ""), "test": ("split", "test"), "baseline": ("baseline", "")},
+        _evaluate,
+        _load("audiograph.twotower.config", "EvaluationConfig"),
+        optional=("baseline",),
+    ),
+    Stage(
+        "semantic_ids",
+        "semantic-ids",
+        {"emb": ("export", "")},
+        _semantic_ids,
+        _load("audiograph.semantic_ids.config", "SemanticIDConfig"),
+    ),
+    Stage(
+        "generative",
+        "generative-run",
+        {"data": ("split", "train"), "sid": ("semantic_ids", "")},
+        _generative,
+        _load("audiograph.semantic_ids.config", "GenerativeConfig"),
+    ),
+    Stage(
+        "users",
+        "user-vectors",
+        {"data": ("split", "train"), "run": ("twotower", ""), "emb": ("export", "")},
+        _users,
+        _load("audiograph.semantic_ids.config", "UserVectorsConfig"),
+        optional=("run", "emb"),
+        fallback={"data": ("prepare", "")},
+    ),
+    Stage(
+        "prefix",
+        "prefix-run",
+        {"generative": ("generative", ""), "users": ("users", "")},
+        _prefix,
+        _load("audiograph.semantic_ids.config", "PrefixConfig"),
+    ),
+]
 
 NAMES = [s.name for s in STAGES]
 BY_NAME = {s.name: s for s in STAGES}
@@ -221,8 +283,11 @@ def check_kwargs(where: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> 
     from audiograph.core.config import check_values
 
     params = inspect.signature(fn).parameters
-    allowed = [p for p in params if p not in _RESERVED
-               and params[p].kind is not inspect.Parameter.VAR_KEYWORD]  # fmt: skip
+    allowed = [
+        p
+        for p in params
+        if p not in _RESERVED and params[p].kind is not inspect.Parameter.VAR_KEYWORD
+    ]
     for key in kwargs:
         if key not in allowed:
             raise ContractError(f"{where}: unknown setting '{key}' (known: {', '.join(allowed)})")

@@ -74,8 +74,9 @@ def seed_batches(
     return out
 
 
-def run_ours(data: HeteroData, seeds: list, weighted: bool, device: str, features: bool,
-             fanout: list[int]) -> dict:  # fmt: skip
+def run_ours(
+    data: HeteroData, seeds: list, weighted: bool, device: str, features: bool, fanout: list[int]
+) -> dict:
     sampler = NeighborSampler(data, fanout, weighted=weighted, device=device)
     if not features:
         sampler.x = {}
@@ -199,8 +200,14 @@ def multilink_epoch(graph_dir: str, epochs: int = 1) -> list[dict]:
     return rows
 
 
-def bench_sampler(data: HeteroData, seed_type: str, fanout: list[int], batch_size: int,
-                  batches: int, device: str = "cpu") -> dict:  # fmt: skip
+def bench_sampler(
+    data: HeteroData,
+    seed_type: str,
+    fanout: list[int],
+    batch_size: int,
+    batches: int,
+    device: str = "cpu",
+) -> dict:
     """Every row of the table on ``data``, and the headline ``ratio`` (uniform, ``seed_type``
     seeds, no features: audiograph ÷ PyG)."""
     rows = []
@@ -209,34 +216,65 @@ def bench_sampler(data: HeteroData, seed_type: str, fanout: list[int], batch_siz
         for weighted in (False, True):
             for features in (False, True) if mode != "all" and not weighted else (False,):
                 row = run_ours(data, seeds, weighted, device, features, fanout)
-                rows.append({"sampler": "audiograph", "seeds": mode, "weighted": weighted,
-                             "features": features, "device": device, **row})  # fmt: skip
+                rows.append(
+                    {
+                        "sampler": "audiograph",
+                        "seeds": mode,
+                        "weighted": weighted,
+                        "features": features,
+                        "device": device,
+                        **row,
+                    }
+                )
         for features in (False, True) if mode != "all" else (False,):
             peer = run_pyg(data, seeds, features, fanout)
-            rows.append({"sampler": "pyg", "seeds": mode, "weighted": False,
-                         "features": features, "device": "cpu",
-                         **(peer or dict.fromkeys(_row(1, 0, 1), None))})  # fmt: skip
+            rows.append(
+                {
+                    "sampler": "pyg",
+                    "seeds": mode,
+                    "weighted": False,
+                    "features": features,
+                    "device": "cpu",
+                    **(peer or dict.fromkeys(_row(1, 0, 1), None)),
+                }
+            )
 
     def pick(sampler: str) -> dict:
-        return next(r for r in rows if r["sampler"] == sampler and r["seeds"] == seed_type
-                    and not r["weighted"] and not r["features"])  # fmt: skip
+        return next(
+            r
+            for r in rows
+            if r["sampler"] == sampler
+            and r["seeds"] == seed_type
+            and not r["weighted"]
+            and not r["features"]
+        )
 
     head, peer = pick("audiograph"), pick("pyg")
-    return {"seed_type": seed_type, "fanout": fanout, "batch_size": batch_size,
-            "batches": batches, "ours_edges_per_s": head["edges_per_s"],
-            "pyg_edges_per_s": peer["edges_per_s"],
-            "ratio": head["edges_per_s"] / peer["edges_per_s"] if peer["edges_per_s"] else None,
-            "rows": rows, "pyg_skipped": peer["edges_per_s"] is None}  # fmt: skip
+    return {
+        "seed_type": seed_type,
+        "fanout": fanout,
+        "batch_size": batch_size,
+        "batches": batches,
+        "ours_edges_per_s": head["edges_per_s"],
+        "pyg_edges_per_s": peer["edges_per_s"],
+        "ratio": head["edges_per_s"] / peer["edges_per_s"] if peer["edges_per_s"] else None,
+        "rows": rows,
+        "pyg_skipped": peer["edges_per_s"] is None,
+    }
 
 
 def print_table(result: dict) -> None:
     g = result["graph"]
-    print(f"graph {g['name']}: {g['nodes']}, {g['edges']:,} edges; fan-out "
-          f"{result['fanout']}, {result['batch_size']:,} seeds per batch, "
-          f"{result['batches']} batches; {result.get('load', 0)} busy process(es) "
-          "beside")  # fmt: skip
-    print(f"{'sampler':<11}{'seeds':<12}{'weighted':<10}{'features':<10}{'device':<8}"
-          f"{'batches/s':>10}{'edges/batch':>13}{'M edges/s':>11}")  # fmt: skip
+    print(
+        f"graph {g['name']}: {g['nodes']}, {g['edges']:,} edges; fan-out "
+        f"{result['fanout']}, {result['batch_size']:,} seeds per batch, "
+        f"{result['batches']} batches; {result.get('load', 0)} busy process(es) "
+        "beside"
+    )
+    print(
+        f"{'sampler':<11}{'seeds':<12}{'weighted':<10}{'features':<10}{'device':<8}"
+        f"{'batches/s':>10}{'edges/batch':>13}{'M edges/s':>11}"
+    )
     for r in result["rows"]:
         if r["edges_per_s"] is None:
             print(
@@ -244,12 +282,16 @@ def print_table(result: dict) -> None:
                 f"{r['device']:<8}  skipped (no torch-sparse/pyg-lib, or mixed seed types)"
             )
             continue
-        print(f"{r['sampler']:<11}{r['seeds']:<12}{str(r['weighted']):<10}"
-              f"{str(r['features']):<10}{r['device']:<8}{r['batches_per_s']:>10.2f}"
-              f"{r['edges_per_batch']:>13,.0f}{r['edges_per_s'] / 1e6:>11.2f}")  # fmt: skip
+        print(
+            f"{r['sampler']:<11}{r['seeds']:<12}{str(r['weighted']):<10}"
+            f"{str(r['features']):<10}{r['device']:<8}{r['batches_per_s']:>10.2f}"
+            f"{r['edges_per_batch']:>13,.0f}{r['edges_per_s'] / 1e6:>11.2f}"
+        )
     ratio = result["ratio"]
-    print(f"ratio (uniform, {result['seed_type']} seeds, no features): "
-          f"{'n/a (peer skipped)' if ratio is None else f'{ratio:.1f}x'}")  # fmt: skip
+    print(
+        f"ratio (uniform, {result['seed_type']} seeds, no features): "
+        f"{'n/a (peer skipped)' if ratio is None else f'{ratio:.1f}x'}"
+    )
     for r in result.get("multilink", []):
         print(
             f"{r['epoch']:<11} epoch: {r['supervision_edges']:>9,} supervision edges, "
@@ -260,8 +302,9 @@ def print_table(result: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the benchmark, print the table;
     returns the result (what ``--json`` prints)."""
-    ap = argparse.ArgumentParser(prog="audiograph bench-sampler",
-                                 description=__doc__.splitlines()[0])  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="audiograph bench-sampler", description=__doc__.splitlines()[0]
+    )
     ap.add_argument(
         "--graph",
         type=Path,
@@ -306,8 +349,9 @@ def main(argv: list[str] | None = None) -> dict:
     largest = max(data.node_types, key=lambda t: data[t].num_nodes)
     seed_type = args.seed_type or ("track" if "track" in data.node_types else largest)
     if seed_type not in data.node_types:
-        raise SystemExit(f"--seed-type {seed_type}: not a node type of the graph "
-                         f"({', '.join(data.node_types)})")  # fmt: skip
+        raise SystemExit(
+            f"--seed-type {seed_type}: not a node type of the graph ({', '.join(data.node_types)})"
+        )
     fanout = [int(f) for f in args.fanout.split(",")]
     result = {
         "graph": {
@@ -318,8 +362,9 @@ def main(argv: list[str] | None = None) -> dict:
         },
     }
     with busy_processes(args.load):
-        result.update(bench_sampler(data, seed_type, fanout, args.batch_size, args.batches,
-                                    args.device))  # fmt: skip
+        result.update(
+            bench_sampler(data, seed_type, fanout, args.batch_size, args.batches, args.device)
+        )
     result["load"] = args.load
     result["threads"] = torch.get_num_threads()
     if args.multilink_graph:

@@ -154,8 +154,11 @@ def fused_hop(
     """
     colptr, dst_np = adj.colptr.numpy(), dst.numpy()
     big = _count_sampled_rows(colptr, dst_np, k)
-    u = (torch.rand(big, k, generator=generator, dtype=torch.float64) if big
-         else torch.empty(0, max(k, 0), dtype=torch.float64))  # fmt: skip
+    u = (
+        torch.rand(big, k, generator=generator, dtype=torch.float64)
+        if big
+        else torch.empty(0, max(k, 0), dtype=torch.float64)
+    )
     excl = np.empty(0, np.int64) if exclude is None else exclude.numpy()
     arrays = (colptr, adj.row.numpy(), adj.perm.numpy(), dst_np)
     parallel = PARALLEL_ANY_THREAD or threading.current_thread() is threading.main_thread()
@@ -165,7 +168,13 @@ def fused_hop(
         kernel = _hop_parallel
     else:  # one thread free, or too small a frontier to pay for a parallel region
         kernel = _hop_serial
-    rows, which, eids, new, count = kernel(*arrays, k, u.numpy(), local.numpy(), count, excl,
-                                         num_dst)  # fmt: skip
-    return (torch.from_numpy(rows), torch.from_numpy(which), torch.from_numpy(eids),
-            torch.from_numpy(new), int(count))  # fmt: skip
+    rows, which, eids, new, count = kernel(
+        *arrays, k, u.numpy(), local.numpy(), count, excl, num_dst
+    )
+    return (
+        torch.from_numpy(rows),
+        torch.from_numpy(which),
+        torch.from_numpy(eids),
+        torch.from_numpy(new),
+        int(count),
+    )

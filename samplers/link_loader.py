@@ -96,9 +96,12 @@ class LinkNeighborLoader:
         # trivially separable negative that only inflates the metrics
         degree = node_degrees(self.sampler)
         self._active = {t: active_nodes(deg) for t, deg in degree.items()}
-        self._popularity = {t: deg.float().pow(0.75) if bool((deg > 0).any())
-                            else torch.ones_like(deg, dtype=torch.float)
-                            for t, deg in degree.items()}  # fmt: skip
+        self._popularity = {
+            t: deg.float().pow(0.75)
+            if bool((deg > 0).any())
+            else torch.ones_like(deg, dtype=torch.float)
+            for t, deg in degree.items()
+        }
 
     def epoch_edges(self, epoch: int) -> dict[EdgeType, torch.Tensor]:
         """Supervision edges of ``epoch`` per link type (balanced unless target is None)."""
@@ -120,8 +123,11 @@ class LinkNeighborLoader:
         """Batches in ``epoch`` (counted from the balanced sizes; nothing is drawn)."""
         sizes = {et: int(e.shape[1]) for et, e in self.edges.items()}
         if self.balance_target is not None:
-            sizes = self._bounds() if self.max_epoch_edges else balanced_counts(
-                sizes, self.balance_target, self.balance)  # fmt: skip
+            sizes = (
+                self._bounds()
+                if self.max_epoch_edges
+                else balanced_counts(sizes, self.balance_target, self.balance)
+            )
         total = sum(sizes.values())
         if self.max_epoch_edges is not None:
             total = min(total, self.max_epoch_edges)
@@ -234,8 +240,10 @@ def _prefetch(gen: Iterator[HeteroData], depth: int) -> Iterator[HeteroData]:
 
 def node_degrees(sampler: NeighborSampler) -> dict[str, torch.Tensor]:
     """In-degree ``[N_t]`` (int64) of every node type over the sampler's relations."""
-    out = {t: torch.zeros(n, dtype=torch.long, device=sampler.device)
-           for t, n in sampler.num_nodes.items()}  # fmt: skip
+    out = {
+        t: torch.zeros(n, dtype=torch.long, device=sampler.device)
+        for t, n in sampler.num_nodes.items()
+    }
     for (_, _, d), adj in sampler.adj.items():
         out[d] += (adj.colptr[1:] - adj.colptr[:-1]).to(out[d].device)
     return out

@@ -146,8 +146,15 @@ class NeighborSampler:
                     excl = exclude.get(et) if exclude is not None else None
                     if self.fused:
                         row, which, e_id, new, count[s] = fused_hop(
-                            adj, dst, k, generator, self._local[s], count[s], excl,
-                            self.num_nodes[d])  # fmt: skip
+                            adj,
+                            dst,
+                            k,
+                            generator,
+                            self._local[s],
+                            count[s],
+                            excl,
+                            self.num_nodes[d],
+                        )
                     else:
                         slot, which = sample_neighbors(adj, dst, k, self.weighted, generator)
                         src = take(adj.row, slot)

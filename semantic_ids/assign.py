@@ -94,12 +94,22 @@ def semantic_ids(
         .with_columns(sid=pl.col("codes").cast(pl.List(pl.String)).list.join("-"))
     )
     manifest = {
-        "kind": "semantic-ids", "format_version": 1, "method": "rq-kmeans",
-        "levels": levels, "codebook_size": codebook_size, "dim": int(dim), "count": n,
-        "id_length": levels + 1, "iters": iters, "seed": seed, "device": str(device),
-        "sample_per_code": sample_per_code, "stats": stats,
-        "emb_dir": str(emb_dir.absolute()), "fit_seconds": round(fit_s, 3),
-    }  # fmt: skip
+        "kind": "semantic-ids",
+        "format_version": 1,
+        "method": "rq-kmeans",
+        "levels": levels,
+        "codebook_size": codebook_size,
+        "dim": int(dim),
+        "count": n,
+        "id_length": levels + 1,
+        "iters": iters,
+        "seed": seed,
+        "device": str(device),
+        "sample_per_code": sample_per_code,
+        "stats": stats,
+        "emb_dir": str(emb_dir.absolute()),
+        "fit_seconds": round(fit_s, 3),
+    }
     with atomic_dir(out_dir, "semantic-ids", [emb_dir]) as tmp:
         out.write_parquet(tmp / CODES)
         np.save(tmp / CODEBOOKS, torch.stack([b.cpu() for b in books]).numpy())

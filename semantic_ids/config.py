@@ -17,8 +17,10 @@ def _check_training(cfg: GenerativeConfig | PrefixConfig) -> None:
     """The checks the generative model's and the prefix's training settings share."""
     object.__setattr__(cfg, "tasks", tuple(cfg.tasks))
     if set(cfg.tasks) - set(TASKS) or not cfg.tasks:
-        raise ContractError(f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
-                            f"got {','.join(map(str, cfg.tasks))}")  # fmt: skip
+        raise ContractError(
+            f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
+            f"got {','.join(map(str, cfg.tasks))}"
+        )
     check_min("warmup-steps", cfg.warmup_steps, 0)
     check_min("val-examples", cfg.val_examples, 0)
     check_min("patience", cfg.patience, 1)
@@ -117,8 +119,9 @@ class GenerativeConfig(Validated):
         check_min("max-query-tokens", self.max_query_tokens, 2)
         check_min("epochs", self.epochs, 0)
         if self.d_model % self.heads:
-            raise ContractError(f"--d-model ({self.d_model}) must be a multiple of --heads "
-                                f"({self.heads})")  # fmt: skip
+            raise ContractError(
+                f"--d-model ({self.d_model}) must be a multiple of --heads ({self.heads})"
+            )
         if not 0 <= self.dropout < 1:
             raise ContractError("--dropout must be in [0, 1)")
 
@@ -159,8 +162,13 @@ class FinetuneConfig(Validated):
 
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
-        for name, low in (("epochs", 1), ("batch_size", 2), ("max_pairs", 2), ("max_length", 2),
-                          ("item_pairs_per_user", 1)):  # fmt: skip
+        for name, low in (
+            ("epochs", 1),
+            ("batch_size", 2),
+            ("max_pairs", 2),
+            ("max_length", 2),
+            ("item_pairs_per_user", 1),
+        ):
             check_min(name.replace("_", "-"), getattr(self, name), low)
         if not (self.lr > 0 and 0 <= self.warmup < 1 and self.scale > 0):
             raise ContractError(
@@ -189,8 +197,9 @@ class UserVectorsConfig(Validated):
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
         if self.source not in USER_SOURCES:
-            raise ContractError(f"source must be one of {', '.join(USER_SOURCES)}, "
-                                f"got {self.source!r}")  # fmt: skip
+            raise ContractError(
+                f"source must be one of {', '.join(USER_SOURCES)}, got {self.source!r}"
+            )
 
 
 @dataclass(frozen=True)

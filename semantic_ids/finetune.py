@@ -160,12 +160,19 @@ def finetune_bi_encoder(
     bar.close()
     train_s = time.perf_counter() - t_train
     manifest = {
-        "kind": "bi-encoder", "format_version": 1, "base": str(base.absolute()),
-        "config": asdict(cfg), "query_pairs": len(queries), "item_pairs": len(items),
-        "query_pairs_given": len(query_pairs), "item_pairs_given": len(item_pairs or []),
-        "steps": len(log["query_loss"]), "train_seconds": round(train_s, 3),
-        "pairs_per_second": round(seen / max(train_s, 1e-9), 1), **log,
-    }  # fmt: skip
+        "kind": "bi-encoder",
+        "format_version": 1,
+        "base": str(base.absolute()),
+        "config": asdict(cfg),
+        "query_pairs": len(queries),
+        "item_pairs": len(items),
+        "query_pairs_given": len(query_pairs),
+        "item_pairs_given": len(item_pairs or []),
+        "steps": len(log["query_loss"]),
+        "train_seconds": round(train_s, 3),
+        "pairs_per_second": round(seen / max(train_s, 1e-9), 1),
+        **log,
+    }
     with atomic_dir(out_dir, "bi-encoder", [base]) as tmp:
         model.eval()
         model.save_pretrained(tmp)

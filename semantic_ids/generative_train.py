@@ -57,11 +57,18 @@ def build_model(cfg: GenerativeConfig, vocab: SidVocab):  # noqa: ANN201
         model.config.decoder_start_token_id = model.config.pad_token_id = 0
         return model
     conf = T5Config(
-        vocab_size=vocab.size, d_model=cfg.d_model, d_kv=cfg.d_model // cfg.heads,
-        d_ff=cfg.d_ff, num_layers=cfg.layers, num_decoder_layers=cfg.layers,
-        num_heads=cfg.heads, dropout_rate=cfg.dropout, pad_token_id=0,
-        decoder_start_token_id=0, eos_token_id=1,
-    )  # fmt: skip
+        vocab_size=vocab.size,
+        d_model=cfg.d_model,
+        d_kv=cfg.d_model // cfg.heads,
+        d_ff=cfg.d_ff,
+        num_layers=cfg.layers,
+        num_decoder_layers=cfg.layers,
+        num_heads=cfg.heads,
+        dropout_rate=cfg.dropout,
+        pad_token_id=0,
+        decoder_start_token_id=0,
+        eos_token_id=1,
+    )
     return T5ForConditionalGeneration(conf)
 
 
@@ -150,8 +157,10 @@ def _hold_out(cfg: GenerativeConfig, d: dict[str, Any]) -> dict[str, tuple[list,
         if (n := min(cfg.val_examples, len(users) // 10)) > 0:
             pick = np.sort(rng.choice(users, n, replace=False))
             hist = [seqs[u][:-1][-cfg.history :] for u in pick]
-            val["rec"] = (rec_inputs(d["vocab"], d["sid_tokens"], hist),
-                          np.array([seqs[u][-1] for u in pick], np.int64))  # fmt: skip
+            val["rec"] = (
+                rec_inputs(d["vocab"], d["sid_tokens"], hist),
+                np.array([seqs[u][-1] for u in pick], np.int64),
+            )
             for u in pick:
                 seqs[u] = seqs[u][:-1]
             d["rec"] = replace(d["rec"], seqs=seqs)

@@ -89,8 +89,7 @@ class PrefixRun:
         """Row of each user's vector; a user without one is a one-line error."""
         missing = [u for u in user_ids if u not in self.users]
         if missing:
-            raise ContractError(f"user {missing[0]!r} has no vector in "
-                                f"{self.config['users_dir']}")  # fmt: skip
+            raise ContractError(f"user {missing[0]!r} has no vector in {self.config['users_dir']}")
         return np.array([self.users[u] for u in user_ids], np.int64)
 
     @torch.inference_mode()
@@ -108,16 +107,19 @@ def load_prefix(run_dir: str | Path, device: str = "cpu") -> PrefixRun:
         raise ContractError(f"{run_dir}: the run has no {PREFIX_WEIGHTS} yet (train one epoch)")
     gen_dir = config["generative_dir"]
     if backbone_digest(gen_dir) != config["backbone_digest"]:
-        raise ContractError(f"{run_dir}: the generative run {gen_dir} changed since this "
-                            "prefix was trained; train the prefix again")  # fmt: skip
+        raise ContractError(
+            f"{run_dir}: the generative run {gen_dir} changed since this "
+            "prefix was trained; train the prefix again"
+        )
     gen = load_run(gen_dir, device)
     ids, vectors, _ = read_user_vectors(config["users_dir"])
     cfg = PrefixConfig(**{**config["train"], "device": device})
     prefix = UserPrefix(vectors.shape[1], gen.model.config.d_model, cfg.hidden, cfg.tokens)
     load_state(prefix, load_weights(run_dir / PREFIX_WEIGHTS), run_dir / PREFIX_WEIGHTS)
     users = {u: i for i, u in enumerate(ids.to_list())}
-    return PrefixRun(gen, prefix.to(device).eval(), users, torch.from_numpy(vectors).to(device),
-                     config)  # fmt: skip
+    return PrefixRun(
+        gen, prefix.to(device).eval(), users, torch.from_numpy(vectors).to(device), config
+    )
 
 
 def rec_token_inputs(gen: GenerativeRun, n: int) -> list[np.ndarray]:
@@ -174,8 +176,10 @@ def request_tokens(run: PrefixRun, histories: list[np.ndarray]) -> dict[str, flo
     ``histories``, 0 without any)."""
     n = int(run.gen.config["train"]["history"])
     per = [1 + min(len(h), n) * run.gen.vocab.length for h in histories]
-    return {"user_token": int(run.config["train"]["tokens"]) + 1,
-            "history": float(np.mean(per)) if per else 0.0}  # fmt: skip
+    return {
+        "user_token": int(run.config["train"]["tokens"]) + 1,
+        "history": float(np.mean(per)) if per else 0.0,
+    }
 
 
 def evaluate_prefix(
@@ -224,7 +228,9 @@ def evaluate_prefix(
         seen = [set(x.tolist()) for x in h]
         out["rec"] = {
             "user_token": recall(recommend_for_users(run, u, k, seen), r),
-            "history": recall(recommend(gen, h, k), r), "tokens": request_tokens(run, h),
-            "users": len(pick), "skipped_no_vector": len(users) - len(keep),
-        }  # fmt: skip
+            "history": recall(recommend(gen, h, k), r),
+            "tokens": request_tokens(run, h),
+            "users": len(pick),
+            "skipped_no_vector": len(users) - len(keep),
+        }
     return out

@@ -63,26 +63,36 @@ def prefix_examples(
         trip = trip.with_columns(_r=pl.Series(item_rows(gen.codes["item_id"], trip["item_id"])))
         trip = trip.filter(pl.col("_r") >= 0)
         max_tokens = int(gen.config["train"]["max_query_tokens"])
-        out["search"] = {"users": trip["_u"].to_numpy(), "items": trip["_r"].to_numpy(),
-                         "inputs": search_inputs(gen.tok, gen.vocab, trip["query"].to_list(),
-                                                 max_tokens)}  # fmt: skip
+        out["search"] = {
+            "users": trip["_u"].to_numpy(),
+            "items": trip["_r"].to_numpy(),
+            "inputs": search_inputs(gen.tok, gen.vocab, trip["query"].to_list(), max_tokens),
+        }
     if "rec" in tasks:
         pairs = ds.interactions.select("user_id", "item_id").unique().join(lut, on="user_id")
         pairs = pairs.with_columns(_r=pl.Series(item_rows(gen.codes["item_id"], pairs["item_id"])))
         pairs = pairs.filter(pl.col("_r") >= 0).sort("_u", "_r")
-        out["rec"] = {"users": pairs["_u"].to_numpy(), "items": pairs["_r"].to_numpy(),
-                      "inputs": rec_token_inputs(gen, pairs.height)}  # fmt: skip
+        out["rec"] = {
+            "users": pairs["_u"].to_numpy(),
+            "items": pairs["_r"].to_numpy(),
+            "inputs": rec_token_inputs(gen, pairs.height),
+        }
     for task, ex in out.items():
         if len(ex["users"]) == 0:
             where = gen.config["data_dir"]
-            raise ContractError(f"{where}: no {task} example has a user with a vector and an "
-                                "item with a SID (another user-vectors dir?)")  # fmt: skip
+            raise ContractError(
+                f"{where}: no {task} example has a user with a vector and an "
+                "item with a SID (another user-vectors dir?)"
+            )
     return out
 
 
 def _take(ex: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
-    return {"users": ex["users"][idx], "items": ex["items"][idx],
-            "inputs": [ex["inputs"][i] for i in idx]}  # fmt: skip
+    return {
+        "users": ex["users"][idx],
+        "items": ex["items"][idx],
+        "inputs": [ex["inputs"][i] for i in idx],
+    }
 
 
 def hold_out(cfg: PrefixConfig, ex: dict[str, dict[str, Any]]) -> tuple[dict, dict]:
@@ -112,8 +122,13 @@ def _batches(cfg: PrefixConfig, ex: dict[str, dict[str, Any]], epoch: int) -> li
     return [out[i] for i in rng.permutation(len(out))]
 
 
-def _loss(gen: GenerativeRun, prefix: UserPrefix, vectors: torch.Tensor,
-          e: dict[str, Any], idx: np.ndarray) -> torch.Tensor:  # fmt: skip
+def _loss(
+    gen: GenerativeRun,
+    prefix: UserPrefix,
+    vectors: torch.Tensor,
+    e: dict[str, Any],
+    idx: np.ndarray,
+) -> torch.Tensor:
     ids, mask = pad_batch([e["inputs"][i] for i in idx], gen.device)
     labels = torch.from_numpy(gen.sid_tokens[e["items"][idx]]).to(gen.device)
     soft = prefix(vectors[torch.from_numpy(e["users"][idx]).to(gen.device)])

@@ -182,8 +182,14 @@ def code_stats(codes: ArrayLike, codebook_size: int) -> dict[str, Any]:
     c = torch.as_tensor(codes, dtype=torch.long).cpu()
     n = c.shape[0]
     if n == 0:
-        return {"count": 0, "unique_fraction": 1.0, "collision_rate": 0.0,
-                "max_extra_code": 0, "max_group_size": 0, "levels": []}  # fmt: skip
+        return {
+            "count": 0,
+            "unique_fraction": 1.0,
+            "collision_rate": 0.0,
+            "max_extra_code": 0,
+            "max_group_size": 0,
+            "levels": [],
+        }
     sizes = torch.bincount(torch.from_numpy(_groups(c)[0]))
     per_level = []
     for level in range(c.shape[1]):

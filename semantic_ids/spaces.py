@@ -230,9 +230,13 @@ def fuse_spaces(
         aligned, missing = align_embeddings(first, ids, x)
         parts.append(aligned)
         sources.append(
-            {"path": str(d.absolute()), "space": _space_of(d), "dim": int(mat.shape[1]),
-             "missing": missing}
-        )  # fmt: skip
+            {
+                "path": str(d.absolute()),
+                "space": _space_of(d),
+                "dim": int(mat.shape[1]),
+                "missing": missing,
+            }
+        )
     fused = np.concatenate(parts, axis=1) if method == "concat" else np.sum(parts, axis=0)
     fused = normalize_rows(fused)
     items = first.select("item_id", "item_type")
@@ -269,9 +273,13 @@ def svd_project(x: np.ndarray, k: int) -> np.ndarray:
 def _manifest(
     space: str, sources: dict[str, Any], config: dict[str, Any], data_dir: Path | None
 ) -> dict[str, Any]:
-    return {"space": space, "normalized": True,
-            "dataset": str(data_dir.absolute()) if data_dir else None,
-            "sources": sources, "config": config}  # fmt: skip
+    return {
+        "space": space,
+        "normalized": True,
+        "dataset": str(data_dir.absolute()) if data_dir else None,
+        "sources": sources,
+        "config": config,
+    }
 
 
 def _space_of(emb_dir: Path) -> str | None:

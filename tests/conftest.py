@@ -38,8 +38,9 @@ def random_sids():
         emb.mkdir()
         vectors = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
         np.save(emb / "embeddings.npy", vectors)
-        pl.DataFrame({"item_id": ids, "item_type": ["music"] * n, "row": np.arange(n)}
-                     ).write_parquet(emb / "ids.parquet")  # fmt: skip
+        pl.DataFrame(
+            {"item_id": ids, "item_type": ["music"] * n, "row": np.arange(n)}
+        ).write_parquet(emb / "ids.parquet")
         (emb / "manifest.json").write_text(json.dumps({"kind": "embeddings"}))
         semantic_ids(emb, root / "sid", levels=2, codebook_size=4, seed=0)
         return emb, root / "sid"

@@ -95,8 +95,9 @@ class TwoTowerConfig(Validated):
             raise ContractError(f"--target-weight must be > 0, got {self.target_weight}")
         for name in ("label_fraction", "val_fraction"):
             if not 0 < getattr(self, name) < 1:
-                raise ContractError(f"--{name.replace('_', '-')} must be in (0, 1), "
-                                    f"got {getattr(self, name)}")  # fmt: skip
+                raise ContractError(
+                    f"--{name.replace('_', '-')} must be in (0, 1), got {getattr(self, name)}"
+                )
         if not self.lr > 0 or not self.temperature > 0:
             raise ContractError("--lr and --temperature must be > 0")
         check_device(self.device)

@@ -70,15 +70,27 @@ def _lightgcn_settings(
     if windows is not None:
         fit, labels = read_dataset(windows["fit"]), read_dataset(windows["labels"])
         try:
-            tuned = tune_lightgcn(fit.interactions, labels.interactions, fit.items, target,
-                                  fixed, dims=cfg.lightgcn_dims, negatives=cfg.lightgcn_negatives,
-                                  max_epochs=cfg.lightgcn_max_epochs,
-                                  patience=cfg.lightgcn_patience, k=cfg.k)  # fmt: skip
+            tuned = tune_lightgcn(
+                fit.interactions,
+                labels.interactions,
+                fit.items,
+                target,
+                fixed,
+                dims=cfg.lightgcn_dims,
+                negatives=cfg.lightgcn_negatives,
+                max_epochs=cfg.lightgcn_max_epochs,
+                patience=cfg.lightgcn_patience,
+                k=cfg.k,
+            )
             return tuned.chosen, tuned.report()
         except ContractError as exc:
             why = str(exc)
-    settings = {"dim": fixed.dim, "negatives": fixed.negatives, "reg": fixed.reg,
-                "epochs": fixed.epochs}  # fmt: skip
+    settings = {
+        "dim": fixed.dim,
+        "negatives": fixed.negatives,
+        "reg": fixed.reg,
+        "epochs": fixed.epochs,
+    }
     return fixed, {"tuned": False, "why": f"fixed settings: {why}", "chosen": settings}
 
 
@@ -140,8 +152,10 @@ def evaluate_run(
         )
         if not quiet:
             r = results[name]
-            print(f"[evaluate] {name:<11} hr@{k} {r[f'hr@{k}']:.4f}  ndcg@{k} "
-                  f"{r[f'ndcg@{k}']:.4f}  mrr {r['mrr']:.4f}  ({seconds[name]:.1f}s)")  # fmt: skip
+            print(
+                f"[evaluate] {name:<11} hr@{k} {r[f'hr@{k}']:.4f}  ndcg@{k} "
+                f"{r[f'ndcg@{k}']:.4f}  mrr {r['mrr']:.4f}  ({seconds[name]:.1f}s)"
+            )
 
     for name in models:
         t0 = time.perf_counter()

@@ -35,7 +35,7 @@ from audiograph.core.atomic import (
     claim_output,
     parquet_marker,
     write_json,
-)  # fmt: skip
+)
 from audiograph.core.embeddings import write_user_vectors
 from audiograph.core.errors import ContractError
 from audiograph.core.formats import FORMAT_VERSION
@@ -100,11 +100,15 @@ def load_run(
     got = (text.shape[1], 0 if hgnn is None else hgnn.shape[1])
     if got != (spec.text_dim, spec.hgnn_dim):
         want = (spec.text_dim, spec.hgnn_dim)
-        raise ContractError(f"{run_dir}: text/HGNN dims {got} differ from the run's {want}"
-                            " (another encoder or EMB_DIR?)")  # fmt: skip
+        raise ContractError(
+            f"{run_dir}: text/HGNN dims {got} differ from the run's {want}"
+            " (another encoder or EMB_DIR?)"
+        )
     cat, dense = item_inputs(fit.items, spec, text, hgnn, fit.interactions)
-    vecs = [model.item(cat[i : i + CHUNK].to(device), dense[i : i + CHUNK].to(device))
-            for i in range(0, len(cat), CHUNK)]  # fmt: skip
+    vecs = [
+        model.item(cat[i : i + CHUNK].to(device), dense[i : i + CHUNK].to(device))
+        for i in range(0, len(cat), CHUNK)
+    ]
     return Run(model, cfg, spec, ds, history_vectors(text, hgnn), torch.cat(vecs))
 
 
@@ -116,17 +120,24 @@ def user_chunks(
     ``(row in chunk, item index)`` pairs of the chunk's interactions (to exclude)."""
     inter = run.ds.interactions
     if inter is None:
-        inter = pl.DataFrame(schema={"user_id": pl.Utf8, "item_id": pl.Utf8,
-                                     "weight": pl.Float64, "signal": pl.Utf8,
-                                     "ts": pl.Int64})  # fmt: skip
+        inter = pl.DataFrame(
+            schema={
+                "user_id": pl.Utf8,
+                "item_id": pl.Utf8,
+                "weight": pl.Float64,
+                "signal": pl.Utf8,
+                "ts": pl.Int64,
+            }
+        )
     item_idx = run.ds.items.select("item_id", _i=pl.int_range(pl.len(), dtype=pl.Int64))
     dev = run.item_vecs.device
     for lo in range(0, user_ids.len(), chunk):
         ids = user_ids.slice(lo, chunk)
         rows = pl.DataFrame({"user_id": ids, "_u": np.arange(ids.len(), dtype=np.int64)})
         part = inter.select(CORE).join(rows, on="user_id")  # no user column named _u
-        cat, dense = user_inputs(ids, run.ds.users, part, run.ds.items, run.history_vectors,
-                                 run.spec, run.cfg.weighted)  # fmt: skip
+        cat, dense = user_inputs(
+            ids, run.ds.users, part, run.ds.items, run.history_vectors, run.spec, run.cfg.weighted
+        )
         seen = part.select("_u", "item_id").unique().join(item_idx, on="item_id")
         yield (
             ids,
@@ -172,12 +183,17 @@ def export_vectors(
     u, i = uv.numpy().astype(np.float32), iv.numpy().astype(np.float32)
     dim = int(i.shape[1])
     manifest = {
-        "kind": "twotower-vectors", "format_version": 1, "dim": dim,
-        "users": users.len(), "items": items.height, "normalized": True,
+        "kind": "twotower-vectors",
+        "format_version": 1,
+        "dim": dim,
+        "users": users.len(),
+        "items": items.height,
+        "normalized": True,
         "run_dir": str(Path(run_dir).absolute()),
-        "data_dir": str(Path(data_dir or read_run_config(run_dir, "twotower-run")["data_dir"]
-                             ).absolute()),
-    }  # fmt: skip
+        "data_dir": str(
+            Path(data_dir or read_run_config(run_dir, "twotower-run")["data_dir"]).absolute()
+        ),
+    }
     with atomic_dir(out_dir, "twotower-vectors", [run_dir, data_dir]) as tmp:
         write_user_vectors(tmp, users, u)  # the user-vectors files (core.embeddings)
         np.save(tmp / "item_vectors.npy", i)
@@ -188,8 +204,10 @@ def export_vectors(
         manifest["seconds"] = round(time.perf_counter() - t0, 3)
         write_json(tmp / MANIFEST, manifest)
     if not quiet:
-        print(f"[twotower-export] {users.len():,} users, {items.height:,} items, dim {dim} "
-              f"in {manifest['seconds']:.1f}s -> {out_dir}")  # fmt: skip
+        print(
+            f"[twotower-export] {users.len():,} users, {items.height:,} items, dim {dim} "
+            f"in {manifest['seconds']:.1f}s -> {out_dir}"
+        )
     return manifest
 
 
@@ -204,8 +222,13 @@ def export_user_vectors(
     t0 = time.perf_counter()
     claim_output(out_dir, "user-vectors", [run_dir, data_dir])
     users, uv, _, _ = user_item_vectors(run_dir, data_dir, device)
-    manifest = {"kind": "user-vectors", "format_version": FORMAT_VERSION, "source": "twotower",
-                "run_dir": str(Path(run_dir).absolute()), "users": users.len()}  # fmt: skip
+    manifest = {
+        "kind": "user-vectors",
+        "format_version": FORMAT_VERSION,
+        "source": "twotower",
+        "run_dir": str(Path(run_dir).absolute()),
+        "users": users.len(),
+    }
     with atomic_dir(out_dir, "user-vectors", [run_dir, data_dir]) as tmp:
         manifest["dim"] = write_user_vectors(tmp, users, uv.numpy())
         manifest["seconds"] = round(time.perf_counter() - t0, 3)
@@ -237,8 +260,10 @@ def recommend(
     run = load_run(run_dir, data_dir)
     users = run.user_ids
     if user_id not in users:
-        raise ContractError(f"{run.ds.path}: user_id {user_id!r} is not in interactions or "
-                            f"users (example user_id={users[0]!r})")  # fmt: skip
+        raise ContractError(
+            f"{run.ds.path}: user_id {user_id!r} is not in interactions or "
+            f"users (example user_id={users[0]!r})"
+        )
     _, uv, seen = next(user_chunks(run, pl.Series("user_id", [user_id])))
     scores, idx = top_k(uv, run.item_vecs, k, seen, _allowed(run, item_type))
     keep = torch.isfinite(scores[0])
@@ -272,11 +297,14 @@ def score_all_users(
                     scores, idx = (t.cpu() for t in top_k(uv, run.item_vecs, k, seen, allowed))
                     ok = torch.isfinite(scores)
                     u, r = ok.nonzero(as_tuple=True)
-                    table = pl.DataFrame({
-                        "user_id": ids.gather(u.numpy()),
-                        "rank": (r + 1).numpy().astype(np.int32),
-                        "item_id": item_ids.gather(idx[ok].numpy()),
-                        "score": scores[ok].numpy().astype(np.float32)}).to_arrow()  # fmt: skip
+                    table = pl.DataFrame(
+                        {
+                            "user_id": ids.gather(u.numpy()),
+                            "rank": (r + 1).numpy().astype(np.int32),
+                            "item_id": item_ids.gather(idx[ok].numpy()),
+                            "score": scores[ok].numpy().astype(np.float32),
+                        }
+                    ).to_arrow()
                     table = table.replace_schema_metadata(parquet_marker(SCORES))
                     writer = writer or pq.ParquetWriter(tmp, table.schema)
                     writer.write_table(table)

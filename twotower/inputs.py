@@ -146,10 +146,13 @@ class Prepared:
             inter, ds.items, cfg.label_fraction, seed, cfg.target_type
         )
         users = labels["user_id"].unique().sort()
-        ucat, udense = user_inputs(users, ds.users, history, ds.items, self.hist_vectors,
-                                   self.spec, cfg.weighted)  # fmt: skip
-        pairs = (index_of(labels["user_id"], users).to(dev),
-                 index_of(labels["item_id"], ds.items["item_id"]).to(dev))  # fmt: skip
+        ucat, udense = user_inputs(
+            users, ds.users, history, ds.items, self.hist_vectors, self.spec, cfg.weighted
+        )
+        pairs = (
+            index_of(labels["user_id"], users).to(dev),
+            index_of(labels["item_id"], ds.items["item_id"]).to(dev),
+        )
         return (ucat.to(dev), udense.to(dev)), pairs
 
 
@@ -199,13 +202,24 @@ def prepare_windows(
     text, hgnn = catalog_vectors(items, emb_dir, cfg, quiet)
     hist_vectors = history_vectors(text, hgnn)
     if spec is None:
-        spec = build_spec(items, history, fit.users, hist_vectors.shape[1],
-                          text.shape[1], 0 if hgnn is None else hgnn.shape[1])  # fmt: skip
+        spec = build_spec(
+            items,
+            history,
+            fit.users,
+            hist_vectors.shape[1],
+            text.shape[1],
+            0 if hgnn is None else hgnn.shape[1],
+        )
     typed = items.select("item_id", "item_type")
-    labels = (label_rows.select("user_id", "item_id").unique()
-              .join(history.select("user_id", "item_id").unique(), on=["user_id", "item_id"],
-                    how="anti")  # a pair the user already has is no new positive
-              .join(typed, on="item_id").sort("user_id", "item_id"))  # fmt: skip
+    labels = (
+        label_rows.select("user_id", "item_id")
+        .unique()
+        .join(
+            history.select("user_id", "item_id").unique(), on=["user_id", "item_id"], how="anti"
+        )  # a pair the user already has is no new positive
+        .join(typed, on="item_id")
+        .sort("user_id", "item_id")
+    )
     if cfg.target_type is not None:
         labels = labels.filter(pl.col("item_type") == cfg.target_type)
     users = labels["user_id"].unique().sort()
@@ -231,8 +245,13 @@ def prepare_windows(
         cat, dense = user_inputs(u, fit.users, history, items, hist_vectors, spec, cfg.weighted)
         return cat.to(dev), dense.to(dev)
 
-    allowed = None if cfg.target_type is None else torch.from_numpy(
-        (items["item_type"] == cfg.target_type).to_numpy(writable=True)).to(dev)  # fmt: skip
+    allowed = (
+        None
+        if cfg.target_type is None
+        else torch.from_numpy((items["item_type"] == cfg.target_type).to_numpy(writable=True)).to(
+            dev
+        )
+    )
     train_labels = labels.filter(~in_val)
     return Prepared(
         spec,
@@ -248,9 +267,7 @@ def prepare_windows(
         fixed=(inputs(train_users), pairs(train_labels, train_users)),
         val_allowed=None
         if val_type is None
-        else torch.from_numpy((items["item_type"] == val_type).to_numpy(writable=True)).to(
-            dev
-        ),  # fmt: skip
+        else torch.from_numpy((items["item_type"] == val_type).to_numpy(writable=True)).to(dev),
     )
 
 
@@ -274,22 +291,32 @@ def prepare(
     )
     hist_vectors = history_vectors(text, hgnn)
     if spec is None:
-        spec = build_spec(items, ds.interactions, ds.users, hist_vectors.shape[1],
-                          text.shape[1], 0 if hgnn is None else hgnn.shape[1])  # fmt: skip
+        spec = build_spec(
+            items,
+            ds.interactions,
+            ds.users,
+            hist_vectors.shape[1],
+            text.shape[1],
+            0 if hgnn is None else hgnn.shape[1],
+        )
     users = labels["user_id"].unique().sort()
     if users.len() < 2:
         raise ContractError(f"{ds.path}: fewer than 2 users with >= 2 distinct items to train on")
     val_users = users.filter(pl.Series(validation_mask(users.len(), cfg)))
-    vcat, vdense = user_inputs(val_users, ds.users, history, items, hist_vectors, spec,
-                               cfg.weighted)  # fmt: skip
+    vcat, vdense = user_inputs(
+        val_users, ds.users, history, items, hist_vectors, spec, cfg.weighted
+    )
     ids = items["item_id"]
 
     def pairs(df: pl.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
         return index_of(df["user_id"], val_users).to(dev), index_of(df["item_id"], ids).to(dev)
 
     in_val = pl.col("user_id").is_in(val_users.implode())
-    allowed = None if cfg.target_type is None else torch.from_numpy(
-        (items["item_type"] == cfg.target_type).to_numpy()).to(dev)  # fmt: skip
+    allowed = (
+        None
+        if cfg.target_type is None
+        else torch.from_numpy((items["item_type"] == cfg.target_type).to_numpy()).to(dev)
+    )
     return Prepared(
         spec,
         tuple(t.to(dev) for t in item_inputs(items, spec, text, hgnn, ds.interactions)),

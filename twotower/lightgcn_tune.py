@@ -141,8 +141,9 @@ class ValidationRecall:
         if ev_users.len() == 0:
             raise ContractError(f"the label window has no new {target_type!r} pair to validate on")
         ev = pl.DataFrame({"user_id": ev_users, "e": np.arange(ev_users.len())})
-        rows = ev.join(pl.DataFrame({"user_id": users, "u": np.arange(len(users))}), on="user_id",
-                       how="left").sort("e")["u"]  # fmt: skip
+        rows = ev.join(
+            pl.DataFrame({"user_id": users, "u": np.arange(len(users))}), on="user_id", how="left"
+        ).sort("e")["u"]
         if rows.null_count():
             raise ValueError("every label user needs a row in users")
         tr_e, te_e = tr.join(ev, on="user_id"), te.join(ev, on="user_id")

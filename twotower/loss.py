@@ -31,8 +31,9 @@ def sampled_softmax_loss(
     logits = u @ v.T / temperature
     if log_q is not None:
         logits = logits - log_q[None, :]
-    hit = (item[:, None] == item[None, :]) & ~torch.eye(len(item), dtype=torch.bool,
-                                                         device=item.device)  # fmt: skip
+    hit = (item[:, None] == item[None, :]) & ~torch.eye(
+        len(item), dtype=torch.bool, device=item.device
+    )
     logits = [logits.masked_fill(hit, float("-inf"))]
     for neg_v, neg_item, neg_log_q, rows in negatives:
         if not len(neg_item):

@@ -368,8 +368,13 @@ def recall_at_k(
     uv = torch.cat([model.user(c, d) for c, d in _batches(*user, 65536)])
     scores, idx = top_k(uv, iv, k, exclude, allowed)
     n_items = iv.shape[0]
-    hit = torch.isin(idx + torch.arange(len(uv), device=idx.device)[:, None] * n_items,
-                     labels[0] * n_items + labels[1]) & scores.isfinite()  # fmt: skip
+    hit = (
+        torch.isin(
+            idx + torch.arange(len(uv), device=idx.device)[:, None] * n_items,
+            labels[0] * n_items + labels[1],
+        )
+        & scores.isfinite()
+    )
     n_rel = torch.bincount(labels[0], minlength=len(uv))
     recall = hit_metrics(hit.cpu().numpy(), n_rel.cpu().numpy(), k)["recall"]
     return float(recall.mean()) if len(uv) else 0.0

@@ -102,8 +102,10 @@ def train_twotower(
     spec, (icat, idense), allowed, n_val = d.spec, d.item, d.allowed, len(d.val_user[0])
     (ucat, udense), (pu, pi) = d.epoch_pairs(0)
     # logQ from the item frequency among all training interactions (stable across epochs)
-    known = index_of(d.train_inter.join(d.ds.items.select("item_id"), on="item_id")["item_id"],
-                   d.ds.items["item_id"]).to(device)  # fmt: skip
+    known = index_of(
+        d.train_inter.join(d.ds.items.select("item_id"), on="item_id")["item_id"],
+        d.ds.items["item_id"],
+    ).to(device)
     if allowed is not None:
         known = known[allowed[known]]
     freq = torch.bincount(known, minlength=len(icat)).float() / max(len(known), 1)
@@ -154,18 +156,25 @@ def train_twotower(
             negatives, rows = [], launch[0][pi[b]]
             if pick is not None:
                 neg = candidates[pick.to(device)]
-                negatives.append((model.item(icat[neg], idense[neg]), neg,
-                                  neg_log_q if cfg.logq else 0.0, None))  # fmt: skip
+                negatives.append(
+                    (model.item(icat[neg], idense[neg]), neg, neg_log_q if cfg.logq else 0.0, None)
+                )
             if pick_launch is not None:
                 neg = launch[1][pick_launch.to(device)]
-                negatives.append((model.item(icat[neg], idense[neg]), neg,
-                                  launch_log_q if cfg.logq else 0.0, rows))  # fmt: skip
+                negatives.append(
+                    (
+                        model.item(icat[neg], idense[neg]),
+                        neg,
+                        launch_log_q if cfg.logq else 0.0,
+                        rows,
+                    )
+                )
             weight = None
             if cfg.target_weight != 1.0:
                 weight = torch.where(rows, cfg.target_weight, 1.0)
-            loss = sampled_softmax_loss(u, v, pi[b], cfg.temperature,
-                                        log_q[pi[b]] if cfg.logq else None, negatives,
-                                        weight)  # fmt: skip
+            loss = sampled_softmax_loss(
+                u, v, pi[b], cfg.temperature, log_q[pi[b]] if cfg.logq else None, negatives, weight
+            )
             value = loss.item()
             if world.size == 1:
                 check_loss(value, f"epoch {epoch}, step {n}", loop.advice)

@@ -141,11 +141,14 @@ def prepare_lastfm(
         "min_query_artists": MIN_QUERY_ARTISTS,
         "queries": queries.height,
         "query_strings": queries["query"].n_unique(),
-        "vertical": None if not vertical else {
-            "tags": vertical, "artists": int((items["item_type"] == VERTICAL).sum()),
+        "vertical": None
+        if not vertical
+        else {
+            "tags": vertical,
+            "artists": int((items["item_type"] == VERTICAL).sum()),
             "rule": "an artist whose most-used tag (over all tag assignments) is in tags",
         },
-    }  # fmt: skip
+    }
     return save_dataset(
         out, "lastfm", items, interactions, queries=queries, summary=summary, src=src
     )

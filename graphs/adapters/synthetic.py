@@ -76,8 +76,10 @@ def topic_table(topics: int) -> tuple[list[str], list[tuple[str, ...]]]:
 
 def style_words(tastes: int) -> list[str]:
     """The style word of each of ``tastes`` tastes (suffixed beyond :data:`STYLES`)."""
-    return [STYLES[k % len(STYLES)] + (str(k // len(STYLES) + 1) if k >= len(STYLES) else "")
-            for k in range(tastes)]  # fmt: skip
+    return [
+        STYLES[k % len(STYLES)] + (str(k // len(STYLES) + 1) if k >= len(STYLES) else "")
+        for k in range(tastes)
+    ]
 
 
 def generate_synthetic(
@@ -121,20 +123,34 @@ def _generate(users, items, seed, topics, interactions_per_user, tastes):
     n_items = sum(counts.values())
     item_taste = trng.integers(0, tastes, n_items)
     user_taste = trng.integers(0, tastes, (users, topics))
-    style = np.where(trng.random(n_items) < WORD_NOISE, trng.integers(0, tastes, n_items),
-                     item_taste)  # fmt: skip
+    style = np.where(
+        trng.random(n_items) < WORD_NOISE, trng.integers(0, tastes, n_items), item_taste
+    )
     hint = np.where((trng.random(n_items) < TASTE_HINT) & (tastes > 1), style, -1)
     items_df, item_type, pop = _items(rng, counts, vocab, topic_p, hint, style_words(tastes))
     top, mix = _user_topics(rng, users, topic_p)
     users_df = _users(rng, top, mix, topics)
     item_topic = items_df["topic"].to_numpy()
     taste = None if tastes == 1 else (item_taste, user_taste, tastes, trng)
-    inter = _interactions(rng, list(counts), item_type, item_topic, pop, top, mix, topic_p,
-                          interactions_per_user, taste)  # fmt: skip
+    inter = _interactions(
+        rng,
+        list(counts),
+        item_type,
+        item_topic,
+        pop,
+        top,
+        mix,
+        topic_p,
+        interactions_per_user,
+        taste,
+    )
     inter = inter.select(
         user_id=pl.concat_str(pl.lit("u"), pl.col("_u").cast(pl.Utf8)),
-        item_id=items_df["item_id"].gather(inter["_i"]), weight="weight",
-        signal=pl.Series(SIGNALS).gather(inter["_s"]), ts="ts")  # fmt: skip
+        item_id=items_df["item_id"].gather(inter["_i"]),
+        weight="weight",
+        signal=pl.Series(SIGNALS).gather(inter["_s"]),
+        ts="ts",
+    )
     queries = _queries(rng, items_df, vocab, pop)
     mix_t = np.zeros((users, topics))
     np.put_along_axis(mix_t, top, mix, axis=1)
@@ -142,11 +158,14 @@ def _generate(users, items, seed, topics, interactions_per_user, tastes):
     truth = (
         users_df.select("user_id").with_columns(
             topic_p=pl.Series((1 - TOPIC_NOISE) * mix_t + TOPIC_NOISE * topic_p).cast(
-                pl.List(pl.Float64)),
-            taste=pl.Series(user_taste).cast(pl.List(pl.Int64))),
-        items_df.select("item_id", "topic", taste=item_taste,
-                        share=pop / np.bincount(group, pop)[group]),
-    )  # fmt: skip
+                pl.List(pl.Float64)
+            ),
+            taste=pl.Series(user_taste).cast(pl.List(pl.Int64)),
+        ),
+        items_df.select(
+            "item_id", "topic", taste=item_taste, share=pop / np.bincount(group, pop)[group]
+        ),
+    )
     return items_df, inter, users_df, queries, truth
 
 
@@ -177,15 +196,18 @@ def _items(rng, counts, vocab, topic_p, hint, styles):
         templates = TEMPLATES.get(type_, (f"A {type_} about {{}}, {{}} and {{}}.",) * 2)
         title = [pl.when(pl.col("nt") > j).then(pl.col(f"w{j}")) for j in range(4)]
         tags = [pl.when(pl.col("ng") > j).then(pl.col(f"t{j}")) for j in range(4)]
-        frames.append(pl.DataFrame(cols).select(
-            item_id=pl.concat_str(pl.lit(f"{type_}:"), pl.int_range(n).cast(pl.Utf8)),
-            item_type=pl.lit(type_),
-            title=pl.concat_str(title, separator=" ", ignore_nulls=True).str.to_titlecase(),
-            description=pl.when(pl.col("tmpl") == 0).then(_fill(templates[0], desc))
-            .otherwise(_fill(templates[1], desc)),
-            tags=pl.concat_list(tags).list.drop_nulls(),
-            topic="topic",
-        ))  # fmt: skip
+        frames.append(
+            pl.DataFrame(cols).select(
+                item_id=pl.concat_str(pl.lit(f"{type_}:"), pl.int_range(n).cast(pl.Utf8)),
+                item_type=pl.lit(type_),
+                title=pl.concat_str(title, separator=" ", ignore_nulls=True).str.to_titlecase(),
+                description=pl.when(pl.col("tmpl") == 0)
+                .then(_fill(templates[0], desc))
+                .otherwise(_fill(templates[1], desc)),
+                tags=pl.concat_list(tags).list.drop_nulls(),
+                topic="topic",
+            )
+        )
     item_type = np.repeat(np.arange(len(counts)), list(counts.values()))
     return pl.concat(frames), item_type, rng.lognormal(0.0, 1.5, item_type.size)
 
@@ -252,8 +274,9 @@ def _interactions(rng, types, item_type, item_topic, pop, top, mix, topic_p, per
     g = etype * n_topics + etopic
     if taste is not None:  # refine the group by the hidden taste
         item_taste, user_taste, k, trng = taste
-        etaste = np.where(trng.random(n) < TASTE_NOISE, trng.integers(0, k, n),
-                          user_taste[uidx, etopic])  # fmt: skip
+        etaste = np.where(
+            trng.random(n) < TASTE_NOISE, trng.integers(0, k, n), user_taste[uidx, etopic]
+        )
         group = group * k + item_taste
         size = np.bincount(group, minlength=len(types) * n_topics * k)
         by_taste = size.reshape(-1, k)
@@ -283,9 +306,14 @@ def _interactions(rng, types, item_type, item_topic, pop, top, mix, topic_p, per
         "_i": np.concatenate([si, si[fol], si[pre]]),
         "weight": np.concatenate([plays, np.ones(fol.sum() + pre.sum())]).astype(np.float64),
         "_s": np.repeat(np.arange(3, dtype=np.int8), [first.size, fol.sum(), pre.sum()]),
-        "ts": np.concatenate([ts, np.minimum(ts[fol] + shift[fol], T0 + WINDOW_S - 1),
-                              np.maximum(ts[pre] - shift[pre] // 2, T0)]),
-    }  # fmt: skip
+        "ts": np.concatenate(
+            [
+                ts,
+                np.minimum(ts[fol] + shift[fol], T0 + WINDOW_S - 1),
+                np.maximum(ts[pre] - shift[pre] // 2, T0),
+            ]
+        ),
+    }
     o = np.argsort(cols["_u"], kind="stable")
     return pl.DataFrame({k: v[o] for k, v in cols.items()})
 
@@ -306,7 +334,8 @@ def _queries(rng, items: pl.DataFrame, vocab, pop: np.ndarray) -> pl.DataFrame:
     tagged = items.select("item_id", "topic", "tags", _pop=pop, _idx=pl.int_range(pl.len()))
     relevant = tagged.explode("tags").join(phrases, on=["topic", "tags"])
     relevant = relevant.unique(["query", "item_id"]).sort(
-        ["_q", "_pop", "_idx"], descending=[False, True, False])  # fmt: skip
+        ["_q", "_pop", "_idx"], descending=[False, True, False]
+    )
     return relevant.group_by("_q", maintain_order=True).head(QUERY_CAP).select("query", "item_id")
 
 
@@ -324,16 +353,25 @@ def prepare_synthetic(
     into ``out/truth/`` (for :func:`oracle_vectors` only), and return the manifest."""
     claim_dataset(out)
     items_df, inter, users_df, queries, truth = _generate(
-        users, items, seed, topics, interactions_per_user, tastes)  # fmt: skip
+        users, items, seed, topics, interactions_per_user, tastes
+    )
     summary = {
-        "users": users, "items": dict(DEFAULT_ITEMS if items is None else items), "seed": seed,
-        "topics": topic_table(topics)[0], "interactions_per_user": interactions_per_user,
+        "users": users,
+        "items": dict(DEFAULT_ITEMS if items is None else items),
+        "seed": seed,
+        "topics": topic_table(topics)[0],
+        "interactions_per_user": interactions_per_user,
         "tastes": tastes,
         "rows_per_signal": dict(inter.group_by("signal").len().sort("signal").iter_rows()),
-        "truth": {"users": f"{TRUTH}/users.parquet", "items": f"{TRUTH}/items.parquet",
-                  "topic_noise": TOPIC_NOISE, "taste_noise": TASTE_NOISE,
-                  "taste_hint": TASTE_HINT if tastes > 1 else 0.0, "word_noise": WORD_NOISE},
-    }  # fmt: skip
+        "truth": {
+            "users": f"{TRUTH}/users.parquet",
+            "items": f"{TRUTH}/items.parquet",
+            "topic_noise": TOPIC_NOISE,
+            "taste_noise": TASTE_NOISE,
+            "taste_hint": TASTE_HINT if tastes > 1 else 0.0,
+            "word_noise": WORD_NOISE,
+        },
+    }
     queries = queries if queries.height else None  # a tiny catalog may tag no query word
     with atomic_dir(out, DATASET) as tmp:  # the tables staged, then moved beside the truth
         stage = tmp / "tables"

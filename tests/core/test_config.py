@@ -15,9 +15,19 @@ from audiograph.pipeline.options import Settings
 from audiograph.semantic_ids.config import FinetuneConfig, GenerativeConfig
 from audiograph.twotower.config import LightGCNConfig, TwoTowerConfig
 
-FLOATS = [(cls, f.name) for cls in (HGNNConfig, TwoTowerConfig, LightGCNConfig, SplitConfig,
-          GenerativeConfig, FinetuneConfig) for f in dataclasses.fields(cls)
-          if "float" in str(f.type) and "dict" not in str(f.type)]  # fmt: skip
+FLOATS = [
+    (cls, f.name)
+    for cls in (
+        HGNNConfig,
+        TwoTowerConfig,
+        LightGCNConfig,
+        SplitConfig,
+        GenerativeConfig,
+        FinetuneConfig,
+    )
+    for f in dataclasses.fields(cls)
+    if "float" in str(f.type) and "dict" not in str(f.type)
+]
 
 
 @pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan], ids=["inf", "-inf", "nan"])
@@ -34,10 +44,15 @@ def test_non_finite_values_in_a_table_are_refused():
 
 @pytest.mark.parametrize(
     "cls, section, assignment",
-    [(HGNNConfig, "hgnn", "lr=inf"), (HGNNConfig, "hgnn", "temperature=inf"),
-     (HGNNConfig, "hgnn", "balance=inf"), (HGNNConfig, "hgnn", "margin=nan"),
-     (TwoTowerConfig, "twotower", "lr=inf"), (TwoTowerConfig, "twotower", "temperature=inf")],
-)  # fmt: skip
+    [
+        (HGNNConfig, "hgnn", "lr=inf"),
+        (HGNNConfig, "hgnn", "temperature=inf"),
+        (HGNNConfig, "hgnn", "balance=inf"),
+        (HGNNConfig, "hgnn", "margin=nan"),
+        (TwoTowerConfig, "twotower", "lr=inf"),
+        (TwoTowerConfig, "twotower", "temperature=inf"),
+    ],
+)
 def test_set_inf_is_refused_at_construction(cls, section, assignment):
     name = assignment.split("=")[0]
     with pytest.raises(ContractError, match=f"^--{name} must be a finite number, got"):

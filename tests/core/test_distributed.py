@@ -25,9 +25,25 @@ from audiograph.hgnn.train import train_hgnn
 # fp32 and one thread per process: bit-exact equality is a property of the float32 step
 # (bf16 matrix products run-to-run differed on one CI CPU; the thread count changes the
 # order of float sums, which Adam's normalised steps amplify on near-zero gradients)
-TINY = ["--max-epoch-edges", "2000", "--hidden", "16", "--fanout", "3,2", "--batch-size", "32",
-        "--prefetch", "0", "--precision", "fp32",
-        "--eval-candidates", "10", "--max-val-edges", "50", "--quiet"]  # fmt: skip
+TINY = [
+    "--max-epoch-edges",
+    "2000",
+    "--hidden",
+    "16",
+    "--fanout",
+    "3,2",
+    "--batch-size",
+    "32",
+    "--prefetch",
+    "0",
+    "--precision",
+    "fp32",
+    "--eval-candidates",
+    "10",
+    "--max-val-edges",
+    "50",
+    "--quiet",
+]
 
 
 PINNED = {
@@ -39,9 +55,19 @@ PINNED = {
 
 
 def cli(*args: str, ranks: int = 1, env: dict[str, str] | None = None) -> None:
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-              f"--nproc-per-node={ranks}", "-m", "audiograph"] if ranks > 1 else [
-              sys.executable, "-m", "audiograph"]  # fmt: skip
+    launch = (
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={ranks}",
+            "-m",
+            "audiograph",
+        ]
+        if ranks > 1
+        else [sys.executable, "-m", "audiograph"]
+    )
     env = {**os.environ, **PINNED, **(env or {})}
     res = subprocess.run([*launch, *args], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -62,10 +88,12 @@ def weights(run) -> dict[str, torch.Tensor]:
 def graph(tmp_path_factory):
     """A small graph with text features (so the export test covers the text projection)."""
     root = tmp_path_factory.mktemp("dist")
-    prepare_synthetic(root / "data", users=300, items={"music": 200, "podcast": 100,
-                                                      "audiobook": 40})  # fmt: skip
-    build_graph(root / "data", root / "graph", GraphConfig(cache_dir=str(root / "cache")),
-                quiet=True)  # fmt: skip
+    prepare_synthetic(
+        root / "data", users=300, items={"music": 200, "podcast": 100, "audiobook": 40}
+    )
+    build_graph(
+        root / "data", root / "graph", GraphConfig(cache_dir=str(root / "cache")), quiet=True
+    )
     split_dataset(root / "data", root / "split")
     return root / "graph"
 
@@ -74,10 +102,28 @@ def graph(tmp_path_factory):
 def runs(graph):
     """One epoch on 2 ranks, and on one process accumulating 2 micro-batches per step."""
     root = graph.parent
-    cli("train-hgnn", str(graph), "--out", str(root / "ddp"), "--epochs", "1", *TINY,
-        "--distributed", ranks=2)  # fmt: skip
-    cli("train-hgnn", str(graph), "--out", str(root / "one"), "--epochs", "1", *TINY,
-        "--accumulate", "2")  # fmt: skip
+    cli(
+        "train-hgnn",
+        str(graph),
+        "--out",
+        str(root / "ddp"),
+        "--epochs",
+        "1",
+        *TINY,
+        "--distributed",
+        ranks=2,
+    )
+    cli(
+        "train-hgnn",
+        str(graph),
+        "--out",
+        str(root / "one"),
+        "--epochs",
+        "1",
+        *TINY,
+        "--accumulate",
+        "2",
+    )
     return {"ddp": root / "ddp", "one": root / "one"}
 
 
@@ -99,11 +145,30 @@ def test_two_ranks_equal_one_process_accumulating_two(runs):
 
 
 def test_distributed_resume_equals_uninterrupted(graph, runs, tmp_path):
-    cli("train-hgnn", str(graph), "--out", str(tmp_path / "full"), "--epochs", "2", *TINY,
-        "--distributed", ranks=2)  # fmt: skip
+    cli(
+        "train-hgnn",
+        str(graph),
+        "--out",
+        str(tmp_path / "full"),
+        "--epochs",
+        "2",
+        *TINY,
+        "--distributed",
+        ranks=2,
+    )
     shutil.copytree(runs["ddp"], tmp_path / "cut")  # the 1-epoch distributed run
-    cli("train-hgnn", str(graph), "--out", str(tmp_path / "cut"), "--resume", "--epochs", "2",
-        "--quiet", "--distributed", ranks=2)  # fmt: skip
+    cli(
+        "train-hgnn",
+        str(graph),
+        "--out",
+        str(tmp_path / "cut"),
+        "--resume",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--distributed",
+        ranks=2,
+    )
     a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 2
@@ -120,8 +185,18 @@ def test_two_tower_two_ranks_equal_one_process_accumulating_two(graph, tmp_path)
     """The same for the two-tower (in-batch negatives are each rank's own batch; the extra
     negatives are drawn for every batch on every rank, so the streams agree)."""
     train = str(graph.parent / "split" / "train")
-    opts = ["--epochs", "2", "--tower-dims", "16", "--batch-size", "64", "--no-hgnn",
-            "--extra-negatives", "8", "--quiet"]  # fmt: skip
+    opts = [
+        "--epochs",
+        "2",
+        "--tower-dims",
+        "16",
+        "--batch-size",
+        "64",
+        "--no-hgnn",
+        "--extra-negatives",
+        "8",
+        "--quiet",
+    ]
     cli("train-twotower", train, "--out", str(tmp_path / "ddp"), *opts, "--distributed", ranks=2)
     cli("train-twotower", train, "--out", str(tmp_path / "one"), *opts, "--accumulate", "2")
     a, b = best(tmp_path / "ddp"), best(tmp_path / "one")
@@ -136,10 +211,24 @@ def test_sharded_export_writes_the_single_process_bytes(graph, runs, tmp_path):
     embeddings.parquet bytes as one process with the same intra-op threads (torchrun gives
     each worker OMP_NUM_THREADS=1; one process with 2 threads already differs from itself
     with 1 in the last bits of the text projection)."""
-    common = ["--chunk-size", "50", "--cache-dir", str(graph.parent / "cache"), "--quiet",
-              "--catalog", str(graph.parent / "data")]  # fmt: skip
+    common = [
+        "--chunk-size",
+        "50",
+        "--cache-dir",
+        str(graph.parent / "cache"),
+        "--quiet",
+        "--catalog",
+        str(graph.parent / "data"),
+    ]
     cli("export", str(runs["one"]), "--out", str(tmp_path / "one"), *common)  # PINNED: 1 thread
-    cli("export", str(runs["one"]), "--out", str(tmp_path / "ddp"), *common, "--distributed",
-        ranks=2)  # fmt: skip
+    cli(
+        "export",
+        str(runs["one"]),
+        "--out",
+        str(tmp_path / "ddp"),
+        *common,
+        "--distributed",
+        ranks=2,
+    )
     for name in ("embeddings.npy", "embeddings.parquet", "ids.parquet"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "ddp" / name).read_bytes()

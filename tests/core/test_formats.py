@@ -15,8 +15,9 @@ from audiograph.core.formats import FORMAT_VERSION, FORMATS, check_kind, peek_ki
 
 
 def _emb(path, n=5, dim=3):
-    ids = pl.DataFrame({"item_id": [f"i{k}" for k in range(n)], "item_type": ["a"] * n,
-                        "in_graph": [True] * n})  # fmt: skip
+    ids = pl.DataFrame(
+        {"item_id": [f"i{k}" for k in range(n)], "item_type": ["a"] * n, "in_graph": [True] * n}
+    )
     vecs = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
     with atomic_dir(path, "embeddings") as tmp:
         write_embeddings(tmp, ids, vecs, {"space": "test"}, with_table=True)

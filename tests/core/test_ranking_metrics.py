@@ -11,9 +11,13 @@ from audiograph.core.metrics import hit_metrics, hits_of_lists, hits_of_ranks, p
 
 
 def test_hit_metrics_by_hand():
-    hit = np.array([[False, True, False, True],   # hits at ranks 2 and 4 of 3 relevant
-                    [False, False, False, False],  # none
-                    [True, False, False, False]])  # first place, 1 relevant  # fmt: skip
+    hit = np.array(
+        [
+            [False, True, False, True],  # hits at ranks 2 and 4 of 3 relevant
+            [False, False, False, False],  # none
+            [True, False, False, False],
+        ]
+    )  # first place, 1 relevant
     m = hit_metrics(hit, np.array([3, 2, 1]), k=2)
     assert m["hr"].tolist() == [1.0, 0.0, 1.0]
     assert m["recall"].tolist() == pytest.approx([1 / 3, 0.0, 1.0])
@@ -31,7 +35,10 @@ def test_lists_and_ranks_give_the_same_hit_matrices():
     hit = hits_of_lists([[5, 5, 7], [1, 2, 3]], [{5}, {3, 9}], k=3)
     assert hit.tolist() == [[True, False, False], [False, False, True]]  # a repeat counts once
     assert hits_of_ranks(np.array([0, 2, 9]), 3).tolist() == [
-        [True, False, False], [False, False, True], [False, False, False]]  # fmt: skip
+        [True, False, False],
+        [False, False, True],
+        [False, False, False],
+    ]
     m = hit_metrics(hits_of_ranks(np.array([0, 2, 9]), 10), np.ones(3), 10)
     assert m["recall"].tolist() == [1.0, 1.0, 1.0] and m["rr"].tolist() == pytest.approx(
         [1.0, 1 / 3, 0.1]

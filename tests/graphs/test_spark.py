@@ -56,10 +56,15 @@ def synthetic(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"user_cap": 0, "top_k": 0}, {"user_cap": 5, "top_k": 3, "min_users": 2},
-     {"user_cap": 4, "cap_by": "recent"}, {"signals": ["stream"], "min_users": 3}],
+    [
+        {},
+        {"user_cap": 0, "top_k": 0},
+        {"user_cap": 5, "top_k": 3, "min_users": 2},
+        {"user_cap": 4, "cap_by": "recent"},
+        {"signals": ["stream"], "min_users": 3},
+    ],
     ids=["defaults", "no-cap-no-topk", "cap-topk-min2", "recent", "signals"],
-)  # fmt: skip
+)
 def test_synthetic_graph_equals_polars(synthetic, tmp_path, options):
     m = both(synthetic, tmp_path, dataclasses.replace(NO_TEXT, **options))
     assert m["num_edges"] > 0
@@ -99,16 +104,23 @@ def test_bad_interactions_are_the_contracts_one_line_errors(synthetic, tmp_path)
     row7 = pl.int_range(pl.len()) == 7
     bad = inter.with_columns(weight=pl.when(row7).then(-1.0).otherwise(pl.col("weight")))
     bad.write_parquet(data / "interactions.parquet")
-    with pytest.raises(ContractError, match=r"interactions.parquet, column 'weight': weight must "
-                       r"be a finite number >= 0 \(example row: weight=-1.0"):  # fmt: skip
+    with pytest.raises(
+        ContractError,
+        match=r"interactions.parquet, column 'weight': weight must "
+        r"be a finite number >= 0 \(example row: weight=-1.0",
+    ):
         build_graph(data, tmp_path / "g", spark, quiet=True)
-    unknown = inter.with_columns(item_id=pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("nope"))
-                                 .otherwise(pl.col("item_id")))  # fmt: skip
+    unknown = inter.with_columns(
+        item_id=pl.when(pl.int_range(pl.len()) == 3)
+        .then(pl.lit("nope"))
+        .otherwise(pl.col("item_id"))
+    )
     unknown.write_parquet(data / "interactions.parquet")
     with pytest.raises(ContractError, match="1 rows reference item_ids not in the items table"):
         build_graph(data, tmp_path / "g", spark, quiet=True)
-    kept = build_graph(data, tmp_path / "g", dataclasses.replace(spark, drop_unknown=True),
-                       quiet=True)  # fmt: skip
+    kept = build_graph(
+        data, tmp_path / "g", dataclasses.replace(spark, drop_unknown=True), quiet=True
+    )
     assert kept["stats"]["dropped_unknown"]["interactions"] == 1
     with pytest.raises(ContractError, match="signal 'nope' does not occur"):
         cfg = dataclasses.replace(spark, signals=["nope"], drop_unknown=True)
@@ -121,8 +133,9 @@ def test_a_url_input_is_read_by_spark_and_gives_the_same_graph(synthetic, tmp_pa
     the items still pass the contract's checks."""
     build_graph(synthetic, tmp_path / "polars", NO_TEXT, quiet=True)
     url = f"file://{synthetic.absolute()}"
-    m = build_graph(url, tmp_path / "spark", dataclasses.replace(NO_TEXT, engine="spark"),
-                    quiet=True)  # fmt: skip
+    m = build_graph(
+        url, tmp_path / "spark", dataclasses.replace(NO_TEXT, engine="spark"), quiet=True
+    )
     same_graph(tmp_path / "polars", tmp_path / "spark")
     assert m["dataset"] == url
 
@@ -160,9 +173,25 @@ def test_bad_input_is_one_line_on_stderr_without_spark_logs(synthetic, tmp_path)
     bad = inter.with_columns(weight=pl.when(row5).then(float("inf")).otherwise(pl.col("weight")))
     bad.write_parquet(data / "interactions.parquet")
     env = {k: v for k, v in os.environ.items() if k != "AUDIOGRAPH_DEBUG"}
-    res = subprocess.run([sys.executable, "-m", "audiograph", "build-graph", str(data), "--out",
-                          str(tmp_path / "g"), "--engine", "spark", "--encoder", "none",
-                          "--quiet"], capture_output=True, text=True, env=env)  # fmt: skip
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audiograph",
+            "build-graph",
+            str(data),
+            "--out",
+            str(tmp_path / "g"),
+            "--engine",
+            "spark",
+            "--encoder",
+            "none",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 2, res.stderr
     line = "error: interactions.parquet, column 'weight': weight must be a finite number >= 0"
     assert res.stderr.startswith(f"{line} (example row: weight=inf"), res.stderr

@@ -61,7 +61,7 @@ def test_train_is_fit_plus_labels_with_whole_pairs(data, tmp_path, method):
         expect = n.with_columns(
             k=pl.col("n").map_elements(
                 lambda x: min(max(round_half_up(0.25 * x), 1), x - 1), return_dtype=pl.Int64
-            )  # fmt: skip
+            )
         ).filter(pl.col("k") > 0)
         assert expect.select("user_id", "k").sort("user_id").equals(got.sort("user_id"))
     assert (tmp_path / "s" / "train" / "manifest.json").read_text().count('"../fit"') == 1
@@ -95,31 +95,42 @@ def test_adopters_keep_the_type_for_a_share_of_its_users(data, tmp_path):
 
 
 def test_user_tags_are_recounted_from_each_parts_rows(tmp_path):
-    items = pl.DataFrame({"item_id": ["a", "b"], "item_type": "artist", "title": ["A", "B"],
-                          "tags": [["rock", "secret"], ["pop"]]})  # fmt: skip
+    items = pl.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "item_type": "artist",
+            "title": ["A", "B"],
+            "tags": [["rock", "secret"], ["pop"]],
+        }
+    )
     users = [f"u{i}" for i in range(6)]
-    rows = pl.DataFrame({
-        "user_id": users + users,
-        "item_id": ["a"] * 6 + ["b"] * 6,
-        "signal": "tag",
-        "ts": list(range(100, 112)),
-        "tags": [["rock"]] * 5 + [["secret"]] + [["pop"]] * 6,
-    })  # fmt: skip
+    rows = pl.DataFrame(
+        {
+            "user_id": users + users,
+            "item_id": ["a"] * 6 + ["b"] * 6,
+            "signal": "tag",
+            "ts": list(range(100, 112)),
+            "tags": [["rock"]] * 5 + [["secret"]] + [["pop"]] * 6,
+        }
+    )
     (tmp_path / "d").mkdir()
     write_dataset(tmp_path / "d", items, rows)
     # temporal: test = ts >= 109 (the 0.8 quantile, nearest): u3..u5 on b; the label window
     # (0.8 quantile of the training ts: >= 106) = u0..u2 on b; fit = every row on a
     m = split_dataset(tmp_path / "d", tmp_path / "s", test_fraction=0.2, method="temporal")
     assert m["user_tags_recounted"] and (m["cut_ts"], m["label_cut_ts"]) == (109, 106)
-    tags = {p: dict(read_dataset(tmp_path / "s" / p).items.select("item_id", "tags").iter_rows())
-            for p in ("fit", "labels", "train", "test")}  # fmt: skip
+    tags = {
+        p: dict(read_dataset(tmp_path / "s" / p).items.select("item_id", "tags").iter_rows())
+        for p in ("fit", "labels", "train", "test")
+    }
     assert tags["train"] == {"a": ["rock", "secret"], "b": ["pop"]}
     assert tags["fit"] == {"a": ["rock", "secret"], "b": []}
     assert tags["labels"] == {"a": [], "b": ["pop"]}
     assert tags["test"] == {"a": [], "b": ["pop"]}
     # a tag given only in the test period never reaches a training part
-    rows2 = rows.with_columns(tags=pl.when(pl.col("ts") == 111).then(pl.lit(["leak"]))
-                              .otherwise(pl.col("tags")))  # fmt: skip
+    rows2 = rows.with_columns(
+        tags=pl.when(pl.col("ts") == 111).then(pl.lit(["leak"])).otherwise(pl.col("tags"))
+    )
     write_dataset(tmp_path / "d", items, rows2)
     split_dataset(tmp_path / "d", tmp_path / "s2", test_fraction=0.2, method="temporal")
     for part in ("fit", "labels", "train"):
@@ -132,24 +143,52 @@ def test_tag_queries_follow_the_interactions(tmp_path):
     """Queries that are user tags: a pair tagged on the train side is a train query; one
     tagged only in test is a test query when its tag is a train query; no test query's
     (tag, item) is in the train side's item text."""
-    items = pl.DataFrame({"item_id": ["a", "b", "c"], "item_type": "artist",
-                          "title": ["A", "B", "C"], "tags": [[], [], []]})  # fmt: skip
-    rows = pl.DataFrame({
-        "user_id": ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"],
-        "item_id": ["a", "a", "b", "b", "c", "c", "a", "b", "c", "c"],
-        "signal": "tag",
-        "ts": list(range(100, 110)),  # test: ts >= 108 (u8, u9 on c)
-        "tags": [["rock"], ["rock"], ["pop"], ["rock"], ["jazz"], ["pop"], ["pop"], ["pop"],
-                 ["rock", "pop"], ["solo"]],
-    })  # fmt: skip
-    queries = pl.DataFrame({"query": ["rock", "rock", "pop", "pop", "pop", "rock", "jazz", "solo"],
-                            "item_id": ["a", "b", "a", "b", "c", "c", "c", "c"]})  # fmt: skip
+    items = pl.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "item_type": "artist",
+            "title": ["A", "B", "C"],
+            "tags": [[], [], []],
+        }
+    )
+    rows = pl.DataFrame(
+        {
+            "user_id": ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"],
+            "item_id": ["a", "a", "b", "b", "c", "c", "a", "b", "c", "c"],
+            "signal": "tag",
+            "ts": list(range(100, 110)),  # test: ts >= 108 (u8, u9 on c)
+            "tags": [
+                ["rock"],
+                ["rock"],
+                ["pop"],
+                ["rock"],
+                ["jazz"],
+                ["pop"],
+                ["pop"],
+                ["pop"],
+                ["rock", "pop"],
+                ["solo"],
+            ],
+        }
+    )
+    queries = pl.DataFrame(
+        {
+            "query": ["rock", "rock", "pop", "pop", "pop", "rock", "jazz", "solo"],
+            "item_id": ["a", "b", "a", "b", "c", "c", "c", "c"],
+        }
+    )
     (tmp_path / "d").mkdir()
     write_dataset(tmp_path / "d", items, rows, queries=queries)
     m = split_dataset(tmp_path / "d", tmp_path / "s", test_fraction=0.2, method="temporal")
     q = {p: sorted(read_dataset(tmp_path / "s" / p).queries.iter_rows()) for p in ("train", "test")}
-    assert q["train"] == [("jazz", "c"), ("pop", "a"), ("pop", "b"), ("pop", "c"), ("rock", "a"),
-                          ("rock", "b")]  # fmt: skip
+    assert q["train"] == [
+        ("jazz", "c"),
+        ("pop", "a"),
+        ("pop", "b"),
+        ("pop", "c"),
+        ("rock", "a"),
+        ("rock", "b"),
+    ]
     assert q["test"] == [("rock", "c")]  # pop on c is known from train; solo is no train query
     assert (m["train"]["queries"], m["test"]["queries"]) == (6, 1)
     text = dict(read_dataset(tmp_path / "s" / "train").items.select("item_id", "tags").iter_rows())
@@ -159,15 +198,34 @@ def test_tag_queries_follow_the_interactions(tmp_path):
 def _chain(split, out, cache) -> dict[str, bytes]:
     """fit → graph → HGNN → embeddings → two-tower; the bytes of every training artifact."""
     build_graph(split / "fit", out / "g", GraphConfig(encoder="none"), quiet=True)
-    hgnn = HGNNConfig(epochs=1, max_epoch_edges=2000, hidden=8, fanout=[3, 2], prefetch=0,
-                      eval_candidates=10, max_val_edges=50)  # fmt: skip
+    hgnn = HGNNConfig(
+        epochs=1,
+        max_epoch_edges=2000,
+        hidden=8,
+        fanout=[3, 2],
+        prefetch=0,
+        eval_candidates=10,
+        max_val_edges=50,
+    )
     train_hgnn(out / "g", out / "h", hgnn, quiet=True)
     export_embeddings(out / "h", out / "e", catalog=split / "train", quiet=True)
-    cfg = TwoTowerConfig(epochs=1, tower_dims=[16, 8], cat_dim=4, batch_size=64,
-                         cache_dir=str(cache), val_type="audiobook")  # fmt: skip
+    cfg = TwoTowerConfig(
+        epochs=1,
+        tower_dims=[16, 8],
+        cat_dim=4,
+        batch_size=64,
+        cache_dir=str(cache),
+        val_type="audiobook",
+    )
     train_twotower(split / "train", out / "e", out / "t", cfg, quiet=True)
-    files = ["g/graph.safetensors", "g/nodes.parquet", "h/model.safetensors", "e/embeddings.npy",
-             "e/ids.parquet", "t/model.safetensors"]  # fmt: skip
+    files = [
+        "g/graph.safetensors",
+        "g/nodes.parquet",
+        "h/model.safetensors",
+        "e/embeddings.npy",
+        "e/ids.parquet",
+        "t/model.safetensors",
+    ]
     return {f: hashlib.sha256((out / f).read_bytes()).hexdigest() for f in files}
 
 

@@ -56,9 +56,13 @@ def test_prepare_writes_a_valid_dataset(tmp_path):
     sealed = json.loads((tmp_path / "syn" / "manifest.json").read_text())
     assert sealed.pop("writer") == "audiograph"
     assert sealed.pop("files") == [
-        "interactions.parquet", "items.parquet", "queries.parquet", "truth/items.parquet",
-        "truth/users.parquet", "users.parquet"
-    ]  # fmt: skip
+        "interactions.parquet",
+        "items.parquet",
+        "queries.parquet",
+        "truth/items.parquet",
+        "truth/users.parquet",
+        "users.parquet",
+    ]
     assert sealed == manifest
     assert manifest["summary"]["seed"] == 3
     assert set(manifest["summary"]["rows_per_signal"]) == {"stream", "follow", "preview"}
@@ -74,15 +78,19 @@ def test_items_have_exact_counts_unique_ids_and_topic_text(default):
         DEFAULT_ITEMS
     )
     assert items["item_id"].n_unique() == items.height
-    assert (items["item_id"] == items["item_type"] + ":" + items["item_id"].str.split(":").list
-            .get(1)).all()  # fmt: skip
+    assert (
+        items["item_id"] == items["item_type"] + ":" + items["item_id"].str.split(":").list.get(1)
+    ).all()
     assert items["title"].str.split(" ").list.len().is_between(2, 4).all()
     assert items["tags"].list.len().is_between(2, 4).all()
     names, vocab = topic_table(16)
     tags = items.select("topic", "tags").explode("tags")
     assert all(w in vocab[t] for t, w in tags.iter_rows())  # tags are clean topic words
-    starts = {"music": ("A song", "Music with"), "podcast": ("A podcast", "Weekly"),
-              "audiobook": ("An audiobook", "A novel")}  # fmt: skip
+    starts = {
+        "music": ("A song", "Music with"),
+        "podcast": ("A podcast", "Weekly"),
+        "audiobook": ("An audiobook", "A novel"),
+    }
     for t, prefixes in starts.items():
         desc = items.filter(pl.col("item_type") == t)["description"]
         assert desc.str.starts_with(prefixes[0]).any() and desc.str.starts_with(prefixes[1]).any()
@@ -111,11 +119,13 @@ def test_audiobook_topics_agree_with_podcast_topics(joined):
     podcast = streams.filter(pl.col("item_type") == "podcast").select("user_id", "topic").unique()
     book = (
         streams.filter(pl.col("item_type") == "audiobook")
-        .group_by("user_id", "topic").agg(pl.col("weight").sum())
+        .group_by("user_id", "topic")
+        .agg(pl.col("weight").sum())
         .sort("weight", "topic", descending=[True, False])
-        .group_by("user_id", maintain_order=True).first()
+        .group_by("user_id", maintain_order=True)
+        .first()
         .join(podcast.select("user_id").unique(), on="user_id")
-    )  # fmt: skip
+    )
     assert book.height >= 50
 
     def agreement(frame: pl.DataFrame) -> float:
@@ -131,8 +141,11 @@ def test_signals_weights_and_timestamps(default, joined):
     inter = default[1]
     assert inter.columns == ["user_id", "item_id", "weight", "signal", "ts"]
     types = dict(joined.group_by("signal").agg(pl.col("item_type").unique().sort()).iter_rows())
-    assert types == {"stream": ["audiobook", "music", "podcast"], "follow": ["podcast"],
-                     "preview": ["audiobook", "music"]}  # fmt: skip
+    assert types == {
+        "stream": ["audiobook", "music", "podcast"],
+        "follow": ["podcast"],
+        "preview": ["audiobook", "music"],
+    }
     assert inter.select("user_id", "item_id", "signal").is_unique().all()
     stream = inter.filter(pl.col("signal") == "stream")["weight"]
     assert stream.min() >= 1 and stream.max() > 3  # play counts
@@ -182,8 +195,16 @@ def test_other_item_types_and_tiny_catalogs(tmp_path):
     assert read_dataset(tmp_path / "tiny").items.height == 1
 
 
-@pytest.mark.parametrize("bad", [dict(users=0), dict(topics=0), dict(items={"music": 0}),
-                                 dict(items={}), dict(interactions_per_user=0.5)])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(users=0),
+        dict(topics=0),
+        dict(items={"music": 0}),
+        dict(items={}),
+        dict(interactions_per_user=0.5),
+    ],
+)
 def test_generate_rejects_bad_arguments(bad):
     with pytest.raises(ContractError):
         generate_synthetic(**bad)
@@ -195,8 +216,21 @@ def test_parse_item_counts():
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "music", "music=", "=5", "music=abc", "music=0", "music=-3", "music=1.5",
-             "music=1,music=2", "music=1,", "music=1;podcast=2"])  # fmt: skip
+    "spec",
+    [
+        "",
+        "music",
+        "music=",
+        "=5",
+        "music=abc",
+        "music=0",
+        "music=-3",
+        "music=1.5",
+        "music=1,music=2",
+        "music=1,",
+        "music=1;podcast=2",
+    ],
+)
 def test_parse_item_counts_rejects_bad_specs(spec):
     with pytest.raises(ContractError) as err:
         parse_item_counts(spec)

@@ -31,13 +31,18 @@ def test_blank_lines_at_the_end_are_ignored(tmp_path, tail):
 @pytest.mark.parametrize(
     "items, inter, expected",
     [
-        (b"item_id,item_type,title,item_id\nm1,music,A,x\np1,podcast,B,y\n", INTER,
-         "items.csv, column 'item_id': the header names this column twice"),
-        (b"item_id,item_type,title\nm1,music,A\np1,podcast,B\n",
-         b"user_id,item_id,weight, weight\nu1,m1,2,3\n",
-         "interactions.csv, column 'weight': the header names this column twice"),
+        (
+            b"item_id,item_type,title,item_id\nm1,music,A,x\np1,podcast,B,y\n",
+            INTER,
+            "items.csv, column 'item_id': the header names this column twice",
+        ),
+        (
+            b"item_id,item_type,title\nm1,music,A\np1,podcast,B\n",
+            b"user_id,item_id,weight, weight\nu1,m1,2,3\n",
+            "interactions.csv, column 'weight': the header names this column twice",
+        ),
     ],
     ids=["item_id", "weight"],
-)  # fmt: skip
+)
 def test_a_column_named_twice_is_refused(tmp_path, items, inter, expected):
     assert error_of(write(tmp_path, items=items, inter=inter)) == expected

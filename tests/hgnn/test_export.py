@@ -85,8 +85,15 @@ def env(tmp_path_factory):
     catalog = root / "catalog"
     catalog.mkdir()
     write_dataset(catalog, pl.concat([base.select(new.columns), new]))
-    return {"root": root, "data": data, "model": model, "run": run, "cache": cache,
-            "catalog": catalog, "n_items": base.height}  # fmt: skip
+    return {
+        "root": root,
+        "data": data,
+        "model": model,
+        "run": run,
+        "cache": cache,
+        "catalog": catalog,
+        "n_items": base.height,
+    }
 
 
 @pytest.mark.parametrize("conv", ["maxpool", "sage-mean", "gatv2"])
@@ -214,8 +221,9 @@ def test_export_on_another_graph_over_the_same_nodes(env, tmp_path):
     serving time): same nodes, other neighbourhoods; a graph with other nodes is refused."""
     kw = {"cache_dir": env["cache"]}
     sparse = tmp_path / "g-top1"
-    build_graph(env["root"] / "data", sparse, GraphConfig(cache_dir=env["cache"], top_k=1),
-                quiet=True)  # fmt: skip
+    build_graph(
+        env["root"] / "data", sparse, GraphConfig(cache_dir=env["cache"], top_k=1), quiet=True
+    )
     base = export_embeddings(env["run"], tmp_path / "e", **kw)
     other = export_embeddings(env["run"], tmp_path / "e-top1", graph=sparse, **kw)
     assert other["graph_dir"] == str(sparse.absolute()) != base["graph_dir"]
@@ -236,5 +244,6 @@ def test_model_spec_round_trips_and_reads_runs_saved_before_num_layers_and_conv(
     assert saved["edge_types"] == [["a", "co", "a"]] and saved["conv"] == "gatv2"
     assert ModelSpec.from_saved(json.loads(json.dumps(saved))) == spec
     old = {k: v for k, v in saved.items() if k not in ("num_layers", "conv")}
-    assert ModelSpec.from_saved(old) == ModelSpec(["a"], [("a", "co", "a")], {"a": 3}, 8, 16, 2,
-                                                  "maxpool")  # fmt: skip
+    assert ModelSpec.from_saved(old) == ModelSpec(
+        ["a"], [("a", "co", "a")], {"a": 3}, 8, 16, 2, "maxpool"
+    )

@@ -58,8 +58,9 @@ def test_no_edges_and_the_gradient_goes_to_the_argmax():
 
 def test_fused_hgnn_equals_pyg_message_passing(tmp_path):
     """Same weights, same sampled batch: outputs within 1e-5, every gradient within 1e-5."""
-    prepare_synthetic(tmp_path / "d", users=300, items={"music": 150, "podcast": 60,
-                                                        "audiobook": 20}, seed=2)  # fmt: skip
+    prepare_synthetic(
+        tmp_path / "d", users=300, items={"music": 150, "podcast": 60, "audiobook": 20}, seed=2
+    )
     build_graph(tmp_path / "d", tmp_path / "g", GraphConfig(encoder="none"), quiet=True)
     data = load_graph(tmp_path / "g")
     n = {t: data[t].num_nodes for t in data.node_types}
@@ -91,8 +92,9 @@ def test_bench_train_reports_both_sides(tmp_path, monkeypatch):
     from audiograph.hgnn.config import HGNNConfig
     from audiograph.hgnn.model import resolve_precision
 
-    prepare_synthetic(tmp_path / "d", users=200, items={"music": 80, "podcast": 40,
-                                                        "audiobook": 10}, seed=3)  # fmt: skip
+    prepare_synthetic(
+        tmp_path / "d", users=200, items={"music": 80, "podcast": 40, "audiobook": 10}, seed=3
+    )
     build_graph(tmp_path / "d", tmp_path / "g", GraphConfig(encoder="none"), quiet=True)
     used = []
 

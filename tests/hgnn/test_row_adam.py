@@ -12,8 +12,10 @@ def test_row_adam_equals_sparse_adam():
     g = torch.Generator().manual_seed(0)
     tables = [torch.nn.Embedding(50, 8, sparse=True) for _ in range(2)]
     tables[1].weight.data.copy_(tables[0].weight.data)
-    opts = [RowAdam(tables[0].parameters(), lr=0.01), torch.optim.SparseAdam(
-        tables[1].parameters(), lr=0.01)]  # fmt: skip
+    opts = [
+        RowAdam(tables[0].parameters(), lr=0.01),
+        torch.optim.SparseAdam(tables[1].parameters(), lr=0.01),
+    ]
     for step in range(6):
         ids = torch.randint(50, (30,), generator=g)  # repeated rows: an uncoalesced gradient
         if step % 2:

@@ -73,8 +73,7 @@ def test_resume_equals_uninterrupted(graph, tmp_path):
 def test_a_run_saved_before_lr_decay_and_precision_resumes_as_it_started(
     graph, tmp_path, monkeypatch
 ):
-    train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=1, **SMALL, precision="fp32"),
-               quiet=True)  # fmt: skip
+    train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=1, **SMALL, precision="fp32"), quiet=True)
     config = tmp_path / "old" / "config.json"
     saved = json.loads(config.read_text())
     del saved["train"]["lr_decay"], saved["train"]["precision"]
@@ -89,13 +88,23 @@ def test_a_run_saved_before_lr_decay_and_precision_resumes_as_it_started(
         return embed_batch(model, batch, has_text, precision)
 
     monkeypatch.setattr(audiograph.hgnn.train, "embed_batch", spy)
-    train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=2, **SMALL, lr_decay=1.0), quiet=True,
-               resume=True)  # fmt: skip
+    train_hgnn(
+        graph,
+        tmp_path / "old",
+        HGNNConfig(epochs=2, **SMALL, lr_decay=1.0),
+        quiet=True,
+        resume=True,
+    )
     assert learning_rates(tmp_path / "old") == {HGNNConfig().lr}
     assert used and set(used) == {"fp32"}
     with pytest.raises(ContractError, match="'precision' is 'bf16'"):
-        train_hgnn(graph, tmp_path / "old", HGNNConfig(epochs=3, **SMALL, precision="bf16"),
-                   quiet=True, resume=True)  # fmt: skip
+        train_hgnn(
+            graph,
+            tmp_path / "old",
+            HGNNConfig(epochs=3, **SMALL, precision="bf16"),
+            quiet=True,
+            resume=True,
+        )
 
 
 def test_a_run_saves_the_precision_auto_resolved_to(graph, tmp_path):
@@ -210,8 +219,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(
 
 def test_a_learning_rate_that_overflows_is_a_one_line_error(graph, tmp_path):
     with pytest.raises(ContractError, match=r"training diverged: .* lower --lr \(now 1e\+30\)"):
-        train_hgnn(graph, tmp_path / "r", HGNNConfig(epochs=2, **{**SMALL, "lr": 1e30}),
-                   quiet=True)  # fmt: skip
+        train_hgnn(graph, tmp_path / "r", HGNNConfig(epochs=2, **{**SMALL, "lr": 1e30}), quiet=True)
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
 
 

@@ -26,10 +26,14 @@ def split(tmp_path):
         )
         return inter, pl.DataFrame(queries, schema=["query", "item_id"], orient="row")
 
-    for name, rows, q in (("train", [("u1", "a"), ("u1", "b"), ("u2", "b"), ("u3", "c")],
-                           [("x", "b")]),
-                          ("test", [("u1", "a"), ("u1", "d"), ("u2", "b"), ("u4", "a")],
-                           [("x", "a"), ("x", "d"), ("y", "c")])):  # fmt: skip
+    for name, rows, q in (
+        ("train", [("u1", "a"), ("u1", "b"), ("u2", "b"), ("u3", "c")], [("x", "b")]),
+        (
+            "test",
+            [("u1", "a"), ("u1", "d"), ("u2", "b"), ("u4", "a")],
+            [("x", "a"), ("x", "d"), ("y", "c")],
+        ),
+    ):
         (tmp_path / name).mkdir()
         inter, queries = side(rows, q)
         write_dataset(tmp_path / name, items, inter, queries=queries)
@@ -49,8 +53,11 @@ def test_inputs_are_the_test_queries_and_users_with_new_items(ev, split):
 def test_per_input_recall_and_top_k_exclusion(ev):
     assert ev.per_input([["a", "b"], ["c"]], [{"a", "d"}, {"x"}], 1) == [0.5, 0.0]
     s = ev.score([["a", "b"]], [{"b"}], ["q"])
-    assert s["recall@10"] == 1.0 and s["per_input"] == {"key": ["q"], "recall@10": [1.0],
-                                                       "recall@30": [1.0]}  # fmt: skip
+    assert s["recall@10"] == 1.0 and s["per_input"] == {
+        "key": ["q"],
+        "recall@10": [1.0],
+        "recall@30": [1.0],
+    }
     import numpy as np
 
     scores = np.array([[0.9, 0.8, 0.1, 0.5], [0.0, 0.1, 0.2, 0.3]])

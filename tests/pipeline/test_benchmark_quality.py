@@ -50,10 +50,17 @@ def test_bootstrap_interval_covers_the_normal_approximation(bench):
 
 
 def _report(hr: dict[str, float], new: float | None, pairs: int) -> dict:
-    row = {"hr@10": 0.0, "recall@10": 0.0, "ndcg@10": 0.0, "mrr": 0.0, "coverage": 0.0,
-           "users": 4, "cold": {"hr@10": 0.5, "users": 2},
-           "new_items": {"pairs": pairs, "items": 1, "recall@10": new},
-           "rare_items": {"pairs": 0, "items": 0, "recall@10": None}}  # fmt: skip
+    row = {
+        "hr@10": 0.0,
+        "recall@10": 0.0,
+        "ndcg@10": 0.0,
+        "mrr": 0.0,
+        "coverage": 0.0,
+        "users": 4,
+        "cold": {"hr@10": 0.5, "users": 2},
+        "new_items": {"pairs": pairs, "items": 1, "recall@10": new},
+        "rare_items": {"pairs": 0, "items": 0, "recall@10": None},
+    }
     return {"results": {m: {**row, "hr@10": v} for m, v in hr.items()}}
 
 
@@ -78,10 +85,22 @@ def test_aggregate_and_differences_cover_slices_and_lightgcn(bench):
 def test_set_values_are_json_or_strings_and_errors_name_the_form(bench):
     parse = bench.stats.parse_sets
     stages = bench.quality.STAGES
-    got = parse(["hgnn.epochs=6", "hgnn.fanout=[10, 5]", "graph.encoder=none",
-                 "split.downsample={\"book\": 0.2}", "twotower.logq=false"], stages)  # fmt: skip
-    assert got == {"hgnn": {"epochs": 6, "fanout": [10, 5]}, "graph": {"encoder": "none"},
-                   "split": {"downsample": {"book": 0.2}}, "twotower": {"logq": False}}  # fmt: skip
+    got = parse(
+        [
+            "hgnn.epochs=6",
+            "hgnn.fanout=[10, 5]",
+            "graph.encoder=none",
+            'split.downsample={"book": 0.2}',
+            "twotower.logq=false",
+        ],
+        stages,
+    )
+    assert got == {
+        "hgnn": {"epochs": 6, "fanout": [10, 5]},
+        "graph": {"encoder": "none"},
+        "split": {"downsample": {"book": 0.2}},
+        "twotower": {"logq": False},
+    }
     with pytest.raises(ValueError, match="STAGE.KEY=VALUE"):
         parse(["epochs=6"], stages)
     with pytest.raises(ValueError, match="unknown stage 'hgn'"):
@@ -102,12 +121,34 @@ def test_experiment_is_the_product_defaults_plus_the_target(bench, tmp_path):
     assert q.parse_args(["--dataset", "synthetic"]).seeds == 5
 
 
-TINY = ["--set", "graph.encoder=\"none\"", "--set", "hgnn.epochs=1", "--set", "hgnn.hidden=8",
-        "--set", "hgnn.fanout=[3, 2]", "--set", "hgnn.batch_size=64", "--set",
-        "hgnn.eval_candidates=10", "--set", "hgnn.max_val_edges=50", "--set",
-        "hgnn.max_epoch_edges=0", "--set", "twotower.epochs=1",
-        "--set", "twotower.tower_dims=[16, 8]", "--set", "twotower.cat_dim=4", "--set",
-        "twotower.batch_size=64", "--set", "evaluate.lightgcn_epochs=2"]  # fmt: skip
+TINY = [
+    "--set",
+    'graph.encoder="none"',
+    "--set",
+    "hgnn.epochs=1",
+    "--set",
+    "hgnn.hidden=8",
+    "--set",
+    "hgnn.fanout=[3, 2]",
+    "--set",
+    "hgnn.batch_size=64",
+    "--set",
+    "hgnn.eval_candidates=10",
+    "--set",
+    "hgnn.max_val_edges=50",
+    "--set",
+    "hgnn.max_epoch_edges=0",
+    "--set",
+    "twotower.epochs=1",
+    "--set",
+    "twotower.tower_dims=[16, 8]",
+    "--set",
+    "twotower.cat_dim=4",
+    "--set",
+    "twotower.batch_size=64",
+    "--set",
+    "evaluate.lightgcn_epochs=2",
+]
 
 
 @pytest.mark.slow
@@ -120,13 +161,22 @@ def test_tiny_run_writes_seed_reports_resumes_and_adds_the_oracle(bench, tmp_pat
         rng = np.random.default_rng(len(users))
         return rng.normal(size=(len(users), 3)), rng.normal(size=(items_.height, 3))
 
-    fake = SimpleNamespace(oracle_vectors=oracle, prepare_synthetic=lambda out, **kw:
-                           prepare_synthetic(out, users=150, items=items, seed=0))  # fmt: skip
+    fake = SimpleNamespace(
+        oracle_vectors=oracle,
+        prepare_synthetic=lambda out, **kw: prepare_synthetic(out, users=150, items=items, seed=0),
+    )
     monkeypatch.setattr(q, "synthetic", fake)
     argv = ["--dataset", "synthetic", "--workdir", str(tmp_path), "--seeds", "2", "--json", *TINY]
     out = q.main(argv)
-    assert set(out["results"]) == {"popularity", "llm-knn", "hgnn", "lightgcn", "2t",
-                                   "2t-hgnn", "oracle"}  # fmt: skip
+    assert set(out["results"]) == {
+        "popularity",
+        "llm-knn",
+        "hgnn",
+        "lightgcn",
+        "2t",
+        "2t-hgnn",
+        "oracle",
+    }
     for row in out["results"].values():
         assert set(row["new_items"]) == set(row["rare_items"]) == {"recall@10", "pairs"}
     assert {"2t-hgnn_vs_2t", "2t-hgnn_vs_lightgcn"} <= set(out)

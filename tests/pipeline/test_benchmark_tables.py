@@ -42,17 +42,28 @@ def _ci(mean, ci=0.01):
 
 
 def test_quality_table_renders_item_slices_comparisons_and_bootstraps():
-    row = {k: _ci(0.5) for k in tables.KEYS} | {"users": 9, "cold": {"hr@10": _ci(0.4),
-                                                                     "users": [3, 3]}}  # fmt: skip
-    new = row | {"new_items": {"recall@10": _ci(0.125), "pairs": [7, 8]},
-                 "rare_items": {"recall@10": None, "pairs": [0, 0]}}  # fmt: skip
+    row = {k: _ci(0.5) for k in tables.KEYS} | {
+        "users": 9,
+        "cold": {"hr@10": _ci(0.4), "users": [3, 3]},
+    }
+    new = row | {
+        "new_items": {"recall@10": _ci(0.125), "pairs": [7, 8]},
+        "rare_items": {"recall@10": None, "pairs": [0, 0]},
+    }
     diff = {"all": {"diff": _ci(0.05, 0.02), "ratio": _ci(1.1, 0.05)}}
     boot = [{"seed": 0, "diff": 0.05, "lo": -0.01, "hi": 0.11, "users": 9}]
-    out = {"target_type": "book", "seeds": [0, 1], "seconds": 60, "machine": "m",
-           "results": {"2t-hgnn": new, "oracle": row},
-           "2t-hgnn_vs_2t": diff, "2t-hgnn_vs_lightgcn": diff,
-           "bootstrap": {"draws": 1000, "2t-hgnn_vs_lightgcn": boot},
-           "split": {}, "config": {"set": {"hgnn": {"epochs": 6}}}}  # fmt: skip
+    out = {
+        "target_type": "book",
+        "seeds": [0, 1],
+        "seconds": 60,
+        "machine": "m",
+        "results": {"2t-hgnn": new, "oracle": row},
+        "2t-hgnn_vs_2t": diff,
+        "2t-hgnn_vs_lightgcn": diff,
+        "bootstrap": {"draws": 1000, "2t-hgnn_vs_lightgcn": boot},
+        "split": {},
+        "config": {"set": {"hgnn": {"epochs": 6}}},
+    }
     table = quality_table(out)
     lines = table.splitlines()
     assert lines[2].endswith("| new-item R@10 (pairs) | rare-item R@10 (pairs) |")

@@ -22,8 +22,17 @@ def test_split_with_downsample_writes_train_and_test(tmp_path):
     items = {"music": 60, "podcast": 30, "audiobook": 20}
     prepare_synthetic(tmp_path / "data", users=200, items=items, seed=1)
     out = tmp_path / "split"
-    res = run_cli("split", str(tmp_path / "data"), "--out", str(out), "--method", "random",
-                  "--downsample", "audiobook=0.5", "--quiet")  # fmt: skip
+    res = run_cli(
+        "split",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--method",
+        "random",
+        "--downsample",
+        "audiobook=0.5",
+        "--quiet",
+    )
     assert res.returncode == 0, res.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["method"] == "random" and manifest["downsample"] == {"audiobook": 0.5}
@@ -34,10 +43,13 @@ def test_split_with_downsample_writes_train_and_test(tmp_path):
     pairs = ["user_id", "item_id"]
     assert train.join(test, on=pairs).height == 0  # no pair on both sides
     book_pairs = {
-        name: df.join(items_df, on="item_id").filter(pl.col("item_type") == "audiobook")
-        .select(pairs).unique().height
+        name: df.join(items_df, on="item_id")
+        .filter(pl.col("item_type") == "audiobook")
+        .select(pairs)
+        .unique()
+        .height
         for name, df in (("full", full), ("train", train), ("test", test))
-    }  # fmt: skip
+    }
     # test keeps its audiobook pairs; train keeps half of the rest (round half up)
     assert book_pairs["train"] == round((book_pairs["full"] - book_pairs["test"]) * 0.5 + 1e-9)
 

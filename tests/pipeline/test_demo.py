@@ -56,10 +56,26 @@ def test_demo_runs_the_chain_and_prints_the_evaluation(tmp_path, capsys):
     toml = resources.files("audiograph.pipeline").joinpath("demo.toml").read_text()
     assert 'out = "runs/demo"' in toml
     (exp := tmp_path / "demo.toml").write_text(toml.replace("runs/demo", str(tmp_path / "demo")))
-    res = subprocess.run([sys.executable, "-m", "audiograph", "run", str(exp), "--json"],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "audiograph", "run", str(exp), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     done = json.loads(res.stdout)
-    assert list(done) == ["prepare", "split", "graph", "hgnn", "export", "twotower", "baseline",
-                          "evaluate", "semantic_ids", "generative", "users", "prefix"]  # fmt: skip
+    assert list(done) == [
+        "prepare",
+        "split",
+        "graph",
+        "hgnn",
+        "export",
+        "twotower",
+        "baseline",
+        "evaluate",
+        "semantic_ids",
+        "generative",
+        "users",
+        "prefix",
+    ]
     assert all(d["cached"] for d in done.values()), done

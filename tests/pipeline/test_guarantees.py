@@ -27,9 +27,16 @@ from audiograph.twotower.train import TwoTowerConfig, train_twotower
 
 CLI = [sys.executable, "-m", "audiograph"]  # the CLI as `python -m audiograph`
 
-TINY_HGNN = {"hidden": 8, "fanout": [3, 2], "batch_size": 64, "prefetch": 0,
-             "eval_candidates": 10, "max_val_edges": 50, "patience": 9,
-             "max_epoch_edges": 2000}  # fmt: skip
+TINY_HGNN = {
+    "hidden": 8,
+    "fanout": [3, 2],
+    "batch_size": 64,
+    "prefetch": 0,
+    "eval_candidates": 10,
+    "max_val_edges": 50,
+    "patience": 9,
+    "max_epoch_edges": 2000,
+}
 HGNN_TOML = (
     "[hgnn]\nmax_epoch_edges = 2000\nhidden = 8\nfanout = [3, 2]\nprefetch = 0\n"
     "eval_candidates = 10\n"
@@ -45,8 +52,9 @@ def chain(tmp_path_factory):
     build_graph(root / "data", root / "graph", GraphConfig(encoder="none"), quiet=True)
     train_hgnn(root / "graph", root / "hgnn", HGNNConfig(epochs=1, **TINY_HGNN), quiet=True)
     export_embeddings(root / "hgnn", root / "emb", quiet=True)
-    cfg = TwoTowerConfig(epochs=1, tower_dims=[16, 8], cat_dim=4, batch_size=64,
-                         cache_dir=str(root / "cache"))  # fmt: skip
+    cfg = TwoTowerConfig(
+        epochs=1, tower_dims=[16, 8], cat_dim=4, batch_size=64, cache_dir=str(root / "cache")
+    )
     train_twotower(root / "data", root / "emb", root / "2t", cfg, quiet=True)
     return root
 
@@ -170,8 +178,10 @@ def test_outputs_get_the_users_umask(chain, tmp_path):
 def test_single_file_output_is_atomic_and_guarded(chain, tmp_path, capsys):
     mine = tmp_path / "mine.parquet"
     mine.write_bytes(b"not audiograph's")
-    one_line_error(*cli(capsys, "score-users", chain / "2t", "--out", mine, "-k", "3")[::2],
-                   "not written by audiograph")  # fmt: skip
+    one_line_error(
+        *cli(capsys, "score-users", chain / "2t", "--out", mine, "-k", "3")[::2],
+        "not written by audiograph",
+    )
     assert mine.read_bytes() == b"not audiograph's"
     scores = tmp_path / "s.parquet"
     for k in (3, 2):  # the second run replaces the first (audiograph wrote it)
@@ -197,8 +207,18 @@ def test_trainer_out_that_is_not_a_run_of_its_kind(chain, tmp_path, capsys):
     one_line_error(*cli(capsys, "train-hgnn", g, "--out", user)[::2], "not an audiograph run")
     one_line_error(*cli(capsys, "train-hgnn", g, "--out", chain / "2t")[::2], "'twotower-run'")
     one_line_error(*cli(capsys, "train-hgnn", g, "--out", chain / "hgnn")[::2], "--resume")
-    one_line_error(*cli(capsys, "train-twotower", chain / "data", "--embeddings", chain / "emb",
-                        "--out", chain / "hgnn")[::2], "'hgnn-run'")  # fmt: skip
+    one_line_error(
+        *cli(
+            capsys,
+            "train-twotower",
+            chain / "data",
+            "--embeddings",
+            chain / "emb",
+            "--out",
+            chain / "hgnn",
+        )[::2],
+        "'hgnn-run'",
+    )
     assert tree(tmp_path) == before
 
 
@@ -239,8 +259,11 @@ def test_device_cuda_without_cuda(chain, tmp_path, capsys):
 )
 def test_bad_toml_tables_write_nothing(chain, tmp_path, capsys, table, words):
     (cfg := tmp_path / "cfg.toml").write_text(table)
-    cmd = (["train-twotower", chain / "data", "--no-hgnn"] if "twotower" in table
-           else ["train-hgnn", chain / "graph"])  # fmt: skip
+    cmd = (
+        ["train-twotower", chain / "data", "--no-hgnn"]
+        if "twotower" in table
+        else ["train-hgnn", chain / "graph"]
+    )
     one_line_error(*cli(capsys, *cmd, "--out", tmp_path / "r", "--config", cfg)[::2], words)
     assert [p.name for p in tmp_path.iterdir()] == ["cfg.toml"]
 
@@ -248,9 +271,20 @@ def test_bad_toml_tables_write_nothing(chain, tmp_path, capsys, table, words):
 def _crash_hgnn(chain: Path, run: Path, point: str, epochs: int = 3) -> None:
     (cfg := run.parent / "hgnn.toml").write_text(HGNN_TOML + "patience = 9\n")
     env = {**os.environ, "AUDIOGRAPH_CRASH_AT": point}
-    cmd = [sys.executable, "-c", "from audiograph.pipeline.cli import main; main()", "train-hgnn",
-           str(chain / "graph"), "--out", str(run), "--config", str(cfg), "--epochs",
-           str(epochs), "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-c",
+        "from audiograph.pipeline.cli import main; main()",
+        "train-hgnn",
+        str(chain / "graph"),
+        "--out",
+        str(run),
+        "--config",
+        str(cfg),
+        "--epochs",
+        str(epochs),
+        "--quiet",
+    ]
     assert subprocess.run(cmd, env=env, capture_output=True).returncode == -9
 
 
@@ -259,11 +293,15 @@ def test_resume_keeps_the_runs_settings_and_refuses_changed_inputs(chain, tmp_pa
     _crash_hgnn(chain, run, "metrics.logged@2")  # dies in epoch 1 of 3, before its checkpoint
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     g = chain / "graph"
-    one_line_error(*cli(capsys, "train-hgnn", g, "--out", run, "--resume", "--hidden", "32")[::2],
-                   "'hidden' is 32 but the run was started with 8")  # fmt: skip
+    one_line_error(
+        *cli(capsys, "train-hgnn", g, "--out", run, "--resume", "--hidden", "32")[::2],
+        "'hidden' is 32 but the run was started with 8",
+    )
     other = copy(g, tmp_path / "g2")
-    one_line_error(*cli(capsys, "train-hgnn", other, "--out", run, "--resume")[::2],
-                   f"was trained on {g.resolve()}, not {other.resolve()}")  # fmt: skip
+    one_line_error(
+        *cli(capsys, "train-hgnn", other, "--out", run, "--resume")[::2],
+        f"was trained on {g.resolve()}, not {other.resolve()}",
+    )
     assert cli(capsys, "train-hgnn", g, "--out", run, "--resume", "--quiet")[0] == 0
     epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [0, 1, 2]  # the run's own 3 epochs, epoch 1 logged once
@@ -272,8 +310,10 @@ def test_resume_keeps_the_runs_settings_and_refuses_changed_inputs(chain, tmp_pa
     g3 = copy(g, tmp_path / "g3")
     train_hgnn(g3, run2, HGNNConfig(epochs=1, **TINY_HGNN), quiet=True)
     build_graph(chain / "data", g3, GraphConfig(encoder="none", top_k=3), quiet=True)
-    one_line_error(*cli(capsys, "train-hgnn", g3, "--out", run2, "--resume", "--epochs", "2")[::2],
-                   "changed since the run started")  # fmt: skip
+    one_line_error(
+        *cli(capsys, "train-hgnn", g3, "--out", run2, "--resume", "--epochs", "2")[::2],
+        "changed since the run started",
+    )
 
 
 def test_corrupt_or_foreign_run_files_are_one_line(chain, tmp_path, capsys):
@@ -290,7 +330,7 @@ def test_corrupt_or_foreign_run_files_are_one_line(chain, tmp_path, capsys):
         "foreign": (
             torch.save({"weights": torch.zeros(2)}, tmp_path / "f.pt"),
             (tmp_path / "f.pt").read_bytes(),
-        )[1],  # fmt: skip
+        )[1],
         "malicious": pickle.dumps(Evil()),
     }
     for name, data in cases.items():
@@ -354,8 +394,10 @@ def test_no_warning_noise_on_normal_runs(chain, tmp_path):
     ):
         res = subprocess.run(
             [*CLI, *map(str, args)],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert res.returncode == 0 and res.stderr == "", (args, res.stderr)
 
 
@@ -364,13 +406,21 @@ def test_evaluate_names_unknown_target_types_and_foreign_test_items(chain, tmp_p
 
     ds = read_dataset(chain / "data")
     known = "--target-type 'nosuch': unknown item type (known: audiobook, music, podcast)"
-    one_line_error(*cli(capsys, "evaluate", chain / "2t", "--test", chain / "data",
-                        "--target-type", "nosuch")[::2], known)  # fmt: skip
+    one_line_error(
+        *cli(capsys, "evaluate", chain / "2t", "--test", chain / "data", "--target-type", "nosuch")[
+            ::2
+        ],
+        known,
+    )
     renamed = {"item_id": "x-" + pl.col("item_id")}
     foreign = tmp_path / "foreign"
     foreign.mkdir()
-    write_dataset(foreign, ds.items.with_columns(**renamed),
-                  ds.interactions.with_columns(**renamed))  # fmt: skip
+    write_dataset(
+        foreign, ds.items.with_columns(**renamed), ds.interactions.with_columns(**renamed)
+    )
     example = "x-" + ds.interactions["item_id"][0]
-    one_line_error(*cli(capsys, "evaluate", chain / "2t", "--test", foreign)[::2],
-                   "test interactions' items is in the catalog", repr(example))  # fmt: skip
+    one_line_error(
+        *cli(capsys, "evaluate", chain / "2t", "--test", foreign)[::2],
+        "test interactions' items is in the catalog",
+        repr(example),
+    )

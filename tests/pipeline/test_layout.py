@@ -8,16 +8,21 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAINERS = ("audiograph.hgnn.train", "audiograph.twotower.train",
-            "audiograph.semantic_ids.generative_train", "audiograph.semantic_ids.generative",
-            "audiograph.semantic_ids.finetune",
-            "audiograph.semantic_ids.prefix_train")  # fmt: skip
+TRAINERS = (
+    "audiograph.hgnn.train",
+    "audiograph.twotower.train",
+    "audiograph.semantic_ids.generative_train",
+    "audiograph.semantic_ids.generative",
+    "audiograph.semantic_ids.finetune",
+    "audiograph.semantic_ids.prefix_train",
+)
 
 
 def _loaded_after(code: str) -> set[str]:
     script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
     return set(out.split())
 
 
@@ -36,9 +41,22 @@ def test_the_cli_never_imports_the_benchmark_scripts():
 
 
 def test_no_import_path_hacks_and_one_edge_type():
-    sources = [p for d in ("audiograph", "core", "graphs", "samplers", "hgnn", "twotower",
-                           "semantic_ids", "pipeline", "benchmarks", "tests")
-               for p in (ROOT / d).rglob("*.py")]  # fmt: skip
+    sources = [
+        p
+        for d in (
+            "audiograph",
+            "core",
+            "graphs",
+            "samplers",
+            "hgnn",
+            "twotower",
+            "semantic_ids",
+            "pipeline",
+            "benchmarks",
+            "tests",
+        )
+        for p in (ROOT / d).rglob("*.py")
+    ]
     assert len(sources) > 50
     needle = "sys." + "path"
     assert not [p for p in sources if needle in p.read_text()]
@@ -53,13 +71,23 @@ def test_the_source_tree_imports_as_it_stands(tmp_path):
     can help."""
     import os
 
-    code = ("import audiograph.core.errors as e, audiograph.graphs.adapters.synthetic_vocab as v;"
-            "print(e.__file__); print(v.__file__)")  # fmt: skip
+    code = (
+        "import audiograph.core.errors as e, audiograph.graphs.adapters.synthetic_vocab as v;"
+        "print(e.__file__); print(v.__file__)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
-    assert out == [str(ROOT / "core" / "errors.py"),
-                   str(ROOT / "graphs" / "adapters" / "synthetic_vocab.py")]  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [
+        str(ROOT / "core" / "errors.py"),
+        str(ROOT / "graphs" / "adapters" / "synthetic_vocab.py"),
+    ]
 
 
 def test_stage_5_reads_embeddings_through_core_not_the_two_tower():

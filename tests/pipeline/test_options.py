@@ -21,11 +21,16 @@ from audiograph.semantic_ids.config import FinetuneConfig, GenerativeConfig, Sem
 from audiograph.twotower.config import EvaluationConfig, LightGCNConfig, TwoTowerConfig
 
 COMMANDS = {
-    "build-graph": GraphConfig, "split": SplitConfig, "train-hgnn": HGNNConfig,
-    "export": ExportConfig, "train-twotower": TwoTowerConfig, "evaluate": EvaluationConfig,
-    "semantic-ids": SemanticIDConfig, "train-generative": GenerativeConfig,
+    "build-graph": GraphConfig,
+    "split": SplitConfig,
+    "train-hgnn": HGNNConfig,
+    "export": ExportConfig,
+    "train-twotower": TwoTowerConfig,
+    "evaluate": EvaluationConfig,
+    "semantic-ids": SemanticIDConfig,
+    "train-generative": GenerativeConfig,
     "embed-space": FinetuneConfig,
-}  # fmt: skip
+}
 CONFIGS = [*COMMANDS.values(), LightGCNConfig]
 
 
@@ -101,16 +106,46 @@ def test_cli_set_and_flags_reach_the_stage(tmp_path):
     value is a one-line error (exit 2) that writes nothing."""
     data = tmp_path / "d"
     cmd = [sys.executable, "-m", "audiograph"]
-    subprocess.run([*cmd, "prepare", "synthetic", "--out", str(data), "--users", "200",
-                    "--items", "music=100,podcast=50,audiobook=20"], check=True,
-                   capture_output=True)  # fmt: skip
-    res = subprocess.run([*cmd, "split", str(data), "--out", str(tmp_path / "s"), "--quiet",
-                          "--set", "seed=4", "--label-fraction", "0.3", "--set",
-                          "downsample=audiobook=0.5"], capture_output=True, text=True)  # fmt: skip
+    subprocess.run(
+        [
+            *cmd,
+            "prepare",
+            "synthetic",
+            "--out",
+            str(data),
+            "--users",
+            "200",
+            "--items",
+            "music=100,podcast=50,audiobook=20",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    res = subprocess.run(
+        [
+            *cmd,
+            "split",
+            str(data),
+            "--out",
+            str(tmp_path / "s"),
+            "--quiet",
+            "--set",
+            "seed=4",
+            "--label-fraction",
+            "0.3",
+            "--set",
+            "downsample=audiobook=0.5",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     m = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert (m["seed"], m["label_fraction"], m["downsample"]) == (4, 0.3, {"audiobook": 0.5})
-    bad = subprocess.run([*cmd, "split", str(data), "--out", str(tmp_path / "b"),
-                          "--set", "test_fraction=2"], capture_output=True, text=True)  # fmt: skip
+    bad = subprocess.run(
+        [*cmd, "split", str(data), "--out", str(tmp_path / "b"), "--set", "test_fraction=2"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "test-fraction" in bad.stderr
     assert not (tmp_path / "b").exists()

@@ -15,17 +15,28 @@ from audiograph.core.errors import ContractError
 from audiograph.pipeline.runner import read_experiment, run_experiment
 
 TINY = {
-    "prepare": {"adapter": "synthetic", "users": 300,
-                "items": {"music": 200, "podcast": 100, "audiobook": 40}},
+    "prepare": {
+        "adapter": "synthetic",
+        "users": 300,
+        "items": {"music": 200, "podcast": 100, "audiobook": 40},
+    },
     "split": {},
     "graph": {},
-    "hgnn": {"epochs": 1, "hidden": 8, "fanout": [3, 2], "batch_size": 64, "prefetch": 0,
-             "eval_candidates": 10, "max_val_edges": 50, "max_epoch_edges": 2000},
+    "hgnn": {
+        "epochs": 1,
+        "hidden": 8,
+        "fanout": [3, 2],
+        "batch_size": 64,
+        "prefetch": 0,
+        "eval_candidates": 10,
+        "max_val_edges": 50,
+        "max_epoch_edges": 2000,
+    },
     "export": {},
     "twotower": {"epochs": 1, "tower_dims": [16], "val_type": "audiobook"},
     "baseline": {},
     "evaluate": {"target_type": "audiobook", "models": ["popularity", "2t", "2t-hgnn"]},
-}  # fmt: skip
+}
 
 
 def _exp(out, **changes):
@@ -42,8 +53,16 @@ def _ran(done):
 def test_caching_reruns_only_what_a_change_reaches(tmp_path):
     out = tmp_path / "exp"
     first = run_experiment(_exp(out), quiet=True)
-    assert list(first) == ["prepare", "split", "graph", "hgnn", "export", "twotower", "baseline",
-                           "evaluate"]  # fmt: skip
+    assert list(first) == [
+        "prepare",
+        "split",
+        "graph",
+        "hgnn",
+        "export",
+        "twotower",
+        "baseline",
+        "evaluate",
+    ]
     assert _ran(first) == list(first)
     report = json.loads((out / "evaluate" / "report.json").read_text())
     assert list(report["results"]) == ["popularity", "2t", "2t-hgnn"] and not report["skipped"]
@@ -59,8 +78,9 @@ def test_caching_reruns_only_what_a_change_reaches(tmp_path):
     record = json.loads((out / "pipeline.json").read_text())
     assert record["stages"]["hgnn"]["settings"]["epochs"] == 2
     assert not list(tmp_path.glob("exp/.*stale*"))
-    until = run_experiment(_exp(out, hgnn={"epochs": 2}), until="graph", force=("graph",),
-                           quiet=True)  # fmt: skip
+    until = run_experiment(
+        _exp(out, hgnn={"epochs": 2}), until="graph", force=("graph",), quiet=True
+    )
     assert list(until) == ["prepare", "split", "graph"] and _ran(until) == ["graph"]
 
 
@@ -92,18 +112,33 @@ def test_foreign_output_is_refused_and_left_alone(tmp_path):
     ("doc", "message"),
     [
         ({"experiment": {"out": "x"}, "grpah": {}}, "unknown stage [grpah]"),
-        ({"experiment": {"out": "x"}, "prepare": {"adapter": "synthetic", "usres": 3}},
-         "unknown setting 'usres'"),
+        (
+            {"experiment": {"out": "x"}, "prepare": {"adapter": "synthetic", "usres": 3}},
+            "unknown setting 'usres'",
+        ),
         ({"experiment": {"out": "x"}, "prepare": {"adapter": "x"}}, "adapter must be one of"),
-        ({"experiment": {"out": "x"}, "prepare": {"adapter": "synthetic"},
-          "hgnn": {"epochs": 1}}, "stage [hgnn] needs [graph]"),
-        ({"experiment": {"out": "x"}, "prepare": {"adapter": "synthetic"}, "split": {},
-          "graph": {"min_users": "two"}}, "option 'min_users' must be int"),
+        (
+            {
+                "experiment": {"out": "x"},
+                "prepare": {"adapter": "synthetic"},
+                "hgnn": {"epochs": 1},
+            },
+            "stage [hgnn] needs [graph]",
+        ),
+        (
+            {
+                "experiment": {"out": "x"},
+                "prepare": {"adapter": "synthetic"},
+                "split": {},
+                "graph": {"min_users": "two"},
+            },
+            "option 'min_users' must be int",
+        ),
         ({"experiment": {}}, "'out' (the output folder) is required"),
         ({"experiment": {"out": "x", "given": {"grpah": "g"}}}, "unknown stage 'grpah'"),
         ({"experiment": {"out": "x", "given": {"prepare": "."}}}, "not a dataset directory"),
     ],
-)  # fmt: skip
+)
 def test_bad_experiments_are_one_line_errors(doc, message):
     with pytest.raises(ContractError, match=re.escape(message)):
         read_experiment(doc)
@@ -112,14 +147,18 @@ def test_bad_experiments_are_one_line_errors(doc, message):
 def test_cli_run_exit_codes(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[experiment]\nout = "x"\n[grpah]\n')
-    res = subprocess.run([sys.executable, "-m", "audiograph", "run", str(bad)],
-                         capture_output=True, text=True)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "audiograph", "run", str(bad)], capture_output=True, text=True
+    )
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "grpah" in res.stderr
 
 
 def test_without_a_split_the_graph_is_built_on_the_whole_dataset(tmp_path):
-    doc = {"experiment": {"out": str(tmp_path / "exp"), "seed": 0},
-           "prepare": TINY["prepare"], "graph": {"encoder": "none"}}  # fmt: skip
+    doc = {
+        "experiment": {"out": str(tmp_path / "exp"), "seed": 0},
+        "prepare": TINY["prepare"],
+        "graph": {"encoder": "none"},
+    }
     done = run_experiment(read_experiment(doc), quiet=True)
     assert list(done) == ["prepare", "graph"]
     manifest = json.loads((tmp_path / "exp" / "graph" / "manifest.json").read_text())
@@ -132,15 +171,24 @@ def test_given_outputs_stand_in_for_their_stages(tmp_path):
     their fingerprints key the cache like a stage's output would."""
     chain = tmp_path / "chain"
     run_experiment(_exp(chain), until="export", quiet=True)
-    doc = {"experiment": {"out": str(tmp_path / "later"), "seed": 0,
-                          "given": {"split": str(chain / "split"),
-                                    "export": str(chain / "export")}},
-           "semantic_ids": {"levels": 1, "codebook_size": 4}}  # fmt: skip
+    doc = {
+        "experiment": {
+            "out": str(tmp_path / "later"),
+            "seed": 0,
+            "given": {"split": str(chain / "split"), "export": str(chain / "export")},
+        },
+        "semantic_ids": {"levels": 1, "codebook_size": 4},
+    }
     done = run_experiment(read_experiment(doc), quiet=True)
     assert list(done) == ["semantic_ids"] and not done["semantic_ids"]["cached"]
     assert run_experiment(read_experiment(doc), quiet=True)["semantic_ids"]["cached"]
     with pytest.raises(ContractError, match=re.escape("stage [generative] needs [split]")):
-        read_experiment({"experiment": {"out": "x", "given": {"export": str(chain / "export")}},
-                         "semantic_ids": {}, "generative": {}})  # fmt: skip
+        read_experiment(
+            {
+                "experiment": {"out": "x", "given": {"export": str(chain / "export")}},
+                "semantic_ids": {},
+                "generative": {},
+            }
+        )
     with pytest.raises(ContractError, match="both a stage and a given output"):
         read_experiment({**doc, "export": {}})

@@ -29,9 +29,17 @@ from audiograph.pipeline.runner import read_experiment, run_experiment
 
 CLI = [sys.executable, "-c", "from audiograph.pipeline.cli import main; main()"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-HGNN = {"epochs": 3, "hidden": 8, "fanout": [3, 2], "batch_size": 64, "prefetch": 0,
-        "eval_candidates": 10, "max_val_edges": 50, "patience": 100,
-        "max_epoch_edges": 2000}  # fmt: skip
+HGNN = {
+    "epochs": 3,
+    "hidden": 8,
+    "fanout": [3, 2],
+    "batch_size": 64,
+    "prefetch": 0,
+    "eval_candidates": 10,
+    "max_val_edges": 50,
+    "patience": 100,
+    "max_epoch_edges": 2000,
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +55,13 @@ def data(tmp_path_factory) -> Path:
 
 
 def _doc(out: Path, data: Path, **stages) -> dict:
-    doc = {"experiment": {"out": str(out), "seed": 0, "data": str(data)}, "split": {},
-           "graph": {"encoder": "none"}, "hgnn": dict(HGNN), "export": {}}  # fmt: skip
+    doc = {
+        "experiment": {"out": str(out), "seed": 0, "data": str(data)},
+        "split": {},
+        "graph": {"encoder": "none"},
+        "hgnn": dict(HGNN),
+        "export": {},
+    }
     doc.update(stages)
     return doc
 
@@ -66,8 +79,11 @@ def _toml(path: Path, doc: dict) -> Path:
 
 def _digest(folder: Path) -> dict[str, str]:
     skip = {"metrics.jsonl", "config.json", "manifest.json"}  # hold timings and paths
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in skip}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in skip
+    }
 
 
 def _ran(done: dict) -> list[str]:
@@ -75,8 +91,12 @@ def _ran(done: dict) -> list[str]:
 
 
 def _kill(exp_file: Path, point: str, *args: str) -> None:
-    res = subprocess.run([*CLI, "run", str(exp_file), "--quiet", *args], capture_output=True,
-                         text=True, env={**ENV, CRASH_ENV: point})  # fmt: skip
+    res = subprocess.run(
+        [*CLI, "run", str(exp_file), "--quiet", *args],
+        capture_output=True,
+        text=True,
+        env={**ENV, CRASH_ENV: point},
+    )
     assert res.returncode == -9, res.stderr
 
 
@@ -217,8 +237,12 @@ def test_cli_out_without_stages_is_a_one_line_error(data, tmp_path):
     out = tmp_path / "exp"
     out.mkdir()
     (out / "pipeline.json").write_text("{}\n")
-    res = subprocess.run([*CLI, "run", str(_toml(tmp_path / "e.toml", _doc(out, data)))],
-                         capture_output=True, text=True, env=ENV)  # fmt: skip
+    res = subprocess.run(
+        [*CLI, "run", str(_toml(tmp_path / "e.toml", _doc(out, data)))],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
     assert "not the record" in res.stderr
 
@@ -242,8 +266,9 @@ def test_readers_put_back_an_output_a_killed_writer_left_aside(data, tmp_path):
     build = [*CLI, "build-graph", str(data), "--out", str(g), "--encoder", "none", "--quiet"]
     assert subprocess.run(build, capture_output=True, env=ENV).returncode == 0
     manifest = (g / "manifest.json").read_bytes()
-    killed = subprocess.run([*build, "--top-k", "3"], capture_output=True,
-                            env={**ENV, CRASH_ENV: "swap"})  # fmt: skip
+    killed = subprocess.run(
+        [*build, "--top-k", "3"], capture_output=True, env={**ENV, CRASH_ENV: "swap"}
+    )
     assert killed.returncode == -9 and not g.exists()  # between the two renames
     res = subprocess.run([*CLI, "info", str(g)], capture_output=True, text=True, env=ENV)
     assert res.returncode == 0, res.stderr

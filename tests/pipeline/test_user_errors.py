@@ -24,39 +24,56 @@ def tiny(tmp_path_factory):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_build_graph_on_cuda_without_cuda(tiny, tmp_path, capsys):
-    code, _, err = cli(capsys, "build-graph", tiny / "data", "--out", tmp_path / "g",
-                       "--device", "cuda")  # fmt: skip
+    code, _, err = cli(
+        capsys, "build-graph", tiny / "data", "--out", tmp_path / "g", "--device", "cuda"
+    )
     one_line_error(code, err, "--device cuda: CUDA is not available")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_build_graph_with_a_spark_master_spark_does_not_know(tiny, tmp_path, capsys):
-    code, _, err = cli(capsys, "build-graph", tiny / "data", "--out", tmp_path / "g", "--engine",
-                       "spark", "--encoder", "none", "--master", "nonsense://x")  # fmt: skip
+    code, _, err = cli(
+        capsys,
+        "build-graph",
+        tiny / "data",
+        "--out",
+        tmp_path / "g",
+        "--engine",
+        "spark",
+        "--encoder",
+        "none",
+        "--master",
+        "nonsense://x",
+    )
     one_line_error(code, err, "--master must be", "'nonsense://x'")
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
     "setting, words",
-    [('users = "many"', "option 'users' must be int, got 'many'"),
-     ('items = "music=x"', "option 'items' must be a table")],
-)  # fmt: skip
+    [
+        ('users = "many"', "option 'users' must be int, got 'many'"),
+        ('items = "music=x"', "option 'items' must be a table"),
+    ],
+)
 def test_experiment_stage_settings_of_the_wrong_type(tmp_path, capsys, setting, words):
     exp = tmp_path / "exp.toml"
-    exp.write_text(f'[experiment]\nout = "{tmp_path / "out"}"\n\n'
-                   f'[prepare]\nadapter = "synthetic"\n{setting}\n')  # fmt: skip
+    exp.write_text(
+        f'[experiment]\nout = "{tmp_path / "out"}"\n\n[prepare]\nadapter = "synthetic"\n{setting}\n'
+    )
     one_line_error(*cli(capsys, "run", exp)[::2], f"{exp} [prepare]", words)
     assert [p.name for p in tmp_path.iterdir()] == ["exp.toml"]
 
 
 @pytest.mark.parametrize(
     "flags, words",
-    [(["--balance", "inf"], "--balance must be a finite number, got inf"),
-     (["--set", "lr=inf"], "--lr must be a finite number"),
-     (["--set", "temperature=nan"], "--temperature must be a finite number"),
-     (["--lr", "inf"], "--lr must be a finite number")],
-)  # fmt: skip
+    [
+        (["--balance", "inf"], "--balance must be a finite number, got inf"),
+        (["--set", "lr=inf"], "--lr must be a finite number"),
+        (["--set", "temperature=nan"], "--temperature must be a finite number"),
+        (["--lr", "inf"], "--lr must be a finite number"),
+    ],
+)
 def test_non_finite_training_settings_write_nothing(tiny, tmp_path, capsys, flags, words):
     args = ["train-hgnn", tiny / "graph", "--out", tmp_path / "run", *flags]
     one_line_error(*cli(capsys, *args)[::2], words)
@@ -65,9 +82,11 @@ def test_non_finite_training_settings_write_nothing(tiny, tmp_path, capsys, flag
 
 @pytest.mark.parametrize(
     "table, words",
-    [("[hgn]\nhidden = 8\n", "unknown table [hgn] (did you mean [hgnn]?"),
-     ("hidden = 8\n", "setting 'hidden' is outside any table")],
-)  # fmt: skip
+    [
+        ("[hgn]\nhidden = 8\n", "unknown table [hgn] (did you mean [hgnn]?"),
+        ("hidden = 8\n", "setting 'hidden' is outside any table"),
+    ],
+)
 def test_config_file_tables_the_command_would_ignore(tiny, tmp_path, capsys, table, words):
     (cfg := tmp_path / "cfg.toml").write_text(table)
     args = ["train-hgnn", tiny / "graph", "--out", tmp_path / "r", "--config", cfg]

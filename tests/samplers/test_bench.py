@@ -15,8 +15,9 @@ from audiograph.samplers.bench import main, seed_batches
 @pytest.fixture(scope="module")
 def graph_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bench")
-    prepare_synthetic(tmp / "d", users=200, items={"music": 80, "podcast": 40,
-                                                   "audiobook": 10}, seed=3)  # fmt: skip
+    prepare_synthetic(
+        tmp / "d", users=200, items={"music": 80, "podcast": 40, "audiobook": 10}, seed=3
+    )
     build_graph(tmp / "d", tmp / "g", GraphConfig(encoder="none"), quiet=True)
     return tmp / "g"
 
@@ -24,8 +25,21 @@ def graph_dir(tmp_path_factory):
 def test_one_hop_takes_every_neighbour_of_the_seeds(graph_dir):
     """A fan-out above every degree samples all in-edges of the seeds: the exact count, the
     same on both samplers, with features or not."""
-    res = main(["--graph", str(graph_dir), "--fanout", "1000", "--batch-size", "16",
-                "--seed-type", "podcast", "--batches", "2", "--json"])  # fmt: skip
+    res = main(
+        [
+            "--graph",
+            str(graph_dir),
+            "--fanout",
+            "1000",
+            "--batch-size",
+            "16",
+            "--seed-type",
+            "podcast",
+            "--batches",
+            "2",
+            "--json",
+        ]
+    )
     assert (res["seed_type"], res["fanout"], res["batch_size"]) == ("podcast", [1000], 16)
     data = load_graph(graph_dir)
     expected = 0

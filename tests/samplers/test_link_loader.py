@@ -178,8 +178,9 @@ def test_max_epoch_edges_is_a_fresh_sample_of_the_epoch(graph):
     """``max_epoch_edges``: exactly that many distinct supervision edges per epoch, drawn
     from the balanced edges, a different sample in another epoch, replayable."""
     cap, size = 700, 128
-    loader = LinkNeighborLoader(graph, FAN, batch_size=size, balance_target=None, seed=1,
-                                max_epoch_edges=cap)  # fmt: skip
+    loader = LinkNeighborLoader(
+        graph, FAN, batch_size=size, balance_target=None, seed=1, max_epoch_edges=cap
+    )
     assert loader.num_batches(0) == -(-cap // size) == 6
     edges = link_edges(graph)
 
@@ -197,8 +198,9 @@ def test_max_epoch_edges_is_a_fresh_sample_of_the_epoch(graph):
     assert len(first) == len(second) == cap  # distinct: drawn without replacement
     assert first != second and drawn(1) == second
     unlimited = LinkNeighborLoader(graph, FAN, batch_size=size, balance_target=None)
-    big = LinkNeighborLoader(graph, FAN, batch_size=size, balance_target=None,
-                             max_epoch_edges=10**9)  # fmt: skip
+    big = LinkNeighborLoader(
+        graph, FAN, batch_size=size, balance_target=None, max_epoch_edges=10**9
+    )
     assert big.num_batches(0) == unlimited.num_batches(0)
 
 
@@ -211,8 +213,9 @@ def test_balanced_epoch_keeps_the_edge_budget(graph):
     sizes = {et: e.shape[1] for et, e in edges.items()}
     smallest, largest = min(sizes.values()), max(sizes.values())
     budget = smallest * len(sizes) + 2 * (largest - smallest) // 3  # the rarest is below a share
-    loader = LinkNeighborLoader(graph, FAN, batch_size=128, balance_target="min", seed=3,
-                                max_epoch_edges=budget)  # fmt: skip
+    loader = LinkNeighborLoader(
+        graph, FAN, batch_size=128, balance_target="min", seed=3, max_epoch_edges=budget
+    )
     assert loader.num_batches(0) == -(-budget // 128)
     got = loader.epoch_edges(0)
     counts = {et: e.shape[1] for et, e in got.items()}

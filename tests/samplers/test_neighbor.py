@@ -93,8 +93,9 @@ def test_fused_hop_in_a_worker_thread_without_a_thread_safe_layer(monkeypatch):
     data = random_hetero(3, [40, 30, 20], [0.2, 0.1, 0.3] * 3)
     seeds = {t: torch.arange(10) for t in data.node_types}
     got = {}
-    worker = threading.Thread(target=lambda: got.update(
-        out=NeighborSampler(data, [4, 3]).sample(seeds, gen(7))))  # fmt: skip
+    worker = threading.Thread(
+        target=lambda: got.update(out=NeighborSampler(data, [4, 3]).sample(seeds, gen(7)))
+    )
     worker.start()
     worker.join()
     assert_same_hetero(got["out"], NeighborSampler(data, [4, 3], fused=False).sample(seeds, gen(7)))

@@ -94,8 +94,9 @@ def test_bench_load_runs_busy_processes_and_stops_them():
         kids = multiprocessing.active_children()
         assert len(kids) == 2 and all(k.is_alive() for k in kids)
     assert not any(k.is_alive() for k in kids)
-    res = main(["--scale", "0.0005", "--batches", "2", "--batch-size", "32", "--load", "1",
-                "--json"])  # fmt: skip
+    res = main(
+        ["--scale", "0.0005", "--batches", "2", "--batch-size", "32", "--load", "1", "--json"]
+    )
     assert res["load"] == 1 and res["ours_edges_per_s"] > 0
     with pytest.raises(SystemExit, match="--load must be >= 0"):
         main(["--scale", "0.0005", "--load", "-1"])

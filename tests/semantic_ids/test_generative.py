@@ -21,9 +21,19 @@ from audiograph.semantic_ids.generative_train import GenerativeConfig, build_mod
 
 N = 30  # items
 # memorisation: nothing held out for validation
-TINY = GenerativeConfig(d_model=64, d_ff=128, layers=1, heads=2, dropout=0.0, history=4,
-                        batch_size=32, lr=3e-3, warmup_steps=5, epochs=100,
-                        val_examples=0)  # fmt: skip
+TINY = GenerativeConfig(
+    d_model=64,
+    d_ff=128,
+    layers=1,
+    heads=2,
+    dropout=0.0,
+    history=4,
+    batch_size=32,
+    lr=3e-3,
+    warmup_steps=5,
+    epochs=100,
+    val_examples=0,
+)
 
 
 def query(i: int) -> str:
@@ -36,8 +46,9 @@ def tiny(tmp_path_factory, random_sids) -> dict[str, Path]:
     random item vectors tokenized into 2 x 4 codes (+ disambiguation)."""
     root = tmp_path_factory.mktemp("gen")
     ids = [f"i{i}" for i in range(N)]
-    items = pl.DataFrame({"item_id": ids, "item_type": ["music"] * N,
-                          "title": [f"title {i}" for i in range(N)]})  # fmt: skip
+    items = pl.DataFrame(
+        {"item_id": ids, "item_type": ["music"] * N, "title": [f"title {i}" for i in range(N)]}
+    )
     rows = [
         (f"u{u}", ids[(u + j) % N], 1.0, "stream", 1000 + j) for u in range(N) for j in range(3)
     ]
@@ -111,8 +122,9 @@ def test_validation_plateau_stops_and_keeps_the_best_epoch(tiny, tmp_path):
     ``patience`` epochs without a lower validation loss and ``model/`` is the best epoch's."""
     from safetensors.torch import load_file
 
-    cfg = GenerativeConfig(**{**TINY.__dict__, "epochs": 12, "lr": 3e-2, "val_examples": 1000,
-                              "patience": 2})  # fmt: skip
+    cfg = GenerativeConfig(
+        **{**TINY.__dict__, "epochs": 12, "lr": 3e-2, "val_examples": 1000, "patience": 2}
+    )
     last = train_generative(tiny["data"], tiny["sid"], tmp_path / "r", cfg, quiet=True)
     rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     val = [r["val_loss"] for r in rows]
@@ -128,9 +140,15 @@ def test_validation_plateau_stops_and_keeps_the_best_epoch(tiny, tmp_path):
 
 
 def test_rec_order_and_bad_input(tiny, tmp_path):
-    inter = pl.DataFrame({"user_id": ["a"] * 3, "item_id": ["x", "y", "z"],
-                          "weight": [5.0, 1.0, 3.0], "ts": [None, None, None]},
-                         schema_overrides={"ts": pl.Int64})  # fmt: skip
+    inter = pl.DataFrame(
+        {
+            "user_id": ["a"] * 3,
+            "item_id": ["x", "y", "z"],
+            "weight": [5.0, 1.0, 3.0],
+            "ts": [None, None, None],
+        },
+        schema_overrides={"ts": pl.Int64},
+    )
     seqs = user_sequences(inter, pl.Series(["z", "y", "x"]))
     assert not seqs.chronological and seqs.seqs[0].tolist() == [
         1,
@@ -139,8 +157,11 @@ def test_rec_order_and_bad_input(tiny, tmp_path):
     ]  # y, z, x: weight ascending
     no_queries = tmp_path / "nq"
     no_queries.mkdir()
-    write_dataset(no_queries, pl.read_parquet(tiny["data"] / "items.parquet"),
-                  pl.read_parquet(tiny["data"] / "interactions.parquet"))  # fmt: skip
+    write_dataset(
+        no_queries,
+        pl.read_parquet(tiny["data"] / "items.parquet"),
+        pl.read_parquet(tiny["data"] / "interactions.parquet"),
+    )
     with pytest.raises(ContractError, match="queries"):
         train_generative(no_queries, tiny["sid"], tmp_path / "r", TINY, quiet=True)
 

@@ -32,17 +32,31 @@ from audiograph.semantic_ids.prefix_train import train_prefix
 
 N, USERS = 30, 10  # items i0..i29 coloured i % 3; user u has items 3u, 3u+1, 3u+2
 COLOURS = ("red", "blue", "green")
-BACKBONE = GenerativeConfig(d_model=64, d_ff=128, layers=1, heads=2, history=3, batch_size=32,
-                            lr=3e-3, warmup_steps=5, epochs=40, val_examples=0)  # fmt: skip
+BACKBONE = GenerativeConfig(
+    d_model=64,
+    d_ff=128,
+    layers=1,
+    heads=2,
+    history=3,
+    batch_size=32,
+    lr=3e-3,
+    warmup_steps=5,
+    epochs=40,
+    val_examples=0,
+)
 # two soft tokens: with one, the top-1 below was 0.67-0.77 under transformers 5.25 (>= 0.8
 # before); with two it is 0.97-1.0, and the parameter count checks the tokens' width
-PREFIX = PrefixConfig(hidden=64, tokens=2, batch_size=16, lr=3e-3, warmup_steps=5, epochs=200,
-                      val_examples=0)  # fmt: skip
+PREFIX = PrefixConfig(
+    hidden=64, tokens=2, batch_size=16, lr=3e-3, warmup_steps=5, epochs=200, val_examples=0
+)
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,26 +66,49 @@ def tiny(tmp_path_factory, random_sids) -> dict[str, Path]:
     colour queries and histories, and random user vectors."""
     root = tmp_path_factory.mktemp("prefix")
     ids = [f"i{i}" for i in range(N)]
-    items = pl.DataFrame({"item_id": ids, "item_type": ["music"] * N,
-                          "title": [f"title {i}" for i in range(N)]})  # fmt: skip
-    rows = [(f"u{u}", f"i{3 * u + j}", 1.0, "stream", 1000 + j, [COLOURS[(3 * u + j) % 3]])
-            for u in range(USERS) for j in range(3)]  # fmt: skip
-    inter = pl.DataFrame(rows, schema={"user_id": pl.Utf8, "item_id": pl.Utf8,
-                                       "weight": pl.Float64, "signal": pl.Utf8, "ts": pl.Int64,
-                                       "tags": pl.List(pl.Utf8)}, orient="row")  # fmt: skip
+    items = pl.DataFrame(
+        {"item_id": ids, "item_type": ["music"] * N, "title": [f"title {i}" for i in range(N)]}
+    )
+    rows = [
+        (f"u{u}", f"i{3 * u + j}", 1.0, "stream", 1000 + j, [COLOURS[(3 * u + j) % 3]])
+        for u in range(USERS)
+        for j in range(3)
+    ]
+    inter = pl.DataFrame(
+        rows,
+        schema={
+            "user_id": pl.Utf8,
+            "item_id": pl.Utf8,
+            "weight": pl.Float64,
+            "signal": pl.Utf8,
+            "ts": pl.Int64,
+            "tags": pl.List(pl.Utf8),
+        },
+        orient="row",
+    )
     queries = pl.DataFrame({"query": [COLOURS[i % 3] for i in range(N)], "item_id": ids})
     (root / "data").mkdir()
     write_dataset(root / "data", items, inter, None, queries)
     emb, _ = random_sids(root, ids)
     train_generative(root / "data", root / "sid", root / "gen", BACKBONE, quiet=True)
     export_user_means(emb, root / "data", root / "users", weighted=False)
-    return {"root": root, "data": root / "data", "gen": root / "gen", "users": root / "users",
-            "emb": emb}  # fmt: skip
+    return {
+        "root": root,
+        "data": root / "data",
+        "gen": root / "gen",
+        "users": root / "users",
+        "emb": emb,
+    }
 
 
 def test_personal_queries_from_user_tags_or_from_consumed_query_items():
-    inter = pl.DataFrame({"user_id": ["a", "a", "b", "b"], "item_id": ["x", "y", "x", "z"],
-                          "tags": [["rock", "odd"], None, ["rock", "pop"], []]})  # fmt: skip
+    inter = pl.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b"],
+            "item_id": ["x", "y", "x", "z"],
+            "tags": [["rock", "odd"], None, ["rock", "pop"], []],
+        }
+    )
     queries = pl.DataFrame({"query": ["rock", "pop", "jazz"], "item_id": ["x", "z", "y"]})
     got = personal_queries(inter, queries).rows()
     # tags users gave, only known query strings ("odd" is none), whatever the queries' items
@@ -82,10 +119,16 @@ def test_personal_queries_from_user_tags_or_from_consumed_query_items():
 
 def test_personal_eval_targets_are_new_triples_with_the_users_train_items_excluded():
     cols = ["user_id", "query", "item_id"]
-    train = pl.DataFrame([("a", "rock", "x"), ("a", "rock", "y"), ("b", "pop", "x")],
-                         schema=cols, orient="row")  # fmt: skip
-    rows = [("a", "rock", "x"), ("a", "rock", "z"), ("b", "pop", "y"), ("b", "pop", "gone"),
-            ("c", "rock", "x")]  # fmt: skip
+    train = pl.DataFrame(
+        [("a", "rock", "x"), ("a", "rock", "y"), ("b", "pop", "x")], schema=cols, orient="row"
+    )
+    rows = [
+        ("a", "rock", "x"),
+        ("a", "rock", "z"),
+        ("b", "pop", "y"),
+        ("b", "pop", "gone"),
+        ("c", "rock", "x"),
+    ]
     test = pl.DataFrame(rows, schema=cols, orient="row")
     sid_items = pl.Series(["x", "y", "z"])  # rows 0, 1, 2; "gone" has no SID
     users, qs, rel, excl = personal_eval_targets(train, test, sid_items)
@@ -95,8 +138,13 @@ def test_personal_eval_targets_are_new_triples_with_the_users_train_items_exclud
 
 
 def test_user_means_are_weighted_means_and_round_trip(tiny, tmp_path):
-    inter = pl.DataFrame({"user_id": ["a", "a", "b", "c"], "item_id": ["x", "y", "y", "nope"],
-                          "weight": [1.0, 3.0, 2.0, 1.0]})  # fmt: skip
+    inter = pl.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "c"],
+            "item_id": ["x", "y", "y", "nope"],
+            "weight": [1.0, 3.0, 2.0, 1.0],
+        }
+    )
     ids = pl.DataFrame({"item_id": ["x", "y"], "row": [0, 1]})
     vec = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
     users, means = user_means(inter, ids, vec)
@@ -150,8 +198,13 @@ def test_the_prefix_personalises_a_frozen_model_it_never_changes(tiny, tmp_path,
 def test_prefix_resume_equals_uninterrupted_and_a_changed_backbone_is_refused(tiny, tmp_path):
     cfg = PrefixConfig(**{**PREFIX.__dict__, "epochs": 2})
     train_prefix(tiny["gen"], tiny["users"], tmp_path / "a", cfg, quiet=True)
-    train_prefix(tiny["gen"], tiny["users"], tmp_path / "b",
-                 PrefixConfig(**{**cfg.__dict__, "epochs": 1}), quiet=True)  # fmt: skip
+    train_prefix(
+        tiny["gen"],
+        tiny["users"],
+        tmp_path / "b",
+        PrefixConfig(**{**cfg.__dict__, "epochs": 1}),
+        quiet=True,
+    )
     train_prefix(None, None, tmp_path / "b", cfg, resume=True, quiet=True)
     a, b = ((tmp_path / x / PREFIX_WEIGHTS).read_bytes() for x in "ab")
     assert a == b
@@ -177,8 +230,9 @@ def test_cli_and_runner(tiny, tmp_path, capsys):
 
     out = tmp_path / "p"
     small = ("--epochs", 2, "--hidden", 16, "--val-examples", 0, "--quiet")
-    code, text, err = cli("train-prefix", tiny["gen"], "--users", tiny["users"], "--out", out,
-                          *small)  # fmt: skip
+    code, text, err = cli(
+        "train-prefix", tiny["gen"], "--users", tiny["users"], "--out", out, *small
+    )
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["train"]["hidden"] == 16
     code, text, _ = cli("generate", out, "--user", "u1", "--query", "red", "-k", 2)
@@ -187,8 +241,9 @@ def test_cli_and_runner(tiny, tmp_path, capsys):
     assert code == 0 and len(text.strip().splitlines()) == 2
     code, _, err = cli("generate", tiny["gen"], "--user", "u1", "--query", "red")
     assert code == 2 and "needs a prefix run" in err and err.count("\n") == 1
-    code, _, err = cli("train-prefix", tiny["gen"], "--users", tiny["emb"], "--out",
-                       tmp_path / "q", *small)  # fmt: skip
+    code, _, err = cli(
+        "train-prefix", tiny["gen"], "--users", tiny["emb"], "--out", tmp_path / "q", *small
+    )
     assert code == 2 and "expected 'user-vectors'" in err and err.count("\n") == 1
     assert not (tmp_path / "q").exists()
     code, _, err = cli("generate", out, "--user", "nobody", "--query", "red")
@@ -198,17 +253,22 @@ def test_cli_and_runner(tiny, tmp_path, capsys):
     assert set(report["personal_search"]) >= {"with_user", "without_user", "inputs"}
     assert report["rec"]["tokens"]["user_token"] == 2 and report["rec"]["users"] == 0
     exp = tmp_path / "exp.toml"
-    exp.write_text(f'[experiment]\nout = "{tmp_path / "run"}"\nseed = 0\n'
-                   f'[experiment.given]\nprepare = "{tiny["data"]}"\nexport = "{tiny["emb"]}"\n'
-                   f'generative = "{tiny["gen"]}"\n[users]\nsource = "hgnn"\n'
-                   "[prefix]\nepochs = 1\nhidden = 16\nval_examples = 0\n")  # fmt: skip
+    exp.write_text(
+        f'[experiment]\nout = "{tmp_path / "run"}"\nseed = 0\n'
+        f'[experiment.given]\nprepare = "{tiny["data"]}"\nexport = "{tiny["emb"]}"\n'
+        f'generative = "{tiny["gen"]}"\n[users]\nsource = "hgnn"\n'
+        "[prefix]\nepochs = 1\nhidden = 16\nval_examples = 0\n"
+    )
     code, _, err = cli("run", exp, "--quiet")
     assert code == 0, err
     assert json.loads((tmp_path / "run" / "prefix" / "config.json").read_text())["kind"] == (
         "prefix-run"
     )
     bad = tmp_path / "bad.toml"
-    bad.write_text(exp.read_text().replace('source = "hgnn"', 'source = "twotower"')
-                   .replace(str(tmp_path / "run"), str(tmp_path / "run2")))  # fmt: skip
+    bad.write_text(
+        exp.read_text()
+        .replace('source = "hgnn"', 'source = "twotower"')
+        .replace(str(tmp_path / "run"), str(tmp_path / "run2"))
+    )
     code, _, err = cli("run", bad, "--quiet")
     assert code == 2 and "needs the [twotower] stage" in err

@@ -75,8 +75,18 @@ def test_kmeans_recovers_planted_clusters(device):
         np.testing.assert_allclose(c[f].numpy(), x[labels == lab].mean(0), atol=1e-4)
     # a training sample gives the same partition on such data
     c2 = kmeans(x, 8, seed=3, device=device, sample=200).cpu()
-    assert len(set(zip(labels.tolist(), torch.cdist(torch.from_numpy(x), c2).argmin(1).tolist(),
-                       strict=True))) == 8  # fmt: skip
+    assert (
+        len(
+            set(
+                zip(
+                    labels.tolist(),
+                    torch.cdist(torch.from_numpy(x), c2).argmin(1).tolist(),
+                    strict=True,
+                )
+            )
+        )
+        == 8
+    )
 
 
 def test_kmeans_duplicates_and_bad_k():

@@ -38,8 +38,12 @@ def _fake_run(root, data_dir, name="run"):
     """A two-tower run folder as far as evaluating the baselines reads it."""
     run = root / name
     run.mkdir(exist_ok=True)
-    config = {"kind": "twotower-run", "format_version": FORMAT_VERSION,
-              "data_dir": str(data_dir), "train": {"seed": 3}}  # fmt: skip
+    config = {
+        "kind": "twotower-run",
+        "format_version": FORMAT_VERSION,
+        "data_dir": str(data_dir),
+        "train": {"seed": 3},
+    }
     (run / "config.json").write_text(json.dumps(config))
     return run
 
@@ -58,8 +62,9 @@ def test_tuning_picks_the_best_grid_point_and_epoch_deterministically(split):
     tuned = _tune(split)
     rep = tuned.report()
     assert rep["tuned"] and rep["metric"] == "recall@10"
-    assert list(rep["validation"]) == [f"dim={d} negatives={n} reg=0.0001"
-                                       for d in (8, 16) for n in ("type", "all")]  # fmt: skip
+    assert list(rep["validation"]) == [
+        f"dim={d} negatives={n} reg=0.0001" for d in (8, 16) for n in ("type", "all")
+    ]
     curves = list(tuned.curves.values())
     assert all(1 <= len(c) <= 12 for c in curves) and min(map(len, curves)) < 12
     # early stop: a curve shorter than the cap ended `patience` epochs after its best, and
@@ -82,18 +87,22 @@ def test_tuning_picks_the_best_grid_point_and_epoch_deterministically(split):
 def test_one_item_type_tries_one_negatives_setting(split):
     fit, labels = (read_dataset(split / "split" / p) for p in ("fit", "labels"))
     items = fit.items.with_columns(item_type=pl.lit("music"))
-    tuned = tune_lightgcn(fit.interactions, labels.interactions, items, "music", BASE,
-                          **{**GRID, "max_epochs": 2})  # fmt: skip
-    assert list(tuned.curves) == ["dim=8 negatives=type reg=0.0001",
-                                  "dim=16 negatives=type reg=0.0001"]  # fmt: skip
+    tuned = tune_lightgcn(
+        fit.interactions, labels.interactions, items, "music", BASE, **{**GRID, "max_epochs": 2}
+    )
+    assert list(tuned.curves) == [
+        "dim=8 negatives=type reg=0.0001",
+        "dim=16 negatives=type reg=0.0001",
+    ]
 
 
 def test_no_new_label_pair_of_the_target_type_is_named(split):
     fit, labels = (read_dataset(split / "split" / p) for p in ("fit", "labels"))
     no_music = labels.interactions.join(
-        fit.items.filter(pl.col("item_type") == "music").select("item_id"), on="item_id",
+        fit.items.filter(pl.col("item_type") == "music").select("item_id"),
+        on="item_id",
         how="anti",
-    )  # fmt: skip
+    )
     with pytest.raises(ContractError, match="no new 'music' pair"):
         tune_lightgcn(fit.interactions, no_music, fit.items, "music", BASE, **GRID)
 
@@ -125,7 +134,12 @@ def test_evaluate_tunes_on_validation_refits_on_train_and_never_reads_the_test(
     assert tr.equals(train)
     chosen = a["lightgcn"]["chosen"]
     assert (cfg.dim, cfg.negatives, cfg.reg, cfg.epochs, cfg.seed) == (
-        chosen["dim"], chosen["negatives"], chosen["reg"], chosen["epochs"], 3)  # fmt: skip
+        chosen["dim"],
+        chosen["negatives"],
+        chosen["reg"],
+        chosen["epochs"],
+        3,
+    )
     assert cfg.epochs <= 6
 
 
@@ -134,24 +148,40 @@ def test_without_windows_or_when_off_the_fixed_settings_are_reported(split, tmp_
     (tmp_path / "plain").mkdir()
     write_dataset(tmp_path / "plain", train.items, train.interactions, train.users)
     whole = _fake_run(tmp_path, tmp_path / "plain", "whole")
-    rep = ev.evaluate_run(whole, split / "split" / "test", models=("lightgcn",),
-                          target_type="music", lightgcn_epochs=2)  # fmt: skip
+    rep = ev.evaluate_run(
+        whole,
+        split / "split" / "test",
+        models=("lightgcn",),
+        target_type="music",
+        lightgcn_epochs=2,
+    )
     assert rep["lightgcn"] == {
         "tuned": False,
         "why": "fixed settings: no fit/label windows",
         "chosen": {"dim": 64, "negatives": "type", "reg": 1e-4, "epochs": 2},
     }
     off = _fake_run(tmp_path, split / "split" / "train", "off")
-    rep = ev.evaluate_run(off, split / "split" / "test", models=("lightgcn",),
-                          target_type="music", lightgcn_epochs=2, lightgcn_tune=False)  # fmt: skip
+    rep = ev.evaluate_run(
+        off,
+        split / "split" / "test",
+        models=("lightgcn",),
+        target_type="music",
+        lightgcn_epochs=2,
+        lightgcn_tune=False,
+    )
     assert rep["lightgcn"]["why"] == "fixed settings: lightgcn_tune is off"
 
 
 @pytest.mark.parametrize(
     "bad",
-    [{"lightgcn_dims": []}, {"lightgcn_negatives": ["some"]}, {"lightgcn_patience": 0},
-     {"lightgcn_max_epochs": 0}, {"lightgcn_dims": [0]}],
-)  # fmt: skip
+    [
+        {"lightgcn_dims": []},
+        {"lightgcn_negatives": ["some"]},
+        {"lightgcn_patience": 0},
+        {"lightgcn_max_epochs": 0},
+        {"lightgcn_dims": [0]},
+    ],
+)
 def test_bad_tuning_settings_are_one_line_errors(bad):
     with pytest.raises(ContractError, match="lightgcn"):
         EvaluationConfig(**bad)

@@ -67,7 +67,7 @@ def test_hand_computed_example(batch):
             "ndcg@2": G2 / (1 + G2) / 2,
             "mrr": (1 / 2 + 1 / 4) / 2,
             "coverage": 3 / 5,
-        }  # fmt: skip
+        }
     )
     assert r["cold"] == pytest.approx(
         {"users": 1, "hr@2": 1, "recall@2": 1, "ndcg@2": 1, "mrr": 1, "coverage": 2 / 5}
@@ -80,7 +80,7 @@ def test_hand_computed_example(batch):
             "ndcg@2": G2 / 2,
             "mrr": (1 / 2 + 1 / 4) / 2,
             "coverage": 2 / 5,
-        }  # fmt: skip
+        }
     )
     # popularity: i1 and i5 have one training user; head = ceil(1% of 5) = 1 item (i1, the
     # lower row), torso = up to ceil(20% of 5) = 1 item -> empty, tail = the rest
@@ -124,8 +124,14 @@ def _brute_force(uv, iv, train, test, k, n):
         ndcg.append(sum(1 / math.log2(j + 2) for j, x in enumerate(h) if x) / ideal)
         first = next((j for j, i in enumerate(order[:n]) if i in rel), None)
         rr.append(0.0 if first is None else 1 / (first + 1))
-    return {"hr@5": np.mean(hr), "recall@5": np.mean(rec), "ndcg@5": np.mean(ndcg),
-            "mrr": np.mean(rr), "coverage": len(shown) / iv.shape[0], "users": len(hr)}  # fmt: skip
+    return {
+        "hr@5": np.mean(hr),
+        "recall@5": np.mean(rec),
+        "ndcg@5": np.mean(ndcg),
+        "mrr": np.mean(rr),
+        "coverage": len(shown) / iv.shape[0],
+        "users": len(hr),
+    }
 
 
 def test_matches_brute_force_on_random_data():
@@ -135,8 +141,9 @@ def test_matches_brute_force_on_random_data():
     iv = rng.normal(size=(n_items, 8)).astype(np.float32)
     pairs = rng.integers(0, [n_users, n_items], size=(400, 2))
     is_test = rng.random(400) < 0.3
-    frame = pl.DataFrame({"user_id": [f"u{u}" for u in pairs[:, 0]],
-                          "item_id": [f"i{i}" for i in pairs[:, 1]]})  # fmt: skip
+    frame = pl.DataFrame(
+        {"user_id": [f"u{u}" for u in pairs[:, 0]], "item_id": [f"i{i}" for i in pairs[:, 1]]}
+    )
     items = pl.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "item_type": "t"})
     users = pl.Series([f"u{u}" for u in range(n_users)])
     train_sets: dict[int, set[int]] = {}
@@ -157,8 +164,9 @@ def test_item_slices_match_brute_force_on_random_data():
     iv = rng.normal(size=(n_items, 4)).astype(np.float32)
     pairs = rng.integers(0, [n_users, n_items], size=(300, 2))
     is_test = rng.random(300) < 0.3
-    frame = pl.DataFrame({"user_id": [f"u{u}" for u in pairs[:, 0]],
-                          "item_id": [f"i{i}" for i in pairs[:, 1]]})  # fmt: skip
+    frame = pl.DataFrame(
+        {"user_id": [f"u{u}" for u in pairs[:, 0]], "item_id": [f"i{i}" for i in pairs[:, 1]]}
+    )
     items = pl.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "item_type": "t"})
     users = pl.Series([f"u{u}" for u in range(n_users)])
     train_sets: dict[int, set[int]] = {}

@@ -19,8 +19,14 @@ def run(tmp_path_factory):
     items = {"music": 40, "podcast": 20, "audiobook": 30}
     prepare_synthetic(root / "data", users=150, items=items, seed=0)
     split_dataset(root / "data", root / "split")
-    cfg = TwoTowerConfig(epochs=1, tower_dims=[16, 8], cat_dim=4, batch_size=64,
-                         use_hgnn=False, cache_dir=str(root / "cache"))  # fmt: skip
+    cfg = TwoTowerConfig(
+        epochs=1,
+        tower_dims=[16, 8],
+        cat_dim=4,
+        batch_size=64,
+        use_hgnn=False,
+        cache_dir=str(root / "cache"),
+    )
     train_twotower(root / "split" / "train", None, root / "2t", cfg, quiet=True)
     return root
 
@@ -44,10 +50,19 @@ def test_report_has_item_slices_and_per_user_outcomes_only_when_asked(run):
 
 
 def test_results_table_shows_the_slices_and_tolerates_old_reports():
-    row = {"hr@10": 0.5, "recall@10": 0.4, "ndcg@10": 0.3, "mrr": 0.2, "coverage": 0.1,
-           "warm": {"hr@10": 0.6, "users": 3}}  # fmt: skip
-    new = {**row, "new_items": {"pairs": 7, "items": 4, "recall@10": 0.25},
-           "rare_items": {"pairs": 2, "items": 2, "recall@10": None}}  # fmt: skip
+    row = {
+        "hr@10": 0.5,
+        "recall@10": 0.4,
+        "ndcg@10": 0.3,
+        "mrr": 0.2,
+        "coverage": 0.1,
+        "warm": {"hr@10": 0.6, "users": 3},
+    }
+    new = {
+        **row,
+        "new_items": {"pairs": 7, "items": 4, "recall@10": 0.25},
+        "rare_items": {"pairs": 2, "items": 2, "recall@10": None},
+    }
     table = results_table({"target_type": "book", "results": {"old": row, "new": new}})
     lines = table.splitlines()
     assert "| new-item recall@10 | rare-item recall@10 |" in lines[1]

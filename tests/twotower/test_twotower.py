@@ -56,14 +56,19 @@ def env(tmp_path_factory):
     (root / "emb" / "manifest.json").write_text(json.dumps({"kind": "embeddings"}))
     # a copy with one cold user (features only, no interactions)
     (root / "cold").mkdir()
-    cold_users = pl.concat([ds.users, pl.DataFrame({"user_id": ["cold"], "country": ["US"],
-                                                    "age": [30]})])  # fmt: skip
+    cold_users = pl.concat(
+        [ds.users, pl.DataFrame({"user_id": ["cold"], "country": ["US"], "age": [30]})]
+    )
     write_dataset(root / "cold", ds.items, ds.interactions, cold_users)
     cache = str(root / "cache")
     run = root / "run"
-    train_twotower(root / "data", root / "emb", run,
-                   TwoTowerConfig(epochs=4, cache_dir=cache, resample=False, **SMALL),
-                   quiet=True)  # fmt: skip
+    train_twotower(
+        root / "data",
+        root / "emb",
+        run,
+        TwoTowerConfig(epochs=4, cache_dir=cache, resample=False, **SMALL),
+        quiet=True,
+    )
     return {"root": root, "ds": ds, "cache": cache, "run": run}
 
 
@@ -106,8 +111,10 @@ def test_knn_skip_starts_at_the_history_knn():
         model.log_a.fill_(-30.0)  # a = 0: the k-NN part alone
         score = model.user(torch.zeros(6, 0, dtype=torch.long), udense) @ model.item(icat, idense).T
     hist = (means[..., -2:] * counts[..., None]).sum(1) / counts.sum(1, keepdim=True)
-    knn = torch.nn.functional.normalize(hist, dim=1) @ torch.nn.functional.normalize(
-        idense[:, -2:], dim=1).T  # fmt: skip
+    knn = (
+        torch.nn.functional.normalize(hist, dim=1)
+        @ torch.nn.functional.normalize(idense[:, -2:], dim=1).T
+    )
     assert torch.allclose(score, knn / 2**0.5, atol=1e-5)
 
 
@@ -192,8 +199,9 @@ def test_resume_equals_uninterrupted(env, tmp_path):
     kw = {**SMALL, "cache_dir": env["cache"], "extra_negatives": 16, "patience": 10}
     train_twotower(data, emb, tmp_path / "full", TwoTowerConfig(epochs=3, **kw), quiet=True)
     train_twotower(data, emb, tmp_path / "cut", TwoTowerConfig(epochs=1, **kw), quiet=True)
-    last = train_twotower(data, emb, tmp_path / "cut", TwoTowerConfig(epochs=3, **kw),
-                          resume=True, quiet=True)  # fmt: skip
+    last = train_twotower(
+        data, emb, tmp_path / "cut", TwoTowerConfig(epochs=3, **kw), resume=True, quiet=True
+    )
     assert last["epoch"] == 2
     for load in (
         lambda d: torch.load(d / "checkpoint.pt", weights_only=True)["model"],
@@ -273,8 +281,9 @@ def test_a_failed_resume_changes_no_file(env, tmp_path):
     (tmp_path / "a" / "checkpoint.pt").write_bytes((tmp_path / "b" / "checkpoint.pt").read_bytes())
     before = files(tmp_path / "a")
     with pytest.raises(ContractError, match="belongs to another run"):
-        train_twotower(data, emb, tmp_path / "a", TwoTowerConfig(epochs=4, **kw), resume=True,
-                       quiet=True)  # fmt: skip
+        train_twotower(
+            data, emb, tmp_path / "a", TwoTowerConfig(epochs=4, **kw), resume=True, quiet=True
+        )
     assert files(tmp_path / "a") == before
     assert len((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()) == 3
 
@@ -288,16 +297,18 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(
     before = files(tmp_path / "r")
     nan_on_second_call(tt, "sampled_softmax_loss")  # step 1
     with pytest.raises(ContractError) as err:
-        train_twotower(data, emb, tmp_path / "r", TwoTowerConfig(epochs=2, **kw), resume=True,
-                       quiet=True)  # fmt: skip
+        train_twotower(
+            data, emb, tmp_path / "r", TwoTowerConfig(epochs=2, **kw), resume=True, quiet=True
+        )
     msg = str(err.value)
     assert "\n" not in msg and "epoch 1, step 1" in msg and "lower --lr" in msg, msg
     assert "--temperature" in msg
     assert files(tmp_path / "r") == before
     monkeypatch.undo()
     with pytest.raises(ContractError, match=r"training diverged: .*\(now 1e\+30\)"):
-        train_twotower(data, emb, tmp_path / "huge", TwoTowerConfig(epochs=2, lr=1e30, **kw),
-                       quiet=True)  # fmt: skip
+        train_twotower(
+            data, emb, tmp_path / "huge", TwoTowerConfig(epochs=2, lr=1e30, **kw), quiet=True
+        )
 
 
 def test_nan_vectors_recall_nothing():
@@ -321,8 +332,11 @@ def test_nan_vectors_recall_nothing():
 def test_an_unknown_item_type_is_named_before_any_run_folder(env, tmp_path, option):
     cfg = TwoTowerConfig(epochs=1, cache_dir=env["cache"], **SMALL, **{option: "nosuch"})
     flag = "--" + option.replace("_", "-")
-    with pytest.raises(ContractError, match=rf"{flag} 'nosuch': unknown item type \(known: "
-                       r"audiobook, music, podcast\)"):  # fmt: skip
+    with pytest.raises(
+        ContractError,
+        match=rf"{flag} 'nosuch': unknown item type \(known: "
+        r"audiobook, music, podcast\)",
+    ):
         train_twotower(env["root"] / "data", env["root"] / "emb", tmp_path / "r", cfg, quiet=True)
     assert not (tmp_path / "r").exists()
 
@@ -331,6 +345,7 @@ def test_an_unknown_val_type_is_named_on_split_windows_too(env, tmp_path):
     split_dataset(env["root"] / "data", tmp_path / "split")
     cfg = TwoTowerConfig(epochs=1, cache_dir=env["cache"], val_type="nosuch", **SMALL)
     with pytest.raises(ContractError, match="--val-type 'nosuch': unknown item type"):
-        train_twotower(tmp_path / "split" / "train", env["root"] / "emb", tmp_path / "r", cfg,
-                       quiet=True)  # fmt: skip
+        train_twotower(
+            tmp_path / "split" / "train", env["root"] / "emb", tmp_path / "r", cfg, quiet=True
+        )
     assert not (tmp_path / "r").exists()
