@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from audiograph.pipeline.stages import section_of
 
 app = typer.Typer(
     add_completion=False,
@@ -31,11 +34,33 @@ Distributed = Annotated[
 ]
 
 
+def command(name: str, config: type | None = None) -> Callable[[Callable], Callable]:
+    """Register the command ``name``; with ``config`` (a stage's config dataclass) it also
+    gets an option per setting, ``--config`` (the TOML table :func:`section_of` names)
+    and ``--set`` (:func:`~audiograph.pipeline.options.config_options`)."""
+
+    def register(fn: Callable) -> Callable:
+        if config is not None:
+            from audiograph.pipeline.options import config_options
+
+            fn = config_options(config, section_of(name))(fn)
+        return app.command(name)(fn)
+
+    return register
+
+
 PANELS: dict[str, tuple[str, ...]] = {
     "1 · data and graph": ("prepare", "split", "featurize", "build-graph", "info"),
     "2 · samplers": ("bench-sampler",),
     "3 · HGNN": ("train-hgnn", "export", "neighbors", "embed-users", "bench-train"),
-    "4 · two-tower": ("train-twotower", "evaluate", "recommend", "score-users", "export-twotower"),
+    "4 · two-tower": (
+        "train-twotower",
+        "train-baseline",
+        "evaluate",
+        "recommend",
+        "score-users",
+        "export-twotower",
+    ),
     "5 · Semantic IDs and generative": (
         "embed-space",
         "fuse-spaces",

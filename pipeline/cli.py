@@ -25,9 +25,9 @@ from audiograph.pipeline.app import Quiet, app
 def bench_sampler(ctx: typer.Context) -> None:
     """Benchmark the neighbour sampler against PyG (options: see --help of the script:
     --graph, --fanout, --batch-size, --seed-type, --device, --batches, --scale, --json)."""
-    from audiograph.samplers.bench import main as run
+    from audiograph.samplers import bench
 
-    run(list(ctx.args))
+    bench.main(list(ctx.args))
 
 
 @app.command("run")

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from audiograph.graphs.config import FeaturizeConfig, GraphConfig, SplitConfig
-from audiograph.pipeline.app import Distributed, Out, Quiet, Src, app, prepare_app
-from audiograph.pipeline.options import Settings, config_options
+from audiograph.pipeline.app import Distributed, Out, Quiet, Src, app, command, prepare_app
+from audiograph.pipeline.options import Settings
 
 
 def _summary(manifest: dict) -> None:
@@ -38,25 +38,25 @@ def prepare_lastfm(
     ] = None,
 ) -> None:
     """Last.fm HetRec 2011: artists, listening counts, tags (weak signal + queries)."""
-    from audiograph.graphs.adapters.lastfm import prepare_lastfm as run
+    from audiograph.graphs.adapters import lastfm
 
-    _summary(run(src, out, vertical.split(",") if vertical else None))
+    _summary(lastfm.prepare_lastfm(src, out, vertical.split(",") if vertical else None))
 
 
 @prepare_app.command("douban")
 def prepare_douban(src: Src = Path("../shared/data/douban-music-book"), out: Out = ...) -> None:
     """Douban music + book ratings: two item types without text."""
-    from audiograph.graphs.adapters.douban import prepare_douban as run
+    from audiograph.graphs.adapters import douban
 
-    _summary(run(src, out))
+    _summary(douban.prepare_douban(src, out))
 
 
 @prepare_app.command("podcasts")
 def prepare_podcasts(src: Src = Path("../shared/data/podcast-catalog"), out: Out = ...) -> None:
     """Apple Podcasts catalog: text-only items, no interactions."""
-    from audiograph.graphs.adapters.podcasts import prepare_podcasts as run
+    from audiograph.graphs.adapters import podcasts
 
-    _summary(run(src, out))
+    _summary(podcasts.prepare_podcasts(src, out))
 
 
 @prepare_app.command("synthetic")
@@ -79,11 +79,11 @@ def prepare_synthetic(
     ] = 1,
 ) -> None:
     """Synthetic catalog with planted topics and a sparse audiobook type (no files needed)."""
+    from audiograph.graphs.adapters import synthetic
     from audiograph.graphs.adapters.synthetic import parse_item_counts
-    from audiograph.graphs.adapters.synthetic import prepare_synthetic as run
 
     _summary(
-        run(
+        synthetic.prepare_synthetic(
             out,
             users=users,
             items=parse_item_counts(items),
@@ -94,8 +94,7 @@ def prepare_synthetic(
     )
 
 
-@app.command("split")
-@config_options(SplitConfig, "split")
+@command("split", SplitConfig)
 def split(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory.")],
     settings: Settings,
@@ -113,8 +112,7 @@ def split(
     )
 
 
-@app.command("featurize")
-@config_options(FeaturizeConfig, "featurize")
+@command("featurize", FeaturizeConfig)
 def featurize(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory (data contract).")],
     settings: Settings,
@@ -134,8 +132,7 @@ def featurize(
         )
 
 
-@app.command("build-graph")
-@config_options(GraphConfig, "graph")
+@command("build-graph", GraphConfig)
 def build_graph(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory (data contract).")],
     settings: Settings,
@@ -143,9 +140,9 @@ def build_graph(
     quiet: Quiet = False,
 ) -> None:
     """Build the heterogeneous co-interaction graph of a dataset."""
-    from audiograph.graphs.build import build_graph as run
+    from audiograph.graphs import build
 
-    run(data_dir, out, settings.build(), quiet=quiet)
+    build.build_graph(data_dir, out, settings.build(), quiet=quiet)
 
 
 @app.command("info")

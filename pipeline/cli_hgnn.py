@@ -9,13 +9,12 @@ from typing import Annotated
 import typer
 
 from audiograph.hgnn.config import ExportConfig, HGNNConfig
-from audiograph.pipeline.app import Distributed, Out, Quiet, app
+from audiograph.pipeline.app import Distributed, Out, Quiet, app, command
 from audiograph.pipeline.config import resume_base
-from audiograph.pipeline.options import Settings, config_options
+from audiograph.pipeline.options import Settings
 
 
-@app.command("train-hgnn")
-@config_options(HGNNConfig, "hgnn")
+@command("train-hgnn", HGNNConfig)
 def train_hgnn(
     graph_dir: Annotated[Path, typer.Argument(help="Graph directory (build-graph).")],
     settings: Settings,
@@ -25,14 +24,13 @@ def train_hgnn(
     quiet: Quiet = False,
 ) -> None:
     """Train the heterogeneous GraphSAGE by link prediction (multi-link sampler)."""
-    from audiograph.hgnn.train import train_hgnn as run
+    from audiograph.hgnn import train
 
     cfg = settings.build(resume_base(out, "hgnn-run") if resume else None)
-    run(graph_dir, out, cfg, resume=resume, quiet=quiet, distributed=distributed)
+    train.train_hgnn(graph_dir, out, cfg, resume=resume, quiet=quiet, distributed=distributed)
 
 
-@app.command("export")
-@config_options(ExportConfig, "export")
+@command("export", ExportConfig)
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (train-hgnn).")],
     settings: Settings,
@@ -109,6 +107,6 @@ def bench_train(ctx: typer.Context) -> None:
     """Benchmark train-hgnn's model step against the same model through PyG (options: see
     --help of the script: --graph, --batches, --device, --hidden, --fanout, --batch-size,
     --seed-type, --json)."""
-    from audiograph.hgnn.bench import main as run
+    from audiograph.hgnn import bench
 
-    run(list(ctx.args))
+    bench.main(list(ctx.args))

@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 from audiograph.core.errors import ContractError
-from audiograph.pipeline.app import Out, Quiet, app
+from audiograph.pipeline.app import Out, Quiet, app, command
 from audiograph.pipeline.config import resume_base
-from audiograph.pipeline.options import Settings, config_options
+from audiograph.pipeline.options import Settings
 from audiograph.semantic_ids.config import (
     FinetuneConfig,
     GenerativeConfig,
@@ -26,8 +26,7 @@ Run = Annotated[
 ]
 
 
-@app.command("embed-space")
-@config_options(FinetuneConfig, "finetune")
+@command("embed-space", FinetuneConfig)
 def embed_space(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory (e.g. SPLIT_DIR/train).")],
     settings: Settings,
@@ -68,9 +67,9 @@ def fuse_spaces(
     quiet: Quiet = False,
 ) -> None:
     """Fuse embedding spaces (rows of the first directory's items, aligned by item_id)."""
-    from audiograph.semantic_ids.spaces import fuse_spaces as run
+    from audiograph.semantic_ids import spaces
 
-    m = run(emb_dirs, out, method, dim)
+    m = spaces.fuse_spaces(emb_dirs, out, method, dim)
     if as_json:
         print(json.dumps(m, indent=2))
     elif not quiet:
@@ -81,8 +80,7 @@ def fuse_spaces(
         )
 
 
-@app.command("semantic-ids")
-@config_options(SemanticIDConfig, "semantic_ids")
+@command("semantic-ids", SemanticIDConfig)
 def semantic_ids(
     emb_dir: Annotated[Path, typer.Argument(help="Embeddings directory (export).")],
     settings: Settings,
@@ -91,15 +89,14 @@ def semantic_ids(
     quiet: Quiet = False,
 ) -> None:
     """Quantize item embeddings into Semantic IDs (RQ-KMeans + a disambiguation code)."""
-    from audiograph.semantic_ids.assign import semantic_ids as run
+    from audiograph.semantic_ids import assign
 
-    m = run(emb_dir, out, settings.build(), quiet=quiet or as_json)
+    m = assign.semantic_ids(emb_dir, out, settings.build(), quiet=quiet or as_json)
     if as_json:
         print(json.dumps(m, indent=2))
 
 
-@app.command("train-generative")
-@config_options(GenerativeConfig, "generative")
+@command("train-generative", GenerativeConfig)
 def train_generative(
     data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
     settings: Settings,
@@ -109,15 +106,14 @@ def train_generative(
     quiet: Quiet = False,
 ) -> None:
     """Train the joint generative search + recommendation model (T5 decoding SIDs)."""
-    from audiograph.semantic_ids.generative_train import train_generative as run
+    from audiograph.semantic_ids import generative_train
 
     cfg = settings.build(resume_base(out, "generative-run") if resume else None)
-    m = run(data_dir, sids, out, cfg, resume=resume, quiet=quiet)
+    m = generative_train.train_generative(data_dir, sids, out, cfg, resume=resume, quiet=quiet)
     print(f"[train-generative] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {out}")
 
 
-@app.command("train-prefix")
-@config_options(PrefixConfig, "prefix")
+@command("train-prefix", PrefixConfig)
 def train_prefix(
     generative: Annotated[Path, typer.Argument(help="Generative run (train-generative).")],
     settings: Settings,
@@ -130,10 +126,10 @@ def train_prefix(
 ) -> None:
     """Train a user prefix (one soft token from each user's vector) on a frozen generative
     model: personalised search and recommendation from the user token."""
-    from audiograph.semantic_ids.prefix_train import train_prefix as run
+    from audiograph.semantic_ids import prefix_train
 
     cfg = settings.build(resume_base(out, "prefix-run") if resume else None)
-    m = run(generative, users, out, cfg, resume=resume, quiet=quiet)
+    m = prefix_train.train_prefix(generative, users, out, cfg, resume=resume, quiet=quiet)
     print(f"[train-prefix] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {out}")
 
 
@@ -211,8 +207,8 @@ def evaluate_generative(
     from audiograph.semantic_ids.prefix import evaluate_prefix
 
     prefix = (peek_kind(run_dir) or {}).get("kind") == "prefix-run"
-    run = evaluate_prefix if prefix else evaluate_generative
-    report = run(run_dir, test, device=device, max_inputs=max_inputs, quiet=quiet or as_json)
+    evaluate = evaluate_prefix if prefix else evaluate_generative
+    report = evaluate(run_dir, test, device=device, max_inputs=max_inputs, quiet=quiet or as_json)
     if as_json:
         print(json.dumps(report, indent=2))
         return

@@ -10,16 +10,15 @@ from typing import Annotated
 import typer
 
 from audiograph.core.errors import ContractError
-from audiograph.pipeline.app import Distributed, Out, Quiet, app
+from audiograph.pipeline.app import Distributed, Out, Quiet, app, command
 from audiograph.pipeline.config import resume_base
-from audiograph.pipeline.options import Settings, config_options
+from audiograph.pipeline.options import Settings
 from audiograph.twotower.config import EvaluationConfig, TwoTowerConfig
 
 Run = Annotated[Path, typer.Argument(help="Two-tower run directory (train-twotower).")]
 
 
-@app.command("train-twotower")
-@config_options(TwoTowerConfig, "twotower")
+@command("train-twotower", TwoTowerConfig)
 def train_twotower(
     data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
     settings: Settings,
@@ -35,8 +34,6 @@ def train_twotower(
     quiet: Quiet = False,
 ) -> None:
     """Train the user-decoupled two-tower model (2T-HGNN) on DATA_DIR."""
-    from audiograph.twotower.train import train_twotower as run
-
     if no_hgnn and settings.flags.get("use_hgnn"):
         raise ContractError("--no-hgnn and --use-hgnn contradict each other: give one")
     cfg = settings.build(
@@ -44,7 +41,40 @@ def train_twotower(
     )
     if cfg.use_hgnn and embeddings is None and not resume:
         raise ContractError("--embeddings EMB_DIR is required (or --no-hgnn for plain 2T)")
-    m = run(data_dir, embeddings, out, cfg, resume=resume, quiet=quiet, distributed=distributed)
+    _train(data_dir, embeddings, out, cfg, resume, distributed, quiet)
+
+
+@command("train-baseline", TwoTowerConfig)
+def train_baseline(
+    data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
+    settings: Settings,
+    out: Out = ...,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    distributed: Distributed = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the plain two-tower on DATA_DIR: the two-tower's settings without HGNN inputs
+    (train-twotower --no-hgnn; the runner's [baseline] stage)."""
+    if settings.flags.get("use_hgnn"):
+        raise ContractError("--use-hgnn: the baseline has no HGNN inputs (use train-twotower)")
+    cfg = settings.build(resume_base(out, "twotower-run") if resume else None, use_hgnn=False)
+    _train(data_dir, None, out, cfg, resume, distributed, quiet)
+
+
+def _train(
+    data_dir: Path,
+    embeddings: Path | None,
+    out: Path,
+    cfg: TwoTowerConfig,
+    resume: bool,
+    distributed: bool,
+    quiet: bool,
+) -> None:
+    from audiograph.twotower import train
+
+    m = train.train_twotower(
+        data_dir, embeddings, out, cfg, resume=resume, quiet=quiet, distributed=distributed
+    )
     if os.environ.get("RANK", "0") != "0":  # one summary line per launch (rank 0)
         return
     print(
@@ -53,8 +83,7 @@ def train_twotower(
     )
 
 
-@app.command("evaluate")
-@config_options(EvaluationConfig, "evaluate")
+@command("evaluate", EvaluationConfig)
 def evaluate(
     run_dir: Run,
     settings: Settings,
@@ -84,9 +113,9 @@ def recommend(
     item_type: Annotated[str | None, typer.Option("--type", help="Only this item type.")] = None,
 ) -> None:
     """Top-k items for a user (training items excluded), with titles."""
-    from audiograph.twotower.export import recommend as run
+    from audiograph.twotower import export
 
-    for row in run(run_dir, user, k=k, item_type=item_type).iter_rows(named=True):
+    for row in export.recommend(run_dir, user, k=k, item_type=item_type).iter_rows(named=True):
         print(f"{row['score']:.4f}  {row['item_type']:<12}{row['item_id']:<24}{row['title']}")
 
 

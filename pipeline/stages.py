@@ -2,25 +2,29 @@
 
 Each stage reads its inputs (earlier stages' outputs, or a folder the experiment names)
 only as directories on disk and writes one output of its kind; :mod:`.runner` runs them in
-this order, caching each output by a hash of its settings and its inputs.
+this order, caching each output by a hash of its settings and its inputs (what each
+stage reads: :data:`STAGES`).
+
+A stage is named after its command's object (:func:`section_of`: ``build-graph`` runs
+as ``[graph]``), the name its ``--config`` table has too.
 
 Every config is a frozen dataclass in its stage's ``config`` module (``graphs.config``,
 ``hgnn.config``, ``twotower.config``, ``semantic_ids.config``).
 
-| stage | reads | writes (kind) | config |
+| stage | command | writes (kind) | config |
 |---|---|---|---|
-| ``prepare`` | ``src`` | ``dataset`` | ``adapter`` + the adapter's arguments |
-| ``split`` | dataset | ``split`` | ``SplitConfig`` |
-| ``graph`` | split/fit (or the dataset) | ``graph`` | ``GraphConfig`` |
-| ``hgnn`` | graph | ``hgnn-run`` | ``HGNNConfig`` |
-| ``export`` | hgnn, split/train | ``embeddings`` | ``ExportConfig`` |
-| ``twotower`` | split/train, export | ``twotower-run`` | ``TwoTowerConfig`` |
-| ``baseline`` | split/train | ``twotower-run`` | the plain 2T: ``[twotower]`` + its own, no HGNN |
-| ``evaluate`` | twotower, split/test, (baseline) | ``evaluation`` | ``EvaluationConfig`` |
-| ``semantic_ids`` | export | ``semantic-ids`` | ``SemanticIDConfig`` |
-| ``generative`` | split/train, semantic_ids | ``generative-run`` | ``GenerativeConfig`` |
-| ``users`` | split/train, twotower or export | ``user-vectors`` | ``UserVectorsConfig`` |
-| ``prefix`` | generative, users | ``prefix-run`` | ``PrefixConfig`` |
+| ``prepare`` | ``prepare`` | ``dataset`` | ``adapter`` + the adapter's arguments |
+| ``split`` | ``split`` | ``split`` | ``SplitConfig`` |
+| ``graph`` | ``build-graph`` | ``graph`` | ``GraphConfig`` |
+| ``hgnn`` | ``train-hgnn`` | ``hgnn-run`` | ``HGNNConfig`` |
+| ``export`` | ``export`` | ``embeddings`` | ``ExportConfig`` |
+| ``twotower`` | ``train-twotower`` | ``twotower-run`` | ``TwoTowerConfig`` |
+| ``baseline`` | ``train-baseline`` | ``twotower-run`` | ``[twotower]`` + its own, no HGNN |
+| ``evaluate`` | ``evaluate`` | ``evaluation`` | ``EvaluationConfig`` |
+| ``semantic_ids`` | ``semantic-ids`` | ``semantic-ids`` | ``SemanticIDConfig`` |
+| ``generative`` | ``train-generative`` | ``generative-run`` | ``GenerativeConfig`` |
+| ``users`` | ``embed-users`` | ``user-vectors`` | ``UserVectorsConfig`` |
+| ``prefix`` | ``train-prefix`` | ``prefix-run`` | ``PrefixConfig`` |
 """
 
 from __future__ import annotations
@@ -40,16 +44,30 @@ from audiograph.core.formats import FORMAT_VERSION, MANIFEST
 Inputs = dict[str, Path]
 
 
+VERBS = ("build", "train", "embed")
+"""Leading words of a command that say what it does to its object (``train-hgnn``)."""
+
+
+def section_of(command: str) -> str:
+    """The one naming rule of commands, ``--config`` tables and runner stages: a command
+    is ``[VERB-]OBJECT`` (``build-graph``, ``train-hgnn``, ``split``, ``semantic-ids``);
+    its TOML table and the runner stage that runs it are named ``OBJECT``, with ``_`` for
+    ``-`` (``[graph]``, ``[hgnn]``, ``[split]``, ``[semantic_ids]``)."""
+    verb, _, rest = command.partition("-")
+    return (rest if verb in VERBS and rest else command).replace("-", "_")
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One step: ``run(settings, inputs, out)`` writes the ``kind`` output ``out``.
+    """One step: ``run(settings, inputs, out)`` does what the command ``command`` does and
+    writes the ``kind`` output ``out``; the stage's name is :func:`section_of` the command.
 
     ``inputs`` maps an input name to ``(stage, sub-folder)``. ``config`` loads the stage's
     config class (a frozen dataclass that validates itself; imported on first use, so that
     ``audiograph run --help`` stays fast); ``prepare`` has none: its settings are the
     keyword arguments of the adapter its table names."""
 
-    name: str
+    command: str
     kind: str
     inputs: dict[str, tuple[str, str]]
     run: Callable[[Any, Inputs, Path], None]
@@ -57,6 +75,11 @@ class Stage:
     optional: tuple[str, ...] = ()  # inputs used only when their stage is in the experiment
     fallback: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
     """inputs read from another stage when theirs is not in the experiment"""
+
+    @property
+    def name(self) -> str:
+        """The stage's TOML table and output folder: the command's object."""
+        return section_of(self.command)
 
     def source(self, arg: str, present: set[str] | dict[str, Any]) -> tuple[str, str]:
         """Where input ``arg`` comes from, given the stages ``present``."""
@@ -177,99 +200,49 @@ def _prefix(cfg: Any, inputs: Inputs, out: Path) -> None:
     train_prefix(inputs["generative"], inputs["users"], out, cfg, quiet=True)
 
 
-def _load(module: str, name: str) -> Callable[[], Any]:
-    def load() -> Any:
+def _config(package: str, name: str) -> Callable[[], type]:
+    """Loads the config class ``name`` of ``audiograph.<package>.config`` on first use."""
+
+    def load() -> type:
         import importlib
 
-        return getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(f"audiograph.{package}.config"), name)
 
     return load
 
 
-STAGES: list[Stage] = [
+# fmt: off
+STAGES: list[Stage] = [  # command, output kind, {input: (stage, sub-folder)}, run, config
     Stage("prepare", "dataset", {}, _prepare),
-    Stage(
-        "split",
-        "split",
-        {"data": ("prepare", "")},
-        _split,
-        _load("audiograph.graphs.config", "SplitConfig"),
-    ),
-    Stage(
-        "graph",
-        "graph",
-        {"data": ("split", "fit")},
-        _graph,
-        _load("audiograph.graphs.config", "GraphConfig"),
-        fallback={"data": ("prepare", "")},
-    ),  # no [split]: the graph of all the data
-    Stage(
-        "hgnn",
-        "hgnn-run",
-        {"graph": ("graph", "")},
-        _hgnn,
-        _load("audiograph.hgnn.config", "HGNNConfig"),
-    ),
-    Stage(
-        "export",
-        "embeddings",
-        {"run": ("hgnn", ""), "catalog": ("split", "train")},
-        _export,
-        _load("audiograph.hgnn.config", "ExportConfig"),
-    ),
-    Stage(
-        "twotower",
-        "twotower-run",
-        {"data": ("split", "train"), "emb": ("export", "")},
-        _twotower,
-        _load("audiograph.twotower.config", "TwoTowerConfig"),
-    ),
-    Stage(
-        "baseline",
-        "twotower-run",
-        {"data": ("split", "train")},
-        _baseline,
-        _load("audiograph.twotower.config", "TwoTowerConfig"),
-    ),
-    Stage(
-        "evaluate",
-        "evaluation",
-        {"run": ("twotower", ""), "test": ("split", "test"), "baseline": ("baseline", "")},
-        _evaluate,
-        _load("audiograph.twotower.config", "EvaluationConfig"),
-        optional=("baseline",),
-    ),
-    Stage(
-        "semantic_ids",
-        "semantic-ids",
-        {"emb": ("export", "")},
-        _semantic_ids,
-        _load("audiograph.semantic_ids.config", "SemanticIDConfig"),
-    ),
-    Stage(
-        "generative",
-        "generative-run",
-        {"data": ("split", "train"), "sid": ("semantic_ids", "")},
-        _generative,
-        _load("audiograph.semantic_ids.config", "GenerativeConfig"),
-    ),
-    Stage(
-        "users",
-        "user-vectors",
-        {"data": ("split", "train"), "run": ("twotower", ""), "emb": ("export", "")},
-        _users,
-        _load("audiograph.semantic_ids.config", "UserVectorsConfig"),
-        optional=("run", "emb"),
-        fallback={"data": ("prepare", "")},
-    ),
-    Stage(
-        "prefix",
-        "prefix-run",
-        {"generative": ("generative", ""), "users": ("users", "")},
-        _prefix,
-        _load("audiograph.semantic_ids.config", "PrefixConfig"),
-    ),
+    Stage("split", "split", {"data": ("prepare", "")}, _split, _config("graphs", "SplitConfig")),
+    Stage("build-graph", "graph", {"data": ("split", "fit")}, _graph,
+          _config("graphs", "GraphConfig"),
+          fallback={"data": ("prepare", "")}),  # no [split]: the graph of all the data
+    Stage("train-hgnn", "hgnn-run", {"graph": ("graph", "")}, _hgnn,
+          _config("hgnn", "HGNNConfig")),
+    Stage("export", "embeddings", {"run": ("hgnn", ""), "catalog": ("split", "train")},
+          _export, _config("hgnn", "ExportConfig")),
+    Stage("train-twotower", "twotower-run", {"data": ("split", "train"), "emb": ("export", "")},
+          _twotower, _config("twotower", "TwoTowerConfig")),
+    Stage("train-baseline", "twotower-run", {"data": ("split", "train")}, _baseline,
+          _config("twotower", "TwoTowerConfig")),
+    Stage("evaluate", "evaluation", {"run": ("twotower", ""), "test": ("split", "test"),
+                                     "baseline": ("baseline", "")},
+          _evaluate, _config("twotower", "EvaluationConfig"), optional=("baseline",)),
+    Stage("semantic-ids", "semantic-ids", {"emb": ("export", "")}, _semantic_ids,
+          _config("semantic_ids", "SemanticIDConfig")),
+    Stage("train-generative", "generative-run", {"data": ("split", "train"),
+                                                 "sid": ("semantic_ids", "")},
+          _generative, _config("semantic_ids", "GenerativeConfig")),
+    Stage("embed-users", "user-vectors", {"data": ("split", "train"), "run": ("twotower", ""),
+                                          "emb": ("export", "")},
+          _users, _config("semantic_ids", "UserVectorsConfig"), optional=("run", "emb"),
+          fallback={"data": ("prepare", "")}),
+    Stage("train-prefix", "prefix-run", {"generative": ("generative", ""),
+                                         "users": ("users", "")},
+          _prefix, _config("semantic_ids", "PrefixConfig")),
 ]
+# fmt: on
 
 NAMES = [s.name for s in STAGES]
 BY_NAME = {s.name: s for s in STAGES}

@@ -62,3 +62,19 @@ def test_user_errors_are_one_line(tmp_path):
     assert res.returncode == 2 and "not a two-tower run directory" in res.stderr
     res = run_cli("train-twotower", str(tmp_path), "--out", str(tmp_path / "r"))
     assert res.returncode == 2 and "--embeddings" in res.stderr
+
+
+def test_train_baseline_is_the_plain_two_tower(tmp_path):
+    items = {"music": 40, "podcast": 20, "audiobook": 10}
+    prepare_synthetic(tmp_path / "data", users=80, items=items, seed=2)
+    toml = tmp_path / "b.toml"  # the [baseline] table: the command's object
+    cache = tmp_path / "c"
+    toml.write_text(f'[baseline]\ntower_dims = [16, 8]\ncat_dim = 4\ncache_dir = "{cache}"\n')
+    out = tmp_path / "b"
+    args = ["train-baseline", str(tmp_path / "data"), "--out", str(out), "--epochs", "1"]
+    res = run_cli(*args, "--config", str(toml), "--quiet")
+    assert res.returncode == 0, res.stderr
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert (train["use_hgnn"], train["tower_dims"], train["epochs"]) == (False, [16, 8], 1)
+    res = run_cli(*args, "--use-hgnn")
+    assert res.returncode == 2 and "no HGNN inputs" in res.stderr, res.stderr

@@ -108,6 +108,26 @@ def test_help_groups_every_command_by_stage():
     assert [c.name for c in app.registered_commands] == [c for c in named if c != "prepare"]
 
 
+def test_commands_config_tables_and_runner_stages_share_one_naming_rule():
+    from audiograph.pipeline.app import app
+    from audiograph.pipeline.cli import main  # noqa: F401  (registers every command)
+    from audiograph.pipeline.options import SECTIONS
+    from audiograph.pipeline.stages import STAGES, section_of
+
+    assert [section_of(c) for c in ("build-graph", "train-hgnn", "semantic-ids", "split")] == [
+        "graph",
+        "hgnn",
+        "semantic_ids",
+        "split",
+    ]
+    commands = {c.name for c in app.registered_commands}
+    assert {s.command for s in STAGES} - {"prepare"} <= commands  # prepare is a group
+    assert [s.name for s in STAGES] == [section_of(s.command) for s in STAGES]
+    configured = {section_of(c) for c in commands} & SECTIONS
+    assert configured == SECTIONS  # every --config table is its command's object
+    assert {s.name for s in STAGES if s.config is not None} <= SECTIONS | {"users"}
+
+
 def test_renamed_modules_keep_their_old_imports():
     from audiograph.semantic_ids import assign, generative_train
     from audiograph.semantic_ids.generative import train_generative
