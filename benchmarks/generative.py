@@ -43,6 +43,7 @@ from typing import Any
 import generative_eval as ev
 from quality import DATASETS, RESULTS, prepare
 from quality_stats import interval, paired_bootstrap
+from seeded import add_common_args, chosen, emit
 
 from audiograph.core.atomic import write_json
 from audiograph.pipeline.runner import read_experiment, run_experiment
@@ -273,17 +274,9 @@ def results_doc(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", choices=("lastfm", "synthetic"), default="lastfm")
-    ap.add_argument("--data-root", default="../shared/data")
-    ap.add_argument("--workdir", default=None, help="work folder (reused: resume)")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--spaces", default=",".join(SPACES))
-    ap.add_argument("--max-inputs", type=int, default=500, help="test inputs per task")
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--save", action="store_true", help="write results/generative-DATASET.json")
+    add_common_args(ap, "spaces", SPACES, "generative-DATASET.json")
     args = ap.parse_args(argv)
-    args.spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
-    if bad := set(args.spaces) - set(SPACES):
-        sys.exit(f"error: unknown space(s) {sorted(bad)}; choose from {', '.join(SPACES)}")
+    args.spaces = chosen(args.spaces, SPACES, "space")
     work = Path(args.workdir or tempfile.mkdtemp(prefix=f"ag-gen-{args.dataset}-"))
     t0, seeds = time.perf_counter(), [int(s) for s in args.seeds.split(",")]
     data = work / "data"
@@ -292,13 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = results_doc(args.dataset, seeds, reports, summarize(reports), t0)
     if args.save:
         write_json(RESULTS / f"generative-{args.dataset}.json", out)
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        from tables import generative_table
-
-        print(generative_table(out))
-    return out
+    return emit(out, args.json, "generative_table")
 
 
 if __name__ == "__main__":

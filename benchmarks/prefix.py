@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ import generative_eval as ev
 import numpy as np
 from quality import RESULTS, prepare
 from quality_stats import interval
+from seeded import add_common_args, chosen, emit
 
 from audiograph.core.atomic import write_json
 from audiograph.graphs.contract import read_dataset
@@ -241,17 +241,9 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", default="../shared/data")
-    ap.add_argument("--workdir", default=None, help="work folder (reused: resume)")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--sources", default=",".join(SOURCES))
-    ap.add_argument("--max-inputs", type=int, default=500, help="test inputs per task")
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--save", action="store_true", help="write results/prefix-lastfm.json")
+    add_common_args(ap, "sources", SOURCES, "prefix-lastfm.json")
     args = ap.parse_args(argv)
-    args.sources = [s.strip() for s in args.sources.split(",") if s.strip()]
-    if bad := set(args.sources) - set(SOURCES):
-        sys.exit(f"error: unknown source(s) {sorted(bad)}; choose from {', '.join(SOURCES)}")
+    args.sources = chosen(args.sources, SOURCES, "source")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ag-prefix-"))
     t0, seeds = time.perf_counter(), [int(s) for s in args.seeds.split(",")]
     prepare("lastfm", Path(args.data_root), work / "data")
@@ -259,13 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = gb.results_doc("lastfm", seeds, reports, summarize(reports), t0)
     if args.save:
         write_json(RESULTS / "prefix-lastfm.json", out)
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        from tables import prefix_table
-
-        print(prefix_table(out))
-    return out
+    return emit(out, args.json, "prefix_table")
 
 
 if __name__ == "__main__":

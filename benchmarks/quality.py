@@ -64,6 +64,7 @@ from quality_stats import (
     per_seed_summary,
     seed_bootstraps,
 )
+from seeded import emit
 
 import audiograph.graphs.adapters.synthetic as synthetic
 from audiograph.core.atomic import write_json
@@ -340,13 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.save:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"quality-{args.dataset}.json").write_text(json.dumps(out, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        from tables import quality_table  # the sibling script (benchmarks/ is not a package)
-
-        print(quality_table(out))
-    return out
+    return emit(out, args.json, "quality_table")
 
 
 if __name__ == "__main__":

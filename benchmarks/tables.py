@@ -92,6 +92,11 @@ def quality_table(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _head(*cells: str) -> list[str]:
+    """A Markdown table's header line and separator."""
+    return ["| " + " | ".join(cells) + " |", "|---" * len(cells) + "|"]
+
+
 def _bootstrap_lines(boot: dict[str, Any], seeds: list[int]) -> list[str]:
     """Per comparison and seed: the paired per-user bootstrap difference [95 % interval]."""
     names = [k for k, v in boot.items() if isinstance(v, list)]
@@ -116,12 +121,22 @@ def _bootstrap_lines(boot: dict[str, Any], seeds: list[int]) -> list[str]:
 def ablation_table(doc: dict[str, Any]) -> str:
     """Markdown: per ablation variant, the HGNN settings, what validation saw and the test
     HR@10 of the main models, with the paired 2T-HGNN − 2T difference and ratio."""
-    lines = [
-        "| variant | HGNN hidden / epochs / edges per type | label window | val HGNN MRR "
-        "| val 2T-HGNN R@10 | val 2T R@10 | 2T | 2T-HGNN | 2T-HGNN − 2T | ratio (all) "
-        "| ratio (cold) | LightGCN | HGNN-KNN | LLM-KNN |",
-        "|---" * 14 + "|",
-    ]
+    lines = _head(
+        "variant",
+        "HGNN hidden / epochs / edges per type",
+        "label window",
+        "val HGNN MRR",
+        "val 2T-HGNN R@10",
+        "val 2T R@10",
+        "2T",
+        "2T-HGNN",
+        "2T-HGNN − 2T",
+        "ratio (all)",
+        "ratio (cold)",
+        "LightGCN",
+        "HGNN-KNN",
+        "LLM-KNN",
+    )
     for label, v in doc["variants"].items():
         h, r, d, val = v["config"]["hgnn"], v["results"], v["2t-hgnn_vs_2t"], v["validation"]
         hr = {m: _ci(r[m]["hr@10"]) for m in ("2t", "2t-hgnn", "lightgcn", "hgnn", "llm-knn")}
@@ -143,6 +158,30 @@ def ablation_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _recalls(r: dict[str, Any]) -> list[str]:
+    """Search and rec recall@10, @30 cells of a generative or prefix summary row."""
+    return [_ci((r.get(t) or {}).get(f"recall@{k}")) for t in ("search", "rec") for k in (10, 30)]
+
+
+def _latency(r: dict[str, Any]) -> str:
+    """p50 ms of one search and one rec request, per seed."""
+    return "/".join(f"{p['search']:.0f}, {p['rec']:.0f}" for p in r["p50_ms"])
+
+
+def _seed_bootstraps(bootstrap: dict[str, Any], seeds: list[int]) -> list[str]:
+    """One bullet per seed: each paired difference ``row − reference [95 % interval]``."""
+    lines = []
+    for seed in seeds:
+        boot = bootstrap.get(str(seed), bootstrap.get(seed, {}))
+        parts = [
+            f"{k.replace('_vs_', ' − ')} {b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]"
+            for k, b in boot.items()
+            if b
+        ]
+        lines.append(f"- seed {seed}: " + "; ".join(parts))
+    return lines
+
+
 def generative_table(doc: dict[str, Any]) -> str:
     """Rows: generative (per space) and reference rows; recall@10/@30 per task (mean ±
     ci95 over seeds), generative ÷ reference at recall@10, SID uniqueness, epochs and
@@ -153,9 +192,7 @@ def generative_table(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in doc["summary"].items():
-        cell = [
-            _ci((r.get(t) or {}).get(f"recall@{k}")) for t in ("search", "rec") for k in (10, 30)
-        ]
+        cell = _recalls(r)
         gen = name.startswith("gen-")
         uniq = "–" if not gen else "/".join(f"{s['unique_fraction']:.2f}" for s in r["sid"])
         ep = (
@@ -163,9 +200,7 @@ def generative_table(doc: dict[str, Any]) -> str:
             if not gen
             else "/".join(f"{t['epochs']} ({t['best_epoch'] + 1})" for t in r["training"])
         )
-        lat = (
-            "–" if not gen else "/".join(f"{p['search']:.0f}, {p['rec']:.0f}" for p in r["p50_ms"])
-        )
+        lat = _latency(r) if gen else "–"
         ratios = [_ci(r.get(k)) if gen else "–" for k in ("rec_vs_2t", "search_vs_dense")]
         label = f"{name} ({len(r.get('seeds', doc['seeds']))})"
         rows.append(f"| {label} | " + " | ".join([*cell, *ratios, uniq, ep, lat]) + " |")
@@ -180,17 +215,7 @@ def generative_table(doc: dict[str, Any]) -> str:
         "inputs), generative row − reference [95 % interval]:"
     )
     rows.append("")
-    for seed in seeds:
-        boot = (
-            doc["bootstrap"][str(seed)] if str(seed) in doc["bootstrap"] else doc["bootstrap"][seed]
-        )
-        parts = [
-            f"{k.replace('_vs_', ' − ')} {b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]"
-            for k, b in boot.items()
-            if b
-        ]
-        rows.append(f"- seed {seed}: " + "; ".join(parts))
-    return "\n".join(rows)
+    return "\n".join(rows + _seed_bootstraps(doc["bootstrap"], seeds))
 
 
 def prefix_table(doc: dict[str, Any]) -> str:
@@ -198,24 +223,25 @@ def prefix_table(doc: dict[str, Any]) -> str:
     source) and the references; personal search and rec recall@10/@30 (mean ± ci95 over
     seeds), the with-user ratios, rec tokens per request, p50 latency, trainable
     parameters and training time of the prefix; then the per-seed paired bootstraps."""
-    rows = [
-        "| row (seeds) | personal search R@10 | R@30 | rec R@10 | R@30 | search ÷ gen | "
-        "rec ÷ gen (history) | rec tokens | p50 ms search / rec | trainable params | "
-        "prefix training s (epochs) |",
-        "|---" * 11 + "|",
-    ]
+    rows = _head(
+        "row (seeds)",
+        "personal search R@10",
+        "R@30",
+        "rec R@10",
+        "R@30",
+        "search ÷ gen",
+        "rec ÷ gen (history)",
+        "rec tokens",
+        "p50 ms search / rec",
+        "trainable params",
+        "prefix training s (epochs)",
+    )
     for name, r in doc["summary"].items():
-        cell = [
-            _ci((r.get(t) or {}).get(f"recall@{k}")) for t in ("search", "rec") for k in (10, 30)
-        ]
+        cell = _recalls(r)
         user = name.startswith("gen+user")
         ratios = [_ci(r.get(f"{t}_vs_gen")) if user else "–" for t in ("search", "rec")]
         tokens = "/".join(f"{t['rec']:.0f}" for t in r["tokens"]) if "tokens" in r else "–"
-        lat = (
-            "/".join(f"{p['search']:.0f}, {p['rec']:.0f}" for p in r["p50_ms"])
-            if "p50_ms" in r
-            else "–"
-        )
+        lat = _latency(r) if "p50_ms" in r else "–"
         params = f"{r['trainable_parameters'][0]:,}" if user else "–"
         train = (
             "/".join(f"{t['seconds']:.0f} ({t['epochs']})" for t in r["training"]) if user else "–"
@@ -236,15 +262,7 @@ def prefix_table(doc: dict[str, Any]) -> str:
         "each seed (1,000 resamples of the inputs), row − reference [95 % interval]:",
         "",
     ]
-    for seed in doc["seeds"]:
-        boot = doc["bootstrap"].get(str(seed), doc["bootstrap"].get(seed, {}))
-        parts = [
-            f"{k.replace('_vs_', ' − ')} {b['diff']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]"
-            for k, b in boot.items()
-            if b
-        ]
-        rows.append(f"- seed {seed}: " + "; ".join(parts))
-    return "\n".join(rows)
+    return "\n".join(rows + _seed_bootstraps(doc["bootstrap"], doc["seeds"]))
 
 
 def _count(x: Any) -> str:
@@ -302,21 +320,9 @@ def distributed_table(doc: dict[str, Any]) -> str:
 
 def train_table(doc: dict[str, Any]) -> str:
     """HGNN training speed, audiograph vs PyG in one run (``benchmarks/train.py --save``)."""
-    rows = [
-        "| mode | side | supervision edges/s | sampled messages/s | peak memory | "
-        "timed batches (s) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for mode, label in (("compute", "compute only"), ("end_to_end", "end to end")):
-        for side, r in doc[mode].items():
-            if r is None:
-                rows.append(f"| {label} | {side} | skipped | – | – | – |")
-                continue
-            rows.append(
-                f"| {label} | {side} | {r['edges_per_s']:,.0f} | "
-                f"{r['messages_per_s']:,} | {r['peak_gb']:.2f} GB | "
-                f"{r['batches']} ({r['seconds']}) |"
-            )
+    from audiograph.hgnn.bench import speed_rows
+
+    rows = speed_rows(doc)
     end = doc["ratio_end_to_end"]
     c = doc["config"]
     rows += [

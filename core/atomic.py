@@ -26,6 +26,7 @@ import os
 import secrets
 import shutil
 import signal
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented UTF-8 JSON (atomically)."""
     text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
     write_bytes(path, text.encode("utf-8"))
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any], started: float) -> None:
+    """Stamp ``manifest["seconds"]`` (since ``started``, a ``time.perf_counter()``) and
+    write it as ``folder/manifest.json``."""
+    manifest["seconds"] = round(time.perf_counter() - started, 3)
+    write_json(Path(folder) / MANIFEST, manifest)
 
 
 # ----------------------------------------------------------------------------- single files

@@ -58,9 +58,16 @@ def _finite(value: Any) -> bool:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """``{field: doc}`` from the ``Attributes:`` section of ``cls``'s docstring (a field's
-    doc may continue on more-indented lines)."""
-    doc = inspect.getdoc(cls) or ""
+    """``{field: doc}`` from the ``Attributes:`` sections of the docstrings of ``cls`` and
+    its bases (a field's doc may continue on more-indented lines; a subclass's doc of a
+    field wins)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        docs.update(_attribute_docs(inspect.cleandoc(klass.__dict__.get("__doc__") or "")))
+    return docs
+
+
+def _attribute_docs(doc: str) -> dict[str, str]:
     docs: dict[str, str] = {}
     section, current = False, None
     for line in doc.splitlines():

@@ -53,39 +53,26 @@ class Format:
     files: tuple[str, ...] = ()
 
 
-FORMATS: dict[str, Format] = {
-    f.kind: f
-    for f in (
-        Format("dataset", "a dataset directory", "prepare"),
-        Format("split", "a split directory", "split"),
-        Format("graph", "a graph directory", "build-graph", files=("graph.safetensors",)),
-        Format("hgnn-run", "an HGNN run directory", "train-hgnn", CONFIG),
-        Format(
-            "embeddings",
-            "an embeddings directory",
-            "export",
-            files=("embeddings.npy", "ids.parquet"),
-        ),
-        Format("twotower-run", "a two-tower run directory", "train-twotower", CONFIG),
-        Format("twotower-vectors", "a two-tower vectors directory", "export-twotower"),
-        Format(
-            "user-vectors",
-            "a user vectors directory",
-            "embed-users",
-            files=("user_vectors.npy", "users.parquet"),
-        ),
-        Format(
-            "semantic-ids",
-            "a Semantic IDs directory",
-            "semantic-ids",
-            files=("codes.parquet", "codebooks.npy"),
-        ),
-        Format("generative-run", "a generative run directory", "train-generative", CONFIG),
-        Format("prefix-run", "a user-prefix run directory", "train-prefix", CONFIG),
-        Format("evaluation", "an evaluation directory", "run", files=("report.json",)),
-        Format("bi-encoder", "a fine-tuned encoder directory", "embed-space"),
-    )
-}
+# fmt: off
+FORMATS: dict[str, Format] = {f.kind: f for f in (
+    Format("dataset", "a dataset directory", "prepare"),
+    Format("split", "a split directory", "split"),
+    Format("graph", "a graph directory", "build-graph", files=("graph.safetensors",)),
+    Format("hgnn-run", "an HGNN run directory", "train-hgnn", CONFIG),
+    Format("embeddings", "an embeddings directory", "export",
+           files=("embeddings.npy", "ids.parquet")),
+    Format("twotower-run", "a two-tower run directory", "train-twotower", CONFIG),
+    Format("twotower-vectors", "a two-tower vectors directory", "export-twotower"),
+    Format("user-vectors", "a user vectors directory", "embed-users",
+           files=("user_vectors.npy", "users.parquet")),
+    Format("semantic-ids", "a Semantic IDs directory", "semantic-ids",
+           files=("codes.parquet", "codebooks.npy")),
+    Format("generative-run", "a generative run directory", "train-generative", CONFIG),
+    Format("prefix-run", "a user-prefix run directory", "train-prefix", CONFIG),
+    Format("evaluation", "an evaluation directory", "run", files=("report.json",)),
+    Format("bi-encoder", "a fine-tuned encoder directory", "embed-space"),
+)}
+# fmt: on
 
 
 def peek_kind(path: str | Path) -> dict[str, Any] | None:

@@ -32,6 +32,14 @@ from audiograph.graphs.tables import find_table, read_table
 TEXT_COLUMNS = ("title", "description")
 DEFAULT_SIGNAL = "stream"
 TABLES = ("items", "interactions", "users", "queries")
+INTERACTION_SCHEMA = {
+    "user_id": pl.Utf8,
+    "item_id": pl.Utf8,
+    "weight": pl.Float64,
+    "signal": pl.Utf8,
+    "ts": pl.Int64,
+}
+"""The columns of a normalized interactions table (plus ``tags`` where the source has them)."""
 
 
 @dataclass

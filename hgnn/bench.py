@@ -40,15 +40,13 @@ from torch_geometric.data import HeteroData
 
 from audiograph.core.types import EdgeType
 from audiograph.hgnn.config import HGNNConfig
-from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
 from audiograph.hgnn.model import (
     HeteroSAGE,
-    ModelSpec,
     dense_and_sparse,
-    embed_batch,
     optimizers,
     resolve_precision,
 )
+from audiograph.hgnn.train import batch_loss, build_model, supervision_edges
 from audiograph.samplers.link_loader import LinkNeighborLoader
 from audiograph.samplers.multilink import link_edges
 
@@ -71,29 +69,21 @@ def peak_memory_gb(device: torch.device) -> float:
 
 
 def model_for(data: HeteroData, cfg: HGNNConfig, conv: str, device: torch.device) -> HeteroSAGE:
-    torch.manual_seed(cfg.seed)  # the same initial weights for both convs
+    """The model ``train-hgnn`` builds, with ``conv`` (seeded: the same initial weights
+    for both convs)."""
     dim = next((data[t].x.shape[1] for t in data.node_types if "x" in data[t]), 0)
-    return ModelSpec.of_graph(data, dim, cfg.hidden, cfg.num_layers, conv).build().to(device)
+    return build_model(data, replace(cfg, conv=conv), dim).to(device)
 
 
 def _step(model, opts, batch: HeteroData, has_text, cfg: HGNNConfig) -> tuple[int, int]:
     for opt in opts:
         opt.zero_grad()
-    z = embed_batch(model, batch, has_text, cfg.precision)
-    loss = (
-        max_margin_loss(z, batch, cfg.margin)
-        if cfg.loss == "margin"
-        else in_batch_softmax_loss(z, batch, cfg.temperature)
-    )
-    loss.backward()
+    batch_loss(model, batch, has_text, cfg).backward()
     for opt in opts:
         opt.step()
-    pos = sum(
-        int(batch[et].edge_label_index.shape[1])
-        for et in batch.edge_types
-        if "edge_label_index" in batch[et]
+    return supervision_edges(batch), sum(
+        int(batch[et].edge_index.shape[1]) for et in batch.edge_types
     )
-    return pos, sum(int(batch[et].edge_index.shape[1]) for et in batch.edge_types)
 
 
 def _timed(
@@ -213,23 +203,29 @@ def bench_train(
     return out
 
 
-def table(res: dict[str, Any], title: str) -> str:
-    lines = [
-        title,
-        "",
-        "| mode | side | supervision edges/s | sampled messages/s | peak memory "
-        "| seconds (batches) |",
+MODES = {"compute": "compute only", "end_to_end": "end to end"}
+
+
+def speed_rows(res: dict[str, Any]) -> list[str]:
+    """The Markdown header and rows of a ``bench-train`` result: per mode and side, the
+    supervision edges/s, sampled messages/s, peak memory and the timed batches."""
+    rows = [
+        "| mode | side | supervision edges/s | sampled messages/s | peak memory | "
+        "timed batches (s) |",
         "|---|---|---|---|---|---|",
     ]
-    for mode in ("compute", "end_to_end"):
+    for mode, label in MODES.items():
         for side, r in res[mode].items():
-            if r is None:
-                lines.append(f"| {mode} | {side} | skipped | | | |")
-                continue
-            lines.append(
-                f"| {mode} | {side} | {r['edges_per_s']:,.0f} | {r['messages_per_s']:,} "
-                f"| {r['peak_gb']:.2f} GB | {r['seconds']} ({r['batches']}) |"
-            )
+            cells = ["skipped", "–", "–", "–"]
+            if r is not None:
+                cells = [f"{r['edges_per_s']:,.0f}", f"{r['messages_per_s']:,}"]
+                cells += [f"{r['peak_gb']:.2f} GB", f"{r['batches']} ({r['seconds']})"]
+            rows.append(f"| {label} | {side} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def table(res: dict[str, Any], title: str) -> str:
+    lines = [title, "", *speed_rows(res)]
     end = res["ratio_end_to_end"]
     lines += [
         "",

@@ -179,11 +179,7 @@ def _epoch(
         if i % cfg.accumulate == 0:
             for opt in opts:
                 opt.zero_grad()
-        z = embed_batch(model, batch, has_text, cfg.precision)
-        if cfg.loss == "margin":
-            loss = max_margin_loss(z, batch, cfg.margin)
-        else:
-            loss = in_batch_softmax_loss(z, batch, cfg.temperature)
+        loss = batch_loss(model, batch, has_text, cfg)
         value = loss.item()
         if world.size == 1:
             check_loss(value, f"epoch {epoch}, step {i}", _advice(cfg))
@@ -192,16 +188,28 @@ def _epoch(
             average_gradients(dense, sparse, world)
             for opt in opts:
                 opt.step()
-        pos = sum(
-            int(batch[et].edge_label_index.shape[1])
-            for et in batch.edge_types
-            if "edge_label_index" in batch[et]
-        )
+        pos = supervision_edges(batch)
         total, n_edges, n_batches = total + value, n_edges + pos, n_batches + 1
         bar.update(1)
         rate = n_edges / (time.perf_counter() - t0)
         bar.set_postfix(loss=f"{total / n_batches:.4f}", edges_s=f"{rate:.0f}", refresh=False)
     return sum_over_ranks((total, n_edges, n_batches), world)
+
+
+def batch_loss(
+    model: HeteroSAGE, batch: HeteroData, has_text: dict[str, torch.Tensor], cfg: HGNNConfig
+) -> torch.Tensor:
+    """The link-prediction loss of one sampled batch (``cfg.loss``: margin or softmax)."""
+    z = embed_batch(model, batch, has_text, cfg.precision)
+    if cfg.loss == "margin":
+        return max_margin_loss(z, batch, cfg.margin)
+    return in_batch_softmax_loss(z, batch, cfg.temperature)
+
+
+def supervision_edges(batch: HeteroData) -> int:
+    """The positive supervision edges of a batch (over its edge types)."""
+    labelled = [et for et in batch.edge_types if "edge_label_index" in batch[et]]
+    return sum(int(batch[et].edge_label_index.shape[1]) for et in labelled)
 
 
 def _advice(cfg: HGNNConfig) -> str:

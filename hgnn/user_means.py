@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.atomic import atomic_dir, claim_output, write_manifest
 from audiograph.core.embeddings import read_embeddings, write_user_vectors
 from audiograph.core.errors import ContractError
 from audiograph.core.formats import FORMAT_VERSION
@@ -73,8 +73,7 @@ def export_user_means(
     }
     with atomic_dir(out_dir, KIND, [emb_dir, data_dir]) as tmp:
         manifest["dim"] = write_user_vectors(tmp, users, means)
-        manifest["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(tmp / MANIFEST, manifest)
+        write_manifest(tmp, manifest, t0)
     if not quiet:
         print(
             f"[embed-users] {len(users):,} users ({empty} without an embedded item), "

@@ -16,12 +16,11 @@ from audiograph.pipeline.options import Settings
 
 
 def _summary(manifest: dict) -> None:
-    c = manifest["counts"]
-    print(
-        f"[prepare {manifest['source']}] {c['items']:,} items "
-        f"{manifest['items_per_type']}, {c['interactions']:,} interactions, "
-        f"{c['users']:,} users, {c['queries']:,} queries; {manifest['summary']}"
-    )
+    """One line: what ``prepare`` wrote."""
+    c, per_type = manifest["counts"], manifest["items_per_type"]
+    rows = f"{c['interactions']:,} interactions, {c['users']:,} users, {c['queries']:,} queries"
+    print(f"[prepare {manifest['source']}] {c['items']:,} items {per_type}, {rows}; ", end="")
+    print(manifest["summary"])
 
 
 @prepare_app.command("lastfm")

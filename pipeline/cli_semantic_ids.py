@@ -45,14 +45,13 @@ def embed_space(
 
     cfg = settings.build()
     m = build_space(space, data_dir, out, encoder=encoder, config=cfg, quiet=quiet or as_json)
-    if as_json:
-        print(json.dumps(m, indent=2))
-    elif not quiet:
-        print(
-            f"[embed-space {space}] {m['count']:,} items {m['per_type']}, dim {m['dim']},"
-            f" skipped {m['skipped_no_text']} without text  {m['seconds']:.1f}s -> {out}",
-            file=sys.stderr,
-        )
+    _report(
+        m,
+        as_json,
+        quiet,
+        f"[embed-space {space}] {m['count']:,} items {m['per_type']}, dim {m['dim']},"
+        f" skipped {m['skipped_no_text']} without text  {m['seconds']:.1f}s -> {out}",
+    )
 
 
 @app.command("fuse-spaces")
@@ -70,14 +69,16 @@ def fuse_spaces(
     from audiograph.semantic_ids import spaces
 
     m = spaces.fuse_spaces(emb_dirs, out, method, dim)
+    line = f"[fuse-spaces {method}] {m['count']:,} items, dim {m['dim']}, missing per source"
+    _report(m, as_json, quiet, f"{line} {m['missing']}  {m['seconds']:.1f}s -> {out}")
+
+
+def _report(manifest: dict, as_json: bool, quiet: bool, line: str) -> None:
+    """The manifest as JSON on stdout, or the summary ``line`` on stderr (unless quiet)."""
     if as_json:
-        print(json.dumps(m, indent=2))
+        print(json.dumps(manifest, indent=2))
     elif not quiet:
-        print(
-            f"[fuse-spaces {method}] {m['count']:,} items, dim {m['dim']},"
-            f" missing per source {m['missing']}  {m['seconds']:.1f}s -> {out}",
-            file=sys.stderr,
-        )
+        print(line, file=sys.stderr)
 
 
 @command("semantic-ids", SemanticIDConfig)
@@ -92,8 +93,7 @@ def semantic_ids(
     from audiograph.semantic_ids import assign
 
     m = assign.semantic_ids(emb_dir, out, settings.build(), quiet=quiet or as_json)
-    if as_json:
-        print(json.dumps(m, indent=2))
+    _report(m, as_json, True, "")  # the summary line is semantic_ids' own
 
 
 @command("train-generative", GenerativeConfig)

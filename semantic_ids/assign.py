@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.atomic import atomic_dir, claim_output, write_manifest
 from audiograph.core.config import configure
 from audiograph.core.embeddings import read_embeddings
 from audiograph.core.errors import ContractError
@@ -113,8 +113,7 @@ def semantic_ids(
     with atomic_dir(out_dir, "semantic-ids", [emb_dir]) as tmp:
         out.write_parquet(tmp / CODES)
         np.save(tmp / CODEBOOKS, torch.stack([b.cpu() for b in books]).numpy())
-        manifest["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(tmp / MANIFEST, manifest)
+        write_manifest(tmp, manifest, t0)
     if not quiet:
         print(
             f"[semantic-ids] {n:,} items → {levels}×{codebook_size} codes + 1:"

@@ -13,25 +13,6 @@ from audiograph.core.errors import ContractError, check_device, check_min
 TASKS = ("search", "rec")
 
 
-def _check_training(cfg: GenerativeConfig | PrefixConfig) -> None:
-    """The checks the generative model's and the prefix's training settings share."""
-    object.__setattr__(cfg, "tasks", tuple(cfg.tasks))
-    if set(cfg.tasks) - set(TASKS) or not cfg.tasks:
-        raise ContractError(
-            f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
-            f"got {','.join(map(str, cfg.tasks))}"
-        )
-    check_min("warmup-steps", cfg.warmup_steps, 0)
-    check_min("val-examples", cfg.val_examples, 0)
-    check_min("patience", cfg.patience, 1)
-    for name in ("search_per_epoch", "rec_per_epoch"):
-        if getattr(cfg, name) is not None:
-            check_min(name.replace("_", "-"), getattr(cfg, name), 1)
-    if not cfg.lr > 0:
-        raise ContractError(f"--lr must be > 0, got {cfg.lr}")
-    check_device(cfg.device)
-
-
 @dataclass(frozen=True)
 class SemanticIDConfig(Validated):
     """Options of ``semantic-ids``.
@@ -64,40 +45,27 @@ class SemanticIDConfig(Validated):
 
 
 @dataclass(frozen=True)
-class GenerativeConfig(Validated):
-    """Options of ``train-generative``: the T5 model and its training.
+class SidTraining(Validated):
+    """The training settings the generative model and the user prefix share (both learn to
+    decode Semantic IDs from search and rec examples).
 
     Attributes:
-        d_model: model width.
-        d_ff: feed-forward width.
-        layers: encoder and decoder layers each.
-        heads: attention heads (d_model must be a multiple).
-        dropout: dropout rate.
-        history: a recommendation input's most recent items.
-        max_query_tokens: search query tokens at most.
         tasks: tasks trained: search, rec or both.
         epochs: training epochs at most (see ``patience``).
         batch_size: examples per batch.
         lr: AdamW peak learning rate.
         warmup_steps: linear warm-up steps.
         search_per_epoch: search examples per epoch at most (none: all).
-        rec_per_epoch: recommendation examples per epoch at most (a fresh draw each epoch).
+        rec_per_epoch: recommendation examples per epoch at most (none: all; a fresh draw
+            each epoch).
         val_examples: examples per task held out of training (seeded) to measure the
             validation loss after every epoch; 0: none (every epoch's model is kept).
-        patience: stop after this many epochs without a lower validation loss; ``model/``
-            holds the epoch with the lowest.
-        pretrained: a local pretrained T5 folder (none: from scratch).
+        patience: stop after this many epochs without a lower validation loss; the run
+            keeps the epoch with the lowest.
         seed: seeds the model, the held-out examples and the example draws.
         device: cpu or cuda[:i].
     """
 
-    d_model: int = 128
-    d_ff: int = 256
-    layers: int = 2
-    heads: int = 4
-    dropout: float = 0.0
-    history: int = 10
-    max_query_tokens: int = 24
     tasks: tuple[str, ...] = TASKS
     epochs: int = 10
     batch_size: int = 256
@@ -107,14 +75,59 @@ class GenerativeConfig(Validated):
     rec_per_epoch: int | None = 30000
     val_examples: int = 1000
     patience: int = 2
-    pretrained: str | None = None
     seed: int = 0
     device: str = "cpu"
 
     def validate(self) -> None:
+        """The shared checks (one-line errors, before anything is written)."""
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        if set(self.tasks) - set(TASKS) or not self.tasks:
+            raise ContractError(
+                f"--tasks must be a non-empty subset of {','.join(TASKS)}, "
+                f"got {','.join(map(str, self.tasks))}"
+            )
+        check_min("warmup-steps", self.warmup_steps, 0)
+        check_min("val-examples", self.val_examples, 0)
+        check_min("patience", self.patience, 1)
+        check_min("batch-size", self.batch_size, 1)
+        for name in ("search_per_epoch", "rec_per_epoch"):
+            if getattr(self, name) is not None:
+                check_min(name.replace("_", "-"), getattr(self, name), 1)
+        if not self.lr > 0:
+            raise ContractError(f"--lr must be > 0, got {self.lr}")
+        check_device(self.device)
+
+
+@dataclass(frozen=True)
+class GenerativeConfig(SidTraining):
+    """Options of ``train-generative``: the T5 model and its training (the training
+    settings are :class:`SidTraining`'s; ``model/`` keeps the epoch with the lowest
+    validation loss).
+
+    Attributes:
+        d_model: model width.
+        d_ff: feed-forward width.
+        layers: encoder and decoder layers each.
+        heads: attention heads (d_model must be a multiple).
+        dropout: dropout rate.
+        history: a recommendation input's most recent items.
+        max_query_tokens: search query tokens at most.
+        pretrained: a local pretrained T5 folder (none: from scratch).
+    """
+
+    d_model: int = 128
+    d_ff: int = 256
+    layers: int = 2
+    heads: int = 4
+    dropout: float = 0.0
+    history: int = 10
+    max_query_tokens: int = 24
+    pretrained: str | None = None
+
+    def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
-        _check_training(self)
-        for name in ("d_model", "d_ff", "layers", "heads", "history", "batch_size"):
+        super().validate()
+        for name in ("d_model", "d_ff", "layers", "heads", "history"):
             check_min(name.replace("_", "-"), getattr(self, name), 1)
         check_min("max-query-tokens", self.max_query_tokens, 2)
         check_min("epochs", self.epochs, 0)
@@ -203,43 +216,27 @@ class UserVectorsConfig(Validated):
 
 
 @dataclass(frozen=True)
-class PrefixConfig(Validated):
+class PrefixConfig(SidTraining):
     """Options of ``train-prefix`` (Embedding-to-Prefix): a projection of a user's vector
-    to soft tokens placed before a frozen generative model's input; only it trains.
+    to soft tokens placed before a frozen generative model's input; only it trains (the
+    training settings are :class:`SidTraining`'s: ``search`` examples are a user + query →
+    the items the user gives/consumes for it, ``rec`` the user's tokens alone → the user's
+    items; ``prefix.safetensors`` keeps the epoch with the lowest validation loss).
 
     Attributes:
         hidden: the projection MLP's hidden width.
         tokens: soft tokens per user.
-        tasks: ``search`` (user + query → the items the user gives/consumes for it) and
-            ``rec`` (the user's tokens alone → the user's items).
-        epochs: training epochs at most (see ``patience``).
-        batch_size: examples per batch.
         lr: AdamW peak learning rate.
         warmup_steps: linear warm-up steps.
-        search_per_epoch: personal search examples per epoch at most (none: all).
-        rec_per_epoch: recommendation examples per epoch at most (none: all).
-        val_examples: examples per task held out (seeded) for the validation loss.
-        patience: stop after this many epochs without a lower validation loss.
-        seed: seeds the projection, the held-out examples and the example draws.
-        device: cpu or cuda[:i].
     """
 
     hidden: int = 512
     tokens: int = 1
-    tasks: tuple[str, ...] = TASKS
-    epochs: int = 10
-    batch_size: int = 256
     lr: float = 1e-3
     warmup_steps: int = 100
-    search_per_epoch: int | None = 30000
-    rec_per_epoch: int | None = 30000
-    val_examples: int = 1000
-    patience: int = 2
-    seed: int = 0
-    device: str = "cpu"
 
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
-        _check_training(self)
-        for name in ("hidden", "tokens", "epochs", "batch_size"):
-            check_min(name.replace("_", "-"), getattr(self, name), 1)
+        super().validate()
+        for name in ("hidden", "tokens", "epochs"):
+            check_min(name, getattr(self, name), 1)

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from audiograph.core.atomic import MANIFEST, atomic_dir, write_json
+from audiograph.core.atomic import atomic_dir, write_manifest
 from audiograph.core.errors import ContractError
 from audiograph.core.featurize import default_encoder_path
 from audiograph.semantic_ids.config import FinetuneConfig
@@ -178,8 +178,7 @@ def finetune_bi_encoder(
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         manifest["weights_sha256"] = _weights_hash(tmp)
-        manifest["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(tmp / MANIFEST, manifest)
+        write_manifest(tmp, manifest, t0)
     return manifest
 
 

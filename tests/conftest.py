@@ -11,6 +11,17 @@ import pytest
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes ``device`` runs on the CPU and on CUDA (the CUDA half marked
+    ``cuda`` and skipped without a GPU)."""
+    if "device" in metafunc.fixturenames:
+        import torch
+
+        no_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+        cuda = pytest.param("cuda", marks=[pytest.mark.cuda, no_gpu])
+        metafunc.parametrize("device", ["cpu", cuda])
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """Folder of the real data sets (``$AUDIOGRAPH_DATA``, else ``../shared/data`` beside

@@ -28,19 +28,18 @@ from tqdm.auto import tqdm
 
 from audiograph.core.ann import build_index
 from audiograph.core.atomic import (
-    MANIFEST,
     atomic_dir,
     atomic_file,
     claim_file,
     claim_output,
     parquet_marker,
-    write_json,
+    write_manifest,
 )
 from audiograph.core.embeddings import write_user_vectors
 from audiograph.core.errors import ContractError
 from audiograph.core.formats import FORMAT_VERSION
 from audiograph.core.runs import WEIGHTS, load_state, load_weights, read_run_config
-from audiograph.graphs.contract import Dataset, read_dataset
+from audiograph.graphs.contract import INTERACTION_SCHEMA, Dataset, read_dataset
 from audiograph.twotower.config import TwoTowerConfig
 from audiograph.twotower.inputs import catalog_vectors, history_vectors
 from audiograph.twotower.model import InputSpec, TwoTower, item_inputs, top_k, user_inputs
@@ -120,15 +119,7 @@ def user_chunks(
     ``(row in chunk, item index)`` pairs of the chunk's interactions (to exclude)."""
     inter = run.ds.interactions
     if inter is None:
-        inter = pl.DataFrame(
-            schema={
-                "user_id": pl.Utf8,
-                "item_id": pl.Utf8,
-                "weight": pl.Float64,
-                "signal": pl.Utf8,
-                "ts": pl.Int64,
-            }
-        )
+        inter = pl.DataFrame(schema=INTERACTION_SCHEMA)
     item_idx = run.ds.items.select("item_id", _i=pl.int_range(pl.len(), dtype=pl.Int64))
     dev = run.item_vecs.device
     for lo in range(0, user_ids.len(), chunk):
@@ -201,8 +192,7 @@ def export_vectors(
             tmp / "items.parquet"
         )
         manifest["ann"] = build_index(i, tmp, index, seed=0)  # item index for user queries
-        manifest["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(tmp / MANIFEST, manifest)
+        write_manifest(tmp, manifest, t0)
     if not quiet:
         print(
             f"[twotower-export] {users.len():,} users, {items.height:,} items, dim {dim} "
@@ -231,8 +221,7 @@ def export_user_vectors(
     }
     with atomic_dir(out_dir, "user-vectors", [run_dir, data_dir]) as tmp:
         manifest["dim"] = write_user_vectors(tmp, users, uv.numpy())
-        manifest["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(tmp / MANIFEST, manifest)
+        write_manifest(tmp, manifest, t0)
     return manifest
 
 
@@ -311,14 +300,8 @@ def score_all_users(
                     rows += table.num_rows
                     bar.update(ids.len())
             if writer is None:
-                empty = pl.DataFrame(
-                    schema={
-                        "user_id": pl.Utf8,
-                        "rank": pl.Int32,
-                        "item_id": pl.Utf8,
-                        "score": pl.Float32,
-                    }
-                )
+                cols = {"user_id": pl.Utf8, "rank": pl.Int32}
+                empty = pl.DataFrame(schema={**cols, "item_id": pl.Utf8, "score": pl.Float32})
                 marked = empty.to_arrow().replace_schema_metadata(parquet_marker(SCORES))
                 pq.write_table(marked, tmp)
         finally:

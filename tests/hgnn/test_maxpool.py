@@ -87,7 +87,7 @@ def test_bench_train_reports_both_sides(tmp_path, monkeypatch):
     """``bench-train`` on a small graph: both sides timed on the same batches at the same
     precision (train-hgnn's auto, resolved), the ratio is audiograph ÷ PyG, and the
     end-to-end PyG row is skipped only without its sampler."""
-    import audiograph.hgnn.bench
+    import audiograph.hgnn.train
     from audiograph.hgnn.bench import HAS_PYG_SAMPLER, bench_train
     from audiograph.hgnn.config import HGNNConfig
     from audiograph.hgnn.model import resolve_precision
@@ -102,7 +102,7 @@ def test_bench_train_reports_both_sides(tmp_path, monkeypatch):
         used.append((model.convs[0].convs[model.edge_types[0]].fused, precision))
         return embed_batch(model, batch, has_text, precision)
 
-    monkeypatch.setattr(audiograph.hgnn.bench, "embed_batch", spy)
+    monkeypatch.setattr(audiograph.hgnn.train, "embed_batch", spy)  # bench steps use its loss
     res = bench_train(load_graph(tmp_path / "g"), HGNNConfig(hidden=16, batch_size=64), 3)
     ours, pyg = res["compute"]["audiograph"], res["compute"]["pyg"]
     assert ours["batches"] == pyg["batches"] == 3 and ours["messages_per_s"] > 0

@@ -11,7 +11,7 @@ import pytest
 
 from audiograph.graphs.contract import write_dataset
 
-SCRIPTS = ("quality_stats", "quality", "generative_eval", "generative", "prefix")
+SCRIPTS = ("seeded", "quality_stats", "quality", "generative_eval", "generative", "prefix")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from audiograph.graphs.adapters.synthetic import prepare_synthetic
 @pytest.fixture(scope="module")
 def bench(load_scripts):
     """The ``quality`` and ``quality_stats`` scripts."""
-    stats, quality = load_scripts("quality_stats", "quality")
+    _, stats, quality = load_scripts("seeded", "quality_stats", "quality")
     return SimpleNamespace(stats=stats, quality=quality)
 
 

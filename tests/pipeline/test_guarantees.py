@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import torch
+from tiny_settings import TINY_HGNN
 
 from audiograph.core.atomic import claim_output
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
@@ -27,16 +28,7 @@ from audiograph.twotower.train import TwoTowerConfig, train_twotower
 
 CLI = [sys.executable, "-m", "audiograph"]  # the CLI as `python -m audiograph`
 
-TINY_HGNN = {
-    "hidden": 8,
-    "fanout": [3, 2],
-    "batch_size": 64,
-    "prefetch": 0,
-    "eval_candidates": 10,
-    "max_val_edges": 50,
-    "patience": 9,
-    "max_epoch_edges": 2000,
-}
+TINY_HGNN = {**TINY_HGNN, "patience": 9}
 HGNN_TOML = (
     "[hgnn]\nmax_epoch_edges = 2000\nhidden = 8\nfanout = [3, 2]\nprefetch = 0\n"
     "eval_candidates = 10\n"

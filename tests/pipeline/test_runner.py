@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import pytest
+from tiny_settings import TINY_HGNN
 
 import audiograph.pipeline.stages as stages
 from audiograph.core.errors import ContractError
 from audiograph.pipeline.runner import read_experiment, run_experiment
+from audiograph.pipeline.stages import NAMES
 
 TINY = {
     "prepare": {
@@ -22,16 +24,7 @@ TINY = {
     },
     "split": {},
     "graph": {},
-    "hgnn": {
-        "epochs": 1,
-        "hidden": 8,
-        "fanout": [3, 2],
-        "batch_size": 64,
-        "prefetch": 0,
-        "eval_candidates": 10,
-        "max_val_edges": 50,
-        "max_epoch_edges": 2000,
-    },
+    "hgnn": {"epochs": 1, **TINY_HGNN},
     "export": {},
     "twotower": {"epochs": 1, "tower_dims": [16], "val_type": "audiobook"},
     "baseline": {},
@@ -53,16 +46,7 @@ def _ran(done):
 def test_caching_reruns_only_what_a_change_reaches(tmp_path):
     out = tmp_path / "exp"
     first = run_experiment(_exp(out), quiet=True)
-    assert list(first) == [
-        "prepare",
-        "split",
-        "graph",
-        "hgnn",
-        "export",
-        "twotower",
-        "baseline",
-        "evaluate",
-    ]
+    assert list(first) == NAMES[: NAMES.index("evaluate") + 1]
     assert _ran(first) == list(first)
     report = json.loads((out / "evaluate" / "report.json").read_text())
     assert list(report["results"]) == ["popularity", "2t", "2t-hgnn"] and not report["skipped"]

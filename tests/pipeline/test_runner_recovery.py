@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tiny_settings import TINY_HGNN
 
 import audiograph.pipeline.runner as runner
 from audiograph.core.atomic import CRASH_ENV
@@ -29,17 +30,7 @@ from audiograph.pipeline.runner import read_experiment, run_experiment
 
 CLI = [sys.executable, "-c", "from audiograph.pipeline.cli import main; main()"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-HGNN = {
-    "epochs": 3,
-    "hidden": 8,
-    "fanout": [3, 2],
-    "batch_size": 64,
-    "prefetch": 0,
-    "eval_candidates": 10,
-    "max_val_edges": 50,
-    "patience": 100,
-    "max_epoch_edges": 2000,
-}
+HGNN = {**TINY_HGNN, "epochs": 3, "patience": 100}
 
 
 @pytest.fixture(scope="module")

@@ -1,25 +1,12 @@
 """Shared helpers of the sampler tests (imported by the test modules): random heterogeneous
-graphs, the device list and a reference checker of every invariant of a NeighborSampler output."""
+graphs and a reference checker of every invariant of a NeighborSampler output."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import strategies as st
 from torch_geometric.data import HeteroData
-
-# The main invariant tests run on both; the CUDA half is skipped without a GPU.
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.cuda,
-            pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
-        ],
-    ),
-]
 
 # chi-square critical values at p = 0.001 (scipy.stats.chi2.ppf(0.999, df), checked against
 # scipy in test_adjacency.py when scipy is installed)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sampling_checks import CHI2_999, DEVICES, chi_square
+from sampling_checks import CHI2_999, chi_square
 
 from audiograph.samplers.adjacency import Adjacency, sample_neighbors
 
@@ -111,7 +111,6 @@ def check_sample(ei, adj, nodes, k, slot, which):
     assert (f[:-1] >= f[1:]).all()
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=30, deadline=None)
 @given(
     g=graphs(),
@@ -128,7 +127,6 @@ def test_sample_invariants_on_random_graphs(device, g, k, weighted, seed):
     check_sample(ei, adj, nodes, k, slot, which)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_isolated_nodes_and_empty_edge_type(device):
     empty = Adjacency.from_edge_index(
         torch.empty(2, 0, dtype=torch.long, device=device), 0, 4, torch.empty(0, device=device)
@@ -189,7 +187,6 @@ def test_floyd_gives_every_subset_exactly_equally_often(monkeypatch, n, k):
     assert set(subsets.values()) == {math.factorial(k)}
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_uniform_sampling_chi_square(device):
     """k = 3 of a hub with 20 neighbours: per-neighbour inclusion counts and the counts of
     all C(20, 3) = 1140 subsets fit the uniform distribution (p = 0.001)."""
@@ -233,7 +230,6 @@ def test_uniform_inclusion_probability_is_k_over_deg():
 WEIGHTS = [1.0, 2.0, 3.0, 4.0, 10.0]
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_weighted_k1_frequencies_proportional_to_weights(device):
     trials = 40_000
     adj = star(5, WEIGHTS, device)
@@ -254,7 +250,6 @@ def successive_pair_probabilities(w):
     }
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_weighted_k2_matches_successive_sampling(device):
     trials = 40_000
     probs = successive_pair_probabilities(WEIGHTS)

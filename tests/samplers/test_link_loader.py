@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from sampling_checks import CHI2_999, DEVICES, assert_same_hetero, check_subgraph, chi_square
+from sampling_checks import CHI2_999, assert_same_hetero, check_subgraph, chi_square
 from sampling_checks import subgraph_edges as message_edges
 
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
@@ -93,7 +93,6 @@ def same_edges(a: torch.Tensor, b: torch.Tensor, n_dst: int) -> bool:
     return torch.equal(torch.sort(keys_of(a, n_dst)).values, torch.sort(keys_of(b, n_dst)).values)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_epoch_batches_cover_balanced_edges_without_leakage(graph, device):
     loader = LinkNeighborLoader(graph, FAN, batch_size=64, num_negatives=3, seed=5, device=device)
     sizes = {et: e.shape[1] for et, e in link_edges(graph).items()}
@@ -300,7 +299,6 @@ def test_popularity_negatives_follow_degree_power(graph):
     assert chi_square(counts, np.full(counts.size, counts.sum() / counts.size)) > 1000
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_popularity_loader_batches_are_valid(graph, device):
     loader = LinkNeighborLoader(
         graph,

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from sampling_checks import DEVICES
 from torch_geometric.data import HeteroData
 
 from audiograph.samplers.multilink import (
@@ -105,7 +104,6 @@ def edge_set(e: torch.Tensor) -> set[tuple[int, int]]:
     return set(zip(*e.cpu().tolist(), strict=True))
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     ("target", "balance"), [("min", None), (60, None), (1.5, None), ("min", [AA, AB])]
 )
@@ -130,7 +128,6 @@ def test_balanced_epoch_counts_and_subsets(graph, device, target, balance):
             assert picked <= edge_set(edges[et])
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_balanced_epoch_reproducible_per_seed_and_epoch(graph, device):
     data, _ = graph
     edges = {et: e.to(device) for et, e in link_edges(data).items()}

@@ -9,7 +9,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sampling_checks import (
-    DEVICES,
     assert_same_hetero,
     check_subgraph,
     fan_outs,
@@ -48,7 +47,6 @@ def cases(draw):
     return data, draw(seed_sets(data)), spec, fanout, draw(st.integers(0, 10_000))
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=30, deadline=None)
 @given(case=cases(), weighted=st.booleans())
 def test_invariants_on_random_graphs(device, case, weighted):
@@ -101,7 +99,6 @@ def test_fused_hop_in_a_worker_thread_without_a_thread_safe_layer(monkeypatch):
     assert_same_hetero(got["out"], NeighborSampler(data, [4, 3], fused=False).sample(seeds, gen(7)))
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=30, deadline=None)
 @given(case=cases(), data_=st.data())
 def test_exclude_removes_exactly_the_given_edges(device, case, data_):
@@ -140,7 +137,6 @@ def chain() -> HeteroData:
     return data
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_hand_made_two_hops_exact(device):
     """Seeds [0, 1]: hop 1 reaches 2 and 3 (0 and 1 are seeds already), hop 2 expands only
     the new nodes 2 and 3 (not the seeds again) and reaches 4; node 5 is isolated."""
@@ -254,7 +250,6 @@ def douban(tmp_path_factory, data_root) -> HeteroData:
     return load_graph(tmp / "graph")
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     ("spec", "weighted"), [([10, 5], False), ([15, -1], False), ({"default": [8, 4]}, True)]
 )

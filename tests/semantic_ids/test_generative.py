@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from tiny_t5 import TINY_T5
 
 from audiograph.core.errors import ContractError
 from audiograph.graphs.contract import write_dataset
@@ -20,20 +21,7 @@ from audiograph.semantic_ids.generate import load_run, recommend, search
 from audiograph.semantic_ids.generative_train import GenerativeConfig, build_model, train_generative
 
 N = 30  # items
-# memorisation: nothing held out for validation
-TINY = GenerativeConfig(
-    d_model=64,
-    d_ff=128,
-    layers=1,
-    heads=2,
-    dropout=0.0,
-    history=4,
-    batch_size=32,
-    lr=3e-3,
-    warmup_steps=5,
-    epochs=100,
-    val_examples=0,
-)
+TINY = TINY_T5  # memorisation: nothing held out for validation
 
 
 def query(i: int) -> str:

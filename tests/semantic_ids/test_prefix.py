@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import torch
+from tiny_t5 import TINY_T5
 
 from audiograph.core.embeddings import read_user_vectors
 from audiograph.core.errors import ContractError
-from audiograph.graphs.contract import write_dataset
+from audiograph.graphs.contract import INTERACTION_SCHEMA, write_dataset
 from audiograph.hgnn.user_means import export_user_means, user_means
 from audiograph.pipeline.cli import main
 from audiograph.semantic_ids import prefix_train
-from audiograph.semantic_ids.config import GenerativeConfig, PrefixConfig
+from audiograph.semantic_ids.config import PrefixConfig
 from audiograph.semantic_ids.examples import personal_eval_targets, personal_queries
 from audiograph.semantic_ids.generate import load_run
 from audiograph.semantic_ids.generative_train import train_generative
@@ -32,18 +34,7 @@ from audiograph.semantic_ids.prefix_train import train_prefix
 
 N, USERS = 30, 10  # items i0..i29 coloured i % 3; user u has items 3u, 3u+1, 3u+2
 COLOURS = ("red", "blue", "green")
-BACKBONE = GenerativeConfig(
-    d_model=64,
-    d_ff=128,
-    layers=1,
-    heads=2,
-    history=3,
-    batch_size=32,
-    lr=3e-3,
-    warmup_steps=5,
-    epochs=40,
-    val_examples=0,
-)
+BACKBONE = replace(TINY_T5, history=3, epochs=40)
 # two soft tokens: with one, the top-1 below was 0.67-0.77 under transformers 5.25 (>= 0.8
 # before); with two it is 0.97-1.0, and the parameter count checks the tokens' width
 PREFIX = PrefixConfig(
@@ -76,14 +67,7 @@ def tiny(tmp_path_factory, random_sids) -> dict[str, Path]:
     ]
     inter = pl.DataFrame(
         rows,
-        schema={
-            "user_id": pl.Utf8,
-            "item_id": pl.Utf8,
-            "weight": pl.Float64,
-            "signal": pl.Utf8,
-            "ts": pl.Int64,
-            "tags": pl.List(pl.Utf8),
-        },
+        schema={**INTERACTION_SCHEMA, "tags": pl.List(pl.Utf8)},
         orient="row",
     )
     queries = pl.DataFrame({"query": [COLOURS[i % 3] for i in range(N)], "item_id": ids})

@@ -23,17 +23,6 @@ from audiograph.semantic_ids import (
     semantic_ids,
 )
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.cuda,
-            pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
-        ],
-    ),
-]
-
 
 def clustered(n: int = 3000, d: int = 16, centers: int = 40, noise: float = 0.3, seed: int = 0):
     """Seeded unit vectors around ``centers`` random directions → float32 ``[n, d]``."""
@@ -58,7 +47,6 @@ def fake_emb_dir(root, n: int = 600, d: int = 12, seed: int = 0):
     return root
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_kmeans_recovers_planted_clusters(device):
     rng = np.random.default_rng(1)
     centers = rng.normal(size=(8, 10)) * 10
@@ -99,7 +87,6 @@ def test_kmeans_duplicates_and_bad_k():
         kmeans(x, 13)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_mse_falls_with_levels(device):
     x = clustered()
     errs = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -143,32 +144,28 @@ def test_evaluate_tunes_on_validation_refits_on_train_and_never_reads_the_test(
     assert cfg.epochs <= 6
 
 
+def lightgcn_report(run: Path, split: Path, **options: object) -> dict:
+    """The evaluation of ``run`` with LightGCN alone (2 epochs, launch type music)."""
+    test = split / "split" / "test"
+    models = ("lightgcn",)
+    return ev.evaluate_run(
+        run, test, models=models, target_type="music", lightgcn_epochs=2, **options
+    )
+
+
 def test_without_windows_or_when_off_the_fixed_settings_are_reported(split, tmp_path):
     train = read_dataset(split / "split" / "train")  # the same rows, no windows
     (tmp_path / "plain").mkdir()
     write_dataset(tmp_path / "plain", train.items, train.interactions, train.users)
     whole = _fake_run(tmp_path, tmp_path / "plain", "whole")
-    rep = ev.evaluate_run(
-        whole,
-        split / "split" / "test",
-        models=("lightgcn",),
-        target_type="music",
-        lightgcn_epochs=2,
-    )
+    rep = lightgcn_report(whole, split)
     assert rep["lightgcn"] == {
         "tuned": False,
         "why": "fixed settings: no fit/label windows",
         "chosen": {"dim": 64, "negatives": "type", "reg": 1e-4, "epochs": 2},
     }
     off = _fake_run(tmp_path, split / "split" / "train", "off")
-    rep = ev.evaluate_run(
-        off,
-        split / "split" / "test",
-        models=("lightgcn",),
-        target_type="music",
-        lightgcn_epochs=2,
-        lightgcn_tune=False,
-    )
+    rep = lightgcn_report(off, split, lightgcn_tune=False)
     assert rep["lightgcn"]["why"] == "fixed settings: lightgcn_tune is off"
 
 

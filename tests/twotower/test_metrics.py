@@ -134,13 +134,14 @@ def _brute_force(uv, iv, train, test, k, n):
     }
 
 
-def test_matches_brute_force_on_random_data():
-    rng = np.random.default_rng(0)
-    n_users, n_items = 40, 30
-    uv = rng.normal(size=(n_users, 8)).astype(np.float32)
-    iv = rng.normal(size=(n_items, 8)).astype(np.float32)
-    pairs = rng.integers(0, [n_users, n_items], size=(400, 2))
-    is_test = rng.random(400) < 0.3
+def random_data(seed: int, n_users: int, n_items: int, dim: int, n_pairs: int) -> tuple:
+    """Seeded random vectors and (user, item) pairs, 30 % of them test: ``(user vectors,
+    item vectors, users, items, pairs frame, is_test, train sets, test sets)``."""
+    rng = np.random.default_rng(seed)
+    uv = rng.normal(size=(n_users, dim)).astype(np.float32)
+    iv = rng.normal(size=(n_items, dim)).astype(np.float32)
+    pairs = rng.integers(0, [n_users, n_items], size=(n_pairs, 2))
+    is_test = rng.random(n_pairs) < 0.3
     frame = pl.DataFrame(
         {"user_id": [f"u{u}" for u in pairs[:, 0]], "item_id": [f"i{i}" for i in pairs[:, 1]]}
     )
@@ -150,6 +151,11 @@ def test_matches_brute_force_on_random_data():
     test_sets: dict[int, set[int]] = {}
     for (u, i), t in zip(pairs.tolist(), is_test, strict=True):
         (test_sets if t else train_sets).setdefault(u, set()).add(i)
+    return uv, iv, users, items, frame, is_test, train_sets, test_sets
+
+
+def test_matches_brute_force_on_random_data():
+    uv, iv, users, items, frame, is_test, train_sets, test_sets = random_data(0, 40, 30, 8, 400)
     expected = _brute_force(uv, iv, train_sets, test_sets, k=5, n=12)
     got = evaluate_vectors(
         uv, iv, users, items, frame.filter(~is_test), frame.filter(is_test), "t", 5, 12, batch=7
@@ -158,21 +164,9 @@ def test_matches_brute_force_on_random_data():
 
 
 def test_item_slices_match_brute_force_on_random_data():
-    rng = np.random.default_rng(1)
-    n_users, n_items = 40, 80  # sparse: some items have no or few training users
-    uv = rng.normal(size=(n_users, 4)).astype(np.float32)
-    iv = rng.normal(size=(n_items, 4)).astype(np.float32)
-    pairs = rng.integers(0, [n_users, n_items], size=(300, 2))
-    is_test = rng.random(300) < 0.3
-    frame = pl.DataFrame(
-        {"user_id": [f"u{u}" for u in pairs[:, 0]], "item_id": [f"i{i}" for i in pairs[:, 1]]}
-    )
-    items = pl.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "item_type": "t"})
-    users = pl.Series([f"u{u}" for u in range(n_users)])
-    train_sets: dict[int, set[int]] = {}
-    test_sets: dict[int, set[int]] = {}
-    for (u, i), t in zip(pairs.tolist(), is_test, strict=True):
-        (test_sets if t else train_sets).setdefault(u, set()).add(i)
+    # 80 items: sparse, some items have no or few training users
+    uv, iv, users, items, frame, is_test, train_sets, test_sets = random_data(1, 40, 80, 4, 300)
+    n_items = len(iv)
     got = evaluate_vectors(uv, iv, users, items, frame.filter(~is_test), frame.filter(is_test), "t")
     pop = np.zeros(n_items, int)
     for its in train_sets.values():
