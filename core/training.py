@@ -5,7 +5,7 @@ and one checkpoint per epoch; under ``torchrun`` rank 0 writes for every rank. A
 reads::
 
     loop = TrainingLoop("train-x", KIND, run_dir, {"data_dir": data_dir}, world, quiet)
-    cfg = loop.open(XConfig, cfg, resume)         # claim a new run, or resume one
+    cfg = loop.open(XConfig, cfg, resume, options)  # claim a new run, or resume one
     data_dir = loop.inputs["data_dir"]            # on resume: the run's own inputs
     model, opt = ...                              # the stage's model and optimizer
     loop.start(config, model, {"optimizer": opt}) # write the new run, or restore it
@@ -30,10 +30,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from audiograph.core.config import configure
 from audiograph.core.distributed import World, barrier, finish, shared_checkpoint, shared_run
+from audiograph.core.errors import ContractError
 from audiograph.core.finite import check_weights
 from audiograph.core.runs import (
     CHECKPOINT,
+    RESUMABLE,
     Run,
     claim_run,
     exact,
@@ -75,11 +78,19 @@ class TrainingLoop:
     model: torch.nn.Module | None = None
     optimizers: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    def open(self, cls: type, cfg: Any | None, resume: bool, claims: Iterable[Any] = ()) -> Any:
-        """The run's config: on ``resume`` the saved one (``cfg`` may change only epochs,
-        device and prefetch) and ``inputs`` become the run's own; else ``cfg`` (or the
-        defaults), once the output directory is checked free (``claims``: more paths it
-        must not overlap)."""
+    def open(
+        self,
+        cls: type,
+        cfg: Any | None,
+        resume: bool,
+        options: Mapping[str, Any] | None = None,
+        claims: Iterable[Any] = (),
+    ) -> Any:
+        """The run's config: on ``resume`` the saved one (``cfg`` and ``options`` may change
+        only epochs, device and prefetch) and ``inputs`` become the run's own; else ``cfg``
+        (or the defaults) with keyword ``options`` applied, once the output directory is
+        checked free (``claims``: more paths it must not overlap)."""
+        options = dict(options or {})
         if resume:
             self.run = shared_run(
                 self.world,
@@ -88,10 +99,17 @@ class TrainingLoop:
                 self.kind,
             )
             self.inputs = {k: self.run.config[k] for k in self.inputs}
-            return resumed_config(cls, self.run.config["train"], cfg, str(self.run.path))
+            saved = resumed_config(cls, self.run.config["train"], cfg, str(self.run.path))
+            if fixed := sorted(set(options) - set(RESUMABLE)):
+                raise ContractError(
+                    f"--resume: '{fixed[0]}' cannot change when resuming "
+                    f"(only {', '.join(RESUMABLE)} may)"
+                )
+            return configure(cls, saved, options, self.name)
+        cfg = configure(cls, cfg, options, self.name)
         if self.world.main:
             claim_run(self.run_dir, self.kind, [*self.inputs.values(), *claims])
-        return cfg or cls()
+        return cfg
 
     def start(
         self,

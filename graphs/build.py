@@ -22,6 +22,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
+from audiograph.core.config import configure
 from audiograph.core.errors import ContractError
 from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
 from audiograph.core.formats import FORMAT_VERSION
@@ -36,13 +37,19 @@ STAGE_KIND = "graph"
 
 
 def build_graph(
-    data_dir: str | Path, out_dir: str | Path, cfg: GraphConfig | None = None, quiet: bool = False
+    data_dir: str | Path,
+    out_dir: str | Path,
+    cfg: GraphConfig | None = None,
+    *,
+    quiet: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Build the co-interaction graph of ``data_dir`` into ``out_dir`` (atomically).
+    """Build the co-interaction graph of ``data_dir`` into ``out_dir`` (atomically);
+    ``options`` (e.g. ``top_k=30``) override fields of ``cfg``.
 
     Returns the manifest written to ``out_dir/manifest.json``.
     """
-    cfg = cfg or GraphConfig()  # validated when it was built
+    cfg = configure(GraphConfig, cfg, options, "build-graph")
     claim_output(out_dir, STAGE_KIND, [data_dir])
     t0 = time.perf_counter()
     with step(STAGE, "read dataset", quiet) as s:

@@ -74,20 +74,23 @@ def train_hgnn(
     graph_dir: str | Path,
     run_dir: str | Path,
     cfg: HGNNConfig | None = None,
+    *,
     resume: bool = False,
     quiet: bool = False,
     distributed: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Train (or resume) a run; returns the last epoch's metrics. On ``resume`` the
-    run's own settings are used; ``cfg`` (if given) may change only epochs and device.
+    """Train (or resume) a run; returns the last epoch's metrics. ``options`` (e.g.
+    ``epochs=3``) override fields of ``cfg``. On ``resume`` the run's own settings are
+    used; ``cfg`` and ``options`` may change only epochs, device and prefetch.
 
     ``distributed``: one rank of a ``torchrun`` launch (:mod:`audiograph.core.distributed`):
     every rank trains on its share of each epoch's batches with gradients averaged over
     the ranks, and rank 0 writes the run. W ranks with ``accumulate=A`` take the same
     optimizer steps as one process with ``accumulate=W*A``."""
-    world = init_world((cfg or HGNNConfig()).device, distributed)
+    world = init_world(options.get("device", (cfg or HGNNConfig()).device), distributed)
     loop = TrainingLoop("train-hgnn", KIND, run_dir, {"graph_dir": graph_dir}, world, quiet)
-    cfg = loop.open(HGNNConfig, cfg, resume)
+    cfg = loop.open(HGNNConfig, cfg, resume, options)
     cfg = replace(cfg, precision=resolve_precision(cfg.precision, world.device))
     graph_dir, loop.advice = loop.inputs["graph_dir"], _advice(cfg)
     manifest = read_manifest(graph_dir)

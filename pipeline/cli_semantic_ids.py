@@ -44,7 +44,7 @@ def embed_space(
     from audiograph.semantic_ids.spaces import build_space
 
     cfg = settings.build()
-    m = build_space(space, data_dir, out, encoder=encoder, config=cfg, quiet=quiet or as_json)
+    m = build_space(space, data_dir, out, cfg, encoder=encoder, quiet=quiet or as_json)
     _report(
         m,
         as_json,

@@ -187,20 +187,22 @@ def train_generative(
     sid_dir: str | Path,
     run_dir: str | Path,
     cfg: GenerativeConfig | None = None,
+    *,
     resume: bool = False,
     quiet: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
     """Train (or resume) the generative model on the dataset ``data_dir`` (use the train
     side of ``audiograph split`` to evaluate later) with the SIDs of ``sid_dir``: up to
     ``cfg.epochs`` epochs, stopped after ``cfg.patience`` without a lower loss on the
-    held-out examples (``model/`` keeps the best epoch). Returns the last epoch's
-    metrics."""
+    held-out examples (``model/`` keeps the best epoch); ``options`` override fields of
+    ``cfg``. Returns the last epoch's metrics."""
     inputs = {"data_dir": data_dir, "sid_dir": sid_dir}
     loop = TrainingLoop(
         "train-generative", KIND, run_dir, inputs, quiet=quiet, higher_is_better=False
     )  # the validation loss
-    claims = [(cfg or GenerativeConfig()).pretrained]
-    cfg = loop.open(GenerativeConfig, cfg, resume, claims)
+    claims = [options.get("pretrained", (cfg or GenerativeConfig()).pretrained)]
+    cfg = loop.open(GenerativeConfig, cfg, resume, options, claims)
     data_dir, sid_dir = loop.inputs["data_dir"], loop.inputs["sid_dir"]
     loop.advice = f"try a lower --lr (now {cfg.lr:g})"
     codes, _, _ = load_semantic_ids(sid_dir)

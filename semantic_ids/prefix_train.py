@@ -154,18 +154,21 @@ def train_prefix(
     users_dir: str | Path,
     run_dir: str | Path,
     cfg: PrefixConfig | None = None,
+    *,
     resume: bool = False,
     quiet: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
     """Train (or resume) the user prefix of the generative run ``gen_dir`` on the user
     vectors of ``users_dir``: up to ``cfg.epochs`` epochs, stopped after ``cfg.patience``
     without a lower validation loss (``prefix.safetensors`` keeps the best epoch). The
-    generative model stays frozen. Returns the last epoch's metrics."""
+    generative model stays frozen; ``options`` override fields of ``cfg``. Returns the
+    last epoch's metrics."""
     inputs = {"generative_dir": gen_dir, "users_dir": users_dir}
     loop = TrainingLoop(
         "train-prefix", KIND, run_dir, inputs, quiet=quiet, higher_is_better=False
     )  # the validation loss
-    cfg = loop.open(PrefixConfig, cfg, resume)
+    cfg = loop.open(PrefixConfig, cfg, resume, options)
     gen_dir, users_dir = loop.inputs["generative_dir"], loop.inputs["users_dir"]
     loop.advice = f"try a lower --lr (now {cfg.lr:g})"
     gen = load_run(gen_dir, cfg.device)

@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from audiograph.core.atomic import atomic_dir, claim_output
+from audiograph.core.config import configure
 from audiograph.core.embeddings import align_embeddings, read_embeddings, write_embeddings
 from audiograph.core.embeddings import read_manifest as _read_manifest
 from audiograph.core.errors import ContractError
@@ -59,11 +60,12 @@ def build_space(
     space: str,
     data_dir: str | Path,
     out_dir: str | Path,
+    cfg: FinetuneConfig | None = None,
     *,
     encoder: str | Path | None = None,
-    config: FinetuneConfig | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE,
     quiet: bool = True,
+    **options: Any,
 ) -> dict[str, Any]:
     """Embed every item with text of the dataset ``data_dir`` in ``space`` → ``out_dir``.
 
@@ -72,7 +74,8 @@ def build_space(
         data_dir: contract dataset; fine-tuned spaces need ``queries.parquet`` (and
             ``multitask`` ``interactions.parquet``): use ``SPLIT_DIR/train``.
         encoder: local base model folder (default: bundled all-MiniLM-L6-v2).
-        config: fine-tuning settings (ignored by ``content``).
+        cfg: fine-tuning settings (ignored by ``content``); keyword ``options`` (e.g.
+            ``epochs=2``) override its fields.
         cache_dir: text-vector cache of the base encoder (``content`` only; ``None``: off).
 
     Returns:
@@ -81,7 +84,7 @@ def build_space(
     t0 = time.perf_counter()
     if space not in SPACES:
         raise ContractError(f"unknown space {space!r}; choose one of {', '.join(SPACES)}")
-    cfg = config or FinetuneConfig()
+    cfg = configure(FinetuneConfig, cfg, options, "embed-space")
     data_dir = Path(data_dir)
     claim_output(out_dir, EMBEDDINGS, [data_dir, encoder])
     ds = read_dataset(data_dir)

@@ -73,20 +73,23 @@ def train_twotower(
     emb_dir: str | Path | None,
     run_dir: str | Path,
     cfg: TwoTowerConfig | None = None,
+    *,
     resume: bool = False,
     quiet: bool = False,
     distributed: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
     """Train (or resume) a two-tower run on the dataset ``data_dir`` (HGNN vectors from
-    ``emb_dir`` when ``cfg.use_hgnn``); returns the last epoch's metrics plus the best.
+    ``emb_dir`` when ``cfg.use_hgnn``; ``options`` override fields of ``cfg``); returns
+    the last epoch's metrics plus the best.
 
     ``distributed``: one rank of a ``torchrun`` launch, as in
     :func:`audiograph.hgnn.train.train_hgnn` (each rank its share of the batches, gradients
     averaged, rank 0 writes; W ranks = one process with ``accumulate=W``)."""
-    world = init_world((cfg or TwoTowerConfig()).device, distributed)
+    world = init_world(options.get("device", (cfg or TwoTowerConfig()).device), distributed)
     inputs = {"data_dir": data_dir, "emb_dir": emb_dir}
     loop = TrainingLoop("train-twotower", KIND, run_dir, inputs, world, quiet)
-    cfg = loop.open(TwoTowerConfig, cfg, resume)
+    cfg = loop.open(TwoTowerConfig, cfg, resume, options)
     data_dir, emb_dir = loop.inputs["data_dir"], loop.inputs["emb_dir"]
     loop.advice = (
         f"try a lower --lr (now {cfg.lr:g}) or another --temperature (now {cfg.temperature:g})"

@@ -59,7 +59,7 @@ def content(train, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def search(train, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("search") / "emb"
-    build_space("search", train, out, config=TINY, cache_dir=None)
+    build_space("search", train, out, TINY, cache_dir=None)
     return out
 
 
@@ -160,7 +160,7 @@ def test_multitask_space_and_co_interaction_pairs(train, tmp_path):
         users_of.setdefault(i, set()).add(u)
     assert all(users_of[a] & users_of[b] for a, b in pairs.iter_rows())  # a shared user
     cfg = FinetuneConfig(batch_size=8, max_pairs=16, item_pairs_per_user=2)
-    m = build_space("multitask", train, tmp_path / "mt", config=cfg)
+    m = build_space("multitask", train, tmp_path / "mt", cfg)
     tune = m["sources"]["finetune"]
     assert m["space"] == "multitask" and m["count"] == sum(ITEMS.values())
     assert tune["item_pairs"] == 16 and tune["item_pairs_given"] > 16 and tune["steps"] == 2
