@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from audiograph.core.featurize import TextEncoder, item_texts
+from audiograph.core.text_encoder import TextEncoder, item_texts
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"

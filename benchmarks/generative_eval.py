@@ -24,7 +24,7 @@ import polars as pl
 import torch
 
 from audiograph.core.embeddings import read_embeddings, read_manifest
-from audiograph.core.featurize import TextEncoder
+from audiograph.core.text_encoder import TextEncoder
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.examples import user_sequences
 from audiograph.semantic_ids.generate import load_run, recommend, search

@@ -40,7 +40,7 @@ print(json.dumps({"seconds": seconds, "edges": m["num_edges"], "jvm_rss_gb": jvm
 CHILD_TEXT = """
 import json, sys, time
 import polars as pl
-from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
+from audiograph.core.text_encoder import TextEncoder, featurize_texts, item_texts
 items = pl.read_parquet(sys.argv[1] + "/items.parquet").sample(int(sys.argv[2]), seed=0)
 enc = TextEncoder()
 t = time.perf_counter()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
+from audiograph.core.text_encoder import TextEncoder, featurize_texts, item_texts
 from audiograph.graphs.adapters.podcasts import prepare_podcasts
 from audiograph.hgnn.config import PAPER_RECIPE
 from audiograph.hgnn.export import export_embeddings

@@ -24,9 +24,9 @@ from torch_geometric.data import HeteroData
 from audiograph.core.atomic import MANIFEST, atomic_dir, claim_output, write_json
 from audiograph.core.config import configure
 from audiograph.core.errors import ContractError
-from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
 from audiograph.core.formats import FORMAT_VERSION
 from audiograph.core.progress import step
+from audiograph.core.text_encoder import TextEncoder, featurize_texts, item_texts
 from audiograph.graphs.coint import co_interaction_edges, user_items
 from audiograph.graphs.config import GraphConfig
 from audiograph.graphs.contract import Dataset, check_signals, read_dataset

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from audiograph.core.distributed import barrier, finish, init_world, sum_over_ranks
-from audiograph.core.featurize import (
+from audiograph.core.text_encoder import (
     TextEncoder,
     cache_lookup,
     item_texts,

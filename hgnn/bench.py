@@ -5,7 +5,7 @@ negatives, loss, precision, Adam + SparseAdam) and the same initial weights:
 
 * **compute only** — the same ``--batches`` batches, sampled once by audiograph's
   ``LinkNeighborLoader``, go through forward, loss, backward and optimizer step of
-  ``conv="maxpool"`` (the fused max-pool, :mod:`audiograph.hgnn.maxpool`) and of
+  ``conv="maxpool"`` (the fused max-pool, :mod:`audiograph.hgnn.maxpool_train`) and of
   ``conv="maxpool-pyg"`` (the same layer through PyG's ``HeteroConv`` +
   ``MessagePassing(aggr="max")``, i.e. ``SAGEConv(project=True, aggr="max")`` without its
   post-aggregation linear), each side with its optimizer: Adam for the dense weights and,

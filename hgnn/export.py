@@ -37,9 +37,9 @@ from audiograph.core.errors import (
     ContractError,
     contract_error,
 )
-from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
 from audiograph.core.progress import step
 from audiograph.core.runs import WEIGHTS, load_state, load_weights, read_run_config
+from audiograph.core.text_encoder import TextEncoder, featurize_texts, item_texts
 from audiograph.graphs.contract import read_items
 from audiograph.graphs.store import load_graph, load_node_ids, read_manifest
 from audiograph.hgnn.config import ExportConfig

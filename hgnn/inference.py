@@ -14,8 +14,8 @@ from torch_geometric.data import HeteroData
 from audiograph.core.distributed import World, share_rows
 from audiograph.core.errors import ContractError
 from audiograph.core.types import EdgeType
+from audiograph.hgnn.maxpool_infer import BlockedCSC, block_rows, segment_max
 from audiograph.hgnn.model import HeteroSAGE, MaxPoolRelation
-from audiograph.hgnn.segment_max import BlockedCSC, block_rows, segment_max
 from audiograph.samplers.adjacency import Adjacency
 
 
@@ -60,7 +60,7 @@ def _relation_chunk(
 ) -> torch.Tensor:
     """One relation's output ``[hi - lo, hidden]`` for destinations ``lo:hi`` with all their
     in-neighbours (CSC). Max-pool relations read the precomputed ``table`` =
-    ``relu(W_r h_src + b_r)`` (:func:`audiograph.hgnn.segment_max.segment_max`); other convs run
+    ``relu(W_r h_src + b_r)`` (:func:`audiograph.hgnn.maxpool_infer.segment_max`); other convs run
     their PyG forward on the chunk."""
     if table is not None:
         return segment_max(table, adj.colptr, adj.row, lo, hi)

@@ -23,7 +23,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.nn import GATv2Conv, HeteroConv, MessagePassing, SAGEConv
 
 from audiograph.core.types import EdgeType
-from audiograph.hgnn.maxpool import max_pool
+from audiograph.hgnn.maxpool_train import max_pool
 from audiograph.hgnn.row_adam import RowAdam
 
 
@@ -32,7 +32,7 @@ class MaxPoolRelation(MessagePassing):
 
     Shapes: ``x`` = (``[N_src, in]``, ``[N_dst, *]``), ``edge_index`` ``[2, E]`` → ``[N_dst, out]``.
 
-    ``fused=True`` (default) aggregates with :func:`audiograph.hgnn.maxpool.max_pool` (no
+    ``fused=True`` (default) aggregates with :func:`audiograph.hgnn.maxpool_train.max_pool` (no
     ``[E, out]`` message tensor on CPU); ``fused=False`` runs PyG's ``MessagePassing``
     with ``aggr="max"`` — the reference it is tested and benchmarked against.
     """

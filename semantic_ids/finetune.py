@@ -12,12 +12,12 @@ with another item; ``p_j == a_i``) are masked out. With ``item_pairs`` (multi-ta
 step adds the same loss over a batch of (item text, item text) pairs to the query loss.
 
 ``OUT_DIR`` (written atomically) is a transformers model folder that
-:class:`audiograph.core.featurize.TextEncoder` loads: ``config.json``, ``model.safetensors``,
+:class:`audiograph.core.text_encoder.TextEncoder` loads: ``config.json``, ``model.safetensors``,
 tokenizer files, and ``manifest.json`` (``kind="bi-encoder"``: config, pair counts,
-per-step losses, ``weights_sha256``). :func:`audiograph.core.featurize.encoder_id` hashes only the
-sizes of weight files, and two fine-tunes of one base have the same folder layout, config
-and weight-file size; the weights hash in ``manifest.json`` gives each its own encoder id,
-hence its own text-vector cache key.
+per-step losses, ``weights_sha256``). :func:`audiograph.core.text_encoder.encoder_id`
+hashes only the sizes of weight files, and two fine-tunes of one base have the same folder
+layout, config and weight-file size; the weights hash in ``manifest.json`` gives each its own
+encoder id, hence its own text-vector cache key.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from audiograph.core.atomic import atomic_dir, write_manifest
 from audiograph.core.errors import ContractError
-from audiograph.core.featurize import default_encoder_path
+from audiograph.core.text_encoder import default_encoder_path
 from audiograph.semantic_ids.config import FinetuneConfig
 
 Pairs = list[tuple[str, str]]

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from audiograph.core.errors import ContractError
-from audiograph.core.featurize import default_encoder_path
 from audiograph.core.runs import read_run_config
+from audiograph.core.text_encoder import default_encoder_path
 from audiograph.semantic_ids.decoding import SidVocab
 
 KIND = "generative-run"

@@ -38,14 +38,14 @@ from audiograph.core.config import configure
 from audiograph.core.embeddings import align_embeddings, read_embeddings, write_embeddings
 from audiograph.core.embeddings import read_manifest as _read_manifest
 from audiograph.core.errors import ContractError
-from audiograph.core.featurize import (
+from audiograph.core.progress import step
+from audiograph.core.text_encoder import (
     DEFAULT_CACHE,
     TextEncoder,
     default_encoder_path,
     featurize_texts,
     item_texts,
 )
-from audiograph.core.progress import step
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.finetune import FinetuneConfig, Pairs, finetune_bi_encoder
 

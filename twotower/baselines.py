@@ -25,7 +25,7 @@ from torch_geometric.nn import LightGCN
 from audiograph.core.embeddings import align_embeddings
 from audiograph.samplers.threads import FREE_CORES, torch_threads
 from audiograph.twotower.config import LightGCNConfig
-from audiograph.twotower.features import history_means
+from audiograph.twotower.vectors import history_means
 
 
 def popularity(
@@ -53,7 +53,7 @@ def llm_knn(
         train: training interactions (``user_id, item_id, weight, signal``).
         users: ``[U]`` user ids.
         items: ``[I]`` items; row ``i`` of ``text_vecs`` belongs to ``items[i]``.
-        text_vecs: float ``[I, d]`` (e.g. :func:`audiograph.twotower.features.text_vectors`).
+        text_vecs: float ``[I, d]`` (e.g. :func:`audiograph.twotower.vectors.text_vectors`).
         weighted: weight each interaction by ``weight`` in the user mean.
 
     Returns:

@@ -39,9 +39,9 @@ from audiograph.graphs.contract import read_dataset
 from audiograph.twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
 from audiograph.twotower.config import EvaluationConfig, LightGCNConfig, TwoTowerConfig
 from audiograph.twotower.export import user_item_vectors
-from audiograph.twotower.inputs import catalog_vectors, split_windows
 from audiograph.twotower.lightgcn_tune import tune_lightgcn
 from audiograph.twotower.metrics import check_item_type, check_test_items, evaluate_vectors
+from audiograph.twotower.training_data import catalog_vectors, split_windows
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:

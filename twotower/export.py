@@ -41,8 +41,8 @@ from audiograph.core.formats import FORMAT_VERSION
 from audiograph.core.runs import WEIGHTS, load_state, load_weights, read_run_config
 from audiograph.graphs.contract import INTERACTION_SCHEMA, Dataset, read_dataset
 from audiograph.twotower.config import TwoTowerConfig
-from audiograph.twotower.inputs import catalog_vectors, history_vectors
 from audiograph.twotower.model import InputSpec, TwoTower, item_inputs, top_k, user_inputs
+from audiograph.twotower.training_data import catalog_vectors, history_vectors
 
 CHUNK = 65536
 SCORES = "user-scores"

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiograph.core.metrics import hit_metrics
-from audiograph.twotower.features import history_means
+from audiograph.twotower.vectors import history_means
 
 MAX_VOCAB = 1000
 RESERVED = ("item_id", "item_type", "title", "description", "tags")

@@ -1,11 +1,11 @@
 """Training of the user-decoupled two-tower model (2T-HGNN, Spotify 2024).
 
 On the train part of ``audiograph split`` (leak-free,
-:func:`audiograph.twotower.inputs.prepare_windows`) the inputs come from the fit window and the
-positives from the label window, the same every epoch. On any other dataset
-(:func:`audiograph.twotower.inputs.prepare`) each user's training interactions are split (seeded;
-temporally when every row has a ``ts``) into a *history* part, from which the user-tower
-input is computed, and a *label* part (``label_fraction`` of the user's distinct items):
+:func:`audiograph.twotower.training_data.prepare_windows`) the inputs come from the fit
+window and the positives from the label window, the same every epoch. On any other dataset
+(:func:`audiograph.twotower.training_data.prepare`) each user's training interactions are
+split (seeded; temporally when every row has a ``ts``) into a *history* part, from which the
+user-tower input is computed, and a *label* part (``label_fraction`` of the user's distinct items):
 the positive ``(user, item)`` pairs, so a positive is never part of its own user's input;
 with ``resample`` (default) the split is drawn afresh every epoch. ``val_fraction`` of the
 label users are held out: recall@10 of their label items against the whole catalog (their
@@ -44,13 +44,13 @@ from audiograph.core.finite import check_loss
 from audiograph.core.training import TrainingLoop
 from audiograph.graphs.contract import read_dataset
 from audiograph.twotower.config import TwoTowerConfig
-from audiograph.twotower.inputs import index_of, prepare, prepare_windows, split_windows
 from audiograph.twotower.loss import sampled_softmax_loss
 from audiograph.twotower.model import (
     InputSpec,
     TwoTower,
     recall_at_k,
 )
+from audiograph.twotower.training_data import index_of, prepare, prepare_windows, split_windows
 
 KIND = "twotower-run"
 

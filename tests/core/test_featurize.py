@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 import torch
 
-from audiograph.core.featurize import TextEncoder, featurize_texts, item_texts
+from audiograph.core.text_encoder import TextEncoder, featurize_texts, item_texts
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.store import load_graph, load_node_ids

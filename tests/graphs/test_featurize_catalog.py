@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from audiograph.core.featurize import TextEncoder, read_cache
+from audiograph.core.text_encoder import TextEncoder, read_cache
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import build_graph
 from audiograph.graphs.config import FeaturizeConfig, GraphConfig

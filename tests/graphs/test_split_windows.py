@@ -19,8 +19,8 @@ from audiograph.graphs.thinning import round_half_up
 from audiograph.hgnn.export import export_embeddings
 from audiograph.hgnn.train import HGNNConfig, train_hgnn
 from audiograph.twotower.config import TwoTowerConfig
-from audiograph.twotower.inputs import prepare_windows
 from audiograph.twotower.train import train_twotower
+from audiograph.twotower.training_data import prepare_windows
 
 PAIR = ["user_id", "item_id"]
 ITEMS = {"music": 60, "podcast": 30, "audiobook": 20}

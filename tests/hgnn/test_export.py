@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from audiograph.core.atomic import write_json
 from audiograph.core.errors import ContractError
-from audiograph.core.featurize import default_encoder_path
+from audiograph.core.text_encoder import default_encoder_path
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.contract import read_dataset, write_dataset

@@ -135,3 +135,9 @@ def test_renamed_modules_keep_their_old_imports():
 
     assert load_semantic_ids is assign.load_semantic_ids
     assert train_generative is generative_train.train_generative
+    from audiograph.core import text_encoder
+    from audiograph.core.featurize import TextEncoder
+    from audiograph.twotower import vectors
+    from audiograph.twotower.features import history_means
+
+    assert TextEncoder is text_encoder.TextEncoder and history_means is vectors.history_means

@@ -17,7 +17,7 @@ from safetensors.numpy import load_file
 
 from audiograph.core.embeddings import read_embeddings
 from audiograph.core.errors import ContractError
-from audiograph.core.featurize import TextEncoder, default_encoder_path, encoder_id, item_texts
+from audiograph.core.text_encoder import TextEncoder, default_encoder_path, encoder_id, item_texts
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.split import split_dataset
 from audiograph.semantic_ids.finetune import FinetuneConfig, contrastive_loss, finetune_bi_encoder

@@ -24,7 +24,6 @@ from audiograph.twotower import (
     train_twotower,
     user_item_vectors,
 )
-from audiograph.twotower.inputs import prepare, split_history_labels
 from audiograph.twotower.loss import sampled_softmax_loss
 from audiograph.twotower.model import (
     InputSpec,
@@ -34,6 +33,7 @@ from audiograph.twotower.model import (
     recall_at_k,
     user_inputs,
 )
+from audiograph.twotower.training_data import prepare, split_history_labels
 
 SMALL = {"tower_dims": [32, 16], "cat_dim": 4, "batch_size": 128, "seed": 5}
 

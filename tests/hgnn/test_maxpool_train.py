@@ -11,7 +11,7 @@ from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.store import load_graph
 from audiograph.hgnn import HeteroSAGE, max_margin_loss
-from audiograph.hgnn.maxpool import max_pool
+from audiograph.hgnn.maxpool_train import max_pool
 from audiograph.hgnn.model import embed_batch
 from audiograph.samplers import LinkNeighborLoader
 

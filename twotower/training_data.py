@@ -16,12 +16,12 @@ import torch
 from audiograph.core.atomic import read_json
 from audiograph.core.embeddings import align_embeddings, read_embeddings
 from audiograph.core.errors import ContractError
-from audiograph.core.featurize import DEFAULT_CACHE
+from audiograph.core.text_encoder import DEFAULT_CACHE
 from audiograph.graphs.contract import Dataset
 from audiograph.twotower.config import TwoTowerConfig
-from audiograph.twotower.features import text_vectors
 from audiograph.twotower.metrics import check_item_type
 from audiograph.twotower.model import InputSpec, build_spec, item_inputs, user_inputs
+from audiograph.twotower.vectors import text_vectors
 
 
 def catalog_vectors(

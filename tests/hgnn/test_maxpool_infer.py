@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from audiograph.hgnn.segment_max import BlockedCSC, segment_max
+from audiograph.hgnn.maxpool_infer import BlockedCSC, segment_max
 
 
 def random_csc(seed: int, n_src: int, n_dst: int, dim: int):
