@@ -17,16 +17,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from speed_tables import (  # the sibling script: speed and scale tables, cell formats
+    ci,
+    count,
+    defaults_table,
+    distributed_table,
+    featurize_table,
+    graph_build_table,
+    sampler_table,
+    train_table,
+)
+
 HERE = Path(__file__).resolve().parent
 README, RESULTS = HERE / "README.md", HERE / "results"
 KEYS = ("hr@10", "recall@10", "ndcg@10", "mrr", "coverage")
 SLICES = ("new_items", "rare_items")
-
-
-def _ci(x: dict[str, Any] | None) -> str:
-    if not x:
-        return "–"
-    return f"{x['mean']:.3f}" + ("" if x.get("ci95") is None else f" ± {x['ci95']:.3f}")
 
 
 def quality_table(out: dict[str, Any]) -> str:
@@ -50,13 +55,13 @@ def quality_table(out: dict[str, Any]) -> str:
         "|---" * (len(KEYS) + 4 + 2 * slices) + "|",
     ]
     for model, r in rows.items():
-        cells = [_ci(r.get(k)) for k in KEYS]
+        cells = [ci(r.get(k)) for k in KEYS]
         for g in ("warm", "cold", "no_history"):
             users = (r.get(g) or {}).get("users") or [0]
-            cells.append(f"{_ci((r.get(g) or {}).get('hr@10'))} ({users[0]})")
+            cells.append(f"{ci((r.get(g) or {}).get('hr@10'))} ({users[0]})")
         for s in SLICES if slices else ():
             pairs = (r.get(s) or {}).get("pairs") or ["–"]
-            cells.append(f"{_ci((r.get(s) or {}).get('recall@10'))} ({pairs[0]})")
+            cells.append(f"{ci((r.get(s) or {}).get('recall@10'))} ({pairs[0]})")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     for key, diff in out.items():
         if "_vs_" not in key or not isinstance(diff, dict) or not diff:
@@ -64,10 +69,10 @@ def quality_table(out: dict[str, Any]) -> str:
         a, b = key.rsplit("_vs_", 1)
         lines += ["", f"| {a} vs {b}, HR@10 (paired) | difference | ratio |", "|---|---|---|"]
         for group, d in diff.items():
-            lines.append(f"| {group} | {_ci(d.get('diff'))} | {_ci(d.get('ratio'))} |")
+            lines.append(f"| {group} | {ci(d.get('diff'))} | {ci(d.get('ratio'))} |")
     lines += _bootstrap_lines(out.get("bootstrap") or {}, out["seeds"])
     if out.get("validation"):
-        shown = ", ".join(f"{k} {_ci(v)}" for k, v in out["validation"].items())
+        shown = ", ".join(f"{k} {ci(v)}" for k, v in out["validation"].items())
         lines += ["", f"Validation (what model selection saw; leak-free): {shown}."]
     users = next(iter(rows.values()))["users"]
     lines += ["", f"Evaluated users (seed 0): {users}; split: {json.dumps(out['split'])}."]
@@ -139,13 +144,13 @@ def ablation_table(doc: dict[str, Any]) -> str:
     )
     for label, v in doc["variants"].items():
         h, r, d, val = v["config"]["hgnn"], v["results"], v["2t-hgnn_vs_2t"], v["validation"]
-        hr = {m: _ci(r[m]["hr@10"]) for m in ("2t", "2t-hgnn", "lightgcn", "hgnn", "llm-knn")}
+        hr = {m: ci(r[m]["hr@10"]) for m in ("2t", "2t-hgnn", "lightgcn", "hgnn", "llm-knn")}
         lines.append(
-            f"| {label} | {h['hidden']} / {h['epochs']} / {_count(h['balance'])} "
-            f"| {v['split']['label_fraction']} | {_ci(val['hgnn_mean_mrr'])} "
-            f"| {_ci(val['2t-hgnn_recall@10'])} | {_ci(val['2t_recall@10'])} | {hr['2t']} "
-            f"| {hr['2t-hgnn']} | {_ci(d['all']['diff'])} | {_ci(d['all']['ratio'])} "
-            f"| {_ci((d.get('cold') or {}).get('ratio'))} | {hr['lightgcn']} | {hr['hgnn']} "
+            f"| {label} | {h['hidden']} / {h['epochs']} / {count(h['balance'])} "
+            f"| {v['split']['label_fraction']} | {ci(val['hgnn_mean_mrr'])} "
+            f"| {ci(val['2t-hgnn_recall@10'])} | {ci(val['2t_recall@10'])} | {hr['2t']} "
+            f"| {hr['2t-hgnn']} | {ci(d['all']['diff'])} | {ci(d['all']['ratio'])} "
+            f"| {ci((d.get('cold') or {}).get('ratio'))} | {hr['lightgcn']} | {hr['hgnn']} "
             f"| {hr['llm-knn']} |"
         )
     seeds = {len(v["seeds"]) for v in doc["variants"].values()}
@@ -160,7 +165,7 @@ def ablation_table(doc: dict[str, Any]) -> str:
 
 def _recalls(r: dict[str, Any]) -> list[str]:
     """Search and rec recall@10, @30 cells of a generative or prefix summary row."""
-    return [_ci((r.get(t) or {}).get(f"recall@{k}")) for t in ("search", "rec") for k in (10, 30)]
+    return [ci((r.get(t) or {}).get(f"recall@{k}")) for t in ("search", "rec") for k in (10, 30)]
 
 
 def _latency(r: dict[str, Any]) -> str:
@@ -201,7 +206,7 @@ def generative_table(doc: dict[str, Any]) -> str:
             else "/".join(f"{t['epochs']} ({t['best_epoch'] + 1})" for t in r["training"])
         )
         lat = _latency(r) if gen else "–"
-        ratios = [_ci(r.get(k)) if gen else "–" for k in ("rec_vs_2t", "search_vs_dense")]
+        ratios = [ci(r.get(k)) if gen else "–" for k in ("rec_vs_2t", "search_vs_dense")]
         label = f"{name} ({len(r.get('seeds', doc['seeds']))})"
         rows.append(f"| {label} | " + " | ".join([*cell, *ratios, uniq, ep, lat]) + " |")
     seeds = doc["seeds"]
@@ -239,7 +244,7 @@ def prefix_table(doc: dict[str, Any]) -> str:
     for name, r in doc["summary"].items():
         cell = _recalls(r)
         user = name.startswith("gen+user")
-        ratios = [_ci(r.get(f"{t}_vs_gen")) if user else "–" for t in ("search", "rec")]
+        ratios = [ci(r.get(f"{t}_vs_gen")) if user else "–" for t in ("search", "rec")]
         tokens = "/".join(f"{t['rec']:.0f}" for t in r["tokens"]) if "tokens" in r else "–"
         lat = _latency(r) if "p50_ms" in r else "–"
         params = f"{r['trainable_parameters'][0]:,}" if user else "–"
@@ -263,200 +268,6 @@ def prefix_table(doc: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(rows + _seed_bootstraps(doc["bootstrap"], doc["seeds"]))
-
-
-def _count(x: Any) -> str:
-    """``10,000`` for a number, the value itself otherwise (e.g. ``min``)."""
-    return f"{x:,}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
-
-
-def graph_build_table(doc: dict[str, Any]) -> str:
-    """Build time and peak memory per engine (``benchmarks/graph_build.py --save``)."""
-    engines = [k.removesuffix("_build_s") for k in doc if k.endswith("_build_s")]
-    rows = [
-        "| engine | build-graph wall time (no text) | peak RSS (driver process) | "
-        "peak RSS (Spark JVM) |",
-        "|---|---|---|---|",
-    ]
-    for e in engines:
-        jvm = doc.get(f"{e}_jvm_peak_rss_gb")
-        rows.append(
-            f"| {e} | {doc[f'{e}_build_s']} s | {doc[f'{e}_peak_rss_gb']} GB | "
-            f"{'-' if jvm is None else f'{jvm} GB'} |"
-        )
-    same = doc.get("identical_graphs")
-    rows.append("")
-    rows.append(
-        f"{doc['users']:,} users, {doc['items']:,} items, {doc['interactions']:,} "
-        f"interactions → {doc['directed_edges']:,} directed edges"
-        + ("" if same is None else f"; graph.safetensors byte-identical: {same}")
-        + f"; text featurization (MiniLM-L6, 128 tokens, CPU) "
-        f"{doc['text_items_per_s']} items/s"
-        + f". Command: `python benchmarks/graph_build.py {doc['command']}`."
-    )
-    return "\n".join(rows)
-
-
-def distributed_table(doc: dict[str, Any]) -> str:
-    """Training throughput, 1 process vs torchrun ranks (``benchmarks/distributed.py``)."""
-    rows = [
-        "| model | processes | throughput | training time | wall time (whole command) |",
-        "|---|---|---|---|---|",
-    ]
-    for r in doc["rows"].values():
-        unit = {"edges_per_s": "supervision edges/s", "pairs_per_s": "pairs/s"}[r["unit"]]
-        rows.append(
-            f"| {r['model']} | {r['processes']} | {r['per_s']:,} {unit} | "
-            f"{r['train_s']} s ({r['epochs']} epoch{'s' * (r['epochs'] != 1)}) | "
-            f"{r['wall_s']} s |"
-        )
-    rows += [
-        "",
-        f"{doc['graph']}; {doc['machine']}. Command: "
-        f"`python benchmarks/distributed.py {doc['command']}`.",
-    ]
-    return "\n".join(rows)
-
-
-def train_table(doc: dict[str, Any]) -> str:
-    """HGNN training speed, audiograph vs PyG in one run (``benchmarks/train.py --save``)."""
-    from audiograph.hgnn.bench import speed_rows
-
-    rows = speed_rows(doc)
-    end = doc["ratio_end_to_end"]
-    c = doc["config"]
-    rows += [
-        "",
-        f"audiograph ÷ PyG: **{doc['ratio']:.2f}×** compute only, "
-        + (
-            "end to end skipped (" + doc.get("skipped", "") + ")"
-            if end is None
-            else f"**{end:.2f}×** end to end"
-        )
-        + f". Graph {doc['graph']}"
-        + (f", supervision on {doc['seed_type']} only" if doc.get("seed_type") else "")
-        + f"; hidden {c['hidden']}, fan-out {c['fanout']}, batch "
-        f"{c['batch_size']}, {c['num_negatives']} negative(s), {c['loss']} loss, "
-        f"{c.get('precision', 'fp32')} on both sides; "
-        f"{doc['device']}, {doc['threads']} intra-op threads. Command: "
-        f"`python benchmarks/train.py {doc['command']}`.",
-    ]
-    return "\n".join(rows)
-
-
-def sampler_table(doc: dict[str, Any]) -> str:
-    """Neighbour sampler vs PyG in one run (``benchmarks/sampler.py --save``), and the
-    multi-link epoch when the run had ``--multilink-graph``."""
-    rows = [
-        "| sampler | seeds | weighted | features | batches/s | edges/batch | M sampled edges/s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in doc["rows"]:
-        name = "audiograph" if r["sampler"] == "audiograph" else "PyG + torch-sparse"
-        seeds = (
-            f"{doc['batch_size']:,} over all types"
-            if r["seeds"] == "all"
-            else f"{doc['batch_size']:,} {r['seeds']}"
-        )
-        if r["edges_per_s"] is None:
-            why = (
-                "cannot (one seed type per loader, PyG #4765)" if r["seeds"] == "all" else "skipped"
-            )
-            rows.append(f"| {name} | {seeds} | – | – | {why} | | |")
-            continue
-        rows.append(
-            f"| {name} | {seeds} | {'yes' if r['weighted'] else 'no'} | "
-            f"{'yes' if r['features'] else 'no'} | {r['batches_per_s']:.2f} | "
-            f"{r['edges_per_batch']:,.0f} | {r['edges_per_s'] / 1e6:.2f} |"
-        )
-    g, ratio = doc["graph"], doc["ratio"]
-    nodes = ", ".join(f"{n:,} {t}" for t, n in g["nodes"].items())
-    rows += [
-        "",
-        f"**audiograph ÷ PyG (uniform, {doc['seed_type']} seeds, no features): "
-        + ("n/a (peer skipped)" if ratio is None else f"{ratio:.1f}×")
-        + "**. Graph "
-        f"{g['name']}: {nodes}; {g['edges']:,} edges; fan-out {doc['fanout']}; "
-        f"{doc['batches']} timed batches after one warm-up; {doc['threads']} intra-op "
-        f"threads; {_load(doc.get('load', 0))}. Command: "
-        f"`python benchmarks/sampler.py {doc['command']}`.",
-    ]
-    if doc.get("multilink"):
-        rows += [
-            "",
-            "| epoch | supervision edges per link type | supervision edges | "
-            "sampled edges | seconds |",
-            "|---|---|---|---|---|",
-        ]
-        for r in doc["multilink"]:
-            per = " · ".join(f"{k.replace('__co__', '–')} {v:,}" for k, v in r["per_type"].items())
-            rows.append(
-                f"| {r['epoch']} | {per} | {r['supervision_edges']:,} | "
-                f"{r['sampled_edges']:,} | {r['seconds']:.1f} |"
-            )
-    return "\n".join(rows)
-
-
-def _load(n: int) -> str:
-    if not n:
-        return "idle machine"
-    return f"{n} busy single-threaded process{'es' if n > 1 else ''} beside both samplers"
-
-
-def featurize_table(doc: dict[str, Any]) -> str:
-    """Text-featurization items/s before and after, and the variants tried
-    (``benchmarks/featurize.py --save``)."""
-    rows = [
-        "| catalog (mean tokens) | method | items/s (median, min–max) | × before | "
-        "min / mean cosine to before |",
-        "|---|---|---|---|---|",
-    ]
-    for name, cat in doc["catalogs"].items():
-        before = cat["methods"]["before"]["items_per_s"]
-        for m, r in cat["methods"].items():
-            rows.append(
-                f"| {name} ({cat['mean_tokens']:.0f}) | {m} | {r['items_per_s']:.1f} "
-                f"({r['min']:.0f}–{r['max']:.0f}) | {r['items_per_s'] / before:.2f} | "
-                f"{r['min_cosine']:.4f} / {r['mean_cosine']:.4f} |"
-            )
-    texts = next(iter(doc["catalogs"].values()))["texts"]
-    rows += [
-        "",
-        f"{texts:,} texts per catalog, {doc['reps']} interleaved repetitions, "
-        f"{doc['threads']} intra-op threads, {doc['max_length']} tokens at most. Command: "
-        f"`python benchmarks/featurize.py {doc['command']}`.",
-    ]
-    return "\n".join(rows)
-
-
-def defaults_table(doc: dict[str, Any]) -> str:
-    """``train-hgnn``'s time to quality with its defaults, per seed and as mean ± 95 %
-    t-interval (``benchmarks/train_defaults.py --save``)."""
-    rows = ["| seed | best val MRR | at epoch | epochs run | wall (min) |", "|---|---|---|---|---|"]
-    for r in doc["runs"]:
-        rows.append(
-            f"| {r['seed']} | {r['best_val_mrr']:.4f} | {r['best_epoch']} | "
-            f"{r['epochs_run']} | {r['wall_s'] / 60:.1f} |"
-        )
-    mrr, wall = doc["best_val_mrr"], doc["wall_min"]
-    t, g = doc["train"], doc["graph"]
-    slowest = max(r["wall_s"] for r in doc["runs"]) / 60
-    spread = "" if wall["ci95"] is None else f" ± {wall['ci95']:.1f}"
-    rows.append(
-        f"| mean ± 95 % | {_ci(mrr)} | | | {wall['mean']:.1f}{spread} (slowest {slowest:.1f}) |"
-    )
-    options = ", ".join(doc["options"]) or "none: the defaults"
-    rows += [
-        "",
-        f"Graph {g['name']} ({g['nodes']:,} nodes, {g['edges']:,} directed edges); "
-        f"options {options} (hidden {t['hidden']}, fan-out {t['fanout']}, batch "
-        f"{t['batch_size']:,}, {t['loss']} loss, {t.get('precision', 'fp32')}, Adam "
-        f"{t['lr']:g}, lr decay {t['lr_decay']:g} "
-        f"per epoch, at most {t['max_epoch_edges']:,} supervision edges per epoch, "
-        f"{t['epochs']} epochs, patience {t['patience']}); {doc['machine']}. Command: "
-        f"`python benchmarks/train_defaults.py {doc['command']}`.",
-    ]
-    return "\n".join(rows)
 
 
 TABLES = {

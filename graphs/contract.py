@@ -178,7 +178,7 @@ def normalize_interactions(df: pl.DataFrame, file: str) -> pl.DataFrame:
     w = pl.col("weight")
     bad = w.is_nan() | w.is_infinite() | (w < 0)
     _fail_where(df, bad, file, "weight", "weight must be a finite number >= 0")
-    front = ["user_id", "item_id", "weight", "signal", "ts"]
+    front = list(INTERACTION_SCHEMA)
     return df.select(front + [c for c in df.columns if c not in front])
 
 

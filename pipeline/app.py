@@ -25,6 +25,7 @@ app.add_typer(prepare_app, name="prepare")
 Out = Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")]
 Src = Annotated[Path, typer.Option("--src", help="Folder with the source files.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress output.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run at --out.")]
 Distributed = Annotated[
     bool,
     typer.Option(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from audiograph.hgnn.config import ExportConfig, HGNNConfig
-from audiograph.pipeline.app import Distributed, Out, Quiet, app, command
+from audiograph.pipeline.app import Distributed, Out, Quiet, Resume, app, command
 from audiograph.pipeline.config import resume_base
 from audiograph.pipeline.options import Settings
 
@@ -19,7 +19,7 @@ def train_hgnn(
     graph_dir: Annotated[Path, typer.Argument(help="Graph directory (build-graph).")],
     settings: Settings,
     out: Out = ...,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    resume: Resume = False,
     distributed: Distributed = False,
     quiet: Quiet = False,
 ) -> None:

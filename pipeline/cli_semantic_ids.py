@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from audiograph.core.errors import ContractError
-from audiograph.pipeline.app import Out, Quiet, app, command
+from audiograph.pipeline.app import Out, Quiet, Resume, app, command
 from audiograph.pipeline.config import resume_base
 from audiograph.pipeline.options import Settings
 from audiograph.semantic_ids.config import (
@@ -102,7 +102,7 @@ def train_generative(
     settings: Settings,
     sids: Annotated[Path, typer.Option(help="Semantic IDs directory (semantic-ids).")] = ...,
     out: Out = ...,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    resume: Resume = False,
     quiet: Quiet = False,
 ) -> None:
     """Train the joint generative search + recommendation model (T5 decoding SIDs)."""
@@ -121,7 +121,7 @@ def train_prefix(
         Path, typer.Option(help="User vectors (export-twotower or embed-users).")
     ] = ...,
     out: Out = ...,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    resume: Resume = False,
     quiet: Quiet = False,
 ) -> None:
     """Train a user prefix (one soft token from each user's vector) on a frozen generative

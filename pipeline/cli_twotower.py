@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from audiograph.core.errors import ContractError
-from audiograph.pipeline.app import Distributed, Out, Quiet, app, command
+from audiograph.pipeline.app import Distributed, Out, Quiet, Resume, app, command
 from audiograph.pipeline.config import resume_base
 from audiograph.pipeline.options import Settings
 from audiograph.twotower.config import EvaluationConfig, TwoTowerConfig
@@ -29,7 +29,7 @@ def train_twotower(
     no_hgnn: Annotated[
         bool, typer.Option("--no-hgnn", help="Plain two-tower: no HGNN inputs.")
     ] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    resume: Resume = False,
     distributed: Distributed = False,
     quiet: Quiet = False,
 ) -> None:
@@ -49,7 +49,7 @@ def train_baseline(
     data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
     settings: Settings,
     out: Out = ...,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR.")] = False,
+    resume: Resume = False,
     distributed: Distributed = False,
     quiet: Quiet = False,
 ) -> None:

@@ -21,7 +21,6 @@ from audiograph.semantic_ids.generate import load_run, recommend, search
 from audiograph.semantic_ids.generative_train import GenerativeConfig, build_model, train_generative
 
 N = 30  # items
-TINY = TINY_T5  # memorisation: nothing held out for validation
 
 
 def query(i: int) -> str:
@@ -72,7 +71,7 @@ def test_constrained_decoding_only_emits_catalog_items():
 
 
 def test_tiny_model_overfits_both_tasks(tiny, tmp_path):
-    last = train_generative(tiny["data"], tiny["sid"], tmp_path / "run", TINY, quiet=True)
+    last = train_generative(tiny["data"], tiny["sid"], tmp_path / "run", TINY_T5, quiet=True)
     assert last["search_examples"] == N and last["rec_examples"] == 2 * N
     run = load_run(tmp_path / "run")
     row = {v: i for i, v in enumerate(run.codes["item_id"].to_list())}
@@ -93,7 +92,7 @@ def test_tiny_model_overfits_both_tasks(tiny, tmp_path):
 
 
 def test_resume_equals_uninterrupted(tiny, tmp_path):
-    cfg = GenerativeConfig(**{**TINY.__dict__, "epochs": 2, "dropout": 0.1})
+    cfg = GenerativeConfig(**{**TINY_T5.__dict__, "epochs": 2, "dropout": 0.1})
     train_generative(tiny["data"], tiny["sid"], tmp_path / "a", cfg, quiet=True)
     cfg1 = GenerativeConfig(**{**cfg.__dict__, "epochs": 1})
     train_generative(tiny["data"], tiny["sid"], tmp_path / "b", cfg1, quiet=True)
@@ -111,7 +110,7 @@ def test_validation_plateau_stops_and_keeps_the_best_epoch(tiny, tmp_path):
     from safetensors.torch import load_file
 
     cfg = GenerativeConfig(
-        **{**TINY.__dict__, "epochs": 12, "lr": 3e-2, "val_examples": 1000, "patience": 2}
+        **{**TINY_T5.__dict__, "epochs": 12, "lr": 3e-2, "val_examples": 1000, "patience": 2}
     )
     last = train_generative(tiny["data"], tiny["sid"], tmp_path / "r", cfg, quiet=True)
     rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
@@ -151,7 +150,7 @@ def test_rec_order_and_bad_input(tiny, tmp_path):
         pl.read_parquet(tiny["data"] / "interactions.parquet"),
     )
     with pytest.raises(ContractError, match="queries"):
-        train_generative(no_queries, tiny["sid"], tmp_path / "r", TINY, quiet=True)
+        train_generative(no_queries, tiny["sid"], tmp_path / "r", TINY_T5, quiet=True)
 
 
 def files(run: Path) -> dict[str, bytes]:
@@ -159,7 +158,7 @@ def files(run: Path) -> dict[str, bytes]:
 
 
 def test_a_failed_resume_changes_no_file(tiny, tmp_path):
-    cfg = GenerativeConfig(**{**TINY.__dict__, "epochs": 2})
+    cfg = GenerativeConfig(**{**TINY_T5.__dict__, "epochs": 2})
     train_generative(tiny["data"], tiny["sid"], tmp_path / "a", cfg, quiet=True)
     cfg1 = GenerativeConfig(**{**cfg.__dict__, "epochs": 1})
     train_generative(tiny["data"], tiny["sid"], tmp_path / "b", cfg1, quiet=True)
@@ -174,7 +173,7 @@ def test_a_failed_resume_changes_no_file(tiny, tmp_path):
 def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(
     tiny, tmp_path, nan_on_second_call
 ):
-    cfg = GenerativeConfig(**{**TINY.__dict__, "epochs": 1})
+    cfg = GenerativeConfig(**{**TINY_T5.__dict__, "epochs": 1})
     train_generative(tiny["data"], tiny["sid"], tmp_path / "r", cfg, quiet=True)
     before = files(tmp_path / "r")
     nan_on_second_call(generative, "sid_loss")
