@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,16 +35,18 @@ Distributed = Annotated[
 ]
 
 
-def command(name: str, config: type | None = None) -> Callable[[Callable], Callable]:
+def command(name: str, config: type | None = None, **run: Any) -> Callable[[Callable], Callable]:
     """Register the command ``name``; with ``config`` (a stage's config dataclass) it also
-    gets an option per setting, ``--config`` (the TOML table :func:`section_of` names)
-    and ``--set`` (:func:`~audiograph.pipeline.options.config_options`)."""
+    gets an option per setting, ``--config`` (the TOML table :func:`section_of` names),
+    ``--set`` and the run options (``run``: ``out=False`` for none, ``resumes=KIND``,
+    ``distributed=True``); the command reads them all from its ``settings``
+    (:func:`~audiograph.pipeline.options.config_options`)."""
 
     def register(fn: Callable) -> Callable:
         if config is not None:
             from audiograph.pipeline.options import config_options
 
-            fn = config_options(config, section_of(name))(fn)
+            fn = config_options(config, section_of(name), **run)(fn)
         return app.command(name)(fn)
 
     return register

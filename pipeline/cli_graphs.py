@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from audiograph.graphs.config import FeaturizeConfig, GraphConfig, SplitConfig
-from audiograph.pipeline.app import Distributed, Out, Quiet, Src, app, command, prepare_app
+from audiograph.pipeline.app import Out, Src, app, command, prepare_app
 from audiograph.pipeline.options import Settings
 
 
@@ -97,33 +97,30 @@ def prepare_synthetic(
 def split(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory.")],
     settings: Settings,
-    out: Out = ...,
-    quiet: Quiet = False,
 ) -> None:
     """Write SPLIT_DIR/{fit,labels,train,test}: test held out (temporal when every row has a
     ts, else per user at random), train = fit + labels (the label window, the same way)."""
     from audiograph.graphs.split import split_dataset
 
-    m = split_dataset(data_dir, out, settings.build(), quiet=quiet)
+    m = split_dataset(data_dir, settings.out, settings.build(), quiet=settings.quiet)
     print(
         f"[split] {m['method']}: train {m['train']['interactions']:,} interactions, "
-        f"test {m['test']['interactions']:,} -> {out}"
+        f"test {m['test']['interactions']:,} -> {settings.out}"
     )
 
 
-@command("featurize", FeaturizeConfig)
+@command("featurize", FeaturizeConfig, out=False, distributed=True)
 def featurize(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory (data contract).")],
     settings: Settings,
-    distributed: Distributed = False,
-    quiet: Quiet = False,
 ) -> None:
     """Encode the catalog's item texts into the text-vector cache (split over torchrun
     ranks with --distributed); build-graph and export then read them from the cache."""
     from audiograph.graphs.featurize import featurize_catalog
 
-    m = featurize_catalog(data_dir, settings.build(), quiet=quiet, distributed=distributed)
-    if os.environ.get("RANK", "0") == "0" and not quiet:
+    s = settings
+    m = featurize_catalog(data_dir, s.build(), quiet=s.quiet, distributed=s.distributed)
+    if os.environ.get("RANK", "0") == "0" and not s.quiet:
         print(
             f"[featurize] {m['texts']:,} distinct texts: {m['cached']:,} cached, "
             f"{m['encoded']:,} encoded on {m['ranks']} rank(s) in {m['seconds']:.1f}s "
@@ -135,13 +132,11 @@ def featurize(
 def build_graph(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory (data contract).")],
     settings: Settings,
-    out: Out = ...,
-    quiet: Quiet = False,
 ) -> None:
     """Build the heterogeneous co-interaction graph of a dataset."""
     from audiograph.graphs import build
 
-    build.build_graph(data_dir, out, settings.build(), quiet=quiet)
+    build.build_graph(data_dir, settings.out, settings.build(), quiet=settings.quiet)
 
 
 @app.command("info")

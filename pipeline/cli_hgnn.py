@@ -9,32 +9,28 @@ from typing import Annotated
 import typer
 
 from audiograph.hgnn.config import ExportConfig, HGNNConfig
-from audiograph.pipeline.app import Distributed, Out, Quiet, Resume, app, command
-from audiograph.pipeline.config import resume_base
+from audiograph.pipeline.app import Out, Quiet, app, command
 from audiograph.pipeline.options import Settings
 
 
-@command("train-hgnn", HGNNConfig)
+@command("train-hgnn", HGNNConfig, resumes="hgnn-run", distributed=True)
 def train_hgnn(
     graph_dir: Annotated[Path, typer.Argument(help="Graph directory (build-graph).")],
     settings: Settings,
-    out: Out = ...,
-    resume: Resume = False,
-    distributed: Distributed = False,
-    quiet: Quiet = False,
 ) -> None:
     """Train the heterogeneous GraphSAGE by link prediction (multi-link sampler)."""
     from audiograph.hgnn import train
 
-    cfg = settings.build(resume_base(out, "hgnn-run") if resume else None)
-    train.train_hgnn(graph_dir, out, cfg, resume=resume, quiet=quiet, distributed=distributed)
+    s = settings
+    train.train_hgnn(
+        graph_dir, s.out, s.build(), resume=s.resume, quiet=s.quiet, distributed=s.distributed
+    )
 
 
-@command("export", ExportConfig)
+@command("export", ExportConfig, distributed=True)
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (train-hgnn).")],
     settings: Settings,
-    out: Out = ...,
     catalog: Annotated[
         Path | None,
         typer.Option(
@@ -48,20 +44,19 @@ def export(
             "SPLIT/train at serving time); default: the run's graph."
         ),
     ] = None,
-    distributed: Distributed = False,
-    quiet: Quiet = False,
 ) -> None:
     """Layer-wise full-graph inference: an embedding for every item."""
     from audiograph.hgnn.export import export_embeddings
 
+    s = settings
     m = export_embeddings(
-        run_dir, out, catalog, settings.build(), graph=graph, quiet=quiet, distributed=distributed
+        run_dir, s.out, catalog, s.build(), graph=graph, quiet=s.quiet, distributed=s.distributed
     )
     if not m:  # a rank other than 0 of a distributed export
         return
     print(
         f"[export] {m['count']:,} embeddings of dim {m['dim']} {m['per_type']}"
-        f" index {m['ann']['index']} in {m['seconds']:.1f}s -> {out}"
+        f" index {m['ann']['index']} in {m['seconds']:.1f}s -> {s.out}"
     )
 
 

@@ -11,8 +11,7 @@ from typing import Annotated
 import typer
 
 from audiograph.core.errors import ContractError
-from audiograph.pipeline.app import Out, Quiet, Resume, app, command
-from audiograph.pipeline.config import resume_base
+from audiograph.pipeline.app import Out, Quiet, app, command
 from audiograph.pipeline.options import Settings
 from audiograph.semantic_ids.config import (
     FinetuneConfig,
@@ -31,26 +30,24 @@ def embed_space(
     data_dir: Annotated[Path, typer.Argument(help="Dataset directory (e.g. SPLIT_DIR/train).")],
     settings: Settings,
     space: Annotated[str, typer.Option(help="content | search | multitask.")] = ...,
-    out: Out = ...,
     encoder: Annotated[
         Path | None, typer.Option(help="Local base model folder (default: all-MiniLM-L6-v2).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
-    quiet: Quiet = False,
 ) -> None:
     """Embed the items of a dataset in one space: content (text encoder), search (encoder
     fine-tuned on query-item pairs) or multitask (+ co-interacting item pairs); the other
     options are the fine-tuning settings."""
     from audiograph.semantic_ids.spaces import build_space
 
-    cfg = settings.build()
-    m = build_space(space, data_dir, out, cfg, encoder=encoder, quiet=quiet or as_json)
+    s = settings
+    m = build_space(space, data_dir, s.out, s.build(), encoder=encoder, quiet=s.quiet or as_json)
     _report(
         m,
         as_json,
-        quiet,
+        s.quiet,
         f"[embed-space {space}] {m['count']:,} items {m['per_type']}, dim {m['dim']},"
-        f" skipped {m['skipped_no_text']} without text  {m['seconds']:.1f}s -> {out}",
+        f" skipped {m['skipped_no_text']} without text  {m['seconds']:.1f}s -> {s.out}",
     )
 
 
@@ -85,52 +82,49 @@ def _report(manifest: dict, as_json: bool, quiet: bool, line: str) -> None:
 def semantic_ids(
     emb_dir: Annotated[Path, typer.Argument(help="Embeddings directory (export).")],
     settings: Settings,
-    out: Out = ...,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
-    quiet: Quiet = False,
 ) -> None:
     """Quantize item embeddings into Semantic IDs (RQ-KMeans + a disambiguation code)."""
     from audiograph.semantic_ids import assign
 
-    m = assign.semantic_ids(emb_dir, out, settings.build(), quiet=quiet or as_json)
+    s = settings
+    m = assign.semantic_ids(emb_dir, s.out, s.build(), quiet=s.quiet or as_json)
     _report(m, as_json, True, "")  # the summary line is semantic_ids' own
 
 
-@command("train-generative", GenerativeConfig)
+@command("train-generative", GenerativeConfig, resumes="generative-run")
 def train_generative(
     data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
     settings: Settings,
     sids: Annotated[Path, typer.Option(help="Semantic IDs directory (semantic-ids).")] = ...,
-    out: Out = ...,
-    resume: Resume = False,
-    quiet: Quiet = False,
 ) -> None:
     """Train the joint generative search + recommendation model (T5 decoding SIDs)."""
     from audiograph.semantic_ids import generative_train
 
-    cfg = settings.build(resume_base(out, "generative-run") if resume else None)
-    m = generative_train.train_generative(data_dir, sids, out, cfg, resume=resume, quiet=quiet)
-    print(f"[train-generative] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {out}")
+    s = settings
+    m = generative_train.train_generative(
+        data_dir, sids, s.out, s.build(), resume=s.resume, quiet=s.quiet
+    )
+    print(f"[train-generative] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {s.out}")
 
 
-@command("train-prefix", PrefixConfig)
+@command("train-prefix", PrefixConfig, resumes="prefix-run")
 def train_prefix(
     generative: Annotated[Path, typer.Argument(help="Generative run (train-generative).")],
     settings: Settings,
     users: Annotated[
         Path, typer.Option(help="User vectors (export-twotower or embed-users).")
     ] = ...,
-    out: Out = ...,
-    resume: Resume = False,
-    quiet: Quiet = False,
 ) -> None:
     """Train a user prefix (one soft token from each user's vector) on a frozen generative
     model: personalised search and recommendation from the user token."""
     from audiograph.semantic_ids import prefix_train
 
-    cfg = settings.build(resume_base(out, "prefix-run") if resume else None)
-    m = prefix_train.train_prefix(generative, users, out, cfg, resume=resume, quiet=quiet)
-    print(f"[train-prefix] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {out}")
+    s = settings
+    m = prefix_train.train_prefix(
+        generative, users, s.out, s.build(), resume=s.resume, quiet=s.quiet
+    )
+    print(f"[train-prefix] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {s.out}")
 
 
 @app.command("generate")

@@ -10,80 +10,60 @@ from typing import Annotated
 import typer
 
 from audiograph.core.errors import ContractError
-from audiograph.pipeline.app import Distributed, Out, Quiet, Resume, app, command
-from audiograph.pipeline.config import resume_base
+from audiograph.pipeline.app import Out, Quiet, app, command
 from audiograph.pipeline.options import Settings
 from audiograph.twotower.config import EvaluationConfig, TwoTowerConfig
 
 Run = Annotated[Path, typer.Argument(help="Two-tower run directory (train-twotower).")]
 
 
-@command("train-twotower", TwoTowerConfig)
+@command("train-twotower", TwoTowerConfig, resumes="twotower-run", distributed=True)
 def train_twotower(
     data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
     settings: Settings,
-    out: Out = ...,
     embeddings: Annotated[
         Path | None, typer.Option(help="HGNN embeddings directory (export).")
     ] = None,
     no_hgnn: Annotated[
         bool, typer.Option("--no-hgnn", help="Plain two-tower: no HGNN inputs.")
     ] = False,
-    resume: Resume = False,
-    distributed: Distributed = False,
-    quiet: Quiet = False,
 ) -> None:
     """Train the user-decoupled two-tower model (2T-HGNN) on DATA_DIR."""
     if no_hgnn and settings.flags.get("use_hgnn"):
         raise ContractError("--no-hgnn and --use-hgnn contradict each other: give one")
-    cfg = settings.build(
-        resume_base(out, "twotower-run") if resume else None, use_hgnn=False if no_hgnn else None
-    )
-    if cfg.use_hgnn and embeddings is None and not resume:
+    cfg = settings.build(use_hgnn=False if no_hgnn else None)
+    if cfg.use_hgnn and embeddings is None and not settings.resume:
         raise ContractError("--embeddings EMB_DIR is required (or --no-hgnn for plain 2T)")
-    _train(data_dir, embeddings, out, cfg, resume, distributed, quiet)
+    _train(data_dir, embeddings, cfg, settings)
 
 
-@command("train-baseline", TwoTowerConfig)
+@command("train-baseline", TwoTowerConfig, resumes="twotower-run", distributed=True)
 def train_baseline(
     data_dir: Annotated[Path, typer.Argument(help="Training dataset (e.g. SPLIT_DIR/train).")],
     settings: Settings,
-    out: Out = ...,
-    resume: Resume = False,
-    distributed: Distributed = False,
-    quiet: Quiet = False,
 ) -> None:
     """Train the plain two-tower on DATA_DIR: the two-tower's settings without HGNN inputs
     (train-twotower --no-hgnn; the runner's [baseline] stage)."""
     if settings.flags.get("use_hgnn"):
         raise ContractError("--use-hgnn: the baseline has no HGNN inputs (use train-twotower)")
-    cfg = settings.build(resume_base(out, "twotower-run") if resume else None, use_hgnn=False)
-    _train(data_dir, None, out, cfg, resume, distributed, quiet)
+    _train(data_dir, None, settings.build(use_hgnn=False), settings)
 
 
-def _train(
-    data_dir: Path,
-    embeddings: Path | None,
-    out: Path,
-    cfg: TwoTowerConfig,
-    resume: bool,
-    distributed: bool,
-    quiet: bool,
-) -> None:
+def _train(data_dir: Path, embeddings: Path | None, cfg: TwoTowerConfig, s: Settings) -> None:
     from audiograph.twotower import train
 
     m = train.train_twotower(
-        data_dir, embeddings, out, cfg, resume=resume, quiet=quiet, distributed=distributed
+        data_dir, embeddings, s.out, cfg, resume=s.resume, quiet=s.quiet, distributed=s.distributed
     )
     if os.environ.get("RANK", "0") != "0":  # one summary line per launch (rank 0)
         return
     print(
         f"[train-twotower] best val recall@10 {m.get('best_val_recall@10', 0):.4f} "
-        f"(epoch {m.get('best_epoch')}) -> {out}"
+        f"(epoch {m.get('best_epoch')}) -> {s.out}"
     )
 
 
-@command("evaluate", EvaluationConfig)
+@command("evaluate", EvaluationConfig, out=False)
 def evaluate(
     run_dir: Run,
     settings: Settings,
@@ -93,14 +73,13 @@ def evaluate(
         typer.Option(help="Plain two-tower run (train-twotower --no-hgnn) scored as 2t."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    quiet: Quiet = False,
 ) -> None:
     """2T-HGNN and the baselines (popularity, llm-knn, hgnn, lightgcn, and 2t with
     --baseline) on the test set; writes nothing."""
     from audiograph.twotower.evaluate import evaluate_run, results_table
 
     report = evaluate_run(
-        run_dir, test, settings.build(), baseline_dir=baseline, quiet=quiet or as_json
+        run_dir, test, settings.build(), baseline_dir=baseline, quiet=settings.quiet or as_json
     )
     print(json.dumps(report, indent=2) if as_json else results_table(report))
 

@@ -2,9 +2,11 @@
 
 :func:`config_options` gives a Typer command one ``--option`` per field of the config
 (name, type and default from the field, help from the class's ``Attributes:`` docs), plus
-``--config FILE.toml`` (its ``[section]`` table) and a repeatable ``--set key=value``. The
-command receives a :class:`Settings` and builds the config with :meth:`Settings.build`:
-defaults < a resumed run's saved settings < the file < ``--set`` < the flags.
+``--config FILE.toml`` (its ``[section]`` table) and a repeatable ``--set key=value``, and
+the options of how the stage runs, the same for every stage: ``--out``, ``--quiet`` and,
+where the stage has them, ``--resume`` and ``--distributed``. The command receives a
+:class:`Settings` and builds the config with :meth:`Settings.build`: defaults < a resumed
+run's saved settings < the file < ``--set`` < the flags.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from audiograph.core.config import (
     parse_text,
 )
 from audiograph.core.errors import ContractError
+from audiograph.pipeline.app import Distributed, Out, Quiet, Resume
 
 _PLAIN = (int, float, str)
 SECTIONS: set[str] = set()
@@ -37,20 +40,30 @@ SECTIONS: set[str] = set()
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """What the command line said about a config: the file, ``--set`` and the flags."""
+    """What the command line said about a config (the file, ``--set`` and the flags) and
+    how the stage runs (``out``, ``quiet``, ``resume`` of a run of kind ``resumes``,
+    ``distributed``)."""
 
     cls: type
     section: str
     config: Path | None
     flags: dict[str, Any]
     assignments: tuple[str, ...]
+    out: Path | None = None
+    quiet: bool = False
+    resume: bool = False
+    distributed: bool = False
+    resumes: str | None = None
 
     def build(self, base: dict[str, Any] | None = None, **fixed: Any) -> Any:
-        """The validated config. ``base``: a resumed run's saved settings; ``fixed``:
-        values the command derives from its own options (``None``: not given)."""
-        from audiograph.pipeline.config import read_section
+        """The validated config. ``base``: saved settings to start from (default: with
+        ``resume``, those of the run at ``out``); ``fixed``: values the command derives
+        from its own options (``None``: not given)."""
+        from audiograph.pipeline.config import read_section, resume_base
         from audiograph.pipeline.stages import NAMES
 
+        if base is None and self.resume:
+            base = resume_base(self.out, self.resumes)
         hints = typing.get_type_hints(self.cls)
         values = read_section(self.config, self.section, {*SECTIONS, *NAMES, "experiment"})
         for key, text in parse_assignments(list(self.assignments)).items():
@@ -119,9 +132,33 @@ def _parameter(f: dataclasses.Field, hint: Any, doc: str) -> inspect.Parameter:
     )
 
 
-def config_options(cls: type, section: str) -> Callable[[Callable], Callable]:
+def _run_options(out: bool, resumes: str | None, distributed: bool) -> list[inspect.Parameter]:
+    """The options of how a stage runs, as keyword parameters of a command."""
+    kinds = {
+        "out": (Out, ..., out),
+        "resume": (Resume, False, resumes is not None),
+        "distributed": (Distributed, False, distributed),
+        "quiet": (Quiet, False, True),
+    }
+    return [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+        for name, (kind, default, wanted) in kinds.items()
+        if wanted
+    ]
+
+
+def config_options(
+    cls: type,
+    section: str,
+    *,
+    out: bool = True,
+    resumes: str | None = None,
+    distributed: bool = False,
+) -> Callable[[Callable], Callable]:
     """Decorator of a Typer command taking ``settings: Settings``: adds an option per field
-    of ``cls`` that the command does not declare itself, ``--config`` and ``--set``."""
+    of ``cls`` that the command does not declare itself, ``--config``, ``--set`` and the
+    run options: ``--out`` (with ``out``), ``--resume`` (a run of kind ``resumes``),
+    ``--distributed`` (with ``distributed``) and ``--quiet``."""
 
     SECTIONS.add(section)
 
@@ -134,6 +171,7 @@ def config_options(cls: type, section: str) -> Callable[[Callable], Callable]:
             if name != "settings"
         ]
         taken = {p.name for p in own}
+        run = [p for p in _run_options(out, resumes, distributed) if p.name not in taken]
         hints, docs = typing.get_type_hints(cls), field_docs(cls)
         added = [
             _parameter(f, hints[f.name], docs.get(f.name, ""))
@@ -172,12 +210,20 @@ def config_options(cls: type, section: str) -> Callable[[Callable], Callable]:
         @functools.wraps(fn)
         def command(**kwargs: Any) -> Any:
             flags = {name: kwargs.pop(name) for name in names}
+            how = {p.name: kwargs.pop(p.name) for p in run}
             kwargs["settings"] = Settings(
-                cls, section, kwargs.pop("config"), flags, tuple(kwargs.pop("set_") or ())
+                cls,
+                section,
+                kwargs.pop("config"),
+                flags,
+                tuple(kwargs.pop("set_") or ()),
+                resumes=resumes,
+                **how,
             )
             return fn(**kwargs)
 
-        params = [*own, *added, *extra]
+        out_first = [p for p in run if p.name == "out"]
+        params = [*own, *out_first, *added, *[p for p in run if p.name != "out"], *extra]
         command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
         return command

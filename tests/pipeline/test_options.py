@@ -59,6 +59,32 @@ def test_every_config_field_is_an_option_with_its_default_in_the_help(command):
     assert {"--config", "--set"} <= options
 
 
+RUN_OPTIONS = {
+    "split": {"--out", "--quiet"},
+    "featurize": {"--quiet", "--distributed"},
+    "build-graph": {"--out", "--quiet"},
+    "train-hgnn": {"--out", "--quiet", "--resume", "--distributed"},
+    "export": {"--out", "--quiet", "--distributed"},
+    "train-twotower": {"--out", "--quiet", "--resume", "--distributed"},
+    "train-baseline": {"--out", "--quiet", "--resume", "--distributed"},
+    "evaluate": {"--quiet"},
+    "embed-space": {"--out", "--quiet"},
+    "semantic-ids": {"--out", "--quiet"},
+    "train-generative": {"--out", "--quiet", "--resume"},
+    "train-prefix": {"--out", "--quiet", "--resume"},
+}
+
+
+@pytest.mark.parametrize("command", RUN_OPTIONS)
+def test_each_stage_command_has_exactly_its_run_options(command):
+    click_cmd = typer.main.get_command(app).commands[command]
+    options = {o for p in click_cmd.params for o in p.opts}
+    assert options & {"--out", "--quiet", "--resume", "--distributed"} == RUN_OPTIONS[command]
+    assert "--out" not in RUN_OPTIONS[command] or next(
+        p.required for p in click_cmd.params if "--out" in p.opts
+    )
+
+
 def test_text_values_parse_to_the_field_types():
     assert parse_text("15,10", list[int]) == [15, 10]
     assert parse_text("5000", str | int | float) == 5000
