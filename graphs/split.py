@@ -45,7 +45,7 @@ def split_dataset(
     out_dir: str | Path,
     cfg: SplitConfig | None = None,
     *,
-    quiet: bool = True,
+    quiet: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Split the interactions of the dataset ``data_dir`` into train and test, and train

@@ -123,7 +123,7 @@ def export_embeddings(
     cfg: ExportConfig | None = None,
     *,
     graph: str | Path | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     distributed: bool = False,
     **options: Any,
 ) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def export_user_means(
     data_dir: str | Path,
     out_dir: str | Path,
     weighted: bool = True,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Write the user vectors of :func:`user_means` of ``data_dir``'s interactions and the
     item vectors of ``emb_dir`` to ``out_dir`` (atomically); returns the manifest."""

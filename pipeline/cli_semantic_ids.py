@@ -196,13 +196,11 @@ def evaluate_generative(
 ) -> None:
     """Search and recommendation Recall@10/@30 of a generative run on a test split; of a
     prefix run: personalised search and recommendation with and without the user token."""
-    from audiograph.core.formats import peek_kind
-    from audiograph.semantic_ids.generate import evaluate_generative
-    from audiograph.semantic_ids.prefix import evaluate_prefix
+    from audiograph.semantic_ids.evaluate import evaluate_generative
 
-    prefix = (peek_kind(run_dir) or {}).get("kind") == "prefix-run"
-    evaluate = evaluate_prefix if prefix else evaluate_generative
-    report = evaluate(run_dir, test, device=device, max_inputs=max_inputs, quiet=quiet or as_json)
+    report = evaluate_generative(
+        run_dir, test, device=device, max_inputs=max_inputs, quiet=quiet or as_json
+    )
     if as_json:
         print(json.dumps(report, indent=2))
         return

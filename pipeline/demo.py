@@ -107,8 +107,9 @@ def _generative(done: dict[str, Path], seed: int) -> dict:
     relevant item ids (the query's items; the user's test items), "topic"/"on_topic": the
     query's topic and its items (synthetic catalog)}``."""
     from audiograph.graphs.contract import read_dataset, read_items
+    from audiograph.semantic_ids.evaluate import evaluate_generative
     from audiograph.semantic_ids.examples import user_sequences
-    from audiograph.semantic_ids.generate import evaluate_generative, load_run, recommend, search
+    from audiograph.semantic_ids.generate import load_run, recommend, search
 
     train_dir, test_dir = done["split"] / "train", done["split"] / "test"
     m = json.loads((done["semantic_ids"] / "manifest.json").read_text())

@@ -113,7 +113,7 @@ def _prepare(settings: dict[str, Any], inputs: Inputs, out: Path) -> None:
 def _split(cfg: Any, inputs: Inputs, out: Path) -> None:
     from audiograph.graphs.split import split_dataset
 
-    split_dataset(inputs["data"], out, cfg)
+    split_dataset(inputs["data"], out, cfg, quiet=True)
 
 
 def _graph(cfg: Any, inputs: Inputs, out: Path) -> None:
@@ -131,7 +131,7 @@ def _hgnn(cfg: Any, inputs: Inputs, out: Path) -> None:
 def _export(cfg: Any, inputs: Inputs, out: Path) -> None:
     from audiograph.hgnn.export import export_embeddings
 
-    export_embeddings(inputs["run"], out, inputs["catalog"], cfg)
+    export_embeddings(inputs["run"], out, inputs["catalog"], cfg, quiet=True)
 
 
 def _twotower(cfg: Any, inputs: Inputs, out: Path) -> None:
@@ -151,7 +151,8 @@ def evaluation(cfg: Any, inputs: Inputs) -> dict[str, Any]:
     and the baselines (``2t`` from ``inputs["baseline"]`` when the experiment has one)."""
     from audiograph.twotower.evaluate import evaluate_run
 
-    return evaluate_run(inputs["run"], inputs["test"], cfg, baseline_dir=inputs.get("baseline"))
+    baseline = inputs.get("baseline")
+    return evaluate_run(inputs["run"], inputs["test"], cfg, baseline_dir=baseline, quiet=True)
 
 
 def _evaluate(cfg: Any, inputs: Inputs, out: Path) -> None:
@@ -170,7 +171,7 @@ def _evaluate(cfg: Any, inputs: Inputs, out: Path) -> None:
 def _semantic_ids(cfg: Any, inputs: Inputs, out: Path) -> None:
     from audiograph.semantic_ids.assign import semantic_ids
 
-    semantic_ids(inputs["emb"], out, cfg)
+    semantic_ids(inputs["emb"], out, cfg, quiet=True)
 
 
 def _generative(cfg: Any, inputs: Inputs, out: Path) -> None:
@@ -191,7 +192,7 @@ def _users(cfg: Any, inputs: Inputs, out: Path) -> None:
     else:
         from audiograph.hgnn.user_means import export_user_means
 
-        export_user_means(inputs["emb"], inputs["data"], out, cfg.weighted)
+        export_user_means(inputs["emb"], inputs["data"], out, cfg.weighted, quiet=True)
 
 
 def _prefix(cfg: Any, inputs: Inputs, out: Path) -> None:

@@ -6,7 +6,8 @@
   (:mod:`audiograph.semantic_ids.rqkmeans` holds the torch k-means / residual quantizer);
 * :mod:`audiograph.semantic_ids.generative_train` (training),
   :mod:`audiograph.semantic_ids.decoding` (token layout, SID trie, constrained beam search),
-  :mod:`audiograph.semantic_ids.generate` (answers, Recall@k);
+  :mod:`audiograph.semantic_ids.generate` (answers),
+  :mod:`audiograph.semantic_ids.evaluate` (Recall@k of a generative or prefix run);
 * :mod:`audiograph.semantic_ids.prefix` (a user's vector as a soft token before the frozen
   model: personalised search, rec from the user token) and
   :mod:`audiograph.semantic_ids.prefix_train` (its training).
@@ -34,7 +35,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "load_prefix": "audiograph.semantic_ids.prefix",
         "personal_search": "audiograph.semantic_ids.prefix",
         "recommend_for_users": "audiograph.semantic_ids.prefix",
-        "evaluate_prefix": "audiograph.semantic_ids.prefix",
+        "evaluate_generative": "audiograph.semantic_ids.evaluate",
         "train_prefix": "audiograph.semantic_ids.prefix_train",
         "train_generative": "audiograph.semantic_ids.generative_train",
     },

@@ -49,7 +49,7 @@ def semantic_ids(
     out_dir: str | Path,
     cfg: SemanticIDConfig | None = None,
     *,
-    quiet: bool = True,
+    quiet: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Tokenize every item of ``emb_dir`` (an ``audiograph export`` directory) into a

@@ -77,7 +77,7 @@ def finetune_bi_encoder(
     out_dir: str | Path = "encoder",
     base: str | Path | None = None,
     config: FinetuneConfig | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune ``base`` on ``(query, item text)`` pairs (+ ``(item text, item text)``
     pairs: multi-task, the two losses summed) and write the model folder ``out_dir``.

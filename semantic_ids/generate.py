@@ -1,5 +1,5 @@
-"""Answers of a trained generative run: search (query → items), recommendation (history →
-next items) and their Recall@k on a test split. Every answer is a catalog item: beam
+"""Answers of a trained generative run: search (query → items) and recommendation (history
+→ next items); their Recall@k is :mod:`audiograph.semantic_ids.evaluate`'s. Every answer is a catalog item: beam
 search runs over the trie of the run's Semantic IDs (:mod:`audiograph.semantic_ids.decoding`)."""
 
 from __future__ import annotations
@@ -18,10 +18,6 @@ from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.assign import CODES
 from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
 from audiograph.semantic_ids.examples import (
-    rec_eval_targets,
-    recall_at,
-    sample_inputs,
-    search_eval_targets,
     user_sequences,
 )
 from audiograph.semantic_ids.model_inputs import (
@@ -162,38 +158,3 @@ def user_history(run: GenerativeRun, user_id: str) -> np.ndarray:
         raise ContractError(f"user {user_id!r} has no interactions in {run.config['data_dir']}")
     seq = user_sequences(inter, run.codes["item_id"]).seqs
     return seq[0] if seq else np.zeros(0, np.int64)
-
-
-def evaluate_generative(
-    run_dir: str | Path,
-    test_dir: str | Path,
-    ks: tuple[int, ...] = (10, 30),
-    device: str = "cpu",
-    max_inputs: int | None = None,
-    quiet: bool = True,
-) -> dict[str, Any]:
-    """Recall@k of search (test queries grouped by query string) and of rec (each test
-    user's last training items → their new test items) on the test side of a split.
-    ``max_inputs`` evaluates a seeded sample of that many inputs per task."""
-    run = load_run(run_dir, device)
-    tasks = run.config["train"]["tasks"]
-    test = read_dataset(test_dir)
-    rng = np.random.default_rng(0)
-    out: dict[str, Any] = {}
-    k = max(ks)
-
-    if "search" in tasks and test.queries is not None and test.queries.height:
-        queries, rel = search_eval_targets(test.queries, run.codes["item_id"])
-        pick = sample_inputs(rng, len(queries), max_inputs)
-        ranked = search(run, [queries[i] for i in pick], k, desc=None if quiet else "search eval")
-        out["search"] = {f"recall@{x}": recall_at(ranked, [rel[i] for i in pick], x) for x in ks}
-        out["search"]["queries"] = len(pick)
-    if "rec" in tasks and test.interactions is not None:
-        train = read_dataset(run.config["data_dir"])
-        seqs = user_sequences(train.interactions, run.codes["item_id"])
-        users, hists, rel = rec_eval_targets(seqs, test.interactions, run.codes["item_id"])
-        pick = sample_inputs(rng, len(users), max_inputs)
-        ranked = recommend(run, [hists[i] for i in pick], k, desc=None if quiet else "rec eval")
-        out["rec"] = {f"recall@{x}": recall_at(ranked, [rel[i] for i in pick], x) for x in ks}
-        out["rec"]["users"] = len(pick)
-    return out

@@ -28,20 +28,11 @@ from torch import nn
 from audiograph.core.embeddings import read_user_vectors
 from audiograph.core.errors import ContractError
 from audiograph.core.runs import load_state, load_weights, read_run_config
-from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.config import PrefixConfig
-from audiograph.semantic_ids.examples import (
-    rec_eval_targets,
-    recall_at,
-    sample_inputs,
-    split_personal_targets,
-    user_sequences,
-)
 from audiograph.semantic_ids.generate import (
     GenerativeRun,
     decode,
     load_run,
-    recommend,
     top_k_excluding,
     widened,
 )
@@ -180,57 +171,3 @@ def request_tokens(run: PrefixRun, histories: list[np.ndarray]) -> dict[str, flo
         "user_token": int(run.config["train"]["tokens"]) + 1,
         "history": float(np.mean(per)) if per else 0.0,
     }
-
-
-def evaluate_prefix(
-    run_dir: str | Path,
-    test_dir: str | Path,
-    ks: tuple[int, ...] = (10, 30),
-    device: str = "cpu",
-    max_inputs: int | None = None,
-    quiet: bool = True,
-) -> dict[str, Any]:
-    """Recall@k of the prefix run on the test side of a split, with and without the user:
-
-    * ``personal_search``: per test ``(user, query)`` (:func:`~.examples.personal_eval_targets`)
-      ``with_user`` (soft tokens + query) and ``without_user`` (the frozen model, query only);
-    * ``rec``: per test user with training items, ``user_token`` (soft tokens + ``[REC]``)
-      and ``history`` (the frozen model given the last ``history`` items), training items
-      excluded from both; ``tokens`` per request of each.
-
-    ``max_inputs`` evaluates a seeded sample of that many inputs per task."""
-    run = load_prefix(run_dir, device)
-    gen, test = run.gen, read_dataset(test_dir)
-    train = read_dataset(gen.config["data_dir"])
-    rng, k, out = np.random.default_rng(0), max(ks), {}
-
-    def recall(ranked: list[list[int]], rel: list[set[int]]) -> dict[str, float]:
-        return {f"recall@{x}": recall_at(ranked, rel, x) for x in ks}
-
-    queries = train.queries
-    if test.interactions is not None and queries is not None and queries.height:
-        sid_items = gen.codes["item_id"]
-        users, qs, rel, excl = split_personal_targets(train, test, sid_items)
-        keep = [i for i, u in enumerate(users) if u in run.users]
-        pick = [keep[i] for i in sample_inputs(rng, len(keep), max_inputs)]
-        u, q = [users[i] for i in pick], [qs[i] for i in pick]
-        r, x = [rel[i] for i in pick], [excl[i] for i in pick]
-        out["personal_search"] = {
-            f"{name}_user": recall(personal_search(run, u, q, k, x, with_user=flag), r)
-            for name, flag in (("with", True), ("without", False))
-        } | {"inputs": len(pick), "skipped_no_vector": len(users) - len(keep)}
-    if test.interactions is not None and train.interactions is not None:
-        seqs = user_sequences(train.interactions, gen.codes["item_id"])
-        users, hists, rel = rec_eval_targets(seqs, test.interactions, gen.codes["item_id"])
-        keep = [i for i, u in enumerate(users) if u in run.users]
-        pick = [keep[i] for i in sample_inputs(rng, len(keep), max_inputs)]
-        u, h, r = [users[i] for i in pick], [hists[i] for i in pick], [rel[i] for i in pick]
-        seen = [set(x.tolist()) for x in h]
-        out["rec"] = {
-            "user_token": recall(recommend_for_users(run, u, k, seen), r),
-            "history": recall(recommend(gen, h, k), r),
-            "tokens": request_tokens(run, h),
-            "users": len(pick),
-            "skipped_no_vector": len(users) - len(keep),
-        }
-    return out

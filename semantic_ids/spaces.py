@@ -64,7 +64,7 @@ def build_space(
     *,
     encoder: str | Path | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE,
-    quiet: bool = True,
+    quiet: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Embed every item with text of the dataset ``data_dir`` in ``space`` → ``out_dir``.

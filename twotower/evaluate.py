@@ -101,7 +101,7 @@ def evaluate_run(
     *,
     emb_dir: str | Path | None = None,
     baseline_dir: str | Path | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     per_user: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
@@ -163,7 +163,8 @@ def evaluate_run(
             u, i = popularity(train, users, items)
             u_ids = users
         elif name == "llm-knn":
-            text = catalog_vectors(items, None, dataclasses.replace(cfg, use_hgnn=False))[0]
+            text_only = dataclasses.replace(cfg, use_hgnn=False)
+            text = catalog_vectors(items, None, text_only, quiet=quiet)[0]
             (u, i), u_ids = llm_knn(train, users, items, text, cfg.weighted), users
         elif name == "hgnn":
             if config.get("emb_dir") is None:

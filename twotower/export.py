@@ -95,7 +95,7 @@ def load_run(
     ds = read_dataset(data_dir or config["data_dir"])  # user histories
     # item inputs as in training: the fit window's text and popularity under split windows
     fit = read_dataset(config["windows"]["fit"]) if config.get("windows") else ds
-    text, hgnn = catalog_vectors(fit.items, emb_dir or config["emb_dir"], cfg)
+    text, hgnn = catalog_vectors(fit.items, emb_dir or config["emb_dir"], cfg, quiet=True)
     got = (text.shape[1], 0 if hgnn is None else hgnn.shape[1])
     if got != (spec.text_dim, spec.hgnn_dim):
         want = (spec.text_dim, spec.hgnn_dim)
@@ -162,7 +162,7 @@ def export_vectors(
     out_dir: str | Path,
     data_dir: str | Path | None = None,
     device: str = "cpu",
-    quiet: bool = True,
+    quiet: bool = False,
     index: str = "auto",
 ) -> dict[str, Any]:
     """Write every user's and item's vector into ``out_dir`` (layout in the module
@@ -268,7 +268,7 @@ def score_all_users(
     data_dir: str | Path | None = None,
     device: str = "cpu",
     batch_size: int = 4096,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Top-``k`` per user (seen items excluded) into the parquet ``out_path``: ``user_id,
     rank (1 = best), item_id, score``, scored and written ``batch_size`` users at a time

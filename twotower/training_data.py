@@ -28,7 +28,7 @@ def catalog_vectors(
     items: pl.DataFrame,
     emb_dir: str | Path | None,
     cfg: TwoTowerConfig,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(text [I, 384], hgnn [I, dim] | None)`` row-aligned with ``items``; catalog items
     missing from the embeddings get zero HGNN vectors."""
@@ -186,7 +186,7 @@ def prepare_windows(
     emb_dir: str | Path | None,
     cfg: TwoTowerConfig,
     spec: InputSpec | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> Prepared:
     """Leak-free inputs: item text, popularity and user histories from the *fit* window
     (the window the graph and the HGNN saw), positives from the *label* window
@@ -276,7 +276,7 @@ def prepare(
     emb_dir: str | Path | None,
     cfg: TwoTowerConfig,
     spec: InputSpec | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> Prepared:
     """Hold out ``val_fraction`` of the users with labels (seeded), split their history
     and labels, and build the item and validation inputs (``spec`` from the data unless
