@@ -1,6 +1,6 @@
-"""Settings of stage 1: building the graph (``GraphConfig``) and splitting a dataset
-(``SplitConfig``). Frozen dataclasses that validate themselves; light to import (the
-command line builds its options from them)."""
+"""Settings of stage 1: building the graph (``GraphConfig``), splitting a dataset
+(``SplitConfig``) and the synthetic catalog (``SyntheticConfig``). Frozen dataclasses that
+validate themselves; light to import (the command line builds its options from them)."""
 
 from __future__ import annotations
 
@@ -166,3 +166,37 @@ class SplitConfig(Validated):
                         "name and at least one tag (TYPE=TAG)"
                     )
             object.__setattr__(self, "retype", rules)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig(Validated):
+    """Parameters of the synthetic catalog (``prepare synthetic``, see
+    :mod:`audiograph.graphs.adapters.synthetic`).
+
+    Attributes:
+        users: number of users (each has at least one interaction).
+        items: items per type, default ``{"music": 2000, "podcast": 1000, "audiobook": 300}``;
+            ids are ``"<type>:<n>"``, unique across types.
+        seed: seed of ``np.random.default_rng``; the same seed gives identical frames.
+        topics: number of latent topics.
+        interactions_per_user: mean number of listening events per user (an event is one
+            item choice; repeats of a choice are merged into one row's play count).
+        tastes: latent tastes per topic (1: none), shared by every item type; see the
+            adapter's docstring for the rule.
+    """
+
+    users: int = 3000
+    items: dict[str, int] | None = None
+    seed: int = 0
+    topics: int = 16
+    interactions_per_user: float = 12.0
+    tastes: int = 1
+
+    def validate(self) -> None:
+        """Raise ContractError on a count below 1."""
+        if min(self.users, self.topics, self.interactions_per_user, self.tastes) < 1:
+            raise ContractError(
+                "synthetic: users, topics, tastes and interactions_per_user must be >= 1"
+            )
+        if self.items is not None and (not self.items or min(self.items.values()) < 1):
+            raise ContractError(f"synthetic: every item type needs >= 1 item (got {self.items})")

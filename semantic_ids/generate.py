@@ -1,6 +1,7 @@
 """Answers of a trained generative run: search (query → items) and recommendation (history
-→ next items); their Recall@k is :mod:`audiograph.semantic_ids.evaluate`'s. Every answer is a catalog item: beam
-search runs over the trie of the run's Semantic IDs (:mod:`audiograph.semantic_ids.decoding`)."""
+→ next items); their Recall@k is :mod:`audiograph.semantic_ids.evaluate`'s. Every answer
+is a catalog item: beam search runs over the trie of the run's Semantic IDs
+(:mod:`audiograph.semantic_ids.decoding`)."""
 
 from __future__ import annotations
 

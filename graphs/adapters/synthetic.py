@@ -41,10 +41,12 @@ import numpy as np
 import polars as pl
 
 from audiograph.core.atomic import atomic_dir
+from audiograph.core.config import configure
 from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.common import DATASET, claim_dataset, save_dataset
 from audiograph.graphs.adapters.synthetic_truth import oracle_vectors  # noqa: F401 (public here)
 from audiograph.graphs.adapters.synthetic_vocab import COUNTRIES, FILLER, STYLES, TEMPLATES, TOPICS
+from audiograph.graphs.config import SyntheticConfig
 
 DEFAULT_ITEMS: dict[str, int] = {"music": 2000, "podcast": 1000, "audiobook": 300}
 T0 = 1_700_000_000  # start of the interaction window (unix seconds)
@@ -83,38 +85,19 @@ def style_words(tastes: int) -> list[str]:
 
 
 def generate_synthetic(
-    users: int = 3000,
-    items: dict[str, int] | None = None,
-    seed: int = 0,
-    topics: int = 16,
-    interactions_per_user: float = 12.0,
-    tastes: int = 1,
+    cfg: SyntheticConfig | None = None, **options: Any
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Generate ``(items, interactions, users, queries)`` frames following the contract.
-
-    Args:
-        users: number of users (each has at least one interaction).
-        items: items per type, default ``{"music": 2000, "podcast": 1000, "audiobook": 300}``;
-            ids are ``"<type>:<n>"``, unique across types.
-        seed: seed of ``np.random.default_rng``; the same seed gives identical frames.
-        topics: number of latent topics.
-        interactions_per_user: mean number of listening events per user (an event is one
-            item choice; repeats of a choice are merged into one row's play count).
-        tastes: latent tastes per topic (1: none), shared by every item type; see the
-            module docstring for the rule.
-    """
-    return _generate(users, items, seed, topics, interactions_per_user, tastes)[:4]
+    """Generate ``(items, interactions, users, queries)`` frames following the contract;
+    ``cfg`` (:class:`~audiograph.graphs.config.SyntheticConfig`, or its fields as
+    ``options``) sets the catalog's size, topics, tastes and seed."""
+    return _generate(configure(SyntheticConfig, cfg, options, "generate_synthetic"))[:4]
 
 
-def _generate(users, items, seed, topics, interactions_per_user, tastes):
+def _generate(cfg: SyntheticConfig):
     """The four frames of :func:`generate_synthetic` and the truth ``(users, items)``."""
-    counts = dict(DEFAULT_ITEMS if items is None else items)
-    if users < 1 or topics < 1 or interactions_per_user < 1 or tastes < 1:
-        raise ContractError(
-            "synthetic: users, topics, tastes and interactions_per_user must be >= 1"
-        )
-    if not counts or min(counts.values()) < 1:
-        raise ContractError(f"synthetic: every item type needs >= 1 item (got {counts})")
+    counts = dict(DEFAULT_ITEMS if cfg.items is None else cfg.items)
+    users, seed, topics, tastes = cfg.users, cfg.seed, cfg.topics, cfg.tastes
+    interactions_per_user = cfg.interactions_per_user
     rng = np.random.default_rng(seed)
     vocab = topic_table(topics)[1]
     topic_p = rng.permutation(1.0 / np.arange(1, topics + 1) ** 0.9)
@@ -340,35 +323,28 @@ def _queries(rng, items: pl.DataFrame, vocab, pop: np.ndarray) -> pl.DataFrame:
 
 
 def prepare_synthetic(
-    out: str | Path,
-    users: int = 3000,
-    items: dict[str, int] | None = None,
-    seed: int = 0,
-    topics: int = 16,
-    interactions_per_user: float = 12.0,
-    tastes: int = 1,
+    out: str | Path, cfg: SyntheticConfig | None = None, **options: Any
 ) -> dict[str, Any]:
     """Generate the synthetic dataset (see :func:`generate_synthetic`), write it into
     ``out`` with :func:`~audiograph.graphs.adapters.common.save_dataset`, the hidden truth
     into ``out/truth/`` (for :func:`oracle_vectors` only), and return the manifest."""
     claim_dataset(out)
-    items_df, inter, users_df, queries, truth = _generate(
-        users, items, seed, topics, interactions_per_user, tastes
-    )
+    cfg = configure(SyntheticConfig, cfg, options, "prepare_synthetic")
+    items_df, inter, users_df, queries, truth = _generate(cfg)
     summary = {
-        "users": users,
-        "items": dict(DEFAULT_ITEMS if items is None else items),
-        "seed": seed,
-        "topics": topic_table(topics)[0],
-        "interactions_per_user": interactions_per_user,
-        "tastes": tastes,
+        "users": cfg.users,
+        "items": dict(DEFAULT_ITEMS if cfg.items is None else cfg.items),
+        "seed": cfg.seed,
+        "topics": topic_table(cfg.topics)[0],
+        "interactions_per_user": cfg.interactions_per_user,
+        "tastes": cfg.tastes,
         "rows_per_signal": dict(inter.group_by("signal").len().sort("signal").iter_rows()),
         "truth": {
             "users": f"{TRUTH}/users.parquet",
             "items": f"{TRUTH}/items.parquet",
             "topic_noise": TOPIC_NOISE,
             "taste_noise": TASTE_NOISE,
-            "taste_hint": TASTE_HINT if tastes > 1 else 0.0,
+            "taste_hint": TASTE_HINT if cfg.tastes > 1 else 0.0,
             "word_noise": WORD_NOISE,
         },
     }

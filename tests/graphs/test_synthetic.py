@@ -239,8 +239,8 @@ def test_parse_item_counts_rejects_bad_specs(spec):
 
 def test_hidden_tastes_drive_choices_and_show_in_text_only_as_a_weak_hint():
     counts = {"music": 200, "podcast": 100, "audiobook": 40}
-    plain = generate_synthetic(400, counts, seed=5)
-    items, inter, _, _ = generate_synthetic(400, counts, seed=5, tastes=4)
+    plain = generate_synthetic(users=400, items=counts, seed=5)
+    items, inter, _, _ = generate_synthetic(users=400, items=counts, seed=5, tastes=4)
     same = ["item_id", "item_type", "title", "tags", "topic"]
     assert items.select(same).equals(plain[0].select(same))  # titles and tags show no taste
     trng = np.random.default_rng([5, 7])  # the taste stream of the generator
