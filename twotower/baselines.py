@@ -5,9 +5,9 @@ Each returns ``(user_vecs [U, d], item_vecs [I, d])`` float32, row-aligned with 
 harness scores them all by dot product:
 
 * :func:`popularity` — ``d = 1``: every user is ``1``, every item its training popularity.
-* :func:`llm_knn` — cosine between an item's text vector and the weight-aware mean of the
-  text vectors of everything the user interacted with in train (all types and signals).
-* :func:`hgnn_knn` — the same with the HGNN item embeddings of ``audiograph export``.
+* :func:`history_knn` — cosine between an item's vector and the weight-aware mean of the
+  vectors of everything the user interacted with in train (all types and signals): with
+  text vectors ``llm-knn``, with the HGNN item embeddings of ``audiograph export`` ``hgnn``.
 * :func:`lightgcn` — PyG's LightGCN trained with BPR on the training user–item graph.
 """
 
@@ -22,7 +22,6 @@ import polars as pl
 import torch
 from torch_geometric.nn import LightGCN
 
-from audiograph.core.embeddings import align_embeddings
 from audiograph.samplers.threads import FREE_CORES, torch_threads
 from audiograph.twotower.config import LightGCNConfig
 from audiograph.twotower.vectors import history_means
@@ -40,60 +39,37 @@ def popularity(
     return np.ones((len(users), 1), np.float32), score[:, None].astype(np.float32)
 
 
-def llm_knn(
+def history_knn(
     train: pl.DataFrame,
     users: pl.Series,
     items: pl.DataFrame,
-    text_vecs: np.ndarray,
+    item_vecs: np.ndarray,
     weighted: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Text-vector KNN.
+    """KNN over a user's history: ``llm-knn`` with text vectors, ``hgnn`` with HGNN item
+    embeddings (aligned to ``items`` by :func:`audiograph.core.embeddings.align_embeddings`).
 
     Args:
         train: training interactions (``user_id, item_id, weight, signal``).
         users: ``[U]`` user ids.
-        items: ``[I]`` items; row ``i`` of ``text_vecs`` belongs to ``items[i]``.
-        text_vecs: float ``[I, d]`` (e.g. :func:`audiograph.twotower.vectors.text_vectors`).
+        items: ``[I]`` items; row ``i`` of ``item_vecs`` belongs to ``items[i]``.
+        item_vecs: float ``[I, d]`` (e.g. :func:`audiograph.twotower.vectors.text_vectors`).
         weighted: weight each interaction by ``weight`` in the user mean.
 
     Returns:
         ``(user_vecs [U, d], item_vecs [I, d])``, both L2-normalized (zero rows stay
-        zero: users without training interactions, items without text).
+        zero: users without training interactions, items without a vector); a user's vector
+        is the mean of the vectors of everything the user interacted with in train (all
+        types and signals).
     """
-    return _history_knn(train, users, items, np.asarray(text_vecs, np.float32), weighted)
-
-
-def hgnn_knn(
-    train: pl.DataFrame,
-    users: pl.Series,
-    items: pl.DataFrame,
-    emb_ids: pl.DataFrame,
-    emb_mat: np.ndarray,
-    weighted: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`llm_knn` with HGNN embeddings (``emb_ids``: ``item_id, row`` into ``emb_mat
-    [N, d]``, as from :func:`audiograph.core.embeddings.read_embeddings`). Items without an
-    embedding get zero vectors; a warning says how many."""
-    vecs, missing = align_embeddings(items, emb_ids, emb_mat)
-    if missing:
-        warnings.warn(
-            f"{missing} of {items.height} items have no HGNN embedding (zero vectors)",
-            stacklevel=2,
-        )
-    return _history_knn(train, users, items, vecs, weighted)
-
-
-def _history_knn(
-    train: pl.DataFrame, users: pl.Series, items: pl.DataFrame, vecs: np.ndarray, weighted: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    item_vecs = _l2(vecs)
+    item_vecs = _l2(np.asarray(item_vecs, np.float32))
     # one block over every type and signal: history_means keys blocks by item_type/signal
     rows = items.select("item_id").with_columns(
         item_type=pl.lit("all"), row=pl.int_range(items.height, dtype=pl.Int64)
     )
     inter = train.select("user_id", "item_id", "weight").with_columns(signal=pl.lit("all"))
     means, _ = history_means(inter, rows, item_vecs, users, weighted)
-    user_vecs = means.get("all/all", np.zeros((len(users), vecs.shape[1]), np.float32))
+    user_vecs = means.get("all/all", np.zeros((len(users), item_vecs.shape[1]), np.float32))
     return _l2(user_vecs), item_vecs
 
 

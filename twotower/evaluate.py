@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,11 @@ import numpy as np
 import polars as pl
 
 from audiograph.core.config import configure
-from audiograph.core.embeddings import read_embeddings
+from audiograph.core.embeddings import align_embeddings, read_embeddings
 from audiograph.core.errors import ContractError
 from audiograph.core.runs import read_run_config
 from audiograph.graphs.contract import read_dataset
-from audiograph.twotower.baselines import hgnn_knn, lightgcn, llm_knn, popularity
+from audiograph.twotower.baselines import history_knn, lightgcn, popularity
 from audiograph.twotower.config import EvaluationConfig, LightGCNConfig, TwoTowerConfig
 from audiograph.twotower.export import user_item_vectors
 from audiograph.twotower.lightgcn_tune import tune_lightgcn
@@ -165,12 +166,18 @@ def evaluate_run(
         elif name == "llm-knn":
             text_only = dataclasses.replace(cfg, use_hgnn=False)
             text = catalog_vectors(items, None, text_only, quiet=quiet)[0]
-            (u, i), u_ids = llm_knn(train, users, items, text, cfg.weighted), users
+            (u, i), u_ids = history_knn(train, users, items, text, cfg.weighted), users
         elif name == "hgnn":
             if config.get("emb_dir") is None:
                 continue
             ids, mat, _ = read_embeddings(emb_dir or config["emb_dir"])
-            (u, i), u_ids = hgnn_knn(train, users, items, ids, mat, cfg.weighted), users
+            vecs, missing = align_embeddings(items, ids, mat)
+            if missing:
+                warnings.warn(
+                    f"{missing} of {items.height} items have no HGNN embedding (zero vectors)",
+                    stacklevel=2,
+                )
+            (u, i), u_ids = history_knn(train, users, items, vecs, cfg.weighted), users
         elif name == "lightgcn":
             lg_cfg, extra["lightgcn"] = _lightgcn_settings(
                 cfg_eval, config["data_dir"], target, cfg.seed

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch_geometric.nn import LightGCN
 
+from audiograph.core.embeddings import align_embeddings
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.contract import read_dataset
 from audiograph.graphs.split import split_dataset
@@ -18,9 +19,8 @@ from audiograph.twotower.baselines import (
     _embedding,
     _normalized_adjacency,
     fit_lightgcn,
-    hgnn_knn,
+    history_knn,
     lightgcn,
-    llm_knn,
     popularity,
 )
 from audiograph.twotower.metrics import evaluate_vectors
@@ -45,27 +45,27 @@ def test_popularity_counts_distinct_users():
     assert np.allclose(popularity(TRAIN, USERS, ITEMS)[1][:, 0], np.log1p([2, 1, 1, 0]))
 
 
-def test_llm_knn_is_a_weighted_mean_of_normalized_vectors():
-    u, i = llm_knn(TRAIN, USERS, ITEMS, VECS)
+def test_history_knn_is_a_weighted_mean_of_normalized_vectors():
+    u, i = history_knn(TRAIN, USERS, ITEMS, VECS)
     unit = np.array([[1, 0], [0, 1], [2**-0.5, 2**-0.5], [0, 0]])
     assert np.allclose(i, unit, atol=1e-6)
     v = 3 * unit[0] + 1 * unit[2]  # weights 3 (a) and 1 (c), all signals together
     assert np.allclose(u[1], v / np.linalg.norm(v), atol=1e-6)
     assert np.allclose(u[0], unit[0]) and np.allclose(u[2], unit[1])
     assert (u[3] == 0).all()  # no training interactions
-    unweighted = llm_knn(TRAIN, USERS, ITEMS, VECS, weighted=False)[0]
+    unweighted = history_knn(TRAIN, USERS, ITEMS, VECS, weighted=False)[0]
     v = unit[0] + unit[2]
     assert np.allclose(unweighted[1], v / np.linalg.norm(v), atol=1e-6)
 
 
-def test_hgnn_knn_aligns_embeddings_and_zero_fills_missing_items():
+def test_hgnn_embeddings_align_to_the_items_with_zero_rows_for_missing_ones():
     emb_ids = pl.DataFrame(
         {"item_id": ["c", "a", "b"], "item_type": ["y", "x", "x"], "row": [0, 1, 2]}
     )
-    emb = VECS[[2, 0, 1]]
-    with pytest.warns(UserWarning, match="1 of 4 items have no HGNN embedding"):
-        u, i = hgnn_knn(TRAIN, USERS, ITEMS, emb_ids, emb)
-    ref_u, ref_i = llm_knn(TRAIN, USERS, ITEMS, VECS)
+    vecs, missing = align_embeddings(ITEMS, emb_ids, VECS[[2, 0, 1]])
+    assert missing == 1 and (vecs[3] == 0).all() and np.allclose(vecs[:3], VECS[:3])
+    u, i = history_knn(TRAIN, USERS, ITEMS, vecs)
+    ref_u, ref_i = history_knn(TRAIN, USERS, ITEMS, VECS)
     assert np.allclose(i, ref_i) and np.allclose(u, ref_u)
 
 
