@@ -214,23 +214,6 @@ def test_trainer_out_that_is_not_a_run_of_its_kind(chain, tmp_path, capsys):
     assert tree(tmp_path) == before
 
 
-@pytest.mark.parametrize(
-    "flags, words",
-    [
-        (["--loss", "hinge"], "--loss must be one of"),
-        (["--balance", "lots"], "--balance"),
-        (["--batch-size", "0"], "--batch-size must be >= 1"),
-        (["--conv", "gcn"], "--conv must be one of"),
-        (["--hidden", "x"], "Invalid value for '--hidden'"),
-        (["--device", "tpu"], "--device"),
-    ],
-)
-def test_bad_training_options_write_nothing(chain, tmp_path, capsys, flags, words):
-    out = tmp_path / "run"
-    one_line_error(*cli(capsys, "train-hgnn", chain / "graph", "--out", out, *flags)[::2], words)
-    assert list(tmp_path.iterdir()) == []
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_device_cuda_without_cuda(chain, tmp_path, capsys):
     for cmd in (["train-hgnn", chain / "graph"], ["train-twotower", chain / "data", "--no-hgnn"]):

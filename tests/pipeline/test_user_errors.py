@@ -68,13 +68,19 @@ def test_experiment_stage_settings_of_the_wrong_type(tmp_path, capsys, setting, 
 @pytest.mark.parametrize(
     "flags, words",
     [
+        (["--loss", "hinge"], "--loss must be one of"),
+        (["--balance", "lots"], "--balance"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--conv", "gcn"], "--conv must be one of"),
+        (["--hidden", "x"], "Invalid value for '--hidden'"),
+        (["--device", "tpu"], "--device"),
         (["--balance", "inf"], "--balance must be a finite number, got inf"),
         (["--set", "lr=inf"], "--lr must be a finite number"),
         (["--set", "temperature=nan"], "--temperature must be a finite number"),
         (["--lr", "inf"], "--lr must be a finite number"),
     ],
 )
-def test_non_finite_training_settings_write_nothing(tiny, tmp_path, capsys, flags, words):
+def test_bad_training_options_write_nothing(tiny, tmp_path, capsys, flags, words):
     args = ["train-hgnn", tiny / "graph", "--out", tmp_path / "run", *flags]
     one_line_error(*cli(capsys, *args)[::2], words)
     assert list(tmp_path.iterdir()) == []
