@@ -24,8 +24,7 @@ import torch
 from audiograph.core.errors import ContractError
 from audiograph.twotower.baselines import fit_lightgcn
 from audiograph.twotower.config import LightGCNConfig
-
-PAIR = ["user_id", "item_id"]
+from audiograph.twotower.metrics import RankingPairs, ranking_pairs, user_rows
 
 
 @dataclass
@@ -85,7 +84,10 @@ def tune_lightgcn(
     t0 = time.perf_counter()
     base = base or LightGCNConfig()
     users = pl.concat([fit["user_id"], labels["user_id"]]).unique().sort()
-    recall = ValidationRecall(users, items, fit, labels, target_type, k)
+    pairs = ranking_pairs(items, fit, labels, target_type)
+    if pairs.users.height == 0:
+        raise ContractError(f"the label window has no new {target_type!r} pair to validate on")
+    recall = ValidationRecall(pairs, users, k)
     negs = list(negatives) if items["item_type"].n_unique() > 1 else list(negatives)[:1]
     best: tuple[float, LightGCNConfig] | None = None
     curves: dict[str, list[float]] = {}
@@ -107,54 +109,33 @@ def tune_lightgcn(
 
 class ValidationRecall:
     """``recall(user_vecs, item_vecs)``: the ``recall@k`` that
-    :func:`~audiograph.twotower.metrics.evaluate_vectors` reports for ``test=labels``,
-    ``train=fit`` (each user's ``fit`` items excluded, users with a zero vector ranked by
+    :func:`~audiograph.twotower.metrics.evaluate_vectors` reports for ``train=fit``,
+    ``test=labels`` (each user's ``fit`` items excluded, users with a zero vector ranked by
     ``fit`` popularity, score ties to the lower item row), with the pairs indexed once and
     a top-k threshold instead of a full sort per user.
 
     Args:
-        users: ``[U]`` ids of the user vectors' rows (every ``labels`` user among them).
-        items: ``[I]`` catalog (``item_id``, ``item_type``) of the item vectors' rows.
-        fit, labels: interactions (``user_id``, ``item_id``).
-        target_type: the item type ranked.
+        pairs: :func:`~audiograph.twotower.metrics.ranking_pairs` of ``(items, fit,
+            labels, target_type)``; the item vectors' rows are ``items``'s.
+        users: ``[U]`` ids of the user vectors' rows (every evaluated user among them).
         k: cut-off.
         batch: users scored per matmul.
     """
 
     def __init__(
-        self,
-        users: pl.Series,
-        items: pl.DataFrame,
-        fit: pl.DataFrame,
-        labels: pl.DataFrame,
-        target_type: str,
-        k: int = 10,
-        batch: int = 1024,
+        self, pairs: RankingPairs, users: pl.Series, k: int = 10, batch: int = 1024
     ) -> None:
-        cand_rows = np.flatnonzero((items["item_type"] == target_type).to_numpy())
-        cand = pl.DataFrame(
-            {"item_id": items["item_id"][cand_rows], "c": np.arange(len(cand_rows))}
-        )
-        tr = fit.select(PAIR).unique().join(cand, on="item_id")
-        te = labels.select(PAIR).unique().join(cand, on="item_id").join(tr, on=PAIR, how="anti")
-        ev_users = te["user_id"].unique().sort()
-        if ev_users.len() == 0:
-            raise ContractError(f"the label window has no new {target_type!r} pair to validate on")
-        ev = pl.DataFrame({"user_id": ev_users, "e": np.arange(ev_users.len())})
-        rows = ev.join(
-            pl.DataFrame({"user_id": users, "u": np.arange(len(users))}), on="user_id", how="left"
-        ).sort("e")["u"]
+        rows = user_rows(pairs, users)
         if rows.null_count():
             raise ValueError("every label user needs a row in users")
-        tr_e, te_e = tr.join(ev, on="user_id"), te.join(ev, on="user_id")
+        cand_rows, tr = pairs.cand_rows, pairs.known
         self.rows, self.cand_rows, self.batch = rows.to_numpy(), cand_rows, batch
         self.k = min(k, len(cand_rows))
         self.popularity = torch.from_numpy(
             np.bincount(tr["c"].to_numpy(), minlength=len(cand_rows)).astype(np.float32)
         )
-        self.exclude = (tr_e["e"].to_numpy(), tr_e["c"].to_numpy())
-        self.relevant = (te_e["e"].to_numpy(), te_e["c"].to_numpy())
-        self.n_rel = np.bincount(self.relevant[0], minlength=ev.height)
+        self.exclude, self.relevant = pairs.excluded, pairs.relevant
+        self.n_rel = np.bincount(self.relevant[0], minlength=pairs.users.height)
 
     def __call__(self, user_vecs: np.ndarray, item_vecs: np.ndarray) -> float:
         """Mean over the label users of ``|relevant ∩ top k| / |relevant|``."""

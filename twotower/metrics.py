@@ -10,6 +10,7 @@ per item-popularity tier, and over the test pairs of new and of rare items.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,57 @@ def check_test_items(test: pl.DataFrame, items: pl.DataFrame, where: str) -> Non
             f"{where}: none of the test interactions' items is in the catalog (e.g. item_id "
             f"{test['item_id'][0]!r}); evaluate on the test side of a split of this dataset"
         )
+
+
+@dataclass(frozen=True)
+class RankingPairs:
+    """Who is ranked on what, the protocol's one definition (module docstring): the
+    candidates are the items of the target type; a user is evaluated when it has at least
+    one new pair (a ``new`` pair it does not also have in ``known``).
+
+    Attributes:
+        cand_rows: ``[C]`` item rows of the candidates; candidate ``c`` is ``items[cand_rows[c]]``.
+        users: ``(user_id, e)``, the evaluated users sorted by id, ``e`` their index.
+        known: the distinct ``known`` pairs with a candidate item (``user_id, item_id, c``),
+            of every user (the source of popularity).
+        excluded: ``(e, c)`` arrays, the evaluated users' known pairs (never ranked).
+        relevant: ``(e, c)`` arrays, the evaluated users' new pairs.
+    """
+
+    cand_rows: np.ndarray
+    users: pl.DataFrame
+    known: pl.DataFrame
+    excluded: tuple[np.ndarray, np.ndarray]
+    relevant: tuple[np.ndarray, np.ndarray]
+
+
+def ranking_pairs(
+    items: pl.DataFrame, known: pl.DataFrame, new: pl.DataFrame, target_type: str
+) -> RankingPairs:
+    """The :class:`RankingPairs` of ranking ``target_type`` items of the catalog ``items``,
+    ``known`` (e.g. train) and ``new`` (e.g. test) interactions with ``user_id, item_id``;
+    no evaluated user when no new pair has a candidate item."""
+    pair = ["user_id", "item_id"]
+    cand_rows = np.flatnonzero((items["item_type"] == target_type).to_numpy())
+    cand = pl.DataFrame({"item_id": items["item_id"][cand_rows], "c": np.arange(len(cand_rows))})
+    tr = known.select(pair).unique().join(cand, on="item_id")
+    te = new.select(pair).unique().join(cand, on="item_id").join(tr, on=pair, how="anti")
+    ev_users = te["user_id"].unique().sort()
+    ev = pl.DataFrame({"user_id": ev_users, "e": np.arange(ev_users.len())})
+    tr_e, te_e = tr.join(ev, on="user_id"), te.join(ev, on="user_id")
+    return RankingPairs(
+        cand_rows,
+        ev,
+        tr,
+        (tr_e["e"].to_numpy(), tr_e["c"].to_numpy()),
+        (te_e["e"].to_numpy(), te_e["c"].to_numpy()),
+    )
+
+
+def user_rows(pairs: RankingPairs, users: pl.Series) -> pl.Series:
+    """Per evaluated user (in ``e`` order), its row in ``users`` (null: not there)."""
+    rows = pl.DataFrame({"user_id": users, "u": np.arange(len(users))})
+    return pairs.users.join(rows, on="user_id", how="left").sort("e")["u"]
 
 
 def evaluate_vectors(
@@ -113,22 +165,14 @@ def evaluate_vectors(
     if user_vecs.shape[1] != item_vecs.shape[1]:
         raise ValueError(f"user dim {user_vecs.shape[1]} != item dim {item_vecs.shape[1]}")
     check_item_type(items, target_type, "target type")
-    cand_rows = np.flatnonzero((items["item_type"] == target_type).to_numpy())
-    cand = pl.DataFrame({"item_id": items["item_id"][cand_rows], "c": np.arange(len(cand_rows))})
-    tr = train.select("user_id", "item_id").unique().join(cand, on="item_id")
-    te = test.select("user_id", "item_id").unique().join(cand, on="item_id")
-    te = te.join(tr, on=["user_id", "item_id"], how="anti")
-    ev_users = te["user_id"].unique().sort()
-    if ev_users.len() == 0:
+    pairs = ranking_pairs(items, train, test, target_type)
+    cand_rows, ev, tr = pairs.cand_rows, pairs.users, pairs.known
+    if ev.height == 0:
         check_test_items(test, items, "test")
         raise ContractError(f"test: no user has a new test interaction with a {target_type!r}")
-    ev = pl.DataFrame({"user_id": ev_users, "e": np.arange(ev_users.len())})
-    tr_e, te_e = tr.join(ev, on="user_id"), te.join(ev, on="user_id")
 
     # user vectors of the evaluated users (zero for unknown ids)
-    pos = ev.join(
-        pl.DataFrame({"user_id": users, "u": np.arange(len(users))}), on="user_id", how="left"
-    ).sort("e")["u"]
+    pos = user_rows(pairs, users)
     dim = user_vecs.shape[1]
     uv = np.zeros((ev.height, dim), np.float32)
     known = pos.is_not_null().to_numpy()
@@ -139,7 +183,7 @@ def evaluate_vectors(
     popularity = torch.from_numpy(np.bincount(tr["c"].to_numpy(), minlength=len(cand_rows)))
     tier = _tiers(tr, len(cand_rows))
     kk, nn = min(k, len(cand_rows)), min(n, len(cand_rows))
-    te_u, te_c = te_e["e"].to_numpy(), te_e["c"].to_numpy()
+    te_u, te_c = pairs.relevant
     n_rel = np.bincount(te_u, minlength=ev.height)
     n_rel_tier = np.stack(
         [np.bincount(te_u, tier[te_c] == t, ev.height) for t in range(len(TIERS))]
@@ -148,8 +192,7 @@ def evaluate_vectors(
     hits_tier = np.zeros((len(TIERS), ev.height))
     topk = np.zeros((ev.height, kk), np.int64)
     valid = np.zeros((ev.height, kk), bool)
-    tr_idx = (tr_e["e"].to_numpy(), tr_e["c"].to_numpy())
-    te_idx = (te_u, te_c)
+    tr_idx, te_idx = pairs.excluded, pairs.relevant
     for lo in range(0, ev.height, batch):
         hi = min(lo + batch, ev.height)
         scores = torch.from_numpy(uv[lo:hi]) @ iv.T
@@ -173,7 +216,7 @@ def evaluate_vectors(
             hits_tier[t, lo:hi] = (hk & (top_tier == t)).sum(1)
 
     warm = np.zeros(ev.height, bool)
-    warm[tr_e["e"].to_numpy()] = True
+    warm[pairs.excluded[0]] = True
     active = ev["user_id"].is_in(train["user_id"].unique().implode()).to_numpy()
     out: dict[str, Any] = {
         "target_type": target_type,

@@ -19,7 +19,7 @@ from audiograph.graphs.contract import read_dataset, write_dataset
 from audiograph.graphs.split import split_dataset
 from audiograph.twotower.config import EvaluationConfig, LightGCNConfig
 from audiograph.twotower.lightgcn_tune import ValidationRecall, tune_lightgcn
-from audiograph.twotower.metrics import evaluate_vectors
+from audiograph.twotower.metrics import evaluate_vectors, ranking_pairs
 
 BASE = LightGCNConfig(layers=2, lr=0.1, batch=1024, seed=3)  # fast: peaks within 12 epochs
 GRID = {"dims": (8, 16), "negatives": ("type", "all"), "max_epochs": 12, "patience": 2}
@@ -197,6 +197,7 @@ def test_the_per_epoch_recall_is_evaluate_vectors_recall(split):
     u[:, 1:] = 0.0  # scores = u0 * i0 with few distinct values: many ties at the cut
     for target in ("music", "audiobook"):
         for k in (1, 10):
-            recall = ValidationRecall(users, items, f, lab, target, k, batch=100)
+            pairs = ranking_pairs(items, f, lab, target)
+            recall = ValidationRecall(pairs, users, k, batch=100)
             want = evaluate_vectors(u, i, users, items, f, lab, target, k=k, batch=100)
             assert recall(u, i) == pytest.approx(want[f"recall@{k}"], abs=1e-12), (target, k)
