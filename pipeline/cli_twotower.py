@@ -87,30 +87,34 @@ def evaluate(
 @app.command("recommend")
 def recommend(
     run_dir: Run,
-    user: Annotated[str, typer.Option(help="User id.")] = ...,
-    k: Annotated[int, typer.Option("-k", min=1, help="Number of items.")] = 10,
-    item_type: Annotated[str | None, typer.Option("--type", help="Only this item type.")] = None,
-) -> None:
-    """Top-k items for a user (training items excluded), with titles."""
-    from audiograph.twotower import export
-
-    for row in export.recommend(run_dir, user, k=k, item_type=item_type).iter_rows(named=True):
-        print(f"{row['score']:.4f}  {row['item_type']:<12}{row['item_id']:<24}{row['title']}")
-
-
-@app.command("score-users")
-def score_users(
-    run_dir: Run,
-    out: Annotated[Path, typer.Option(help="Output parquet file.")] = ...,
-    k: Annotated[int, typer.Option("-k", min=1, help="Items per user.")] = 100,
+    user: Annotated[str | None, typer.Option(help="One user: print the top k with titles.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Every user: top k -> this parquet file.")
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("-k", min=1, help="Items per user \\[default: 10; 100 with --out]."),
+    ] = None,
     item_type: Annotated[str | None, typer.Option("--type", help="Only this item type.")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Batch top-k for every user → parquet (user_id, rank, item_id, score)."""
-    from audiograph.twotower.export import score_all_users
+    """Top-k items (training items excluded) for one user (--user, printed with titles) or
+    for every user (--out: a parquet file of user_id, rank, item_id, score)."""
+    from audiograph.twotower import export
 
-    m = score_all_users(run_dir, out, k=k, item_type=item_type, quiet=quiet)
-    print(f"[score-users] {m} -> {out}")
+    if (user is None) == (out is None):
+        raise ContractError("give --user USER (one user, printed) or --out FILE (every user)")
+    if user is not None:
+        picks = export.recommend(run_dir, user, k=k or 10, item_type=item_type)
+        for row in picks.iter_rows(named=True):
+            print(f"{row['score']:.4f}  {row['item_type']:<12}{row['item_id']:<24}{row['title']}")
+        return
+    m = export.score_all_users(run_dir, out, k=k or 100, item_type=item_type, quiet=quiet)
+    print(f"[recommend] {m} -> {out}")
+
+
+# the earlier name of `recommend --out` (every user's top k), kept for existing scripts
+app.command("score-users", hidden=True, help="recommend --out FILE: every user's top k.")(recommend)
 
 
 @app.command("export-twotower")

@@ -171,19 +171,23 @@ def test_single_file_output_is_atomic_and_guarded(chain, tmp_path, capsys):
     mine = tmp_path / "mine.parquet"
     mine.write_bytes(b"not audiograph's")
     one_line_error(
-        *cli(capsys, "score-users", chain / "2t", "--out", mine, "-k", "3")[::2],
+        *cli(capsys, "recommend", chain / "2t", "--out", mine, "-k", "3")[::2],
         "not written by audiograph",
     )
     assert mine.read_bytes() == b"not audiograph's"
     scores = tmp_path / "s.parquet"
     for k in (3, 2):  # the second run replaces the first (audiograph wrote it)
-        assert cli(capsys, "score-users", chain / "2t", "--out", scores, "-k", k)[0] == 0
+        assert cli(capsys, "recommend", chain / "2t", "--out", scores, "-k", k)[0] == 0
     import polars as pl
 
     assert pl.read_parquet(scores)["rank"].max() == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.parquet", "s.parquet"]
     inside = chain / "2t" / "s.parquet"
+    # score-users: the earlier name of recommend --out
     one_line_error(*cli(capsys, "score-users", chain / "2t", "--out", inside)[::2], "inside")
+    for both_or_none in (["--user", "u0", "--out", scores], []):
+        args = ["recommend", chain / "2t", *both_or_none]
+        one_line_error(*cli(capsys, *args)[::2], "give --user USER")
 
 
 # ----------------------------------------------------------------------------- runs
@@ -329,7 +333,7 @@ def test_top_k_and_empty_query_options(chain, tmp_path, capsys):
     for cmd in (
         ["neighbors", chain / "emb", "music:0"],
         ["recommend", chain / "2t", "--user", "u0"],
-        ["score-users", chain / "2t", "--out", tmp_path / "s.parquet"],
+        ["recommend", chain / "2t", "--out", tmp_path / "s.parquet"],
         ["generate", tmp_path, "--query", "jazz"],
     ):
         for k in ("0", "-3"):
@@ -365,7 +369,7 @@ def test_no_warning_noise_on_normal_runs(chain, tmp_path):
     for args in (
         ["neighbors", chain / "emb", "music:0", "-k", "3"],
         ["recommend", chain / "2t", "--user", "u0", "-k", "3"],
-        ["score-users", chain / "2t", "--out", tmp_path / "s.parquet", "--quiet"],
+        ["recommend", chain / "2t", "--out", tmp_path / "s.parquet", "--quiet"],
     ):
         res = subprocess.run(
             [*CLI, *map(str, args)],
