@@ -28,7 +28,7 @@ from audiograph.core.text_encoder import TextEncoder
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.examples import user_sequences
 from audiograph.semantic_ids.generate import load_run, recommend, search
-from audiograph.twotower.export import user_item_vectors
+from audiograph.twotower.serve import user_item_vectors
 
 KS = (10, 30)
 

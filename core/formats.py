@@ -13,8 +13,8 @@ expected and the command that creates it.
 | graph | manifest | build-graph | graphs.store: save_graph_tensors / load_graph |
 | hgnn-run | config | train-hgnn | core.runs / hgnn.export: load_model |
 | embeddings | manifest | export, embed-space | core.embeddings: write_ / read_embeddings |
-| twotower-run | config | train-twotower | core.runs / twotower.export: load_run |
-| twotower-vectors | manifest | export-twotower | twotower.export: export_vectors |
+| twotower-run | config | train-twotower | core.runs / twotower.serve: load_run |
+| twotower-vectors | manifest | export-twotower | twotower.serve: export_vectors |
 | user-vectors | manifest | embed-users | core.embeddings: write_ / read_user_vectors |
 | semantic-ids | manifest | semantic-ids | semantic_ids.assign: load_semantic_ids |
 | generative-run | config | train-generative | core.runs / semantic_ids.model_inputs |

@@ -100,16 +100,16 @@ def recommend(
 ) -> None:
     """Top-k items (training items excluded) for one user (--user, printed with titles) or
     for every user (--out: a parquet file of user_id, rank, item_id, score)."""
-    from audiograph.twotower import export
+    from audiograph.twotower import serve
 
     if (user is None) == (out is None):
         raise ContractError("give --user USER (one user, printed) or --out FILE (every user)")
     if user is not None:
-        picks = export.recommend(run_dir, user, k=k or 10, item_type=item_type)
+        picks = serve.recommend(run_dir, user, k=k or 10, item_type=item_type)
         for row in picks.iter_rows(named=True):
             print(f"{row['score']:.4f}  {row['item_type']:<12}{row['item_id']:<24}{row['title']}")
         return
-    m = export.score_all_users(run_dir, out, k=k or 100, item_type=item_type, quiet=quiet)
+    m = serve.score_all_users(run_dir, out, k=k or 100, item_type=item_type, quiet=quiet)
     print(f"[recommend] {m} -> {out}")
 
 
@@ -120,7 +120,7 @@ app.command("score-users", hidden=True, help="recommend --out FILE: every user's
 @app.command("export-twotower")
 def export_twotower(run_dir: Run, out: Out = ..., quiet: Quiet = False) -> None:
     """User and item vectors (parquet + npy) of a two-tower run."""
-    from audiograph.twotower.export import export_vectors
+    from audiograph.twotower.serve import export_vectors
 
     m = export_vectors(run_dir, out, quiet=quiet)
     print(f"[export-twotower] {m.get('users', '?')} users, {m.get('items', '?')} items -> {out}")

@@ -186,7 +186,7 @@ def _users(cfg: Any, inputs: Inputs, out: Path) -> None:
         stage = {"run": "twotower", "emb": "export"}[need]
         raise ContractError(f"[users] source = {cfg.source!r} needs the [{stage}] stage")
     if cfg.source == "twotower":
-        from audiograph.twotower.export import export_user_vectors
+        from audiograph.twotower.serve import export_user_vectors
 
         export_user_vectors(inputs["run"], out, inputs["data"])
     else:

@@ -1,8 +1,9 @@
 """Stage 4: the user-decoupled two-tower model of 2T-HGNN on top of the HGNN embeddings.
 
 ``train_twotower`` trains a run; ``user_item_vectors`` is what the evaluation harness calls;
-``export_vectors``, ``recommend`` and ``score_all_users`` serve a trained run. The names are
-loaded on first use, so that serving and evaluation never import the trainer.
+``export_vectors``, ``recommend`` and ``score_all_users`` serve a trained run
+(:mod:`audiograph.twotower.serve`). The names are loaded on first use, so that serving and
+evaluation never import the trainer.
 """
 
 from audiograph.core.lazy import lazy_exports
@@ -14,9 +15,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "EvaluationConfig": "audiograph.twotower.config",
         "train_twotower": "audiograph.twotower.train",
         "evaluate_run": "audiograph.twotower.evaluate",
-        "export_vectors": "audiograph.twotower.export",
-        "recommend": "audiograph.twotower.export",
-        "score_all_users": "audiograph.twotower.export",
-        "user_item_vectors": "audiograph.twotower.export",
+        "export_vectors": "audiograph.twotower.serve",
+        "recommend": "audiograph.twotower.serve",
+        "score_all_users": "audiograph.twotower.serve",
+        "user_item_vectors": "audiograph.twotower.serve",
     },
 )

@@ -39,9 +39,9 @@ from audiograph.core.runs import read_run_config
 from audiograph.graphs.contract import read_dataset
 from audiograph.twotower.baselines import history_knn, lightgcn, popularity
 from audiograph.twotower.config import EvaluationConfig, LightGCNConfig, TwoTowerConfig
-from audiograph.twotower.export import user_item_vectors
 from audiograph.twotower.lightgcn_tune import tune_lightgcn
 from audiograph.twotower.metrics import check_item_type, check_test_items, evaluate_vectors
+from audiograph.twotower.serve import user_item_vectors
 from audiograph.twotower.training_data import catalog_vectors, split_windows
 
 

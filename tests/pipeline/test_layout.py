@@ -29,7 +29,7 @@ def _loaded_after(code: str) -> set[str]:
 def test_inference_and_evaluation_import_no_trainer():
     mods = _loaded_after(
         "import audiograph.semantic_ids.generate, audiograph.semantic_ids.prefix, "
-        "audiograph.twotower.export, audiograph.hgnn.user_means, "
+        "audiograph.twotower.serve, audiograph.hgnn.user_means, "
         "audiograph.twotower.evaluate, audiograph.hgnn.export, audiograph.hgnn.neighbors"
     )
     assert not mods & set(TRAINERS), sorted(mods & set(TRAINERS))
@@ -141,3 +141,7 @@ def test_renamed_modules_keep_their_old_imports():
     from audiograph.twotower.features import history_means
 
     assert TextEncoder is text_encoder.TextEncoder and history_means is vectors.history_means
+    from audiograph.twotower import serve
+    from audiograph.twotower.export import score_all_users
+
+    assert score_all_users is serve.score_all_users
