@@ -11,7 +11,5 @@
 
 from saved import run_and_save
 
-from audiograph.samplers.bench import main
-
 if __name__ == "__main__":
-    run_and_save(main, "sampler")
+    run_and_save("bench-sampler", "sampler")

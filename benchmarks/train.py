@@ -10,7 +10,5 @@ as ``audiograph bench-train``; the code is :mod:`audiograph.hgnn.bench`).
 
 from saved import run_and_save
 
-from audiograph.hgnn.bench import main
-
 if __name__ == "__main__":
-    run_and_save(main, "train")
+    run_and_save("bench-train", "train")

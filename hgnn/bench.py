@@ -19,7 +19,8 @@ negatives, loss, precision, Adam + SparseAdam) and the same initial weights:
 
 Reports supervision edges/s, sampled messages/s (edges of the sampled subgraphs), peak
 memory (CPU: the process's peak RSS, reset before each side; CUDA: peak allocated) and the
-ratios audiograph ÷ PyG. The code lives here so the CLI never imports ``benchmarks/``.
+ratios audiograph ÷ PyG. The code lives here so the CLI never imports ``benchmarks/``; its
+options are :class:`~audiograph.hgnn.config.TrainBenchConfig`'s.
 
     audiograph bench-train --graph GRAPH_DIR [--batches 20] [--device cuda] [--json]
     audiograph bench-train                     # the 1 M-item synthetic graph of bench-sampler
@@ -27,9 +28,7 @@ ratios audiograph ÷ PyG. The code lives here so the CLI never imports ``benchma
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,8 +37,10 @@ from typing import Any
 import torch
 from torch_geometric.data import HeteroData
 
+from audiograph.core.config import configure
+from audiograph.core.errors import ContractError
 from audiograph.core.types import EdgeType
-from audiograph.hgnn.config import HGNNConfig
+from audiograph.hgnn.config import HGNNConfig, TrainBenchConfig
 from audiograph.hgnn.model import (
     HeteroSAGE,
     dense_and_sparse,
@@ -239,73 +240,41 @@ def table(res: dict[str, Any], title: str) -> str:
 
 def _link_type(data: HeteroData, name: str) -> EdgeType:
     """The link type ``SRC__REL__DST`` or, for a node type ``T``, ``T``'s link type with
-    itself; SystemExit naming the choices otherwise."""
+    itself; a one-line error naming the choices otherwise."""
     links = list(link_edges(data))
     types = {"__".join(et): et for et in links}
     types.update({et[0]: et for et in links if et[0] == et[2]})
     if name not in types:
-        raise SystemExit(
+        raise ContractError(
             f"--seed-type {name}: not a link type of the graph (one of {', '.join(sorted(types))})"
         )
     return types[name]
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(prog="audiograph bench-train", description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--graph",
-        type=Path,
-        default=None,
-        help="graph directory (default: the "
-        "1 M-item synthetic graph of bench-sampler, featureless)",
-    )
-    ap.add_argument("--batches", type=int, default=20, help="timed batches per side")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--hidden", type=int, default=None)
-    ap.add_argument("--fanout", default=None, help="e.g. 15,10 (default: train-hgnn's)")
-    ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument(
-        "--precision",
-        default=None,
-        help="fp32 | bf16 | auto, both sides (default: train-hgnn's, auto)",
-    )
-    ap.add_argument(
-        "--seed-type",
-        default=None,
-        help="supervise one link type on both sides: "
-        "SRC__REL__DST, or a node type T for T's link type with itself "
-        "(default: audiograph all types, PyG the first)",
-    )
-    ap.add_argument("--scale", type=float, default=1.0, help="synthetic graph size factor")
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    args = ap.parse_args(argv)
-    cfg = HGNNConfig(device=args.device)
-    changes = {
-        "hidden": args.hidden,
-        "batch_size": args.batch_size,
-        "precision": args.precision,
-        "fanout": None if args.fanout is None else [int(f) for f in args.fanout.split(",")],
-    }
-    cfg = replace(cfg, **{k: v for k, v in changes.items() if v is not None})
-    if args.graph is not None:
+def run_train_bench(cfg: TrainBenchConfig | None = None, **options: Any) -> dict[str, Any]:
+    """Run the benchmark of the module docstring (``cfg``, or its fields as ``options``);
+    returns the result (what ``--json`` prints; :func:`table` shows it)."""
+    bench = configure(TrainBenchConfig, cfg, options, "run_train_bench")
+    cfg = bench.model()
+    if bench.graph is not None:
         from audiograph.graphs.store import load_graph
 
-        data = load_graph(args.graph)
+        data = load_graph(bench.graph)
         edges = sum(int(data[et].edge_index.shape[1]) for et in data.edge_types)
         name = (
-            f"{args.graph.name} ({sum(data[t].num_nodes for t in data.node_types):,} nodes, "
-            f"{edges:,} directed edges)"
+            f"{Path(bench.graph).name} ({sum(data[t].num_nodes for t in data.node_types):,} "
+            f"nodes, {edges:,} directed edges)"
         )
     else:
         from audiograph.samplers.bench import synthetic_graph
 
-        data, name = synthetic_graph(args.scale), f"synthetic (scale {args.scale})"
+        data, name = synthetic_graph(bench.scale), f"synthetic (scale {bench.scale})"
         for t in data.node_types:
             data[t].has_text = torch.zeros(data[t].num_nodes, dtype=torch.bool)
-    link_type = None if args.seed_type is None else _link_type(data, args.seed_type)
-    res = bench_train(data, cfg, args.batches, link_type)
+    link_type = None if bench.seed_type is None else _link_type(data, bench.seed_type)
+    res = bench_train(data, cfg, bench.batches, link_type)
     res["seed_type"] = None if link_type is None else "__".join(link_type)
-    res["graph"], res["device"], res["threads"] = name, args.device, torch.get_num_threads()
+    res["graph"], res["device"], res["threads"] = name, bench.device, torch.get_num_threads()
     res["config"] = {
         "hidden": cfg.hidden,
         "fanout": list(cfg.fanout),
@@ -314,5 +283,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loss": cfg.loss,
         "precision": res["precision"],
     }
-    print(json.dumps(res) if args.json else table(res, f"bench-train on {name}: {res['config']}"))
     return res

@@ -183,3 +183,53 @@ class ExportConfig(Validated):
         check_min("chunk-size", self.chunk_size, 1)
         check_choice("index", self.index, ("auto", "exact", "ivf"))
         check_device(self.device)
+
+
+@dataclass(frozen=True)
+class TrainBenchConfig(Validated):
+    """Options of ``bench-train`` (:func:`audiograph.hgnn.bench.run_train_bench`): the
+    model step of ``train-hgnn`` against the same model through PyG; the model's settings
+    are :class:`HGNNConfig`'s defaults unless given here.
+
+    Attributes:
+        graph: graph directory (none: the 1 M-item synthetic graph of bench-sampler,
+            featureless).
+        batches: timed batches per side.
+        device: cpu or cuda[:i].
+        scale: synthetic graph size factor.
+        hidden: the model width (none: train-hgnn's).
+        fanout: neighbours per hop, e.g. 15,10 (none: train-hgnn's).
+        batch_size: positive edges per batch (none: train-hgnn's).
+        precision: fp32, bf16 or auto, both sides (none: train-hgnn's).
+        seed_type: supervise one link type on both sides: SRC__REL__DST, or a node type T
+            for T's link type with itself (none: audiograph all types, PyG the first).
+    """
+
+    graph: str | None = None
+    batches: int = 20
+    device: str = "cpu"
+    scale: float = 1.0
+    hidden: int | None = None
+    fanout: list[int] | None = None
+    batch_size: int | None = None
+    precision: str | None = None
+    seed_type: str | None = None
+
+    def validate(self) -> None:
+        """Raise ContractError on out-of-range options (the model's own are checked by
+        :class:`HGNNConfig`)."""
+        check_min("batches", self.batches, 1)
+        if not self.scale > 0:
+            raise ContractError(f"--scale must be > 0, got {self.scale}")
+        check_device(self.device)
+
+    def model(self) -> HGNNConfig:
+        """train-hgnn's settings with this benchmark's changes."""
+        changes = {
+            "hidden": self.hidden,
+            "batch_size": self.batch_size,
+            "precision": self.precision,
+            "fanout": self.fanout,
+        }
+        given = {k: v for k, v in changes.items() if v is not None}
+        return HGNNConfig(device=self.device, **given)

@@ -38,8 +38,8 @@ Distributed = Annotated[
 def command(name: str, config: type | None = None, **run: Any) -> Callable[[Callable], Callable]:
     """Register the command ``name``; with ``config`` (a stage's config dataclass) it also
     gets an option per setting, ``--config`` (the TOML table :func:`section_of` names),
-    ``--set`` and the run options (``run``: ``out=False`` for none, ``resumes=KIND``,
-    ``distributed=True``); the command reads them all from its ``settings``
+    ``--set`` and the run options (``run``: ``out=False`` or ``quiet=False`` for none,
+    ``resumes=KIND``, ``distributed=True``); the command reads them all from its ``settings``
     (:func:`~audiograph.pipeline.options.config_options`)."""
 
     def register(fn: Callable) -> Callable:

@@ -15,19 +15,26 @@ from typing import Annotated, NoReturn
 import typer
 
 from audiograph.core.errors import ContractError, short_reason
-from audiograph.pipeline.app import Quiet, app
+from audiograph.pipeline.app import Quiet, app, command
+from audiograph.pipeline.options import Settings
+from audiograph.samplers.config import SamplerBenchConfig
 
 
-@app.command(
-    "bench-sampler",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-def bench_sampler(ctx: typer.Context) -> None:
-    """Benchmark the neighbour sampler against PyG (options: see --help of the script:
-    --graph, --fanout, --batch-size, --seed-type, --device, --batches, --scale, --json)."""
+@command("bench-sampler", SamplerBenchConfig, out=False, quiet=False)
+def bench_sampler(
+    settings: Settings,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> dict:
+    """Benchmark the neighbour sampler against PyG's NeighborLoader on one graph (by default
+    a 42.5 M-edge synthetic one); the peer runs when torch-sparse or pyg-lib is installed."""
     from audiograph.samplers import bench
 
-    bench.main(list(ctx.args))
+    result = bench.run_sampler_bench(settings.build())
+    if as_json:
+        print(json.dumps(result))
+    else:
+        bench.print_table(result)
+    return result
 
 
 @app.command("run")

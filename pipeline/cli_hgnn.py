@@ -3,12 +3,13 @@ neighbours, user vectors as mean item vectors, the training benchmark."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from audiograph.hgnn.config import ExportConfig, HGNNConfig
+from audiograph.hgnn.config import ExportConfig, HGNNConfig, TrainBenchConfig
 from audiograph.pipeline.app import Out, Quiet, app, command
 from audiograph.pipeline.options import Settings
 
@@ -94,14 +95,16 @@ def embed_users(
     print(f"[embed-users] {m['users']:,} users, dim {m['dim']} -> {out}")
 
 
-@app.command(
-    "bench-train",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-def bench_train(ctx: typer.Context) -> None:
-    """Benchmark train-hgnn's model step against the same model through PyG (options: see
-    --help of the script: --graph, --batches, --device, --hidden, --fanout, --batch-size,
-    --seed-type, --json)."""
+@command("bench-train", TrainBenchConfig, out=False, quiet=False)
+def bench_train(
+    settings: Settings,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> dict:
+    """Benchmark train-hgnn's model step against the same model through PyG, compute only
+    and end to end (by default on the 1 M-item synthetic graph of bench-sampler)."""
     from audiograph.hgnn import bench
 
-    bench.main(list(ctx.args))
+    res = bench.run_train_bench(settings.build())
+    title = f"bench-train on {res['graph']}: {res['config']}"
+    print(json.dumps(res) if as_json else bench.table(res, title))
+    return res

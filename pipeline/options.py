@@ -132,13 +132,15 @@ def _parameter(f: dataclasses.Field, hint: Any, doc: str) -> inspect.Parameter:
     )
 
 
-def _run_options(out: bool, resumes: str | None, distributed: bool) -> list[inspect.Parameter]:
+def _run_options(
+    out: bool, resumes: str | None, distributed: bool, quiet: bool
+) -> list[inspect.Parameter]:
     """The options of how a stage runs, as keyword parameters of a command."""
     kinds = {
         "out": (Out, ..., out),
         "resume": (Resume, False, resumes is not None),
         "distributed": (Distributed, False, distributed),
-        "quiet": (Quiet, False, True),
+        "quiet": (Quiet, False, quiet),
     }
     return [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
@@ -154,11 +156,12 @@ def config_options(
     out: bool = True,
     resumes: str | None = None,
     distributed: bool = False,
+    quiet: bool = True,
 ) -> Callable[[Callable], Callable]:
     """Decorator of a Typer command taking ``settings: Settings``: adds an option per field
     of ``cls`` that the command does not declare itself, ``--config``, ``--set`` and the
     run options: ``--out`` (with ``out``), ``--resume`` (a run of kind ``resumes``),
-    ``--distributed`` (with ``distributed``) and ``--quiet``."""
+    ``--distributed`` (with ``distributed``) and ``--quiet`` (with ``quiet``)."""
 
     SECTIONS.add(section)
 
@@ -171,7 +174,7 @@ def config_options(
             if name != "settings"
         ]
         taken = {p.name for p in own}
-        run = [p for p in _run_options(out, resumes, distributed) if p.name not in taken]
+        run = [p for p in _run_options(out, resumes, distributed, quiet) if p.name not in taken]
         hints, docs = typing.get_type_hints(cls), field_docs(cls)
         added = [
             _parameter(f, hints[f.name], docs.get(f.name, ""))

@@ -10,28 +10,31 @@ The peer runs only when torch-sparse or pyg-lib is installed
 (``pip install --no-build-isolation '.[pyg]'``), with the same graph, features and edge
 weights.
 
-    audiograph bench-sampler                 # table (or: python benchmarks/sampler.py)
+    audiograph bench-sampler                 # table (python benchmarks/sampler.py: the same)
     audiograph bench-sampler --graph G --fanout 10,5 --batch-size 512 --seed-type music
     audiograph bench-sampler --json          # one JSON object (key "ratio")
     audiograph bench-sampler --device cuda   # ours on GPU (the peer stays on CPU)
     audiograph bench-sampler --load 1        # one busy process beside both samplers
 
-The measuring code lives here so that the CLI never imports the ``benchmarks/`` scripts.
+The measuring code lives here so that the CLI never imports the ``benchmarks/`` scripts;
+its options are :class:`~audiograph.samplers.config.SamplerBenchConfig`'s.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import multiprocessing
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch_geometric.data import HeteroData
 
+from audiograph.core.config import configure
+from audiograph.core.errors import ContractError
+from audiograph.samplers.config import SamplerBenchConfig
 from audiograph.samplers.neighbor import NeighborSampler
 
 SIZES = {"track": 1_000_000, "podcast": 200_000, "audiobook": 20_000}
@@ -299,60 +302,24 @@ def print_table(result: dict) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Parse ``argv`` (default: ``sys.argv[1:]``), run the benchmark, print the table;
-    returns the result (what ``--json`` prints)."""
-    ap = argparse.ArgumentParser(
-        prog="audiograph bench-sampler", description=__doc__.splitlines()[0]
-    )
-    ap.add_argument(
-        "--graph",
-        type=Path,
-        default=None,
-        help="graph directory (default: the 42.5 M-edge synthetic graph)",
-    )
-    ap.add_argument("--fanout", default="15,10", help="neighbours per hop, e.g. 10,5")
-    ap.add_argument("--batch-size", type=int, default=1024, help="seeds per batch")
-    ap.add_argument(
-        "--seed-type",
-        default=None,
-        help="node type of the seeds (default: track, or the largest type)",
-    )
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batches", type=int, default=20)
-    ap.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic graph (tests)")
-    ap.add_argument(
-        "--multilink-graph",
-        default=None,
-        help="graph dir (e.g. Douban) for a balanced vs unbalanced epoch",
-    )
-    ap.add_argument(
-        "--load",
-        type=int,
-        default=0,
-        help="busy single-threaded processes running beside both samplers (a training step "
-        "next to the sampler)",
-    )
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    if args.load < 0:
-        raise SystemExit(f"--load must be >= 0, got {args.load}")
-
+def run_sampler_bench(cfg: SamplerBenchConfig | None = None, **options: Any) -> dict[str, Any]:
+    """Run the benchmark of the module docstring (``cfg``, or its fields as ``options``);
+    returns the result (what ``--json`` prints; :func:`print_table` shows it)."""
+    cfg = configure(SamplerBenchConfig, cfg, options, "run_sampler_bench")
     t0 = time.perf_counter()
-    if args.graph is None:
-        data, name = synthetic_graph(args.scale, feat_dim=64), f"synthetic (scale {args.scale})"
+    if cfg.graph is None:
+        data, name = synthetic_graph(cfg.scale, feat_dim=64), f"synthetic (scale {cfg.scale})"
     else:
         from audiograph.graphs.store import load_graph
 
-        data, name = load_graph(args.graph), args.graph.name
+        data, name = load_graph(cfg.graph), Path(cfg.graph).name
     build_s = time.perf_counter() - t0
     largest = max(data.node_types, key=lambda t: data[t].num_nodes)
-    seed_type = args.seed_type or ("track" if "track" in data.node_types else largest)
+    seed_type = cfg.seed_type or ("track" if "track" in data.node_types else largest)
     if seed_type not in data.node_types:
-        raise SystemExit(
+        raise ContractError(
             f"--seed-type {seed_type}: not a node type of the graph ({', '.join(data.node_types)})"
         )
-    fanout = [int(f) for f in args.fanout.split(",")]
     result = {
         "graph": {
             "name": name,
@@ -361,20 +328,13 @@ def main(argv: list[str] | None = None) -> dict:
             "build_seconds": build_s,
         },
     }
-    with busy_processes(args.load):
+    fanout = list(cfg.fanout)
+    with busy_processes(cfg.load):
         result.update(
-            bench_sampler(data, seed_type, fanout, args.batch_size, args.batches, args.device)
+            bench_sampler(data, seed_type, fanout, cfg.batch_size, cfg.batches, cfg.device)
         )
-    result["load"] = args.load
+    result["load"] = cfg.load
     result["threads"] = torch.get_num_threads()
-    if args.multilink_graph:
-        result["multilink"] = multilink_epoch(args.multilink_graph)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
+    if cfg.multilink_graph:
+        result["multilink"] = multilink_epoch(cfg.multilink_graph)
     return result
-
-
-if __name__ == "__main__":
-    main()

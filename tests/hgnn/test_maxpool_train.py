@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from audiograph.core.errors import ContractError
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.store import load_graph
@@ -120,7 +121,9 @@ def test_bench_train_seed_type_names_a_link_type(tmp_path):
     data = load_graph(tmp_path / "g")
     assert _link_type(data, "podcast") == ("podcast", "co", "podcast")
     assert _link_type(data, "music__co__podcast") == ("music", "co", "podcast")
-    with pytest.raises(SystemExit, match="podcast__co__music: not a link type.*music__co__music"):
+    with pytest.raises(
+        ContractError, match="podcast__co__music: not a link type.*music__co__music"
+    ):
         _link_type(data, "podcast__co__music")  # the graph's canonical direction is music first
     from audiograph.hgnn.bench import bench_train
     from audiograph.hgnn.config import HGNNConfig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
@@ -9,7 +11,8 @@ from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.store import load_graph
-from audiograph.samplers.bench import main, seed_batches
+from audiograph.pipeline.cli import main as cli_main
+from audiograph.samplers.bench import run_sampler_bench, seed_batches
 
 
 @pytest.fixture(scope="module")
@@ -25,20 +28,8 @@ def graph_dir(tmp_path_factory):
 def test_one_hop_takes_every_neighbour_of_the_seeds(graph_dir):
     """A fan-out above every degree samples all in-edges of the seeds: the exact count, the
     same on both samplers, with features or not."""
-    res = main(
-        [
-            "--graph",
-            str(graph_dir),
-            "--fanout",
-            "1000",
-            "--batch-size",
-            "16",
-            "--seed-type",
-            "podcast",
-            "--batches",
-            "2",
-            "--json",
-        ]
+    res = run_sampler_bench(
+        graph=str(graph_dir), fanout=[1000], batch_size=16, seed_type="podcast", batches=2
     )
     assert (res["seed_type"], res["fanout"], res["batch_size"]) == ("podcast", [1000], 16)
     data = load_graph(graph_dir)
@@ -59,6 +50,14 @@ def test_one_hop_takes_every_neighbour_of_the_seeds(graph_dir):
         assert peer["edges_per_s"] is None and res["ratio"] is None
 
 
-def test_unknown_seed_type_names_the_choices(graph_dir):
-    with pytest.raises(SystemExit, match="--seed-type jazz: not a node type.*music"):
-        main(["--graph", str(graph_dir), "--seed-type", "jazz", "--batches", "1"])
+def test_the_command_line_reaches_the_benchmark_and_errors_are_one_line(graph_dir, capsys):
+    args = ["bench-sampler", "--graph", str(graph_dir), "--batches", "1", "--batch-size", "8"]
+    with pytest.raises(SystemExit) as done:
+        cli_main([*args, "--fanout", "3,2", "--seed-type", "music", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert done.value.code == 0 and (res["fanout"], res["batch_size"]) == ([3, 2], 8)
+    for bad, words in ((["--seed-type", "jazz"], "not a node type"), (["--load", "-1"], "--load")):
+        with pytest.raises(SystemExit) as done:
+            cli_main([*args, *bad])
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and err.count("\n") == 1 and words in err, err

@@ -9,8 +9,9 @@ import pytest
 import torch
 from sampling_checks import assert_same_hetero, random_hetero
 
+from audiograph.core.errors import ContractError
 from audiograph.samplers import fused_hop, threads
-from audiograph.samplers.bench import busy_processes, main
+from audiograph.samplers.bench import busy_processes, run_sampler_bench
 from audiograph.samplers.neighbor import NeighborSampler
 
 
@@ -94,9 +95,7 @@ def test_bench_load_runs_busy_processes_and_stops_them():
         kids = multiprocessing.active_children()
         assert len(kids) == 2 and all(k.is_alive() for k in kids)
     assert not any(k.is_alive() for k in kids)
-    res = main(
-        ["--scale", "0.0005", "--batches", "2", "--batch-size", "32", "--load", "1", "--json"]
-    )
+    res = run_sampler_bench(scale=0.0005, batches=2, batch_size=32, load=1)
     assert res["load"] == 1 and res["ours_edges_per_s"] > 0
-    with pytest.raises(SystemExit, match="--load must be >= 0"):
-        main(["--scale", "0.0005", "--load", "-1"])
+    with pytest.raises(ContractError, match="--load must be >= 0"):
+        run_sampler_bench(scale=0.0005, load=-1)
