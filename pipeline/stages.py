@@ -251,22 +251,34 @@ BY_NAME = {s.name: s for s in STAGES}
 _RESERVED = {"out", "quiet"}
 
 
+def settings_of(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The settings ``fn`` takes (name -> type): its parameters but the ones the stage
+    fills (``out``, ``quiet``) and, for a ``cfg`` config dataclass with ``**options``, the
+    config's fields instead."""
+    hints = typing.get_type_hints(fn)
+    params = inspect.signature(fn).parameters
+    found = {}
+    for name, p in params.items():
+        if name in _RESERVED or p.kind is inspect.Parameter.VAR_KEYWORD:
+            continue
+        cls = [a for a in typing.get_args(hints.get(name)) if dataclasses.is_dataclass(a)]
+        if name == "cfg" and cls:
+            found |= typing.get_type_hints(cls[0])
+        else:
+            found[name] = hints.get(name, Any)
+    return found
+
+
 def check_kwargs(where: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-    """One-line error for a setting ``fn`` does not take (or one the stage fills), or one
+    """One-line error for a setting ``fn`` does not take (:func:`settings_of`), or one
     whose value does not have the type of ``fn``'s parameter."""
     from audiograph.core.config import check_values
 
-    params = inspect.signature(fn).parameters
-    allowed = [
-        p
-        for p in params
-        if p not in _RESERVED and params[p].kind is not inspect.Parameter.VAR_KEYWORD
-    ]
+    known = settings_of(fn)
     for key in kwargs:
-        if key not in allowed:
-            raise ContractError(f"{where}: unknown setting '{key}' (known: {', '.join(allowed)})")
-    hints = typing.get_type_hints(fn)
-    check_values({k: hints.get(k, Any) for k in kwargs}, kwargs, where)
+        if key not in known:
+            raise ContractError(f"{where}: unknown setting '{key}' (known: {', '.join(known)})")
+    check_values({k: known[k] for k in kwargs}, kwargs, where)
 
 
 def build_settings(
@@ -287,7 +299,7 @@ def build_settings(
     where = f"{source} [{name}]"
     if stage.config is None:  # prepare: the adapter named in the table
         target, _ = _adapter(table, where)
-        if seed is not None and "seed" in inspect.signature(target).parameters:
+        if seed is not None and "seed" in settings_of(target):
             table.setdefault("seed", seed)
         return table
     cls = stage.config()
