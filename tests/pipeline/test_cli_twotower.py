@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import polars as pl
+import pytest
 
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.pipeline.cli import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -62,6 +64,15 @@ def test_user_errors_are_one_line(tmp_path):
     assert res.returncode == 2 and "not a two-tower run directory" in res.stderr
     res = run_cli("train-twotower", str(tmp_path), "--out", str(tmp_path / "r"))
     assert res.returncode == 2 and "--embeddings" in res.stderr
+
+
+def test_recommend_needs_one_user_or_every_user(tmp_path, capsys):
+    for both_or_none in (["--user", "u0", "--out", str(tmp_path / "s.parquet")], []):
+        with pytest.raises(SystemExit) as done:
+            main(["recommend", str(tmp_path), *both_or_none])
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and err.count("\n") == 1 and "give --user USER" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_train_baseline_is_the_plain_two_tower(tmp_path):

@@ -185,9 +185,6 @@ def test_single_file_output_is_atomic_and_guarded(chain, tmp_path, capsys):
     inside = chain / "2t" / "s.parquet"
     # score-users: the earlier name of recommend --out
     one_line_error(*cli(capsys, "score-users", chain / "2t", "--out", inside)[::2], "inside")
-    for both_or_none in (["--user", "u0", "--out", scores], []):
-        args = ["recommend", chain / "2t", *both_or_none]
-        one_line_error(*cli(capsys, *args)[::2], "give --user USER")
 
 
 # ----------------------------------------------------------------------------- runs
