@@ -1,16 +1,21 @@
-"""Stage 2: multi-link balanced link sampling and heterogeneous neighbour sampling."""
+"""Stage 2: multi-link balanced link sampling and heterogeneous neighbour sampling.
 
-from audiograph.samplers.adjacency import Adjacency, sample_neighbors
-from audiograph.samplers.link_loader import LinkNeighborLoader
-from audiograph.samplers.multilink import balanced_counts, balanced_epoch, link_edges
-from audiograph.samplers.neighbor import NeighborSampler
+Names are imported on first use, so that the command line (which reads
+:mod:`audiograph.samplers.config`) starts without torch.
+"""
 
-__all__ = [
-    "Adjacency",
-    "LinkNeighborLoader",
-    "NeighborSampler",
-    "balanced_counts",
-    "balanced_epoch",
-    "link_edges",
-    "sample_neighbors",
-]
+from audiograph.core.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "Adjacency": "audiograph.samplers.adjacency",
+        "sample_neighbors": "audiograph.samplers.adjacency",
+        "LinkNeighborLoader": "audiograph.samplers.link_loader",
+        "balanced_counts": "audiograph.samplers.multilink",
+        "balanced_epoch": "audiograph.samplers.multilink",
+        "link_edges": "audiograph.samplers.multilink",
+        "NeighborSampler": "audiograph.samplers.neighbor",
+        "SamplerBenchConfig": "audiograph.samplers.config",
+    },
+)

@@ -38,6 +38,7 @@ def test_inference_and_evaluation_import_no_trainer():
 def test_the_cli_never_imports_the_benchmark_scripts():
     mods = _loaded_after("import audiograph.pipeline.cli")
     assert not [m for m in mods if m.startswith(("benchmarks", "tables", "quality"))]
+    assert not mods & {"torch", "torch_geometric"}  # every command starts in a blink
 
 
 def test_no_import_path_hacks_and_one_edge_type():
