@@ -118,13 +118,13 @@ def featurize(
     ranks with --distributed); build-graph and export then read them from the cache."""
     from audiograph.graphs.featurize import featurize_catalog
 
-    s = settings
-    m = featurize_catalog(data_dir, s.build(), quiet=s.quiet, distributed=s.distributed)
+    s, cfg = settings, settings.build()
+    m = featurize_catalog(data_dir, cfg, quiet=s.quiet, distributed=s.distributed)
     if os.environ.get("RANK", "0") == "0" and not s.quiet:
         print(
             f"[featurize] {m['texts']:,} distinct texts: {m['cached']:,} cached, "
             f"{m['encoded']:,} encoded on {m['ranks']} rank(s) in {m['seconds']:.1f}s "
-            f"-> {settings.build().cache_dir}"
+            f"-> {cfg.cache_dir}"
         )
 
 

@@ -128,12 +128,9 @@ class ValidationRecall:
         rows = user_rows(pairs, users)
         if rows.null_count():
             raise ValueError("every label user needs a row in users")
-        cand_rows, tr = pairs.cand_rows, pairs.known
-        self.rows, self.cand_rows, self.batch = rows.to_numpy(), cand_rows, batch
-        self.k = min(k, len(cand_rows))
-        self.popularity = torch.from_numpy(
-            np.bincount(tr["c"].to_numpy(), minlength=len(cand_rows)).astype(np.float32)
-        )
+        self.rows, self.cand_rows, self.batch = rows.to_numpy(), pairs.cand_rows, batch
+        self.k = min(k, len(pairs.cand_rows))
+        self.popularity = torch.from_numpy(pairs.popularity.astype(np.float32))
         self.exclude, self.relevant = pairs.excluded, pairs.relevant
         self.n_rel = np.bincount(self.relevant[0], minlength=pairs.users.height)
 

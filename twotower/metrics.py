@@ -52,17 +52,16 @@ class RankingPairs:
     Attributes:
         cand_rows: ``[C]`` item rows of the candidates; candidate ``c`` is ``items[cand_rows[c]]``.
         users: ``(user_id, e)``, the evaluated users sorted by id, ``e`` their index.
-        known: the distinct ``known`` pairs with a candidate item (``user_id, item_id, c``),
-            of every user (the source of popularity).
         excluded: ``(e, c)`` arrays, the evaluated users' known pairs (never ranked).
         relevant: ``(e, c)`` arrays, the evaluated users' new pairs.
+        popularity: int ``[C]``, each candidate's distinct known users (every user's).
     """
 
     cand_rows: np.ndarray
     users: pl.DataFrame
-    known: pl.DataFrame
     excluded: tuple[np.ndarray, np.ndarray]
     relevant: tuple[np.ndarray, np.ndarray]
+    popularity: np.ndarray
 
 
 def ranking_pairs(
@@ -82,9 +81,9 @@ def ranking_pairs(
     return RankingPairs(
         cand_rows,
         ev,
-        tr,
         (tr_e["e"].to_numpy(), tr_e["c"].to_numpy()),
         (te_e["e"].to_numpy(), te_e["c"].to_numpy()),
+        np.bincount(tr["c"].to_numpy(), minlength=len(cand_rows)),
     )
 
 
@@ -166,7 +165,7 @@ def evaluate_vectors(
         raise ValueError(f"user dim {user_vecs.shape[1]} != item dim {item_vecs.shape[1]}")
     check_item_type(items, target_type, "target type")
     pairs = ranking_pairs(items, train, test, target_type)
-    cand_rows, ev, tr = pairs.cand_rows, pairs.users, pairs.known
+    cand_rows, ev = pairs.cand_rows, pairs.users
     if ev.height == 0:
         check_test_items(test, items, "test")
         raise ContractError(f"test: no user has a new test interaction with a {target_type!r}")
@@ -180,8 +179,8 @@ def evaluate_vectors(
     fallback = ~np.any(uv != 0, axis=1)  # missing or zero: no cold-user path
     iv = torch.from_numpy(np.ascontiguousarray(item_vecs[cand_rows], dtype=np.float32))
 
-    popularity = torch.from_numpy(np.bincount(tr["c"].to_numpy(), minlength=len(cand_rows)))
-    tier = _tiers(tr, len(cand_rows))
+    popularity = torch.from_numpy(pairs.popularity)
+    tier = _tiers(pairs.popularity)
     kk, nn = min(k, len(cand_rows)), min(n, len(cand_rows))
     te_u, te_c = pairs.relevant
     n_rel = np.bincount(te_u, minlength=ev.height)
@@ -284,9 +283,10 @@ def _group(
     return res
 
 
-def _tiers(train_cand: pl.DataFrame, n_cand: int) -> np.ndarray:
-    """``[n_cand]`` tier index (0 head, 1 torso, 2 tail) of each candidate."""
-    pop = np.bincount(train_cand["c"].to_numpy(), minlength=n_cand)
+def _tiers(pop: np.ndarray) -> np.ndarray:
+    """``[n_cand]`` tier index (0 head, 1 torso, 2 tail) of each candidate, from its
+    popularity ``pop [n_cand]``."""
+    n_cand = len(pop)
     order = np.lexsort((np.arange(n_cand), -pop))  # popularity desc, then item row
     tier = np.full(n_cand, len(TIERS) - 1)
     start = 0

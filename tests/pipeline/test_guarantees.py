@@ -200,18 +200,8 @@ def test_trainer_out_that_is_not_a_run_of_its_kind(chain, tmp_path, capsys):
     one_line_error(*cli(capsys, "train-hgnn", g, "--out", user)[::2], "not an audiograph run")
     one_line_error(*cli(capsys, "train-hgnn", g, "--out", chain / "2t")[::2], "'twotower-run'")
     one_line_error(*cli(capsys, "train-hgnn", g, "--out", chain / "hgnn")[::2], "--resume")
-    one_line_error(
-        *cli(
-            capsys,
-            "train-twotower",
-            chain / "data",
-            "--embeddings",
-            chain / "emb",
-            "--out",
-            chain / "hgnn",
-        )[::2],
-        "'hgnn-run'",
-    )
+    two_tower = ["train-twotower", chain / "data", "--embeddings", chain / "emb"]
+    one_line_error(*cli(capsys, *two_tower, "--out", chain / "hgnn")[::2], "'hgnn-run'")
     assert tree(tmp_path) == before
 
 
