@@ -17,6 +17,8 @@ import numba
 import numpy as np
 import torch
 
+from audiograph.samplers.threads import numba_threads
+
 
 def segment_max(
     table: torch.Tensor, colptr: torch.Tensor, row: torch.Tensor, lo: int, hi: int
@@ -117,6 +119,7 @@ class BlockedCSC:
         (0 without edges); ``table`` float32 ``[num_src, dim]`` on CPU, entries >= 0.
         ``out``, if given, must be zero-filled ``[num_dst, dim]`` float32 (it is returned)."""
         out = torch.zeros(self.num_dst, table.shape[1]) if out is None else out
+        numba_threads()
         _tiled_max(
             table.contiguous().numpy(), self.row_s, self.dst_s, self.colptr, self.tile, out.numpy()
         )

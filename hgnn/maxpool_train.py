@@ -25,6 +25,8 @@ import numba
 import numpy as np
 import torch
 
+from audiograph.samplers.threads import numba_threads
+
 
 @numba.njit(cache=True)
 def _is_sorted(a: np.ndarray) -> bool:
@@ -81,6 +83,7 @@ class _FusedMaxPool(torch.autograd.Function):
         ptr, src_s = _csc(src, dst, num_dst)
         out = torch.empty(num_dst, table.shape[1], dtype=table.dtype)
         arg = torch.empty((num_dst, table.shape[1]), dtype=torch.int32)
+        numba_threads()
         _forward(table.detach().numpy(), ptr, src_s, out.numpy(), arg.numpy())
         ctx.save_for_backward(arg)
         ctx.num_src = table.shape[0]
@@ -90,6 +93,7 @@ class _FusedMaxPool(torch.autograd.Function):
     def backward(ctx, grad):  # type: ignore[override]
         (arg,) = ctx.saved_tensors
         grad_table = torch.empty(ctx.num_src, grad.shape[1], dtype=grad.dtype)
+        numba_threads()
         _backward(grad.contiguous().numpy(), arg.numpy(), grad_table.numpy())
         return grad_table, None, None, None
 

@@ -22,6 +22,8 @@ import numba
 import numpy as np
 import torch
 
+from audiograph.samplers.threads import numba_threads
+
 
 @numba.njit(parallel=True, cache=True)
 def _update(param, m, v, rows, grad, b1, b2, step_size, eps):  # pragma: no cover - compiled
@@ -86,6 +88,7 @@ class RowAdam(torch.optim.SparseAdam):
                 t = state["step"]
                 step_size = float(group["lr"]) * math.sqrt(1 - b2**t) / (1 - b1**t)
                 rows, values = _rows(p.grad)
+                numba_threads()
                 _update(
                     p.detach().numpy(),
                     state["exp_avg"].numpy(),

@@ -31,6 +31,7 @@ from audiograph.core.runs import Run
 from audiograph.core.training import TrainingLoop
 from audiograph.graphs.store import load_graph, read_manifest
 from audiograph.hgnn.config import HGNNConfig
+from audiograph.samplers.threads import FREE_CORES, torch_threads
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
 from audiograph.hgnn.model import (
     HeteroSAGE,
@@ -182,15 +183,17 @@ def _epoch(
         if i % cfg.accumulate == 0:
             for opt in opts:
                 opt.zero_grad()
-        loss = batch_loss(model, batch, has_text, cfg)
-        value = loss.item()
-        if world.size == 1:
-            check_loss(value, f"epoch {epoch}, step {i}", _advice(cfg))
-        (loss / cfg.accumulate if cfg.accumulate > 1 else loss).backward()
-        if i % cfg.accumulate == cfg.accumulate - 1:
-            average_gradients(dense, sparse, world)
-            for opt in opts:
-                opt.step()
+        # torch's pool at the free cores too (the kernels size numba's themselves)
+        with torch_threads(FREE_CORES.free()):
+            loss = batch_loss(model, batch, has_text, cfg)
+            value = loss.item()
+            if world.size == 1:
+                check_loss(value, f"epoch {epoch}, step {i}", _advice(cfg))
+            (loss / cfg.accumulate if cfg.accumulate > 1 else loss).backward()
+            if i % cfg.accumulate == cfg.accumulate - 1:
+                average_gradients(dense, sparse, world)
+                for opt in opts:
+                    opt.step()
         pos = supervision_edges(batch)
         total, n_edges, n_batches = total + value, n_edges + pos, n_batches + 1
         bar.update(1)

@@ -1,4 +1,4 @@
-"""How many threads the sampler may use: the cores that other processes leave free.
+"""How many threads the sampler and the HGNN's kernels may use: the cores other processes leave free.
 
 A parallel kernel is only as fast as its slowest thread. When another process keeps a core
 busy (a training step, a data loader, a second job), a thread scheduled on that core runs
@@ -94,6 +94,18 @@ class FreeCores:
 
 
 FREE_CORES = FreeCores()
+
+
+def numba_threads() -> int:
+    """Size numba's pool for the parallel region this thread starts next to the free cores
+    (:data:`FREE_CORES`, capped by ``NUMBA_NUM_THREADS``) and return that count. Every
+    numba parallel kernel of the package calls it first: a thread on a core another
+    process keeps busy stalls the whole region (numba's count is per calling thread)."""
+    import numba
+
+    n = max(1, min(FREE_CORES.free(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
 
 
 @contextlib.contextmanager

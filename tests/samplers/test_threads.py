@@ -99,3 +99,26 @@ def test_bench_load_runs_busy_processes_and_stops_them():
     assert res["load"] == 1 and res["ours_edges_per_s"] > 0
     with pytest.raises(ContractError, match="--load must be >= 0"):
         run_sampler_bench(scale=0.0005, load=-1)
+
+
+def test_hgnn_kernels_size_numba_to_the_free_cores(monkeypatch):
+    """The HGNN's max-pool and row-Adam kernels follow the sampler's rule: with one core
+    free their parallel regions run on one numba thread, and the result is unchanged."""
+    import numba
+
+    from audiograph.hgnn.maxpool_train import max_pool
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one numba thread on this machine")
+    g = torch.Generator().manual_seed(0)
+    table = torch.rand(50, 8, generator=g, requires_grad=True)
+    src, dst = torch.randint(50, (400,), generator=g), torch.randint(30, (400,), generator=g)
+    monkeypatch.setenv(threads.ENV, str(numba.config.NUMBA_NUM_THREADS))
+    full = max_pool(table, src, dst, 30)
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    monkeypatch.setenv(threads.ENV, "1")
+    one = max_pool(table, src, dst, 30)
+    assert numba.get_num_threads() == 1
+    one.sum().backward()
+    assert numba.get_num_threads() == 1
+    assert torch.equal(full, one)
