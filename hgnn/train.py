@@ -31,7 +31,6 @@ from audiograph.core.runs import Run
 from audiograph.core.training import TrainingLoop
 from audiograph.graphs.store import load_graph, read_manifest
 from audiograph.hgnn.config import HGNNConfig
-from audiograph.samplers.threads import FREE_CORES, torch_threads
 from audiograph.hgnn.loss import in_batch_softmax_loss, max_margin_loss
 from audiograph.hgnn.model import (
     HeteroSAGE,
@@ -43,6 +42,7 @@ from audiograph.hgnn.model import (
 )
 from audiograph.hgnn.validate import link_metrics, split_edges
 from audiograph.samplers import LinkNeighborLoader, NeighborSampler
+from audiograph.samplers.threads import FREE_CORES, torch_threads
 
 KIND = "hgnn-run"
 

@@ -1,4 +1,4 @@
-"""How many threads the sampler and the HGNN's kernels may use: the cores other processes leave free.
+"""How many threads the sampler and the HGNN kernels may use: the cores others leave free.
 
 A parallel kernel is only as fast as its slowest thread. When another process keeps a core
 busy (a training step, a data loader, a second job), a thread scheduled on that core runs
