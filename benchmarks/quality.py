@@ -84,6 +84,7 @@ DATASETS: dict[str, dict[str, Any]] = {
         "source": "lastfm-hetrec-2k",
         "retype": {"vertical": ["electronic"]},
         "adopters": {"vertical": 0.3},
+        "new_items": {"vertical": 0.3},
     },
     "lastfm": {"target": "artist", "source": "lastfm-hetrec-2k"},
     "douban": {
@@ -92,7 +93,7 @@ DATASETS: dict[str, dict[str, Any]] = {
         "downsample": {"book": 0.1},
         "encoder": "none",
     },
-    "synthetic": {"target": "audiobook", "source": None},
+    "synthetic": {"target": "audiobook", "source": None, "new_items": {"audiobook": 0.5}},
 }
 SYNTHETIC_USERS, SYNTHETIC_TASTES = 10000, 4  # ~1,000 audiobook users; taste not in text
 STAGES = ("split", "graph", "hgnn", "export", "twotower", "baseline", "evaluate")
@@ -132,7 +133,9 @@ def experiment(
     type, the dataset's thinning and text encoder, and the ``--set`` overrides."""
     spec = DATASETS[dataset]
     tables: dict[str, dict[str, Any]] = {
-        "split": {k: spec[k] for k in ("retype", "adopters", "downsample") if spec.get(k)},
+        "split": {
+            k: spec[k] for k in ("retype", "adopters", "downsample", "new_items") if spec.get(k)
+        },
         "graph": {"encoder": spec["encoder"]} if spec.get("encoder") else {},
         "hgnn": {},
         "export": {},
@@ -179,7 +182,9 @@ def one_seed(
             _log(quiet, f"seed {seed}: reusing {saved}")
             return report
         _log(quiet, f"seed {seed}: settings changed since {saved}; running it again")
-    done = {k: Path(v["path"]) for k, v in run_experiment(exp, "baseline", quiet=True).items()}
+    records = run_experiment(exp, "baseline", quiet=quiet)
+    done = {k: Path(v["path"]) for k, v in records.items()}
+    t_eval = time.perf_counter()
     split = done["split"]
     # the evaluate stage's call, with per-user outcomes for the paired bootstrap
     report = evaluate_run(
@@ -216,6 +221,8 @@ def one_seed(
     report["config"] = {k: want["settings"][k] for k in ("hgnn", "twotower", "evaluate")}
     report["split"] = json.loads((split / "manifest.json").read_text())
     report["seconds_total"] = round(time.perf_counter() - t0, 1)
+    report["stage_seconds"] = {k: round(v["seconds"], 1) for k, v in records.items()}
+    report["stage_seconds"]["evaluate"] = round(time.perf_counter() - t_eval, 1)
     report["recipe"] = want
     write_json(saved, report)
     _log(quiet, f"seed {seed}: done in {report['seconds_total']:.0f}s -> {saved}")
@@ -260,8 +267,17 @@ def summarize(
         "per_seed": [per_seed_summary(r) for r in reports],
         "split": {
             k: reports[0]["split"][k]
-            for k in ("method", "test_fraction", "label_fraction", "downsample", "adopters")
+            for k in (
+                "method",
+                "test_fraction",
+                "label_fraction",
+                "downsample",
+                "adopters",
+                "new_items",
+            )
+            if k in reports[0]["split"]
         },
+        "stage_seconds": [r.get("stage_seconds") for r in reports],
         "config": {**reports[0]["config"], "set": sets},
         "seconds": round(sum(r["seconds_total"] for r in reports), 1),
         "machine": f"{platform.machine()}, {platform.system()}, python {platform.python_version()}",

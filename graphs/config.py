@@ -137,6 +137,9 @@ class SplitConfig(Validated):
             TYPE in every part, counted from train rows only so no test tag decides it
             (e.g. vertical=electronic; several tags per type in a TOML table:
             retype = {vertical = ["electronic", "house"]}).
+        new_items: TYPE=SHARE: this seeded share of the type's items is released only
+            after the cut: every training row of them is dropped (after retype, before
+            adopters), so their test pairs are the new-item slice (no training user).
     """
 
     test_fraction: float = 0.2
@@ -146,9 +149,15 @@ class SplitConfig(Validated):
     adopters: dict[str, float] | None = None
     label_fraction: float = 0.2
     retype: dict[str, list[str]] | None = None
+    new_items: dict[str, float] | None = None
 
     def validate(self) -> None:
         """Raise ContractError on out-of-range options."""
+        for item_type, share in (self.new_items or {}).items():
+            if not 0.0 < share < 1.0:
+                raise ContractError(
+                    f"--new-items {item_type}: share must be in (0, 1), got {share}"
+                )
         for name in ("test_fraction", "label_fraction"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:

@@ -34,7 +34,7 @@ from audiograph.core.errors import ContractError, contract_error
 from audiograph.core.formats import FORMAT_VERSION
 from audiograph.graphs.config import SplitConfig
 from audiograph.graphs.contract import read_dataset, write_dataset
-from audiograph.graphs.thinning import downsample_type, keep_adopters
+from audiograph.graphs.thinning import downsample_type, keep_adopters, release_new_items
 from audiograph.graphs.user_tags import has_user_tags, recount_tags, side_queries
 
 PAIR = ["user_id", "item_id"]
@@ -61,7 +61,8 @@ def split_dataset(
 
     Returns:
         The manifest: ``kind="split"``, ``method``, ``cut_ts`` and ``label_cut_ts``
-        (temporal only), the fractions, ``seed``, ``downsample``, ``adopters``, ``retype``
+        (temporal only), the fractions, ``seed``, ``downsample``, ``adopters``,
+        ``new_items`` (per type: share, items, training rows dropped, test pairs), ``retype``
         (per new type: its tags, rule and number of items) and per part
         (``fit``/``labels``/``train``/``test``) the number of rows, ``(user, item)`` pairs,
         users and rows per item type.
@@ -92,6 +93,17 @@ def split_dataset(
         q_train, q_test = ds.queries.filter(~q_in_test), ds.queries.filter(q_in_test)
     # types from the train side only, before any thinning reads them; every part gets them
     items, retyped = retype_items(ds.items, train, retype) if retype else (ds.items, {})
+    released: dict[str, Any] = {}
+    for item_type, share in (cfg.new_items or {}).items():
+        before = train.height
+        train, new = release_new_items(train, items, item_type, share, seed)
+        test_pairs = test.filter(pl.col("item_id").is_in(new.implode())).select(PAIR).unique()
+        released[item_type] = {
+            "share": share,
+            "items": new.len(),
+            "rows_dropped": before - train.height,
+            "test_pairs": test_pairs.height,
+        }
     launched: dict[str, Any] = {}
     for item_type, share in (adopters or {}).items():
         before = train.height
@@ -125,6 +137,7 @@ def split_dataset(
         "seed": seed,
         "downsample": downsample or {},
         "adopters": launched,
+        "new_items": released,
         "retype": retyped,
         "user_tags_recounted": has_user_tags(inter),
         **{name: _side_counts(side, items) for name, side in parts.items()},

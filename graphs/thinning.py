@@ -92,3 +92,34 @@ def keep_adopters(
     )
     drop = of_type.filter(~pl.col("user_id").is_in(adopters.implode())).unique()
     return interactions.join(drop, on=PAIR, how="anti", maintain_order="left"), adopters
+
+
+def release_new_items(
+    interactions: pl.DataFrame,
+    items: pl.DataFrame,
+    item_type: str,
+    share: float,
+    seed: int,
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Make ``round(share * N)`` of the ``N`` items of ``item_type`` new: released only
+    after the cut, so none of their rows stays in ``interactions`` (the training side).
+
+    Args:
+        interactions: training-side rows ``[R rows]`` (``user_id``, ``item_id``, ...).
+        items: items table (``item_id``, ``item_type``); the draw is over its items of
+            ``item_type`` sorted by id (seeded, independent of row order).
+        item_type: the type; must occur in ``items``.
+        share: fraction of the type's items made new, in (0, 1).
+        seed: sampling seed.
+
+    Returns:
+        ``(rows kept [R' <= R], the new items' ids)``; rows keep their input order.
+    """
+    if not 0.0 < share < 1.0:
+        raise ContractError(f"new-items share must be in (0, 1), got {share}")
+    typed = _typed_items(items, item_type)["item_id"].sort()
+    n_new = round_half_up(share * typed.len())
+    rng = np.random.default_rng([seed, 0x6E6577])  # its own stream: "new"
+    new = typed.gather(np.sort(rng.permutation(typed.len())[:n_new])).alias("item_id")
+    kept = interactions.filter(~pl.col("item_id").is_in(new.implode()))
+    return kept, new

@@ -171,16 +171,22 @@ class ExportConfig(Validated):
         device: cpu or cuda[:i].
         cache_dir: text-vector cache of the inductive items (none: no cache).
         index: ANN index: auto (faiss IVF from 100k items), exact or ivf.
+        inductive: how catalog items outside the graph (new items: text, no training
+            user) are embedded: head (a ridge head from text to the warm items' graph
+            embeddings, fitted at export; :mod:`audiograph.hgnn.text_head`) or model (the
+            HGNN run on the item with no neighbours).
     """
 
     chunk_size: int = 65536
     device: str = "cpu"
     cache_dir: str | None = str(DEFAULT_CACHE)
     index: str = "auto"
+    inductive: str = "head"
 
     def validate(self) -> None:
         """Raise ContractError on out-of-range options."""
         check_min("chunk-size", self.chunk_size, 1)
+        check_choice("inductive", self.inductive, ("head", "model"))
         check_choice("index", self.index, ("auto", "exact", "ivf"))
         check_device(self.device)
 

@@ -45,6 +45,7 @@ from audiograph.graphs.store import load_graph, load_node_ids, read_manifest
 from audiograph.hgnn.config import ExportConfig
 from audiograph.hgnn.inference import full_graph_embeddings, isolated_embeddings
 from audiograph.hgnn.model import HeteroSAGE, ModelSpec
+from audiograph.hgnn.text_head import TextHead, fit_text_head
 
 STAGE = "export"
 EMBEDDINGS = "embeddings"
@@ -84,8 +85,10 @@ def _inductive(
     device: str,
     cache_dir: str | Path | None,
     quiet: bool,
+    head: TextHead | None = None,
 ) -> tuple[pl.DataFrame, torch.Tensor, int]:
-    """Catalog items not in ``known`` with text → ``(items, vectors [n, hidden], skipped)``."""
+    """Catalog items not in ``known`` with text → ``(items, vectors [n, hidden], skipped)``:
+    ``head``'s prediction from their text, else the model run with no neighbours."""
     items = read_items(catalog).filter(~pl.col("item_id").is_in(known.implode()))
     bad = items.filter(~pl.col("item_type").is_in(model.node_types))
     if bad.height:
@@ -112,8 +115,23 @@ def _inductive(
     x = torch.from_numpy(featurize_texts(texts, enc, cache_dir, progress=not quiet)[0])
     for t in items["item_type"].unique(maintain_order=True).to_list():
         rows = torch.tensor((items["item_type"] == t).to_numpy())
-        new[rows] = isolated_embeddings(model, t, x[rows], chunk_size, device)
+        if head is not None:
+            new[rows] = head.predict(x[rows], t)
+        else:
+            new[rows] = isolated_embeddings(model, t, x[rows], chunk_size, device)
     return items, new, int((~keep).sum())
+
+
+def _fit_head(data: Any, emb: dict[str, torch.Tensor]) -> TextHead | None:
+    """The text head fitted on the graph's nodes that have text (their text features and
+    full-graph embeddings)."""
+    x, y = {}, {}
+    for t, v in emb.items():
+        has_text = data[t].get("has_text")
+        keep = torch.ones(len(v), dtype=torch.bool) if has_text is None else has_text.bool()
+        if data[t].get("x") is not None and keep.any():
+            x[t], y[t] = data[t].x[keep], v[keep]
+    return fit_text_head(x, y) if x else None
 
 
 def export_embeddings(
@@ -170,11 +188,23 @@ def export_embeddings(
     if not world.main:
         return {}
     frames = [nodes.select("item_id", "item_type", in_graph=pl.lit(True))]
-    mats, skipped = [vectors], 0
+    mats, skipped, head = [vectors], 0, None
     if catalog is not None:
+        if cfg.inductive == "head" and model.text is not None:
+            with step(STAGE, "text head", quiet) as s:
+                head = _fit_head(data, emb)
+                s["note"] = "too few items with text" if head is None else str(head.report())
         with step(STAGE, "inductive items", quiet) as s:
             items, new, skipped = _inductive(
-                model, config, catalog, nodes["item_id"], chunk_size, device, cache_dir, quiet
+                model,
+                config,
+                catalog,
+                nodes["item_id"],
+                chunk_size,
+                device,
+                cache_dir,
+                quiet,
+                head,
             )
             frames.append(items.select("item_id", "item_type", in_graph=pl.lit(False)))
             mats.append(new)
@@ -193,6 +223,7 @@ def export_embeddings(
         "catalog": None if catalog is None else str(Path(catalog).absolute()),
         "model": config["model"],
         "encoder": config.get("encoder"),
+        "inductive_method": "model" if head is None else {"text_head": head.report()},
     }
     inputs = [run_dir, catalog, graph_dir]
     with atomic_dir(out_dir, EMBEDDINGS, inputs) as tmp, step(STAGE, "write", quiet) as s:

@@ -40,6 +40,11 @@ class TwoTowerConfig(Validated):
             (0: none); in-batch negatives are mostly of the abundant types.
         target_weight: loss weight of the rows whose positive is of the launch type.
         resample: a fresh random history/label split of the train users every epoch.
+        refit: on the train part of a split (fit and label windows), choose the epochs on
+            validation (inputs from fit, positives from the label window), then train a
+            fresh model on all of train (each epoch a fresh history/label split of every
+            user, so no example sees its target in its input) for that many epochs; false:
+            the model trained on the windows is the run's.
         weighted: weight the history means by interaction weight.
         target_type: positives, negatives and validation of this item type only.
         val_type: with split windows, validate on this item type's labels only.
@@ -69,6 +74,7 @@ class TwoTowerConfig(Validated):
     target_negatives: int = 256
     target_weight: float = 1.0
     resample: bool = True
+    refit: bool = True
     weighted: bool = True
     target_type: str | None = None
     val_type: str | None = None

@@ -277,10 +277,12 @@ def prepare(
     cfg: TwoTowerConfig,
     spec: InputSpec | None = None,
     quiet: bool = False,
+    validate: bool = True,
 ) -> Prepared:
     """Hold out ``val_fraction`` of the users with labels (seeded), split their history
     and labels, and build the item and validation inputs (``spec`` from the data unless
-    given, e.g. when resuming)."""
+    given, e.g. when resuming). ``validate=False``: no user is held out (the refit on all
+    of train, whose epochs were chosen before)."""
     if ds.interactions is None:
         raise ContractError(f"{ds.path}: no interactions.parquet to train on")
     items, dev = ds.items, torch.device(cfg.device)
@@ -302,7 +304,8 @@ def prepare(
     users = labels["user_id"].unique().sort()
     if users.len() < 2:
         raise ContractError(f"{ds.path}: fewer than 2 users with >= 2 distinct items to train on")
-    val_users = users.filter(pl.Series(validation_mask(users.len(), cfg)))
+    is_val = validation_mask(users.len(), cfg) if validate else np.zeros(users.len(), bool)
+    val_users = users.filter(pl.Series(is_val))
     vcat, vdense = user_inputs(
         val_users, ds.users, history, items, hist_vectors, spec, cfg.weighted
     )

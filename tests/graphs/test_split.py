@@ -202,3 +202,29 @@ def test_queries_are_split_per_item(synthetic, tmp_path):
     assert te.height == int(held[n >= 2].sum()) == manifest["test"]["queries"]
     # an item's only query stays in train; a held-out query never empties an item
     assert set(te["item_id"]) <= set(tr["item_id"])
+
+
+def test_new_items_have_no_training_row_and_keep_their_test_pairs(synthetic, tmp_path):
+    """``new_items``: round(share * N) of the type's items lose every training row (fit,
+    labels, train); their test rows stay, counted in the manifest; other items untouched."""
+    plain = split_dataset(synthetic, tmp_path / "a", seed=1)
+    m = split_dataset(synthetic, tmp_path / "b", seed=1, new_items={"audiobook": 0.2})
+    entry = m["new_items"]["audiobook"]
+    assert entry["share"] == 0.2 and entry["items"] == 6  # round(0.2 * 30)
+    (train_a, test_a), (train_b, test_b) = _sides(tmp_path / "a"), _sides(tmp_path / "b")
+    new_ids = set(train_a["item_id"]) - set(train_b["item_id"])
+    assert 0 < len(new_ids) <= 6 and all(i.startswith("audiobook:") for i in new_ids)
+    for part in ("fit", "labels", "train"):
+        rows = read_dataset(tmp_path / "b" / part).interactions
+        assert not set(rows["item_id"]) & new_ids
+    dropped = train_a.filter(pl.col("item_id").is_in(list(new_ids)))
+    assert entry["rows_dropped"] == dropped.height == train_a.height - train_b.height
+    assert _sorted(test_a).equals(_sorted(test_b))  # the test part is the same
+    in_test = test_b.filter(pl.col("item_id").is_in(list(new_ids))).select(PAIR).unique()
+    assert entry["test_pairs"] >= in_test.height > 0
+    assert m["new_items"] == split_dataset(
+        synthetic, tmp_path / "c", seed=1, new_items={"audiobook": 0.2}
+    )["new_items"]  # seeded
+    assert plain["new_items"] == {}
+    with pytest.raises(ContractError, match="new-items audiobook"):
+        split_dataset(synthetic, tmp_path / "d", new_items={"audiobook": 1.0})

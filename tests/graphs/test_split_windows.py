@@ -196,8 +196,9 @@ def test_tag_queries_follow_the_interactions(tmp_path):
 
 
 def _chain(split, out, cache) -> dict[str, bytes]:
-    """fit → graph → HGNN → embeddings → two-tower; the bytes of every training artifact."""
-    build_graph(split / "fit", out / "g", GraphConfig(encoder="none"), quiet=True)
+    """train → graph → HGNN → embeddings → two-tower (epochs chosen on the windows, refitted
+    on all of train); the bytes of every training artifact."""
+    build_graph(split / "train", out / "g", GraphConfig(encoder="none"), quiet=True)
     hgnn = HGNNConfig(
         epochs=1,
         max_epoch_edges=2000,
