@@ -46,6 +46,9 @@ class TwoTowerConfig(Validated):
             user, so no example sees its target in its input) for that many epochs; false:
             the model trained on the windows is the run's.
         weighted: weight the history means by interaction weight.
+        history_items: the user tower also attention-pools its L latest (else most played)
+            history items (:mod:`audiograph.twotower.history_attention`); 0: means only.
+        attention_queries: learned queries of that attention pooling.
         target_type: positives, negatives and validation of this item type only.
         val_type: with split windows, validate on this item type's labels only.
         encoder: text encoder folder (none: the bundled MiniLM).
@@ -76,6 +79,8 @@ class TwoTowerConfig(Validated):
     resample: bool = True
     refit: bool = True
     weighted: bool = True
+    history_items: int = 32
+    attention_queries: int = 4
     target_type: str | None = None
     val_type: str | None = None
     encoder: str | None = None
@@ -91,7 +96,8 @@ class TwoTowerConfig(Validated):
         if not self.tower_dims or any(d < 1 for d in self.tower_dims):
             raise ContractError(f"tower_dims must be sizes >= 1, got {self.tower_dims}")
         check_min("batch-size", self.batch_size, 2)
-        for name in ("cat_dim", "patience", "max_val_users"):
+        check_min("history-items", self.history_items, 0)
+        for name in ("cat_dim", "patience", "max_val_users", "attention_queries"):
             check_min(name.replace("_", "-"), getattr(self, name), 1)
         check_min("epochs", self.epochs, 0)
         check_min("extra-negatives", self.extra_negatives, 0)

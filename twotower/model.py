@@ -17,7 +17,6 @@ towers are MLPs (ReLU between layers) with L2-normalized outputs; the score is
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiograph.core.metrics import hit_metrics
+from audiograph.twotower.history_attention import HistoryAttention, history_columns
 from audiograph.twotower.vectors import history_means
 
 MAX_VOCAB = 1000
@@ -46,10 +45,14 @@ class InputSpec:
     item_categorical: dict[str, list[str]] = field(default_factory=dict)
     user_categorical: dict[str, list[str]] = field(default_factory=dict)
     user_numeric: dict[str, list[float]] = field(default_factory=dict)  # col -> [mean, std]
+    history_items: int = 0  # L latest items attention-pooled (0: the means only)
+    attention_queries: int = 0
+    n_items: int = 0  # rows of the history-vector table (attention only)
 
     @property
     def user_dense_dim(self) -> int:
-        return len(self.user_numeric) + len(self.history_keys) * (self.history_dim + 1)
+        means = len(self.user_numeric) + len(self.history_keys) * (self.history_dim + 1)
+        return means + 3 * self.history_items
 
     @property
     def item_dense_dim(self) -> int:
@@ -69,9 +72,11 @@ def build_spec(
     history_dim: int,
     text_dim: int,
     hgnn_dim: int,
+    cfg: Any = None,
 ) -> InputSpec:
     """The input spec of a dataset: vocabularies, numeric mean/std and history keys
-    (every ``item_type/signal`` pair present in ``interactions``)."""
+    (every ``item_type/signal`` pair present in ``interactions``); the history attention's
+    size from ``cfg`` (a ``TwoTowerConfig``; none: no attention)."""
     keys = (
         interactions.join(items.select("item_id", "item_type"), on="item_id")
         .select(key=pl.concat_str("item_type", pl.lit("/"), "signal"))
@@ -80,6 +85,9 @@ def build_spec(
         .to_list()
     )
     spec = InputSpec(keys, history_dim, text_dim, hgnn_dim, sorted(items["item_type"].unique()))
+    if cfg is not None and cfg.history_items:
+        spec.history_items, spec.attention_queries = cfg.history_items, cfg.attention_queries
+        spec.n_items = items.height
     for col in items.columns:
         if col not in RESERVED and items.schema[col] == pl.Utf8 and (v := _vocab(items[col])):
             spec.item_categorical[col] = v
@@ -160,6 +168,8 @@ def user_inputs(
     zeros = np.zeros((n, spec.history_dim), np.float32)
     dense += [means.get(k, zeros) for k in spec.history_keys]
     dense += [np.log1p(counts.get(k, zeros[:, 0]))[:, None] for k in spec.history_keys]
+    if spec.history_items:  # the attention's columns, last
+        dense.append(history_columns(interactions, rows, table["user_id"], spec.history_items))
     cat_t = torch.from_numpy(np.stack(cat, axis=1)) if cat else torch.zeros(n, 0, dtype=torch.long)
     dense_t = np.concatenate(dense, axis=1) if dense else np.zeros((n, 0))
     return cat_t, torch.from_numpy(dense_t.astype(np.float32))
@@ -263,7 +273,13 @@ class TwoTower(nn.Module):
         item_vocab = [len(spec.item_types) + 1]
         item_vocab += [len(v) + 1 for v in spec.item_categorical.values()]
         projected = skip and skip_vector == "history"
-        self.user_tower = Tower(user_vocab, spec.user_dense_dim, dims, cat_dim, projected)
+        self.attention, user_dense = None, spec.user_dense_dim
+        if spec.history_items:
+            self.attention = HistoryAttention(
+                spec.n_items, spec.history_dim, spec.history_items, spec.attention_queries
+            )
+            user_dense += self.attention.out_dim - 3 * spec.history_items
+        self.user_tower = Tower(user_vocab, user_dense, dims, cat_dim, projected)
         self.item_tower = Tower(item_vocab, spec.item_dense_dim, dims, cat_dim, projected)
         self.proj = self.log_a = None
         if projected:
@@ -292,9 +308,18 @@ class TwoTower(nn.Module):
         parts = [a * F.normalize(h, dim=-1), F.normalize(s, dim=-1)]
         return torch.cat(parts, dim=-1) / torch.sqrt(a * a + 1)
 
+    def set_history_table(self, vectors: np.ndarray) -> None:
+        """The attention's item vectors (``[n_items, history_dim]``, the history space)."""
+        if self.attention is not None:
+            self.attention.table.copy_(torch.from_numpy(np.asarray(vectors, np.float32)))
+
     def user(self, cat: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         """User vectors ``[B, d]`` from ``user_inputs`` rows."""
-        h = self.user_tower(cat, dense)
+        x = dense
+        if self.attention is not None:
+            cut = dense.shape[1] - 3 * self.attention.length
+            x = torch.cat([dense[:, :cut], self.attention(dense[:, cut:])], dim=1)
+        h = self.user_tower(cat, x)
         if self.proj is not None:
             return F.normalize(h + self.proj(F.normalize(self.user_skip(dense), dim=-1)), dim=-1)
         a = None if self.log_a is None else self.log_a.exp()
@@ -306,82 +331,3 @@ class TwoTower(nn.Module):
         if self.proj is not None:
             return F.normalize(h + self.proj(F.normalize(self.item_skip(dense), dim=-1)), dim=-1)
         return self._out(h, None if self.log_a is None else self.item_skip(dense), None)
-
-
-@torch.inference_mode()
-def top_k(
-    user_vecs: torch.Tensor,
-    item_vecs: torch.Tensor,
-    k: int,
-    exclude: tuple[torch.Tensor, torch.Tensor] | None = None,
-    allowed: torch.Tensor | None = None,
-    chunk: int = 1024,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-``k`` items per user by dot product, in user chunks.
-
-    Args:
-        user_vecs: ``[U, d]``; item_vecs: ``[I, d]`` (same device).
-        exclude: ``(user_row, item_index)`` pairs, each ``[E]``, never recommended.
-        allowed: bool ``[I]``; only these items are candidates.
-
-    Returns:
-        ``(scores [U, k'], items [U, k'])`` with ``k' = min(k, I)``, best first; slots
-        with no candidate left (or a NaN score) have score ``-inf``.
-    """
-    k = min(k, item_vecs.shape[0])
-    if exclude is not None:
-        order = torch.argsort(exclude[0], stable=True)
-        ex_u, ex_i = exclude[0][order].to(user_vecs.device), exclude[1][order].to(user_vecs.device)
-    scores, index = [], []
-    for lo in range(0, user_vecs.shape[0], chunk):
-        hi = min(lo + chunk, user_vecs.shape[0])
-        s = user_vecs[lo:hi] @ item_vecs.T
-        s.masked_fill_(s.isnan(), float("-inf"))  # NaN ranks worst, never first
-        if allowed is not None:
-            s[:, ~allowed] = float("-inf")
-        if exclude is not None:
-            a, b = torch.searchsorted(ex_u, torch.tensor([lo, hi], device=ex_u.device)).tolist()
-            s[ex_u[a:b] - lo, ex_i[a:b]] = float("-inf")
-        top = torch.topk(s, k, dim=1)
-        scores.append(top.values)
-        index.append(top.indices)
-    if not scores:
-        return torch.zeros(0, k, device=user_vecs.device), torch.zeros(0, k, dtype=torch.long)
-    return torch.cat(scores), torch.cat(index)
-
-
-@torch.inference_mode()
-def recall_at_k(
-    model: TwoTower,
-    user: tuple[torch.Tensor, torch.Tensor],
-    item: tuple[torch.Tensor, torch.Tensor],
-    labels: tuple[torch.Tensor, torch.Tensor],
-    exclude: tuple[torch.Tensor, torch.Tensor],
-    allowed: torch.Tensor | None,
-    k: int = 10,
-) -> float:
-    """Mean over users of ``|top-k ∩ labels| / |labels|``; ``user``/``item`` are tower
-    inputs ``(cat, dense)``, ``labels``/``exclude`` are ``(user_row, item_index)`` pairs."""
-    model.eval()
-    labels = (labels[0].to(item[0].device), labels[1].to(item[0].device))
-    iv = torch.cat([model.item(c, d) for c, d in _batches(*item, 65536)])
-    uv = torch.cat([model.user(c, d) for c, d in _batches(*user, 65536)])
-    scores, idx = top_k(uv, iv, k, exclude, allowed)
-    n_items = iv.shape[0]
-    hit = (
-        torch.isin(
-            idx + torch.arange(len(uv), device=idx.device)[:, None] * n_items,
-            labels[0] * n_items + labels[1],
-        )
-        & scores.isfinite()
-    )
-    n_rel = torch.bincount(labels[0], minlength=len(uv))
-    recall = hit_metrics(hit.cpu().numpy(), n_rel.cpu().numpy(), k)["recall"]
-    return float(recall.mean()) if len(uv) else 0.0
-
-
-def _batches(
-    cat: torch.Tensor, dense: torch.Tensor, size: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    for lo in range(0, cat.shape[0], size):
-        yield cat[lo : lo + size], dense[lo : lo + size]

@@ -41,7 +41,8 @@ from audiograph.core.formats import FORMAT_VERSION
 from audiograph.core.runs import WEIGHTS, load_state, load_weights, read_run_config
 from audiograph.graphs.contract import INTERACTION_SCHEMA, Dataset, read_dataset
 from audiograph.twotower.config import TwoTowerConfig
-from audiograph.twotower.model import InputSpec, TwoTower, item_inputs, top_k, user_inputs
+from audiograph.twotower.model import InputSpec, TwoTower, item_inputs, user_inputs
+from audiograph.twotower.ranking import top_k
 from audiograph.twotower.training_data import catalog_vectors, history_vectors
 
 CHUNK = 65536
@@ -93,8 +94,10 @@ def load_run(
     load_state(model, load_weights(run_dir / WEIGHTS), run_dir / WEIGHTS)
     model = model.to(device).eval()
     ds = read_dataset(data_dir or config["data_dir"])  # user histories
-    # item inputs as in training: the fit window's text and popularity under split windows
-    fit = read_dataset(config["windows"]["fit"]) if config.get("windows") else ds
+    # item inputs as in training: the fit window's popularity for a run trained on the
+    # windows, else (a refit on all of train, a plain dataset) the training data's
+    windows_only = config.get("windows") and not config.get("selection")
+    fit = read_dataset(config["windows"]["fit"] if windows_only else config["data_dir"])
     text, hgnn = catalog_vectors(fit.items, emb_dir or config["emb_dir"], cfg, quiet=True)
     got = (text.shape[1], 0 if hgnn is None else hgnn.shape[1])
     if got != (spec.text_dim, spec.hgnn_dim):

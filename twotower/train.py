@@ -1,15 +1,21 @@
 """Training of the user-decoupled two-tower model (2T-HGNN, Spotify 2024).
 
-On the train part of ``audiograph split`` (leak-free,
-:func:`audiograph.twotower.training_data.prepare_windows`) the inputs come from the fit
-window and the positives from the label window, the same every epoch. On any other dataset
-(:func:`audiograph.twotower.training_data.prepare`) each user's training interactions are
-split (seeded; temporally when every row has a ``ts``) into a *history* part, from which the
-user-tower input is computed, and a *label* part (``label_fraction`` of the user's distinct items):
-the positive ``(user, item)`` pairs, so a positive is never part of its own user's input;
-with ``resample`` (default) the split is drawn afresh every epoch. ``val_fraction`` of the
-label users are held out: recall@10 of their label items against the whole catalog (their
-history items excluded) drives early stopping; the best weights are kept.
+On the train part of ``audiograph split`` (with ``refit``, the default) the number of
+epochs is chosen on the split's windows first (:func:`select_epochs`: inputs from the fit
+window, positives from the label window,
+:func:`audiograph.twotower.training_data.prepare_windows`, in memory), then a fresh model
+trains on **all of train** for that many epochs, each epoch a fresh random history/label
+split of every user (:func:`audiograph.twotower.training_data.prepare` without validation
+users): every training pair serves as a label, never in its own user's input in the same
+epoch, so the two-tower learns from the same pairs as LightGCN. Without ``refit`` the model
+trained on the windows is the run's. On any other dataset each user's training
+interactions are split (seeded; temporally when every row has a ``ts``) into a *history*
+part, from which the user-tower input is computed, and a *label* part (``label_fraction``
+of the user's distinct items): the positive ``(user, item)`` pairs, so a positive is never
+part of its own user's input; with ``resample`` (default) the split is drawn afresh every
+epoch. ``val_fraction`` of the label users are held out: recall@10 of their label items
+against the whole catalog (their history items excluded) drives early stopping; the best
+weights are kept.
 
 Loss: in-batch sampled softmax with logQ correction (each column's logit minus the log of
 its expected count in a batch: ``batch_size * p(item)`` over the training interactions), optional
@@ -54,8 +60,8 @@ from audiograph.twotower.loss import sampled_softmax_loss
 from audiograph.twotower.model import (
     InputSpec,
     TwoTower,
-    recall_at_k,
 )
+from audiograph.twotower.ranking import recall_at_k
 from audiograph.twotower.training_data import (
     Prepared,
     index_of,
@@ -195,7 +201,9 @@ def select_epochs(
     t0, device = time.perf_counter(), torch.device(world.device)
     b = _Batches.of(d, cfg, device, len(d.epoch_pairs(0)[1][0]))
     torch.manual_seed(cfg.seed)
-    model = TwoTower.of_config(d.spec, cfg).to(device)
+    model = TwoTower.of_config(d.spec, cfg)
+    model.set_history_table(d.hist_vectors)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     curve: list[float] = []
     best, best_epoch = -math.inf, 0
@@ -270,7 +278,9 @@ def train_twotower(
     batches = _Batches.of(d, cfg, device, n_pairs)
 
     torch.manual_seed(cfg.seed)
-    model = TwoTower.of_config(spec, cfg).to(device)
+    model = TwoTower.of_config(spec, cfg)
+    model.set_history_table(d.hist_vectors)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     config = {
         "data_dir": str(Path(data_dir).absolute()),

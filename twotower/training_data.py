@@ -209,6 +209,7 @@ def prepare_windows(
             hist_vectors.shape[1],
             text.shape[1],
             0 if hgnn is None else hgnn.shape[1],
+            cfg,
         )
     typed = items.select("item_id", "item_type")
     labels = (
@@ -300,6 +301,7 @@ def prepare(
             hist_vectors.shape[1],
             text.shape[1],
             0 if hgnn is None else hgnn.shape[1],
+            cfg,
         )
     users = labels["user_id"].unique().sort()
     if users.len() < 2:

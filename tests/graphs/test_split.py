@@ -222,9 +222,12 @@ def test_new_items_have_no_training_row_and_keep_their_test_pairs(synthetic, tmp
     assert _sorted(test_a).equals(_sorted(test_b))  # the test part is the same
     in_test = test_b.filter(pl.col("item_id").is_in(list(new_ids))).select(PAIR).unique()
     assert entry["test_pairs"] >= in_test.height > 0
-    assert m["new_items"] == split_dataset(
-        synthetic, tmp_path / "c", seed=1, new_items={"audiobook": 0.2}
-    )["new_items"]  # seeded
+    assert (
+        m["new_items"]
+        == split_dataset(synthetic, tmp_path / "c", seed=1, new_items={"audiobook": 0.2})[
+            "new_items"
+        ]
+    )  # seeded
     assert plain["new_items"] == {}
     with pytest.raises(ContractError, match="new-items audiobook"):
         split_dataset(synthetic, tmp_path / "d", new_items={"audiobook": 1.0})

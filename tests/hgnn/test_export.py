@@ -178,6 +178,18 @@ def test_export_with_catalog_embeds_new_items_inductively(env, tmp_path):
     assert np.isfinite(v).all()
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert "new-empty" not in df["item_id"].to_list()
+    # the default text head: the prediction of a head fitted on the graph's nodes with text
+    head = m["inductive_method"]["text_head"]
+    assert head["fitted"] == sum(int(env["data"][t].has_text.sum()) for t in env["data"].node_types)
+    # inductive="model": the HGNN run on each new item with no neighbours instead
+    m2 = export_embeddings(
+        env["run"], tmp_path / "e2", env["catalog"], cache_dir=env["cache"], inductive="model"
+    )
+    assert m2["inductive_method"] == "model"
+    df2 = pl.read_parquet(tmp_path / "e2/embeddings.parquet")
+    assert df2.filter(pl.col("in_graph")).equals(df.filter(pl.col("in_graph")))
+    v2 = np.stack(df2.filter(~pl.col("in_graph"))["vector"].to_numpy())
+    assert not np.allclose(v, v2)
 
 
 def test_catalog_with_unknown_type_is_a_contract_error(env, tmp_path):

@@ -30,9 +30,9 @@ from audiograph.twotower.model import (
     TwoTower,
     build_spec,
     item_inputs,
-    recall_at_k,
     user_inputs,
 )
+from audiograph.twotower.ranking import recall_at_k
 from audiograph.twotower.training_data import prepare, split_history_labels
 
 SMALL = {"tower_dims": [32, 16], "cat_dim": 4, "batch_size": 128, "seed": 5}
