@@ -284,10 +284,10 @@ def summarize(
     }
 
 
-def save_variant(dataset: str, label: str, out: dict[str, Any]) -> None:
-    """Add (or replace) ``label`` in ``results/ablation-DATASET.json`` (the ablation table
-    of benchmarks/README.md is generated from it)."""
-    f = RESULTS / f"ablation-{dataset}.json"
+def save_variant(dataset: str, label: str, out: dict[str, Any], kind: str = "ablation") -> None:
+    """Add (or replace) ``label`` in ``results/KIND-DATASET.json`` (the ablation tables of
+    benchmarks/README.md are generated from it)."""
+    f = RESULTS / f"{kind}-{dataset}.json"
     doc = json.loads(f.read_text()) if f.exists() else {"dataset": dataset, "variants": {}}
     keys = (
         "results",
@@ -336,6 +336,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help=f"record the run as this ablation variant in {RESULTS}/ablation-NAME.json",
     )
+    ap.add_argument(
+        "--changes",
+        default=None,
+        help=f"record the run as this row of {RESULTS}/changes-NAME.json (issue 36's changes)",
+    )
     return ap.parse_args(argv)
 
 
@@ -354,6 +359,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = summarize(args, sets, reports)
     if args.variant:
         save_variant(args.dataset, args.variant, out)
+    if args.changes:
+        save_variant(args.dataset, args.changes, out, "changes")
     if args.save:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"quality-{args.dataset}.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -103,15 +103,24 @@ def paired_bootstrap(
     return {"diff": float(d.mean()), "lo": float(low), "hi": float(high), "users": int(d.size)}
 
 
+def _only(per_user: dict[str, list], group: str) -> dict[str, list]:
+    """The entries of ``per_user`` whose user is in ``group`` (e.g. cold for the type)."""
+    keep = [g == group for g in per_user["group"]]
+    return {k: [x for x, y in zip(v, keep, strict=True) if y] for k, v in per_user.items()}
+
+
 def seed_bootstraps(report: dict[str, Any], seed: int, draws: int = DRAWS) -> dict[str, Any]:
     """``{"A_vs_B": paired_bootstrap(...)}`` of the :data:`PAIRS` one seed's report has
-    (with per-user outcomes)."""
+    (with per-user outcomes), and ``"A_vs_B (cold)"`` over its cold-for-type users where
+    the outcomes carry each user's group."""
     res, out = report["results"], {}
     for a, b in PAIRS:
-        if res.get(a, {}).get("per_user") and res.get(b, {}).get("per_user"):
-            out[f"{a}_vs_{b}"] = paired_bootstrap(
-                res[a]["per_user"], res[b]["per_user"], seed, draws
-            )
+        pa, pb = res.get(a, {}).get("per_user"), res.get(b, {}).get("per_user")
+        if pa and pb:
+            out[f"{a}_vs_{b}"] = paired_bootstrap(pa, pb, seed, draws)
+            if "group" in pa and "group" in pb:
+                cold = paired_bootstrap(_only(pa, "cold"), _only(pb, "cold"), seed, draws)
+                out[f"{a}_vs_{b} (cold)"] = cold
     return out
 
 

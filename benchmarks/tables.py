@@ -163,6 +163,53 @@ def ablation_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def changes_table(doc: dict[str, Any]) -> str:
+    """Markdown: issue 36's three changes alone and together (``quality.py --changes``):
+    per variant what validation saw, test HR@10 (all and cold-for-type users) of 2T-HGNN,
+    2T and LightGCN, and new-item recall@10 of the four history models."""
+    lines = _head(
+        "variant",
+        "val 2T-HGNN R@10",
+        "val 2T R@10",
+        "2T-HGNN",
+        "2T",
+        "LightGCN",
+        "2T-HGNN cold",
+        "2T cold",
+        "LightGCN cold",
+        "new: 2T-HGNN",
+        "new: 2T",
+        "new: HGNN-KNN",
+        "new: LLM-KNN",
+    )
+    for label, v in doc["variants"].items():
+        r, val = v["results"], v["validation"]
+
+        def cell(model: str, group: str | None = None, key: str = "hr@10", r=r) -> str:
+            got = r.get(model) or {}
+            return ci((got.get(group) or {}).get(key) if group else got.get(key))
+
+        lines.append(
+            f"| {label} | {ci(val['2t-hgnn_recall@10'])} | {ci(val['2t_recall@10'])} "
+            + "".join(f"| {cell(m)} " for m in ("2t-hgnn", "2t", "lightgcn"))
+            + "".join(f"| {cell(m, 'cold')} " for m in ("2t-hgnn", "2t", "lightgcn"))
+            + "".join(
+                f"| {cell(m, 'new_items', 'recall@10')} "
+                for m in ("2t-hgnn", "2t", "hgnn", "llm-knn")
+            )
+            + "|"
+        )
+    seeds = {len(v["seeds"]) for v in doc["variants"].values()}
+    lines += [
+        "",
+        f"`{doc['dataset']}`: HR@10 (all users, cold-for-type users) and new-item recall@10, "
+        f"mean ± 95 % t-interval over {'/'.join(map(str, sorted(seeds)))} seeds (the same "
+        "seeds and test parts in every row; `–`: not scored in that run); validation "
+        "figures are what model selection saw.",
+    ]
+    return "\n".join(lines)
+
+
 def _recalls(r: dict[str, Any]) -> list[str]:
     """Search and rec recall@10, @30 cells of a generative or prefix summary row."""
     return [ci((r.get(t) or {}).get(f"recall@{k}")) for t in ("search", "rec") for k in (10, 30)]
@@ -273,6 +320,7 @@ def prefix_table(doc: dict[str, Any]) -> str:
 TABLES = {
     "quality": quality_table,
     "ablation": ablation_table,
+    "changes": changes_table,
     "train": train_table,
     "graph_build": graph_build_table,
     "featurize": featurize_table,

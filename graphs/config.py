@@ -140,6 +140,9 @@ class SplitConfig(Validated):
         new_items: TYPE=SHARE: this seeded share of the type's items is released only
             after the cut: every training row of them is dropped (after retype, before
             adopters), so their test pairs are the new-item slice (no training user).
+        val_users: per item type, this seeded share of the users with label-window pairs
+            (at least 30) validate model selection; their label-window pairs stay out of
+            the ``graph`` part, the graph is built from.
     """
 
     test_fraction: float = 0.2
@@ -150,6 +153,7 @@ class SplitConfig(Validated):
     label_fraction: float = 0.2
     retype: dict[str, list[str]] | None = None
     new_items: dict[str, float] | None = None
+    val_users: float = 0.1
 
     def validate(self) -> None:
         """Raise ContractError on out-of-range options."""
@@ -158,7 +162,7 @@ class SplitConfig(Validated):
                 raise ContractError(
                     f"--new-items {item_type}: share must be in (0, 1), got {share}"
                 )
-        for name in ("test_fraction", "label_fraction"):
+        for name in ("test_fraction", "label_fraction", "val_users"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
                 raise ContractError(f"--{name.replace('_', '-')} must be in (0, 1), got {value}")

@@ -38,6 +38,9 @@ from audiograph.graphs.thinning import downsample_type, keep_adopters, release_n
 from audiograph.graphs.user_tags import has_user_tags, recount_tags, side_queries
 
 PAIR = ["user_id", "item_id"]
+VALIDATION_USERS = "validation_users.parquet"
+VAL_FLOOR = 30
+"""Validation users per item type at least (when the type has twice as many label users)."""
 
 
 def split_dataset(
@@ -54,7 +57,9 @@ def split_dataset(
     Args:
         data_dir: a contract dataset directory with interactions.
         out_dir: output directory; gets ``fit/``, ``labels/``, ``train/`` (= fit + labels),
-            ``test/`` and ``manifest.json`` (written atomically).
+            ``graph/`` (train without the validation users' label-window pairs: what the
+            graph is built from), ``test/``, ``validation_users.parquet``
+            (:func:`validation_users`) and ``manifest.json`` (written atomically).
         cfg: the :class:`SplitConfig` (default: its defaults); keyword ``options`` (e.g.
             ``seed=3``) override its fields. Users with one item stay in train.
         quiet: no progress output.
@@ -116,7 +121,10 @@ def split_dataset(
     for item_type, keep in (downsample or {}).items():
         train = downsample_type(train, items, item_type, keep, seed)
     fit, labels, label_cut = _hold_out(train, label_fraction, seed + 1, use, whole_pairs=True)
-    parts = {"fit": fit, "labels": labels, "train": train, "test": test}
+    val_users = validation_users(labels, items, cfg.val_users, seed)
+    held = labels.filter(pl.col("user_id").is_in(val_users.implode())).select(PAIR).unique()
+    graph = train.join(held, on=PAIR, how="anti", maintain_order="left")
+    parts = {"fit": fit, "labels": labels, "train": train, "graph": graph, "test": test}
     for name, side in parts.items():
         if side.height == 0:
             raise ContractError(
@@ -138,11 +146,12 @@ def split_dataset(
         "downsample": downsample or {},
         "adopters": launched,
         "new_items": released,
+        "validation_users": val_users.len(),
         "retype": retyped,
         "user_tags_recounted": has_user_tags(inter),
         **{name: _side_counts(side, items) for name, side in parts.items()},
     }
-    queries = {"fit": q_train, "labels": None, "train": q_train, "test": q_test}
+    queries = {"fit": q_train, "labels": None, "train": q_train, "graph": q_train, "test": q_test}
     if ds.queries is not None:
         for name in ("train", "test"):
             manifest[name]["queries"] = queries[name].height
@@ -159,8 +168,13 @@ def split_dataset(
                 "counts": manifest[name],
             }
             if name == "train":  # the two-tower reads its windows from here
-                part["windows"] = {"fit": "../fit", "labels": "../labels"}
+                part["windows"] = {
+                    "fit": "../fit",
+                    "labels": "../labels",
+                    "validation_users": f"../{VALIDATION_USERS}",
+                }
             write_json(tmp / name / "manifest.json", part)
+        val_users.to_frame("user_id").write_parquet(tmp / VALIDATION_USERS)
         write_json(tmp / "manifest.json", manifest)
     if not quiet:
         tr, te = manifest["train"], manifest["test"]
@@ -172,6 +186,25 @@ def split_dataset(
             file=sys.stderr,
         )
     return manifest
+
+
+def validation_users(
+    labels: pl.DataFrame, items: pl.DataFrame, share: float, seed: int
+) -> pl.Series:
+    """The users whose label-window pairs validate model selection (sorted ids): per item
+    type, a seeded ``share`` of the users with label-window pairs of that type (at least
+    :data:`VAL_FLOOR`, at most half of them), united over the types. Their label-window
+    pairs stay out of the ``graph`` part, so a graph model cannot see what they validate."""
+    typed = labels.select(PAIR).unique().join(items.select("item_id", "item_type"), on="item_id")
+    chosen = []
+    rng = np.random.default_rng([seed, 0x76616C])  # its own stream: "val"
+    for t in sorted(typed["item_type"].unique().to_list()):
+        users = typed.filter(pl.col("item_type") == t)["user_id"].unique().sort()
+        n = min(max(round(share * users.len()), min(VAL_FLOOR, users.len() // 2)), users.len())
+        chosen.append(users.gather(np.sort(rng.permutation(users.len())[:n])))
+    if not chosen:
+        return pl.Series("user_id", [], dtype=pl.Utf8)
+    return pl.concat(chosen).unique().sort().alias("user_id")
 
 
 def _hold_out(

@@ -216,7 +216,7 @@ def _config(package: str, name: str) -> Callable[[], type]:
 STAGES: list[Stage] = [  # command, output kind, {input: (stage, sub-folder)}, run, config
     Stage("prepare", "dataset", {}, _prepare),
     Stage("split", "split", {"data": ("prepare", "")}, _split, _config("graphs", "SplitConfig")),
-    Stage("build-graph", "graph", {"data": ("split", "train")}, _graph,
+    Stage("build-graph", "graph", {"data": ("split", "graph")}, _graph,
           _config("graphs", "GraphConfig"),
           fallback={"data": ("prepare", "")}),  # no [split]: the graph of all the data
     Stage("train-hgnn", "hgnn-run", {"graph": ("graph", "")}, _hgnn,

@@ -150,8 +150,9 @@ def evaluate_vectors(
         ``recall@k`` is the share of the pairs whose item is in that user's top k
         (``None`` without pairs).
 
-        With ``per_user``: ``"per_user": {"user_id": [...], "hr@k": [0 | 1, ...]}``, one
-        entry per evaluated user (sorted by id); JSON-serialisable.
+        With ``per_user``: ``"per_user": {"user_id": [...], "hr@k": [0 | 1, ...], "group":
+        ["warm" | "cold" | "no_history", ...]}``, one entry per evaluated user (sorted by
+        id); JSON-serialisable.
     """
     if not 0 < k <= n:
         raise ValueError(f"need 0 < k <= n, got k={k}, n={n}")
@@ -247,9 +248,11 @@ def evaluate_vectors(
     out["new_items"] = _pairs(pair_hit, te_c, pair_pop == 0, k)
     out["rare_items"] = _pairs(pair_hit, te_c, (pair_pop > 0) & (pair_pop < RARE), k)
     if per_user:
+        groups = np.where(warm, "warm", np.where(active, "cold", "no_history"))
         out["per_user"] = {
             "user_id": ev["user_id"].to_list(),
             f"hr@{k}": by_user["hr"].astype(int).tolist(),
+            "group": groups.tolist(),
         }
     return out
 

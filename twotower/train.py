@@ -68,6 +68,7 @@ from audiograph.twotower.training_data import (
     prepare,
     prepare_windows,
     split_windows,
+    window_validation_users,
 )
 
 KIND = "twotower-run"
@@ -265,12 +266,14 @@ def train_twotower(
         d = prepare(read_dataset(data_dir), emb_dir, cfg, spec, quiet)
     elif not cfg.refit:  # history from the fit window, positives from the label window
         label_rows = read_dataset(windows["labels"]).interactions
-        d = prepare_windows(read_dataset(windows["fit"]), label_rows, emb_dir, cfg, None, quiet)
+        fit, val_ids = read_dataset(windows["fit"]), window_validation_users(windows)
+        d = prepare_windows(fit, label_rows, emb_dir, cfg, None, quiet, val_ids)
     else:  # epochs chosen on the windows, then every pair of train is a label
         if selection is None:
             label_rows = read_dataset(windows["labels"]).interactions
             fit = read_dataset(windows["fit"])
-            w = prepare_windows(fit, label_rows, emb_dir, cfg, None, quiet)
+            val_ids = window_validation_users(windows)
+            w = prepare_windows(fit, label_rows, emb_dir, cfg, None, quiet, val_ids)
             selection = select_epochs(w, cfg, world, quiet, loop.advice)
         d = prepare(read_dataset(data_dir), emb_dir, cfg, spec, quiet, validate=False)
     spec, n_val = d.spec, len(d.val_user[0])

@@ -167,8 +167,8 @@ def validation_mask(n_users: int, cfg: TwoTowerConfig, floor: int = 0) -> np.nda
 
 
 def split_windows(data_dir: str | Path) -> dict[str, Path] | None:
-    """``{"fit": dir, "labels": dir}`` when ``data_dir`` is the train part of an
-    ``audiograph split`` (its manifest names the windows), else None."""
+    """``{"fit": dir, "labels": dir[, "validation_users": file]}`` when ``data_dir`` is the
+    train part of an ``audiograph split`` (its manifest names the windows), else None."""
     f = Path(data_dir) / "manifest.json"
     windows = read_json(f).get("windows") if f.exists() else None
     return {k: (Path(data_dir) / v).resolve() for k, v in windows.items()} if windows else None
@@ -187,6 +187,7 @@ def prepare_windows(
     cfg: TwoTowerConfig,
     spec: InputSpec | None = None,
     quiet: bool = False,
+    val_ids: pl.Series | None = None,
 ) -> Prepared:
     """Leak-free inputs: item text, popularity and user histories from the *fit* window
     (the window the graph and the HGNN saw), positives from the *label* window
@@ -194,7 +195,9 @@ def prepare_windows(
     least :data:`VAL_FLOOR`) of the users who have label-window positives of
     ``cfg.val_type`` (else ``cfg.target_type``; else of all label users); their labels of
     that type, ranked among the items of that type as the test ranks them, drive early
-    stopping."""
+    stopping. ``val_ids``: the split's validation users (whose label-window pairs the
+    graph never saw); the validation users are those of them with such labels, and none
+    of them trains."""
     items, dev, history = fit.items, torch.device(cfg.device), fit.interactions
     check_types(items, cfg)
     if history is None:
@@ -231,9 +234,15 @@ def prepare_windows(
     if val_type is not None:
         eligible = labels.filter(pl.col("item_type") == val_type)["user_id"].unique().sort()
         eligible = eligible if eligible.len() >= 2 else users
-    val_users = eligible.filter(pl.Series(validation_mask(eligible.len(), cfg, VAL_FLOOR)))
+    held = pl.Series("user_id", [], dtype=pl.Utf8)
+    if val_ids is not None:  # the split's validation users (kept out of the graph)
+        held = val_ids
+        val_users = eligible.filter(eligible.is_in(val_ids.implode())).head(cfg.max_val_users)
+    if val_ids is None or val_users.len() < 2:
+        val_users = eligible.filter(pl.Series(validation_mask(eligible.len(), cfg, VAL_FLOOR)))
     in_val = pl.col("user_id").is_in(val_users.implode())
-    train_users = users.filter(~users.is_in(val_users.implode()))
+    out = pl.concat([val_users, held])
+    train_users = users.filter(~users.is_in(out.implode()))
     val_labels = labels.filter(in_val)
     if val_type is not None:
         val_labels = val_labels.filter(pl.col("item_type") == val_type)
@@ -253,7 +262,7 @@ def prepare_windows(
             dev
         )
     )
-    train_labels = labels.filter(~in_val)
+    train_labels = labels.filter(pl.col("user_id").is_in(train_users.implode()))
     return Prepared(
         spec,
         tuple(t.to(dev) for t in item_inputs(items, spec, text, hgnn, history)),
@@ -334,3 +343,10 @@ def prepare(
         hist_vectors,
         cfg,
     )
+
+
+def window_validation_users(windows: dict[str, Path]) -> pl.Series | None:
+    """The split's validation users (``validation_users.parquet``), or None for a split
+    written before it had them."""
+    f = windows.get("validation_users")
+    return pl.read_parquet(f)["user_id"] if f is not None and Path(f).is_file() else None

@@ -259,3 +259,26 @@ def test_no_label_is_an_input_of_the_two_tower(data, tmp_path):
     pop = fit.interactions.group_by("item_id").agg(pl.col("user_id").n_unique().alias("n"))
     expect = items.to_frame().join(pop, on="item_id", how="left")["n"].fill_null(0)
     np.testing.assert_allclose(d.item[1][:, 0].numpy(), np.log1p(expect.to_numpy()), rtol=1e-6)
+
+
+def test_validation_users_label_pairs_stay_out_of_the_graph_part(data, tmp_path):
+    """The graph is built from train minus the validation users' label-window pairs, so
+    the two-tower's epochs are chosen on pairs no graph model saw; those users validate
+    and never train in the selection."""
+    m = split_dataset(data, tmp_path / "s", seed=3)
+    val = pl.read_parquet(tmp_path / "s" / "validation_users.parquet")["user_id"]
+    labels, train, graph = (_rows(tmp_path / "s" / p) for p in ("labels", "train", "graph"))
+    typed = _pairs(labels).join(read_dataset(data).items, on="item_id")
+    for t, n in typed.group_by("item_type").agg(pl.col("user_id").n_unique()).iter_rows():
+        chosen = typed.filter((pl.col("item_type") == t) & pl.col("user_id").is_in(val.implode()))
+        want = min(max(round(0.1 * n), min(30, n // 2)), n)  # more: chosen for another type
+        assert want <= chosen["user_id"].n_unique() < n
+    assert m["validation_users"] == val.len() > 0
+    held = _pairs(labels.filter(pl.col("user_id").is_in(val.implode())))
+    assert _pairs(graph).join(held, on=PAIR).height == 0  # none of their label pairs
+    assert _pairs(pl.concat([_pairs(graph), held])).equals(_pairs(train))  # all else kept
+    cfg = TwoTowerConfig(use_hgnn=False, tower_dims=[16, 8], cache_dir=str(tmp_path / "c"))
+    fit = read_dataset(tmp_path / "s" / "fit")
+    d = prepare_windows(fit, labels, None, cfg, val_ids=val, spec=None)
+    trained = set(d.train_inter["user_id"].to_list())
+    assert trained and not trained & set(val.to_list())

@@ -228,6 +228,10 @@ def test_slices_without_pairs_are_none():
 def test_per_user_hit_rates_pair_models_user_by_user():
     r = _eval(per_user=True)
     # hits in the top 2: uA (at 2), uB (at 1), uD (at 2); uC and uE outside
-    assert r["per_user"] == {"user_id": ["uA", "uB", "uC", "uD", "uE"], "hr@2": [1, 1, 0, 1, 0]}
+    assert r["per_user"] == {
+        "user_id": ["uA", "uB", "uC", "uD", "uE"],
+        "hr@2": [1, 1, 0, 1, 0],
+        "group": ["warm", "cold", "warm", "no_history", "no_history"],  # as in the breakdown
+    }
     assert sum(r["per_user"]["hr@2"]) / 5 == pytest.approx(r["hr@2"])
     json.dumps(r)  # the report stays JSON-serialisable
