@@ -49,6 +49,9 @@ class TwoTowerConfig(Validated):
         history_items: the user tower also attention-pools its L latest (else most played)
             history items (:mod:`audiograph.twotower.history_attention`); 0: means only.
         attention_queries: learned queries of that attention pooling.
+        item_ids: size of a learned ID embedding of each warm item (training users), read
+            by the item tower and the history attention; new items have none and rely on
+            text and HGNN vectors (10 % of IDs hidden per batch in training); 0: none.
         target_type: positives, negatives and validation of this item type only.
         val_type: with split windows, validate on this item type's labels only.
         encoder: text encoder folder (none: the bundled MiniLM).
@@ -81,6 +84,7 @@ class TwoTowerConfig(Validated):
     weighted: bool = True
     history_items: int = 32
     attention_queries: int = 4
+    item_ids: int = 32
     target_type: str | None = None
     val_type: str | None = None
     encoder: str | None = None
@@ -97,6 +101,7 @@ class TwoTowerConfig(Validated):
             raise ContractError(f"tower_dims must be sizes >= 1, got {self.tower_dims}")
         check_min("batch-size", self.batch_size, 2)
         check_min("history-items", self.history_items, 0)
+        check_min("item-ids", self.item_ids, 0)
         for name in ("cat_dim", "patience", "max_val_users", "attention_queries"):
             check_min(name.replace("_", "-"), getattr(self, name), 1)
         check_min("epochs", self.epochs, 0)

@@ -68,26 +68,32 @@ class HistoryAttention(nn.Module):
 
     ``table`` (buffer ``[n_items, vec_dim]``, saved with the model) holds the fixed item
     vectors the history rows index; key ``= W_k [v | log-weight | position]``, value
-    ``= W_v v``; a user without history pools to zeros."""
+    ``= W_v v`` (``v``: the table row, plus the item's learned ID vector when the model has
+    one); a user without history pools to zeros."""
 
-    def __init__(self, n_items: int, vec_dim: int, length: int, queries: int, dim: int = 64):
+    def __init__(
+        self, n_items: int, vec_dim: int, length: int, queries: int, dim: int = 64, id_dim: int = 0
+    ):
         super().__init__()
         self.length, self.dim = length, dim
         self.register_buffer("table", torch.zeros(n_items, vec_dim))
-        self.key = nn.Linear(vec_dim + 2, dim)
-        self.value = nn.Linear(vec_dim, dim)
+        self.key = nn.Linear(vec_dim + id_dim + 2, dim)
+        self.value = nn.Linear(vec_dim + id_dim, dim)
         self.queries = nn.Parameter(torch.randn(queries, dim) / math.sqrt(dim))
 
     @property
     def out_dim(self) -> int:
         return self.queries.shape[0] * self.dim
 
-    def forward(self, cols: torch.Tensor) -> torch.Tensor:
-        """``cols`` ``[B, 3 L]`` (:func:`history_columns`) → ``[B, Q * dim]``."""
+    def forward(self, cols: torch.Tensor, ids: nn.Embedding | None = None) -> torch.Tensor:
+        """``cols`` ``[B, 3 L]`` (:func:`history_columns`) → ``[B, Q * dim]``; ``ids``: the
+        item-ID embedding (row ``r + 1`` for catalog row ``r``) appended to each vector."""
         length = self.length
         rows = cols[:, :length].long()
         pad = rows < 0
         v = self.table[rows.clamp_min(0)]  # [B, L, vec_dim]
+        if ids is not None:
+            v = torch.cat([v, ids(torch.where(pad, 0, rows + 1))], dim=-1)
         feats = torch.stack([cols[:, length : 2 * length], cols[:, 2 * length :]], dim=-1)
         k = self.key(torch.cat([v, feats], dim=-1))  # [B, L, dim]
         logits = torch.einsum("qd,bld->bql", self.queries, k) / math.sqrt(self.dim)

@@ -47,7 +47,8 @@ class InputSpec:
     user_numeric: dict[str, list[float]] = field(default_factory=dict)  # col -> [mean, std]
     history_items: int = 0  # L latest items attention-pooled (0: the means only)
     attention_queries: int = 0
-    n_items: int = 0  # rows of the history-vector table (attention only)
+    n_items: int = 0  # catalog rows (the attention's table, the item-ID embedding)
+    item_ids: int = 0  # size of the warm items' learned ID embedding (0: none)
 
     @property
     def user_dense_dim(self) -> int:
@@ -87,7 +88,9 @@ def build_spec(
     spec = InputSpec(keys, history_dim, text_dim, hgnn_dim, sorted(items["item_type"].unique()))
     if cfg is not None and cfg.history_items:
         spec.history_items, spec.attention_queries = cfg.history_items, cfg.attention_queries
-        spec.n_items = items.height
+    if cfg is not None and cfg.item_ids:
+        spec.item_ids = cfg.item_ids
+    spec.n_items = items.height if spec.history_items or spec.item_ids else 0
     for col in items.columns:
         if col not in RESERVED and items.schema[col] == pl.Utf8 and (v := _vocab(items[col])):
             spec.item_categorical[col] = v
@@ -131,6 +134,8 @@ def item_inputs(
         counts = interactions.group_by("item_id").agg(n=pl.col("user_id").n_unique())
         n = items.select("item_id").join(counts, on="item_id", how="left", maintain_order="left")
         pop[:, 0] = np.log1p(n["n"].fill_null(0).to_numpy().astype(np.float32))
+    if spec.item_ids:  # last: the ID code, row + 1 for a warm item, 0 (none) for a new one
+        cols.append(np.where(pop[:, 0] > 0, np.arange(1, items.height + 1), 0))
     dense = [pop, text] + ([hgnn] if spec.hgnn_dim else [])
     return (
         torch.from_numpy(np.stack(cols, axis=1)),
@@ -239,6 +244,9 @@ class ItemHistoryVector(nn.Module):
         return dense[:, -self.dim :]
 
 
+ID_DROPOUT = 0.1
+"""Share of warm items whose ID a training batch hides (the new items' case)."""
+
 SKIP_VECTORS = ("knn", "history")
 """How the two-tower's skip path enters the score: ``knn`` (exact: the towers' outputs
 carry the HGNN-KNN cosine, or LLM-KNN's for the plain two-tower, next to the MLP's) or
@@ -276,11 +284,22 @@ class TwoTower(nn.Module):
         self.attention, user_dense = None, spec.user_dense_dim
         if spec.history_items:
             self.attention = HistoryAttention(
-                spec.n_items, spec.history_dim, spec.history_items, spec.attention_queries
+                spec.n_items,
+                spec.history_dim,
+                spec.history_items,
+                spec.attention_queries,
+                id_dim=spec.item_ids,
             )
             user_dense += self.attention.out_dim - 3 * spec.history_items
+        self.item_id = None
+        if spec.item_ids:  # row 0: a new item (no ID), learned rows for the warm items
+            self.item_id = nn.Embedding(spec.n_items + 1, spec.item_ids, padding_idx=0)
+            nn.init.normal_(self.item_id.weight, std=0.01)
+            with torch.no_grad():
+                self.item_id.weight[0].zero_()
         self.user_tower = Tower(user_vocab, user_dense, dims, cat_dim, projected)
-        self.item_tower = Tower(item_vocab, spec.item_dense_dim, dims, cat_dim, projected)
+        item_dense = spec.item_dense_dim + spec.item_ids
+        self.item_tower = Tower(item_vocab, item_dense, dims, cat_dim, projected)
         self.proj = self.log_a = None
         if projected:
             self.user_skip, self.item_skip = UserHistoryMean(spec), ItemHistoryVector(spec)
@@ -318,16 +337,30 @@ class TwoTower(nn.Module):
         x = dense
         if self.attention is not None:
             cut = dense.shape[1] - 3 * self.attention.length
-            x = torch.cat([dense[:, :cut], self.attention(dense[:, cut:])], dim=1)
+            pooled = self.attention(dense[:, cut:], self.item_id)
+            x = torch.cat([dense[:, :cut], pooled], dim=1)
         h = self.user_tower(cat, x)
         if self.proj is not None:
             return F.normalize(h + self.proj(F.normalize(self.user_skip(dense), dim=-1)), dim=-1)
         a = None if self.log_a is None else self.log_a.exp()
         return self._out(h, None if a is None else self.user_skip(dense), a)
 
+    def hide_ids(self, cat: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``cat`` with :data:`ID_DROPOUT` of its item IDs hidden (set to 0, as a new
+        item's), drawn from ``generator``: in training, so the text/HGNN path learns to
+        stand alone. Unchanged without ID embeddings."""
+        if self.item_id is None:
+            return cat
+        keep = torch.rand(len(cat), generator=generator) >= ID_DROPOUT
+        return torch.cat([cat[:, :-1], cat[:, -1:] * keep.to(cat.device)[:, None]], dim=1)
+
     def item(self, cat: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
         """Item vectors ``[B, d]`` from ``item_inputs`` rows."""
-        h = self.item_tower(cat, dense)
+        x = dense
+        if self.item_id is not None:  # the ID code is the last column
+            ids, cat = cat[:, -1], cat[:, :-1]
+            x = torch.cat([dense, self.item_id(ids)], dim=1)
+        h = self.item_tower(cat, x)
         if self.proj is not None:
             return F.normalize(h + self.proj(F.normalize(self.item_skip(dense), dim=-1)), dim=-1)
         return self._out(h, None if self.log_a is None else self.item_skip(dense), None)

@@ -154,8 +154,9 @@ def _epoch(
         if k % cfg.accumulate == 0:
             opt.zero_grad()
         rows_b = perm[lo : lo + cfg.batch_size]
+        hide = torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) * 100_003 + n)
         u = model.user(ucat[pu[rows_b]], udense[pu[rows_b]])
-        v = model.item(icat[pi[rows_b]], idense[pi[rows_b]])
+        v = model.item(model.hide_ids(icat[pi[rows_b]], hide), idense[pi[rows_b]])
         negatives, rows = [], b.launch[0][pi[rows_b]]
         if pick is not None:
             neg = b.candidates[pick.to(device)]

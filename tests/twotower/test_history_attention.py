@@ -48,3 +48,24 @@ def test_attention_pools_over_real_rows_only():
     # padding rows never matter: change the table row a pad would have read
     att.table[0] += 100.0
     torch.testing.assert_close(att(cols)[1], out[1])
+
+
+def test_item_ids_code_warm_items_only_and_hiding_is_seeded():
+    from audiograph.twotower.config import TwoTowerConfig
+    from audiograph.twotower.model import TwoTower, build_spec, item_inputs
+
+    items = pl.DataFrame({"item_id": ["a", "b", "c", "d"], "item_type": ["t"] * 4})
+    inter = _inter(None).filter(pl.col("item_id") != "c")  # c: no training user
+    cfg = TwoTowerConfig(item_ids=4, history_items=2)
+    spec = build_spec(items, inter, None, 3, 3, 0, cfg)
+    assert (spec.item_ids, spec.n_items, spec.history_items) == (4, 4, 2)
+    cat, _ = item_inputs(items, spec, np.zeros((4, 3), np.float32), None, inter)
+    assert cat[:, -1].tolist() == [1, 2, 0, 4]  # row + 1 when warm, 0 for the new item c
+    model = TwoTower.of_config(spec, cfg)
+    assert torch.equal(model.item_id.weight[0], torch.zeros(4))
+    big = cat.repeat(500, 1)
+    a = model.hide_ids(big, torch.Generator().manual_seed(1))
+    assert torch.equal(a, model.hide_ids(big, torch.Generator().manual_seed(1)))
+    assert torch.equal(a[:, :-1], big[:, :-1])
+    hidden = (a[:, -1] == 0) & (big[:, -1] != 0)
+    assert 0.05 < hidden.float().mean() / (big[:, -1] != 0).float().mean() < 0.15
