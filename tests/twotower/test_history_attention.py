@@ -55,7 +55,7 @@ def test_item_ids_code_warm_items_only_and_hiding_is_seeded():
     from audiograph.twotower.model import TwoTower, build_spec, item_inputs
 
     items = pl.DataFrame({"item_id": ["a", "b", "c", "d"], "item_type": ["t"] * 4})
-    inter = _inter(None).filter(pl.col("item_id") != "c")  # c: no training user
+    inter = _inter(None).filter(pl.col("item_id") != "c").with_columns(signal=pl.lit("play"))
     cfg = TwoTowerConfig(item_ids=4, history_items=2)
     spec = build_spec(items, inter, None, 3, 3, 0, cfg)
     assert (spec.item_ids, spec.n_items, spec.history_items) == (4, 4, 2)
