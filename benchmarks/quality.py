@@ -7,12 +7,16 @@ Measures the product: every stage runs with its defaults (the pipeline runner's
 ``config.set``. Per seed, outputs under ``--workdir/seed<N>``:
 
 1. ``split`` the dataset (seeded): test held out, train = *fit* + *label* window, the target
-   type made sparse where the dataset says so (``adopters`` / ``downsample``);
-2. build the co-interaction graph on **fit** only, train the HGNN on it, export embeddings
-   for the training catalog;
-3. train the two-tower on ``train`` (inputs from fit, positives from the label window,
-   validation on the target type's labels); the plain 2T baseline (the runner's
-   ``baseline`` stage) with the same settings and no HGNN inputs;
+   type made sparse where the dataset says so (``adopters`` / ``downsample``) and a share
+   of its items released only after the cut (``new_items``: the new-item slice);
+   validation users are drawn per type, their label-window pairs kept out of the graph;
+2. build the co-interaction graph on **all of train** (less those validation pairs), train
+   the HGNN on it (it selects on its own held-out edges), export embeddings for the
+   training catalog (new items through the text head);
+3. the two-tower chooses its epochs on the windows (inputs from fit, positives from the
+   label window, validated on the validation users' target-type labels), then is refitted
+   on all of train; the plain 2T baseline (the runner's ``baseline`` stage) the same way
+   with no HGNN inputs; LightGCN is tuned on the windows and refitted on all of train;
 4. evaluate popularity, LLM-KNN, HGNN-KNN, LightGCN, 2T and 2T-HGNN on ``test`` with the
    evaluate stage's settings (users without a vector rank by popularity; warm /
    cold-for-type / no-history users and new / rare items reported apart); on
@@ -26,7 +30,8 @@ Reported: per model and metric the mean over seeds with a 95 % t-interval (new- 
 rare-item recall@10 included); the paired per-seed difference and ratio of HR@10,
 2T-HGNN vs 2T and vs LightGCN, with its t-interval; and within each seed a paired
 per-user bootstrap (1,000 resamples of the evaluated users) 95 % interval of the same
-HR@10 differences.
+HR@10 differences, for all and for cold-for-type users. Each report also holds the
+seconds of every stage (``stage_seconds``).
 
 Datasets: ``lastfm-vertical`` (artists whose top tag on the train side is ``electronic``
 form the type ``vertical``, ``split --retype``, launched to 30 % of its users), ``lastfm``

@@ -268,7 +268,7 @@ def train_twotower(
     elif not cfg.refit:  # history from the fit window, positives from the label window
         label_rows = read_dataset(windows["labels"]).interactions
         fit, val_ids = read_dataset(windows["fit"]), window_validation_users(windows)
-        d = prepare_windows(fit, label_rows, emb_dir, cfg, None, quiet, val_ids)
+        d = prepare_windows(fit, label_rows, emb_dir, cfg, spec, quiet, val_ids)
     else:  # epochs chosen on the windows, then every pair of train is a label
         if selection is None:
             label_rows = read_dataset(windows["labels"]).interactions

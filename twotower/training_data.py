@@ -129,6 +129,7 @@ class Prepared:
     cfg: TwoTowerConfig
     fixed: tuple | None = None  # leak-free windows: the same label pairs every epoch
     val_allowed: torch.Tensor | None = None  # validation candidates (default: ``allowed``)
+    last: tuple | None = None  # (epoch, its pairs): the last epoch drawn, drawn once
 
     def epoch_pairs(
         self, epoch: int
@@ -139,6 +140,8 @@ class Prepared:
         every training interaction serves as a label; else the seed's split every epoch."""
         if self.fixed is not None:
             return self.fixed
+        if self.last is not None and self.last[0] == epoch:
+            return self.last[1]
         cfg, ds, dev = self.cfg, self.ds, torch.device(self.cfg.device)
         seed = cfg.seed * 1_000_003 + epoch + 7 if cfg.resample else cfg.seed
         inter = self.train_inter.with_columns(ts=None) if cfg.resample else self.train_inter
@@ -153,7 +156,8 @@ class Prepared:
             index_of(labels["user_id"], users).to(dev),
             index_of(labels["item_id"], ds.items["item_id"]).to(dev),
         )
-        return (ucat.to(dev), udense.to(dev)), pairs
+        self.last = (epoch, ((ucat.to(dev), udense.to(dev)), pairs))
+        return self.last[1]
 
 
 def validation_mask(n_users: int, cfg: TwoTowerConfig, floor: int = 0) -> np.ndarray:
