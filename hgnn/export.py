@@ -13,8 +13,12 @@
 
 Rows: graph nodes in ``nodes.parquet`` order, then inductive catalog items in catalog order.
 Graph nodes get deterministic layer-wise full-graph inference (every neighbour, no sampling).
-Catalog items not in the graph are embedded inductively from their text alone: exactly what
-the model computes for a node with that text and no neighbours. From 100k rows on, a faiss
+New items, those with text and no neighbour (graph nodes without an edge, catalog items not
+in the graph), are placed from their text alone: by default (``inductive="head"``) where
+the text head (:mod:`audiograph.hgnn.text_head`, fitted here on the nodes with text and
+neighbours) predicts the graph would put them, so they share the warm items' space; with
+``inductive="model"`` exactly what the model computes for a node with that text and no
+neighbours (the model never saw such a node in training). From 100k rows on, a faiss
 IVF index (``index.faiss``, see :mod:`audiograph.core.ann`) is written too and
 :func:`audiograph.hgnn.neighbors.nearest_neighbors` uses it; smaller exports are searched exactly.
 """
@@ -122,16 +126,36 @@ def _inductive(
     return items, new, int((~keep).sum())
 
 
-def _fit_head(data: Any, emb: dict[str, torch.Tensor]) -> TextHead | None:
-    """The text head fitted on the graph's nodes that have text (their text features and
-    full-graph embeddings)."""
-    x, y = {}, {}
-    for t, v in emb.items():
+def _degrees(data: Any) -> dict[str, torch.Tensor]:
+    """In-degree ``[n_type]`` of every node type over all relations."""
+    deg = {t: torch.zeros(int(data[t].num_nodes), dtype=torch.long) for t in data.node_types}
+    for (_, _, dst), store in data.edge_items():
+        deg[dst] += torch.bincount(store.edge_index[1], minlength=len(deg[dst]))
+    return deg
+
+
+def _text_head(data: Any, emb: dict[str, torch.Tensor]) -> tuple[TextHead | None, int]:
+    """``(head, isolated)``: the text head fitted on the graph's nodes that have text and
+    neighbours (their text features and full-graph embeddings); the nodes with text and no
+    neighbour (a new item: no training user) get its prediction in ``emb`` instead of the
+    model's no-neighbour vector, counted in ``isolated``."""
+    x, y, lone = {}, {}, {}
+    for t, deg in _degrees(data).items():
         has_text = data[t].get("has_text")
-        keep = torch.ones(len(v), dtype=torch.bool) if has_text is None else has_text.bool()
-        if data[t].get("x") is not None and keep.any():
-            x[t], y[t] = data[t].x[keep], v[keep]
-    return fit_text_head(x, y) if x else None
+        text = torch.ones(len(deg), dtype=torch.bool) if has_text is None else has_text.bool()
+        if data[t].get("x") is None:
+            continue
+        keep, lone[t] = text & (deg > 0), text & (deg == 0)
+        if keep.any():
+            x[t], y[t] = data[t].x[keep], emb[t][keep]
+    head = fit_text_head(x, y) if x else None
+    if head is None:
+        return None, 0
+    for t, mask in lone.items():
+        if mask.any() and t in head.types:
+            emb[t] = emb[t].clone()  # inference tensors are read-only
+            emb[t][mask] = head.predict(data[t].x[mask], t)
+    return head, int(sum(int(m.sum()) for t, m in lone.items() if t in head.types))
 
 
 def export_embeddings(
@@ -178,6 +202,9 @@ def export_embeddings(
                 f" model {want}); export with the graph the run was trained on"
             )
         emb = full_graph_embeddings(model, data, chunk_size, device, True, world)
+        head, isolated = None, 0
+        if cfg.inductive == "head" and model.text is not None:
+            head, isolated = _text_head(data, emb)  # new items in the graph: no neighbours
         dim = next(iter(emb.values())).shape[1]
         vectors = torch.zeros(nodes.height, dim)
         for t, v in emb.items():
@@ -188,12 +215,8 @@ def export_embeddings(
     if not world.main:
         return {}
     frames = [nodes.select("item_id", "item_type", in_graph=pl.lit(True))]
-    mats, skipped, head = [vectors], 0, None
+    mats, skipped = [vectors], 0
     if catalog is not None:
-        if cfg.inductive == "head" and model.text is not None:
-            with step(STAGE, "text head", quiet) as s:
-                head = _fit_head(data, emb)
-                s["note"] = "too few items with text" if head is None else str(head.report())
         with step(STAGE, "inductive items", quiet) as s:
             items, new, skipped = _inductive(
                 model,
@@ -223,7 +246,9 @@ def export_embeddings(
         "catalog": None if catalog is None else str(Path(catalog).absolute()),
         "model": config["model"],
         "encoder": config.get("encoder"),
-        "inductive_method": "model" if head is None else {"text_head": head.report()},
+        "inductive_method": "model"
+        if head is None
+        else {"text_head": {**head.report(), "isolated_nodes": isolated}},
     }
     inputs = [run_dir, catalog, graph_dir]
     with atomic_dir(out_dir, EMBEDDINGS, inputs) as tmp, step(STAGE, "write", quiet) as s:

@@ -19,6 +19,7 @@ from audiograph.graphs.contract import read_dataset, write_dataset
 from audiograph.graphs.store import load_graph
 from audiograph.hgnn import HeteroSAGE
 from audiograph.hgnn.export import (
+    _degrees,
     export_embeddings,
     full_graph_embeddings,
     isolated_embeddings,
@@ -178,16 +179,28 @@ def test_export_with_catalog_embeds_new_items_inductively(env, tmp_path):
     assert np.isfinite(v).all()
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert "new-empty" not in df["item_id"].to_list()
-    # the default text head: the prediction of a head fitted on the graph's nodes with text
+    # the default text head, fitted on the nodes with text and neighbours; the nodes with
+    # text and no neighbour (new items inside the graph) get its prediction too
     head = m["inductive_method"]["text_head"]
-    assert head["fitted"] == sum(int(env["data"][t].has_text.sum()) for t in env["data"].node_types)
+    deg, data = _degrees(env["data"]), env["data"]
+    text = {t: data[t].has_text.bool() for t in data.node_types}
+    assert head["fitted"] == sum(int((text[t] & (deg[t] > 0)).sum()) for t in text)
+    lone = sum(int((text[t] & (deg[t] == 0)).sum()) for t in text)
+    assert head["isolated_nodes"] == lone > 0
     # inductive="model": the HGNN run on each new item with no neighbours instead
     m2 = export_embeddings(
         env["run"], tmp_path / "e2", env["catalog"], cache_dir=env["cache"], inductive="model"
     )
     assert m2["inductive_method"] == "model"
     df2 = pl.read_parquet(tmp_path / "e2/embeddings.parquet")
-    assert df2.filter(pl.col("in_graph")).equals(df.filter(pl.col("in_graph")))
+    nodes = pl.read_parquet(env["root"] / "g/nodes.parquet")
+    warm = torch.cat([deg[t] > 0 for t in sorted(deg)])  # nodes.parquet: by type, then index
+    order = nodes.with_row_index("r").sort("item_type", "node_index")["r"].to_numpy()
+    same = np.zeros(nodes.height, bool)
+    same[order] = warm.numpy()
+    a, b = (np.stack(d.head(nodes.height)["vector"].to_numpy()) for d in (df, df2))
+    np.testing.assert_array_equal(a[same], b[same])
+    assert not np.allclose(a[~same], b[~same])
     v2 = np.stack(df2.filter(~pl.col("in_graph"))["vector"].to_numpy())
     assert not np.allclose(v, v2)
 
