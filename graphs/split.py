@@ -39,8 +39,9 @@ from audiograph.graphs.user_tags import has_user_tags, recount_tags, side_querie
 
 PAIR = ["user_id", "item_id"]
 VALIDATION_USERS = "validation_users.parquet"
-VAL_FLOOR = 30
-"""Validation users per item type at least (when the type has twice as many label users)."""
+VAL_FLOOR = 100
+"""Validation users per item type at least (when the type has twice as many label users):
+a launch type's label users are few, and a tenth of them would select on a dozen users."""
 
 
 def split_dataset(

@@ -271,7 +271,7 @@ def test_validation_users_label_pairs_stay_out_of_the_graph_part(data, tmp_path)
     typed = _pairs(labels).join(read_dataset(data).items, on="item_id")
     for t, n in typed.group_by("item_type").agg(pl.col("user_id").n_unique()).iter_rows():
         chosen = typed.filter((pl.col("item_type") == t) & pl.col("user_id").is_in(val.implode()))
-        want = min(max(round(0.1 * n), min(30, n // 2)), n)  # more: chosen for another type
+        want = min(max(round(0.1 * n), min(100, n // 2)), n)  # more: chosen for another type
         assert want <= chosen["user_id"].n_unique() < n
     assert m["validation_users"] == val.len() > 0
     held = _pairs(labels.filter(pl.col("user_id").is_in(val.implode())))
