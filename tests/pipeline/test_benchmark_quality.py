@@ -113,7 +113,11 @@ def test_experiment_is_the_product_defaults_plus_the_target(bench, tmp_path):
     assert exp["hgnn"] == {} and exp["baseline"] == {} and exp["graph"] == {}
     assert exp["twotower"] == {"val_type": "vertical"}
     assert exp["evaluate"] == {"target_type": "vertical"}
-    assert exp["split"] == {"retype": {"vertical": ["electronic"]}, "adopters": {"vertical": 0.3}}
+    assert exp["split"] == {
+        "retype": {"vertical": ["electronic"]},
+        "adopters": {"vertical": 0.3},
+        "new_items": {"vertical": 0.3},  # the new-item slice: >= 200 test pairs per seed
+    }
     sets = {"hgnn": {"epochs": 6}, "split": {"label_fraction": 0.4}}
     exp = q.experiment("douban", sets, tmp_path / "d", tmp_path / "w", 0)
     assert exp["hgnn"] == {"epochs": 6} and exp["graph"] == {"encoder": "none"}
