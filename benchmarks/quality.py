@@ -101,6 +101,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "synthetic": {"target": "audiobook", "source": None, "new_items": {"audiobook": 0.5}},
 }
 SYNTHETIC_USERS, SYNTHETIC_TASTES = 10000, 4  # ~1,000 audiobook users; taste not in text
+PROTOCOL = 2  # issue 36: refit on all of train, validation candidates released before the cut
 STAGES = ("split", "graph", "hgnn", "export", "twotower", "baseline", "evaluate")
 
 
@@ -168,6 +169,7 @@ def recipe(args: argparse.Namespace, exp: Any) -> dict[str, Any]:
         "train_graph": args.train_graph,
         "settings": settings,
         "oracle": args.dataset == "synthetic" and oracle_vectors() is not None,
+        "protocol": PROTOCOL,
     }
     return json.loads(json.dumps(doc, default=str))
 
@@ -187,7 +189,7 @@ def one_seed(
             _log(quiet, f"seed {seed}: reusing {saved}")
             return report
         _log(quiet, f"seed {seed}: settings changed since {saved}; running it again")
-    records = run_experiment(exp, "baseline", quiet=quiet)
+    records = run_experiment(exp, "baseline", tuple(args.force), quiet=quiet)
     done = {k: Path(v["path"]) for k, v in records.items()}
     t_eval = time.perf_counter()
     split = done["split"]
@@ -333,6 +335,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--train-graph",
         action="store_true",
         help="also score hgnn / 2t-hgnn with the HGNN re-exported on all of train",
+    )
+    ap.add_argument(
+        "--force",
+        default=[],
+        type=lambda v: [x.strip() for x in v.split(",") if x.strip()],
+        metavar="STAGE[,STAGE]",
+        help="rerun these stages (and what reads them) of every seed computed in this call, "
+        "e.g. after a code change the stage cache cannot see",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--save", action="store_true", help=f"write {RESULTS}/quality-NAME.json")

@@ -279,10 +279,22 @@ def prepare_windows(
         hist_vectors,
         cfg,
         fixed=(inputs(train_users), pairs(train_labels, train_users)),
-        val_allowed=None
-        if val_type is None
-        else torch.from_numpy((items["item_type"] == val_type).to_numpy(writable=True)).to(dev),
+        val_allowed=_released(items, val_type, [history, label_rows]).to(dev),
     )
+
+
+def _released(
+    items: pl.DataFrame, item_type: str | None, parts: list[pl.DataFrame]
+) -> torch.Tensor:
+    """bool ``[I]``: the validation candidates, the items of ``item_type`` (any type when
+    None) that some training row (``parts``) shows released before the cut. An item
+    released after it (no training row: a new item of the test period) did not exist when
+    the label window was played, so it is no candidate there."""
+    seen = pl.concat([p.select("item_id") for p in parts]).unique()
+    mask = items["item_id"].is_in(seen["item_id"].implode())
+    if item_type is not None:
+        mask &= items["item_type"] == item_type
+    return torch.from_numpy(mask.to_numpy(writable=True))
 
 
 def prepare(
