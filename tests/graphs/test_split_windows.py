@@ -282,3 +282,7 @@ def test_validation_users_label_pairs_stay_out_of_the_graph_part(data, tmp_path)
     d = prepare_windows(fit, labels, None, cfg, val_ids=val, spec=None)
     trained = set(d.train_inter["user_id"].to_list())
     assert trained and not trained & set(val.to_list())
+    # validation ranks only items some training row shows released before the cut
+    released = set(fit.interactions["item_id"]) | set(labels["item_id"])
+    want = [i in released for i in fit.items["item_id"]]
+    assert d.val_allowed.tolist() == want and not all(want)
