@@ -141,8 +141,8 @@ class SplitConfig(Validated):
             after the cut: every training row of them is dropped (after retype, before
             adopters), so their test pairs are the new-item slice (no training user).
         val_users: per item type, this seeded share of the users with label-window pairs
-            (at least 100, at most half) validate model selection; their label-window pairs stay out of
-            the ``graph`` part, the graph is built from.
+            (at least 100, at most half) validate model selection; their label-window
+            pairs stay out of the ``graph`` part, the graph is built from.
     """
 
     test_fraction: float = 0.2

@@ -172,9 +172,9 @@ class ExportConfig(Validated):
         cache_dir: text-vector cache of the inductive items (none: no cache).
         index: ANN index: auto (faiss IVF from 100k items), exact or ivf.
         inductive: how new items (text and no neighbour: graph nodes without an edge,
-            catalog items outside the graph) are embedded: head (a ridge head from text to the warm items' graph
-            embeddings, fitted at export; :mod:`audiograph.hgnn.text_head`) or model (the
-            HGNN run on the item with no neighbours).
+            catalog items outside the graph) are embedded: head (a ridge head from text to
+            the warm items' graph embeddings, fitted at export;
+            :mod:`audiograph.hgnn.text_head`) or model (the HGNN run with no neighbours).
     """
 
     chunk_size: int = 65536
