@@ -194,9 +194,10 @@ def prepare_windows(
     val_ids: pl.Series | None = None,
 ) -> Prepared:
     """Leak-free inputs: item text, popularity and user histories from the *fit* window
-    (the window the graph and the HGNN saw), positives from the *label* window
-    (``label_rows``), which no input has seen. Validation holds out ``val_fraction`` (at
-    least :data:`VAL_FLOOR`) of the users who have label-window positives of
+    (the two-tower's selection run: :func:`audiograph.twotower.train.select_epochs`),
+    positives from the *label* window (``label_rows``), which no user input has seen (the
+    graph may hold them, but not the validation users' ones). Validation holds out
+    ``val_fraction`` (at least :data:`VAL_FLOOR`) of the users who have label-window positives of
     ``cfg.val_type`` (else ``cfg.target_type``; else of all label users); their labels of
     that type, ranked among the items of that type as the test ranks them, drive early
     stopping. ``val_ids``: the split's validation users (whose label-window pairs the
