@@ -34,7 +34,12 @@ from audiograph.core.errors import ContractError, contract_error
 from audiograph.core.formats import FORMAT_VERSION
 from audiograph.graphs.config import SplitConfig
 from audiograph.graphs.contract import read_dataset, write_dataset
-from audiograph.graphs.thinning import downsample_type, keep_adopters, release_new_items
+from audiograph.graphs.thinning import (
+    downsample_type,
+    keep_adopters,
+    release_new_items,
+    seeded_subset,
+)
 from audiograph.graphs.user_tags import has_user_tags, recount_tags, side_queries
 
 PAIR = ["user_id", "item_id"]
@@ -202,7 +207,7 @@ def validation_users(
     for t in sorted(typed["item_type"].unique().to_list()):
         users = typed.filter(pl.col("item_type") == t)["user_id"].unique().sort()
         n = min(max(round(share * users.len()), min(VAL_FLOOR, users.len() // 2)), users.len())
-        chosen.append(users.gather(np.sort(rng.permutation(users.len())[:n])))
+        chosen.append(seeded_subset(users, n, rng))
     if not chosen:
         return pl.Series("user_id", [], dtype=pl.Utf8)
     return pl.concat(chosen).unique().sort().alias("user_id")

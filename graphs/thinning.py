@@ -24,6 +24,11 @@ def _typed_items(items: pl.DataFrame, item_type: str) -> pl.DataFrame:
     return items.filter(pl.col("item_type") == item_type).select("item_id")
 
 
+def seeded_subset(values: pl.Series, n: int, rng: np.random.Generator) -> pl.Series:
+    """``n`` of ``values`` drawn by ``rng`` (one permutation), kept in their given order."""
+    return values.gather(np.sort(rng.permutation(values.len())[:n]))
+
+
 def round_half_up(x: float) -> int:
     """``x`` rounded to the nearest int, halves up (``numpy.round`` rounds half to even)."""
     return int(np.floor(x + 0.5))
@@ -87,9 +92,7 @@ def keep_adopters(
     of_type = interactions.select(PAIR).join(typed, on="item_id")
     users = of_type["user_id"].unique().sort()
     rng = np.random.default_rng([seed, 1])
-    adopters = users.gather(
-        np.sort(rng.permutation(users.len())[: round_half_up(share * users.len())])
-    )
+    adopters = seeded_subset(users, round_half_up(share * users.len()), rng)
     drop = of_type.filter(~pl.col("user_id").is_in(adopters.implode())).unique()
     return interactions.join(drop, on=PAIR, how="anti", maintain_order="left"), adopters
 
@@ -120,6 +123,6 @@ def release_new_items(
     typed = _typed_items(items, item_type)["item_id"].sort()
     n_new = round_half_up(share * typed.len())
     rng = np.random.default_rng([seed, 0x6E6577])  # its own stream: "new"
-    new = typed.gather(np.sort(rng.permutation(typed.len())[:n_new])).alias("item_id")
+    new = seeded_subset(typed, n_new, rng).alias("item_id")
     kept = interactions.filter(~pl.col("item_id").is_in(new.implode()))
     return kept, new
