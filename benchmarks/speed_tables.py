@@ -87,7 +87,9 @@ def train_table(doc: dict[str, Any]) -> str:
         + f"; hidden {c['hidden']}, fan-out {c['fanout']}, batch "
         f"{c['batch_size']}, {c['num_negatives']} negative(s), {c['loss']} loss, "
         f"{c.get('precision', 'fp32')} on both sides; "
-        f"{doc['device']}, {doc['threads']} intra-op threads. Command: "
+        f"{doc['device']}, {doc['threads']} intra-op threads"
+        + (f", {doc['load']} busy process(es) beside" if doc.get("load") else "")
+        + ". Command: "
         f"`python benchmarks/train.py {doc['command']}`.",
     ]
     return "\n".join(rows)

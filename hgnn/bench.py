@@ -24,6 +24,7 @@ options are :class:`~audiograph.hgnn.config.TrainBenchConfig`'s.
 
     audiograph bench-train --graph GRAPH_DIR [--batches 20] [--device cuda] [--json]
     audiograph bench-train                     # the 1 M-item synthetic graph of bench-sampler
+    audiograph bench-train --graph G --load 1  # one busy process beside both sides
 """
 
 from __future__ import annotations
@@ -272,7 +273,11 @@ def run_train_bench(cfg: TrainBenchConfig | None = None, **options: Any) -> dict
         for t in data.node_types:
             data[t].has_text = torch.zeros(data[t].num_nodes, dtype=torch.bool)
     link_type = None if bench.seed_type is None else _link_type(data, bench.seed_type)
-    res = bench_train(data, cfg, bench.batches, link_type)
+    from audiograph.samplers.bench import busy_processes
+
+    with busy_processes(bench.load):
+        res = bench_train(data, cfg, bench.batches, link_type)
+    res["load"] = bench.load
     res["seed_type"] = None if link_type is None else "__".join(link_type)
     res["graph"], res["device"], res["threads"] = name, bench.device, torch.get_num_threads()
     res["config"] = {

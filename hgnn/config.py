@@ -209,6 +209,8 @@ class TrainBenchConfig(Validated):
         precision: fp32, bf16 or auto, both sides (none: train-hgnn's).
         seed_type: supervise one link type on both sides: SRC__REL__DST, or a node type T
             for T's link type with itself (none: audiograph all types, PyG the first).
+        load: busy single-threaded processes running beside both sides (the training step
+            beside another job); the ratio should hold, not only the idle speed.
     """
 
     graph: str | None = None
@@ -220,11 +222,13 @@ class TrainBenchConfig(Validated):
     batch_size: int | None = None
     precision: str | None = None
     seed_type: str | None = None
+    load: int = 0
 
     def validate(self) -> None:
         """Raise ContractError on out-of-range options (the model's own are checked by
         :class:`HGNNConfig`)."""
         check_min("batches", self.batches, 1)
+        check_min("load", self.load, 0)
         if not self.scale > 0:
             raise ContractError(f"--scale must be > 0, got {self.scale}")
         check_device(self.device)

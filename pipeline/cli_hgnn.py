@@ -106,5 +106,7 @@ def bench_train(
 
     res = bench.run_train_bench(settings.build())
     title = f"bench-train on {res['graph']}: {res['config']}"
+    if res["load"]:
+        title += f"; {res['load']} busy process(es) beside both sides"
     print(json.dumps(res) if as_json else bench.table(res, title))
     return res

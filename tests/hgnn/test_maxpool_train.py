@@ -130,3 +130,34 @@ def test_bench_train_seed_type_names_a_link_type(tmp_path):
 
     res = bench_train(data, HGNNConfig(hidden=8, batch_size=32), 2, ("music", "co", "podcast"))
     assert res["compute"]["audiograph"]["batches"] == res["compute"]["pyg"]["batches"] == 2
+
+
+def test_bench_train_load_runs_busy_processes_beside_both_sides(tmp_path, monkeypatch):
+    """``bench-train --load N`` runs both sides inside ``busy_processes(N)`` and records N;
+    a negative load is refused with the option's name."""
+    import contextlib
+
+    import audiograph.hgnn.bench as bench
+    import audiograph.samplers.bench as sbench
+    from audiograph.hgnn.config import TrainBenchConfig
+
+    prepare_synthetic(tmp_path / "d", users=100, items={"music": 30, "podcast": 20}, seed=3)
+    build_graph(tmp_path / "d", tmp_path / "g", GraphConfig(encoder="none"), quiet=True)
+    seen = []
+
+    @contextlib.contextmanager
+    def spy(n):
+        seen.append(("enter", n))
+        yield
+        seen.append(("exit", n))
+
+    def fake(data, cfg, batches, link_type):
+        seen.append(("bench", batches))
+        return {"precision": "fp32"}
+
+    monkeypatch.setattr(sbench, "busy_processes", spy)
+    monkeypatch.setattr(bench, "bench_train", fake)
+    res = bench.run_train_bench(graph=str(tmp_path / "g"), batches=2, load=2)
+    assert seen == [("enter", 2), ("bench", 2), ("exit", 2)] and res["load"] == 2
+    with pytest.raises(ContractError, match="--load must be >= 0"):
+        TrainBenchConfig(load=-1).validate()
