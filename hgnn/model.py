@@ -13,6 +13,9 @@ text and featureless types (or nodes) work. Other PyG convolutions can be swappe
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,6 +30,22 @@ from audiograph.hgnn.maxpool_train import max_pool
 from audiograph.hgnn.row_adam import RowAdam
 
 
+@contextlib.contextmanager
+def pyg_templates_discarded() -> Iterator[None]:
+    """Build PyG convolutions in here: the ``propagate`` module PyG generates for each
+    ``MessagePassing`` class (once per process, from a template, into a file in the temp
+    folder it never removes) goes to a private folder, removed on leaving (the module is
+    loaded by then; its source is only for TorchScript, which the model does not use).
+    Meanwhile it is Python's default temp folder, in every thread."""
+    saved = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="audiograph-pyg-") as private:
+        tempfile.tempdir = private
+        try:
+            yield
+        finally:
+            tempfile.tempdir = saved
+
+
 class MaxPoolRelation(MessagePassing):
     """``AGG_r``: max over neighbours of ``relu(W_r h_u + b_r)`` (0 for no neighbours).
 
@@ -38,7 +57,8 @@ class MaxPoolRelation(MessagePassing):
     """
 
     def __init__(self, in_channels: int, out_channels: int, fused: bool = True) -> None:
-        super().__init__(aggr="max")
+        with pyg_templates_discarded():
+            super().__init__(aggr="max")
         self.lin = nn.Linear(in_channels, out_channels)
         self.fused = fused
 
@@ -71,10 +91,11 @@ class MaxPoolRelation(MessagePassing):
 def _relation(conv: str, dim: int) -> nn.Module:
     if conv in ("maxpool", "maxpool-pyg"):
         return MaxPoolRelation(dim, dim, fused=conv == "maxpool")
-    if conv == "sage-mean":
-        return SAGEConv((dim, dim), dim, aggr="mean", root_weight=False)
-    if conv == "gatv2":
-        return GATv2Conv((dim, dim), dim, add_self_loops=False)
+    if conv in ("sage-mean", "gatv2"):
+        with pyg_templates_discarded():
+            if conv == "sage-mean":
+                return SAGEConv((dim, dim), dim, aggr="mean", root_weight=False)
+            return GATv2Conv((dim, dim), dim, add_self_loops=False)
     raise ValueError(f"unknown conv {conv!r} (maxpool | maxpool-pyg | sage-mean | gatv2)")
 
 
