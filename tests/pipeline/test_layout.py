@@ -12,7 +12,6 @@ TRAINERS = (
     "audiograph.hgnn.train",
     "audiograph.twotower.train",
     "audiograph.semantic_ids.generative_train",
-    "audiograph.semantic_ids.generative",
     "audiograph.semantic_ids.finetune",
     "audiograph.semantic_ids.prefix_train",
 )
@@ -127,22 +126,3 @@ def test_commands_config_tables_and_runner_stages_share_one_naming_rule():
     configured = {section_of(c) for c in commands} & SECTIONS
     assert configured == SECTIONS  # every --config table is its command's object
     assert {s.name for s in STAGES if s.config is not None} <= SECTIONS | {"users"}
-
-
-def test_renamed_modules_keep_their_old_imports():
-    from audiograph.semantic_ids import assign, generative_train
-    from audiograph.semantic_ids.generative import train_generative
-    from audiograph.semantic_ids.tokenize import load_semantic_ids
-
-    assert load_semantic_ids is assign.load_semantic_ids
-    assert train_generative is generative_train.train_generative
-    from audiograph.core import text_encoder
-    from audiograph.core.featurize import TextEncoder
-    from audiograph.twotower import vectors
-    from audiograph.twotower.features import history_means
-
-    assert TextEncoder is text_encoder.TextEncoder and history_means is vectors.history_means
-    from audiograph.twotower import serve
-    from audiograph.twotower.export import score_all_users
-
-    assert score_all_users is serve.score_all_users
