@@ -16,8 +16,10 @@ fingerprint), ``metrics.jsonl`` (one JSON line per finished epoch), ``checkpoint
   checkpoint carries the digest of the lines of its epochs: one of another run is refused,
   and the log is trimmed only once the checkpoint is accepted and fits the model (a
   failed resume changes no file).
-* ``--resume`` refuses when the recorded inputs changed (fingerprint: sizes of their
-  files + hash of their manifest) or another input path is given.
+* ``--resume`` refuses when the recorded inputs changed (their content fingerprint,
+  :func:`~audiograph.core.fingerprint.content_fingerprint`: every byte counts) or another
+  input path is given. A run recorded before content fingerprints (no ``"content"`` in its
+  input entry) is checked by the sizes-and-manifest fingerprint it recorded.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from audiograph.core.atomic import (
     write_json,
 )
 from audiograph.core.errors import ContractError, short_reason
+from audiograph.core.fingerprint import content_fingerprint
 from audiograph.core.formats import CONFIG, FORMAT_VERSION, check_kind, peek_kind
 
 CHECKPOINT, METRICS, WEIGHTS = "checkpoint.pt", "metrics.jsonl", "model.safetensors"
@@ -55,9 +58,23 @@ RESUMABLE = ("epochs", "device", "prefetch")  # settings --resume may change
 LOG_DIGEST = "metrics_digest"  # checkpoint key: digest of the metrics lines it follows
 
 
-def fingerprint(path: str | os.PathLike) -> str:
+def input_record(path: str | os.PathLike) -> dict[str, Any]:
+    """A run's record of one input: its path and content fingerprint."""
+    return {"path": str(resolved(path)), "fingerprint": content_fingerprint(path), "content": True}
+
+
+def unchanged(rec: Mapping[str, Any]) -> bool:
+    """Whether the input an :func:`input_record` describes still has its recorded content
+    (a record without ``content``, of a run started before content fingerprints, by the
+    :func:`size_fingerprint` it recorded)."""
+    now = content_fingerprint if rec.get("content") else size_fingerprint
+    return now(rec["path"]) == rec["fingerprint"]
+
+
+def size_fingerprint(path: str | os.PathLike) -> str:
     """sha256 over the relative paths and sizes of the files under ``path`` and the bytes
-    of its ``manifest.json``: changes whenever the input is rebuilt or edited in size."""
+    of its ``manifest.json`` (what runs recorded before content fingerprints; an edit that
+    keeps the sizes does not show)."""
     root, h = resolved(path), hashlib.sha256()
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     for f in files:
@@ -229,11 +246,7 @@ def start_run(
         "kind": kind,
         "format_version": FORMAT_VERSION,
         **config,
-        "inputs": {
-            k: {"path": str(resolved(p)), "fingerprint": fingerprint(p)}
-            for k, p in inputs.items()
-            if p is not None
-        },
+        "inputs": {k: input_record(p) for k, p in inputs.items() if p is not None},
     }
     tmp = make_temp_dir(out)
     try:
@@ -273,7 +286,7 @@ def resume_run(
     for name, rec in recorded.items():
         if not Path(rec["path"]).exists():
             raise ContractError(f"--resume: the run's {name} {rec['path']} no longer exists")
-        if fingerprint(rec["path"]) != rec["fingerprint"]:
+        if not unchanged(rec):
             raise ContractError(
                 f"--resume: the run's {name} {rec['path']} changed since the run started; "
                 "start a new run"
