@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.models import ParameterInfo
 
 from audiograph.pipeline.stages import section_of
 
@@ -88,3 +91,35 @@ def group_by_stage() -> None:
         cmd.rich_help_panel = panel_of[cmd.name]
     for group in app.registered_groups:
         group.rich_help_panel = panel_of[group.name]
+
+
+def rich_safe(text: str) -> str:
+    """``text`` as help that rich prints as written: bracketed names (``[users]``,
+    ``[default: 5]``) escaped, so rich does not take them for markup and drop them; text
+    already escaped stays as it is."""
+    from rich.markup import escape
+
+    return escape(text.replace("\\[", "["))
+
+
+def escape_help(typers: tuple[typer.Typer, ...] = (app,)) -> None:
+    """Escape (:func:`rich_safe`) every help text of ``typers``: theirs, their commands'
+    (the docstrings) and their commands' options and arguments, sub-groups included.
+    Help texts are written plain; this is the one place that makes them safe for rich."""
+    for group in typers:
+        if isinstance(group.info.help, str):
+            group.info.help = rich_safe(group.info.help)
+        for cmd in group.registered_commands:
+            doc = cmd.help if cmd.help is not None else inspect.getdoc(cmd.callback)
+            cmd.help = rich_safe(doc) if doc else doc
+            # evaluated once and kept: a string annotation would make new, unescaped options
+            hints = typing.get_type_hints(cmd.callback, include_extras=True)
+            for name, param in inspect.signature(cmd.callback).parameters.items():
+                for info in (*typing.get_args(hints.get(name))[1:], param.default):
+                    if isinstance(info, ParameterInfo) and isinstance(info.help, str):
+                        info.help = rich_safe(info.help)
+            cmd.callback.__annotations__ = hints
+        for sub in group.registered_groups:
+            if isinstance(sub.help, str):
+                sub.help = rich_safe(sub.help)
+            escape_help((sub.typer_instance,))

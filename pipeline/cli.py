@@ -81,9 +81,10 @@ import audiograph.pipeline.cli_graphs  # noqa: E402,F401  (registers the stage c
 import audiograph.pipeline.cli_hgnn  # noqa: E402,F401
 import audiograph.pipeline.cli_semantic_ids  # noqa: E402,F401
 import audiograph.pipeline.cli_twotower  # noqa: E402,F401
-from audiograph.pipeline.app import group_by_stage  # noqa: E402
+from audiograph.pipeline.app import escape_help, group_by_stage  # noqa: E402
 
 group_by_stage()
+escape_help()
 
 
 def main(argv: list[str] | None = None) -> None:

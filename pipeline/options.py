@@ -120,7 +120,7 @@ def _default(f: dataclasses.Field) -> Any:
 def _parameter(f: dataclasses.Field, hint: Any, doc: str) -> inspect.Parameter:
     flag = "--" + f.name.replace("_", "-")
     shown = _shown(_default(f))
-    help_ = f"{doc.replace('``', '')} \\[default: {shown}]".strip()  # "\\[": not rich markup
+    help_ = f"{doc.replace('``', '')} [default: {shown}]".strip()
     kind = _plain(hint)
     if kind is bool:
         option = typer.Option(f"{flag}/--no-{flag[2:]}", help=help_, show_default=False)
@@ -190,7 +190,7 @@ def config_options(
                 annotation=Annotated[
                     Path | None,
                     typer.Option(
-                        help=f"TOML file whose \\[{section}] table sets these "
+                        help=f"TOML file whose [{section}] table sets these "
                         "options (flags and --set win)."
                     ),
                 ],
