@@ -200,10 +200,14 @@ def merge(
     overrides: dict[str, Any],
     source: str,
     base: dict[str, Any] | None = None,
+    *,
+    table: bool = False,
 ) -> C:
     """Instantiate config ``cls`` from ``base`` (defaults when None; a resumed run's saved
     settings) < file values < non-None overrides. Unknown names, values of the wrong type and
-    invalid settings (the dataclass validates itself) are one-line errors."""
+    invalid settings (the dataclass validates itself) are one-line errors; with ``table``
+    (the values are all a file's table: no overrides, no base) an invalid setting's error
+    names ``source`` and the setting by its key (``epochs``, not ``--epochs``)."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted((set(file_values) | set(overrides)) - names)
     if unknown:
@@ -218,6 +222,21 @@ def merge(
         return cls(**{k: v for k, v in values.items() if k in names})
     except TypeError as exc:
         raise ContractError(f"{source}: {exc}") from None
+    except ContractError as exc:
+        if not table:
+            raise
+        raise ContractError(f"{source}: {_as_keys(str(exc), names)}") from None
+
+
+def _as_keys(message: str, names: set[str]) -> str:
+    """``message`` with the flags of ``names`` (``--max-epochs``) written as the keys a
+    table sets (``max_epochs``)."""
+
+    def key(m: re.Match[str]) -> str:
+        name = m.group(1).replace("-", "_")
+        return name if name in names else m.group(0)
+
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", key, message)
 
 
 def configure(cls: type[C], cfg: C | None, options: dict[str, Any], where: str) -> C:

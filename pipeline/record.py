@@ -1,9 +1,11 @@
 """``OUT/pipeline.json``, the runner's record of an experiment folder: its one owner.
 
 The record is ``{"writer": "audiograph", "kind": "pipeline", "format_version": 1,
-"stages": {name: {"key", "kind", "path", "settings", "seconds"}}, "hashes": {...},
-"running": name}``. A stage's entry is written only after its output is complete, so an
-entry always describes a finished output. ``running`` names the stage being rebuilt:
+"stages": {name: {"key", "kind", "path", "settings", "seconds", "output"}}, "hashes": {...},
+"running": name}`` (``output``: the content fingerprint of the finished output; ``hashes``:
+the :class:`~audiograph.core.fingerprint.HashCache` of the files fingerprinted). A stage's
+entry is written only after its output is complete, so an entry always describes a
+finished output. ``running`` names the stage being rebuilt:
 
 1. ``running`` is recorded, then a previous output is moved aside to ``.NAME.stale-PID``;
 2. the stage writes ``OUT/NAME``;

@@ -19,15 +19,18 @@ An experiment file has an ``[experiment]`` table and one table per stage it runs
     epochs = 3
 
 A stage runs when its table is present (an empty table takes the defaults); the stages it
-needs must be present too. ``data`` may be any folder with an items table (the user's own
-parquet or CSV files need no manifest). Each output is cached under the key
+needs with its settings (``[users] source = "hgnn"`` needs ``[export]``) must be present
+too, all checked before any stage runs. ``data`` may be any folder with an items table
+(the user's own parquet or CSV files need no manifest). Each output is cached under the key
 ``sha256(stage, settings, the keys and content fingerprints of its inputs)`` (every byte
-counts: :mod:`audiograph.core.fingerprint`), recorded in ``OUT/pipeline.json``: a rerun
-skips a stage whose key is unchanged, whose output is intact and none of whose inputs was
-rebuilt in this run. ``--until STAGE`` stops after a stage; ``--force STAGE`` reruns one
-even when cached, and everything that reads it. A stage counts as done only once its
-output is complete; a rerun after a kill restores the previous output or redoes the
-stage, never reuses half of one (:mod:`.record`). Progress goes to stderr every 30 s.
+counts: :mod:`audiograph.core.fingerprint`), recorded in ``OUT/pipeline.json`` with the
+content fingerprint of the output it produced: a rerun skips a stage whose key is
+unchanged, whose output is intact and still has that fingerprint (an output edited or
+corrupted since is rebuilt) and none of whose inputs was rebuilt in this run.
+``--until STAGE`` stops after a stage; ``--force STAGE`` reruns one even when cached, and
+everything that reads it. A stage counts as done only once its output is complete; a
+rerun after a kill restores the previous output or redoes the stage, never reuses half of
+one (:mod:`.record`). Progress goes to stderr every 30 s.
 """
 
 from __future__ import annotations
@@ -106,14 +109,23 @@ def read_experiment(path: str | Path | dict[str, Any]) -> Experiment:
             if not isinstance(doc[name], dict):
                 raise ContractError(f"{source}: [{name}] must be a table")
             settings[name] = build_settings(name, doc[name], seed, source, doc.get("twotower"))
-    present = set(settings) | set(given)
-    for name in settings:
-        stage = BY_NAME[name]
-        for arg in stage.inputs:
-            need = stage.source(arg, present)[0]
-            if arg not in stage.optional and need not in present:
-                raise ContractError(f"{source}: stage [{name}] needs [{need}]")
+    _check_needs(settings, set(settings) | set(given), source)
     return Experiment(Path(head["out"]), seed, given, settings, source)
+
+
+def _check_needs(settings: dict[str, Any], present: set[str], source: str) -> None:
+    """Refuse, before any stage runs, a stage whose settings need an input that no stage
+    of the experiment (nor a given output) provides (:meth:`Stage.required`)."""
+    for name, value in settings.items():
+        stage = BY_NAME[name]
+        for arg, why in stage.required(value).items():
+            need = stage.source(arg, present)[0]
+            if need not in present:
+                needs = f"with {why} needs the [{need}] stage" if why else f"needs [{need}]"
+                raise ContractError(
+                    f"{source}: stage [{name}] {needs}; add the [{need}] table or give its "
+                    "output in [experiment.given]"
+                )
 
 
 def _given(head: dict[str, Any], source: str) -> dict[str, Path]:
@@ -164,13 +176,15 @@ def run_experiment(
     "cached", "seconds"}}`` and keeps ``OUT/pipeline.json`` up to date after each stage.
 
     A stage is cached when its key (settings + content fingerprints of its inputs) is the
-    recorded one, its output is intact and no stage it reads from ran in this call; a
-    forced stage reruns, and so does everything downstream of it."""
+    recorded one, its output is intact and unchanged since it was recorded (its content
+    fingerprint) and no stage it reads from ran in this call; a forced stage reruns, and
+    so does everything downstream of it. Every stage's needs are checked first."""
     for name in (until, *force):
         if name is not None and name not in exp.settings:
             raise ContractError(
                 f"{name!r} is not a stage of {exp.source} ({', '.join(exp.settings)})"
             )
+    _check_needs(exp.settings, set(exp.settings) | set(exp.given), exp.source)
     out = resolved(exp.out)
     _check_out(out, exp)
     out.mkdir(parents=True, exist_ok=True)
@@ -214,6 +228,7 @@ def _run_stages(
             and name not in force
             and _intact(target, stage.kind)
             and not any(where[a][0] in ran for a in inputs)
+            and prev.get("output", "") in ("", content_fingerprint(target, cache))
         )
         t0 = time.perf_counter()
         trash = None
@@ -232,6 +247,7 @@ def _run_stages(
             "path": str(target),
             "settings": _plain(settings),
             "seconds": prev.get("seconds", seconds) if cached else seconds,
+            "output": content_fingerprint(target, cache),
         }
         record.pop("running", None)
         record["hashes"] = cache.table

@@ -75,6 +75,9 @@ class Stage:
     optional: tuple[str, ...] = ()  # inputs used only when their stage is in the experiment
     fallback: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
     """inputs read from another stage when theirs is not in the experiment"""
+    needs: Callable[[Any], dict[str, str]] | None = None
+    """``needs(settings)``: the inputs the stage reads with these settings, each with the
+    setting that makes it needed (``""``: always); None: every input but the optional ones"""
 
     @property
     def name(self) -> str:
@@ -85,6 +88,13 @@ class Stage:
         """Where input ``arg`` comes from, given the stages ``present``."""
         src = self.inputs[arg]
         return self.fallback[arg] if src[0] not in present and arg in self.fallback else src
+
+    def required(self, settings: Any) -> dict[str, str]:
+        """``{input: why}``: the inputs the stage cannot run without, given its settings
+        (the one place that knows; the runner checks them all before any stage runs)."""
+        if self.needs is not None:
+            return self.needs(settings)
+        return {arg: "" for arg in self.inputs if arg not in self.optional}
 
 
 def _adapter(settings: dict[str, Any], where: str) -> tuple[Callable[..., Any], dict]:
@@ -180,11 +190,15 @@ def _generative(cfg: Any, inputs: Inputs, out: Path) -> None:
     train_generative(inputs["data"], inputs["sid"], out, cfg, quiet=True)
 
 
+def _twotower_needs(cfg: Any) -> dict[str, str]:
+    return {"data": "", **({"emb": "use_hgnn = true"} if cfg.use_hgnn else {})}
+
+
+def _users_needs(cfg: Any) -> dict[str, str]:
+    return {"data": "", {"twotower": "run", "hgnn": "emb"}[cfg.source]: f"source = {cfg.source!r}"}
+
+
 def _users(cfg: Any, inputs: Inputs, out: Path) -> None:
-    need = {"twotower": "run", "hgnn": "emb"}[cfg.source]
-    if need not in inputs:
-        stage = {"run": "twotower", "emb": "export"}[need]
-        raise ContractError(f"[users] source = {cfg.source!r} needs the [{stage}] stage")
     if cfg.source == "twotower":
         from audiograph.twotower.serve import export_user_vectors
 
@@ -224,7 +238,8 @@ STAGES: list[Stage] = [  # command, output kind, {input: (stage, sub-folder)}, r
     Stage("export", "embeddings", {"run": ("hgnn", ""), "catalog": ("split", "train")},
           _export, _config("hgnn", "ExportConfig")),
     Stage("train-twotower", "twotower-run", {"data": ("split", "train"), "emb": ("export", "")},
-          _twotower, _config("twotower", "TwoTowerConfig")),
+          _twotower, _config("twotower", "TwoTowerConfig"), optional=("emb",),
+          needs=_twotower_needs),
     Stage("train-baseline", "twotower-run", {"data": ("split", "train")}, _baseline,
           _config("twotower", "TwoTowerConfig")),
     Stage("evaluate", "evaluation", {"run": ("twotower", ""), "test": ("split", "test"),
@@ -238,7 +253,7 @@ STAGES: list[Stage] = [  # command, output kind, {input: (stage, sub-folder)}, r
     Stage("embed-users", "user-vectors", {"data": ("split", "train"), "run": ("twotower", ""),
                                           "emb": ("export", "")},
           _users, _config("semantic_ids", "UserVectorsConfig"), optional=("run", "emb"),
-          fallback={"data": ("prepare", "")}),
+          fallback={"data": ("prepare", "")}, needs=_users_needs),
     Stage("train-prefix", "prefix-run", {"generative": ("generative", ""),
                                          "users": ("users", "")},
           _prefix, _config("semantic_ids", "PrefixConfig")),
@@ -305,4 +320,4 @@ def build_settings(
     cls = stage.config()
     if seed is not None and "seed" in {f.name for f in dataclasses.fields(cls)}:
         table.setdefault("seed", seed)
-    return merge(cls, table, {}, where)
+    return merge(cls, table, {}, where, table=True)
