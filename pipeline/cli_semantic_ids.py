@@ -105,7 +105,7 @@ def train_generative(
     m = generative_train.train_generative(
         data_dir, sids, s.out, s.build(), resume=s.resume, quiet=s.quiet
     )
-    print(f"[train-generative] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {s.out}")
+    _trained("train-generative", m, s.out)
 
 
 @command("train-prefix", PrefixConfig, resumes="prefix-run")
@@ -124,7 +124,17 @@ def train_prefix(
     m = prefix_train.train_prefix(
         generative, users, s.out, s.build(), resume=s.resume, quiet=s.quiet
     )
-    print(f"[train-prefix] last epoch loss {m.get('train_loss', float('nan')):.4f} -> {s.out}")
+    _trained("train-prefix", m, s.out)
+
+
+def _trained(name: str, metrics: dict, out: Path) -> None:
+    """The trainer's summary line: the last epoch's loss, or that a resumed run had no
+    epoch left (``metrics["already_complete"]``)."""
+    if metrics.get("already_complete"):
+        n = metrics["epochs"]
+        print(f"[{name}] {out} is already complete ({n} epoch{'s' * (n != 1)}): nothing to train")
+    else:
+        print(f"[{name}] last epoch loss {metrics['train_loss']:.4f} -> {out}")
 
 
 @app.command("generate")
@@ -142,15 +152,22 @@ def generate(
 ) -> None:
     """Top-k catalog items for a query (search), a user (recommendation: the user's
     history, or with a prefix run the user's token) or both (personalised search)."""
-    from audiograph.core.formats import peek_kind
     from audiograph.graphs.contract import read_items
-    from audiograph.semantic_ids.generate import load_run, recommend, search, user_history
+    from audiograph.semantic_ids.generate import (
+        check_task,
+        load_run,
+        recommend,
+        search,
+        user_history,
+    )
+    from audiograph.semantic_ids.prefix import is_prefix_run
 
     if query is None and user is None:
         raise ContractError("give --query TEXT, --user USER_ID or both (with a prefix run)")
     if query is not None and not query.strip():
         raise ContractError("--query must not be empty")
-    if (peek_kind(run_dir) or {}).get("kind") == "prefix-run":
+    task = "search" if query is not None else "rec"
+    if is_prefix_run(run_dir):
         from audiograph.semantic_ids.prefix import (
             load_prefix,
             personal_search,
@@ -159,20 +176,22 @@ def generate(
 
         prun = load_prefix(run_dir, device)
         run = prun.gen
-        if user is None:
+        if user is None:  # the generative run's own search
+            check_task(prun.config["generative_dir"], run.config, task)
             rows = search(run, [query], k)[0]
-        elif query is None:
-            rows = recommend_for_users(prun, [user], k, [set(user_history(run, user).tolist())])[0]
         else:
-            rows = personal_search(prun, [user], [query], k)[0]
+            prun.check_task(task)  # before the user's history is looked up
+            if query is None:
+                seen = set(user_history(run, user).tolist())
+                rows = recommend_for_users(prun, [user], k, [seen])[0]
+            else:
+                rows = personal_search(prun, [user], [query], k)[0]
     else:
         if query is not None and user is not None:
             msg = "personalised search needs a prefix run (train-prefix)"
             raise ContractError(f"{run_dir}: a generative run answers --query or --user; {msg}")
         run = load_run(run_dir, device)
-        task = "search" if query is not None else "rec"
-        if task not in run.config["train"]["tasks"]:
-            raise ContractError(f"{run_dir}: the run was not trained on the {task} task")
+        check_task(run_dir, run.config, task)
         if query is not None:
             rows = search(run, [query], k)[0]
         else:

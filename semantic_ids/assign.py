@@ -30,7 +30,7 @@ import torch
 from audiograph.core.atomic import atomic_dir, claim_output, write_manifest
 from audiograph.core.config import configure
 from audiograph.core.embeddings import read_embeddings
-from audiograph.core.errors import ContractError
+from audiograph.core.errors import ContractError, contract_error, short_reason
 from audiograph.core.formats import check_kind
 from audiograph.semantic_ids.config import SemanticIDConfig
 from audiograph.semantic_ids.rqkmeans import (
@@ -132,4 +132,49 @@ def load_semantic_ids(sid_dir: str | Path) -> tuple[pl.DataFrame, np.ndarray, di
     ``[levels, codebook_size, dim]``."""
     sid_dir = Path(sid_dir)
     manifest = check_kind(sid_dir, "semantic-ids")
-    return pl.read_parquet(sid_dir / CODES), np.load(sid_dir / CODEBOOKS), manifest
+    try:
+        books = np.load(sid_dir / CODEBOOKS)
+    except (OSError, ValueError) as exc:
+        msg = f"not a readable .npy file ({short_reason(exc)})"
+        raise contract_error(str(sid_dir / CODEBOOKS), None, msg) from None
+    return read_codes(sid_dir / CODES), books, manifest
+
+
+def read_codes(path: str | Path) -> pl.DataFrame:
+    """The Semantic ID table ``path`` (a ``codes.parquet`` of :func:`semantic_ids`, or the
+    copy a generative run keeps): ``item_id, item_type, codes, sid``, at least one row,
+    every ``codes`` a list of the same number of non-negative ints, each unique. A file
+    that is unreadable, empty or otherwise is a one-line error naming it (and the column)."""
+    name = str(path)
+    try:
+        codes = pl.read_parquet(path)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        msg = f"not a readable parquet file ({short_reason(exc)}); rebuild it with semantic-ids"
+        raise contract_error(name, None, msg) from None
+    for col in ("item_id", "item_type", "codes", "sid"):
+        if col not in codes.columns:
+            raise contract_error(name, col, "missing (not a Semantic ID table)")
+    if codes.height == 0:
+        raise contract_error(name, None, "no rows (no item has a Semantic ID)")
+    if (
+        not isinstance(codes.schema["codes"], pl.List)
+        or not codes.schema["codes"].inner.is_integer()
+    ):
+        raise contract_error(name, "codes", f"must be lists of ints, not {codes.schema['codes']}")
+    lengths = codes["codes"].list.len()
+    bad = codes.with_row_index("_row").filter(
+        pl.col("codes").is_null()
+        | (lengths != lengths.max())
+        | pl.col("codes").list.eval(pl.element().is_null() | (pl.element() < 0)).list.any()
+    )
+    if bad.height:
+        msg = f"each must be {lengths.max()} non-negative ints"
+        row = bad.row(0, named=True)
+        raise contract_error(
+            name, "codes", msg, {k: row[k] for k in ("item_id", "codes")}, row["_row"]
+        )
+    dup = codes.filter(pl.col("codes").is_duplicated())
+    if dup.height:
+        row = dup.select("item_id", "codes").row(0, named=True)
+        raise contract_error(name, "codes", "Semantic IDs must be unique", row)
+    return codes

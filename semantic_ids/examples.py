@@ -172,7 +172,7 @@ def split_personal_targets(
 def sample_inputs(rng: np.random.Generator, n: int, max_inputs: int | None) -> np.ndarray:
     """Sorted indices of a seeded sample of ``max_inputs`` of ``n`` inputs (all when
     ``max_inputs`` is None or not below ``n``)."""
-    if max_inputs and n > max_inputs:
+    if max_inputs is not None and n > max_inputs:
         return np.sort(rng.choice(n, max_inputs, replace=False))
     return np.arange(n)
 

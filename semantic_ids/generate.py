@@ -14,9 +14,9 @@ import polars as pl
 import torch
 from tqdm.auto import tqdm
 
-from audiograph.core.errors import ContractError, short_reason
+from audiograph.core.errors import ContractError, contract_error, short_reason
 from audiograph.graphs.contract import read_dataset
-from audiograph.semantic_ids.assign import CODES
+from audiograph.semantic_ids.assign import CODES, read_codes
 from audiograph.semantic_ids.decoding import SidTrie, SidVocab, constrained_beam_search
 from audiograph.semantic_ids.examples import (
     user_sequences,
@@ -63,9 +63,18 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> GenerativeRun:
         raise ContractError(msg) from None
     v = config["vocab"]
     vocab = SidVocab(int(v["text_vocab"]), tuple(v["level_sizes"]))
-    codes = pl.read_parquet(run_dir / CODES)
-    tokens = vocab.tokens(np.stack(codes["codes"].to_numpy()))
+    codes = read_codes(run_dir / CODES)
+    code_mat = np.stack(codes["codes"].to_numpy())
+    if code_mat.shape[1] != vocab.length or (code_mat >= vocab.level_sizes).any():
+        msg = f"do not fit the run's vocabulary ({vocab.length} codes below {vocab.level_sizes})"
+        raise contract_error(str(run_dir / CODES), "codes", msg)
+    tokens = vocab.tokens(code_mat)
     tok = load_tokenizer(run_dir / "tokenizer")
+    if tok.vocab_size != vocab.text_vocab:
+        raise ContractError(
+            f"{run_dir / 'tokenizer'}: {tok.vocab_size} tokens, but the run was trained "
+            f"with {vocab.text_vocab}"
+        )
     return GenerativeRun(
         model.to(device).eval(), tok, vocab, codes, tokens, SidTrie(tokens), config, device
     )
@@ -142,6 +151,12 @@ def recommend(
     inputs = rec_inputs(run.vocab, run.sid_tokens, [x[-h:] for x in full])
     ranked = decode(run, inputs, widened(k, seen, max_widen), batch_size, desc)
     return top_k_excluding(ranked, seen, k)
+
+
+def check_task(run_dir: str | Path, config: dict[str, Any], task: str) -> None:
+    """A run (its ``config.json``: ``config``) answers only the tasks it was trained on."""
+    if task not in config["train"]["tasks"]:
+        raise ContractError(f"{run_dir}: the run was not trained on the {task} task")
 
 
 def _check_k(k: int) -> None:

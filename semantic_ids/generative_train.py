@@ -196,7 +196,8 @@ def train_generative(
     side of ``audiograph split`` to evaluate later) with the SIDs of ``sid_dir``: up to
     ``cfg.epochs`` epochs, stopped after ``cfg.patience`` without a lower loss on the
     held-out examples (``model/`` keeps the best epoch); ``options`` override fields of
-    ``cfg``. Returns the last epoch's metrics."""
+    ``cfg``. Returns the last epoch's metrics (a resumed run with no epoch left:
+    ``{"already_complete": True, "epochs": epochs trained}``)."""
     inputs = {"data_dir": data_dir, "sid_dir": sid_dir}
     loop = TrainingLoop(
         "train-generative", KIND, run_dir, inputs, quiet=quiet, higher_is_better=False
@@ -285,4 +286,6 @@ def train_generative(
             loop.run.save_folder("model", lambda to: save(to, safe_serialization=True))
 
         loop.end_epoch(last, score, line, save_model)
+    if not last:  # a resumed run with no epoch left
+        return {"already_complete": True, "epochs": p.epoch}
     return last

@@ -8,13 +8,14 @@ Inputs are ``[SEARCH] + WordPiece(query)`` or ``[REC] + SID tokens of the last
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from audiograph.core.errors import ContractError
+from audiograph.core.errors import ContractError, short_reason
 from audiograph.core.runs import read_run_config
 from audiograph.core.text_encoder import default_encoder_path
 from audiograph.semantic_ids.decoding import SidVocab
@@ -23,14 +24,32 @@ KIND = "generative-run"
 
 
 def load_tokenizer(path: str | Path | None = None):  # noqa: ANN201 (transformers type)
-    """The WordPiece input tokenizer (default: the bundled MiniLM's)."""
+    """The WordPiece input tokenizer (default: the bundled MiniLM's). A missing folder, a
+    JSON file in it that does not parse, or files transformers cannot load are a one-line
+    error naming the folder (or the file)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path or default_encoder_path(), local_files_only=True)
+    folder = Path(path or default_encoder_path())
+    if not folder.is_dir():
+        raise ContractError(f"{folder}: no tokenizer folder")
+    for f in sorted(folder.glob("*.json")):
+        try:
+            json.loads(f.read_text())
+        except (OSError, ValueError) as exc:
+            raise ContractError(
+                f"{f}: not a readable tokenizer file ({short_reason(exc)})"
+            ) from None
+    try:
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as exc:  # transformers / tokenizers raise many kinds
+        msg = f"{folder}: not a loadable tokenizer ({short_reason(exc)})"
+        raise ContractError(msg) from None
 
 
 def search_inputs(tok, vocab: SidVocab, queries: list[str], max_tokens: int) -> list[np.ndarray]:  # noqa: ANN001
     """``[SEARCH] + WordPiece ids`` per query (at most ``max_tokens`` in all)."""
+    if not queries:
+        return []
     uniq = list(dict.fromkeys(queries))
     ids = tok(uniq, add_special_tokens=False, truncation=True, max_length=max_tokens - 1)
     enc = {

@@ -27,10 +27,13 @@ from torch import nn
 
 from audiograph.core.embeddings import read_user_vectors
 from audiograph.core.errors import ContractError
+from audiograph.core.formats import CONFIG, peek_kind
 from audiograph.core.runs import load_state, load_weights, read_run_config
+from audiograph.semantic_ids.assign import CODES
 from audiograph.semantic_ids.config import PrefixConfig
 from audiograph.semantic_ids.generate import (
     GenerativeRun,
+    check_task,
     decode,
     load_run,
     top_k_excluding,
@@ -67,14 +70,20 @@ def backbone_digest(gen_dir: str | Path) -> str:
 @dataclass
 class PrefixRun:
     """A loaded prefix run: its frozen generative ``gen`` run, the ``prefix`` projection
-    (eval mode), every user's ``vectors [U, user_dim]`` with ``users`` (id → row), and the
-    run ``config``."""
+    (eval mode), every user's ``vectors [U, user_dim]`` with ``users`` (id → row), the
+    run ``config`` and its ``path``."""
 
     gen: GenerativeRun
     prefix: UserPrefix
     users: dict[str, int]
     vectors: torch.Tensor
     config: dict[str, Any]
+    path: Path
+
+    def check_task(self, task: str) -> None:
+        """The user token answers only the tasks the prefix was trained on (``search``:
+        personalised search, ``rec``: recommendation)."""
+        check_task(self.path, self.config, task)
 
     def rows(self, user_ids: list[str]) -> np.ndarray:
         """Row of each user's vector; a user without one is a one-line error."""
@@ -109,8 +118,22 @@ def load_prefix(run_dir: str | Path, device: str = "cpu") -> PrefixRun:
     load_state(prefix, load_weights(run_dir / PREFIX_WEIGHTS), run_dir / PREFIX_WEIGHTS)
     users = {u: i for i, u in enumerate(ids.to_list())}
     return PrefixRun(
-        gen, prefix.to(device).eval(), users, torch.from_numpy(vectors).to(device), config
+        gen, prefix.to(device).eval(), users, torch.from_numpy(vectors).to(device), config, run_dir
     )
+
+
+def is_prefix_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` is read as a prefix run (else as a generative run): its
+    ``config.json`` says so or, when that cannot be read, the directory holds a prefix's
+    weights or none of a generative run's files (``model/``, ``tokenizer/``, ``codes.parquet``)."""
+    found = peek_kind(run_dir)
+    if found is not None:
+        return found["kind"] == KIND
+    d = Path(run_dir)
+    if not (d / CONFIG).is_file():
+        return False
+    generative = ("model", "tokenizer", CODES)
+    return (d / PREFIX_WEIGHTS).is_file() or not any((d / f).exists() for f in generative)
 
 
 def rec_token_inputs(gen: GenerativeRun, n: int) -> list[np.ndarray]:
@@ -133,6 +156,8 @@ def personal_search(
     otherwise); ``exclude``: item rows never to answer per input."""
     if any(not q.strip() for q in queries):
         raise ContractError("a search query must not be empty")
+    if with_user:
+        run.check_task("search")
     if not queries:
         return []
     gen = run.gen
@@ -153,6 +178,7 @@ def recommend_for_users(
 ) -> list[list[int]]:
     """Top-``k`` item rows per user from the user's soft tokens + ``[REC]`` alone (no
     history tokens); ``exclude``: per user, item rows never to answer (e.g. seen ones)."""
+    run.check_task("rec")
     if not user_ids:
         return []
     soft = run.soft_tokens(user_ids)

@@ -46,15 +46,24 @@ TASK_IDS = {"search": 0, "rec": 1}
 
 
 def prefix_examples(
-    gen: GenerativeRun, user_ids: pl.Series, tasks: tuple[str, ...]
+    gen: GenerativeRun,
+    user_ids: pl.Series,
+    tasks: tuple[str, ...],
+    users_dir: str | Path = "the user vectors",
 ) -> dict[str, dict[str, Any]]:
     """Per task ``{"users": user rows [n], "items": item rows [n], "inputs": [n arrays]}``
     from the generative run's training data (users without a vector and items without a
-    SID are left out)."""
+    SID are left out; ``user_ids`` are those of ``users_dir``, named in errors)."""
     ds = read_dataset(gen.config["data_dir"])
     if ds.interactions is None:
         raise ContractError(f"{gen.config['data_dir']}: the prefix needs interactions")
     lut = pl.DataFrame({"user_id": user_ids, "_u": np.arange(len(user_ids), dtype=np.int64)})
+    if ds.interactions.join(lut, on="user_id", how="semi").height == 0:
+        raise ContractError(
+            f"{users_dir}: none of its {len(user_ids):,} users has an interaction in "
+            f"{gen.config['data_dir']} (the generative run's data; user vectors of another "
+            "dataset?)"
+        )
     out: dict[str, dict[str, Any]] = {}
     if "search" in tasks:
         if ds.queries is None or ds.queries.height == 0:
@@ -163,7 +172,8 @@ def train_prefix(
     vectors of ``users_dir``: up to ``cfg.epochs`` epochs, stopped after ``cfg.patience``
     without a lower validation loss (``prefix.safetensors`` keeps the best epoch). The
     generative model stays frozen; ``options`` override fields of ``cfg``. Returns the
-    last epoch's metrics."""
+    last epoch's metrics (a resumed run with no epoch left: ``{"already_complete": True,
+    "epochs": epochs trained}``)."""
     inputs = {"generative_dir": gen_dir, "users_dir": users_dir}
     loop = TrainingLoop(
         "train-prefix", KIND, run_dir, inputs, quiet=quiet, higher_is_better=False
@@ -174,7 +184,7 @@ def train_prefix(
     gen = load_run(gen_dir, cfg.device)
     gen.model.requires_grad_(False)
     user_ids, vecs, _ = read_user_vectors(users_dir)
-    train, val = hold_out(cfg, prefix_examples(gen, user_ids, cfg.tasks))
+    train, val = hold_out(cfg, prefix_examples(gen, user_ids, cfg.tasks, users_dir))
     vectors = torch.from_numpy(vecs).to(cfg.device)
     torch.manual_seed(cfg.seed)
     prefix = UserPrefix(vecs.shape[1], gen.model.config.d_model, cfg.hidden, cfg.tokens)
@@ -226,4 +236,6 @@ def train_prefix(
             loop.run.save_weights(prefix.state_dict(), PREFIX_WEIGHTS)
 
         loop.end_epoch(last, score, line, save_prefix)
+    if not last:  # a resumed run with no epoch left
+        return {"already_complete": True, "epochs": p.epoch}
     return last

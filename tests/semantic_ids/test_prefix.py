@@ -232,10 +232,21 @@ def test_cli_and_runner(tiny, tmp_path, capsys):
     assert not (tmp_path / "q").exists()
     code, _, err = cli("generate", out, "--user", "nobody", "--query", "red")
     assert code == 2 and "'nobody' has no vector" in err
-    code, text, _ = cli("evaluate-generative", out, "--test", tiny["data"], "--json")
+    code, _, err = cli("evaluate-generative", out, "--test", tiny["data"])
+    assert code == 2 and "no input to evaluate" in err  # the training data: nothing new
+    test = tmp_path / "test"  # each user's next 3 items, tagged with their colours
+    test.mkdir()
+    inter = pl.read_parquet(tiny["data"] / "interactions.parquet")
+    moved = inter.with_columns(
+        item_id=pl.format("i{}", (pl.col("item_id").str.slice(1).cast(int) + 3) % N)
+    )
+    write_dataset(test, pl.read_parquet(tiny["data"] / "items.parquet"), moved)
+    code, text, err = cli("evaluate-generative", out, "--test", test, "--json")
+    assert code == 0, err
     report = json.loads(text)
     assert set(report["personal_search"]) >= {"with_user", "without_user", "inputs"}
-    assert report["rec"]["tokens"]["user_token"] == 2 and report["rec"]["users"] == 0
+    assert report["personal_search"]["inputs"] == USERS * len(COLOURS)
+    assert report["rec"]["tokens"]["user_token"] == 2 and report["rec"]["users"] == USERS
     exp = tmp_path / "exp.toml"
     exp.write_text(
         f'[experiment]\nout = "{tmp_path / "run"}"\nseed = 0\n'
