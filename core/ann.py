@@ -5,8 +5,10 @@ matmul + top-k; larger ones get a faiss ``IndexIVFFlat`` (inner product = cosine
 normalized rows) with ``nlist = sqrt(N)`` lists trained by seeded k-means on a sample of
 ``40·nlist`` rows.
 The index file (``index.faiss``) is faiss's own open binary format (``faiss.read_index``;
-no pickle). Every search returns ``(scores [Q, k], rows [Q, k])`` sorted by score,
-descending (IVF may pad with row -1 when fewer than k vectors sit in the probed lists).
+no pickle). Every search returns ``(scores [Q, k], rows [Q, k])`` in the list order of
+:mod:`audiograph.core.ranking`: by score, descending, equal scores by row (the lower
+first), a NaN score last as ``-inf`` (IVF may pad with row -1 when fewer than k vectors
+sit in the probed lists).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from audiograph.core.ranking import ordered, top_k
 
 EXACT_MAX = 100_000
 INDEX_FILE = "index.faiss"
@@ -82,17 +86,13 @@ def search(
         index = faiss.read_index(str(Path(index_dir) / spec["file"]))
         index.nprobe = int(spec.get("nprobe", 16))
         scores, rows = index.search(q, k)
-        return scores, rows.astype(np.int64)
+        s, r = ordered(torch.from_numpy(scores), torch.from_numpy(rows.astype(np.int64)), k)
+        return s.numpy(), r.numpy()
     qt = torch.from_numpy(q)
     best_s = torch.full((len(q), 0), -math.inf)
     best_r = torch.zeros((len(q), 0), dtype=torch.long)
     for lo in range(0, len(vectors), chunk):
         block = torch.from_numpy(np.array(vectors[lo : lo + chunk], np.float32))  # writable
-        s = qt @ block.T
-        top = torch.topk(s, min(k, s.shape[1]), dim=1)
-        # stable merge: earlier chunks (lower rows) win ties
-        cat_s = torch.cat([best_s, top.values], 1)
-        cat_r = torch.cat([best_r, top.indices + lo], 1)
-        order = torch.sort(-cat_s, dim=1, stable=True).indices[:, :k]
-        best_s, best_r = cat_s.gather(1, order), cat_r.gather(1, order)
+        s, r = top_k(qt @ block.T, k)
+        best_s, best_r = ordered(torch.cat([best_s, s], 1), torch.cat([best_r, r + lo], 1), k)
     return best_s.numpy(), best_r.numpy()

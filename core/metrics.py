@@ -11,8 +11,9 @@ relevant items in all. Per input, with ``h = hit[:, :k]``:
 * ``rr`` — ``1 / (rank of the first hit + 1)`` over the whole row (0 without a hit): its
   mean is the MRR.
 
-Scores are turned into hits so that NaN ranks worst (:func:`positive_ranks`; the
-two-tower's top-k ranks NaN scores as no candidate): diverged weights score 0, not 1.
+Scores are turned into ranks, and ranks into hits, by :mod:`audiograph.core.ranking`
+(:func:`hits_of_ranks`): ties count against the relevant item there and a NaN score is no
+candidate, so a model that scores everything the same, or NaN, scores about 0, not 1.
 """
 
 from __future__ import annotations
@@ -54,25 +55,18 @@ def hits_of_lists(ranked: list[list[int]], relevant: list[set[int]], k: int) -> 
     return hit
 
 
-def positive_ranks(pos: np.ndarray, neg: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """0-based rank of each input's one relevant item (score ``pos`` ``[E]``) among its
-    candidates (scores ``neg`` ``[E, C]``, ``valid`` ``[E, C]`` those that count): the
-    number of valid candidates scored above it. A NaN score ranks worst: a NaN candidate
-    never beats the relevant item, and a NaN relevant item gets rank ``C + 1`` (no hit
-    within ``1 + C``), so a model scoring NaN never looks perfect."""
-    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
-    rank = ((neg > pos[:, None]) & np.asarray(valid, dtype=bool)).sum(1)
-    return np.where(np.isnan(pos), neg.shape[1] + 1, rank)
-
-
-def hits_of_ranks(rank: np.ndarray, width: int) -> np.ndarray:
-    """The hit matrix ``[E, width]`` of inputs with one relevant item at 0-based ``rank``
-    (ranks ``>= width`` give an empty row)."""
+def hits_of_ranks(
+    rank: np.ndarray, width: int, rows: np.ndarray | None = None, n_rows: int | None = None
+) -> np.ndarray:
+    """The hit matrix ``[n_rows, width]`` of relevant items at 0-based ``rank`` ``[P]``
+    (ranks ``>= width`` are no hit): item ``p`` belongs to input ``rows[p]`` (None: one
+    relevant item per input, ``n_rows = P``)."""
     rank = np.asarray(rank)
-    hit = np.zeros((len(rank), width), dtype=bool)
+    rows = np.arange(len(rank)) if rows is None else np.asarray(rows)
+    hit = np.zeros((len(rank) if n_rows is None else n_rows, width), dtype=bool)
     inside = rank < width
-    hit[np.flatnonzero(inside), rank[inside]] = True
+    hit[rows[inside], rank[inside]] = True
     return hit
 
 
-__all__ = ["KEYS", "hit_metrics", "hits_of_lists", "hits_of_ranks", "positive_ranks"]
+__all__ = ["KEYS", "hit_metrics", "hits_of_lists", "hits_of_ranks"]

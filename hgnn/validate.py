@@ -8,19 +8,25 @@ type's positives), with embeddings computed on the *training* graph:
 
 * AUC — fraction of (positive, candidate) pairs ranked correctly (ties count 1/2);
 * Recall@10 — fraction of positives ranked in the top 10 among ``1 + candidates``;
-* MRR — mean reciprocal rank of the positive (a NaN score ranks worst: NaN weights
-  score 0).
+* MRR — mean reciprocal rank of the positive.
+
+Ranks count ties against the positive (:func:`audiograph.core.ranking.positive_ranks`: its
+rank is the number of candidates scoring at least as high), so constant embeddings score
+MRR about ``1 / (1 + candidates)`` and NaN weights score 0. A link type too small to hold
+out an edge (fewer than 10) is not validated, with a warning that names it.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
-from audiograph.core.metrics import hit_metrics, hits_of_ranks, positive_ranks
+from audiograph.core.metrics import hit_metrics, hits_of_ranks
+from audiograph.core.ranking import positive_ranks
 from audiograph.core.types import EdgeType
 from audiograph.hgnn.model import embed_batch
 from audiograph.samplers import NeighborSampler
@@ -36,6 +42,12 @@ def split_edges(
     val: dict[EdgeType, torch.Tensor] = {}
     for i, (et, e) in enumerate(link_edges(data).items()):
         n_val = math.floor(val_fraction * e.shape[1]) if e.shape[1] >= 10 else 0
+        if n_val == 0 and val_fraction > 0:
+            warnings.warn(
+                f"link type {'__'.join(et)}: {e.shape[1]} edges hold out no validation edge; "
+                "it is not validated (left out of the mean)",
+                stacklevel=2,
+            )
         perm = torch.randperm(e.shape[1], generator=epoch_generator(seed, -1, salt=i))
         val[et] = e[:, perm[:n_val]]
         s, r, d = et

@@ -31,7 +31,9 @@ def popularity(
     train: pl.DataFrame, users: pl.Series, items: pl.DataFrame, log: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(ones [U, 1], pop [I, 1])``: ``pop`` = number of distinct training users of each
-    item (``log1p`` of it when ``log``; the ranking is the same)."""
+    item (``log1p`` of it when ``log``: the same order, but float32 may merge counts above
+    about a million into ties, which evaluation counts against the relevant item; the
+    counts themselves are exact below ``2**24``)."""
     counts = train.select("user_id", "item_id").unique().group_by("item_id").len()
     pop = items.select("item_id").join(counts, on="item_id", how="left", maintain_order="left")
     score = pop["len"].fill_null(0).to_numpy().astype(np.float32)

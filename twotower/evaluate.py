@@ -161,7 +161,7 @@ def evaluate_run(
     for name in models:
         t0 = time.perf_counter()
         if name == "popularity":
-            u, i = popularity(train, users, items)
+            u, i = popularity(train, users, items, log=False)  # counts: ties only if equal
             u_ids = users
         elif name == "llm-knn":
             text_only = dataclasses.replace(cfg, use_hgnn=False)

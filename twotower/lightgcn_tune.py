@@ -3,14 +3,13 @@
 :func:`tune_lightgcn` fits every setting of a small grid on the *fit* window of a split and
 scores the *label* window after every epoch (:class:`ValidationRecall`: the
 ``recall@k`` that :func:`~audiograph.twotower.metrics.evaluate_vectors` reports, without
-its full sort and breakdowns, so cheap enough for every epoch); the evaluation then refits
-the chosen setting on all of train for the chosen number of epochs. No test interaction is
-an input.
+its pair indexing, lists and breakdowns, so cheap enough for every epoch); the evaluation
+then refits the chosen setting on all of train for the chosen number of epochs. No test
+interaction is an input.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ import polars as pl
 import torch
 
 from audiograph.core.errors import ContractError
+from audiograph.core.ranking import rank_items
 from audiograph.twotower.baselines import fit_lightgcn
 from audiograph.twotower.config import LightGCNConfig
 from audiograph.twotower.metrics import RankingPairs, ranking_pairs, user_rows
@@ -111,8 +111,9 @@ class ValidationRecall:
     """``recall(user_vecs, item_vecs)``: the ``recall@k`` that
     :func:`~audiograph.twotower.metrics.evaluate_vectors` reports for ``train=fit``,
     ``test=labels`` (each user's ``fit`` items excluded, users with a zero vector ranked by
-    ``fit`` popularity, score ties to the lower item row), with the pairs indexed once and
-    a top-k threshold instead of a full sort per user.
+    ``fit`` popularity, ties counted against the label as
+    :mod:`audiograph.core.ranking` does), with the pairs indexed once and only the ranks
+    below ``k`` resolved.
 
     Args:
         pairs: :func:`~audiograph.twotower.metrics.ranking_pairs` of ``(items, fit,
@@ -138,35 +139,16 @@ class ValidationRecall:
         """Mean over the label users of ``|relevant ∩ top k| / |relevant|``."""
         uv = np.asarray(user_vecs, np.float32)[self.rows]
         iv = torch.from_numpy(np.ascontiguousarray(item_vecs[self.cand_rows], dtype=np.float32))
-        fallback = ~np.any(uv != 0, axis=1)
-        hits = np.zeros(len(uv))
-        for lo in range(0, len(uv), self.batch):
-            hi = min(lo + self.batch, len(uv))
-            scores = torch.from_numpy(uv[lo:hi]) @ iv.T
-            scores[torch.from_numpy(fallback[lo:hi])] = self.popularity
-            e, c = self.exclude
-            sel = (e >= lo) & (e < hi)
-            scores[e[sel] - lo, c[sel]] = -math.inf
-            kth = torch.topk(scores, self.k, dim=1).values[:, -1]
-            e, c = self.relevant
-            sel = (e >= lo) & (e < hi)
-            e, c = torch.from_numpy(e[sel] - lo), torch.from_numpy(c[sel])
-            hits[lo:hi] = np.bincount(e.numpy(), self._in_top(scores, kth, e, c), hi - lo)
+        fallback = torch.from_numpy(~np.any(uv != 0, axis=1))
+        ranks = rank_items(
+            torch.from_numpy(uv),
+            iv,
+            0,
+            self.relevant,
+            self.k,
+            exclude=self.exclude,
+            fallback=(fallback, self.popularity),
+            chunk=self.batch,
+        ).ranks.numpy()
+        hits = np.bincount(self.relevant[0], ranks < self.k, len(uv))
         return float(np.mean(hits / self.n_rel))
-
-    def _in_top(
-        self, scores: torch.Tensor, kth: torch.Tensor, e: torch.Tensor, c: torch.Tensor
-    ) -> np.ndarray:
-        """Whether item ``c`` is in row ``e``'s top k of a stable descending sort: scored
-        above the row's k-th largest score, or tied with it and among the first tied items
-        (in item order) that fill the slots left. NaN scores are never in it."""
-        score, cut = scores[e, c], kth[e]
-        inside = score > cut
-        tie = score == cut
-        if tie.any():  # few rows: the tied items' order only there
-            rows, at = torch.unique(e[tie], return_inverse=True)
-            sub, sub_cut = scores[rows], kth[rows, None]
-            left = self.k - (sub > sub_cut).sum(1)
-            order = (sub == sub_cut).cumsum(1)  # 1-based position among the tied items
-            inside[tie] = order[at, c[tie]] <= left[at]
-        return inside.numpy()

@@ -5,6 +5,11 @@ items are excluded; relevant items are the user's test items of the target type 
 any the user already has in train). Reported over the users with at least one relevant
 item, overall, for warm/cold users (cold = no training interaction with the target type),
 per item-popularity tier, and over the test pairs of new and of rare items.
+
+Ties follow :mod:`audiograph.core.ranking`: every metric counts them against the relevant
+item (it is in the top k when fewer than k other candidates score at least as high;
+tied relevant items in item-row order), so a model that scores all items the same scores
+about 0; the top-k lists behind ``coverage`` break ties by item row (the lower first).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import polars as pl
 import torch
 
 from audiograph.core.errors import ContractError
-from audiograph.core.metrics import hit_metrics
+from audiograph.core.metrics import hit_metrics, hits_of_ranks
+from audiograph.core.ranking import rank_items
 
 TIERS = (("head", 0.01), ("torso", 0.20), ("tail", 1.0))  # cumulative share of items
 RARE = 3  # rare items: 1 .. RARE - 1 distinct training users (0: new items, apart)
@@ -113,7 +119,7 @@ def evaluate_vectors(
         item_vecs: float ``[I, d]``; row ``i`` belongs to ``items[i]``.
         users: ``[U]`` user ids. Evaluated users missing from it, or whose vector is all
             zeros (a model without a cold-user path), get the popularity ranking (distinct
-            training users, ties to the lower item row) and are counted in
+            training users; equally popular items tie) and are counted in
             ``"fallback_users"``.
         items: ``[I]`` rows with ``item_id``, ``item_type``.
         train: training interactions (``user_id``, ``item_id``): excluded from each
@@ -180,40 +186,31 @@ def evaluate_vectors(
     fallback = ~np.any(uv != 0, axis=1)  # missing or zero: no cold-user path
     iv = torch.from_numpy(np.ascontiguousarray(item_vecs[cand_rows], dtype=np.float32))
 
-    popularity = torch.from_numpy(pairs.popularity)
-    tier = _tiers(pairs.popularity)
+    popularity = pairs.popularity
+    tier = _tiers(popularity)
     kk, nn = min(k, len(cand_rows)), min(n, len(cand_rows))
     te_u, te_c = pairs.relevant
     n_rel = np.bincount(te_u, minlength=ev.height)
+    ranked = rank_items(
+        torch.from_numpy(uv),
+        iv,
+        kk,
+        pairs.relevant,
+        nn,
+        exclude=pairs.excluded,
+        fallback=(torch.from_numpy(fallback), torch.from_numpy(popularity.astype(np.float32))),
+        chunk=batch,
+    )
+    rank = ranked.ranks.numpy()
+    by_user = hit_metrics(hits_of_ranks(rank, nn, te_u, ev.height), n_rel, kk)
+    in_top = rank < kk  # per test pair: in its user's top k
+    hits_tier = np.stack(
+        [np.bincount(te_u, in_top & (tier[te_c] == t), ev.height) for t in range(len(TIERS))]
+    )
     n_rel_tier = np.stack(
         [np.bincount(te_u, tier[te_c] == t, ev.height) for t in range(len(TIERS))]
     )
-    by_user = {m: np.zeros(ev.height) for m in ("hr", "recall", "ndcg", "rr")}
-    hits_tier = np.zeros((len(TIERS), ev.height))
-    topk = np.zeros((ev.height, kk), np.int64)
-    valid = np.zeros((ev.height, kk), bool)
-    tr_idx, te_idx = pairs.excluded, pairs.relevant
-    for lo in range(0, ev.height, batch):
-        hi = min(lo + batch, ev.height)
-        scores = torch.from_numpy(uv[lo:hi]) @ iv.T
-        scores[torch.from_numpy(fallback[lo:hi])] = popularity.to(scores.dtype)
-        sel = (tr_idx[0] >= lo) & (tr_idx[0] < hi)
-        scores[tr_idx[0][sel] - lo, tr_idx[1][sel]] = -math.inf
-        rel = torch.zeros(scores.shape, dtype=torch.bool)
-        sel = (te_idx[0] >= lo) & (te_idx[0] < hi)
-        rel[te_idx[0][sel] - lo, te_idx[1][sel]] = True
-        # stable descending sort: ties keep candidate order, i.e. the lower item row wins
-        vals, order = torch.sort(scores, dim=1, descending=True, stable=True)
-        order, vals = order[:, :nn], vals[:, :nn]
-        hit = (rel.gather(1, order) & torch.isfinite(vals)).numpy()
-        hk = hit[:, :kk]
-        for m, v in hit_metrics(hit, n_rel[lo:hi], kk).items():
-            by_user[m][lo:hi] = v
-        topk[lo:hi] = order[:, :kk].numpy()
-        valid[lo:hi] = torch.isfinite(vals[:, :kk]).numpy()
-        top_tier = tier[topk[lo:hi]]
-        for t in range(len(TIERS)):
-            hits_tier[t, lo:hi] = (hk & (top_tier == t)).sum(1)
+    topk, valid = ranked.items.numpy(), torch.isfinite(ranked.scores).numpy()
 
     warm = np.zeros(ev.height, bool)
     warm[pairs.excluded[0]] = True
@@ -243,10 +240,9 @@ def evaluate_vectors(
             else None,
         }
     # item slices, per test pair: is the pair's item in the user's top k?
-    pair_hit = ((topk[te_u] == te_c[:, None]) & valid[te_u]).any(axis=1)
-    pair_pop = popularity.numpy()[te_c]
-    out["new_items"] = _pairs(pair_hit, te_c, pair_pop == 0, k)
-    out["rare_items"] = _pairs(pair_hit, te_c, (pair_pop > 0) & (pair_pop < RARE), k)
+    pair_pop = popularity[te_c]
+    out["new_items"] = _pairs(in_top, te_c, pair_pop == 0, k)
+    out["rare_items"] = _pairs(in_top, te_c, (pair_pop > 0) & (pair_pop < RARE), k)
     if per_user:
         groups = np.where(warm, "warm", np.where(active, "cold", "no_history"))
         out["per_user"] = {

@@ -1,5 +1,7 @@
 """Ranking with a two-tower model: exact top-k by dot product (user chunks, exclusions,
-allowed items) and the validation recall@k of a model on tower inputs."""
+allowed items) and the validation recall@k of a model on tower inputs, both by the tie
+rules of :mod:`audiograph.core.ranking` (lists: equal scores by item index; recall: ties
+count against the label)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from collections.abc import Iterator
 
 import torch
 
-from audiograph.core.metrics import hit_metrics
+from audiograph.core.metrics import hit_metrics, hits_of_ranks
+from audiograph.core.ranking import rank_items
 from audiograph.twotower.model import TwoTower
 
 
@@ -28,29 +31,12 @@ def top_k(
         allowed: bool ``[I]``; only these items are candidates.
 
     Returns:
-        ``(scores [U, k'], items [U, k'])`` with ``k' = min(k, I)``, best first; slots
-        with no candidate left (or a NaN score) have score ``-inf``.
+        ``(scores [U, k'], items [U, k'])`` with ``k' = min(k, I)``, best first, equal
+        scores by item index; slots with no candidate left (or a NaN score) have score
+        ``-inf``.
     """
-    k = min(k, item_vecs.shape[0])
-    if exclude is not None:
-        order = torch.argsort(exclude[0], stable=True)
-        ex_u, ex_i = exclude[0][order].to(user_vecs.device), exclude[1][order].to(user_vecs.device)
-    scores, index = [], []
-    for lo in range(0, user_vecs.shape[0], chunk):
-        hi = min(lo + chunk, user_vecs.shape[0])
-        s = user_vecs[lo:hi] @ item_vecs.T
-        s.masked_fill_(s.isnan(), float("-inf"))  # NaN ranks worst, never first
-        if allowed is not None:
-            s[:, ~allowed] = float("-inf")
-        if exclude is not None:
-            a, b = torch.searchsorted(ex_u, torch.tensor([lo, hi], device=ex_u.device)).tolist()
-            s[ex_u[a:b] - lo, ex_i[a:b]] = float("-inf")
-        top = torch.topk(s, k, dim=1)
-        scores.append(top.values)
-        index.append(top.indices)
-    if not scores:
-        return torch.zeros(0, k, device=user_vecs.device), torch.zeros(0, k, dtype=torch.long)
-    return torch.cat(scores), torch.cat(index)
+    ranked = rank_items(user_vecs, item_vecs, k, exclude=exclude, allowed=allowed, chunk=chunk)
+    return ranked.scores, ranked.items
 
 
 @torch.inference_mode()
@@ -63,24 +49,20 @@ def recall_at_k(
     allowed: torch.Tensor | None,
     k: int = 10,
 ) -> float:
-    """Mean over users of ``|top-k ∩ labels| / |labels|``; ``user``/``item`` are tower
-    inputs ``(cat, dense)``, ``labels``/``exclude`` are ``(user_row, item_index)`` pairs."""
+    """Mean over the users with labels of ``|top-k ∩ labels| / |labels|``, a label in the
+    top k when fewer than ``k`` other candidates score at least as high (ties count
+    against it: equal scores for all recall nothing); ``user``/``item`` are tower inputs
+    ``(cat, dense)``, ``labels`` (distinct) and ``exclude`` ``(user_row, item_index)``
+    pairs."""
     model.eval()
-    labels = (labels[0].to(item[0].device), labels[1].to(item[0].device))
     iv = torch.cat([model.item(c, d) for c, d in _batches(*item, 65536)])
     uv = torch.cat([model.user(c, d) for c, d in _batches(*user, 65536)])
-    scores, idx = top_k(uv, iv, k, exclude, allowed)
-    n_items = iv.shape[0]
-    hit = (
-        torch.isin(
-            idx + torch.arange(len(uv), device=idx.device)[:, None] * n_items,
-            labels[0] * n_items + labels[1],
-        )
-        & scores.isfinite()
-    )
-    n_rel = torch.bincount(labels[0], minlength=len(uv))
-    recall = hit_metrics(hit.cpu().numpy(), n_rel.cpu().numpy(), k)["recall"]
-    return float(recall.mean()) if len(uv) else 0.0
+    ranks = rank_items(uv, iv, 0, labels, k, exclude=exclude, allowed=allowed).ranks
+    rows = labels[0].cpu().numpy()
+    n_rel = torch.bincount(labels[0].cpu(), minlength=len(uv)).numpy()
+    hit = hits_of_ranks(ranks.cpu().numpy(), k, rows, len(uv))
+    recall = hit_metrics(hit, n_rel, k)["recall"][n_rel > 0]
+    return float(recall.mean()) if len(recall) else 0.0
 
 
 def _batches(

@@ -6,6 +6,7 @@ each user) or, leak-free, from the fit and label windows of ``audiograph split``
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,7 +201,8 @@ def prepare_windows(
     ``val_fraction`` (at least :data:`VAL_FLOOR`) of the users who have label-window positives of
     ``cfg.val_type`` (else ``cfg.target_type``; else of all label users); their labels of
     that type, ranked among the items of that type as the test ranks them, drive early
-    stopping. ``val_ids``: the split's validation users (whose label-window pairs the
+    stopping (with fewer than 2 such users: a warning that names the type, and the labels
+    of every type). ``val_ids``: the split's validation users (whose label-window pairs the
     graph never saw); the validation users are those of them with such labels, and none
     of them trains."""
     items, dev, history = fit.items, torch.device(cfg.device), fit.interactions
@@ -237,8 +239,16 @@ def prepare_windows(
     val_type = cfg.val_type or cfg.target_type
     eligible = users  # validation users have labels of the type validation ranks
     if val_type is not None:
-        eligible = labels.filter(pl.col("item_type") == val_type)["user_id"].unique().sort()
-        eligible = eligible if eligible.len() >= 2 else users
+        of_type = labels.filter(pl.col("item_type") == val_type)["user_id"].unique().sort()
+        if of_type.len() >= 2:
+            eligible = of_type
+        else:  # its recall would be 0.0 every epoch: validate on every label type
+            warnings.warn(
+                f"validation type {val_type!r}: {of_type.len()} user(s) with label-window "
+                "positives of it (2 needed); validating on the labels of every type",
+                stacklevel=2,
+            )
+            val_type = cfg.target_type
     held = pl.Series("user_id", [], dtype=pl.Utf8)
     if val_ids is not None:  # the split's validation users (kept out of the graph)
         held = val_ids

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from audiograph.core.metrics import hit_metrics, hits_of_lists, hits_of_ranks, positive_ranks
+from audiograph.core.metrics import hit_metrics, hits_of_lists, hits_of_ranks
+from audiograph.core.ranking import positive_ranks
 
 
 def test_hit_metrics_by_hand():

@@ -37,9 +37,10 @@ TEST = pl.DataFrame(
 #   uB: i1 i3 i4 i5  rel {i1}                           -> hit at 1
 #   uC: i0 i4 i3 i1  rel {i1} (score -1 * v)            -> hit at 4 (outside top k)
 #   uD: i1 i5 i0 i3  rel {i5} (zero vector: popularity) -> hit at 2
-#   uE: i1 i5 i0 i3  rel {i3} (missing: popularity)     -> hit at 4 (outside top k)
+#   uE: i1 i5 i0 i4  rel {i3} (missing: popularity)     -> hit at 5 (outside n)
 #   uF: only a music test item -> not evaluated
-# (popularity = distinct training users: i1 and i5 one each, ties to the lower row)
+# (popularity = distinct training users: i1 and i5 one each, the others none; ties count
+# against the relevant item: uE's i3 comes after i0 and i4, which score as little)
 G2 = 1 / math.log2(3)
 
 
@@ -55,7 +56,7 @@ def test_hand_computed_example(batch):
     assert r["hr@2"] == pytest.approx(3 / 5)
     assert r["recall@2"] == pytest.approx((1 / 2 + 1 + 1) / 5)
     assert r["ndcg@2"] == pytest.approx((G2 / (1 + G2) + 1 + G2) / 5)
-    assert r["mrr"] == pytest.approx((1 / 2 + 1 + 1 / 4 + 1 / 2 + 1 / 4) / 5)
+    assert r["mrr"] == pytest.approx((1 / 2 + 1 + 1 / 4 + 1 / 2 + 0) / 5)
     # top-2 lists: {i3,i4} {i1,i3} {i0,i4} {i1,i5} {i1,i5} -> all 5 candidates
     assert r["coverage"] == pytest.approx(5 / 5)
     # warm = a training book: uA, uC; cold = training rows, no book: uB; no history: uD, uE
@@ -78,7 +79,7 @@ def test_hand_computed_example(batch):
             "hr@2": 1 / 2,
             "recall@2": 1 / 2,
             "ndcg@2": G2 / 2,
-            "mrr": (1 / 2 + 1 / 4) / 2,
+            "mrr": (1 / 2 + 0) / 2,
             "coverage": 2 / 5,
         }
     )
