@@ -22,17 +22,22 @@ candidates are left); a relevant item without a finite score has no rank (no hit
 
 Integer scores (e.g. popularity counts as float32, exact below ``2**24``) tie only when
 equal, so a popularity ranking loses nothing but its ties among equally popular items.
+
+Chunking never changes a result: :func:`rank_items` scores users x items in user chunks
+(with each user's excluded items, the allowed items and a fallback score row);
+:func:`ordered` merges the lists of item chunks (e.g. :func:`audiograph.core.ann.search`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-NEG_INF = float("-inf")
+NEG_INF = -math.inf
 
 
 def _finite_or_neg_inf(scores: torch.Tensor) -> torch.Tensor:
@@ -45,24 +50,28 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The top-``k`` list of each row of ``scores`` ``[B, C]`` → ``(values [B, k'],
     indices [B, k'])``, ``k' = min(k, C)``: by score, descending, equal scores by index
     (the lower first); NaN scores as ``-inf``."""
-    s = _finite_or_neg_inf(scores)
+    return _top_k(_finite_or_neg_inf(scores), k)
+
+
+def _top_k(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`top_k` of scores without NaN."""
     n_rows, n_cols = s.shape
     k = min(k, n_cols)
     if k <= 0 or n_rows == 0:
-        empty = torch.zeros((n_rows, max(k, 0)), device=s.device)
-        return empty.to(s.dtype), empty.long()
-    kth = torch.topk(s, k, dim=1).values[:, -1:]
-    take = s > kth  # fewer than k per row: the k-th score is not above itself
-    tie = s == kth
-    need = k - take.sum(1)
-    ragged = tie.sum(1) > need  # rows where the tie at the cut is broken by index
-    if bool(ragged.any()):
-        first = torch.cumsum(tie[ragged], 1, dtype=torch.int32) <= need[ragged, None]
-        tie[ragged] &= first
-    idx = (take | tie).nonzero()[:, 1].view(n_rows, k)  # ascending index per row
-    vals = s.gather(1, idx)
-    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
-    return vals.gather(1, order), idx.gather(1, order)
+        empty = torch.zeros((n_rows, max(k, 0)), dtype=torch.long, device=s.device)
+        return empty.to(s.dtype), empty
+    vals, idx = torch.topk(s, min(k + 1, n_cols), dim=1)
+    kth = vals[:, k - 1 : k]
+    ragged = vals[:, k:].eq(kth).any(1)  # ties run past the cut: topk's pick is arbitrary
+    vals, idx = vals[:, :k].contiguous(), idx[:, :k].contiguous()
+    if bool(ragged.any()):  # there the tied items of the lowest index fill the slots left
+        sub, cut = s[ragged], kth[ragged]
+        take, tie = sub > cut, sub == cut
+        need = k - torch.count_nonzero(take, 1)
+        tie &= torch.cumsum(tie, 1, dtype=torch.int32) <= need[:, None]
+        idx[ragged] = (take | tie).nonzero()[:, 1].view(-1, k)
+        vals[ragged] = sub.gather(1, idx[ragged])
+    return ordered(vals, idx, k)
 
 
 def ordered(
@@ -87,7 +96,13 @@ def relevant_ranks(
 
     Cost: one ``topk(width)`` and a few elementwise passes over ``scores``, no sort of
     the rows."""
-    s = _finite_or_neg_inf(scores)
+    return _relevant_ranks(_finite_or_neg_inf(scores), rows, cols, width)
+
+
+def _relevant_ranks(
+    s: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, width: int
+) -> torch.Tensor:
+    """:func:`relevant_ranks` of scores without NaN."""
     out = torch.full((len(rows),), width, dtype=torch.long, device=s.device)
     n_cols = s.shape[1]
     if len(rows) == 0 or n_cols == 0 or width <= 0:
@@ -98,12 +113,14 @@ def relevant_ranks(
     x = s[rows, cols]
     # candidates scoring >= x: all inside the top w where x > kth; at x == kth the ties
     # may run past it, so they are counted over the whole row
-    at_least = (top[rows] >= x[:, None]).sum(1)
+    at_least = torch.count_nonzero(top[rows] >= x[:, None], 1)
     at_cut = x == kth[rows]
     if bool(at_cut.any()):
-        r = rows[at_cut]
-        above = (top[r] > kth[r, None]).sum(1)
-        at_least[at_cut] = above + (s[r] == kth[r, None]).sum(1)
+        r = torch.unique(rows[at_cut])
+        cut = torch.zeros_like(kth, dtype=torch.long)
+        cut[r] = torch.count_nonzero(top[r] > kth[r, None], 1)
+        cut[r] += torch.count_nonzero(s[r] == kth[r, None], 1)
+        at_least = torch.where(at_cut, cut[rows], at_least)
     ranked = (x >= kth[rows]) & torch.isfinite(x)
     # relevant items tied with x at index >= cols (itself included) come after it
     order = torch.argsort(cols, stable=True)
@@ -183,13 +200,14 @@ def rank_items(
     for lo, hi, s in _blocks(user_vecs, item_vecs, chunk, fallback, allowed):
         a, b = _span(ex_rows, lo, hi)
         s[ex_rows[a:b] - lo, ex_cols[a:b]] = NEG_INF
-        lists.append(top_k(s, k))
+        if k:
+            lists.append(_top_k(s, k))
         a, b = _span(rel_rows, lo, hi)
-        ranks[a:b] = relevant_ranks(s, rel_rows[a:b] - lo, rel_cols[a:b], width)
+        ranks[a:b] = _relevant_ranks(s, rel_rows[a:b] - lo, rel_cols[a:b], width)
     out = torch.empty_like(ranks)
     out[rel_order] = ranks
     if not lists:
-        empty = torch.zeros((0, k), dtype=torch.long, device=device)
+        empty = torch.zeros((user_vecs.shape[0], k), dtype=torch.long, device=device)
         return Ranked(empty.to(user_vecs.dtype), empty, out)
     return Ranked(torch.cat([v for v, _ in lists]), torch.cat([i for _, i in lists]), out)
 
@@ -207,7 +225,7 @@ def _blocks(
         s = user_vecs[lo:hi] @ item_vecs.T
         if fallback is not None:
             s[fallback[0][lo:hi].to(s.device)] = fallback[1].to(s)
-        s.masked_fill_(s.isnan(), NEG_INF)
+        s.nan_to_num_(nan=NEG_INF, posinf=math.inf, neginf=NEG_INF)
         if allowed is not None:
             s[:, ~allowed.to(s.device)] = NEG_INF
         yield lo, hi, s

@@ -144,7 +144,7 @@ def test_popularity_ties_only_equally_popular_items():
 # ------------------------------------------------------------------ chunking
 
 
-def test_chunked_results_equal_unchunked_ones():
+def test_chunked_results_equal_unchunked_ones(device):
     rng = np.random.default_rng(0)
     uv = torch.from_numpy(rng.integers(-1, 2, (23, 3)).astype(np.float32))  # many ties
     iv = torch.from_numpy(rng.integers(-1, 2, (17, 3)).astype(np.float32))
@@ -156,10 +156,12 @@ def test_chunked_results_equal_unchunked_ones():
     fallback = (torch.arange(23) % 5 == 0, torch.arange(17.0) % 3)
 
     def run(chunk: int):
-        return rank_items(
-            uv, iv, 6, (rel[:, 0], rel[:, 1]), 8,
-            exclude=(seen[:, 0], seen[:, 1]), allowed=allowed, fallback=fallback, chunk=chunk,
+        ranked = rank_items(
+            uv.to(device), iv.to(device), 6, (rel[:, 0], rel[:, 1]), 8,
+            exclude=(seen[:, 0], seen[:, 1]), allowed=allowed.to(device),
+            fallback=tuple(t.to(device) for t in fallback), chunk=chunk,
         )  # fmt: skip
+        return type(ranked)(*(t.cpu() for t in ranked))
 
     whole = run(1000)
     for chunk in (1, 4, 9):
@@ -178,8 +180,8 @@ def test_chunked_results_equal_unchunked_ones():
         want = order.index(c) if torch.isfinite(s[c]) else 8
         assert whole.ranks[p].item() == min(want, 8)
         assert whole.items[u].tolist() == sorted(range(17), key=lambda j: (-s[j].item(), j))[:6]
-    scores, items = tt_ranking.top_k(uv, iv, 6, allowed=allowed, chunk=5)
-    assert torch.equal(items, rank_items(uv, iv, 6, allowed=allowed).items)
+    _, items = tt_ranking.top_k(uv.to(device), iv.to(device), 6, allowed=allowed, chunk=5)
+    assert torch.equal(items.cpu(), rank_items(uv, iv, 6, allowed=allowed).items)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
