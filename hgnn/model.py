@@ -13,9 +13,6 @@ text and featureless types (or nodes) work. Other PyG convolutions can be swappe
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,25 +22,10 @@ from torch import nn
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import GATv2Conv, HeteroConv, MessagePassing, SAGEConv
 
+from audiograph.core.pyg_templates import pyg_templates_discarded
 from audiograph.core.types import EdgeType
 from audiograph.hgnn.maxpool_train import max_pool
 from audiograph.hgnn.row_adam import RowAdam
-
-
-@contextlib.contextmanager
-def pyg_templates_discarded() -> Iterator[None]:
-    """Build PyG convolutions in here: the ``propagate`` module PyG generates for each
-    ``MessagePassing`` class (once per process, from a template, into a file in the temp
-    folder it never removes) goes to a private folder, removed on leaving (the module is
-    loaded by then; its source is only for TorchScript, which the model does not use).
-    Meanwhile it is Python's default temp folder, in every thread."""
-    saved = tempfile.tempdir
-    with tempfile.TemporaryDirectory(prefix="audiograph-pyg-") as private:
-        tempfile.tempdir = private
-        try:
-            yield
-        finally:
-            tempfile.tempdir = saved
 
 
 class MaxPoolRelation(MessagePassing):

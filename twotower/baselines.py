@@ -22,6 +22,7 @@ import polars as pl
 import torch
 from torch_geometric.nn import LightGCN
 
+from audiograph.core.pyg_templates import pyg_templates_discarded
 from audiograph.samplers.threads import FREE_CORES, torch_threads
 from audiograph.twotower.config import LightGCNConfig
 from audiograph.twotower.vectors import history_means
@@ -176,7 +177,8 @@ def fit_lightgcn(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        model = LightGCN(n_u + n_i, dim, layers, normalize=False).to(device)
+        with pyg_templates_discarded():
+            model = LightGCN(n_u + n_i, dim, layers, normalize=False).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         for epoch in range(epochs):
             order = torch.randperm(len(pu), generator=gen)

@@ -1,4 +1,4 @@
-"""Building the HGNN leaves nothing in the temp folder: PyG's generated ``propagate``
+"""Building the HGNN (or LightGCN) leaves nothing in the temp folder: PyG's generated ``propagate``
 modules (one file per ``MessagePassing`` class and process) are not left behind. Only
 torch's per-user compile cache folder (``torchinductor_<user>``, made empty when PyG is
 imported, and reused by every process) may be there."""
@@ -32,11 +32,19 @@ SCRIPT = textwrap.dedent(
               for t, n in (("a", 4), ("b", 3))}
         out = model(h0, edges)
         assert out["a"].shape == (4, 8) and out["b"].shape == (3, 8)
+
+    import polars as pl
+    from audiograph.twotower.baselines import fit_lightgcn
+    from audiograph.twotower.config import LightGCNConfig
+
+    train = pl.DataFrame({"user_id": ["u", "u", "v"], "item_id": ["i", "j", "i"]})
+    items = pl.DataFrame({"item_id": ["i", "j"], "item_type": ["music", "music"]})
+    fit = fit_lightgcn(train, pl.Series(["u", "v"]), items, LightGCNConfig(dim=4, epochs=1))
     """
 )
 
 
-def test_building_and_running_the_hgnn_leaves_the_temp_folder_empty(tmp_path):
+def test_building_and_running_the_hgnn_and_lightgcn_leaves_the_temp_folder_empty(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp)}
