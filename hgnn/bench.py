@@ -29,6 +29,7 @@ options are :class:`~audiograph.hgnn.config.TrainBenchConfig`'s.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import time
 from dataclasses import replace
@@ -51,6 +52,7 @@ from audiograph.hgnn.model import (
 from audiograph.hgnn.train import batch_loss, build_model, supervision_edges
 from audiograph.samplers.link_loader import LinkNeighborLoader
 from audiograph.samplers.multilink import link_edges
+from audiograph.samplers.threads import FREE_CORES, torch_threads
 
 HAS_PYG_SAMPLER = any(importlib.util.find_spec(m) for m in ("pyg_lib", "torch_sparse"))
 
@@ -77,12 +79,15 @@ def model_for(data: HeteroData, cfg: HGNNConfig, conv: str, device: torch.device
     return build_model(data, replace(cfg, conv=conv), dim).to(device)
 
 
-def _step(model, opts, batch: HeteroData, has_text, cfg: HGNNConfig) -> tuple[int, int]:
-    for opt in opts:
-        opt.zero_grad()
-    batch_loss(model, batch, has_text, cfg).backward()
-    for opt in opts:
-        opt.step()
+def _step(model, opts, batch: HeteroData, has_text, cfg: HGNNConfig, pyg: bool) -> tuple[int, int]:
+    """One step; ours as train-hgnn runs it (torch's pool at the free cores), PyG's as a
+    PyG user runs it (torch's pool as configured)."""
+    with contextlib.nullcontext() if pyg else torch_threads(FREE_CORES.free()):
+        for opt in opts:
+            opt.zero_grad()
+        batch_loss(model, batch, has_text, cfg).backward()
+        for opt in opts:
+            opt.step()
     return supervision_edges(batch), sum(
         int(batch[et].edge_index.shape[1]) for et in batch.edge_types
     )
@@ -97,11 +102,11 @@ def _timed(
     if pyg:
         opts[1] = torch.optim.SparseAdam(dense_and_sparse(model)[1], lr=cfg.lr)
     it = iter(batches)
-    _step(model, opts, next(it).to(device), has_text, cfg)
+    _step(model, opts, next(it).to(device), has_text, cfg, pyg)
     peak_memory_reset(device)
     t0, edges, messages, n = time.perf_counter(), 0, 0, 0
     for batch in it:
-        e, m = _step(model, opts, batch.to(device), has_text, cfg)
+        e, m = _step(model, opts, batch.to(device), has_text, cfg, pyg)
         edges, messages, n = edges + e, messages + m, n + 1
     if device.type == "cuda":
         torch.cuda.synchronize(device)
