@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from audiograph.core.ranking import top_k
+
 SEARCH, REC = 0, 1  # task prefix offsets after the text vocabulary
 N_TASKS = 2
 
@@ -158,7 +160,7 @@ def constrained_beam_search(
             if kids is not None:
                 allowed[r, kids.to(device) - lo] = 0.0
         total = (score.view(-1, 1) + logp + allowed).view(b, -1)  # [B, beams * V]
-        score, flat = total.topk(beams, dim=1)
+        score, flat = top_k(total, beams)  # ties: the lower parent beam, then token
         parent = flat // (hi - lo) + torch.arange(b, device=device)[:, None] * beams
         token = flat % (hi - lo) + lo
         seqs = torch.cat([seqs[parent.view(-1)], token.view(-1, 1)], 1)

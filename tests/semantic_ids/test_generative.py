@@ -70,6 +70,27 @@ def test_constrained_decoding_only_emits_catalog_items():
         SidTrie(np.vstack([tokens, tokens[:1]]))
 
 
+def test_beam_ties_follow_the_one_list_rule(monkeypatch):
+    """With every SID logit equal, every beam ties: the answer is the catalog in the
+    order of its token tuples (ties go to the lower parent beam, then the lower token, as
+    ``core.ranking.top_k`` breaks them), the same on every call."""
+    import audiograph.semantic_ids.decoding as decoding
+
+    codes = np.array([[2, 1, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0], [0, 0, 1]])
+    vocab = SidVocab.for_codes(50, codes)
+    trie = SidTrie(vocab.tokens(codes))
+    model = build_model(GenerativeConfig(d_model=32, d_ff=64, layers=1, heads=2), vocab).eval()
+
+    def flat(model, hidden, vocab):
+        return hidden.new_zeros(*hidden.shape[:-1], vocab.size - vocab.sid_base)
+
+    monkeypatch.setattr(decoding, "sid_logits", flat)
+    ids = torch.tensor([[3, 4, 5], [9, 8, 7]])
+    items, _ = constrained_beam_search(model, ids, torch.ones_like(ids), trie, vocab, 5)
+    lexicographic = sorted(range(len(codes)), key=lambda i: tuple(codes[i]))
+    assert items.tolist() == [lexicographic, lexicographic]
+
+
 def test_tiny_model_overfits_both_tasks(tiny, tmp_path):
     last = train_generative(tiny["data"], tiny["sid"], tmp_path / "run", TINY_T5, quiet=True)
     assert last["search_examples"] == N and last["rec_examples"] == 2 * N
