@@ -41,13 +41,13 @@ from torch_geometric.data import HeteroData
 
 from audiograph.core.config import configure
 from audiograph.core.errors import ContractError
+from audiograph.core.precision import resolve_precision
 from audiograph.core.types import EdgeType
 from audiograph.hgnn.config import HGNNConfig, TrainBenchConfig
 from audiograph.hgnn.model import (
     HeteroSAGE,
     dense_and_sparse,
     optimizers,
-    resolve_precision,
 )
 from audiograph.hgnn.train import batch_loss, build_model, supervision_edges
 from audiograph.samplers.link_loader import LinkNeighborLoader

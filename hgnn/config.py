@@ -13,7 +13,7 @@ CONVS = ("maxpool", "maxpool-pyg", "sage-mean", "gatv2")
 
 PRECISIONS = ("auto", "fp32", "bf16")
 """Training precisions: ``auto`` is bf16 where the device multiplies bfloat16 matrices in
-hardware (:func:`audiograph.hgnn.model.fast_bf16`), else fp32."""
+hardware (:func:`audiograph.core.precision.fast_bf16`), else fp32."""
 
 PAPER_RECIPE = {
     "hidden": 128,

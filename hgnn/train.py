@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from audiograph.core.atomic import write_bytes
 from audiograph.core.distributed import World, average_gradients, init_world, shard, sum_over_ranks
 from audiograph.core.finite import check_loss
+from audiograph.core.precision import resolve_precision
 from audiograph.core.runs import Run
 from audiograph.core.training import TrainingLoop
 from audiograph.graphs.store import load_graph, read_manifest
@@ -38,7 +39,6 @@ from audiograph.hgnn.model import (
     dense_and_sparse,
     embed_batch,
     optimizers,
-    resolve_precision,
 )
 from audiograph.hgnn.validate import link_metrics, split_edges
 from audiograph.samplers import LinkNeighborLoader, NeighborSampler

@@ -89,9 +89,9 @@ def test_bench_train_reports_both_sides(tmp_path, monkeypatch):
     precision (train-hgnn's auto, resolved), the ratio is audiograph ÷ PyG, and the
     end-to-end PyG row is skipped only without its sampler."""
     import audiograph.hgnn.train
+    from audiograph.core.precision import resolve_precision
     from audiograph.hgnn.bench import HAS_PYG_SAMPLER, bench_train
     from audiograph.hgnn.config import HGNNConfig
-    from audiograph.hgnn.model import resolve_precision
 
     prepare_synthetic(
         tmp_path / "d", users=200, items={"music": 80, "podcast": 40, "audiobook": 10}, seed=3

@@ -133,7 +133,7 @@ def test_bf16_step_follows_the_float32_one(mixed_graph, conv):
 
 
 def test_auto_precision_is_bf16_only_with_bf16_hardware(monkeypatch):
-    from audiograph.hgnn.model import resolve_precision
+    from audiograph.core.precision import resolve_precision
 
     assert resolve_precision("fp32", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"

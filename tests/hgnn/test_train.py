@@ -11,10 +11,11 @@ import torch
 
 import audiograph.hgnn.train
 from audiograph.core.errors import ContractError
+from audiograph.core.precision import resolve_precision
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
 from audiograph.graphs.build import GraphConfig, build_graph
 from audiograph.graphs.store import load_graph, read_manifest
-from audiograph.hgnn.model import embed_batch, resolve_precision
+from audiograph.hgnn.model import embed_batch
 from audiograph.hgnn.train import HGNNConfig, build_model, train_hgnn
 from audiograph.hgnn.validate import link_metrics, split_edges
 from audiograph.pipeline.config import resume_base
