@@ -208,3 +208,33 @@ def defaults_table(doc: dict[str, Any]) -> str:
         f"`python benchmarks/train_defaults.py {doc['command']}`.",
     ]
     return "\n".join(rows)
+
+
+def generative_speed_table(doc: dict[str, Any]) -> str:
+    """The generative training step before / after, examples/s per epoch
+    (``benchmarks/generative_speed.py --save``)."""
+    v = doc["variants"]
+    epochs = range(doc["epochs"])
+    rows = [
+        "| step | " + " | ".join(f"epoch {e}" for e in epochs) + " | last ÷ first | total s |",
+        "|---|" + "---|" * doc["epochs"] + "---|---|",
+    ]
+    for name, r in v.items():
+        rate = r["examples_per_s"]
+        rows.append(
+            f"| {name} | "
+            + " | ".join(f"{x:,.0f}" for x in rate)
+            + f" | {rate[-1] / rate[0]:.2f} | {r['seconds']:,.0f} |"
+        )
+    before, after = v["before"], v["after"]
+    rows += [
+        "",
+        f"Examples/s of `train-generative` per epoch ({before['examples']:,} examples an "
+        f"epoch) on {doc['data']}; after ÷ before: "
+        f"**{before['seconds'] / after['seconds']:.2f}×** in total time. Training loss at the "
+        f"last epoch: before {before['train_loss'][-1]:.3f}, after "
+        f"{after['train_loss'][-1]:.3f}. {doc['machine']}, {doc['threads']} intra-op "
+        f"threads. Command: `python benchmarks/generative_speed.py --data DATA_DIR --sid "
+        f"SID_DIR --workdir WORK {doc['command']}`.",
+    ]
+    return "\n".join(rows)

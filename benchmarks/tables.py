@@ -23,6 +23,7 @@ from speed_tables import (  # the sibling script: speed and scale tables, cell f
     defaults_table,
     distributed_table,
     featurize_table,
+    generative_speed_table,
     graph_build_table,
     sampler_table,
     train_table,
@@ -329,6 +330,7 @@ TABLES = {
     "distributed": distributed_table,
     "generative": generative_table,
     "prefix": prefix_table,
+    "generative_speed": generative_speed_table,
 }  # block kind -> renderer
 
 

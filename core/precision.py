@@ -4,15 +4,21 @@ HGNN and the generative model."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
+"""The choices of a ``precision`` setting."""
 
 
 def fast_bf16(device: str | torch.device) -> bool:
     """Whether ``device`` multiplies bfloat16 matrices in hardware: a CUDA GPU with bf16
     support, or an x86 CPU with AVX512-BF16 or AMX-BF16 (elsewhere torch emulates bf16,
     slower than float32)."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":  # Ampere (compute capability 8) and later
         return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8

@@ -190,3 +190,14 @@ class TrainingLoop:
             **{key: saved(opt) for key, opt in self.optimizers.items()},
             **{k: torch.tensor(v, dtype=exact(v)) for k, v in progress.items()},
         }
+
+
+def adamw(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.01):  # noqa: ANN201
+    """AdamW, fused where this torch build has the kernel for the parameters' device (the
+    same update, one kernel per step instead of a loop of small ops)."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except RuntimeError:  # no fused kernel for this device (e.g. CPU before torch 2.4)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+

@@ -7,13 +7,10 @@ from dataclasses import dataclass, field
 
 from audiograph.core.config import DEFAULT_CACHE, Validated
 from audiograph.core.errors import ContractError, check_choice, check_device, check_min
+from audiograph.core.precision import PRECISIONS
 
 CONVS = ("maxpool", "maxpool-pyg", "sage-mean", "gatv2")
 """Relation operators of :class:`~audiograph.hgnn.model.HeteroSAGE`."""
-
-PRECISIONS = ("auto", "fp32", "bf16")
-"""Training precisions: ``auto`` is bf16 where the device multiplies bfloat16 matrices in
-hardware (:func:`audiograph.core.precision.fast_bf16`), else fp32."""
 
 PAPER_RECIPE = {
     "hidden": 128,

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from audiograph.core.config import Validated
-from audiograph.core.errors import ContractError, check_device, check_min
+from audiograph.core.errors import ContractError, check_choice, check_device, check_min
+from audiograph.core.precision import PRECISIONS
 
 TASKS = ("search", "rec")
 
@@ -113,6 +114,9 @@ class GenerativeConfig(SidTraining):
         history: a recommendation input's most recent items.
         max_query_tokens: search query tokens at most.
         pretrained: a local pretrained T5 folder (none: from scratch).
+        precision: fp32, bf16 or auto (bf16 where the device multiplies bfloat16 in
+            hardware): the matrix products under ``torch.autocast``; weights, loss and
+            optimizer stay float32.
     """
 
     d_model: int = 128
@@ -123,10 +127,12 @@ class GenerativeConfig(SidTraining):
     history: int = 10
     max_query_tokens: int = 24
     pretrained: str | None = None
+    precision: str = "auto"
 
     def validate(self) -> None:
         """Validate (one-line errors, before anything is written)."""
         super().validate()
+        check_choice("precision", self.precision, PRECISIONS)
         for name in ("d_model", "d_ff", "layers", "heads", "history"):
             check_min(name.replace("_", "-"), getattr(self, name), 1)
         check_min("max-query-tokens", self.max_query_tokens, 2)

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from audiograph.core.atomic import atomic_dir, write_manifest
 from audiograph.core.errors import ContractError
 from audiograph.core.text_encoder import default_encoder_path
+from audiograph.core.training import adamw
 from audiograph.semantic_ids.config import FinetuneConfig
 
 Pairs = list[tuple[str, str]]
@@ -126,7 +127,7 @@ def finetune_bi_encoder(
 
     per_epoch = math.ceil(len(queries) / cfg.batch_size)
     total = per_epoch * cfg.epochs
-    opt = _adamw(model, cfg)
+    opt = adamw(model.parameters(), cfg.lr, cfg.weight_decay)
     warm = max(1, round(cfg.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / (total - warm + 1))
@@ -189,15 +190,6 @@ def _check(query_pairs: Pairs, item_pairs: Pairs | None) -> None:
     if item_pairs is not None and len(item_pairs) < 2:
         n = len(item_pairs)
         raise ContractError(f"multi-task fine-tuning needs at least 2 item pairs, got {n}")
-
-
-def _adamw(model: torch.nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:
-    """AdamW, fused where this torch build supports it on the device (same update)."""
-    kw = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
-    try:
-        return torch.optim.AdamW(model.parameters(), fused=True, **kw)
-    except RuntimeError:  # no fused kernel for this device (e.g. CPU before torch 2.4)
-        return torch.optim.AdamW(model.parameters(), **kw)
 
 
 def _cap(pairs: Pairs, cap: int, rng: np.random.Generator) -> Pairs:

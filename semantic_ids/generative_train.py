@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from audiograph.core.errors import ContractError
 from audiograph.core.finite import check_loss
-from audiograph.core.training import TrainingLoop
+from audiograph.core.precision import resolve_precision
+from audiograph.core.training import TrainingLoop, adamw
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.assign import CODES, load_semantic_ids
 from audiograph.semantic_ids.config import GenerativeConfig
@@ -37,6 +38,7 @@ from audiograph.semantic_ids.examples import rec_examples, search_pairs, user_se
 from audiograph.semantic_ids.model_inputs import (
     KIND,
     load_tokenizer,
+    pack,
     pad_batch,
     rec_inputs,
     search_inputs,
@@ -88,7 +90,7 @@ def sid_loss(
     hidden = model.get_decoder()(
         input_ids=dec, encoder_hidden_states=enc, encoder_attention_mask=mask
     ).last_hidden_state
-    logits = sid_logits(model, hidden, vocab)
+    logits = sid_logits(model, hidden, vocab).float()
     return F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), (labels - vocab.sid_base).reshape(-1)
     )
@@ -102,17 +104,37 @@ def warmup(opt: torch.optim.Optimizer, lr: float, step: int, warmup_steps: int) 
 
 def clipped_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: Any) -> None:
     """One optimizer step on ``loss`` with the gradients' norm clipped to 1."""
-    opt.zero_grad()
+    opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
     opt.step()
+
+
+BUCKET = 32  # batches per window sorted by input length (less padding, still shuffled)
+
+
+def length_batches(
+    lengths: np.ndarray, task: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Index arrays of ``batch_size`` examples, each of one task (search inputs are short:
+    no padding to rec length), in shuffled order. Within a task the examples are shuffled,
+    then each window of :data:`BUCKET` batches is sorted by input length before it is cut,
+    so a batch pads to nearly its own length."""
+    batches = []
+    for k in np.unique(task):
+        idx = rng.permutation(np.flatnonzero(task == k))
+        for lo in range(0, len(idx), batch_size * BUCKET):
+            window = idx[lo : lo + batch_size * BUCKET]
+            window = window[np.argsort(lengths[window], kind="stable")]
+            batches += [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _epoch_examples(
     cfg, d: dict[str, Any], epoch: int
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:  # noqa: ANN001
-    """This epoch's ``(inputs, target rows, task ids, batches)``: rec examples redrawn;
-    ``batches`` are index arrays, each of one task, in shuffled order."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:  # noqa: ANN001
+    """This epoch's ``(tokens [N, S], lengths [N], target rows [N], task ids [N], batches)``
+    (:func:`pack`, :func:`length_batches`): rec examples redrawn each epoch."""
     rng = np.random.default_rng([cfg.seed, epoch])
     inputs, targets, task = [], [], []
     if "search" in cfg.tasks and len(d["s_rows"]):
@@ -128,13 +150,10 @@ def _epoch_examples(
         targets.append(tgt)
         task += [1] * len(tgt)
     task_arr = np.asarray(task, np.int64)
-    batches = []  # one task per batch: search inputs are short, no padding to rec length
-    for k in (0, 1):
-        idx = rng.permutation(np.flatnonzero(task_arr == k))
-        batches += [idx[i : i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
-    batches = [batches[i] for i in rng.permutation(len(batches))]
+    tokens, lengths = pack(inputs)
+    batches = length_batches(lengths, task_arr, cfg.batch_size, rng)
     targets_all = np.concatenate(targets) if targets else np.zeros(0, np.int64)
-    return inputs, targets_all, task_arr, batches
+    return tokens, lengths, targets_all, task_arr, batches
 
 
 def _hold_out(cfg: GenerativeConfig, d: dict[str, Any]) -> dict[str, tuple[list, np.ndarray]]:
@@ -228,7 +247,10 @@ def train_generative(
     val = _hold_out(cfg, d)
     device = torch.device(cfg.device)
     model = build_model(cfg, vocab).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    params = list(model.parameters())
+    opt = adamw(params, cfg.lr)
+    precision = resolve_precision(cfg.precision, device)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
     config = {
         "data_dir": str(Path(data_dir).absolute()),
         "sid_dir": str(Path(sid_dir).absolute()),
@@ -245,17 +267,18 @@ def train_generative(
     last: dict[str, Any] = {}
     for epoch in loop.epochs(cfg.epochs, cfg.patience):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout: resume replays the epoch
-        inputs, targets, task, batches = _epoch_examples(cfg, d, epoch)
+        tokens, lengths, targets, task, batches = _epoch_examples(cfg, d, epoch)
         model.train()
         t0, sums, counts = time.perf_counter(), np.zeros(2), np.zeros(2)
         bar = tqdm(batches, desc=f"epoch {epoch}", disable=quiet)
         for b in bar:
-            ids, mask = pad_batch([inputs[i] for i in b], device)
+            ids = torch.from_numpy(tokens[b, : lengths[b].max()]).to(device)
             labels = labels_all[targets[b]].to(device)
             warmup(opt, cfg.lr, p.step, cfg.warmup_steps)
-            loss = sid_loss(model, ids, mask, labels, vocab)
+            with autocast:
+                loss = sid_loss(model, ids, (ids != 0).long(), labels, vocab)
             value = check_loss(loss.item(), f"epoch {epoch}, step {p.step}", loop.advice)
-            clipped_step(opt, loss, model.parameters())
+            clipped_step(opt, loss, params)
             p.step += 1
             t = task[b]
             sums[t[0]] += value * len(b)  # every batch holds one task
@@ -265,21 +288,22 @@ def train_generative(
         last = {
             "epoch": epoch,
             "train_loss": float(sums.sum() / max(counts.sum(), 1)),
-            "examples": len(inputs),
+            "examples": len(targets),
             "search_examples": int(counts[0]),
             "rec_examples": int(counts[1]),
             "search_loss": float(sums[0] / max(counts[0], 1)),
             "rec_loss": float(sums[1] / max(counts[1], 1)),
             "seconds": round(seconds, 2),
-            "examples_per_s": round(len(inputs) / max(seconds, 1e-9), 1),
+            "examples_per_s": round(len(targets) / max(seconds, 1e-9), 1),
         }
         score = None
         if val:
-            losses = _val_loss(model, val, labels_all, vocab, cfg, device)
+            with autocast:
+                losses = _val_loss(model, val, labels_all, vocab, cfg, device)
             score = sum(losses.values()) / len(losses)
             last |= {f"val_{t}_loss": v for t, v in losses.items()} | {"val_loss": score}
         tail = "" if score is None else f", val loss {score:.4f}"
-        line = f"loss {last['train_loss']:.4f}{tail}, {len(inputs):,} examples, {seconds:.1f}s"
+        line = f"loss {last['train_loss']:.4f}{tail}, {len(targets):,} examples, {seconds:.1f}s"
 
         def save_model() -> None:
             save = model.save_pretrained

@@ -79,6 +79,19 @@ def pad_batch(
     return t, (t != 0).long()
 
 
+def pack(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad every sequence at once → ``(tokens [N, S] int64, lengths [N])``, ``S`` the
+    longest; a batch is then ``tokens[rows, : lengths[rows].max()]`` (no per-example work
+    in the training loop)."""
+    lengths = np.fromiter((len(x) for x in seqs), np.int64, len(seqs))
+    tokens = np.zeros((len(seqs), int(lengths.max(initial=1))), np.int64)
+    if len(seqs):
+        flat = np.concatenate(seqs)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        tokens[np.repeat(np.arange(len(seqs)), lengths), np.arange(len(flat)) - starts] = flat
+    return tokens, lengths
+
+
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """The run's ``config.json`` (validated)."""
     config = read_run_config(run_dir, KIND)
