@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import torch
+from cli_checks import cli, one_line_error
 from tiny_settings import TINY_HGNN
 
 from audiograph.core.atomic import claim_output
@@ -49,22 +50,6 @@ def chain(tmp_path_factory):
     )
     train_twotower(root / "data", root / "emb", root / "2t", cfg, quiet=True)
     return root
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """Run ``audiograph ARGS`` in-process: ``(exit code, stdout, stderr)``."""
-    with pytest.raises(SystemExit) as exit_:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, err
-
-
-def one_line_error(code: int, err: str, *words: str) -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for w in words:
-        assert w in err, err
 
 
 def tree(root: Path) -> dict[str, str]:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from cli_checks import cli, one_line_error
 from tiny_t5 import TINY_T5
 
 from audiograph.graphs.contract import INTERACTION_SCHEMA, write_dataset
 from audiograph.hgnn.user_means import export_user_means
-from audiograph.pipeline.cli import main
 from audiograph.semantic_ids.config import PrefixConfig
 from audiograph.semantic_ids.generative_train import train_generative
 from audiograph.semantic_ids.prefix_train import train_prefix
@@ -75,22 +75,6 @@ def tiny(tmp_path_factory, random_sids) -> dict:
         cfg = replace(ONE_EPOCH, tasks=tasks)
         train_prefix(root / "gen", root / "half", out[tasks[0]], cfg, quiet=True)
     return out
-
-
-def cli(capsys, *args: object) -> tuple[int, str, str]:
-    """``audiograph ARGS`` in-process: ``(exit code, stdout, stderr)``."""
-    with pytest.raises(SystemExit) as exit_:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, err
-
-
-def one_line_error(code: int, err: str, *words: str) -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for w in words:
-        assert w in err, err
 
 
 def report(capsys, run: Path, test: Path, *more: object) -> dict:
