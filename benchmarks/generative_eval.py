@@ -24,7 +24,7 @@ import polars as pl
 import torch
 
 from audiograph.core.embeddings import read_embeddings, read_manifest
-from audiograph.core.text_encoder import TextEncoder
+from audiograph.core.text_encoder import TextEncoder, item_texts
 from audiograph.graphs.contract import read_dataset
 from audiograph.semantic_ids.examples import user_sequences
 from audiograph.semantic_ids.generate import load_run, recommend, search
@@ -106,6 +106,32 @@ def dense_search(emb_dir: Path, queries: list[str], seen: list[set[str]]) -> lis
     enc = read_manifest(emb_dir)["encoder"]
     q = TextEncoder(enc["path"], max_length=int(enc["max_length"])).encode(queries, progress=False)
     return _top(q @ vecs.T, ids["item_id"].to_list(), max(KS), seen)
+
+
+def bm25_search(split: Path, queries: list[str], seen: list[set[str]]) -> list[list[str]]:
+    """BM25 (``bm25s``: Lucene's scoring, English stop words) of the query against each
+    training item's text — the text the encoders read (``seen``: per query the items
+    excluded). Items with no text, or none of the query's words, are never returned."""
+    import bm25s
+
+    items = read_dataset(split / "train").items
+    texts = item_texts(items)
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    ids = items["item_id"].gather(keep).to_list()
+    index = bm25s.BM25()
+    corpus = bm25s.tokenize([texts[i] for i in keep], stopwords="en", show_progress=False)
+    index.index(corpus, show_progress=False)
+    widest = max((len(x) for x in seen), default=0) + max(KS)
+    found, scores = index.retrieve(
+        bm25s.tokenize(queries, stopwords="en", show_progress=False),
+        k=min(widest, len(ids)),
+        show_progress=False,
+    )
+    out = []
+    for row, score, skip in zip(found.tolist(), scores.tolist(), seen, strict=True):
+        hits = [ids[i] for i, x in zip(row, score, strict=True) if x > 0]  # no shared word: none
+        out.append([i for i in hits if i not in skip][: max(KS)])
+    return out
 
 
 def two_tower_rec(run: Path, split: Path, users: list[str], history: list) -> list[list[str]]:

@@ -241,7 +241,7 @@ def generative_table(doc: dict[str, Any]) -> str:
     p50 latency of one request."""
     rows = [
         "| row (seeds) | search R@10 | search R@30 | rec R@10 | rec R@30 | rec ÷ 2T | "
-        "search ÷ best dense | unique SIDs | epochs (best) | p50 ms search / rec |",
+        "search ÷ best reference | unique SIDs | epochs (best) | p50 ms search / rec |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in doc["summary"].items():

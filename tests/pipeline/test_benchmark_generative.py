@@ -68,3 +68,24 @@ def test_per_input_recall_and_top_k_exclusion(ev):
 def test_popularity_excludes_the_users_items(ev, split):
     # distinct training users per item: b 2, a 1, c 1 (ties by id), d 0
     assert ev.popularity_rec(split, ["u1", "u3"], [["a", "b"], ["c"]]) == [["c"], ["b", "a"]]
+
+
+def test_bm25_ranks_items_by_their_text_and_excludes_the_seen(ev, tmp_path):
+    """BM25 over the training items' text: the item whose text holds the query's words
+    first, an item with none of them never; a query's seen items are left out."""
+    items = pl.DataFrame(
+        {
+            "item_id": list("abcd"),
+            "item_type": "t",
+            "title": ["jazz piano trio", "rock band", "jazz vocals", ""],
+        }
+    )
+    inter = pl.DataFrame(
+        {"user_id": ["u"], "item_id": ["a"], "signal": ["stream"], "weight": [1.0]}
+    ).with_columns(ts=pl.lit(None, pl.Int64))
+    (tmp_path / "train").mkdir()
+    write_dataset(tmp_path / "train", items, inter)
+    got = ev.bm25_search(tmp_path, ["jazz piano", "rock", "jazz"], [set(), set(), {"a"}])
+    assert got[0][:2] == ["a", "c"] and "b" not in got[0] and "d" not in got[0]
+    assert got[1] == ["b"]
+    assert got[2] == ["c"]
