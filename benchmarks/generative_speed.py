@@ -2,9 +2,11 @@
 run: examples/s per epoch of ``train-generative`` on the same data and Semantic IDs.
 
 * ``before``: the step as it was — float32, torch's default (for-each) AdamW, batches of
-  shuffled examples (padded to the longest input of the batch);
+  shuffled examples (padded to the longest input of the batch), the tokenizer's whole
+  vocabulary in the embedding table;
 * ``after``: the product's defaults — ``precision = "auto"`` (bf16 matrix products where
-  the CPU has them), fused AdamW, batches cut from length-sorted windows.
+  the CPU has them), fused AdamW, batches cut from length-sorted windows, only the text
+  tokens of the training queries in the table.
 
 Both train from the same seed for the same epochs (validation and early stopping off, so
 every epoch is timed). Each variant writes its run under ``--workdir`` and is reused by a
@@ -38,17 +40,18 @@ VARIANTS = ("before", "after")
 @contextlib.contextmanager
 def step_as(variant: str) -> Iterator[dict[str, Any]]:
     """The training step of ``variant``: ``before`` swaps the fused AdamW for torch's
-    default and length-sorted windows for plain shuffled batches (one batch a window)."""
-    saved = generative_train.adamw, generative_train.BUCKET
+    default, length-sorted windows for plain shuffled batches (one batch a window) and the
+    query tokens for the whole vocabulary."""
+    g = generative_train
+    saved = g.adamw, g.BUCKET, g.query_text_ids
     if variant == "before":
-        generative_train.adamw = lambda params, lr: torch.optim.AdamW(
-            params, lr=lr, weight_decay=0.01
-        )
-        generative_train.BUCKET = 1
+        g.adamw = lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+        g.BUCKET = 1
+        g.query_text_ids = lambda tok, queries, max_tokens: ()
     try:
         yield {"precision": "fp32" if variant == "before" else "auto"}
     finally:
-        generative_train.adamw, generative_train.BUCKET = saved
+        g.adamw, g.BUCKET, g.query_text_ids = saved
 
 
 def run_variant(args: argparse.Namespace, variant: str) -> list[dict[str, Any]]:

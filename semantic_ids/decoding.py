@@ -28,12 +28,18 @@ N_TASKS = 2
 
 @dataclass(frozen=True)
 class SidVocab:
-    """Token ids of a run: ``text_vocab`` WordPiece ids, 2 task tokens, then the SID
+    """Token ids of a run: ``text_vocab`` input text tokens, 2 task tokens, then the SID
     tokens of ``level_sizes`` (codes per position of an ID, the last one the
-    disambiguation code)."""
+    disambiguation code).
+
+    ``text_ids``: the WordPiece ids the run keeps, sorted — input token ``i`` is WordPiece
+    id ``text_ids[i]`` (those of its training queries, [PAD] = 0 and [UNK]), so the
+    embedding table holds only tokens that can train; empty: every WordPiece id as is
+    (``text_vocab`` = the tokenizer's size)."""
 
     text_vocab: int
     level_sizes: tuple[int, ...]
+    text_ids: tuple[int, ...] = ()
 
     @property
     def sid_base(self) -> int:
@@ -60,10 +66,25 @@ class SidVocab:
         """``codes`` int ``[N, L]`` → token ids int64 ``[N, L]``."""
         return (np.asarray(codes, np.int64) + self.offsets[None, :]).astype(np.int64)
 
+    def text_tokens(self, wordpiece: np.ndarray, unk: int) -> np.ndarray:
+        """WordPiece ids ``[n]`` → this run's input token ids ``[n]`` (an id the run does
+        not keep becomes its [UNK], WordPiece id ``unk``)."""
+        w = np.asarray(wordpiece, np.int64)
+        if not self.text_ids:
+            return w
+        kept = np.asarray(self.text_ids, np.int64)
+        pos = np.searchsorted(kept, w).clip(max=len(kept) - 1)
+        return np.where(kept[pos] == w, pos, np.searchsorted(kept, unk)).astype(np.int64)
+
     @classmethod
-    def for_codes(cls, text_vocab: int, codes: np.ndarray) -> SidVocab:
-        """Vocabulary sized by the largest code used at each level of ``codes [N, L]``."""
-        return cls(text_vocab, tuple(int(c) + 1 for c in np.asarray(codes).max(0)))
+    def for_codes(
+        cls, text_vocab: int, codes: np.ndarray, text_ids: tuple[int, ...] = ()
+    ) -> SidVocab:
+        """Vocabulary sized by the largest code used at each level of ``codes [N, L]``;
+        with ``text_ids`` (sorted WordPiece ids), only those text tokens."""
+        sizes = tuple(int(c) + 1 for c in np.asarray(codes).max(0))
+        text_ids = tuple(int(i) for i in text_ids)
+        return cls(len(text_ids) if text_ids else text_vocab, sizes, text_ids)
 
 
 class SidTrie:

@@ -62,7 +62,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> GenerativeRun:
         msg = f"{run_dir / 'model'}: not a loadable T5 model ({short_reason(exc)})"
         raise ContractError(msg) from None
     v = config["vocab"]
-    vocab = SidVocab(int(v["text_vocab"]), tuple(v["level_sizes"]))
+    vocab = SidVocab(int(v["text_vocab"]), tuple(v["level_sizes"]), tuple(v.get("text_ids", ())))
     codes = read_codes(run_dir / CODES)
     code_mat = np.stack(codes["codes"].to_numpy())
     if code_mat.shape[1] != vocab.length or (code_mat >= vocab.level_sizes).any():
@@ -70,10 +70,11 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> GenerativeRun:
         raise contract_error(str(run_dir / CODES), "codes", msg)
     tokens = vocab.tokens(code_mat)
     tok = load_tokenizer(run_dir / "tokenizer")
-    if tok.vocab_size != vocab.text_vocab:
+    # the run keeps WordPiece ids up to the largest of its text_ids (all: the tokenizer's)
+    need = max(vocab.text_ids) + 1 if vocab.text_ids else vocab.text_vocab
+    if tok.vocab_size < need or (not vocab.text_ids and tok.vocab_size != need):
         raise ContractError(
-            f"{run_dir / 'tokenizer'}: {tok.vocab_size} tokens, but the run was trained "
-            f"with {vocab.text_vocab}"
+            f"{run_dir / 'tokenizer'}: {tok.vocab_size} tokens, but the run was trained with {need}"
         )
     return GenerativeRun(
         model.to(device).eval(), tok, vocab, codes, tokens, SidTrie(tokens), config, device

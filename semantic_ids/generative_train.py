@@ -40,6 +40,7 @@ from audiograph.semantic_ids.model_inputs import (
     load_tokenizer,
     pack,
     pad_batch,
+    query_text_ids,
     rec_inputs,
     search_inputs,
 )
@@ -229,16 +230,19 @@ def train_generative(
     ds = read_dataset(data_dir)
     tok = load_tokenizer()
     code_mat = np.stack(codes["codes"].to_numpy())
-    vocab = SidVocab.for_codes(tok.vocab_size, code_mat)
-    d: dict[str, Any] = {"vocab": vocab, "sid_tokens": vocab.tokens(code_mat)}
-    s_rows = np.zeros(0, np.int64)
+    q, s_rows = [], np.zeros(0, np.int64)
     if "search" in cfg.tasks:
         if ds.queries is None or ds.queries.height == 0:
             raise ContractError(
                 f"{data_dir}: the search task needs queries.parquet (query, item_id)"
             )
         q, s_rows, _ = search_pairs(ds.queries, codes["item_id"])
-        d["s_inputs"] = search_inputs(tok, vocab, q, cfg.max_query_tokens)
+    # only the text tokens its queries use: a 30k-row table would cost every step a
+    # dense gradient, its clipping and its AdamW update for rows that never train
+    text_ids = query_text_ids(tok, q, cfg.max_query_tokens)
+    vocab = SidVocab.for_codes(tok.vocab_size, code_mat, text_ids)
+    d: dict[str, Any] = {"vocab": vocab, "sid_tokens": vocab.tokens(code_mat)}
+    d["s_inputs"] = search_inputs(tok, vocab, q, cfg.max_query_tokens)
     d["s_rows"] = s_rows
     if "rec" in cfg.tasks:
         if ds.interactions is None:

@@ -46,14 +46,27 @@ def load_tokenizer(path: str | Path | None = None):  # noqa: ANN201 (transformer
         raise ContractError(msg) from None
 
 
-def search_inputs(tok, vocab: SidVocab, queries: list[str], max_tokens: int) -> list[np.ndarray]:  # noqa: ANN001
-    """``[SEARCH] + WordPiece ids`` per query (at most ``max_tokens`` in all)."""
-    if not queries:
-        return []
+def query_text_ids(tok, queries: list[str], max_tokens: int) -> tuple[int, ...]:  # noqa: ANN001
+    """The sorted WordPiece ids of ``queries`` (as :func:`search_inputs` cuts them), with
+    [PAD] (0) and [UNK]: the text tokens a run trained on these queries keeps."""
+    used = {0, int(tok.unk_token_id)}
     uniq = list(dict.fromkeys(queries))
+    if uniq:
+        ids = tok(uniq, add_special_tokens=False, truncation=True, max_length=max_tokens - 1)
+        for row in ids["input_ids"]:
+            used.update(row)
+    return tuple(sorted(used))
+
+
+def search_inputs(tok, vocab: SidVocab, queries: list[str], max_tokens: int) -> list[np.ndarray]:  # noqa: ANN001
+    """``[SEARCH] + the query's text tokens`` per query (at most ``max_tokens`` in all)."""
+    uniq = list(dict.fromkeys(queries))
+    if not uniq:
+        return []
     ids = tok(uniq, add_special_tokens=False, truncation=True, max_length=max_tokens - 1)
+    unk = int(tok.unk_token_id)
     enc = {
-        q: np.array([vocab.task("search"), *i], np.int64)
+        q: np.concatenate([[vocab.task("search")], vocab.text_tokens(i, unk)]).astype(np.int64)
         for q, i in zip(uniq, ids["input_ids"], strict=True)
     }
     return [enc[q] for q in queries]

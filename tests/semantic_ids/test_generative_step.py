@@ -50,3 +50,25 @@ def test_precision_is_checked():
     GenerativeConfig(precision="bf16").validate()
     with pytest.raises(ContractError, match="--precision must be one of auto"):
         GenerativeConfig(precision="fp16").validate()
+
+
+def test_vocab_keeps_only_the_query_tokens():
+    from audiograph.semantic_ids.decoding import SidVocab
+    from audiograph.semantic_ids.model_inputs import load_tokenizer, query_text_ids, search_inputs
+
+    tok = load_tokenizer()
+    queries = ["indie rock", "rock", "female vocalists"]
+    kept = query_text_ids(tok, queries, 24)
+    words = tok(queries, add_special_tokens=False)["input_ids"]
+    assert set(kept) == {0, tok.unk_token_id} | {i for w in words for i in w}
+    assert list(kept) == sorted(kept)
+    codes = np.array([[0, 1], [1, 0]])
+    vocab = SidVocab.for_codes(tok.vocab_size, codes, kept)
+    assert vocab.text_vocab == len(kept) and vocab.sid_base == len(kept) + 2
+    (rock,) = tok(["rock"], add_special_tokens=False)["input_ids"]
+    got = search_inputs(tok, vocab, ["rock", "jazz"], 24)
+    assert got[0].tolist() == [vocab.task("search"), kept.index(rock[0])]
+    assert got[1].tolist() == [vocab.task("search"), kept.index(tok.unk_token_id)]  # unseen
+    full = SidVocab.for_codes(tok.vocab_size, codes)  # a run without text_ids: ids as is
+    assert full.text_vocab == tok.vocab_size
+    assert search_inputs(tok, full, ["rock"], 24)[0].tolist() == [full.task("search"), *rock]
