@@ -31,11 +31,13 @@ statistics, training epochs, examples/s and p50 latency of one request.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -141,11 +143,17 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
     inputs = ev.eval_inputs(split, args.max_inputs, seed)
     q, u = inputs["queries"], inputs["users"]
     rows: dict[str, Any] = {}
+    named, none = inputs["named"], [set() for _ in inputs["named"]]
+
+    def search_row(answer: Callable[[list[str], list[set[str]]], list[list[str]]]) -> dict:
+        row = {"search": ev.score(answer(q, inputs["q_seen"]), inputs["q_rel"], q)}
+        if named:  # the easier slice: the query names the item; nothing excluded
+            row["named"] = ev.score(answer(named, none), inputs["n_rel"], named)
+        return row
+
     for name in ("content", "search"):
-        found = ev.dense_search(dirs[name], q, inputs["q_seen"])
-        rows[f"dense-{name}"] = {"search": ev.score(found, inputs["q_rel"], q)}
-    found = ev.bm25_search(split, q, inputs["q_seen"])
-    rows["bm25"] = {"search": ev.score(found, inputs["q_rel"], q)}
+        rows[f"dense-{name}"] = search_row(functools.partial(ev.dense_search, dirs[name]))
+    rows["bm25"] = search_row(functools.partial(ev.bm25_search, split))
     for name, run in (("2t", done["baseline"]), ("2t-hgnn", done["twotower"])):
         rows[name] = {
             "rec": ev.score(ev.two_tower_rec(run, split, u, inputs["history"]), inputs["u_rel"], u)
@@ -163,6 +171,7 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
         rows[f"gen-{space}"] = {
             "search": ev.score(ans["search"], inputs["q_rel"], q),
             "rec": ev.score(ans["rec"], inputs["u_rel"], u),
+            **({"named": ev.score(ans["named"], inputs["n_rel"], named)} if named else {}),
             "p50_ms": ans["p50_ms"],
             "training": ev.training_log(gen["generative"]),
             "sid": {k: sid[k] for k in ("unique_fraction", "collision_rate", "levels") if k in sid},
@@ -177,7 +186,7 @@ def one_seed(args: argparse.Namespace, data: Path, work: Path, seed: int) -> dic
     report = {
         "seed": seed,
         "rows": rows,
-        "inputs": {"queries": len(q), "users": len(u)},
+        "inputs": {"queries": len(q), "users": len(u), "named": len(named)},
         "settings": {**{k: _settings(exp)[k] for k in CHAIN}, **settings},
         "seconds_total": round(time.perf_counter() - t0, 1),
         "want": want,
@@ -206,6 +215,12 @@ def seed_bootstrap(report: dict[str, Any], seed: int) -> dict[str, Any]:
         if name.startswith("gen-"):
             out[f"{name}_vs_2t"] = _pair(r["rec"], rows["2t"]["rec"], seed)
             out[f"{name}_vs_{dense}"] = _pair(r["search"], rows[dense]["search"], seed)
+            if "named" in r:
+                ref = max(
+                    (d for d in SEARCH_REFS if "named" in rows.get(d, {})),
+                    key=lambda d: rows[d]["named"]["recall@10"],
+                )
+                out[f"{name}_vs_{ref} (named)"] = _pair(r["named"], rows[ref]["named"], seed)
     return out
 
 
@@ -221,7 +236,7 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
         row: dict[str, Any] = {"seeds": [r["seed"] for r in have]}
         row |= {
             task: {f"recall@{k}": interval([p[task][f"recall@{k}"] for p in per]) for k in ev.KS}
-            for task in ("search", "rec")
+            for task in ("search", "named", "rec")
             if task in per[0]
         }
         if name.startswith("gen-"):

@@ -7,6 +7,8 @@ items for the same sampled test inputs, and is scored per input, so rows can be 
   widened by their number, at most 100).
 * rec inputs: test users with training items and new test items; relevant = their test
   items not in training; every row excludes the user's training items.
+* named search inputs (Last.fm): tags given in the test part to items that already have
+  the tag in their training text (:func:`named_queries`); nothing excluded.
 
 Answers are item ids, so rows over different catalogs (a space skips items without text)
 are scored alike. Per-input recall@k feeds the paired bootstrap
@@ -26,6 +28,7 @@ import torch
 from audiograph.core.embeddings import read_embeddings, read_manifest
 from audiograph.core.text_encoder import TextEncoder, item_texts
 from audiograph.graphs.contract import read_dataset
+from audiograph.graphs.user_tags import TAGS, has_user_tags
 from audiograph.semantic_ids.examples import user_sequences
 from audiograph.semantic_ids.generate import load_run, recommend, search
 from audiograph.twotower.serve import user_item_vectors
@@ -36,7 +39,8 @@ KS = (10, 30)
 def eval_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
     """The sampled inputs of both tasks: ``{"queries": [...], "q_rel": [set(item_id)],
     "q_seen": [set(item_id) named in training], "users": [...], "history": [[item_id, ...]
-    oldest first], "u_rel": [set(item_id)]}``."""
+    oldest first], "u_rel": [set(item_id)], "named": [...], "n_rel": [set(item_id)]}``
+    (``named``: :func:`named_queries`)."""
     train, test = read_dataset(split / "train"), read_dataset(split / "test")
     rng = np.random.default_rng([seed, 11])
 
@@ -63,6 +67,9 @@ def eval_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
     u_rel = {u: r - set(hist[u]) for u, r in u_rel.items()}
     users = sorted(u for u, r in u_rel.items() if r)
     users = [users[i] for i in sample(len(users))]
+    named = named_queries(train, test)  # drawn last: the other inputs stay as they were
+    named_q = sorted(named)
+    named_q = [named_q[i] for i in sample(len(named_q))]
     return {
         "queries": queries,
         "q_rel": [q_rel[q] for q in queries],
@@ -70,7 +77,31 @@ def eval_inputs(split: Path, max_inputs: int, seed: int) -> dict[str, Any]:
         "users": users,
         "history": [hist[u] for u in users],
         "u_rel": [u_rel[u] for u in users],
+        "named": named_q,
+        "n_rel": [named[q] for q in named_q],
     }
+
+
+def named_queries(train: Any, test: Any) -> dict[str, set[str]]:
+    """The easier search slice where queries are tags users gave (Last.fm): ``{tag:
+    items}`` of the test part's tag assignments whose tag the item already has in its
+    training text — the query names what the item is, and nothing is excluded. Empty
+    where the queries are not user tags (synthetic: there every test query's words are
+    already in its items' text, the main slice)."""
+    if not has_user_tags(test.interactions) or train.queries is None:
+        return {}
+    known = train.queries.select("query", "item_id").unique()
+    given = (
+        test.interactions.select("item_id", pl.col(TAGS).alias("query"))
+        .explode("query")
+        .drop_nulls("query")
+        .unique()
+        .join(known, on=["query", "item_id"], how="semi")
+    )
+    out: dict[str, set[str]] = {}
+    for q, item in given.select("query", "item_id").sort("query", "item_id").iter_rows():
+        out.setdefault(q, set()).add(item)
+    return out
 
 
 def per_input(ranked: list[list[str]], relevant: list[set[str]], k: int) -> list[float]:
@@ -162,6 +193,7 @@ def generative_rows(run_dir: Path, inputs: dict[str, Any]) -> dict[str, Any]:
     k = max(KS)
     seen = [{to_row[x] for x in q if x in to_row} for q in inputs["q_seen"]]
     s = search(run, inputs["queries"], k, exclude=seen) if inputs["queries"] else []
+    named = search(run, inputs["named"], k) if inputs.get("named") else []
     hists = [np.array([to_row[x] for x in h if x in to_row], np.int64) for h in inputs["history"]]
     r = recommend(run, hists, k)
     lat = {}
@@ -177,6 +209,7 @@ def generative_rows(run_dir: Path, inputs: dict[str, Any]) -> dict[str, Any]:
         lat[name] = round(float(np.median(times)) * 1000, 1) if times else None
     return {
         "search": [[item_ids[i] for i in a] for a in s],
+        "named": [[item_ids[i] for i in a] for a in named],
         "rec": [[item_ids[i] for i in a] for a in r],
         "p50_ms": lat,
     }

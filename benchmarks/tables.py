@@ -239,13 +239,16 @@ def generative_table(doc: dict[str, Any]) -> str:
     """Rows: generative (per space) and reference rows; recall@10/@30 per task (mean ±
     ci95 over seeds), generative ÷ reference at recall@10, SID uniqueness, epochs and
     p50 latency of one request."""
+    named = any("named" in r for r in doc["summary"].values())  # the easier search slice
     rows = [
         "| row (seeds) | search R@10 | search R@30 | rec R@10 | rec R@30 | rec ÷ 2T | "
-        "search ÷ best reference | unique SIDs | epochs (best) | p50 ms search / rec |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "search ÷ best reference | unique SIDs | epochs (best) | p50 ms search / rec |"
+        + (" named search R@10 |" if named else ""),
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if named else ""),
     ]
     for name, r in doc["summary"].items():
         cell = _recalls(r)
+        tail = [ci((r.get("named") or {}).get("recall@10"))] if named else []
         gen = name.startswith("gen-")
         uniq = "–" if not gen else "/".join(f"{s['unique_fraction']:.2f}" for s in r["sid"])
         ep = (
@@ -256,7 +259,7 @@ def generative_table(doc: dict[str, Any]) -> str:
         lat = _latency(r) if gen else "–"
         ratios = [ci(r.get(k)) if gen else "–" for k in ("rec_vs_2t", "search_vs_dense")]
         label = f"{name} ({len(r.get('seeds', doc['seeds']))})"
-        rows.append(f"| {label} | " + " | ".join([*cell, *ratios, uniq, ep, lat]) + " |")
+        rows.append(f"| {label} | " + " | ".join([*cell, *ratios, uniq, ep, lat, *tail]) + " |")
     seeds = doc["seeds"]
     rows.append("")
     rows.append(

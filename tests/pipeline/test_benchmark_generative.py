@@ -89,3 +89,25 @@ def test_bm25_ranks_items_by_their_text_and_excludes_the_seen(ev, tmp_path):
     assert got[0][:2] == ["a", "c"] and "b" not in got[0] and "d" not in got[0]
     assert got[1] == ["b"]
     assert got[2] == ["c"]
+
+
+def test_named_slice_is_test_tags_the_item_already_has_in_train(ev):
+    """Tags given in test to an item whose training text has the tag: ``rock`` on a (train
+    has rock on a), not ``jazz`` on a (new to a) nor ``rock`` on b (train lacks it)."""
+    from types import SimpleNamespace
+
+    train = SimpleNamespace(
+        queries=pl.DataFrame({"query": ["rock", "jazz", "pop"], "item_id": ["a", "c", "b"]})
+    )
+    test = SimpleNamespace(
+        interactions=pl.DataFrame(
+            {
+                "user_id": ["u", "v", "w"],
+                "item_id": ["a", "b", "c"],
+                "tags": [["rock", "jazz"], ["rock"], ["jazz", None]],
+            }
+        )
+    )
+    assert ev.named_queries(train, test) == {"rock": {"a"}, "jazz": {"c"}}
+    test.interactions = test.interactions.drop("tags")  # queries that are not user tags
+    assert ev.named_queries(train, test) == {}
