@@ -238,3 +238,31 @@ def generative_speed_table(doc: dict[str, Any]) -> str:
         f"SID_DIR --workdir WORK {doc['command']}`.",
     ]
     return "\n".join(rows)
+
+
+def codebook_table(doc: dict[str, Any]) -> str:
+    """The codebook grid on validation (``benchmarks/codebook_grid.py --save``)."""
+    rows = [
+        "| levels × codes | unique before disambiguation | val R@10 search | val R@10 rec | "
+        "val R@10 mean | val loss | epochs (best) | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    best = (doc["chosen"]["levels"], doc["chosen"]["codebook_size"])
+    for p in doc["points"]:
+        r = p["val_recall@10"]
+        name = f"{p['levels']} × {p['codebook_size']}"
+        mean = f"{p['val_recall@10_mean']:.3f}"
+        if (p["levels"], p["codebook_size"]) == best:
+            name, mean = f"**{name}**", f"**{mean}**"
+        rows.append(
+            f"| {name} | {p['unique_fraction']:.1%} | {r.get('search', float('nan')):.3f} | "
+            f"{r.get('rec', float('nan')):.3f} | {mean} | {p['val_loss']:.3f} | "
+            f"{p['epochs']} ({p['best_epoch'] + 1}) | {p['seconds']:,.0f} |"
+        )
+    rows += [
+        "",
+        f"On {doc['data']}; bold: the highest mean validation recall@10. Command: "
+        f"`python benchmarks/codebook_grid.py --data SPLIT/train --emb EMB_DIR --workdir "
+        f"WORK {doc['command']}`.",
+    ]
+    return "\n".join(rows)

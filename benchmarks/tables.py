@@ -19,6 +19,7 @@ from typing import Any
 
 from speed_tables import (  # the sibling script: speed and scale tables, cell formats
     ci,
+    codebook_table,
     count,
     defaults_table,
     distributed_table,
@@ -334,6 +335,7 @@ TABLES = {
     "generative": generative_table,
     "prefix": prefix_table,
     "generative_speed": generative_speed_table,
+    "codebook": codebook_table,
 }  # block kind -> renderer
 
 

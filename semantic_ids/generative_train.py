@@ -202,6 +202,44 @@ def _val_loss(model, val: dict, labels_all: torch.Tensor, vocab: SidVocab, cfg, 
     return out
 
 
+def training_examples(
+    cfg: GenerativeConfig, data_dir: str | Path, codes: Any, tok: Any, vocab: SidVocab | None = None
+) -> tuple[SidVocab, dict[str, Any]]:
+    """``(vocab, examples)`` of a run on ``data_dir`` with the SIDs ``codes``: the search
+    pairs (``s_inputs``, ``s_rows``) and the users' sequences (``rec``), before
+    :func:`_hold_out`. ``vocab`` (a trained run's): reuse it; none: a new one that keeps
+    only the text tokens of the training queries (a 30k-row table would cost every step a
+    dense gradient, its clipping and its AdamW update for rows that never train)."""
+    ds = read_dataset(data_dir)
+    code_mat = np.stack(codes["codes"].to_numpy())
+    q, s_rows = [], np.zeros(0, np.int64)
+    if "search" in cfg.tasks:
+        if ds.queries is None or ds.queries.height == 0:
+            raise ContractError(
+                f"{data_dir}: the search task needs queries.parquet (query, item_id)"
+            )
+        q, s_rows, _ = search_pairs(ds.queries, codes["item_id"])
+    if vocab is None:
+        text_ids = query_text_ids(tok, q, cfg.max_query_tokens)
+        vocab = SidVocab.for_codes(tok.vocab_size, code_mat, text_ids)
+    d: dict[str, Any] = {"vocab": vocab, "sid_tokens": vocab.tokens(code_mat), "s_rows": s_rows}
+    d["s_inputs"] = search_inputs(tok, vocab, q, cfg.max_query_tokens)
+    if "rec" in cfg.tasks:
+        if ds.interactions is None:
+            raise ContractError(f"{data_dir}: the rec task needs interactions")
+        d["rec"] = user_sequences(ds.interactions, codes["item_id"])
+    return vocab, d
+
+
+def held_out_examples(run: Any) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
+    """The validation examples a loaded run (:class:`~.generate.GenerativeRun`) held out
+    of its training, drawn again as training drew them: ``{task: (inputs, target rows)}``."""
+    train = dict(run.config["train"], tasks=tuple(run.config["train"]["tasks"]))
+    cfg = GenerativeConfig(**train)
+    _, d = training_examples(cfg, run.config["data_dir"], run.codes, run.tok, run.vocab)
+    return _hold_out(cfg, d)
+
+
 def train_generative(
     data_dir: str | Path,
     sid_dir: str | Path,
@@ -227,27 +265,8 @@ def train_generative(
     data_dir, sid_dir = loop.inputs["data_dir"], loop.inputs["sid_dir"]
     loop.advice = f"try a lower --lr (now {cfg.lr:g})"
     codes, _, _ = load_semantic_ids(sid_dir)
-    ds = read_dataset(data_dir)
     tok = load_tokenizer()
-    code_mat = np.stack(codes["codes"].to_numpy())
-    q, s_rows = [], np.zeros(0, np.int64)
-    if "search" in cfg.tasks:
-        if ds.queries is None or ds.queries.height == 0:
-            raise ContractError(
-                f"{data_dir}: the search task needs queries.parquet (query, item_id)"
-            )
-        q, s_rows, _ = search_pairs(ds.queries, codes["item_id"])
-    # only the text tokens its queries use: a 30k-row table would cost every step a
-    # dense gradient, its clipping and its AdamW update for rows that never train
-    text_ids = query_text_ids(tok, q, cfg.max_query_tokens)
-    vocab = SidVocab.for_codes(tok.vocab_size, code_mat, text_ids)
-    d: dict[str, Any] = {"vocab": vocab, "sid_tokens": vocab.tokens(code_mat)}
-    d["s_inputs"] = search_inputs(tok, vocab, q, cfg.max_query_tokens)
-    d["s_rows"] = s_rows
-    if "rec" in cfg.tasks:
-        if ds.interactions is None:
-            raise ContractError(f"{data_dir}: the rec task needs interactions")
-        d["rec"] = user_sequences(ds.interactions, codes["item_id"])
+    vocab, d = training_examples(cfg, data_dir, codes, tok)
     val = _hold_out(cfg, d)
     device = torch.device(cfg.device)
     model = build_model(cfg, vocab).to(device)

@@ -205,3 +205,27 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_its_last_checkpoint(
     assert "\n" not in msg and "training diverged" in msg and "lower --lr" in msg, msg
     assert "epoch 1, step " in msg
     assert files(tmp_path / "r") == before
+
+
+def test_held_out_examples_are_drawn_again_as_training_drew_them(tiny, tmp_path, monkeypatch):
+    """``held_out_examples`` of a trained run returns the validation examples its training
+    held out (spied on): 3 search pairs and 3 users' last items (a tenth of 30 each)."""
+    from dataclasses import replace
+
+    seen = {}
+    hold_out = generative._hold_out
+
+    def spy(cfg, d):
+        seen["val"] = hold_out(cfg, d)
+        return seen["val"]
+
+    monkeypatch.setattr(generative, "_hold_out", spy)
+    cfg = replace(TINY_T5, epochs=1, val_examples=5)
+    train_generative(tiny["data"], tiny["sid"], tmp_path / "run", cfg, quiet=True)
+    monkeypatch.setattr(generative, "_hold_out", hold_out)
+    again = generative.held_out_examples(load_run(tmp_path / "run"))
+    assert set(again) == set(seen["val"]) == {"search", "rec"}
+    for task, (inputs, rows) in again.items():
+        want_inputs, want_rows = seen["val"][task]
+        assert len(rows) == 3 and rows.tolist() == want_rows.tolist()
+        assert [x.tolist() for x in inputs] == [x.tolist() for x in want_inputs]
