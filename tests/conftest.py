@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # The repository is <root>/main; the real data sets live in <root>/shared/data.
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's temporary files (pytest's ``tmp_path`` folders, and what the processes
+    it launches write to the temp folder, e.g. torchrun's ``torchelastic_*`` logs) go to
+    one private folder, removed when the run ends: a run leaves nothing in the temp
+    folder. (What audiograph itself leaves there is tested without this, in a subprocess
+    with its own ``TMPDIR``: ``tests/hgnn/test_no_temp_files.py``.)"""
+    if config.option.basetemp is not None or hasattr(config, "workerinput"):
+        return
+    private = Path(tempfile.mkdtemp(prefix="audiograph-tests-"))
+    (private / "tmp").mkdir()
+    config.option.basetemp = str(private / "pytest")
+    config._audiograph_private = (private, os.environ.get("TMPDIR"), tempfile.tempdir)
+    os.environ["TMPDIR"] = tempfile.tempdir = str(private / "tmp")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    saved = getattr(config, "_audiograph_private", None)
+    if saved is None:
+        return
+    private, env, tempdir = saved
+    if env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = env
+    tempfile.tempdir = tempdir
+    shutil.rmtree(private, ignore_errors=True)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
