@@ -119,6 +119,7 @@ class GenerativeConfig(SidTraining):
             optimizer stay float32.
     """
 
+    epochs: int = 50  # a safety net: training ends on the validation plateau (patience)
     d_model: int = 128
     d_ff: int = 256
     layers: int = 2
