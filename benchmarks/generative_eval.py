@@ -26,6 +26,7 @@ import polars as pl
 import torch
 
 from audiograph.core.embeddings import read_embeddings, read_manifest
+from audiograph.core.ranking import top_k
 from audiograph.core.text_encoder import TextEncoder, item_texts
 from audiograph.graphs.contract import read_dataset
 from audiograph.graphs.user_tags import TAGS, has_user_tags
@@ -120,14 +121,16 @@ def score(ranked: list[list[str]], relevant: list[set[str]], keys: list[str]) ->
 
 
 def _top(scores: np.ndarray, ids: list[str], k: int, exclude: list[set[str]] | None) -> list:
-    """Top-``k`` item ids per row of ``scores [B, N]`` (``exclude``: ids never returned)."""
-    out = []
-    for b, row in enumerate(scores):
-        skip = exclude[b] if exclude else set()
-        top = np.argpartition(-row, min(k + len(skip), len(ids) - 1))[: k + len(skip)]
-        order = top[np.argsort(-row[top], kind="stable")]
-        out.append([ids[i] for i in order if ids[i] not in skip][:k])
-    return out
+    """Top-``k`` item ids per row of ``scores [B, N]`` (``exclude``: ids never returned),
+    by the project's one list rule (:func:`audiograph.core.ranking.top_k`)."""
+    s = torch.as_tensor(np.array(scores, dtype=np.float32))
+    col = {x: i for i, x in enumerate(ids)}
+    for b, skip in enumerate(exclude or []):
+        if cols := [col[x] for x in skip if x in col]:
+            s[b, cols] = -torch.inf
+    values, index = top_k(s, k)
+    rows = zip(index.tolist(), values.tolist(), strict=True)
+    return [[ids[i] for i, v in zip(r, v_r, strict=True) if v > -np.inf] for r, v_r in rows]
 
 
 def dense_search(emb_dir: Path, queries: list[str], seen: list[set[str]]) -> list[list[str]]:
