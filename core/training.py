@@ -200,4 +200,3 @@ def adamw(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float =
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except RuntimeError:  # no fused kernel for this device (e.g. CPU before torch 2.4)
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
