@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from seeded import print_and_save
 
 from audiograph.core.atomic import write_json
 from audiograph.semantic_ids.assign import semantic_ids
@@ -96,12 +97,8 @@ def main() -> dict[str, Any]:
         "command": f"--grid {args.grid} --seed {args.seed}"
         + (f" --save {args.save}" if args.save else ""),
     }
-    import tables
-
-    print(tables.codebook_table(doc))
-    if args.save:
-        write_json(RESULTS / f"codebook-{args.save}.json", doc)
-    return doc
+    saved = RESULTS / f"codebook-{args.save}.json" if args.save else None
+    return print_and_save(doc, "codebook_table", saved)
 
 
 if __name__ == "__main__":

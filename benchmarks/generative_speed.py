@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from seeded import print_and_save
 
-from audiograph.core.atomic import write_json
 from audiograph.semantic_ids import generative_train
 from audiograph.semantic_ids.config import GenerativeConfig
 
@@ -99,12 +99,8 @@ def main() -> dict[str, Any]:
         "command": f"--epochs {args.epochs} --seed {args.seed}"
         + (f" --save {args.save}" if args.save else ""),
     }
-    import tables
-
-    print(tables.generative_speed_table(doc))
-    if args.save:
-        write_json(RESULTS / f"generative_speed-{args.save}.json", doc)
-    return doc
+    saved = RESULTS / f"generative_speed-{args.save}.json" if args.save else None
+    return print_and_save(doc, "generative_speed_table", saved)
 
 
 if __name__ == "__main__":

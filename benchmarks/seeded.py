@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
+
+from audiograph.core.atomic import write_json
 
 
 def add_common_args(
@@ -41,3 +44,14 @@ def emit(out: dict[str, Any], as_json: bool, table: str) -> dict[str, Any]:
 
         print(getattr(tables, table)(out))
     return out
+
+
+def print_and_save(doc: dict[str, Any], table: str, saved: Path | None) -> dict[str, Any]:
+    """Print ``doc`` as the Markdown of ``tables.TABLE(doc)`` and write it to ``saved``
+    (a ``results/KIND-NAME.json``) when given; returns ``doc``."""
+    import tables
+
+    print(getattr(tables, table)(doc))
+    if saved is not None:
+        write_json(saved, doc)
+    return doc
