@@ -2,7 +2,9 @@
 
 Spark's CSV reader takes the column names from one file and maps every other part's
 columns onto them by position: a part written with other columns, or in another order,
-would be read silently wrong. :func:`same_header` checks the first line of every part.
+would be read silently wrong. :func:`same_header` checks the first line of every part,
+read by :func:`first_lines` (a local path) or :func:`url_first_lines` (a URL, through
+Spark's Hadoop file system).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import csv
 import gzip
 from pathlib import Path
+from typing import Any
 
 from audiograph.core.errors import contract_error
 from audiograph.graphs.tables import header_names
@@ -71,3 +74,35 @@ def same_header(lines: list[tuple[str, str | None]], table: str) -> str | None:
             name, column, f"{problem}; every part of {table} needs the same header"
         )
     return line
+
+
+def url_first_lines(spark: Any, url: str) -> list[tuple[str, str | None]]:
+    """:func:`first_lines` for a URL, through Spark's Hadoop file system (any codec it
+    knows is decompressed)."""
+    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    base = jvm.org.apache.hadoop.fs.Path(url)
+    fs = base.getFileSystem(conf)
+    table = url.rstrip("/").rsplit("/", 1)[-1]
+    if not fs.getFileStatus(base).isDirectory():
+        paths = [(table, base)]
+    else:
+        root = fs.makeQualified(base).toUri().getPath().rstrip("/")
+        paths, listing = [], fs.listFiles(base, True)
+        while listing.hasNext():
+            found = listing.next().getPath()
+            rel = found.toUri().getPath()[len(root) + 1 :]
+            if not any(p.startswith(("_", ".")) for p in rel.split("/")):
+                paths.append((f"{table}/{rel}", found))
+        paths.sort(key=lambda p: p[0])
+    codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf)
+    out: list[tuple[str, str | None]] = []
+    for name, found in paths:
+        stream = fs.open(found)
+        if (codec := codecs.getCodec(found)) is not None:
+            stream = codec.createInputStream(stream)
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        try:
+            out.append((name, reader.readLine() or None))
+        finally:
+            reader.close()
+    return out

@@ -49,7 +49,7 @@ from audiograph.graphs.contract import (
     normalize_items,
     read_items,
 )
-from audiograph.graphs.csv_parts import first_lines, same_header
+from audiograph.graphs.csv_parts import first_lines, same_header, url_first_lines
 from audiograph.graphs.tables import header_names
 
 HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
@@ -162,40 +162,8 @@ def _csv_header(spark: Any, path: str) -> str | None:
     ``path`` starts with (Spark would map each part's columns by position onto the first
     part's names); None when there is no header. Only the first line of each part is read:
     in plain Python for a local path, through Spark's Hadoop file system for a URL."""
-    lines = _url_first_lines(spark, path) if is_url(path) else first_lines(Path(path))
+    lines = url_first_lines(spark, path) if is_url(path) else first_lines(Path(path))
     return same_header(lines, path.rstrip("/").rsplit("/", 1)[-1])
-
-
-def _url_first_lines(spark: Any, url: str) -> list[tuple[str, str | None]]:
-    """:func:`first_lines` for a URL, through Spark's Hadoop file system (any codec it
-    knows is decompressed)."""
-    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
-    base = jvm.org.apache.hadoop.fs.Path(url)
-    fs = base.getFileSystem(conf)
-    table = url.rstrip("/").rsplit("/", 1)[-1]
-    if not fs.getFileStatus(base).isDirectory():
-        paths = [(table, base)]
-    else:
-        root = fs.makeQualified(base).toUri().getPath().rstrip("/")
-        paths, listing = [], fs.listFiles(base, True)
-        while listing.hasNext():
-            found = listing.next().getPath()
-            rel = found.toUri().getPath()[len(root) + 1 :]
-            if not any(p.startswith(("_", ".")) for p in rel.split("/")):
-                paths.append((f"{table}/{rel}", found))
-        paths.sort(key=lambda p: p[0])
-    codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf)
-    out: list[tuple[str, str | None]] = []
-    for name, found in paths:
-        stream = fs.open(found)
-        if (codec := codecs.getCodec(found)) is not None:
-            stream = codec.createInputStream(stream)
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
-        try:
-            out.append((name, reader.readLine() or None))
-        finally:
-            reader.close()
-    return out
 
 
 def read_items_any(data_dir: str | Path, master: str) -> pl.DataFrame:
