@@ -219,12 +219,14 @@ def generative_rows(run_dir: Path, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def training_log(run_dir: Path) -> dict[str, Any]:
-    """Epochs run, the best (lowest validation loss) epoch and mean examples/s."""
+    """Epochs run, the best (lowest validation loss) epoch, mean examples/s, and the
+    examples/s of every epoch (``per_epoch``: the drift across epochs)."""
     rows = pl.read_ndjson(run_dir / "metrics.jsonl")
     best = int(rows["val_loss"].arg_min()) if "val_loss" in rows.columns else rows.height - 1
     return {
         "epochs": rows.height,
         "best_epoch": best,
         "examples_per_s": round(float(rows["examples_per_s"].mean()), 1),
+        "per_epoch": [round(float(x), 1) for x in rows["examples_per_s"]],
         "seconds": round(float(rows["seconds"].sum()), 1),
     }

@@ -15,6 +15,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from speed_tables import (  # the sibling script: speed and scale tables, cell formats
@@ -236,6 +237,30 @@ def _seed_bootstraps(bootstrap: dict[str, Any], seeds: list[int]) -> list[str]:
     return lines
 
 
+def _training_lines(doc: dict[str, Any]) -> list[str]:
+    """One bullet per seed: the generative stages' minutes (Semantic IDs, training and
+    answers, all spaces) and, per space, examples/s of the first and last epoch with the
+    ratio of the median of the last three epochs to that of the first three (where the
+    run logged every epoch's rate)."""
+    lines = []
+    for r in doc["per_seed"]:
+        gen = {n[4:]: row for n, row in r["rows"].items() if n.startswith("gen-")}
+        parts = []
+        for name, row in gen.items():
+            rate = row["training"].get("per_epoch") or []
+            if len(rate) >= 2:
+                first, last = median(rate[:3]), median(rate[-3:])
+                parts.append(f"{name} {rate[0]:,.0f} → {rate[-1]:,.0f} ({last / first:.2f})")
+        total = sum(row["seconds"] for row in gen.values()) / 60
+        rates = f"; examples/s first → last epoch (median last 3 ÷ first 3): {', '.join(parts)}"
+        spaces = f"{len(gen)} space" + "s" * (len(gen) != 1)
+        lines.append(
+            f"- seed {r['seed']}: generative stages {total:.0f} min for {spaces}"
+            + (rates if parts else "")
+        )
+    return lines
+
+
 def generative_table(doc: dict[str, Any]) -> str:
     """Rows: generative (per space) and reference rows; recall@10/@30 per task (mean ±
     ci95 over seeds), generative ÷ reference at recall@10, SID uniqueness, epochs and
@@ -272,7 +297,9 @@ def generative_table(doc: dict[str, Any]) -> str:
         "inputs), generative row − reference [95 % interval]:"
     )
     rows.append("")
-    return "\n".join(rows + _seed_bootstraps(doc["bootstrap"], seeds))
+    rows += _seed_bootstraps(doc["bootstrap"], seeds)
+    rows += ["", "Generative training per seed:", "", *_training_lines(doc)]
+    return "\n".join(rows)
 
 
 def prefix_table(doc: dict[str, Any]) -> str:

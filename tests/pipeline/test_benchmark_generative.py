@@ -111,3 +111,25 @@ def test_named_slice_is_test_tags_the_item_already_has_in_train(ev):
     assert ev.named_queries(train, test) == {"rock": {"a"}, "jazz": {"c"}}
     test.interactions = test.interactions.drop("tags")  # queries that are not user tags
     assert ev.named_queries(train, test) == {}
+
+
+def test_training_log_keeps_every_epochs_rate_and_the_table_shows_the_drift(
+    ev, load_scripts, tmp_path
+):
+    rows = [
+        {"epoch": 0, "val_loss": 3.0, "examples_per_s": 1000.0, "seconds": 10.0},
+        {"epoch": 1, "val_loss": 2.0, "examples_per_s": 900.0, "seconds": 11.0},
+        {"epoch": 2, "val_loss": 2.5, "examples_per_s": 800.0, "seconds": 12.0},
+        {"epoch": 3, "val_loss": 2.6, "examples_per_s": 700.0, "seconds": 13.0},
+    ]
+    pl.DataFrame(rows).write_ndjson(tmp_path / "metrics.jsonl")
+    log = ev.training_log(tmp_path)
+    assert log["epochs"] == 4 and log["best_epoch"] == 1 and log["seconds"] == 46.0
+    assert log["per_epoch"] == [1000.0, 900.0, 800.0, 700.0]
+    tables = load_scripts("speed_tables", "tables")[1]
+    doc = {"per_seed": [{"seed": 3, "rows": {"gen-a": {"training": log, "seconds": 120.0}}}]}
+    # median of the last three (800) / median of the first three (900)
+    assert tables._training_lines(doc) == [
+        "- seed 3: generative stages 2 min for 1 space; examples/s first → last epoch "
+        "(median last 3 ÷ first 3): a 1,000 → 700 (0.89)"
+    ]
