@@ -224,6 +224,24 @@ def seed_bootstrap(report: dict[str, Any], seed: int) -> dict[str, Any]:
     return out
 
 
+def frontier(report: dict[str, Any], seed: int) -> dict[str, list[str]]:
+    """The search + rec frontier in one seed: for the multi-task and the fused row, the
+    other generative rows better on **both** tasks beyond the paired interval (recall@10,
+    lower bound of the paired bootstrap above 0). An empty list: on the frontier."""
+    rows = report["rows"]
+    gen = [n for n in rows if n.startswith("gen-")]
+
+    def beats(a: str, b: str, task: str) -> bool:
+        pair = _pair(rows[a][task], rows[b][task], seed)
+        return pair is not None and pair["lo"] > 0
+
+    return {
+        name: [o for o in gen if o != name and all(beats(o, name, t) for t in ("search", "rec"))]
+        for name in ("gen-multitask", "gen-fused")
+        if name in rows
+    }
+
+
 def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Per row and task: recall@k mean ± ci95 over the seeds that have the row (``seeds``);
     for generative rows the per-seed ratios of rec to 2T and of search to the best search
@@ -268,6 +286,7 @@ def results_doc(
         "seeds": seeds,
         "summary": summary,
         "bootstrap": {s: r["bootstrap"] for s, r in zip(seeds, reports, strict=True)},
+        "frontier": {s: frontier(r, s) for s, r in zip(seeds, reports, strict=True)},
         "per_seed": [
             {k: v for k, v in r.items() if k != "rows"}
             | {

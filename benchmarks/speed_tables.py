@@ -14,6 +14,11 @@ def ci(x: dict[str, Any] | None) -> str:
     return f"{x['mean']:.3f}" + ("" if x.get("ci95") is None else f" ± {x['ci95']:.3f}")
 
 
+def head(*cells: str) -> list[str]:
+    """A Markdown table's header line and separator."""
+    return ["| " + " | ".join(cells) + " |", "|---" * len(cells) + "|"]
+
+
 def count(x: Any) -> str:
     """``10,000`` for a number, the value itself otherwise (e.g. ``min``)."""
     return f"{x:,}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)

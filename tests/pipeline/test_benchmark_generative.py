@@ -126,10 +126,35 @@ def test_training_log_keeps_every_epochs_rate_and_the_table_shows_the_drift(
     log = ev.training_log(tmp_path)
     assert log["epochs"] == 4 and log["best_epoch"] == 1 and log["seconds"] == 46.0
     assert log["per_epoch"] == [1000.0, 900.0, 800.0, 700.0]
-    tables = load_scripts("speed_tables", "tables")[1]
+    tables = load_scripts("speed_tables", "generative_tables")[1]
     doc = {"per_seed": [{"seed": 3, "rows": {"gen-a": {"training": log, "seconds": 120.0}}}]}
     # median of the last three (800) / median of the first three (900)
     assert tables._training_lines(doc) == [
         "- seed 3: generative stages 2 min for 1 space; examples/s first → last epoch "
         "(median last 3 ÷ first 3): a 1,000 → 700 (0.89)"
     ]
+
+
+def test_frontier_lists_the_rows_better_on_both_tasks_beyond_the_interval(load_scripts):
+    gen = load_scripts("seeded", "quality_stats", "quality", "generative_eval", "generative")[-1]
+    keys = [f"k{i}" for i in range(40)]
+
+    def row(search, rec):
+        def task(x):
+            return {"per_input": {"key": keys, "recall@10": x}}
+
+        return {"search": task(search), "rec": task(rec)}
+
+    low, high = [0.0] * 40, [1.0] * 40
+    noisy = [0.1, -0.1] * 20  # mean 0: the paired interval straddles 0
+    report = {
+        "rows": {
+            "gen-multitask": row(low, low),
+            "gen-a": row(high, high),  # better on both
+            "gen-b": row(high, low),  # better on search only
+            "gen-c": row(noisy, high),  # rec better, search not beyond the interval
+            "gen-fused": row(high, high),
+        }
+    }
+    out = gen.frontier(report, 0)
+    assert out == {"gen-multitask": ["gen-a", "gen-fused"], "gen-fused": []}

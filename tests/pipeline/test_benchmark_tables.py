@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 # benchmarks/ holds scripts, not an installed package: load them by their paths (tables.py
-# imports its sibling speed_tables.py by name)
-for _name in ("speed_tables", "tables"):
+# imports its siblings speed_tables.py and generative_tables.py by name)
+for _name in ("speed_tables", "generative_tables", "tables"):
     _path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{_name}.py"
     _spec = importlib.util.spec_from_file_location(_name, _path)
     tables = importlib.util.module_from_spec(_spec)
     sys.modules[_name] = tables
     _spec.loader.exec_module(tables)
-for _name in ("speed_tables", "tables"):
+for _name in ("speed_tables", "generative_tables", "tables"):
     sys.modules.pop(_name)  # imported; other tests load these scripts afresh
 README, RESULTS, quality_table, render = (
     tables.README,
