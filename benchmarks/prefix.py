@@ -245,10 +245,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     args.sources = chosen(args.sources, SOURCES, "source")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ag-prefix-"))
-    t0, seeds = time.perf_counter(), [int(s) for s in args.seeds.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
     prepare("lastfm", Path(args.data_root), work / "data")
     reports = [one_seed(args, work / "data", work / f"seed{s}", s) for s in seeds]
-    out = gb.results_doc("lastfm", seeds, reports, summarize(reports), t0)
+    out = gb.results_doc("lastfm", seeds, reports, summarize(reports))
     if args.save:
         write_json(RESULTS / "prefix-lastfm.json", out)
     return emit(out, args.json, "prefix_table")
