@@ -101,7 +101,7 @@ DATASETS: dict[str, dict[str, Any]] = {
     "synthetic": {"target": "audiobook", "source": None, "new_items": {"audiobook": 0.5}},
 }
 SYNTHETIC_USERS, SYNTHETIC_TASTES = 10000, 4  # ~1,000 audiobook users; taste not in text
-PROTOCOL = 3  # 2: issue 36 refit on all of train; 3: ties ranked against the relevant item
+PROTOCOL = 4  # 3: ties ranked against the relevant item; 4: the graph-kNN and peer rows
 STAGES = ("split", "graph", "hgnn", "export", "twotower", "baseline", "evaluate")
 
 
@@ -143,7 +143,7 @@ def experiment(
             k: spec[k] for k in ("retype", "adopters", "downsample", "new_items") if spec.get(k)
         },
         "graph": {"encoder": spec["encoder"]} if spec.get("encoder") else {},
-        "hgnn": {},
+        "hgnn": {"val_type": spec["target"]},
         "export": {},
         "twotower": {"val_type": spec["target"]},
         "baseline": {},  # the plain 2T: the two-tower's settings without HGNN inputs
@@ -203,8 +203,10 @@ def one_seed(
     )
     if want["oracle"]:
         report["results"]["oracle"] = score_oracle(data, split, spec["target"])
+    rec = [x for x in _metric(done["hgnn"], "val_rec_recall@10", None) if x is not None]
     report["validation"] = {  # what model selection saw (never the test part)
         "hgnn_mean_mrr": max(_metric(done["hgnn"], "val_mean_mrr")),
+        **({"hgnn_rec_recall@10": max(rec)} if rec else {}),
         "2t-hgnn_recall@10": max(_metric(done["twotower"], "val_recall@10")),
         "2t_recall@10": max(_metric(done["baseline"], "val_recall@10")),
     }
@@ -226,6 +228,11 @@ def one_seed(
             report["results"][f"{m}, train graph"] = r
     report["bootstrap"] = seed_bootstraps(report, seed)
     report["config"] = {k: want["settings"][k] for k in ("hgnn", "twotower", "evaluate")}
+    report["selection"] = {  # the switches each two-tower run chose on its validation
+        m: {k: sel.get(k) for k in ("chosen", "tried", "epochs")}
+        for m, stage in (("2t-hgnn", "twotower"), ("2t", "baseline"))
+        if (sel := json.loads((done[stage] / "config.json").read_text()).get("selection"))
+    }
     report["split"] = json.loads((split / "manifest.json").read_text())
     report["seconds_total"] = round(time.perf_counter() - t0, 1)
     report["stage_seconds"] = {k: round(v["seconds"], 1) for k, v in records.items()}
@@ -247,10 +254,12 @@ def score_oracle(data: Path, split: Path, target: str) -> dict[str, Any]:
     return evaluate_vectors(u, i, users, items, train, test, target, per_user=True)
 
 
-def _metric(run_dir: Path, key: str) -> list[float]:
-    """``key`` of every epoch line of a run's ``metrics.jsonl``."""
+def _metric(run_dir: Path, key: str, *default: Any) -> list[Any]:
+    """``key`` of every epoch line of a run's ``metrics.jsonl`` (``default`` where a line
+    lacks it, when given)."""
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(x)[key] for x in lines if x]
+    rows = [json.loads(x) for x in lines if x]
+    return [r.get(key, *default) if default else r[key] for r in rows]
 
 
 def summarize(

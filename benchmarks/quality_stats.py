@@ -18,7 +18,11 @@ GROUPS = ("warm", "cold", "no_history")
 SLICES = ("new_items", "rare_items")  # test pairs of items with 0 / 1-2 training users
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
 DRAWS = 1000  # bootstrap resamples of the evaluated users per seed
-PAIRS = (("2t-hgnn", "2t"), ("2t-hgnn", "lightgcn"))  # the paired comparisons reported
+PEERS = ("2t", "lightgcn", "ease", "als", "itemknn", "graph-knn", "popularity")
+PAIRS = (  # the paired comparisons reported: 2T-HGNN against every model, the HGNN vs its graph
+    *(("2t-hgnn", m) for m in PEERS),
+    ("hgnn", "graph-knn"),
+)
 
 
 def interval(values: list[float]) -> dict[str, float | None]:

@@ -53,12 +53,20 @@ class HGNNConfig(Validated):
         loss: margin (max-margin, the paper's) or softmax (in-batch).
         margin: the max-margin loss's margin.
         temperature: the softmax loss's temperature.
+        logq: the softmax loss subtracts each in-batch destination's log sampling
+            probability from its logit (logQ correction; see
+            :func:`~audiograph.hgnn.loss.in_batch_softmax_loss`).
         lr: Adam learning rate of the first epoch.
         lr_decay: the learning rate is multiplied by this after every epoch (epoch e trains
             at ``lr * lr_decay**e``; 1: constant). A function of the epoch alone, so a
             resumed or extended run keeps the schedule.
         epochs: training epochs (multi-link sampler epochs).
-        patience: stop after this many epochs without a better validation MRR.
+        patience: stop after this many epochs without a better validation score.
+        selection: the validation score that keeps the best weights and stops training:
+            recommendation (HGNN-KNN recall@10 of the split's validation users,
+            :mod:`audiograph.hgnn.rec_validation`), edges (mean MRR of held-out edges) or
+            auto (recommendation where the graph is a split's graph part, else edges).
+        val_type: the item type the recommendation validation ranks (none: every type).
         val_fraction: share of each edge type held out for validation.
         balance: multi-link target per epoch: min (undersample every edge type to the
             rarest), none, an int cap of edges per type or a float ratio to the rarest.
@@ -92,10 +100,13 @@ class HGNNConfig(Validated):
     loss: str = "softmax"
     margin: float = 0.3
     temperature: float = 0.05
+    logq: bool = True
     lr: float = 2e-3
     lr_decay: float = 1.0
     epochs: int = 30
     patience: int = 5
+    selection: str = "auto"
+    val_type: str | None = None
     val_fraction: float = 0.1
     balance: str | int | float = "min"
     weighted: bool = False
@@ -113,6 +124,7 @@ class HGNNConfig(Validated):
         object.__setattr__(self, "fanout", list(self.fanout))
         check_choice("conv", self.conv, CONVS)
         check_choice("loss", self.loss, ("margin", "softmax"))
+        check_choice("selection", self.selection, ("auto", "recommendation", "edges"))
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("negative-sampling", self.negative_sampling, ("uniform", "popularity"))
         if not (

@@ -34,16 +34,22 @@ def max_margin_loss(
 
 
 def in_batch_softmax_loss(
-    z: dict[str, torch.Tensor], batch: HeteroData, temperature: float = 0.05
+    z: dict[str, torch.Tensor], batch: HeteroData, temperature: float = 0.05, logq: bool = False
 ) -> torch.Tensor:
     """Sampled softmax: each positive against the batch's other destinations of its type.
 
     Accidental hits are masked: a column whose destination node is row ``i``'s own
-    destination (a popular node, or an edge the multi-link sampler repeats) is no negative."""
+    destination (a popular node, or an edge the multi-link sampler repeats) is no negative.
+    With ``logq`` every column's logit is lowered by the log of its destination's sampling
+    probability (``batch[et].dst_log_q`` ``[B]``): the in-batch negatives are drawn in
+    proportion to degree, and without the correction the loss learns to push popular
+    destinations down (it fits ``log p(dst | src) - log q(dst)``)."""
     losses = []
     for et, za, zp in labelled_pairs(z, batch):
         dst = batch[et].edge_label_index[1]
         logits = za @ zp.t() / temperature
+        if logq:
+            logits = logits - batch[et].dst_log_q[None, :]
         target = torch.arange(za.shape[0], device=logits.device)
         same = (dst[:, None] == dst[None, :]) & (target[:, None] != target[None, :])
         logits = logits.masked_fill(same, float("-inf"))

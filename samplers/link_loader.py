@@ -13,7 +13,9 @@ shuffled together, cut into batches of ``batch_size`` (mixed link types). For ea
   message-passing subgraph (no label leakage);
 * the subgraph comes from :class:`~audiograph.samplers.neighbor.NeighborSampler` and gets, per link
   type, ``edge_label_index`` ``[2, B]`` (local ids) and ``neg_dst`` ``[B, num_negatives]``
-  (local ids of the destination type).
+  (local ids of the destination type), and ``dst_log_q`` ``[B]``: the log of the
+  probability that a supervision edge of the link type has the positive's destination
+  (its share of the type's edges), the correction of a sampled softmax (logQ).
 
 Every random draw is a function of ``(seed, epoch, batch)``, so an epoch is replayable
 and resuming from a checkpointed epoch reproduces an uninterrupted run.
@@ -94,6 +96,12 @@ class LinkNeighborLoader:
         self.num_nodes = self.sampler.num_nodes
         # negatives come from nodes with >= 1 training edge: an isolated node is a
         # trivially separable negative that only inflates the metrics
+        self._dst_log_q = {  # log share of a link type's edges that end at each node
+            et: torch.log(
+                torch.bincount(e[1], minlength=self.num_nodes[et[2]]).float() / max(e.shape[1], 1)
+            )
+            for et, e in self.edges.items()
+        }
         degree = node_degrees(self.sampler)
         self._active = {t: active_nodes(deg) for t, deg in degree.items()}
         self._popularity = {
@@ -182,6 +190,7 @@ class LinkNeighborLoader:
                 [torch.searchsorted(seeds[s], e[0]), torch.searchsorted(seeds[d], e[1])]
             )
             out[et].neg_dst = torch.searchsorted(seeds[d], neg[et])
+            out[et].dst_log_q = self._dst_log_q[et][e[1]]
         return out
 
     def _negatives(self, t: str, count: int, g: torch.Generator | None) -> torch.Tensor:

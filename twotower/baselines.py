@@ -9,6 +9,8 @@ harness scores them all by dot product:
   vectors of everything the user interacted with in train (all types and signals): with
   text vectors ``llm-knn``, with the HGNN item embeddings of ``audiograph export`` ``hgnn``.
 * :func:`lightgcn` — PyG's LightGCN trained with BPR on the training user–item graph.
+* :func:`candidate_vectors` — any ``[U, C]`` score matrix over the candidates in that
+  form (graph-kNN, EASE, item-kNN: :mod:`.graph_knn`, :mod:`.peers`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,18 @@ def popularity(
     score = pop["len"].fill_null(0).to_numpy().astype(np.float32)
     score = np.log1p(score) if log else score
     return np.ones((len(users), 1), np.float32), score[:, None].astype(np.float32)
+
+
+def candidate_vectors(
+    scores: np.ndarray, cand_rows: np.ndarray, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A score matrix as vectors the harness scores by dot product: ``(scores [U, C],
+    item_vecs [n_items, C])`` where row ``cand_rows[c]`` of ``item_vecs`` is the one-hot
+    ``e_c`` and every other row is zero (for models that score users x candidates directly:
+    graph-kNN, EASE, item-kNN). A user whose row is all zeros takes the fallback."""
+    item_vecs = np.zeros((n_items, len(cand_rows)), np.float32)
+    item_vecs[cand_rows, np.arange(len(cand_rows))] = 1.0
+    return np.ascontiguousarray(scores, dtype=np.float32), item_vecs
 
 
 def history_knn(

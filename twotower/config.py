@@ -9,7 +9,20 @@ from dataclasses import dataclass, field
 from audiograph.core.config import Validated
 from audiograph.core.errors import ContractError, check_choice, check_device, check_min
 
-MODELS = ("popularity", "llm-knn", "hgnn", "lightgcn", "2t", "2t-hgnn")
+CHOOSABLE = ("skip",)
+"""The two-tower switches its selection run can choose on validation (``choose``)."""
+MODELS = (
+    "popularity",
+    "llm-knn",
+    "graph-knn",
+    "hgnn",
+    "ease",
+    "als",
+    "itemknn",
+    "lightgcn",
+    "2t",
+    "2t-hgnn",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,11 @@ class TwoTowerConfig(Validated):
             (0: none); in-batch negatives are mostly of the abundant types.
         target_weight: loss weight of the rows whose positive is of the launch type.
         resample: a fresh random history/label split of the train users every epoch.
+        choose: the switches the selection run (``refit``) chooses on validation before
+            the epochs: skip (on and off are both trained on the windows; the better
+            validation recall@10 wins, ties keep the setting given). The choice and every
+            tried setting's validation recall are recorded in the run's ``config.json``
+            (``selection``); [] (or no windows to select on): the settings as given.
         refit: on the train part of a split (fit and label windows), choose the epochs on
             validation (inputs from fit, positives from the label window), then train a
             fresh model on all of train (each epoch a fresh history/label split of every
@@ -81,6 +99,7 @@ class TwoTowerConfig(Validated):
     target_weight: float = 1.0
     resample: bool = True
     refit: bool = True
+    choose: list[str] = field(default_factory=lambda: ["skip"])
     weighted: bool = True
     history_items: int = 32
     attention_queries: int = 4
@@ -108,6 +127,9 @@ class TwoTowerConfig(Validated):
         check_min("extra-negatives", self.extra_negatives, 0)
         check_min("target-negatives", self.target_negatives, 0)
         check_choice("skip-vector", self.skip_vector, ("knn", "history"))
+        object.__setattr__(self, "choose", list(self.choose))
+        for name in self.choose:
+            check_choice("choose", name, CHOOSABLE)
         if not self.target_weight > 0:
             raise ContractError(f"--target-weight must be > 0, got {self.target_weight}")
         for name in ("label_fraction", "val_fraction"):
@@ -127,8 +149,10 @@ class EvaluationConfig(Validated):
     Attributes:
         target_type: item type ranked (none: the run's target type, else the catalog's
             rarest type by training interactions).
-        models: the models scored, a subset of popularity, llm-knn, hgnn, lightgcn, 2t,
-            2t-hgnn.
+        models: the models scored, a subset of popularity, llm-knn, graph-knn, hgnn, ease,
+            als, itemknn (als and itemknn need :mod:`implicit`), lightgcn, 2t, 2t-hgnn.
+        graph_knn: graph-knn's weights: auto (raw or normalized, chosen on the split's
+            validation users; raw without them), raw or normalized.
         k: metric cut-off.
         lightgcn_epochs: LightGCN training epochs when it is not tuned (fitted in memory,
             seeded by the run).
@@ -146,6 +170,7 @@ class EvaluationConfig(Validated):
     target_type: str | None = None
     models: tuple[str, ...] = MODELS
     k: int = 10
+    graph_knn: str = "auto"
     lightgcn_epochs: int = 20
     lightgcn_tune: bool = True
     lightgcn_dims: list[int] = field(default_factory=lambda: [64, 128])
@@ -162,6 +187,7 @@ class EvaluationConfig(Validated):
                 f"unknown model {unknown[0] if unknown else ''!r} (known: {', '.join(MODELS)})"
             )
         check_min("k", self.k, 1)
+        check_choice("graph-knn", self.graph_knn, ("auto", "raw", "normalized"))
         check_min("lightgcn-epochs", self.lightgcn_epochs, 0)
         for name in ("lightgcn_max_epochs", "lightgcn_patience"):
             check_min(name.replace("_", "-"), getattr(self, name), 1)

@@ -9,6 +9,11 @@ each user's training items excluded:
 * ``llm-knn`` — user = mean text vector of the training history, item = its text vector;
 * ``hgnn`` — the same with the HGNN embeddings of the run's ``EMB_DIR``;
 * ``lightgcn`` — PyG ``LightGCN`` trained on the user–item training graph;
+* ``graph-knn`` — the run's co-interaction graph (the one its HGNN was trained on) as an
+  item-kNN, no learning (:mod:`~audiograph.twotower.graph_knn`; raw or degree-normalized
+  weights, chosen on validation): the HGNN's floor;
+* ``ease``, ``als``, ``itemknn`` — EASE, and :mod:`implicit`'s ALS and BM25 item-kNN where
+  it is installed (:mod:`~audiograph.twotower.peers`), tuned on validation;
 * ``2t`` — a plain two-tower run (``train-twotower --no-hgnn``) given as ``baseline_dir``
   (``evaluate --baseline``; the pipeline runner trains it as its ``baseline`` stage with
   the run's settings); without one it is left out and the report says so;
@@ -18,7 +23,8 @@ Evaluation only evaluates: nothing is written. LightGCN is fitted in memory on t
 training interactions (seeded); when those are the train part of a split with fit/label
 windows its dim, negatives and epochs are first picked on validation (fit window vs label
 window, :func:`~audiograph.twotower.lightgcn_tune.tune_lightgcn`), so the baseline is beaten
-at its best; the test interactions are only read for scoring.
+at its best; EASE, ALS and item-kNN choose their setting the same way, graph-kNN its
+variant on the validation users; the test interactions are only read for scoring.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from audiograph.core.atomic import read_json
 from audiograph.core.config import configure
 from audiograph.core.embeddings import align_embeddings, read_embeddings
 from audiograph.core.errors import ContractError
@@ -39,10 +46,20 @@ from audiograph.core.runs import read_run_config
 from audiograph.graphs.contract import read_dataset
 from audiograph.twotower.baselines import history_knn, lightgcn, popularity
 from audiograph.twotower.config import EvaluationConfig, LightGCNConfig, TwoTowerConfig
+from audiograph.twotower.graph_knn import choose_graph_knn, graph_edges, graph_knn
 from audiograph.twotower.lightgcn_tune import tune_lightgcn
 from audiograph.twotower.metrics import check_item_type, check_test_items, evaluate_vectors
+from audiograph.twotower.peers import HAS_IMPLICIT, PEERS, peer_vectors, tune_peer
 from audiograph.twotower.serve import user_item_vectors
-from audiograph.twotower.training_data import catalog_vectors, split_windows
+from audiograph.twotower.training_data import (
+    catalog_vectors,
+    split_windows,
+    window_validation_users,
+)
+
+FIXED_PEERS = {"ease": {"lam": 500.0}, "als": {"factors": 64, "regularization": 0.1}}
+FIXED_PEERS["itemknn"] = {"K": 100}
+"""Each peer's setting where the training data has no windows to tune on."""
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
@@ -95,6 +112,46 @@ def _lightgcn_settings(
     return fixed, {"tuned": False, "why": f"fixed settings: {why}", "chosen": settings}
 
 
+def _graph_of(config: dict[str, Any]) -> Path | None:
+    """The graph the run's HGNN embeddings were exported from (None without them)."""
+    if config.get("emb_dir") is None:
+        return None
+    graph = read_json(Path(config["emb_dir"]) / "manifest.json").get("graph_dir")
+    return None if graph is None else Path(graph)
+
+
+def _graph_knn_variant(
+    cfg: EvaluationConfig, edges: pl.DataFrame, data_dir: str | Path, items, target: str
+) -> tuple[bool, dict[str, Any]]:
+    """``(normalized, the report's "graph-knn" entry)``: ``cfg.graph_knn``, or with auto
+    the variant chosen on the split's validation users (raw without them)."""
+    if cfg.graph_knn != "auto":
+        return cfg.graph_knn == "normalized", {"tuned": False, "chosen": cfg.graph_knn}
+    windows = split_windows(data_dir)
+    val_ids = None if windows is None else window_validation_users(windows)
+    if val_ids is None:
+        return False, {"tuned": False, "chosen": "raw", "why": "no validation users"}
+    fit, labels = read_dataset(windows["fit"]), read_dataset(windows["labels"])
+    choice = choose_graph_knn(
+        edges, fit.interactions, labels.interactions, val_ids, items, target, cfg.k
+    )
+    return choice.normalized, choice.report()
+
+
+def _peer_setting(
+    name: str, cfg: EvaluationConfig, data_dir: str | Path, target: str, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(setting, the report's entry)`` of peer ``name``: tuned on the windows of the
+    split whose train part is ``data_dir`` (validation only), else :data:`FIXED_PEERS`."""
+    windows = split_windows(data_dir)
+    if windows is None:
+        fixed = FIXED_PEERS[name]
+        return fixed, {"tuned": False, "why": "no fit/label windows", "chosen": fixed}
+    fit, labels = read_dataset(windows["fit"]), read_dataset(windows["labels"])
+    tuned = tune_peer(name, fit.interactions, labels.interactions, fit.items, target, cfg.k, seed)
+    return tuned["chosen"], tuned
+
+
 def evaluate_run(
     run_dir: str | Path,
     test_dir: str | Path,
@@ -102,6 +159,7 @@ def evaluate_run(
     *,
     emb_dir: str | Path | None = None,
     baseline_dir: str | Path | None = None,
+    graph_dir: str | Path | None = None,
     quiet: bool = False,
     per_user: bool = False,
     **options: Any,
@@ -116,6 +174,8 @@ def evaluate_run(
             run's HGNN re-exported on a graph of all of train.
         baseline_dir: the plain two-tower run scored as ``2t`` (None: ``2t`` is skipped
             and listed in the report's ``skipped``).
+        graph_dir: the graph ``graph-knn`` scores (default: the one the run's HGNN
+            embeddings were exported from; none: ``graph-knn`` is skipped).
         per_user: add each model's per-user ``hr@k`` (``"per_user"``, see
             :func:`evaluate_vectors`) to pair models user by user; off keeps reports small.
 
@@ -183,6 +243,25 @@ def evaluate_run(
                 cfg_eval, config["data_dir"], target, cfg.seed
             )
             u, i = lightgcn(train, users, items, lg_cfg)  # tuned: refit on all of train
+            u_ids = users
+        elif name == "graph-knn":
+            graph = graph_dir or _graph_of(config)
+            if graph is None:
+                skipped[name] = "no graph: the run reads no HGNN embeddings (pass graph_dir)"
+                continue
+            edges = graph_edges(graph, items)
+            normalized, extra[name] = _graph_knn_variant(
+                cfg_eval, edges, config["data_dir"], items, target
+            )
+            (u, i), u_ids = graph_knn(edges, train, users, items, target, normalized), users
+        elif name in PEERS:
+            if name != "ease" and not HAS_IMPLICIT:
+                skipped[name] = "implicit is not installed (pip install 'audiograph[bench]')"
+                continue
+            setting, extra[name] = _peer_setting(
+                name, cfg_eval, config["data_dir"], target, cfg.seed
+            )
+            ((u, i),) = peer_vectors(name, train, users, items, target, [setting], cfg.seed)
             u_ids = users
         else:
             if name == "2t" and baseline_dir is None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,30 @@ def select_epochs(
     }
 
 
+def select_structure(
+    d: Prepared, cfg: TwoTowerConfig, world: World, quiet: bool, advice: str
+) -> dict[str, Any]:
+    """:func:`select_epochs` for the settings as given and, for every switch of
+    ``cfg.choose``, with it flipped; the best validation recall@10 wins (ties: the
+    earlier, the settings as given first). Returns the winner's selection plus
+    ``"chosen"`` (``{switch: value}``) and ``"tried"`` (``{"skip=True": best recall}``)."""
+    tries = [{name: getattr(cfg, name) for name in cfg.choose}]
+    for name in cfg.choose:
+        tries.append({**tries[0], name: not getattr(cfg, name)})
+    best: dict[str, Any] | None = None
+    tried: dict[str, float] = {}
+    for change in tries:
+        sel = select_epochs(d, replace(cfg, **change), world, quiet, advice)
+        label = " ".join(f"{k}={v}" for k, v in change.items()) or "as given"
+        tried[label] = max(sel["val_recall@10"])
+        if not quiet and world.main:
+            print(f"[train-twotower] selection {label}: best val recall@10 {tried[label]:.4f}")
+        if best is None or tried[label] > max(best["val_recall@10"]):
+            best = {**sel, "chosen": change}
+    assert best is not None
+    return {**best, "tried": tried}
+
+
 def train_twotower(
     data_dir: str | Path,
     emb_dir: str | Path | None,
@@ -275,7 +299,8 @@ def train_twotower(
             fit = read_dataset(windows["fit"])
             val_ids = window_validation_users(windows)
             w = prepare_windows(fit, label_rows, emb_dir, cfg, None, quiet, val_ids)
-            selection = select_epochs(w, cfg, world, quiet, loop.advice)
+            selection = select_structure(w, cfg, world, quiet, loop.advice)
+        cfg = replace(cfg, **selection.get("chosen", {}))  # saved so: the run is that model
         d = prepare(read_dataset(data_dir), emb_dir, cfg, spec, quiet, validate=False)
     spec, n_val = d.spec, len(d.val_user[0])
     n_pairs = len(d.epoch_pairs(0)[1][0])

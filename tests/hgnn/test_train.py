@@ -234,3 +234,23 @@ def test_nan_weights_validate_as_zero_not_perfect(graph):
     has_text = {t: train_data[t].has_text for t in train_data.node_types}
     val = link_metrics(model, NeighborSampler(train_data, [4, 3]), val_edges, has_text, 20, 100)
     assert val and all(v["mrr"] == 0.0 and v["recall@10"] == 0.0 for v in val.values())
+
+
+def test_logq_lowers_each_columns_logit_by_its_log_sampling_probability():
+    from torch_geometric.data import HeteroData
+
+    from audiograph.hgnn.loss import in_batch_softmax_loss
+
+    torch.manual_seed(0)
+    z = {"a": torch.nn.functional.normalize(torch.randn(4, 3), dim=-1)}
+    batch = HeteroData()
+    batch["a", "co", "a"].edge_label_index = torch.tensor([[0, 1], [2, 3]])
+    batch["a", "co", "a"].dst_log_q = torch.log(torch.tensor([0.5, 0.1]))
+    logits = z["a"][[0, 1]] @ z["a"][[2, 3]].T / 0.05
+    plain = torch.nn.functional.cross_entropy(logits, torch.arange(2))
+    fixed = torch.nn.functional.cross_entropy(
+        logits - batch["a", "co", "a"].dst_log_q, torch.arange(2)
+    )
+    assert torch.allclose(in_batch_softmax_loss(z, batch, 0.05), plain)
+    assert torch.allclose(in_batch_softmax_loss(z, batch, 0.05, logq=True), fixed)
+    assert not torch.allclose(plain, fixed)

@@ -77,3 +77,21 @@ def test_refit_trains_on_every_train_pair_for_the_chosen_epochs(split, tmp_path)
     train_twotower(split / "train", None, tmp_path / "off", off, quiet=True)
     assert json.loads((tmp_path / "off" / "config.json").read_text())["selection"] is None
     assert pl.read_ndjson(tmp_path / "off" / "metrics.jsonl").height == 2
+
+
+def test_a_switch_chosen_on_validation_is_recorded_and_is_the_runs_model(split, tmp_path):
+    cfg = TwoTowerConfig(**SMALL, epochs=3, patience=2, cache_dir=str(tmp_path / "c"))
+    assert cfg.choose == ["skip"] and cfg.skip
+    train_twotower(split / "train", None, tmp_path / "run", cfg, quiet=True)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    sel = config["selection"]
+    assert set(sel["tried"]) == {"skip=True", "skip=False"}
+    best = max(sel["tried"], key=lambda k: (sel["tried"][k], k == "skip=True"))
+    assert sel["chosen"] == {"skip": best == "skip=True"}
+    assert max(sel["val_recall@10"]) == sel["tried"][best]  # the winner's curve is kept
+    assert config["train"]["skip"] == sel["chosen"]["skip"]  # what serving rebuilds
+    # choose = []: one selection run, the settings as given
+    fixed = TwoTowerConfig(**SMALL, epochs=2, choose=[], cache_dir=str(tmp_path / "c"))
+    train_twotower(split / "train", None, tmp_path / "fixed", fixed, quiet=True)
+    sel = json.loads((tmp_path / "fixed" / "config.json").read_text())["selection"]
+    assert list(sel["tried"]) == ["as given"] and sel["chosen"] == {}
