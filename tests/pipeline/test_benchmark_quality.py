@@ -110,8 +110,8 @@ def test_set_values_are_json_or_strings_and_errors_name_the_form(bench):
 def test_experiment_is_the_product_defaults_plus_the_target(bench, tmp_path):
     q = bench.quality
     exp = q.experiment("lastfm-vertical", {}, tmp_path / "d", tmp_path / "w", 3)
-    assert exp["hgnn"] == {} and exp["baseline"] == {} and exp["graph"] == {}
-    assert exp["twotower"] == {"val_type": "vertical"}
+    assert exp["baseline"] == {} and exp["graph"] == {}
+    assert exp["twotower"] == exp["hgnn"] == {"val_type": "vertical"}  # the launch type
     assert exp["evaluate"] == {"target_type": "vertical"}
     assert exp["split"] == {
         "retype": {"vertical": ["electronic"]},
@@ -120,7 +120,8 @@ def test_experiment_is_the_product_defaults_plus_the_target(bench, tmp_path):
     }
     sets = {"hgnn": {"epochs": 6}, "split": {"label_fraction": 0.4}}
     exp = q.experiment("douban", sets, tmp_path / "d", tmp_path / "w", 0)
-    assert exp["hgnn"] == {"epochs": 6} and exp["graph"] == {"encoder": "none"}
+    assert exp["hgnn"] == {"val_type": "book", "epochs": 6}
+    assert exp["graph"] == {"encoder": "none"}
     assert exp["split"] == {"downsample": {"book": 0.1}, "label_fraction": 0.4}
     assert q.parse_args(["--dataset", "synthetic"]).seeds == 5
 
