@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from audiograph.graphs.adapters.synthetic import prepare_synthetic
+from audiograph.twotower.config import MODELS
 
 
 @pytest.fixture(scope="module")
@@ -173,18 +174,11 @@ def test_tiny_run_writes_seed_reports_resumes_and_adds_the_oracle(bench, tmp_pat
     monkeypatch.setattr(q, "synthetic", fake)
     argv = ["--dataset", "synthetic", "--workdir", str(tmp_path), "--seeds", "2", "--json", *TINY]
     out = q.main(argv)
-    assert set(out["results"]) == {
-        "popularity",
-        "llm-knn",
-        "hgnn",
-        "lightgcn",
-        "2t",
-        "2t-hgnn",
-        "oracle",
-    }
+    assert set(out["results"]) == {*MODELS, "oracle"}  # every peer of the table
     for row in out["results"].values():
         assert set(row["new_items"]) == set(row["rare_items"]) == {"recall@10", "pairs"}
     assert {"2t-hgnn_vs_2t", "2t-hgnn_vs_lightgcn"} <= set(out)
+    assert {"2t-hgnn_vs_ease", "hgnn_vs_graph-knn"} <= set(out["bootstrap"])
     assert [b["seed"] for b in out["bootstrap"]["2t-hgnn_vs_lightgcn"]] == [0, 1]
     assert out["config"]["set"]["hgnn"]["epochs"] == 1 and out["config"]["hgnn"]["epochs"] == 1
     assert "per_user" not in json.dumps(out)  # per-user outcomes stay in the work folder
